@@ -1,0 +1,268 @@
+//! The simulated card network. **This is the only simulated component of Tanda**: no real card
+//! network is reachable, so this stands in for one, following the usual test-card convention:
+//!
+//! | card | outcome |
+//! |---|---|
+//! | `4000000000000002` | declined (`card_declined`) |
+//! | `4000000000009995` | declined (`insufficient_funds`) |
+//! | any other number that passes the Luhn check (e.g. `4242424242424242`) | approved |
+//!
+//! Like a real network it tokenises the card number (Tanda keeps only the token and the last four
+//! digits), honours an idempotency key per charge, and can be slowed down or taken down at run time
+//! so that the payment circuit breaker can be exercised. Its tokens carry the test outcome in
+//! clear — the way test-mode tokens of real processors do — so no vault is needed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A card number that passed the Luhn check: 12–19 digits (spaces and dashes are ignored).
+/// Deliberately not `Debug`/`Display`/`Serialize`: the full number must never be logged or stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CardNumber(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidCard {
+    #[error("card must be 12-19 digits")]
+    Format,
+    #[error("card number fails the Luhn check")]
+    Luhn,
+}
+
+impl CardNumber {
+    pub fn parse(raw: &str) -> Result<Self, InvalidCard> {
+        let digits: String = raw.chars().filter(|c| *c != ' ' && *c != '-').collect();
+        if !(12..=19).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(InvalidCard::Format);
+        }
+        if !luhn(&digits) {
+            return Err(InvalidCard::Luhn);
+        }
+        Ok(Self(digits))
+    }
+
+    pub fn last4(&self) -> &str {
+        &self.0[self.0.len() - 4..]
+    }
+}
+
+impl std::fmt::Debug for CardNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CardNumber(****{})", self.last4())
+    }
+}
+
+fn luhn(digits: &str) -> bool {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .map(|b| u32::from(b - b'0'))
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// What the network says a token will do when charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Approve,
+    Decline,
+    InsufficientFunds,
+}
+
+impl Outcome {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Approve => "ok",
+            Self::Decline => "dc",
+            Self::InsufficientFunds => "nf",
+        }
+    }
+}
+
+/// The network's stand-in for a card: `tok_{last4}_{outcome}_{random}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub token: String,
+    pub last4: String,
+}
+
+/// Turns a card number into a token; the number itself goes no further.
+pub fn tokenize(card: &CardNumber) -> Token {
+    let outcome = match card.0.as_str() {
+        "4000000000000002" => Outcome::Decline,
+        "4000000000009995" => Outcome::InsufficientFunds,
+        _ => Outcome::Approve,
+    };
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    Token {
+        token: format!("tok_{}_{}_{}", card.last4(), outcome.code(), &random[..16]),
+        last4: card.last4().to_owned(),
+    }
+}
+
+fn parse_token(token: &str) -> Option<(String, Outcome)> {
+    let mut parts = token.strip_prefix("tok_")?.split('_');
+    let last4 = parts
+        .next()
+        .filter(|l| l.len() == 4 && l.bytes().all(|b| b.is_ascii_digit()))?;
+    let outcome = match parts.next()? {
+        "ok" => Outcome::Approve,
+        "dc" => Outcome::Decline,
+        "nf" => Outcome::InsufficientFunds,
+        _ => return None,
+    };
+    parts.next().filter(|r| !r.is_empty())?;
+    Some((last4.to_owned(), outcome))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Charge {
+    pub charge_id: String,
+    pub last4: String,
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChargeError {
+    #[error("the card was declined ({0})")]
+    Declined(&'static str),
+    #[error("unknown card token")]
+    InvalidToken,
+    #[error("the card network is unavailable")]
+    Unavailable,
+}
+
+/// Run-time behaviour of the network: added latency and whether it is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkMode {
+    pub latency_ms: u64,
+    pub down: bool,
+}
+
+/// The simulated network. Charges are idempotent per key, as with real processors, so a retried
+/// call never charges twice.
+#[derive(Debug, Default)]
+pub struct CardNetwork {
+    mode: Mutex<NetworkMode>,
+    charges: Mutex<HashMap<String, Charge>>,
+}
+
+impl CardNetwork {
+    pub fn new(mode: NetworkMode) -> Self {
+        Self {
+            mode: Mutex::new(mode),
+            charges: Mutex::default(),
+        }
+    }
+
+    pub fn mode(&self) -> NetworkMode {
+        *self.mode.lock().expect("never poisoned")
+    }
+
+    pub fn set_mode(&self, mode: NetworkMode) {
+        *self.mode.lock().expect("never poisoned") = mode;
+    }
+
+    /// Charges `amount` won to `token`; the same `idempotency_key` returns the first charge.
+    pub async fn charge(
+        &self,
+        token: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> Result<Charge, ChargeError> {
+        let mode = self.mode();
+        if mode.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(mode.latency_ms)).await;
+        }
+        if mode.down {
+            return Err(ChargeError::Unavailable);
+        }
+        let (last4, outcome) = parse_token(token).ok_or(ChargeError::InvalidToken)?;
+        match outcome {
+            Outcome::Decline => return Err(ChargeError::Declined("card_declined")),
+            Outcome::InsufficientFunds => return Err(ChargeError::Declined("insufficient_funds")),
+            Outcome::Approve => {}
+        }
+        let mut charges = self.charges.lock().expect("never poisoned");
+        let charge = charges
+            .entry(idempotency_key.to_owned())
+            .or_insert_with(|| Charge {
+                charge_id: format!("ch_{}", uuid::Uuid::new_v4().simple()),
+                last4,
+                amount,
+            });
+        Ok(charge.clone())
+    }
+
+    /// How many distinct charges the network has made (for tests and the operator page).
+    pub fn charge_count(&self) -> usize {
+        self.charges.lock().expect("never poisoned").len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_and_format() {
+        assert!(CardNumber::parse("4242 4242 4242 4242").is_ok());
+        assert_eq!(
+            CardNumber::parse("4242424242424241"),
+            Err(InvalidCard::Luhn)
+        );
+        assert_eq!(CardNumber::parse("4242"), Err(InvalidCard::Format));
+        assert_eq!(
+            CardNumber::parse("4242x24242424242"),
+            Err(InvalidCard::Format)
+        );
+        assert_eq!(
+            format!("{:?}", CardNumber::parse("4242424242424242").unwrap()),
+            "CardNumber(****4242)"
+        );
+    }
+
+    #[tokio::test]
+    async fn test_cards_behave_as_documented_and_charges_are_idempotent() {
+        let net = CardNetwork::default();
+        let ok = tokenize(&CardNumber::parse("4242424242424242").unwrap());
+        assert_eq!(ok.last4, "4242");
+        assert!(!ok.token.contains("424242424242"));
+        let first = net.charge(&ok.token, 5000, "d1").await.unwrap();
+        let again = net.charge(&ok.token, 9999, "d1").await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!(net.charge_count(), 1);
+
+        let declined = tokenize(&CardNumber::parse("4000000000000002").unwrap());
+        assert_eq!(
+            net.charge(&declined.token, 5000, "d2").await,
+            Err(ChargeError::Declined("card_declined"))
+        );
+        assert_eq!(
+            net.charge("tok_bogus", 1, "d3").await,
+            Err(ChargeError::InvalidToken)
+        );
+
+        net.set_mode(NetworkMode {
+            latency_ms: 0,
+            down: true,
+        });
+        assert_eq!(
+            net.charge(&ok.token, 5000, "d4").await,
+            Err(ChargeError::Unavailable)
+        );
+        assert_eq!(net.charge_count(), 1);
+    }
+}

@@ -1,0 +1,463 @@
+//! Event consumers: at-least-once delivery made effectively-once (DESIGN §5.2, §5.6).
+//!
+//! In all-in-one mode a producer's outbox table *is* its durable stream: each consumer tails the
+//! outboxes it subscribes to with its own cursor, and stores that cursor, the inbox record and the
+//! effect in one transaction. A slow, failing or paused consumer therefore never holds anyone else
+//! back, and a crash anywhere loses nothing: the consumer resumes from its last committed cursor.
+//! A handler that keeps failing parks its event in `dead_letters` and the stream moves on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sqlx::Row;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info_span, warn};
+
+use crate::clock::rfc3339;
+use crate::db::{Db, DbError, Uow};
+use crate::event::Envelope;
+use crate::id::new_id;
+use crate::lifecycle::Lifecycle;
+
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A reaction to other services' events, applied inside the consumer's unit of work.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Apply `event`'s effect through `uow`. An error rolls the whole unit back; the event is
+    /// retried and, after [`MAX_ATTEMPTS`], parked as a dead letter.
+    async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError>;
+}
+
+/// Attempts before an event is parked.
+pub const MAX_ATTEMPTS: u32 = 5;
+const BATCH: i64 = 256;
+/// Fallback poll when no commit signal arrives (another process may write the outbox).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// One named consumer: its database (inbox, cursors, dead letters), the event types it wants and
+/// the handler that applies them.
+pub struct Consumer {
+    pub name: &'static str,
+    pub db: Db,
+    pub types: &'static [&'static str],
+    pub handler: Arc<dyn Handler>,
+}
+
+struct Entry {
+    consumer: Consumer,
+    paused: watch::Sender<bool>,
+}
+
+/// Every consumer of this process, with the admin operations on them.
+#[derive(Clone, Default)]
+pub struct Consumers {
+    entries: Arc<Vec<Entry>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no dead letter {0}")]
+    UnknownDeadLetter(String),
+    #[error("dead letter {0} was already redriven")]
+    AlreadyRedriven(String),
+    #[error("no consumer named {0}")]
+    UnknownConsumer(String),
+    #[error("the handler failed again: {0}")]
+    HandlerFailed(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for AdminError {
+    fn from(e: sqlx::Error) -> Self {
+        AdminError::Db(e.into())
+    }
+}
+
+/// A parked event, as `GET /admin/dead-letters` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub id: String,
+    pub consumer: String,
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub error: String,
+    pub attempts: i32,
+    pub parked_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redriven_at: Option<String>,
+    pub event: serde_json::Value,
+}
+
+impl Consumers {
+    pub fn new(consumers: Vec<Consumer>) -> Self {
+        let entries = consumers
+            .into_iter()
+            .map(|consumer| Entry {
+                consumer,
+                paused: watch::channel(false).0,
+            })
+            .collect();
+        Self {
+            entries: Arc::new(entries),
+        }
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.entries.iter().map(|e| e.consumer.name)
+    }
+
+    /// Starts one tailing task per (consumer, source) pair. `sources` are the producing services'
+    /// databases, each holding that service's outbox.
+    pub fn start(&self, sources: &[Db], lifecycle: &Lifecycle) {
+        for index in 0..self.entries.len() {
+            for source in sources {
+                let this = self.clone();
+                let source = source.clone();
+                let cancel = lifecycle.token();
+                let name = self.entries[index].consumer.name;
+                let span = info_span!("consumer", consumer = name, source = source.name());
+                lifecycle
+                    .spawn(async move { this.tail(index, source, cancel).await }.instrument(span));
+            }
+        }
+    }
+
+    fn entry(&self, name: &str) -> Result<&Entry, AdminError> {
+        self.entries
+            .iter()
+            .find(|e| e.consumer.name == name)
+            .ok_or_else(|| AdminError::UnknownConsumer(name.to_owned()))
+    }
+
+    /// Stops delivering to `name` after the event in hand (an operator's maintenance switch).
+    pub fn pause(&self, name: &str) -> Result<(), AdminError> {
+        self.entry(name)?.paused.send_replace(true);
+        Ok(())
+    }
+    pub fn resume(&self, name: &str) -> Result<(), AdminError> {
+        self.entry(name)?.paused.send_replace(false);
+        Ok(())
+    }
+    pub fn is_paused(&self, name: &str) -> Result<bool, AdminError> {
+        Ok(*self.entry(name)?.paused.borrow())
+    }
+
+    async fn tail(&self, index: usize, source: Db, cancel: CancellationToken) {
+        let entry = &self.entries[index];
+        let c = &entry.consumer;
+        let placeholders: Vec<String> = (0..c.types.len()).map(|i| format!("${}", i + 2)).collect();
+        let fetch_sql = format!(
+            "SELECT seq, envelope FROM outbox WHERE seq > $1 AND type IN ({}) ORDER BY seq LIMIT {BATCH}",
+            placeholders.join(", ")
+        );
+        let mut cursor = loop {
+            match load_cursor(&c.db, c.name, source.name()).await {
+                Ok(position) => break position,
+                Err(e) => {
+                    warn!(error = %e, "cannot read cursor; retrying");
+                    if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                        return;
+                    }
+                }
+            }
+        };
+        let mut changes = source.outbox_changes();
+        let mut paused = entry.paused.subscribe();
+        let lag = metrics::gauge!("tanda_consumer_lag", "consumer" => c.name, "source" => source.name().to_owned());
+        loop {
+            while *paused.borrow_and_update() {
+                tokio::select! {
+                    _ = paused.changed() => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
+            if cancel.is_cancelled() {
+                return;
+            }
+            changes.borrow_and_update();
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(fetch_sql.as_str())).bind(cursor);
+            for t in c.types {
+                query = query.bind(*t);
+            }
+            let batch = match query.fetch_all(source.reader()).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    warn!(error = %e, "cannot read the outbox; retrying");
+                    if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                lag.set(0.0);
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    _ = paused.changed() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = cancel.cancelled() => return,
+                }
+                continue;
+            }
+            lag.set(batch.len() as f64);
+            for row in batch {
+                let seq: i64 = row.get("seq");
+                let raw: String = row.get("envelope");
+                if !self.deliver(c, source.name(), seq, &raw, &cancel).await {
+                    return;
+                }
+                cursor = seq;
+                if *paused.borrow() || cancel.is_cancelled() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Delivers one event until it is handled or parked. False if shutdown interrupted it.
+    async fn deliver(
+        &self,
+        c: &Consumer,
+        source: &str,
+        seq: i64,
+        raw: &str,
+        cancel: &CancellationToken,
+    ) -> bool {
+        let envelope: Result<Envelope, _> = serde_json::from_str(raw);
+        let mut attempt = 0;
+        let mut last_error;
+        loop {
+            let outcome = match &envelope {
+                Ok(event) => {
+                    let span = info_span!("event", id = %event.id, r#type = %event.kind, correlation_id = %event.correlation_id);
+                    handle_once(c, source, seq, event).instrument(span).await
+                }
+                Err(e) => Err(format!("not an event envelope: {e}").into()),
+            };
+            match outcome {
+                Ok(()) => {
+                    metrics::counter!("tanda_events_handled_total", "consumer" => c.name)
+                        .increment(1);
+                    return true;
+                }
+                Err(e) => {
+                    attempt += 1;
+                    last_error = e.to_string();
+                    warn!(consumer = c.name, attempt, error = %last_error, "handler failed");
+                }
+            }
+            if attempt >= MAX_ATTEMPTS {
+                break;
+            }
+            if sleep_or_cancel(Duration::from_millis(50 << attempt), cancel).await {
+                return false;
+            }
+        }
+        // Park it and move on, so one poison event never blocks the stream.
+        loop {
+            match park(
+                c,
+                source,
+                seq,
+                raw,
+                envelope.as_ref().ok(),
+                &last_error,
+                attempt,
+            )
+            .await
+            {
+                Ok(()) => {
+                    error!(consumer = c.name, seq, error = %last_error, "event parked as a dead letter");
+                    metrics::counter!("tanda_dead_letters_parked_total", "consumer" => c.name)
+                        .increment(1);
+                    return true;
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot park the event; retrying");
+                    if sleep_or_cancel(Duration::from_secs(1), cancel).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every parked event of every consumer, newest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, AdminError> {
+        let mut all = Vec::new();
+        for db in self.databases() {
+            let rows = sqlx::query(
+                "SELECT id, consumer, event_id, type, envelope, error, attempts, parked_at, redriven_at
+                 FROM dead_letters ORDER BY parked_at DESC",
+            )
+            .fetch_all(db.reader())
+            .await?;
+            for row in rows {
+                let envelope: String = row.get("envelope");
+                all.push(DeadLetter {
+                    id: row.get("id"),
+                    consumer: row.get("consumer"),
+                    event_id: row.get("event_id"),
+                    kind: row.get("type"),
+                    error: row.get("error"),
+                    attempts: row.get("attempts"),
+                    parked_at: rfc3339(row.get("parked_at")),
+                    redriven_at: row.get::<Option<i64>, _>("redriven_at").map(rfc3339),
+                    event: serde_json::from_str(&envelope)
+                        .unwrap_or(serde_json::Value::String(envelope)),
+                });
+            }
+        }
+        all.sort_by(|a, b| b.parked_at.cmp(&a.parked_at));
+        Ok(all)
+    }
+
+    /// Runs a parked event through its consumer's handler again. Succeeds at most once.
+    pub async fn redrive(&self, id: &str) -> Result<DeadLetter, AdminError> {
+        for entry in self.entries.iter() {
+            let c = &entry.consumer;
+            let row = sqlx::query(
+                "SELECT envelope, redriven_at FROM dead_letters WHERE id = $1 AND consumer = $2",
+            )
+            .bind(id)
+            .bind(c.name)
+            .fetch_optional(c.db.reader())
+            .await?;
+            let Some(row) = row else { continue };
+            if row.get::<Option<i64>, _>("redriven_at").is_some() {
+                return Err(AdminError::AlreadyRedriven(id.to_owned()));
+            }
+            let raw: String = row.get("envelope");
+            let event: Envelope =
+                serde_json::from_str(&raw).map_err(|e| AdminError::HandlerFailed(e.to_string()))?;
+            let mut uow = c.db.begin().await?;
+            let marked = sqlx::query(
+                "UPDATE dead_letters SET redriven_at = $1 WHERE id = $2 AND redriven_at IS NULL",
+            )
+            .bind(uow.now())
+            .bind(id)
+            .execute(uow.conn())
+            .await?;
+            if marked.rows_affected() == 0 {
+                return Err(AdminError::AlreadyRedriven(id.to_owned()));
+            }
+            if uow.record_inbox(c.name, &event.id).await? {
+                if let Err(e) = c.handler.handle(&mut uow, &event).await {
+                    drop(uow);
+                    let mut uow = c.db.begin().await?;
+                    sqlx::query(
+                        "UPDATE dead_letters SET attempts = attempts + 1, error = $1 WHERE id = $2",
+                    )
+                    .bind(e.to_string())
+                    .bind(id)
+                    .execute(uow.conn())
+                    .await?;
+                    uow.commit().await?;
+                    return Err(AdminError::HandlerFailed(e.to_string()));
+                }
+            }
+            uow.commit().await?;
+            return self
+                .dead_letters()
+                .await?
+                .into_iter()
+                .find(|d| d.id == id)
+                .ok_or_else(|| AdminError::UnknownDeadLetter(id.to_owned()));
+        }
+        Err(AdminError::UnknownDeadLetter(id.to_owned()))
+    }
+
+    /// Count of parked, not yet redriven events (for `/metrics`).
+    pub async fn dead_letter_count(&self) -> Result<i64, AdminError> {
+        let mut n = 0;
+        for db in self.databases() {
+            let c: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters WHERE redriven_at IS NULL")
+                    .fetch_one(db.reader())
+                    .await?;
+            n += c;
+        }
+        Ok(n)
+    }
+
+    /// Each consumer database once (several consumers may share one).
+    fn databases(&self) -> Vec<Db> {
+        let mut seen = HashMap::new();
+        for e in self.entries.iter() {
+            seen.entry(e.consumer.db.name().to_owned())
+                .or_insert_with(|| e.consumer.db.clone());
+        }
+        seen.into_values().collect()
+    }
+}
+
+async fn handle_once(
+    c: &Consumer,
+    source: &str,
+    seq: i64,
+    event: &Envelope,
+) -> Result<(), HandlerError> {
+    let mut uow = c.db.begin().await?;
+    // Only the first delivery has an effect; a redelivery just moves the cursor.
+    if uow.record_inbox(c.name, &event.id).await? {
+        c.handler.handle(&mut uow, event).await?;
+    }
+    uow.set_cursor(c.name, source, seq).await?;
+    uow.commit().await?;
+    Ok(())
+}
+
+async fn park(
+    c: &Consumer,
+    source: &str,
+    seq: i64,
+    raw: &str,
+    event: Option<&Envelope>,
+    error: &str,
+    attempts: u32,
+) -> Result<(), DbError> {
+    let mut uow = c.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO dead_letters (id, consumer, event_id, type, envelope, error, attempts, parked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(new_id())
+    .bind(c.name)
+    .bind(event.map_or("", |e| e.id.as_str()))
+    .bind(event.map_or("", |e| e.kind.as_str()))
+    .bind(raw)
+    .bind(error)
+    .bind(attempts as i32)
+    .bind(uow.now())
+    .execute(uow.conn())
+    .await?;
+    uow.set_cursor(c.name, source, seq).await?;
+    uow.commit().await
+}
+
+async fn load_cursor(db: &Db, consumer: &str, source: &str) -> Result<i64, DbError> {
+    let position: Option<i64> = sqlx::query_scalar(
+        "SELECT position FROM consumer_cursors WHERE consumer = $1 AND source = $2",
+    )
+    .bind(consumer)
+    .bind(source)
+    .fetch_optional(db.reader())
+    .await?;
+    Ok(position.unwrap_or(0))
+}
+
+/// Sleeps; true if shutdown began meanwhile.
+async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = cancel.cancelled() => true,
+    }
+}

@@ -1,0 +1,553 @@
+//! The store port: one database per service, and the unit of work that makes a state change and
+//! the events and timers it causes commit together (DESIGN §5.1, §5.4).
+//!
+//! SQL is written once for both engines through `sqlx::Any`: `$N` placeholders, `ON CONFLICT`,
+//! ids as VARCHAR, money and times as BIGINT. Only the outbox's sequence column differs.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, Row};
+use tokio::sync::watch;
+
+use crate::clock::{Clock, Timestamp};
+use crate::event::Envelope;
+use crate::id::new_id;
+
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// Another command changed the aggregate first (optimistic concurrency): retry the command.
+    #[error("concurrent update of {0}")]
+    Conflict(String),
+    #[error("idempotency key was already used with a different request")]
+    IdempotencyMismatch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// How hard SQLite works to keep acknowledged writes (DESIGN §5.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// WAL + `synchronous=NORMAL`: survives a process crash; a power loss may drop the last moments.
+    #[default]
+    Normal,
+    /// WAL + `synchronous=FULL`: every acknowledged write survives power loss too.
+    Full,
+}
+
+impl FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "normal" => Ok(Self::Normal),
+            "full" => Ok(Self::Full),
+            _ => Err(format!("expected `normal` or `full`, got `{s}`")),
+        }
+    }
+}
+
+/// A schema step of one service. Applied once, in order, recorded in `schema_migrations`.
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// One service's database: a writer pool, a reader pool, and the signals that wake the consumers
+/// of its outbox and its timer loop after a commit.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    name: String,
+    dialect: Dialect,
+    write: AnyPool,
+    read: AnyPool,
+    clock: Arc<dyn Clock>,
+    outbox_signal: watch::Sender<u64>,
+    timer_signal: watch::Sender<u64>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the SQLite file `dir/{name}.db`. SQLite allows one writer at a
+    /// time, so writes go through a single connection: commands on one service are serialised
+    /// in-process instead of failing with `SQLITE_BUSY`.
+    pub async fn open_sqlite(
+        dir: &Path,
+        name: &str,
+        durability: Durability,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        std::fs::create_dir_all(dir).map_err(|e| sqlx::Error::Io(e))?;
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.join(format!("{name}.db")).display()
+        );
+        let options = AnyConnectOptions::from_str(&url)?;
+        let synchronous = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        let write = AnyPoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .after_connect(move |c, _| sqlite_pragmas(c, synchronous))
+            .connect_with(options.clone())
+            .await?;
+        let read = AnyPoolOptions::new()
+            .max_connections(4)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .after_connect(move |c, _| sqlite_pragmas(c, synchronous))
+            .connect_with(options)
+            .await?;
+        Ok(Self::from_pools(name, Dialect::Sqlite, write, read, clock))
+    }
+
+    /// Connects to a PostgreSQL database (one per service).
+    pub async fn open_postgres(
+        url: &str,
+        name: &str,
+        max_connections: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(Self::from_pools(
+            name,
+            Dialect::Postgres,
+            pool.clone(),
+            pool,
+            clock,
+        ))
+    }
+
+    fn from_pools(
+        name: &str,
+        dialect: Dialect,
+        write: AnyPool,
+        read: AnyPool,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(DbInner {
+                name: name.to_owned(),
+                dialect,
+                write,
+                read,
+                clock,
+                outbox_signal: watch::channel(0).0,
+                timer_signal: watch::channel(0).0,
+            }),
+        }
+    }
+
+    /// The service this database belongs to.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect
+    }
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+    /// For queries outside a unit of work (GETs, projections' reads).
+    pub fn reader(&self) -> &AnyPool {
+        &self.inner.read
+    }
+
+    /// Applies the core tables (outbox, inbox, cursors, timers, dead letters, idempotency) and then
+    /// the service's own migrations, each once.
+    pub async fn migrate(&self, service: &[Migration]) -> Result<(), DbError> {
+        let mut conn = self.inner.write.acquire().await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version BIGINT PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let core = match self.dialect() {
+            Dialect::Sqlite => CORE_SQLITE,
+            Dialect::Postgres => CORE_POSTGRES,
+        };
+        let core = Migration {
+            version: 0,
+            name: "core",
+            sql: core,
+        };
+        for m in std::iter::once(&core).chain(service) {
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(m.version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if done.is_some() {
+                continue;
+            }
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            for statement in m.sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(self.now())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a unit of work on the writer.
+    pub async fn begin(&self) -> Result<Uow, DbError> {
+        let tx = match self.dialect() {
+            // IMMEDIATE takes the write lock up front, so a transaction never fails half-way
+            // trying to upgrade a read lock.
+            Dialect::Sqlite => self.inner.write.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.inner.write.begin().await?,
+        };
+        Ok(Uow {
+            tx,
+            db: self.clone(),
+            wrote_outbox: false,
+            wrote_timers: false,
+        })
+    }
+
+    /// Liveness of the database for `/readyz`.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.inner.read).await?;
+        Ok(())
+    }
+
+    /// Wakes whenever this database commits outbox rows.
+    pub fn outbox_changes(&self) -> watch::Receiver<u64> {
+        self.inner.outbox_signal.subscribe()
+    }
+    /// Wakes whenever this database commits a timer change.
+    pub fn timer_changes(&self) -> watch::Receiver<u64> {
+        self.inner.timer_signal.subscribe()
+    }
+
+    pub async fn close(&self) {
+        self.inner.write.close().await;
+        self.inner.read.close().await;
+    }
+
+    /// Runs `command` again when it lost an optimistic-concurrency race, up to a few times.
+    pub async fn retry_on_conflict<T, E, F, Fut>(mut command: F) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: IsConflict,
+    {
+        let mut attempt = 0;
+        loop {
+            match command().await {
+                Err(e) if e.is_conflict() && attempt < 8 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Errors that may mean "lost a race: try again".
+pub trait IsConflict {
+    fn is_conflict(&self) -> bool;
+}
+
+impl IsConflict for DbError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, DbError::Conflict(_))
+    }
+}
+
+/// A timer to fire at `fire_at`: `kind` names the handler, `key` the aggregate it is for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timer {
+    pub id: String,
+    pub kind: String,
+    pub key: String,
+    pub fire_at: Timestamp,
+    pub payload: serde_json::Value,
+}
+
+/// A response kept for an `Idempotency-Key`.
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+/// One local transaction: the state change, its outbox events, its timers, its inbox record and
+/// its idempotency record all commit together or not at all.
+pub struct Uow {
+    tx: Tx,
+    db: Db,
+    wrote_outbox: bool,
+    wrote_timers: bool,
+}
+
+impl Uow {
+    /// The connection to run the service's own SQL on.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+    pub fn now(&self) -> Timestamp {
+        self.db.now()
+    }
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Appends an event to the outbox; it is published only if this unit of work commits.
+    pub async fn publish(&mut self, event: &Envelope) -> Result<(), DbError> {
+        let json = serde_json::to_string(event).expect("envelopes serialize");
+        sqlx::query(
+            "INSERT INTO outbox (id, type, aggregate_id, envelope, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&event.id)
+        .bind(&event.kind)
+        .bind(&event.aggregate_id)
+        .bind(json)
+        .bind(self.now())
+        .execute(&mut *self.tx)
+        .await?;
+        self.wrote_outbox = true;
+        Ok(())
+    }
+
+    /// Schedules a durable timer (replacing any timer of the same kind and key).
+    pub async fn schedule(
+        &mut self,
+        kind: &str,
+        key: &str,
+        fire_at: Timestamp,
+        payload: serde_json::Value,
+    ) -> Result<(), DbError> {
+        self.cancel_timer(kind, key).await?;
+        sqlx::query(
+            "INSERT INTO timers (id, kind, key, fire_at, payload) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_id())
+        .bind(kind)
+        .bind(key)
+        .bind(fire_at)
+        .bind(payload.to_string())
+        .execute(&mut *self.tx)
+        .await?;
+        self.wrote_timers = true;
+        Ok(())
+    }
+
+    /// Removes the timer of this kind and key, if any.
+    pub async fn cancel_timer(&mut self, kind: &str, key: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM timers WHERE kind = $1 AND key = $2")
+            .bind(kind)
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Claims a due timer: true if this unit of work removed it (so it fires exactly once, even
+    /// with several instances racing for it).
+    pub(crate) async fn claim_timer(&mut self, id: &str) -> Result<bool, DbError> {
+        let done = sqlx::query("DELETE FROM timers WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that `consumer` handled `event_id`; false if it already had (a redelivery).
+    pub(crate) async fn record_inbox(
+        &mut self,
+        consumer: &str,
+        event_id: &str,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "INSERT INTO inbox (consumer, event_id, processed_at) VALUES ($1, $2, $3)
+             ON CONFLICT (consumer, event_id) DO NOTHING",
+        )
+        .bind(consumer)
+        .bind(event_id)
+        .bind(self.now())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The response stored under an idempotency key, if this key was used before. The same key with
+    /// a different request is an error: the client is reusing keys.
+    pub async fn idempotent_response(
+        &mut self,
+        scope: &str,
+        key: &str,
+        request: &serde_json::Value,
+    ) -> Result<Option<StoredResponse>, DbError> {
+        let row = sqlx::query(
+            "SELECT request_hash, status, body FROM idempotency WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        if row.try_get::<String, _>("request_hash")? != request_hash(request) {
+            return Err(DbError::IdempotencyMismatch);
+        }
+        let body: String = row.try_get("body")?;
+        Ok(Some(StoredResponse {
+            status: row.try_get::<i32, _>("status")? as u16,
+            body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        }))
+    }
+
+    /// Keeps the response for an idempotency key, in this transaction.
+    pub async fn save_idempotent_response(
+        &mut self,
+        scope: &str,
+        key: &str,
+        request: &serde_json::Value,
+        status: u16,
+        body: &serde_json::Value,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO idempotency (scope, key, request_hash, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(request_hash(request))
+        .bind(status as i32)
+        .bind(body.to_string())
+        .bind(self.now())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_cursor(
+        &mut self,
+        consumer: &str,
+        source: &str,
+        position: i64,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO consumer_cursors (consumer, source, position) VALUES ($1, $2, $3)
+             ON CONFLICT (consumer, source) DO UPDATE SET position = excluded.position",
+        )
+        .bind(consumer)
+        .bind(source)
+        .bind(position)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Commits, then wakes whoever waits on this database's outbox or timers.
+    pub async fn commit(self) -> Result<(), DbError> {
+        let Uow {
+            tx,
+            db,
+            wrote_outbox,
+            wrote_timers,
+        } = self;
+        tx.commit().await?;
+        if wrote_outbox {
+            db.inner.outbox_signal.send_modify(|n| *n += 1);
+        }
+        if wrote_timers {
+            db.inner.timer_signal.send_modify(|n| *n += 1);
+        }
+        Ok(())
+    }
+}
+
+fn sqlite_pragmas<'c>(
+    conn: &'c mut AnyConnection,
+    synchronous: &'static str,
+) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        for pragma in [
+            "PRAGMA journal_mode = WAL".to_owned(),
+            format!("PRAGMA synchronous = {synchronous}"),
+            "PRAGMA busy_timeout = 10000".to_owned(),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(pragma))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    })
+}
+
+fn request_hash(request: &serde_json::Value) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(request.to_string().as_bytes()))
+}
+
+/// Core tables every service database has; only the outbox sequence column differs by engine.
+macro_rules! core_tables {
+    ($outbox_seq:literal) => {
+        concat!(
+            "CREATE TABLE IF NOT EXISTS outbox (
+                seq ", $outbox_seq, ", id VARCHAR(64) NOT NULL UNIQUE, type VARCHAR(200) NOT NULL,
+                aggregate_id VARCHAR(200) NOT NULL, envelope TEXT NOT NULL, created_at BIGINT NOT NULL,
+                published_at BIGINT);
+            CREATE TABLE IF NOT EXISTS inbox (
+                consumer VARCHAR(100) NOT NULL, event_id VARCHAR(64) NOT NULL, processed_at BIGINT NOT NULL,
+                PRIMARY KEY (consumer, event_id));
+            CREATE TABLE IF NOT EXISTS consumer_cursors (
+                consumer VARCHAR(100) NOT NULL, source VARCHAR(100) NOT NULL, position BIGINT NOT NULL,
+                PRIMARY KEY (consumer, source));
+            CREATE TABLE IF NOT EXISTS timers (
+                id VARCHAR(64) PRIMARY KEY, kind VARCHAR(100) NOT NULL, key VARCHAR(200) NOT NULL,
+                fire_at BIGINT NOT NULL, payload TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS timers_fire_at ON timers (fire_at);
+            CREATE UNIQUE INDEX IF NOT EXISTS timers_kind_key ON timers (kind, key);
+            CREATE TABLE IF NOT EXISTS dead_letters (
+                id VARCHAR(64) PRIMARY KEY, consumer VARCHAR(100) NOT NULL, event_id VARCHAR(64) NOT NULL,
+                type VARCHAR(200) NOT NULL, envelope TEXT NOT NULL, error TEXT NOT NULL,
+                attempts INTEGER NOT NULL, parked_at BIGINT NOT NULL, redriven_at BIGINT);
+            CREATE TABLE IF NOT EXISTS idempotency (
+                scope VARCHAR(100) NOT NULL, key VARCHAR(255) NOT NULL, request_hash VARCHAR(64) NOT NULL,
+                status INTEGER NOT NULL, body TEXT NOT NULL, created_at BIGINT NOT NULL,
+                PRIMARY KEY (scope, key))"
+        )
+    };
+}
+const CORE_SQLITE: &str = core_tables!("INTEGER PRIMARY KEY AUTOINCREMENT");
+const CORE_POSTGRES: &str = core_tables!("BIGSERIAL PRIMARY KEY");

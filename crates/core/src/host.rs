@@ -1,0 +1,192 @@
+//! The HTTP host every process runs: operational endpoints (`/healthz`, `/readyz`, `/metrics`,
+//! dead-letter and consumer admin), the common middleware, and serving with graceful shutdown.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::info;
+
+use crate::consumer::{AdminError, Consumers};
+use crate::db::Db;
+use crate::http::Path;
+use crate::lifecycle::{Lifecycle, termination_signal};
+use crate::problem::Problem;
+
+/// The process-wide Prometheus recorder (installed once, even with several apps in one test).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (e.g. by a test harness); then ours only renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// What the operational endpoints look at.
+#[derive(Clone)]
+pub struct Ops {
+    pub lifecycle: Lifecycle,
+    pub databases: Vec<Db>,
+    pub consumers: Consumers,
+    /// Extra gauges sampled when `/metrics` is scraped (breaker state, ...).
+    pub on_scrape: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// `/healthz`, `/readyz`, `/metrics` and the admin endpoints for dead letters and consumers.
+pub fn ops_router(ops: Ops) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .route("/admin/dead-letters", get(list_dead_letters))
+        .route("/admin/dead-letters/{id}/redrive", post(redrive))
+        .route("/admin/consumers", get(list_consumers))
+        .route("/admin/consumers/{name}/pause", post(pause))
+        .route("/admin/consumers/{name}/resume", post(resume))
+        .with_state(ops)
+}
+
+async fn readyz(State(ops): State<Ops>) -> Response {
+    if ops.lifecycle.is_stopping() {
+        return Problem::unavailable("shutting_down", "this instance is shutting down", 1)
+            .into_response();
+    }
+    let mut checks = serde_json::Map::new();
+    let mut ready = true;
+    for db in &ops.databases {
+        let ok = tokio::time::timeout(Duration::from_secs(2), db.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        ready &= ok;
+        checks.insert(
+            db.name().to_owned(),
+            json!(if ok { "ok" } else { "unreachable" }),
+        );
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({"ready": ready, "databases": checks}))).into_response()
+}
+
+async fn render_metrics(State(ops): State<Ops>) -> Response {
+    if let Ok(n) = ops.consumers.dead_letter_count().await {
+        metrics::gauge!("tanda_dead_letters").set(n as f64);
+    }
+    (ops.on_scrape)();
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        metrics_handle().render(),
+    )
+        .into_response()
+}
+
+impl From<AdminError> for Problem {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::UnknownDeadLetter(id) => Problem::not_found("dead letter", &id),
+            AdminError::UnknownConsumer(name) => Problem::not_found("consumer", &name),
+            AdminError::AlreadyRedriven(_) => Problem::conflict("already_redriven", e.to_string()),
+            AdminError::HandlerFailed(_) => Problem::conflict("redrive_failed", e.to_string()),
+            AdminError::Db(e) => e.into(),
+        }
+    }
+}
+
+async fn list_dead_letters(State(ops): State<Ops>) -> Result<Response, Problem> {
+    Ok(Json(ops.consumers.dead_letters().await?).into_response())
+}
+
+async fn redrive(State(ops): State<Ops>, Path(id): Path<String>) -> Result<Response, Problem> {
+    Ok(Json(ops.consumers.redrive(&id).await?).into_response())
+}
+
+async fn list_consumers(State(ops): State<Ops>) -> Json<serde_json::Value> {
+    let list: Vec<_> = ops
+        .consumers
+        .names()
+        .map(|name| json!({"name": name, "paused": ops.consumers.is_paused(name).unwrap_or(false)}))
+        .collect();
+    Json(json!(list))
+}
+
+async fn pause(
+    State(ops): State<Ops>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    ops.consumers.pause(&name)?;
+    Ok(Json(json!({"name": name, "paused": true})))
+}
+
+async fn resume(
+    State(ops): State<Ops>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    ops.consumers.resume(&name)?;
+    Ok(Json(json!({"name": name, "paused": false})))
+}
+
+/// Request ids (`x-request-id`, generated when absent and echoed back), request metrics, tracing.
+pub fn with_common_layers(router: Router) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .layer(middleware::from_fn(record_request))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn record_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("tanda_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("tanda_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Serves `router` until SIGTERM/Ctrl-C or `lifecycle`'s shutdown: readiness turns false,
+/// in-flight requests finish, then background work stops after the unit it is in.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    lifecycle: Lifecycle,
+) -> std::io::Result<()> {
+    let on_signal = lifecycle.clone();
+    let token = lifecycle.token();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = termination_signal() => info!("shutdown requested"),
+                _ = token.cancelled() => {}
+            }
+            on_signal.begin_shutdown();
+        })
+        .await?;
+    lifecycle.stop_background().await;
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! Tanda's shared mechanics, written once and used by every service.
+//!
+//! A service owns its domain and its SQL; everything that makes it *correct under crashes and
+//! retries* lives here: the event envelope, the transactional outbox, inbox dedup, durable timers,
+//! dead letters, idempotency keys, RFC 9457 problems, the circuit breaker and the HTTP host with
+//! health, readiness, metrics and graceful shutdown.
+
+pub mod breaker;
+pub mod clock;
+pub mod consumer;
+pub mod db;
+pub mod event;
+pub mod geo;
+pub mod host;
+pub mod http;
+pub mod id;
+pub mod lifecycle;
+pub mod problem;
+pub mod service;
+pub mod timers;
+
+pub use clock::{Clock, SystemClock, Timestamp};
+pub use db::{Db, DbError, Uow};
+pub use event::{Envelope, Event};
+pub use problem::Problem;

@@ -1,0 +1,20 @@
+//! What a service hands to the process that runs it. The binary opens each service's database,
+//! asks the service for its parts, and wires them: routes into the gateway, consumers onto the
+//! bus, timers onto the timer loop. A service never knows which run mode it is in.
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::consumer::Consumer;
+use crate::db::Db;
+use crate::timers::TimerHandler;
+
+pub struct ServiceParts {
+    pub name: &'static str,
+    pub db: Db,
+    /// The service's public routes (already with their state).
+    pub router: Router,
+    pub consumers: Vec<Consumer>,
+    pub timers: Option<Arc<dyn TimerHandler>>,
+}
