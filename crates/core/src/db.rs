@@ -240,6 +240,7 @@ impl Db {
             db: self.clone(),
             wrote_outbox: false,
             wrote_timers: false,
+            after_commit: Vec::new(),
         })
     }
 
@@ -318,6 +319,7 @@ pub struct Uow {
     db: Db,
     wrote_outbox: bool,
     wrote_timers: bool,
+    after_commit: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl Uow {
@@ -477,15 +479,26 @@ impl Uow {
         Ok(())
     }
 
-    /// Commits, then wakes whoever waits on this database's outbox or timers.
+    /// Runs `f` once this unit of work has committed (never if it rolls back): for in-memory
+    /// caches and live streams that must only ever show committed state.
+    pub fn after_commit(&mut self, f: impl FnOnce() + Send + 'static) {
+        self.after_commit.push(Box::new(f));
+    }
+
+    /// Commits, runs the after-commit hooks, then wakes whoever waits on this database's outbox
+    /// or timers.
     pub async fn commit(self) -> Result<(), DbError> {
         let Uow {
             tx,
             db,
             wrote_outbox,
             wrote_timers,
+            after_commit,
         } = self;
         tx.commit().await?;
+        for f in after_commit {
+            f();
+        }
         if wrote_outbox {
             db.inner.outbox_signal.send_modify(|n| *n += 1);
         }
