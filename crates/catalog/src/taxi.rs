@@ -175,6 +175,24 @@ pub struct PaymentApproved {
 }
 event!(PaymentApproved, book_id);
 
+/// What each taxi service publishes (the bus wires consumers to producers from these).
+pub const BOOK_EVENTS: &[&str] = &[
+    BookRequested::TYPE,
+    BookCancelRequested::TYPE,
+    BookStatusChanged::TYPE,
+];
+pub const DISPATCH_EVENTS: &[&str] = &[
+    RideOffered::TYPE,
+    TaxiDispatched::TYPE,
+    TripStarted::TYPE,
+    TripEnded::TYPE,
+    DispatchFailed::TYPE,
+    DispatchCancelled::TYPE,
+    CancelRejected::TYPE,
+    DriverStatusChanged::TYPE,
+];
+pub const PAY_EVENTS: &[&str] = &[PaymentApproved::TYPE];
+
 /// The synchronous pay call (`POST /pays`), shared by pay and its clients.
 pub mod pay {
     use serde::{Deserialize, Serialize};

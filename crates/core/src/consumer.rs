@@ -48,6 +48,13 @@ pub struct Consumer {
     pub handler: Arc<dyn Handler>,
 }
 
+/// A producing service: its database (holding its outbox) and the event types it publishes.
+#[derive(Clone)]
+pub struct Source {
+    pub db: Db,
+    pub produces: &'static [&'static str],
+}
+
 struct Entry {
     consumer: Consumer,
     paused: watch::Sender<bool>,
@@ -114,18 +121,20 @@ impl Consumers {
         self.entries.iter().map(|e| e.consumer.name)
     }
 
-    /// Starts one tailing task per (consumer, source) pair. `sources` are the producing services'
-    /// databases, each holding that service's outbox.
-    pub fn start(&self, sources: &[Db], lifecycle: &Lifecycle) {
+    /// Starts one tailing task per (consumer, source) pair, for the sources that produce at
+    /// least one type the consumer wants.
+    pub fn start(&self, sources: &[Source], lifecycle: &Lifecycle) {
         for index in 0..self.entries.len() {
-            for source in sources {
+            let consumer = &self.entries[index].consumer;
+            for source in sources
+                .iter()
+                .filter(|s| consumer.types.iter().any(|t| s.produces.contains(t)))
+            {
                 let this = self.clone();
-                let source = source.clone();
+                let db = source.db.clone();
                 let cancel = lifecycle.token();
-                let name = self.entries[index].consumer.name;
-                let span = info_span!("consumer", consumer = name, source = source.name());
-                lifecycle
-                    .spawn(async move { this.tail(index, source, cancel).await }.instrument(span));
+                let span = info_span!("consumer", consumer = consumer.name, source = db.name());
+                lifecycle.spawn(async move { this.tail(index, db, cancel).await }.instrument(span));
             }
         }
     }

@@ -1,0 +1,283 @@
+//! The core guarantees on a real SQLite database: no dual writes, effectively-once delivery,
+//! poison events parked without blocking the stream, durable timers that fire once after a restart.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tanda_core::consumer::{Consumer, Consumers, Handler, HandlerError, Source};
+use tanda_core::db::{Durability, Migration, Timer};
+use tanda_core::lifecycle::Lifecycle;
+use tanda_core::timers::{self, TimerHandler};
+use tanda_core::{Db, Envelope, Event, SystemClock, Uow};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Noted {
+    key: String,
+    text: String,
+}
+impl Event for Noted {
+    const TYPE: &'static str = "test.Noted";
+    fn aggregate_id(&self) -> &str {
+        &self.key
+    }
+}
+const PRODUCES: &[&str] = &[Noted::TYPE];
+
+const NOTES: &[Migration] = &[Migration {
+    version: 1,
+    name: "notes",
+    sql: "CREATE TABLE notes (text VARCHAR(100) NOT NULL)",
+}];
+
+async fn open(dir: &Path, name: &str) -> Db {
+    let db = Db::open_sqlite(dir, name, Durability::Normal, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    db.migrate(NOTES).await.unwrap();
+    db
+}
+
+/// Appends each event's text to `notes`; fails on "poison" while `poisoned` is set.
+struct Recorder {
+    poisoned: AtomicBool,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Handler for Recorder {
+    async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let noted: Noted = event.decode()?;
+        if noted.text == "poison" && self.poisoned.load(Ordering::SeqCst) {
+            return Err("cannot digest poison".into());
+        }
+        sqlx::query("INSERT INTO notes (text) VALUES ($1)")
+            .bind(&noted.text)
+            .execute(uow.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+async fn publish(db: &Db, texts: &[&str]) {
+    let mut uow = db.begin().await.unwrap();
+    for t in texts {
+        let e = Envelope::new(
+            &Noted {
+                key: "k".into(),
+                text: (*t).into(),
+            },
+            "k",
+            None,
+            uow.now(),
+        );
+        uow.publish(&e).await.unwrap();
+    }
+    uow.commit().await.unwrap();
+}
+
+async fn notes(db: &Db) -> Vec<String> {
+    sqlx::query_scalar("SELECT text FROM notes ORDER BY rowid")
+        .fetch_all(db.reader())
+        .await
+        .unwrap()
+}
+
+async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn start(producer: &Db, consumer: &Db, handler: Arc<Recorder>) -> (Consumers, Lifecycle) {
+    let lifecycle = Lifecycle::new();
+    let consumers = Consumers::new(vec![Consumer {
+        name: "recorder",
+        db: consumer.clone(),
+        types: PRODUCES,
+        handler,
+    }]);
+    consumers.start(
+        &[Source {
+            db: producer.clone(),
+            produces: PRODUCES,
+        }],
+        &lifecycle,
+    );
+    (consumers, lifecycle)
+}
+
+fn recorder() -> Arc<Recorder> {
+    Arc::new(Recorder {
+        poisoned: AtomicBool::new(true),
+        calls: AtomicUsize::new(0),
+    })
+}
+
+#[tokio::test]
+async fn a_rolled_back_unit_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = open(dir.path(), "producer").await;
+    let mut uow = producer.begin().await.unwrap();
+    uow.publish(&Envelope::new(
+        &Noted {
+            key: "k".into(),
+            text: "never".into(),
+        },
+        "k",
+        None,
+        0,
+    ))
+    .await
+    .unwrap();
+    drop(uow);
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(producer.reader())
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
+#[tokio::test]
+async fn delivers_in_order_once_even_when_redelivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = open(dir.path(), "producer").await;
+    let consumer = open(dir.path(), "consumer").await;
+    let handler = recorder();
+    let (_, lifecycle) = start(&producer, &consumer, handler.clone());
+    publish(&producer, &["a", "b"]).await;
+    publish(&producer, &["c"]).await;
+    eventually("three notes", async || notes(&consumer).await.len() == 3).await;
+    assert_eq!(notes(&consumer).await, ["a", "b", "c"]);
+    lifecycle.stop_background().await;
+
+    // Rewind the cursor, as a broker redelivering after a lost ack would: the inbox absorbs it.
+    sqlx::query("UPDATE consumer_cursors SET position = 0")
+        .execute(consumer.reader())
+        .await
+        .unwrap();
+    let (_, lifecycle) = start(&producer, &consumer, handler.clone());
+    publish(&producer, &["d"]).await;
+    eventually("the fourth note", async || {
+        notes(&consumer).await.len() == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(notes(&consumer).await, ["a", "b", "c", "d"]);
+    lifecycle.stop_background().await;
+}
+
+#[tokio::test]
+async fn a_poison_event_is_parked_and_the_stream_goes_on_then_redrive_applies_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = open(dir.path(), "producer").await;
+    let consumer = open(dir.path(), "consumer").await;
+    let handler = recorder();
+    let (consumers, lifecycle) = start(&producer, &consumer, handler.clone());
+    publish(&producer, &["before", "poison", "after"]).await;
+    eventually("the event after the poison", async || {
+        notes(&consumer).await.contains(&"after".to_owned())
+    })
+    .await;
+    assert_eq!(notes(&consumer).await, ["before", "after"]);
+
+    let parked = consumers.dead_letters().await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].kind, Noted::TYPE);
+    assert_eq!(
+        parked[0].attempts,
+        tanda_core::consumer::MAX_ATTEMPTS as i32
+    );
+    assert!(parked[0].error.contains("poison"));
+    assert_eq!(consumers.dead_letter_count().await.unwrap(), 1);
+
+    // Still failing: redrive reports it and keeps the letter parked.
+    assert!(consumers.redrive(&parked[0].id).await.is_err());
+    assert_eq!(consumers.dead_letter_count().await.unwrap(), 1);
+
+    handler.poisoned.store(false, Ordering::SeqCst);
+    let redriven = consumers.redrive(&parked[0].id).await.unwrap();
+    assert!(redriven.redriven_at.is_some());
+    assert_eq!(notes(&consumer).await, ["before", "after", "poison"]);
+    assert!(
+        consumers.redrive(&parked[0].id).await.is_err(),
+        "a letter is redriven once"
+    );
+    assert_eq!(consumers.dead_letter_count().await.unwrap(), 0);
+    lifecycle.stop_background().await;
+}
+
+#[tokio::test]
+async fn a_paused_consumer_catches_up_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = open(dir.path(), "producer").await;
+    let consumer = open(dir.path(), "consumer").await;
+    let (consumers, lifecycle) = start(&producer, &consumer, recorder());
+    consumers.pause("recorder").unwrap();
+    publish(&producer, &["x", "y"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(notes(&consumer).await.is_empty());
+    consumers.resume("recorder").unwrap();
+    eventually("catch-up", async || notes(&consumer).await.len() == 2).await;
+    lifecycle.stop_background().await;
+}
+
+struct CountingTimers(AtomicUsize);
+
+#[async_trait]
+impl TimerHandler for CountingTimers {
+    async fn fire(&self, uow: &mut Uow, timer: &Timer) -> Result<(), HandlerError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        sqlx::query("INSERT INTO notes (text) VALUES ($1)")
+            .bind(&timer.key)
+            .execute(uow.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn timers_survive_a_restart_and_fire_once() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = open(dir.path(), "svc").await;
+        let mut uow = db.begin().await.unwrap();
+        let now = uow.now();
+        uow.schedule("deadline", "due-soon", now + 150, serde_json::json!({}))
+            .await
+            .unwrap();
+        uow.schedule("deadline", "cancelled", now + 100, serde_json::json!({}))
+            .await
+            .unwrap();
+        uow.schedule("deadline", "later", now + 60_000, serde_json::json!({}))
+            .await
+            .unwrap();
+        uow.cancel_timer("deadline", "cancelled").await.unwrap();
+        uow.commit().await.unwrap();
+        db.close().await; // the process "dies" before any timer fires
+    }
+    let db = open(dir.path(), "svc").await;
+    let handler = Arc::new(CountingTimers(AtomicUsize::new(0)));
+    let lifecycle = Lifecycle::new();
+    timers::start(db.clone(), handler.clone(), &lifecycle);
+    // A second loop on the same table: the claim makes each timer fire once.
+    timers::start(db.clone(), handler.clone(), &lifecycle);
+    eventually("the due timer", async || notes(&db).await.len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(notes(&db).await, ["due-soon"]);
+    assert_eq!(handler.0.load(Ordering::SeqCst), 1);
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM timers")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "the later timer is still pending");
+    lifecycle.stop_background().await;
+}
