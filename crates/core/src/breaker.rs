@@ -65,12 +65,12 @@ impl CircuitBreaker {
     }
 
     fn refresh(inner: &mut Inner) {
-        if let Inner::Open { until } = *inner {
-            if Instant::now() >= until {
-                *inner = Inner::HalfOpen {
-                    trial_in_flight: false,
-                };
-            }
+        if let Inner::Open { until } = *inner
+            && Instant::now() >= until
+        {
+            *inner = Inner::HalfOpen {
+                trial_in_flight: false,
+            };
         }
     }
 

@@ -358,20 +358,20 @@ impl Consumers {
             if marked.rows_affected() == 0 {
                 return Err(AdminError::AlreadyRedriven(id.to_owned()));
             }
-            if uow.record_inbox(c.name, &event.id).await? {
-                if let Err(e) = c.handler.handle(&mut uow, &event).await {
-                    drop(uow);
-                    let mut uow = c.db.begin().await?;
-                    sqlx::query(
-                        "UPDATE dead_letters SET attempts = attempts + 1, error = $1 WHERE id = $2",
-                    )
-                    .bind(e.to_string())
-                    .bind(id)
-                    .execute(uow.conn())
-                    .await?;
-                    uow.commit().await?;
-                    return Err(AdminError::HandlerFailed(e.to_string()));
-                }
+            if uow.record_inbox(c.name, &event.id).await?
+                && let Err(e) = c.handler.handle(&mut uow, &event).await
+            {
+                drop(uow);
+                let mut uow = c.db.begin().await?;
+                sqlx::query(
+                    "UPDATE dead_letters SET attempts = attempts + 1, error = $1 WHERE id = $2",
+                )
+                .bind(e.to_string())
+                .bind(id)
+                .execute(uow.conn())
+                .await?;
+                uow.commit().await?;
+                return Err(AdminError::HandlerFailed(e.to_string()));
             }
             uow.commit().await?;
             return self

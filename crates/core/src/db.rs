@@ -92,7 +92,7 @@ impl Db {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
-        std::fs::create_dir_all(dir).map_err(|e| sqlx::Error::Io(e))?;
+        std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
         let url = format!(
             "sqlite://{}?mode=rwc",
             dir.join(format!("{name}.db")).display()
