@@ -1,0 +1,276 @@
+//! The customer's HTTP API (API.md "Bookings"): requests are parsed into domain types here, so
+//! nothing past this file sees a raw string or a card number.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tanda_cardnet::{CardNumber, tokenize};
+use tanda_core::Problem;
+use tanda_core::clock::rfc3339;
+use tanda_core::db::Db;
+use tanda_core::geo::LatLng;
+use tanda_core::http::{IdempotencyKey, Json, Path, Query};
+use tanda_core::id::{ClientId, new_id};
+
+use crate::Error;
+use crate::domain::{Book, Command, CustomerName, NewBook, Phone, Place, PlaceName, Taxi};
+use crate::store::{self, Created, Idempotency};
+
+#[derive(Clone)]
+struct App {
+    db: Db,
+    no_taxi_retry_after_secs: u64,
+}
+
+pub fn router(db: Db, no_taxi_retry_after: Duration) -> Router {
+    let app = App {
+        db,
+        // Retry-After counts whole seconds; never tell a client to retry at once.
+        no_taxi_retry_after_secs: no_taxi_retry_after.as_secs_f64().ceil().max(1.0) as u64,
+    };
+    Router::new()
+        .route("/books", post(request_book).get(list_books))
+        .route("/books/{book_id}", get(get_book))
+        .route("/books/{book_id}/cancel", post(cancel_book))
+        .with_state(app)
+}
+
+/// `POST /books`. Every field is optional here so that a missing one gets its own problem.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BookRequest {
+    customer_id: Option<String>,
+    customer_name: Option<String>,
+    phone: Option<String>,
+    /// Any JSON value: a mistyped card must not be echoed back in a deserialization error.
+    card: Option<Value>,
+    pickup: Option<PlaceRequest>,
+    dropoff: Option<PlaceRequest>,
+}
+
+#[derive(Deserialize)]
+struct PlaceRequest {
+    name: Option<String>,
+    lat: Option<f64>,
+    lng: Option<f64>,
+}
+
+async fn request_book(
+    State(app): State<App>,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(body): Json<BookRequest>,
+) -> Result<Response, Problem> {
+    let new = parse(body)?;
+    // What the Idempotency-Key stands for: the request with the card reduced to its last 4
+    // digits, so that not even a hash of the full number is stored.
+    let fingerprint = json!({
+        "customerId": new.customer_id.as_str(),
+        "customerName": new.customer_name.as_str(),
+        "phone": new.phone.as_str(),
+        "cardLast4": new.card.last4,
+        "pickup": PlaceView::from(&new.pickup),
+        "dropoff": PlaceView::from(&new.dropoff),
+    });
+    let book = Book::request(new_id(), new, app.db.now());
+    let view = book_json(&book);
+    let idempotency = key.as_deref().map(|key| Idempotency {
+        key,
+        request: &fingerprint,
+        response: &view,
+    });
+    match store::create(&app.db, &book, idempotency).await? {
+        Created::New => Ok((StatusCode::CREATED, axum::Json(view)).into_response()),
+        Created::Replayed(first) => Ok(first.into_response()),
+        Created::NoTaxi => Err(Problem::unavailable(
+            "no_taxi_available",
+            "no taxi is available right now; please call again a bit later",
+            app.no_taxi_retry_after_secs,
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    customer_id: Option<String>,
+}
+
+async fn list_books(
+    State(app): State<App>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, Problem> {
+    let customer = required(query.customer_id, "customerId")?;
+    let customer =
+        ClientId::parse(&customer).map_err(|e| invalid("invalid_customer_id", "customerId", e))?;
+    let books = store::list_for_customer(&app.db, &customer).await?;
+    Ok(axum::Json(books.iter().map(BookView::from).collect::<Vec<_>>()).into_response())
+}
+
+async fn get_book(
+    State(app): State<App>,
+    Path(book_id): Path<String>,
+) -> Result<Response, Problem> {
+    match store::find(&app.db, &book_id).await? {
+        Some(book) => Ok(axum::Json(BookView::from(&book)).into_response()),
+        None => Err(Error::NotFound(book_id).into()),
+    }
+}
+
+async fn cancel_book(
+    State(app): State<App>,
+    Path(book_id): Path<String>,
+) -> Result<Response, Problem> {
+    let book = Db::retry_on_conflict(|| async {
+        let mut uow = app.db.begin().await?;
+        let book = store::execute(&mut uow, &book_id, Command::Cancel, None).await?;
+        uow.commit().await?;
+        Ok::<_, Error>(book)
+    })
+    .await?
+    .ok_or_else(|| Error::NotFound(book_id.clone()))?;
+    Ok((StatusCode::ACCEPTED, axum::Json(BookView::from(&book))).into_response())
+}
+
+/// Parses a booking request, reporting the first invalid field. The card number is tokenised
+/// right here and dropped.
+fn parse(body: BookRequest) -> Result<NewBook, Error> {
+    let customer_id = required(body.customer_id, "customerId")?;
+    let customer_id = ClientId::parse(&customer_id)
+        .map_err(|e| invalid("invalid_customer_id", "customerId", e))?;
+    let customer_name = required(body.customer_name, "customerName")?;
+    let customer_name = CustomerName::parse(&customer_name)
+        .map_err(|e| invalid("invalid_customer_name", "customerName", e))?;
+    let phone = required(body.phone, "phone")?;
+    let phone = Phone::parse(&phone).map_err(|e| invalid("invalid_phone", "phone", e))?;
+    let card = match required(body.card, "card")? {
+        Value::String(number) => {
+            CardNumber::parse(&number).map_err(|e| invalid("invalid_card", "card", e))?
+        }
+        _ => {
+            return Err(Error::Invalid {
+                code: "invalid_card",
+                detail: "card must be a string of 12-19 digits".to_owned(),
+            });
+        }
+    };
+    Ok(NewBook {
+        customer_id,
+        customer_name,
+        phone,
+        card: tokenize(&card),
+        pickup: place(body.pickup, "pickup")?,
+        dropoff: place(body.dropoff, "dropoff")?,
+    })
+}
+
+fn place(body: Option<PlaceRequest>, field: &str) -> Result<Place, Error> {
+    let body = required(body, field)?;
+    let name = required(body.name, &format!("{field}.name"))?;
+    let name = PlaceName::parse(&name)
+        .map_err(|e| invalid("invalid_place_name", &format!("{field}.name"), e))?;
+    let lat = required(body.lat, &format!("{field}.lat"))?;
+    let lng = required(body.lng, &format!("{field}.lng"))?;
+    // The error names the coordinate ("lat must be ..."); prefix the place.
+    let location = LatLng::parse(lat, lng).map_err(|e| Error::Invalid {
+        code: "invalid_location",
+        detail: format!("{field}.{e}"),
+    })?;
+    Ok(Place { name, location })
+}
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
+    value.ok_or_else(|| Error::Invalid {
+        code: "missing_field",
+        detail: format!("{field} is required"),
+    })
+}
+
+fn invalid(code: &'static str, field: &str, e: impl std::fmt::Display) -> Error {
+    Error::Invalid {
+        code,
+        detail: format!("{field} {e}"),
+    }
+}
+
+/// API.md's Book.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BookView<'a> {
+    book_id: &'a str,
+    customer_id: &'a str,
+    customer_name: &'a str,
+    phone: &'a str,
+    card_last4: &'a str,
+    pickup: PlaceView<'a>,
+    dropoff: PlaceView<'a>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dispatch_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    taxi: Option<&'a Taxi>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fare: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pay_id: Option<&'a str>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'a> From<&'a Book> for BookView<'a> {
+    fn from(book: &'a Book) -> Self {
+        Self {
+            book_id: &book.id,
+            customer_id: book.customer_id.as_str(),
+            customer_name: book.customer_name.as_str(),
+            phone: book.phone.as_str(),
+            card_last4: &book.card.last4,
+            pickup: PlaceView::from(&book.pickup),
+            dropoff: PlaceView::from(&book.dropoff),
+            status: book.status.as_str(),
+            dispatch_id: book.dispatch_id.as_deref(),
+            taxi: book.taxi.as_ref(),
+            fare: book.fare,
+            pay_id: book.pay_id.as_deref(),
+            created_at: rfc3339(book.created_at),
+            updated_at: rfc3339(book.updated_at),
+        }
+    }
+}
+
+fn book_json(book: &Book) -> Value {
+    serde_json::to_value(BookView::from(book)).expect("a book view is plain JSON")
+}
+
+#[derive(Serialize)]
+struct PlaceView<'a> {
+    name: &'a str,
+    lat: f64,
+    lng: f64,
+}
+
+impl<'a> From<&'a Place> for PlaceView<'a> {
+    fn from(place: &'a Place) -> Self {
+        Self {
+            name: place.name.as_str(),
+            lat: place.location.lat,
+            lng: place.location.lng,
+        }
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid { code, detail } => Problem::bad_request(code, detail),
+            Error::NotFound(id) => Problem::not_found("book", &id),
+            Error::Rejected(r) => Problem::conflict(r.code(), r.to_string()),
+            Error::Db(e) => e.into(),
+        }
+    }
+}

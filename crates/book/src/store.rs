@@ -1,0 +1,383 @@
+//! The book service's SQL: bookings (loaded, decided on and saved with the events they publish in
+//! one unit of work) and the projection of available drivers behind the no-taxi breaker.
+//! Runs on SQLite and PostgreSQL alike.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Executor, Row};
+use tanda_cardnet::Token;
+use tanda_catalog::taxi::{BookCancelRequested, BookRequested, BookStatusChanged};
+use tanda_core::db::{Migration, StoredResponse};
+use tanda_core::geo::LatLng;
+use tanda_core::id::ClientId;
+use tanda_core::{Db, DbError, Envelope, Timestamp, Uow};
+
+use crate::Error;
+use crate::domain::{
+    self, Book, BookEvent, Change, Command, CustomerName, Phone, Place, PlaceName, Status, Taxi,
+};
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "books and available drivers",
+    sql: "CREATE TABLE books (
+            id VARCHAR(64) PRIMARY KEY,
+            customer_id VARCHAR(64) NOT NULL,
+            customer_name VARCHAR(100) NOT NULL,
+            phone VARCHAR(20) NOT NULL,
+            card_token VARCHAR(200) NOT NULL,
+            card_last4 VARCHAR(4) NOT NULL,
+            pickup_name VARCHAR(200) NOT NULL,
+            pickup_lat DOUBLE PRECISION NOT NULL,
+            pickup_lng DOUBLE PRECISION NOT NULL,
+            dropoff_name VARCHAR(200) NOT NULL,
+            dropoff_lat DOUBLE PRECISION NOT NULL,
+            dropoff_lng DOUBLE PRECISION NOT NULL,
+            status VARCHAR(32) NOT NULL,
+            cancel_from VARCHAR(32),
+            dispatch_id VARCHAR(200),
+            driver_id VARCHAR(64),
+            driver_name TEXT,
+            car_number TEXT,
+            driver_phone TEXT,
+            eta_seconds BIGINT,
+            fare BIGINT,
+            pay_id VARCHAR(200),
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            version BIGINT NOT NULL);
+        CREATE INDEX books_by_customer ON books (customer_id, created_at);
+        CREATE TABLE drivers (
+            driver_id VARCHAR(64) PRIMARY KEY,
+            available INTEGER NOT NULL,
+            as_of BIGINT NOT NULL);
+        CREATE INDEX drivers_available ON drivers (available)",
+}];
+
+macro_rules! book_columns {
+    () => {
+        "id, customer_id, customer_name, phone, card_token, card_last4,
+         pickup_name, pickup_lat, pickup_lng, dropoff_name, dropoff_lat, dropoff_lng,
+         status, cancel_from, dispatch_id, driver_id, driver_name, car_number, driver_phone,
+         eta_seconds, fare, pay_id, created_at, updated_at, version"
+    };
+}
+
+/// Idempotency-Key scope of `POST /books`.
+const IDEMPOTENCY_SCOPE: &str = "POST /books";
+
+/// A creating request's Idempotency-Key, the request it names and the response to keep for it.
+pub struct Idempotency<'a> {
+    pub key: &'a str,
+    pub request: &'a serde_json::Value,
+    pub response: &'a serde_json::Value,
+}
+
+pub enum Created {
+    New,
+    /// The key was used before: its first response, and nothing new was stored.
+    Replayed(StoredResponse),
+    /// No driver is available: nothing was stored.
+    NoTaxi,
+}
+
+/// Stores a new booking and publishes `BookRequested` and its first status, unless the
+/// idempotency key was already used or no driver is available.
+pub async fn create(
+    db: &Db,
+    book: &Book,
+    idempotency: Option<Idempotency<'_>>,
+) -> Result<Created, DbError> {
+    let mut uow = db.begin().await?;
+    if let Some(i) = &idempotency
+        && let Some(first) = uow
+            .idempotent_response(IDEMPOTENCY_SCOPE, i.key, i.request)
+            .await?
+    {
+        return Ok(Created::Replayed(first));
+    }
+    if !any_driver_available(uow.conn()).await? {
+        return Ok(Created::NoTaxi);
+    }
+    insert(uow.conn(), book).await?;
+    let requested = BookRequested {
+        book_id: book.id.clone(),
+        customer_id: book.customer_id.to_string(),
+        customer_name: book.customer_name.as_str().to_owned(),
+        phone: book.phone.as_str().to_owned(),
+        card_token: book.card.token.clone(),
+        card_last4: book.card.last4.clone(),
+        pickup: catalog_place(&book.pickup),
+        dropoff: catalog_place(&book.dropoff),
+    };
+    let at = book.created_at;
+    uow.publish(&Envelope::new(&requested, &book.id, None, at))
+        .await?;
+    uow.publish(&status_changed(book, None, at)).await?;
+    if let Some(i) = idempotency {
+        uow.save_idempotent_response(IDEMPOTENCY_SCOPE, i.key, i.request, 201, i.response)
+            .await?;
+    }
+    uow.commit().await?;
+    Ok(Created::New)
+}
+
+/// Runs `command` on the stored booking inside `uow`: reads the current state, decides, and saves
+/// the outcome with the events it publishes (`cause` is the event being reacted to, if any).
+/// `None` if there is no such booking.
+pub async fn execute(
+    uow: &mut Uow,
+    book_id: &str,
+    command: Command,
+    cause: Option<&Envelope>,
+) -> Result<Option<Book>, Error> {
+    let Some(mut book) = fetch(uow.conn(), book_id).await? else {
+        return Ok(None);
+    };
+    let now = uow.now();
+    let events = domain::decide(&book, command, now)?;
+    if events.is_empty() {
+        return Ok(Some(book));
+    }
+    let before = book.status;
+    for event in &events {
+        domain::apply(&mut book, event);
+    }
+    update(uow.conn(), &book).await?;
+    book.version += 1;
+    for event in &events {
+        publish_change(uow, &book, event, cause).await?;
+    }
+    if book.status.as_str() != before.as_str() {
+        uow.publish(&status_changed(&book, cause, now)).await?;
+    }
+    Ok(Some(book))
+}
+
+/// Outside a unit of work: for `GET`s.
+pub async fn find(db: &Db, book_id: &str) -> Result<Option<Book>, DbError> {
+    fetch(db.reader(), book_id).await
+}
+
+/// A customer's bookings, newest first.
+pub async fn list_for_customer(db: &Db, customer: &ClientId) -> Result<Vec<Book>, DbError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        book_columns!(),
+        " FROM books WHERE customer_id = $1 ORDER BY created_at DESC, id DESC"
+    ))
+    .bind(customer.as_str())
+    .fetch_all(db.reader())
+    .await?;
+    Ok(rows.iter().map(book_from_row).collect::<Result<_, _>>()?)
+}
+
+/// Keeps the projection of which drivers are available. An event older than the one already
+/// applied for that driver (a reordered delivery) changes nothing.
+pub async fn record_driver_status(
+    uow: &mut Uow,
+    driver_id: &str,
+    available: bool,
+    as_of: Timestamp,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO drivers (driver_id, available, as_of) VALUES ($1, $2, $3)
+         ON CONFLICT (driver_id) DO UPDATE SET available = excluded.available, as_of = excluded.as_of
+         WHERE drivers.as_of <= excluded.as_of",
+    )
+    .bind(driver_id)
+    .bind(i32::from(available))
+    .bind(as_of)
+    .execute(uow.conn())
+    .await?;
+    Ok(())
+}
+
+async fn any_driver_available(conn: &mut AnyConnection) -> Result<bool, DbError> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT driver_id FROM drivers WHERE available = 1 LIMIT 1")
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+async fn publish_change(
+    uow: &mut Uow,
+    book: &Book,
+    event: &BookEvent,
+    cause: Option<&Envelope>,
+) -> Result<(), DbError> {
+    if event.change == Change::CancelRequested {
+        let cancel = BookCancelRequested {
+            book_id: book.id.clone(),
+            customer_id: book.customer_id.to_string(),
+        };
+        uow.publish(&Envelope::new(&cancel, &book.id, cause, event.at))
+            .await?;
+    }
+    Ok(())
+}
+
+fn status_changed(book: &Book, cause: Option<&Envelope>, at: Timestamp) -> Envelope {
+    let changed = BookStatusChanged {
+        book_id: book.id.clone(),
+        customer_id: book.customer_id.to_string(),
+        status: book.status.as_str().to_owned(),
+    };
+    Envelope::new(&changed, &book.id, cause, at)
+}
+
+fn catalog_place(place: &Place) -> tanda_catalog::Place {
+    tanda_catalog::Place {
+        name: place.name.as_str().to_owned(),
+        lat: place.location.lat,
+        lng: place.location.lng,
+    }
+}
+
+async fn fetch<'e, E>(executor: E, book_id: &str) -> Result<Option<Book>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        book_columns!(),
+        " FROM books WHERE id = $1"
+    ))
+    .bind(book_id)
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.as_ref().map(book_from_row).transpose()?)
+}
+
+async fn insert(conn: &mut AnyConnection, book: &Book) -> Result<(), DbError> {
+    sqlx::query(concat!(
+        "INSERT INTO books (",
+        book_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                   $18, $19, $20, $21, $22, $23, $24, $25)"
+    ))
+    .bind(&book.id)
+    .bind(book.customer_id.as_str())
+    .bind(book.customer_name.as_str())
+    .bind(book.phone.as_str())
+    .bind(&book.card.token)
+    .bind(&book.card.last4)
+    .bind(book.pickup.name.as_str())
+    .bind(book.pickup.location.lat)
+    .bind(book.pickup.location.lng)
+    .bind(book.dropoff.name.as_str())
+    .bind(book.dropoff.location.lat)
+    .bind(book.dropoff.location.lng)
+    .bind(book.status.as_str())
+    .bind(cancel_from(book.status))
+    .bind(book.dispatch_id.as_deref())
+    .bind(book.taxi.as_ref().map(|t| t.driver_id.as_str()))
+    .bind(book.taxi.as_ref().map(|t| t.driver_name.as_str()))
+    .bind(book.taxi.as_ref().map(|t| t.car_number.as_str()))
+    .bind(book.taxi.as_ref().map(|t| t.phone.as_str()))
+    .bind(book.taxi.as_ref().map(|t| t.eta_seconds))
+    .bind(book.fare)
+    .bind(book.pay_id.as_deref())
+    .bind(book.created_at)
+    .bind(book.updated_at)
+    .bind(book.version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Saves the mutable part of `book` if nobody changed it since it was read.
+async fn update(conn: &mut AnyConnection, book: &Book) -> Result<(), DbError> {
+    let done = sqlx::query(
+        "UPDATE books SET status = $1, cancel_from = $2, dispatch_id = $3, driver_id = $4,
+             driver_name = $5, car_number = $6, driver_phone = $7, eta_seconds = $8, fare = $9,
+             pay_id = $10, updated_at = $11, version = $12
+         WHERE id = $13 AND version = $14",
+    )
+    .bind(book.status.as_str())
+    .bind(cancel_from(book.status))
+    .bind(book.dispatch_id.as_deref())
+    .bind(book.taxi.as_ref().map(|t| t.driver_id.as_str()))
+    .bind(book.taxi.as_ref().map(|t| t.driver_name.as_str()))
+    .bind(book.taxi.as_ref().map(|t| t.car_number.as_str()))
+    .bind(book.taxi.as_ref().map(|t| t.phone.as_str()))
+    .bind(book.taxi.as_ref().map(|t| t.eta_seconds))
+    .bind(book.fare)
+    .bind(book.pay_id.as_deref())
+    .bind(book.updated_at)
+    .bind(book.version + 1)
+    .bind(&book.id)
+    .bind(book.version)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::Conflict(format!("book {}", book.id)));
+    }
+    Ok(())
+}
+
+fn cancel_from(status: Status) -> Option<&'static str> {
+    match status {
+        Status::CancelRequested { from } => Some(from.as_str()),
+        _ => None,
+    }
+}
+
+/// A stored row back into a `Book`; the row was parsed on the way in, so a failure here means
+/// the table was changed behind the service's back.
+fn book_from_row(row: &AnyRow) -> Result<Book, sqlx::Error> {
+    let corrupt =
+        |what: &str| sqlx::Error::Decode(format!("stored book has an invalid {what}").into());
+    let place = |prefix: &str| -> Result<Place, sqlx::Error> {
+        let name: String = row.try_get(format!("{prefix}_name").as_str())?;
+        let lat: f64 = row.try_get(format!("{prefix}_lat").as_str())?;
+        let lng: f64 = row.try_get(format!("{prefix}_lng").as_str())?;
+        Ok(Place {
+            name: PlaceName::parse(&name).map_err(|_| corrupt("place name"))?,
+            location: LatLng::parse(lat, lng).map_err(|_| corrupt("location"))?,
+        })
+    };
+    let status: String = row.try_get("status")?;
+    let from: Option<String> = row.try_get("cancel_from")?;
+    let driver_id: Option<String> = row.try_get("driver_id")?;
+    let taxi = match driver_id {
+        Some(driver_id) => Some(Taxi {
+            driver_id,
+            driver_name: row
+                .try_get::<Option<String>, _>("driver_name")?
+                .unwrap_or_default(),
+            car_number: row
+                .try_get::<Option<String>, _>("car_number")?
+                .unwrap_or_default(),
+            phone: row
+                .try_get::<Option<String>, _>("driver_phone")?
+                .unwrap_or_default(),
+            eta_seconds: row
+                .try_get::<Option<i64>, _>("eta_seconds")?
+                .unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(Book {
+        id: row.try_get("id")?,
+        customer_id: ClientId::parse(&row.try_get::<String, _>("customer_id")?)
+            .map_err(|_| corrupt("customer id"))?,
+        customer_name: CustomerName::parse(&row.try_get::<String, _>("customer_name")?)
+            .map_err(|_| corrupt("customer name"))?,
+        phone: Phone::parse(&row.try_get::<String, _>("phone")?).map_err(|_| corrupt("phone"))?,
+        card: Token {
+            token: row.try_get("card_token")?,
+            last4: row.try_get("card_last4")?,
+        },
+        pickup: place("pickup")?,
+        dropoff: place("dropoff")?,
+        status: Status::from_parts(&status, from.as_deref()).ok_or_else(|| corrupt("status"))?,
+        dispatch_id: row.try_get("dispatch_id")?,
+        taxi,
+        fare: row.try_get("fare")?,
+        pay_id: row.try_get("pay_id")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        version: row.try_get("version")?,
+    })
+}

@@ -1,0 +1,639 @@
+//! The book service on a real temporary SQLite database, driven through its router and its event
+//! handler: the no-taxi breaker, card handling, idempotency, input problems, cancellation and
+//! dispatch's answers, checked in the responses, the tables and the outbox.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use sqlx::Row;
+use tanda_book::{Config, MIGRATIONS, NAME, build};
+use tanda_catalog::taxi::{
+    CancelRejected, DispatchCancelled, DriverStatusChanged, TaxiDispatched, TripEnded, TripStarted,
+};
+use tanda_core::consumer::Handler;
+use tanda_core::db::{Db, Durability};
+use tanda_core::{Envelope, Event, SystemClock};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+const CARD: &str = "4242424242424242";
+
+struct Service {
+    _dir: TempDir,
+    db: Db,
+    router: Router,
+    handler: Arc<dyn Handler>,
+}
+
+async fn service() -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    db.migrate(MIGRATIONS).await.unwrap();
+    let config = Config {
+        no_taxi_retry_after: Duration::from_secs(7),
+    };
+    let mut parts = build(db.clone(), config).await.unwrap();
+    assert_eq!(parts.name, "book");
+    assert_eq!(parts.consumers.len(), 1);
+    let consumer = parts.consumers.remove(0);
+    assert_eq!(consumer.name, "book");
+    assert!(consumer.types.contains(&DriverStatusChanged::TYPE));
+    assert!(consumer.types.contains(&TaxiDispatched::TYPE));
+    Service {
+        _dir: dir,
+        db,
+        router: parts.router,
+        handler: consumer.handler,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    raw: String,
+    body: Value,
+}
+
+impl Service {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let raw = String::from_utf8(bytes.to_vec()).unwrap();
+        let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            raw,
+            body,
+        }
+    }
+
+    async fn post_book(&self, body: Value) -> Answer {
+        self.call("POST", "/books", Some(body), None).await
+    }
+
+    /// Delivers an event as the consumer runtime would: through the handler, in one unit of work.
+    async fn deliver(&self, event: &impl Event, book_id: &str) -> Envelope {
+        let envelope = Envelope::new(event, book_id, None, self.db.now());
+        self.redeliver(&envelope).await;
+        envelope
+    }
+
+    async fn redeliver(&self, envelope: &Envelope) {
+        let mut uow = self.db.begin().await.unwrap();
+        self.handler.handle(&mut uow, envelope).await.unwrap();
+        uow.commit().await.unwrap();
+    }
+
+    async fn driver(&self, driver_id: &str, status: &str) {
+        let changed = DriverStatusChanged {
+            driver_id: driver_id.to_owned(),
+            status: status.to_owned(),
+        };
+        self.deliver(&changed, driver_id).await;
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(self.db.reader())
+            .await
+            .unwrap()
+    }
+
+    /// `(type, envelope)` of every outbox row, in order.
+    async fn outbox(&self) -> Vec<(String, Value)> {
+        sqlx::query("SELECT type, envelope FROM outbox ORDER BY seq")
+            .fetch_all(self.db.reader())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let envelope: String = r.get("envelope");
+                (r.get("type"), serde_json::from_str(&envelope).unwrap())
+            })
+            .collect()
+    }
+
+    async fn statuses_published(&self, book_id: &str) -> Vec<String> {
+        self.outbox()
+            .await
+            .into_iter()
+            .filter(|(kind, e)| kind == "taxi.BookStatusChanged" && e["aggregateId"] == book_id)
+            .map(|(_, e)| e["payload"]["status"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Every column of every stored book, as text.
+    async fn books_dump(&self) -> String {
+        let rows = sqlx::query("SELECT * FROM books")
+            .fetch_all(self.db.reader())
+            .await
+            .unwrap();
+        let mut dump = String::new();
+        for row in rows {
+            for i in 0..row.len() {
+                let cell = row
+                    .try_get::<Option<String>, _>(i)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                dump.push_str(&cell);
+                dump.push('|');
+            }
+        }
+        dump
+    }
+}
+
+fn request(customer: &str) -> Value {
+    json!({
+        "customerId": customer,
+        "customerName": "유병전",
+        "phone": "010-1234-5678",
+        "card": CARD,
+        "pickup": {"name": "분당 KT 본사", "lat": 37.3591, "lng": 127.1052},
+        "dropoff": {"name": "강남역", "lat": 37.4979, "lng": 127.0276},
+    })
+}
+
+fn assert_problem(answer: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(answer.status, status, "{}", answer.raw);
+    assert_eq!(
+        answer.headers[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    assert_eq!(answer.body["code"], code, "{}", answer.raw);
+    assert_eq!(answer.body["status"], status.as_u16());
+    assert!(
+        answer.body["detail"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn no_available_driver_means_503_and_nothing_stored_then_a_driver_opens_booking() {
+    let s = service().await;
+
+    let answer = s.post_book(request("c-1")).await;
+    assert_problem(
+        &answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_taxi_available",
+    );
+    assert_eq!(answer.headers[header::RETRY_AFTER], "7");
+    assert_eq!(s.count("books").await, 0);
+    assert_eq!(s.count("outbox").await, 0);
+
+    s.driver("d-1", "AVAILABLE").await;
+    let answer = s.post_book(request("c-1")).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.raw);
+    let book = &answer.body;
+    assert_eq!(book["status"], "REQUESTED");
+    assert_eq!(book["customerId"], "c-1");
+    assert_eq!(book["customerName"], "유병전");
+    assert_eq!(book["phone"], "010-1234-5678");
+    assert_eq!(book["cardLast4"], "4242");
+    assert_eq!(
+        book["pickup"],
+        json!({"name": "분당 KT 본사", "lat": 37.3591, "lng": 127.1052})
+    );
+    assert_eq!(book["dropoff"]["name"], "강남역");
+    assert!(book["createdAt"].as_str().unwrap().ends_with('Z'));
+    for absent in ["dispatchId", "taxi", "fare", "payId", "card"] {
+        assert!(book.get(absent).is_none(), "{absent} should be omitted");
+    }
+    assert!(!answer.raw.contains(CARD));
+
+    // The card number is nowhere: not in the table, not in the outbox.
+    let book_id = book["bookId"].as_str().unwrap();
+    assert!(!s.books_dump().await.contains(CARD));
+    let outbox = s.outbox().await;
+    let kinds: Vec<&str> = outbox.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["taxi.BookRequested", "taxi.BookStatusChanged"]);
+    for (_, envelope) in &outbox {
+        assert!(!envelope.to_string().contains(CARD));
+        assert_eq!(envelope["correlationId"], book_id);
+    }
+    let requested = &outbox[0].1["payload"];
+    assert_eq!(requested["cardLast4"], "4242");
+    assert!(
+        requested["cardToken"]
+            .as_str()
+            .unwrap()
+            .starts_with("tok_4242_")
+    );
+    assert_eq!(requested["phone"], "010-1234-5678");
+    assert_eq!(requested["pickup"]["name"], "분당 KT 본사");
+    assert_eq!(s.statuses_published(book_id).await, ["REQUESTED"]);
+
+    let fetched = s
+        .call("GET", &format!("/books/{book_id}"), None, None)
+        .await;
+    assert_eq!(fetched.status, StatusCode::OK);
+    assert_eq!(&fetched.body, book);
+
+    // Every driver busy or gone: the breaker closes again.
+    s.driver("d-1", "OFFERED").await;
+    let answer = s.post_book(request("c-1")).await;
+    assert_problem(
+        &answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_taxi_available",
+    );
+    assert_eq!(s.count("books").await, 1);
+}
+
+#[tokio::test]
+async fn driver_availability_ignores_stale_and_duplicate_events() {
+    let s = service().await;
+    let available = DriverStatusChanged {
+        driver_id: "d-1".into(),
+        status: "AVAILABLE".into(),
+    };
+    let mut stale = Envelope::new(&available, "d-1", None, s.db.now() - 60_000);
+    s.driver("d-1", "OFFLINE").await;
+    // An AVAILABLE older than the OFFLINE already applied (a reordered delivery) changes nothing.
+    s.redeliver(&stale).await;
+    let answer = s.post_book(request("c-1")).await;
+    assert_problem(
+        &answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_taxi_available",
+    );
+
+    stale.occurred_at = tanda_core::clock::rfc3339(s.db.now() + 1);
+    s.redeliver(&stale).await;
+    s.redeliver(&stale).await;
+    assert_eq!(
+        s.post_book(request("c-1")).await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn idempotency_key_replays_the_first_answer() {
+    let s = service().await;
+    s.driver("d-1", "AVAILABLE").await;
+
+    let first = s
+        .call("POST", "/books", Some(request("c-1")), Some("k-1"))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let again = s
+        .call("POST", "/books", Some(request("c-1")), Some("k-1"))
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body, first.body);
+    assert_eq!(s.count("books").await, 1);
+    assert_eq!(s.count("outbox").await, 2);
+
+    let mut other = request("c-1");
+    other["dropoff"]["name"] = json!("서울역");
+    let reused = s.call("POST", "/books", Some(other), Some("k-1")).await;
+    assert_problem(
+        &reused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    );
+    assert_eq!(s.count("books").await, 1);
+
+    // Not even a hash of the full card number is kept for the key.
+    let kept: String = sqlx::query_scalar("SELECT body FROM idempotency")
+        .fetch_one(s.db.reader())
+        .await
+        .unwrap();
+    assert!(!kept.contains(CARD));
+
+    // Another key is another booking.
+    let second = s
+        .call("POST", "/books", Some(request("c-1")), Some("k-2"))
+        .await;
+    assert_eq!(second.status, StatusCode::CREATED);
+    assert_ne!(second.body["bookId"], first.body["bookId"]);
+    assert_eq!(s.count("books").await, 2);
+}
+
+#[tokio::test]
+async fn bad_input_is_a_specific_problem_and_changes_nothing() {
+    let s = service().await;
+    // Checked before the breaker: no driver is available yet.
+    let with = |path: &[&str], value: Value| {
+        let mut body = request("c-1");
+        let (last, parents) = path.split_last().unwrap();
+        let mut target = &mut body;
+        for p in parents {
+            target = &mut target[*p];
+        }
+        target[*last] = value;
+        body
+    };
+    let without = |field: &str| {
+        let mut body = request("c-1");
+        body.as_object_mut().unwrap().remove(field);
+        body
+    };
+    let cases = [
+        (
+            with(&["card"], json!("4242424242424241")),
+            "invalid_card",
+            "card",
+        ),
+        (with(&["card"], json!("4242")), "invalid_card", "card"),
+        (
+            with(&["card"], json!(4242424242424242u64)),
+            "invalid_card",
+            "card",
+        ),
+        (
+            with(&["pickup", "lat"], json!(91.0)),
+            "invalid_location",
+            "pickup.lat",
+        ),
+        (
+            with(&["dropoff", "lng"], json!(-180.5)),
+            "invalid_location",
+            "dropoff.lng",
+        ),
+        (
+            with(&["pickup", "name"], json!("  ")),
+            "invalid_place_name",
+            "pickup.name",
+        ),
+        (
+            with(&["customerId"], json!("a b")),
+            "invalid_customer_id",
+            "customerId",
+        ),
+        (
+            with(&["customerName"], json!("")),
+            "invalid_customer_name",
+            "customerName",
+        ),
+        (with(&["phone"], json!("12345")), "invalid_phone", "phone"),
+        (without("card"), "missing_field", "card"),
+        (without("dropoff"), "missing_field", "dropoff"),
+        (
+            with(&["pickup"], json!({"name": "x", "lat": 1.0})),
+            "missing_field",
+            "pickup.lng",
+        ),
+    ];
+    for (body, code, field) in cases {
+        let answer = s.post_book(body).await;
+        assert_problem(&answer, StatusCode::BAD_REQUEST, code);
+        assert!(
+            answer.body["detail"].as_str().unwrap().contains(field),
+            "{field}: {}",
+            answer.raw
+        );
+        assert!(!answer.raw.contains(CARD), "{}", answer.raw);
+    }
+
+    // The first problem is the one reported.
+    let mut two = with(&["phone"], json!("x"));
+    two["card"] = json!("1");
+    assert_problem(
+        &s.post_book(two).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_phone",
+    );
+
+    let malformed = Request::builder()
+        .method("POST")
+        .uri("/books")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"customerId\":"))
+        .unwrap();
+    let response = s.router.clone().oneshot(malformed).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(s.count("books").await, 0);
+    assert_eq!(s.count("outbox").await, 0);
+
+    let missing = s.call("GET", "/books", None, None).await;
+    assert_problem(&missing, StatusCode::BAD_REQUEST, "missing_field");
+    let invalid = s.call("GET", "/books?customerId=a%20b", None, None).await;
+    assert_problem(&invalid, StatusCode::BAD_REQUEST, "invalid_customer_id");
+    let unknown = s.call("GET", "/books/nope", None, None).await;
+    assert_problem(&unknown, StatusCode::NOT_FOUND, "not_found");
+    let unknown = s.call("POST", "/books/nope/cancel", None, None).await;
+    assert_problem(&unknown, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn a_customers_bookings_are_listed_newest_first() {
+    let s = service().await;
+    s.driver("d-1", "AVAILABLE").await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(s.post_book(request("c-1")).await.body["bookId"].clone());
+    }
+    s.post_book(request("c-2")).await;
+    let list = s.call("GET", "/books?customerId=c-1", None, None).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let listed: Vec<Value> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["bookId"].clone())
+        .collect();
+    ids.reverse();
+    assert_eq!(listed, ids);
+    let none = s.call("GET", "/books?customerId=c-9", None, None).await;
+    assert_eq!(none.body, json!([]));
+}
+
+fn dispatched(book_id: &str) -> TaxiDispatched {
+    TaxiDispatched {
+        dispatch_id: "x-1".into(),
+        book_id: book_id.into(),
+        customer_id: "c-1".into(),
+        driver_id: "d-1".into(),
+        driver_name: "Kim".into(),
+        car_number: "12가3456".into(),
+        phone: "010-9999-0000".into(),
+        eta_seconds: 180,
+    }
+}
+
+fn started(book_id: &str) -> TripStarted {
+    TripStarted {
+        dispatch_id: "x-1".into(),
+        book_id: book_id.into(),
+        customer_id: "c-1".into(),
+        driver_id: "d-1".into(),
+    }
+}
+
+async fn new_book(s: &Service) -> String {
+    s.driver("d-1", "AVAILABLE").await;
+    let answer = s.post_book(request("c-1")).await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    answer.body["bookId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn cancel_is_requested_from_dispatch_and_confirmed() {
+    let s = service().await;
+    let id = new_book(&s).await;
+    let cancel = format!("/books/{id}/cancel");
+
+    let answer = s.call("POST", &cancel, None, None).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.raw);
+    assert_eq!(answer.body["status"], "CANCEL_REQUESTED");
+    let requests: Vec<Value> = s
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|(kind, _)| kind == "taxi.BookCancelRequested")
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0]["payload"],
+        json!({"bookId": id, "customerId": "c-1"})
+    );
+    assert_eq!(requests[0]["correlationId"], id.as_str());
+
+    let again = s.call("POST", &cancel, None, None).await;
+    assert_problem(&again, StatusCode::CONFLICT, "cancel_pending");
+
+    let confirmed = DispatchCancelled {
+        dispatch_id: "x-1".into(),
+        book_id: id.clone(),
+        customer_id: "c-1".into(),
+        driver_id: None,
+    };
+    let envelope = s.deliver(&confirmed, &id).await;
+    let book = s
+        .call("GET", &format!("/books/{id}"), None, None)
+        .await
+        .body;
+    assert_eq!(book["status"], "CANCELLED_BY_CUSTOMER");
+    let last = s.outbox().await.pop().unwrap().1;
+    assert_eq!(last["causationId"], envelope.id.as_str());
+
+    let late = s.call("POST", &cancel, None, None).await;
+    assert_problem(&late, StatusCode::CONFLICT, "already_cancelled");
+    assert_eq!(
+        s.statuses_published(&id).await,
+        ["REQUESTED", "CANCEL_REQUESTED", "CANCELLED_BY_CUSTOMER"]
+    );
+}
+
+#[tokio::test]
+async fn a_ride_follows_dispatch_and_a_late_cancel_is_refused() {
+    let s = service().await;
+    let id = new_book(&s).await;
+    let get = format!("/books/{id}");
+
+    let envelope = s.deliver(&dispatched(&id), &id).await;
+    // A redelivery that slipped past the inbox changes nothing and publishes nothing.
+    let outbox_len = s.count("outbox").await;
+    s.redeliver(&envelope).await;
+    assert_eq!(s.count("outbox").await, outbox_len);
+    let book = s.call("GET", &get, None, None).await.body;
+    assert_eq!(book["status"], "DISPATCHED");
+    assert_eq!(book["dispatchId"], "x-1");
+    assert_eq!(
+        book["taxi"],
+        json!({"driverId": "d-1", "driverName": "Kim", "carNumber": "12가3456",
+               "phone": "010-9999-0000", "etaSeconds": 180})
+    );
+
+    // The customer cancels while the driver is on the way, the customer boards meanwhile, and
+    // dispatch refuses: the ride goes on.
+    let answer = s
+        .call("POST", &format!("/books/{id}/cancel"), None, None)
+        .await;
+    assert_eq!(answer.body["status"], "CANCEL_REQUESTED");
+    s.deliver(&started(&id), &id).await;
+    assert_eq!(
+        s.call("GET", &get, None, None).await.body["status"],
+        "CANCEL_REQUESTED"
+    );
+    let rejected = CancelRejected {
+        dispatch_id: "x-1".into(),
+        book_id: id.clone(),
+        customer_id: "c-1".into(),
+        reason: "trip_started".into(),
+    };
+    s.deliver(&rejected, &id).await;
+    assert_eq!(
+        s.call("GET", &get, None, None).await.body["status"],
+        "IN_TRIP"
+    );
+
+    let refused = s
+        .call("POST", &format!("/books/{id}/cancel"), None, None)
+        .await;
+    assert_problem(&refused, StatusCode::CONFLICT, "trip_started");
+
+    let ended = TripEnded {
+        dispatch_id: "x-1".into(),
+        book_id: id.clone(),
+        customer_id: "c-1".into(),
+        driver_id: "d-1".into(),
+        distance_meters: 8_600,
+        fare: 10_100,
+        pay_id: "p-1".into(),
+    };
+    s.deliver(&ended, &id).await;
+    let book = s.call("GET", &get, None, None).await.body;
+    assert_eq!(book["status"], "COMPLETED");
+    assert_eq!(book["fare"], 10_100);
+    assert_eq!(book["payId"], "p-1");
+
+    let late = s
+        .call("POST", &format!("/books/{id}/cancel"), None, None)
+        .await;
+    assert_problem(&late, StatusCode::CONFLICT, "already_completed");
+    assert_eq!(
+        s.statuses_published(&id).await,
+        [
+            "REQUESTED",
+            "DISPATCHED",
+            "CANCEL_REQUESTED",
+            "IN_TRIP",
+            "COMPLETED"
+        ]
+    );
+    assert_eq!(s.count("dead_letters").await, 0);
+}
+
+#[tokio::test]
+async fn events_for_unknown_bookings_are_ignored() {
+    let s = service().await;
+    s.deliver(&dispatched("nope"), "nope").await;
+    assert_eq!(s.count("outbox").await, 0);
+}
