@@ -1,0 +1,69 @@
+//! The charge flow, shared by `POST /pays` and by the in-process client the binary hands to
+//! dispatch: a trip is charged at most once, however often or concurrently it is asked.
+
+use std::sync::Arc;
+
+use tanda_cardnet::{CardNetwork, ChargeError};
+use tanda_catalog::taxi::pay::{Pay, PayRequest};
+use tanda_core::id::new_id;
+use tanda_core::{Db, Envelope};
+
+use crate::PayError;
+use crate::domain::{ChargeOrder, Payment};
+use crate::store;
+
+/// The pay service's in-process handle.
+#[derive(Clone)]
+pub struct PayApi {
+    pub(crate) db: Db,
+    pub(crate) network: Arc<CardNetwork>,
+}
+
+impl PayApi {
+    /// Charges the trip `request.dispatch_id` unless it was paid already. Returns its payment and
+    /// whether this call created it.
+    pub async fn pay(&self, request: PayRequest) -> Result<(Pay, bool), PayError> {
+        let order = ChargeOrder::parse(request).map_err(|e| PayError::Invalid(e.to_string()))?;
+        if let Some(paid) = store::by_dispatch(self.db.reader(), order.dispatch_id()).await? {
+            return Ok((paid.view(), false));
+        }
+        // The dispatch id is the network's idempotency key, so callers racing past the check
+        // above still charge the card once; the UNIQUE dispatch id then keeps one payment.
+        let charge = self
+            .network
+            .charge(order.card_token(), order.amount(), order.dispatch_id())
+            .await?;
+        let mut uow = self.db.begin().await?;
+        let payment = Payment::approved(order, &charge, new_id(), uow.now());
+        let created = store::insert(&mut uow, &payment).await?;
+        if created {
+            let event = payment.approved_event();
+            uow.publish(&Envelope::new(
+                &event,
+                &payment.book_id,
+                None,
+                payment.paid_at,
+            ))
+            .await?;
+        }
+        let stored = store::by_dispatch(uow.conn(), &payment.dispatch_id)
+            .await?
+            .expect("the trip's payment was just inserted or already there");
+        uow.commit().await?;
+        Ok((stored.view(), created))
+    }
+}
+
+impl From<ChargeError> for PayError {
+    fn from(e: ChargeError) -> Self {
+        match e {
+            ChargeError::Declined(reason) => PayError::Declined(reason.to_owned()),
+            ChargeError::InvalidToken => {
+                PayError::Invalid("cardToken is not a token of the card network".to_owned())
+            }
+            ChargeError::Unavailable => {
+                PayError::Unavailable("the card network is unavailable; retry shortly".to_owned())
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! A trip's payment: the charge order parsed at the edge, and the payment it becomes once the card
+//! network approves it. A stored payment is always `PAID` (declined charges are never kept), and a
+//! trip (dispatch) has at most one.
+
+use tanda_cardnet::Charge;
+use tanda_catalog::taxi::PaymentApproved;
+use tanda_catalog::taxi::pay::{Pay, PayRequest};
+use tanda_core::clock::{Timestamp, rfc3339};
+
+/// The largest fare pay accepts, in won: far above any taxi ride, low enough to catch a unit slip.
+pub const MAX_AMOUNT: i64 = 10_000_000;
+const MAX_REF_LEN: usize = 100;
+const MAX_TOKEN_LEN: usize = 200;
+/// The only status a stored payment has.
+pub const PAID: &str = "PAID";
+
+/// Why a `POST /pays` request cannot be charged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPayment {
+    #[error("{0} must not be blank")]
+    Blank(&'static str),
+    #[error("{0} must be at most {1} characters")]
+    TooLong(&'static str, usize),
+    #[error("amount must be between 1 and {MAX_AMOUNT} won")]
+    Amount,
+}
+
+/// A request that may be sent to the card network: only [`ChargeOrder::parse`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeOrder {
+    book_id: String,
+    dispatch_id: String,
+    amount: i64,
+    card_token: String,
+}
+
+impl ChargeOrder {
+    pub fn parse(request: PayRequest) -> Result<Self, InvalidPayment> {
+        let PayRequest {
+            book_id,
+            dispatch_id,
+            amount,
+            card_token,
+        } = request;
+        Ok(Self {
+            book_id: text("bookId", book_id, MAX_REF_LEN)?,
+            dispatch_id: text("dispatchId", dispatch_id, MAX_REF_LEN)?,
+            amount: if (1..=MAX_AMOUNT).contains(&amount) {
+                amount
+            } else {
+                return Err(InvalidPayment::Amount);
+            },
+            card_token: text("cardToken", card_token, MAX_TOKEN_LEN)?,
+        })
+    }
+
+    /// The trip being paid; also the card network's idempotency key for this charge.
+    pub fn dispatch_id(&self) -> &str {
+        &self.dispatch_id
+    }
+    pub fn amount(&self) -> i64 {
+        self.amount
+    }
+    pub fn card_token(&self) -> &str {
+        &self.card_token
+    }
+}
+
+fn text(field: &'static str, value: String, max: usize) -> Result<String, InvalidPayment> {
+    if value.trim().is_empty() {
+        Err(InvalidPayment::Blank(field))
+    } else if value.chars().count() > max {
+        Err(InvalidPayment::TooLong(field, max))
+    } else {
+        Ok(value)
+    }
+}
+
+/// A charged trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub pay_id: String,
+    pub book_id: String,
+    pub dispatch_id: String,
+    pub amount: i64,
+    pub card_last4: String,
+    pub paid_at: Timestamp,
+}
+
+impl Payment {
+    /// The payment for `order` once the network approved `charge`. The amount is the one the
+    /// network actually charged: a retried charge returns the first one, whatever it was asked.
+    pub fn approved(order: ChargeOrder, charge: &Charge, pay_id: String, now: Timestamp) -> Self {
+        Self {
+            pay_id,
+            book_id: order.book_id,
+            dispatch_id: order.dispatch_id,
+            amount: charge.amount,
+            card_last4: charge.last4.clone(),
+            paid_at: now,
+        }
+    }
+
+    /// The event announcing this payment.
+    pub fn approved_event(&self) -> PaymentApproved {
+        PaymentApproved {
+            pay_id: self.pay_id.clone(),
+            book_id: self.book_id.clone(),
+            dispatch_id: self.dispatch_id.clone(),
+            amount: self.amount,
+            card_last4: self.card_last4.clone(),
+            paid_at: rfc3339(self.paid_at),
+        }
+    }
+
+    /// The payment as the pay contract shows it.
+    pub fn view(&self) -> Pay {
+        Pay {
+            pay_id: self.pay_id.clone(),
+            book_id: self.book_id.clone(),
+            dispatch_id: self.dispatch_id.clone(),
+            amount: self.amount,
+            card_last4: self.card_last4.clone(),
+            status: PAID.to_owned(),
+            paid_at: rfc3339(self.paid_at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn request(amount: i64) -> PayRequest {
+        PayRequest {
+            book_id: "b1".into(),
+            dispatch_id: "d1".into(),
+            amount,
+            card_token: "tok_4242_ok_0123456789abcdef".into(),
+        }
+    }
+
+    #[test]
+    fn parses_a_valid_request() {
+        let order = ChargeOrder::parse(request(4800)).unwrap();
+        assert_eq!(order.dispatch_id(), "d1");
+        assert_eq!(order.amount(), 4800);
+        assert_eq!(order.card_token(), "tok_4242_ok_0123456789abcdef");
+    }
+
+    #[test]
+    fn rejects_blank_and_long_fields_naming_them() {
+        let blank_book = PayRequest {
+            book_id: "  ".into(),
+            ..request(4800)
+        };
+        assert_eq!(
+            ChargeOrder::parse(blank_book),
+            Err(InvalidPayment::Blank("bookId"))
+        );
+        let long_dispatch = PayRequest {
+            dispatch_id: "d".repeat(101),
+            ..request(4800)
+        };
+        assert_eq!(
+            ChargeOrder::parse(long_dispatch),
+            Err(InvalidPayment::TooLong("dispatchId", 100))
+        );
+        let no_token = PayRequest {
+            card_token: String::new(),
+            ..request(4800)
+        };
+        assert_eq!(
+            ChargeOrder::parse(no_token).unwrap_err().to_string(),
+            "cardToken must not be blank"
+        );
+    }
+
+    #[test]
+    fn payment_takes_the_charged_amount_and_card() {
+        let order = ChargeOrder::parse(request(9000)).unwrap();
+        let charge = Charge {
+            charge_id: "ch_1".into(),
+            last4: "4242".into(),
+            amount: 8000,
+        };
+        let payment = Payment::approved(order, &charge, "p1".into(), 1_795_000_000_000);
+        let pay = payment.view();
+        assert_eq!(
+            (pay.amount, pay.card_last4.as_str(), pay.status.as_str()),
+            (8000, "4242", PAID)
+        );
+        let event = payment.approved_event();
+        assert_eq!(
+            (event.pay_id.as_str(), event.book_id.as_str()),
+            ("p1", "b1")
+        );
+        assert_eq!(event.paid_at, pay.paid_at);
+    }
+
+    proptest! {
+        #[test]
+        fn amount_is_accepted_exactly_in_range(amount in any::<i64>()) {
+            let parsed = ChargeOrder::parse(request(amount));
+            prop_assert_eq!(parsed.is_ok(), (1..=MAX_AMOUNT).contains(&amount));
+        }
+
+        #[test]
+        fn ids_are_accepted_exactly_when_non_blank_and_short(id in "\\PC{0,120}") {
+            let parsed = ChargeOrder::parse(PayRequest { dispatch_id: id.clone(), ..request(4800) });
+            let valid = !id.trim().is_empty() && id.chars().count() <= 100;
+            prop_assert_eq!(parsed.is_ok(), valid);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Pay's HTTP edge: `POST /pays`, the payment queries, and the operator's control of the simulated
+//! card network (how tests and operators exercise dispatch's circuit breaker).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tanda_cardnet::NetworkMode;
+use tanda_catalog::taxi::pay::{Pay, PayRequest};
+use tanda_core::Problem;
+use tanda_core::http::{IdempotencyKey, Json, Path, Query};
+
+use crate::api::PayApi;
+use crate::store;
+
+/// The longest latency an operator may inject: longer would only park callers' connections.
+const MAX_LATENCY_MS: u64 = 60_000;
+
+pub fn router(api: PayApi) -> Router {
+    Router::new()
+        .route("/pays", post(create).get(list))
+        .route("/pays/{pay_id}", get(show))
+        .route(
+            "/admin/card-network",
+            get(network_mode).put(set_network_mode),
+        )
+        .with_state(api)
+}
+
+/// 201 with a new payment, 200 with the trip's existing one.
+async fn create(
+    State(api): State<PayApi>,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(request): Json<PayRequest>,
+) -> Result<Response, Problem> {
+    let fingerprint = serde_json::to_value(&request).expect("a PayRequest serializes");
+    if let Some(key) = &key
+        && let Some(first) = store::replay(&api.db, key, &fingerprint).await?
+    {
+        return Ok(first.into_response());
+    }
+    let (pay, created) = api.pay(request).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    if let Some(key) = &key {
+        let body = serde_json::to_value(&pay).expect("a Pay serializes");
+        store::remember(&api.db, key, &fingerprint, status.as_u16(), &body).await?;
+    }
+    Ok((status, Json(pay)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ByBook {
+    book_id: Option<String>,
+}
+
+async fn list(
+    State(api): State<PayApi>,
+    Query(query): Query<ByBook>,
+) -> Result<Json<Vec<Pay>>, Problem> {
+    let book_id = query
+        .book_id
+        .filter(|id| !id.trim().is_empty())
+        .ok_or_else(|| {
+            Problem::bad_request("missing_book_id", "the bookId query parameter is required")
+        })?;
+    let payments = store::by_book(&api.db, &book_id).await?;
+    Ok(Json(payments.iter().map(|p| p.view()).collect()))
+}
+
+async fn show(State(api): State<PayApi>, Path(pay_id): Path<String>) -> Result<Json<Pay>, Problem> {
+    match store::by_id(&api.db, &pay_id).await? {
+        Some(payment) => Ok(Json(payment.view())),
+        None => Err(Problem::not_found("pay", &pay_id)),
+    }
+}
+
+async fn network_mode(State(api): State<PayApi>) -> Json<NetworkMode> {
+    Json(api.network.mode())
+}
+
+async fn set_network_mode(
+    State(api): State<PayApi>,
+    Json(mode): Json<NetworkMode>,
+) -> Result<Json<NetworkMode>, Problem> {
+    if mode.latency_ms > MAX_LATENCY_MS {
+        return Err(Problem::bad_request(
+            "invalid_latency",
+            format!("latencyMs must be at most {MAX_LATENCY_MS}"),
+        ));
+    }
+    api.network.set_mode(mode);
+    Ok(Json(api.network.mode()))
+}

@@ -1,0 +1,78 @@
+//! The pay service: charges a finished trip's fare through the (simulated) card network, at most
+//! once per dispatch, and announces it with `taxi.PaymentApproved`.
+//!
+//! Dispatch calls it synchronously ([`PayApi`] in-process, `POST /pays` over HTTP); it reacts to no
+//! events and sets no timers. Code map: `domain` (the charge order and the payment), `store` (SQL),
+//! `api` (the charge flow), `http` (routes).
+
+mod api;
+mod domain;
+mod http;
+mod store;
+
+use std::sync::Arc;
+
+use tanda_cardnet::CardNetwork;
+use tanda_core::db::Migration;
+use tanda_core::service::ServiceParts;
+use tanda_core::{Db, DbError, Problem};
+
+pub use api::PayApi;
+
+pub const NAME: &str = "pay";
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "pays",
+    // A payment is immutable once stored, so it needs no version column.
+    sql: "CREATE TABLE pays (
+              pay_id VARCHAR(64) PRIMARY KEY,
+              book_id VARCHAR(100) NOT NULL,
+              dispatch_id VARCHAR(100) NOT NULL UNIQUE,
+              amount BIGINT NOT NULL,
+              card_last4 VARCHAR(4) NOT NULL,
+              paid_at BIGINT NOT NULL);
+          CREATE INDEX pays_book_id ON pays (book_id, paid_at)",
+}];
+
+/// Why a payment was not made; nothing is stored in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the card was declined ({0})")]
+    Declined(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<PayError> for Problem {
+    fn from(e: PayError) -> Self {
+        let detail = e.to_string();
+        match e {
+            PayError::Invalid(_) => Problem::bad_request("invalid_payment", detail),
+            PayError::Declined(_) => Problem::payment_declined(detail),
+            PayError::Unavailable(_) => Problem::unavailable("card_network_unavailable", detail, 1),
+            PayError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Migrates pay's database and returns its parts and the in-process handle for dispatch.
+pub async fn build(db: Db, network: Arc<CardNetwork>) -> Result<(ServiceParts, PayApi), DbError> {
+    db.migrate(MIGRATIONS).await?;
+    let api = PayApi {
+        db: db.clone(),
+        network,
+    };
+    let parts = ServiceParts {
+        name: NAME,
+        db,
+        router: http::router(api.clone()),
+        consumers: vec![],
+        timers: None,
+    };
+    Ok((parts, api))
+}

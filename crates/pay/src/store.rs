@@ -1,0 +1,112 @@
+//! Pay's SQL: payments keyed by their dispatch (UNIQUE, so a trip is charged at most once), and
+//! the responses kept for `Idempotency-Key`s.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row};
+use tanda_core::db::StoredResponse;
+use tanda_core::{Db, DbError, Uow};
+
+use crate::domain::Payment;
+
+/// The scope of `POST /pays` idempotency keys.
+const IDEMPOTENCY_SCOPE: &str = "pays";
+
+fn payment(row: &AnyRow) -> Result<Payment, sqlx::Error> {
+    Ok(Payment {
+        pay_id: row.try_get("pay_id")?,
+        book_id: row.try_get("book_id")?,
+        dispatch_id: row.try_get("dispatch_id")?,
+        amount: row.try_get("amount")?,
+        card_last4: row.try_get("card_last4")?,
+        paid_at: row.try_get("paid_at")?,
+    })
+}
+
+/// The payment of a trip, if it was paid.
+pub async fn by_dispatch<'c>(
+    conn: impl Executor<'c, Database = Any>,
+    dispatch_id: &str,
+) -> Result<Option<Payment>, DbError> {
+    let row = sqlx::query(
+        "SELECT pay_id, book_id, dispatch_id, amount, card_last4, paid_at FROM pays
+         WHERE dispatch_id = $1",
+    )
+    .bind(dispatch_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(payment).transpose()?)
+}
+
+pub async fn by_id(db: &Db, pay_id: &str) -> Result<Option<Payment>, DbError> {
+    let row = sqlx::query(
+        "SELECT pay_id, book_id, dispatch_id, amount, card_last4, paid_at FROM pays
+         WHERE pay_id = $1",
+    )
+    .bind(pay_id)
+    .fetch_optional(db.reader())
+    .await?;
+    Ok(row.as_ref().map(payment).transpose()?)
+}
+
+/// A booking's payments, oldest first.
+pub async fn by_book(db: &Db, book_id: &str) -> Result<Vec<Payment>, DbError> {
+    let rows = sqlx::query(
+        "SELECT pay_id, book_id, dispatch_id, amount, card_last4, paid_at FROM pays
+         WHERE book_id = $1 ORDER BY paid_at, pay_id",
+    )
+    .bind(book_id)
+    .fetch_all(db.reader())
+    .await?;
+    Ok(rows.iter().map(payment).collect::<Result<_, _>>()?)
+}
+
+/// Stores `payment` unless its trip already has one; true if this call stored it.
+pub async fn insert(uow: &mut Uow, payment: &Payment) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "INSERT INTO pays (pay_id, book_id, dispatch_id, amount, card_last4, paid_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dispatch_id) DO NOTHING",
+    )
+    .bind(&payment.pay_id)
+    .bind(&payment.book_id)
+    .bind(&payment.dispatch_id)
+    .bind(payment.amount)
+    .bind(&payment.card_last4)
+    .bind(payment.paid_at)
+    .execute(uow.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The response first given for this `Idempotency-Key`, if any. Read through a unit of work
+/// (rolled back) because that is where the core checks the key against the request.
+pub async fn replay(
+    db: &Db,
+    key: &str,
+    request: &serde_json::Value,
+) -> Result<Option<StoredResponse>, DbError> {
+    let mut uow = db.begin().await?;
+    uow.idempotent_response(IDEMPOTENCY_SCOPE, key, request)
+        .await
+}
+
+/// Keeps the response for this `Idempotency-Key` (the first one wins if two raced). The payment
+/// itself is already idempotent per dispatch, so this need not share its unit of work: losing it
+/// to a crash only turns a replayed 201 into a 200 with the same payment.
+pub async fn remember(
+    db: &Db,
+    key: &str,
+    request: &serde_json::Value,
+    status: u16,
+    body: &serde_json::Value,
+) -> Result<(), DbError> {
+    let mut uow = db.begin().await?;
+    if uow
+        .idempotent_response(IDEMPOTENCY_SCOPE, key, request)
+        .await?
+        .is_none()
+    {
+        uow.save_idempotent_response(IDEMPOTENCY_SCOPE, key, request, status, body)
+            .await?;
+    }
+    uow.commit().await
+}

@@ -1,0 +1,434 @@
+//! Pay on a real temp SQLite database, through its router and its in-process handle: a trip is
+//! charged at most once, declines and outages store nothing, bad input is a 400 problem.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use tanda_cardnet::{CardNetwork, CardNumber, NetworkMode, tokenize};
+use tanda_catalog::taxi::pay::PayRequest;
+use tanda_core::db::Durability;
+use tanda_core::{Db, SystemClock};
+use tanda_pay::{NAME, PayApi, PayError, build};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+struct Service {
+    _dir: TempDir,
+    db: Db,
+    router: Router,
+    api: PayApi,
+    network: Arc<CardNetwork>,
+}
+
+async fn service() -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let network = Arc::new(CardNetwork::default());
+    let (parts, api) = build(db.clone(), network.clone()).await.unwrap();
+    Service {
+        _dir: dir,
+        db,
+        router: parts.router,
+        api,
+        network,
+    }
+}
+
+fn card(number: &str) -> String {
+    tokenize(&CardNumber::parse(number).unwrap()).token
+}
+
+fn pay_body(book_id: &str, dispatch_id: &str, amount: i64, token: &str) -> Value {
+    json!({"bookId": book_id, "dispatchId": dispatch_id, "amount": amount, "cardToken": token})
+}
+
+async fn call(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    idempotency_key: Option<&str>,
+) -> (StatusCode, HeaderMap, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(key) = idempotency_key {
+        request = request.header("idempotency-key", key);
+    }
+    let request = match body {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string())),
+        None => request.body(Body::empty()),
+    }
+    .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (parts.status, parts.headers, json)
+}
+
+async fn count(db: &Db, sql: &'static str, arg: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .bind(arg)
+        .fetch_one(db.reader())
+        .await
+        .unwrap()
+}
+
+async fn pays_of_dispatch(db: &Db, dispatch_id: &str) -> i64 {
+    count(
+        db,
+        "SELECT COUNT(*) FROM pays WHERE dispatch_id = $1",
+        dispatch_id,
+    )
+    .await
+}
+
+async fn approvals_of_book(db: &Db, book_id: &str) -> i64 {
+    count(
+        db,
+        "SELECT COUNT(*) FROM outbox WHERE type = 'taxi.PaymentApproved' AND aggregate_id = $1",
+        book_id,
+    )
+    .await
+}
+
+fn assert_problem(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &Value,
+    want: StatusCode,
+    code: &str,
+) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["code"], code);
+    assert_eq!(body["status"], want.as_u16());
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+}
+
+#[tokio::test]
+async fn paying_a_trip_twice_charges_once_and_answers_200_with_the_same_pay() {
+    let s = service().await;
+    let body = pay_body("b1", "d1", 7300, &card("4242424242424242"));
+    let (status, _, first) = call(&s.router, "POST", "/pays", Some(body.clone()), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["bookId"], "b1");
+    assert_eq!(first["dispatchId"], "d1");
+    assert_eq!(first["amount"], 7300);
+    assert_eq!(first["cardLast4"], "4242");
+    assert_eq!(first["status"], "PAID");
+    assert!(first["paidAt"].as_str().unwrap().ends_with('Z'));
+
+    let (status, _, again) = call(&s.router, "POST", "/pays", Some(body), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, first);
+    assert_eq!(pays_of_dispatch(&s.db, "d1").await, 1);
+    assert_eq!(approvals_of_book(&s.db, "b1").await, 1);
+    assert_eq!(s.network.charge_count(), 1);
+
+    let (status, _, listed) = call(&s.router, "GET", "/pays?bookId=b1", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed, json!([first.clone()]));
+    let uri = format!("/pays/{}", first["payId"].as_str().unwrap());
+    let (status, _, shown) = call(&s.router, "GET", &uri, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown, first);
+
+    let envelope: String =
+        sqlx::query_scalar("SELECT envelope FROM outbox WHERE type = 'taxi.PaymentApproved'")
+            .fetch_one(s.db.reader())
+            .await
+            .unwrap();
+    let envelope: Value = serde_json::from_str(&envelope).unwrap();
+    assert_eq!(envelope["correlationId"], "b1");
+    assert_eq!(envelope["aggregateId"], "b1");
+    assert_eq!(envelope["payload"]["payId"], first["payId"]);
+    assert_eq!(envelope["payload"]["amount"], 7300);
+}
+
+#[tokio::test]
+async fn concurrent_payments_of_one_trip_charge_once() {
+    let s = service().await;
+    // A little latency so both calls are in flight at the card network together.
+    s.network.set_mode(NetworkMode {
+        latency_ms: 20,
+        down: false,
+    });
+    let body = pay_body("b2", "d2", 4800, &card("4242424242424242"));
+    let (a, b) = tokio::join!(
+        call(&s.router, "POST", "/pays", Some(body.clone()), None),
+        call(&s.router, "POST", "/pays", Some(body), None),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CREATED]);
+    assert_eq!(a.2, b.2);
+    assert_eq!(pays_of_dispatch(&s.db, "d2").await, 1);
+    assert_eq!(approvals_of_book(&s.db, "b2").await, 1);
+    assert_eq!(s.network.charge_count(), 1);
+
+    // The same through the in-process handle dispatch uses.
+    let request = PayRequest {
+        book_id: "b3".into(),
+        dispatch_id: "d3".into(),
+        amount: 5000,
+        card_token: card("4242424242424242"),
+    };
+    let (x, y) = tokio::join!(s.api.pay(request.clone()), s.api.pay(request));
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.0, y.0);
+    assert!(x.1 ^ y.1, "exactly one call creates the payment");
+    assert_eq!(pays_of_dispatch(&s.db, "d3").await, 1);
+    assert_eq!(approvals_of_book(&s.db, "b3").await, 1);
+    assert_eq!(s.network.charge_count(), 2);
+}
+
+#[tokio::test]
+async fn a_declined_card_is_402_and_stores_nothing() {
+    let s = service().await;
+    let body = pay_body("b1", "d1", 7300, &card("4000000000000002"));
+    let (status, headers, problem) = call(&s.router, "POST", "/pays", Some(body), None).await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::PAYMENT_REQUIRED,
+        "card_declined",
+    );
+    assert_eq!(pays_of_dispatch(&s.db, "d1").await, 0);
+    assert_eq!(approvals_of_book(&s.db, "b1").await, 0);
+    assert_eq!(s.network.charge_count(), 0);
+    let (_, _, listed) = call(&s.router, "GET", "/pays?bookId=b1", None, None).await;
+    assert_eq!(listed, json!([]));
+}
+
+#[tokio::test]
+async fn a_network_outage_is_503_with_retry_after_and_the_retry_succeeds() {
+    let s = service().await;
+    let down = json!({"latencyMs": 0, "down": true});
+    let (status, _, _) = call(&s.router, "PUT", "/admin/card-network", Some(down), None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let body = pay_body("b1", "d1", 7300, &card("4242424242424242"));
+    let (status, headers, problem) =
+        call(&s.router, "POST", "/pays", Some(body.clone()), None).await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "card_network_unavailable",
+    );
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(pays_of_dispatch(&s.db, "d1").await, 0);
+
+    let up = json!({"latencyMs": 0, "down": false});
+    call(&s.router, "PUT", "/admin/card-network", Some(up), None).await;
+    let (status, _, _) = call(&s.router, "POST", "/pays", Some(body), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(pays_of_dispatch(&s.db, "d1").await, 1);
+}
+
+#[tokio::test]
+async fn the_operator_sets_and_reads_the_network_mode() {
+    let s = service().await;
+    let (status, _, mode) = call(&s.router, "GET", "/admin/card-network", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mode, json!({"latencyMs": 0, "down": false}));
+
+    let wanted = json!({"latencyMs": 250, "down": true});
+    let (status, _, mode) = call(
+        &s.router,
+        "PUT",
+        "/admin/card-network",
+        Some(wanted.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mode, wanted);
+    let (_, _, mode) = call(&s.router, "GET", "/admin/card-network", None, None).await;
+    assert_eq!(mode, wanted);
+    assert_eq!(
+        s.network.mode(),
+        NetworkMode {
+            latency_ms: 250,
+            down: true
+        }
+    );
+
+    let too_slow = json!({"latencyMs": 60_001, "down": false});
+    let (status, headers, problem) = call(
+        &s.router,
+        "PUT",
+        "/admin/card-network",
+        Some(too_slow),
+        None,
+    )
+    .await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::BAD_REQUEST,
+        "invalid_latency",
+    );
+    let (_, _, mode) = call(&s.router, "GET", "/admin/card-network", None, None).await;
+    assert_eq!(mode, wanted, "a rejected change changes nothing");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_problem_and_stores_nothing() {
+    let s = service().await;
+    let ok = card("4242424242424242");
+    for body in [
+        pay_body("b1", "d1", 0, &ok),
+        pay_body("b1", "d1", 10_000_001, &ok),
+        pay_body(" ", "d1", 4800, &ok),
+        pay_body("b1", &"d".repeat(101), 4800, &ok),
+        pay_body("b1", "d1", 4800, ""),
+        pay_body("b1", "d1", 4800, "tok_not_a_real_token"),
+    ] {
+        let (status, headers, problem) = call(&s.router, "POST", "/pays", Some(body), None).await;
+        assert_problem(
+            status,
+            &headers,
+            &problem,
+            StatusCode::BAD_REQUEST,
+            "invalid_payment",
+        );
+    }
+    let (status, headers, problem) = call(&s.router, "GET", "/pays", None, None).await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::BAD_REQUEST,
+        "missing_book_id",
+    );
+    let (status, headers, problem) = call(&s.router, "GET", "/pays/nope", None, None).await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_eq!(pays_of_dispatch(&s.db, "d1").await, 0);
+    assert_eq!(approvals_of_book(&s.db, "b1").await, 0);
+    assert_eq!(s.network.charge_count(), 0);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_first_answer() {
+    let s = service().await;
+    let body = pay_body("b1", "d1", 4800, &card("4242424242424242"));
+    let (status, _, first) = call(&s.router, "POST", "/pays", Some(body.clone()), Some("k1")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, headers, again) = call(&s.router, "POST", "/pays", Some(body), Some("k1")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(again, first);
+
+    let other = pay_body("b9", "d9", 4800, &card("4242424242424242"));
+    let (status, _, problem) = call(&s.router, "POST", "/pays", Some(other), Some("k1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["code"], "idempotency_key_reused");
+    assert_eq!(pays_of_dispatch(&s.db, "d9").await, 0);
+    assert_eq!(s.network.charge_count(), 1);
+}
+
+/// One step of a random session against pay.
+#[derive(Debug, Clone)]
+enum Step {
+    Pay {
+        trip: usize,
+        good_card: bool,
+        amount: i64,
+    },
+    Network {
+        down: bool,
+    },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..3usize, any::<bool>(), 1..20_000i64)
+            .prop_map(|(trip, good_card, amount)| Step::Pay { trip, good_card, amount }),
+        1 => any::<bool>().prop_map(|down| Step::Network { down }),
+    ]
+}
+
+/// DESIGN §5.5 against a model: whatever the sequence of payments, declines and outages, each trip
+/// gets at most one payment, one event and one network charge, and every later answer is that
+/// same payment.
+#[test]
+fn random_sessions_charge_each_trip_at_most_once() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s = runtime.block_on(service());
+    let good = card("4242424242424242");
+    let bad = card("4000000000000002");
+    let config = ProptestConfig {
+        cases: 32,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(steps in prop::collection::vec(step(), 1..25))| {
+        // Each case has its own trips and its own network; the database is shared.
+        let session = tanda_core::id::new_id();
+        let network = Arc::new(CardNetwork::default());
+        let (_, api) = runtime.block_on(build(s.db.clone(), network.clone())).unwrap();
+        let trip_ids: Vec<String> = (0..3).map(|t| format!("s{session}-d{t}")).collect();
+        let book_id = format!("s{session}-b");
+        let mut paid: HashMap<usize, String> = HashMap::new();
+        let mut down = false;
+        for step in steps {
+            match step {
+                Step::Network { down: d } => {
+                    down = d;
+                    network.set_mode(NetworkMode { latency_ms: 0, down });
+                }
+                Step::Pay { trip, good_card, amount } => {
+                    let request = PayRequest {
+                        book_id: book_id.clone(),
+                        dispatch_id: trip_ids[trip].clone(),
+                        amount,
+                        card_token: if good_card { good.clone() } else { bad.clone() },
+                    };
+                    let outcome = runtime.block_on(api.pay(request));
+                    match (paid.get(&trip), outcome) {
+                        (Some(pay_id), Ok((pay, created))) => {
+                            prop_assert_eq!(&pay.pay_id, pay_id);
+                            prop_assert!(!created);
+                        }
+                        (None, Ok((pay, created))) => {
+                            prop_assert!(good_card && !down && created);
+                            prop_assert_eq!(pay.amount, amount);
+                            paid.insert(trip, pay.pay_id);
+                        }
+                        (None, Err(PayError::Unavailable(_))) => prop_assert!(down),
+                        (None, Err(PayError::Declined(_))) => prop_assert!(!good_card && !down),
+                        (_, other) => prop_assert!(false, "unexpected {other:?}"),
+                    }
+                }
+            }
+        }
+        for (trip, id) in trip_ids.iter().enumerate() {
+            let want = i64::from(paid.contains_key(&trip));
+            prop_assert_eq!(runtime.block_on(pays_of_dispatch(&s.db, id)), want);
+        }
+        prop_assert_eq!(runtime.block_on(approvals_of_book(&s.db, &book_id)), paid.len() as i64);
+        prop_assert_eq!(network.charge_count(), paid.len());
+    });
+}
