@@ -1,0 +1,187 @@
+//! `GET /notifications` and its live twin `GET /notifications/stream` (Server-Sent Events).
+//!
+//! A stream tails the table: it remembers the last id it sent, reads what came after, and sleeps
+//! until a commit wakes it (or a second passes: another process may have inserted). Reading only
+//! committed rows means a stream never shows a notification that was rolled back. Ids are made
+//! inside the writing transaction, so with one writer (SQLite) they commit in id order.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use futures::Stream;
+use serde::Deserialize;
+use tanda_core::http::{Json, Query};
+use tanda_core::lifecycle::Lifecycle;
+use tanda_core::{Db, Problem};
+use tokio::sync::watch;
+use tracing::warn;
+
+use crate::Error;
+use crate::domain::Receiver;
+use crate::store::{self, Notification};
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 500;
+/// Fallback look at the table when no commit signal arrives.
+const POLL: Duration = Duration::from_secs(1);
+const BATCH: i64 = 100;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub wake: watch::Sender<u64>,
+    pub lifecycle: Lifecycle,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/notifications", get(list))
+        .route("/notifications/stream", get(stream))
+        .with_state(state)
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidReceiver(_) => Problem::bad_request("invalid_receiver", e.to_string()),
+            Error::InvalidLimit => Problem::bad_request("invalid_limit", e.to_string()),
+            Error::InvalidLastEventId => {
+                Problem::bad_request("invalid_last_event_id", e.to_string())
+            }
+            Error::Db(e) => e.into(),
+            Error::Decode(_)
+            | Error::InvalidWebhook(_)
+            | Error::Webhook(_)
+            | Error::WebhookStatus(_) => Problem::internal(&e),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    receiver: Option<String>,
+    limit: Option<String>,
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Vec<Notification>>, Problem> {
+    let receiver = receiver(params.receiver.as_deref())?;
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or(Error::InvalidLimit)?,
+    };
+    Ok(Json(store::newest(&s.db, &receiver, limit).await?))
+}
+
+#[derive(Deserialize)]
+struct StreamParams {
+    receiver: Option<String>,
+}
+
+async fn stream(
+    State(s): State<AppState>,
+    Query(params): Query<StreamParams>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, axum::Error>>>, Problem> {
+    let receiver = receiver(params.receiver.as_deref())?;
+    // Where to start is settled before the response goes out, so anything committed after the
+    // client sees the headers is streamed.
+    let last = match last_event_id(&headers)? {
+        Some(id) => id,
+        None => store::latest_id(&s.db, &receiver)
+            .await?
+            .unwrap_or_default(),
+    };
+    let tail = Tail {
+        db: s.db,
+        receiver,
+        last,
+        pending: VecDeque::new(),
+        wake: s.wake.subscribe(),
+        lifecycle: s.lifecycle,
+    };
+    let events = futures::stream::unfold(tail, |mut tail| async move {
+        let n = tail.next().await?;
+        let event = Event::default()
+            .event("notification")
+            .id(&n.notification_id)
+            .json_data(&n);
+        Some((event, tail))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+fn receiver(raw: Option<&str>) -> Result<Receiver, Error> {
+    Ok(Receiver::parse(raw.unwrap_or_default())?)
+}
+
+/// The `Last-Event-ID` a reconnecting client sends: one of our notification ids (a UUID).
+fn last_event_id(headers: &HeaderMap) -> Result<Option<String>, Error> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Error::InvalidLastEventId)?
+        .trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let id = uuid::Uuid::parse_str(value).map_err(|_| Error::InvalidLastEventId)?;
+    Ok(Some(id.hyphenated().to_string()))
+}
+
+/// One receiver's live tail of the table.
+struct Tail {
+    db: Db,
+    receiver: Receiver,
+    /// The last id sent (`""` before the first).
+    last: String,
+    pending: VecDeque<Notification>,
+    wake: watch::Receiver<u64>,
+    lifecycle: Lifecycle,
+}
+
+impl Tail {
+    /// The next notification, or `None` once shutdown begins, so open streams never hold up a
+    /// graceful shutdown.
+    async fn next(&mut self) -> Option<Notification> {
+        let cancel = self.lifecycle.token();
+        loop {
+            if let Some(n) = self.pending.pop_front() {
+                self.last.clone_from(&n.notification_id);
+                return Some(n);
+            }
+            if cancel.is_cancelled() || self.lifecycle.is_stopping() {
+                return None;
+            }
+            self.wake.borrow_and_update();
+            match store::after(&self.db, &self.receiver, &self.last, BATCH).await {
+                Ok(rows) if !rows.is_empty() => {
+                    self.pending.extend(rows);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, receiver = %self.receiver, "cannot read notifications; retrying")
+                }
+            }
+            tokio::select! {
+                Ok(()) = self.wake.changed() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = cancel.cancelled() => return None,
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! notify — the seeds' Kakao/alarm service (DESIGN §2): turns taxi (and later flight) events into
+//! plain-English messages for customers, drivers and users, stores them, streams them live over
+//! Server-Sent Events and, when configured, POSTs each one to a webhook.
+//!
+//! Code map: `domain` (receivers and the wording of each event), `policy` (the consumer),
+//! `store` (the `notifications` table), `http` (list and live stream), `webhook` (delivery task).
+
+mod domain;
+mod http;
+mod policy;
+mod store;
+mod webhook;
+
+use std::sync::Arc;
+
+use tanda_core::consumer::Consumer;
+use tanda_core::db::Migration;
+use tanda_core::event::DecodeError;
+use tanda_core::lifecycle::Lifecycle;
+use tanda_core::service::ServiceParts;
+use tanda_core::{Db, DbError};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::domain::InvalidReceiver;
+use crate::policy::Notifier;
+use crate::webhook::Webhook;
+
+pub const NAME: &str = "notify";
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "notifications",
+    sql: "CREATE TABLE notifications (
+              notification_id VARCHAR(64) PRIMARY KEY, receiver VARCHAR(100) NOT NULL,
+              subject VARCHAR(100) NOT NULL, message TEXT NOT NULL,
+              correlation_id VARCHAR(200) NOT NULL, created_at BIGINT NOT NULL, delivered_at BIGINT);
+          CREATE INDEX notifications_by_receiver ON notifications (receiver, notification_id);
+          CREATE INDEX notifications_by_delivery ON notifications (delivered_at, notification_id)",
+}];
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// An absolute `http://` URL every notification is POSTed to; `None`: no webhook.
+    pub webhook: Option<String>,
+}
+
+/// Everything that can go wrong in notify.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error(transparent)]
+    InvalidReceiver(#[from] InvalidReceiver),
+    #[error("limit must be a whole number from 1 to 500")]
+    InvalidLimit,
+    #[error("Last-Event-ID must be the id of a notification")]
+    InvalidLastEventId,
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("webhook `{0}` is not an absolute http:// URL")]
+    InvalidWebhook(String),
+    #[error("webhook: {0}")]
+    Webhook(#[from] reqwest::Error),
+    #[error("webhook answered {0}")]
+    WebhookStatus(u16),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Wires notify: its routes, its consumer of the taxi events and, with a webhook configured, the
+/// delivery task (stopped by `lifecycle`).
+pub async fn build(db: Db, config: Config, lifecycle: &Lifecycle) -> Result<ServiceParts, DbError> {
+    let wake = watch::Sender::new(0);
+    if let Some(url) = &config.webhook {
+        // `build` can only fail with a `DbError`; a bad URL is reported as a configuration error.
+        let webhook = Webhook::new(db.clone(), url)
+            .map_err(|e| DbError::Sql(sqlx::Error::Configuration(e.into())))?;
+        let task = webhook.run(wake.subscribe(), lifecycle.token());
+        lifecycle.spawn(task.instrument(tracing::info_span!("webhook")));
+    }
+    let router = http::router(http::AppState {
+        db: db.clone(),
+        wake: wake.clone(),
+        lifecycle: lifecycle.clone(),
+    });
+    let consumer = Consumer {
+        name: NAME,
+        db: db.clone(),
+        types: &policy::TYPES,
+        handler: Arc::new(Notifier { wake }),
+    };
+    Ok(ServiceParts {
+        name: NAME,
+        db,
+        router,
+        consumers: vec![consumer],
+        timers: None,
+    })
+}

@@ -1,0 +1,126 @@
+//! The `notifications` table: what was said to whom. Readers get it newest first; the live tail and
+//! the webhook read it oldest first, each remembering how far it got (ids are time-ordered UUIDv7).
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use tanda_core::clock::rfc3339;
+use tanda_core::id::new_id;
+use tanda_core::{Db, DbError, Uow};
+
+use crate::domain::{Message, Receiver};
+
+/// A stored notification, as `GET /notifications`, the SSE stream and the webhook show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub notification_id: String,
+    pub receiver: String,
+    pub subject: String,
+    pub message: String,
+    /// The saga it belongs to: the booking id for taxi events.
+    pub correlation_id: String,
+    pub created_at: String,
+}
+
+fn notification(row: &AnyRow) -> Result<Notification, sqlx::Error> {
+    Ok(Notification {
+        notification_id: row.try_get("notification_id")?,
+        receiver: row.try_get("receiver")?,
+        subject: row.try_get("subject")?,
+        message: row.try_get("message")?,
+        correlation_id: row.try_get("correlation_id")?,
+        created_at: rfc3339(row.try_get("created_at")?),
+    })
+}
+
+/// Stores `message` in `uow`: it exists only if the unit of work commits.
+pub async fn insert(uow: &mut Uow, message: &Message, correlation_id: &str) -> Result<(), DbError> {
+    let now = uow.now();
+    sqlx::query(
+        "INSERT INTO notifications (notification_id, receiver, subject, message, correlation_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(new_id())
+    .bind(message.receiver.to_string())
+    .bind(message.subject)
+    .bind(&message.text)
+    .bind(correlation_id)
+    .bind(now)
+    .execute(uow.conn())
+    .await?;
+    Ok(())
+}
+
+/// The receiver's latest `limit` notifications, newest first.
+pub async fn newest(
+    db: &Db,
+    receiver: &Receiver,
+    limit: i64,
+) -> Result<Vec<Notification>, DbError> {
+    let rows = sqlx::query(
+        "SELECT notification_id, receiver, subject, message, correlation_id, created_at
+         FROM notifications WHERE receiver = $1 ORDER BY notification_id DESC LIMIT $2",
+    )
+    .bind(receiver.to_string())
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await?;
+    Ok(rows.iter().map(notification).collect::<Result<_, _>>()?)
+}
+
+/// The receiver's notifications after `after` (an id; `""` for all), oldest first.
+pub async fn after(
+    db: &Db,
+    receiver: &Receiver,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Notification>, DbError> {
+    let rows = sqlx::query(
+        "SELECT notification_id, receiver, subject, message, correlation_id, created_at
+         FROM notifications WHERE receiver = $1 AND notification_id > $2
+         ORDER BY notification_id LIMIT $3",
+    )
+    .bind(receiver.to_string())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await?;
+    Ok(rows.iter().map(notification).collect::<Result<_, _>>()?)
+}
+
+/// The id of the receiver's newest notification, if any: where a live stream starts.
+pub async fn latest_id(db: &Db, receiver: &Receiver) -> Result<Option<String>, DbError> {
+    let id: Option<String> =
+        sqlx::query_scalar("SELECT MAX(notification_id) FROM notifications WHERE receiver = $1")
+            .bind(receiver.to_string())
+            .fetch_one(db.reader())
+            .await?;
+    Ok(id)
+}
+
+/// The oldest notifications the webhook has not delivered yet, in order.
+pub async fn undelivered(db: &Db, limit: i64) -> Result<Vec<Notification>, DbError> {
+    let rows = sqlx::query(
+        "SELECT notification_id, receiver, subject, message, correlation_id, created_at
+         FROM notifications WHERE delivered_at IS NULL ORDER BY notification_id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await?;
+    Ok(rows.iter().map(notification).collect::<Result<_, _>>()?)
+}
+
+/// Records that the webhook accepted notification `id`.
+pub async fn mark_delivered(db: &Db, id: &str) -> Result<(), DbError> {
+    let mut uow = db.begin().await?;
+    let now = uow.now();
+    sqlx::query(
+        "UPDATE notifications SET delivered_at = $1 WHERE notification_id = $2 AND delivered_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(uow.conn())
+    .await?;
+    uow.commit().await
+}

@@ -1,0 +1,536 @@
+//! notify as the binary wires it, on a temp SQLite database: events through its consumer's
+//! handler, the list over HTTP, the live SSE stream over a real socket, and webhook delivery.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::post;
+use serde_json::Value;
+use tanda_catalog::Place;
+use tanda_catalog::taxi::{
+    BookRequested, BookStatusChanged, CancelRejected, DispatchCancelled, DispatchFailed,
+    RideOffered, TaxiDispatched, TripEnded, TripStarted,
+};
+use tanda_core::db::Durability;
+use tanda_core::lifecycle::Lifecycle;
+use tanda_core::service::ServiceParts;
+use tanda_core::{Db, Envelope, Event, SystemClock};
+use tanda_notify::{Config, MIGRATIONS, NAME, build};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+/// Long enough for anything this test waits on; never a claim about speed.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+struct Service {
+    _dir: TempDir,
+    db: Db,
+    parts: ServiceParts,
+    lifecycle: Lifecycle,
+}
+
+async fn start(config: Config) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    db.migrate(MIGRATIONS).await.unwrap();
+    let lifecycle = Lifecycle::new();
+    let parts = build(db.clone(), config, &lifecycle).await.unwrap();
+    Service {
+        _dir: dir,
+        db,
+        parts,
+        lifecycle,
+    }
+}
+
+impl Service {
+    /// Runs `event` through notify's consumer handler in one committed unit of work.
+    async fn deliver<E: Event>(&self, event: &E) {
+        let envelope = Envelope::new(event, event.aggregate_id(), None, self.db.now());
+        let consumer = &self.parts.consumers[0];
+        let mut uow = self.db.begin().await.unwrap();
+        consumer.handler.handle(&mut uow, &envelope).await.unwrap();
+        uow.commit().await.unwrap();
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let request = Request::get(uri).body(Body::empty()).unwrap();
+        let response = self.parts.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    async fn texts(&self, receiver: &str) -> Vec<(String, String)> {
+        let (status, list) = self
+            .get(&format!("/notifications?receiver={receiver}"))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["subject"].as_str().unwrap().to_owned(),
+                    n["message"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn place(name: &str) -> Place {
+    Place {
+        name: name.to_owned(),
+        lat: 37.5,
+        lng: 127.0,
+    }
+}
+
+fn book_requested(book: &str, customer: &str) -> BookRequested {
+    BookRequested {
+        book_id: book.into(),
+        customer_id: customer.into(),
+        customer_name: "Lee".into(),
+        phone: "010-0000-0000".into(),
+        card_token: "tok".into(),
+        card_last4: "4242".into(),
+        pickup: place("Gangnam Station"),
+        dropoff: place("Seoul Station"),
+    }
+}
+
+fn trip_started(book: &str, customer: &str) -> TripStarted {
+    TripStarted {
+        dispatch_id: format!("d-{book}"),
+        book_id: book.into(),
+        customer_id: customer.into(),
+        driver_id: "kim".into(),
+    }
+}
+
+#[tokio::test]
+async fn every_event_is_told_to_the_right_people() {
+    let s = start(Config::default()).await;
+    let consumer = &s.parts.consumers[0];
+    assert_eq!((consumer.name, s.parts.consumers.len()), ("notify", 1));
+    for kind in [
+        BookRequested::TYPE,
+        RideOffered::TYPE,
+        TaxiDispatched::TYPE,
+        TripStarted::TYPE,
+        TripEnded::TYPE,
+        DispatchFailed::TYPE,
+        DispatchCancelled::TYPE,
+        CancelRejected::TYPE,
+    ] {
+        assert!(consumer.types.contains(&kind), "{kind}");
+    }
+    assert!(s.parts.timers.is_none());
+    s.deliver(&book_requested("b1", "c1")).await;
+    s.deliver(&RideOffered {
+        dispatch_id: "d1".into(),
+        book_id: "b1".into(),
+        customer_id: "c1".into(),
+        driver_id: "kim".into(),
+        pickup: place("Gangnam Station"),
+        dropoff: place("Seoul Station"),
+        expires_at: "2026-11-21T09:30:15.000Z".into(),
+    })
+    .await;
+    s.deliver(&TaxiDispatched {
+        dispatch_id: "d1".into(),
+        book_id: "b1".into(),
+        customer_id: "c1".into(),
+        driver_id: "kim".into(),
+        driver_name: "Kim".into(),
+        car_number: "12가3456".into(),
+        phone: "010-1234-5678".into(),
+        eta_seconds: 150,
+    })
+    .await;
+    s.deliver(&trip_started("b1", "c1")).await;
+    s.deliver(&TripEnded {
+        dispatch_id: "d1".into(),
+        book_id: "b1".into(),
+        customer_id: "c1".into(),
+        driver_id: "kim".into(),
+        distance_meters: 9_000,
+        fare: 11_200,
+        pay_id: "p1".into(),
+    })
+    .await;
+    // Not something notify speaks about: stores nothing.
+    s.deliver(&BookStatusChanged {
+        book_id: "b1".into(),
+        customer_id: "c1".into(),
+        status: "COMPLETED".into(),
+    })
+    .await;
+
+    let customer = s.texts("customer:c1").await;
+    let expected_customer = [
+        (
+            "trip.ended",
+            "You have arrived. 11,200 won was charged (payment p1).",
+        ),
+        ("trip.started", "Your trip has started."),
+        (
+            "taxi.dispatched",
+            "Taxi 12가3456 (Kim, 010-1234-5678) is on its way: about 3 min.",
+        ),
+        (
+            "book.requested",
+            "Looking for a taxi from Gangnam Station to Seoul Station.",
+        ),
+    ];
+    assert_eq!(
+        customer,
+        expected_customer.map(|(a, b)| (a.into(), b.into()))
+    );
+    let driver = s.texts("driver:kim").await;
+    let expected_driver = [
+        ("trip.ended", "Trip complete: 11,200 won."),
+        ("ride.accepted", "Ride accepted; head to the pickup."),
+        (
+            "ride.offered",
+            "New ride: Gangnam Station → Seoul Station. Accept before 2026-11-21T09:30:15.000Z.",
+        ),
+    ];
+    assert_eq!(driver, expected_driver.map(|(a, b)| (a.into(), b.into())));
+
+    // The full shape: correlation = booking id, RFC 3339 UTC time.
+    let (_, list) = s.get("/notifications?receiver=customer:c1&limit=1").await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    let n = &list[0];
+    assert_eq!(n["receiver"], "customer:c1");
+    assert_eq!(n["correlationId"], "b1");
+    assert!(n["notificationId"].as_str().unwrap().len() == 36);
+    assert!(n["createdAt"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test]
+async fn failures_and_cancels_are_told_too() {
+    let s = start(Config::default()).await;
+    s.deliver(&DispatchFailed {
+        dispatch_id: "d2".into(),
+        book_id: "b2".into(),
+        customer_id: "c2".into(),
+        reason: "no driver accepted".into(),
+    })
+    .await;
+    s.deliver(&DispatchCancelled {
+        dispatch_id: "d3".into(),
+        book_id: "b3".into(),
+        customer_id: "c2".into(),
+        driver_id: Some("park".into()),
+    })
+    .await;
+    s.deliver(&DispatchCancelled {
+        dispatch_id: "d4".into(),
+        book_id: "b4".into(),
+        customer_id: "c2".into(),
+        driver_id: None,
+    })
+    .await;
+    s.deliver(&CancelRejected {
+        dispatch_id: "d5".into(),
+        book_id: "b5".into(),
+        customer_id: "c2".into(),
+        reason: "trip started".into(),
+    })
+    .await;
+
+    let subjects: Vec<String> = s
+        .texts("customer:c2")
+        .await
+        .into_iter()
+        .map(|(subject, _)| subject)
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "cancel.rejected",
+            "book.cancelled",
+            "book.cancelled",
+            "dispatch.failed"
+        ]
+    );
+    assert_eq!(
+        s.texts("customer:c2").await[0].1,
+        "Too late to cancel: your trip has already started."
+    );
+    assert_eq!(
+        s.texts("driver:park").await,
+        [(
+            "ride.cancelled".to_owned(),
+            "The customer cancelled the ride.".to_owned()
+        )]
+    );
+    assert!(s.texts("user:c2").await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_queries_are_400_problems() {
+    let s = start(Config::default()).await;
+    for (uri, code) in [
+        ("/notifications", "invalid_receiver"),
+        ("/notifications?receiver=", "invalid_receiver"),
+        ("/notifications?receiver=c1", "invalid_receiver"),
+        ("/notifications?receiver=rider:c1", "invalid_receiver"),
+        ("/notifications?receiver=customer:a%20b", "invalid_receiver"),
+        (
+            "/notifications?receiver=customer:c1&limit=0",
+            "invalid_limit",
+        ),
+        (
+            "/notifications?receiver=customer:c1&limit=501",
+            "invalid_limit",
+        ),
+        (
+            "/notifications?receiver=customer:c1&limit=ten",
+            "invalid_limit",
+        ),
+        ("/notifications/stream?receiver=driver:", "invalid_receiver"),
+    ] {
+        let (status, problem) = s.get(uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(problem["code"], code, "{uri}");
+        assert!(!problem["detail"].as_str().unwrap().is_empty());
+    }
+    let request = Request::get("/notifications/stream?receiver=customer:c1")
+        .header("last-event-id", "not-an-id")
+        .body(Body::empty())
+        .unwrap();
+    let response = s.parts.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+/// Serves `router` on a random local port; returns its base URL.
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// Reads a Server-Sent Events body, one `notification` event at a time.
+struct SseReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseReader {
+    /// The next event's `(id, data)`; `None` when the server ended the stream.
+    async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(str::to_owned)
+                };
+                if let (Some(kind), Some(id), Some(data)) =
+                    (field("event: "), field("id: "), field("data: "))
+                {
+                    assert_eq!(kind, "notification");
+                    return Some((id, serde_json::from_str(&data).unwrap()));
+                }
+                continue; // a keep-alive comment
+            }
+            let chunk = tokio::time::timeout(PATIENCE, self.response.chunk())
+                .await
+                .expect("the stream went quiet")
+                .unwrap()?;
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+async fn open_stream(base: &str, receiver: &str, last_event_id: Option<&str>) -> SseReader {
+    let mut request =
+        reqwest::Client::new().get(format!("{base}/notifications/stream?receiver={receiver}"));
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    SseReader {
+        response,
+        buffer: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn the_stream_shows_new_notifications_and_replays_after_last_event_id() {
+    let s = start(Config::default()).await;
+    let base = serve(s.parts.router.clone()).await;
+    // Already there before connecting: not part of a fresh stream.
+    s.deliver(&book_requested("b0", "c1")).await;
+
+    let mut live = open_stream(&base, "customer:c1", None).await;
+    s.deliver(&book_requested("b1", "c1")).await;
+    s.deliver(&book_requested("other", "c9")).await; // someone else's
+    s.deliver(&trip_started("b1", "c1")).await;
+    let (first_id, first) = live.next().await.unwrap();
+    assert_eq!(first["notificationId"], first_id.as_str());
+    assert_eq!(first["correlationId"], "b1");
+    assert_eq!(first["subject"], "book.requested");
+    let (second_id, second) = live.next().await.unwrap();
+    assert_eq!(second["subject"], "trip.started");
+
+    // A reconnecting client gets what came after the last id it saw, in order.
+    let mut replay = open_stream(&base, "customer:c1", Some(&first_id)).await;
+    let (id, n) = replay.next().await.unwrap();
+    assert_eq!(
+        (id.as_str(), &n["subject"]),
+        (second_id.as_str(), &Value::from("trip.started"))
+    );
+    s.deliver(&trip_started("b2", "c1")).await;
+    let (replayed_id, n) = replay.next().await.unwrap();
+    assert_eq!(n["correlationId"], "b2");
+    let (live_id, _) = live.next().await.unwrap();
+    assert_eq!(
+        live_id, replayed_id,
+        "both streams see the same notification"
+    );
+
+    // Shutdown ends open streams instead of waiting for clients to leave.
+    s.lifecycle.stop_background().await;
+    assert!(live.next().await.is_none());
+    assert!(replay.next().await.is_none());
+}
+
+#[tokio::test]
+async fn open_streams_end_as_soon_as_shutdown_begins() {
+    let s = start(Config::default()).await;
+    let base = serve(s.parts.router.clone()).await;
+    let mut stream = open_stream(&base, "driver:kim", None).await;
+    // A graceful shutdown first turns readiness off, then waits for open connections: a stream
+    // must end there rather than hold the shutdown up.
+    s.lifecycle.begin_shutdown();
+    assert!(stream.next().await.is_none());
+}
+
+#[derive(Clone, Default)]
+struct Inbox {
+    calls: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+/// Fails the first call with a 500, then accepts everything, recording what arrived.
+async fn flaky_webhook(
+    axum::extract::State(inbox): axum::extract::State<Inbox>,
+    headers: axum::http::HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> StatusCode {
+    let key = headers["idempotency-key"].to_str().unwrap().to_owned();
+    let mut calls = inbox.calls.lock().unwrap();
+    calls.push((key, body));
+    if calls.len() == 1 {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+#[tokio::test]
+async fn the_webhook_gets_every_notification_in_order_despite_failures() {
+    let inbox = Inbox::default();
+    let hook = serve(
+        Router::new()
+            .route("/hook", post(flaky_webhook))
+            .with_state(inbox.clone()),
+    )
+    .await;
+    let s = start(Config {
+        webhook: Some(format!("{hook}/hook")),
+    })
+    .await;
+    s.deliver(&book_requested("b1", "c1")).await;
+    s.deliver(&TripEnded {
+        dispatch_id: "d1".into(),
+        book_id: "b1".into(),
+        customer_id: "c1".into(),
+        driver_id: "kim".into(),
+        distance_meters: 3_000,
+        fare: 5_800,
+        pay_id: "p1".into(),
+    })
+    .await;
+    s.deliver(&trip_started("b2", "c2")).await;
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT notification_id FROM notifications ORDER BY notification_id")
+            .fetch_all(s.db.reader())
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 4);
+
+    let undelivered = || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE delivered_at IS NULL")
+                .fetch_one(s.db.reader())
+                .await
+                .unwrap();
+        n
+    };
+    tokio::time::timeout(PATIENCE, async {
+        while undelivered().await > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("every notification is delivered");
+
+    let calls = inbox.calls.lock().unwrap().clone();
+    // The first call failed and was retried: at least once, in order, nothing skipped.
+    let mut keys: Vec<String> = calls.iter().map(|(key, _)| key.clone()).collect();
+    assert_eq!(keys[0], keys[1], "the failed notification is retried first");
+    keys.dedup();
+    assert_eq!(keys, stored);
+    for (key, body) in &calls {
+        assert_eq!(body["notificationId"], key.as_str());
+    }
+    assert_eq!(
+        calls[1].1["message"],
+        "Looking for a taxi from Gangnam Station to Seoul Station."
+    );
+    assert_eq!(calls.last().unwrap().1["receiver"], "customer:c2");
+
+    // The delivery task stops with the service.
+    tokio::time::timeout(PATIENCE, s.lifecycle.stop_background())
+        .await
+        .expect("the webhook task stops on shutdown");
+}
+
+#[tokio::test]
+async fn a_webhook_that_is_not_an_http_url_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    for bad in ["not a url", "/relative", "ftp://example.com/x"] {
+        let config = Config {
+            webhook: Some(bad.into()),
+        };
+        assert!(
+            build(db.clone(), config, &Lifecycle::new()).await.is_err(),
+            "{bad}"
+        );
+    }
+}
