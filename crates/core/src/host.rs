@@ -49,6 +49,7 @@ pub struct Ops {
 
 /// `/healthz`, `/readyz`, `/metrics` and the admin endpoints for dead letters and consumers.
 pub fn ops_router(ops: Ops) -> Router {
+    metrics_handle(); // install the recorder now, so nothing recorded before the first scrape is lost
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))

@@ -1,0 +1,893 @@
+//! The dispatch domain as a pure state machine: drivers, dispatches, offers, trips and fares.
+//!
+//! A command touches one dispatch and the drivers around it, so the state is a [`Fleet`]: the store
+//! loads the part a command needs, the tests hold all of it. [`decide`] checks a command against
+//! that state and says what happens; [`apply`] makes it so. No I/O, no clock: time comes in.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use tanda_core::Timestamp;
+use tanda_core::geo::LatLng;
+use tanda_core::id::ClientId;
+
+/// Seoul-style meter: `base` covers the first `base_distance_m`, then `unit_price` for every full
+/// `unit_distance_m` (all in won and metres).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fare {
+    pub base: i64,
+    pub base_distance_m: i64,
+    pub unit_distance_m: i64,
+    pub unit_price: i64,
+}
+
+impl Default for Fare {
+    fn default() -> Self {
+        Self {
+            base: 4800,
+            base_distance_m: 1600,
+            unit_distance_m: 131,
+            unit_price: 100,
+        }
+    }
+}
+
+impl Fare {
+    /// `base + unit_price × floor(max(0, d − base_distance_m) / unit_distance_m)`.
+    pub fn for_distance(&self, distance_m: i64) -> i64 {
+        let beyond = (distance_m - self.base_distance_m).max(0);
+        self.base + self.unit_price * (beyond / self.unit_distance_m.max(1))
+    }
+}
+
+/// The tunable parts of the rules: how long offers and searches last, the meter, and the speed
+/// used to promise an arrival time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    pub offer_timeout: Duration,
+    pub deadline: Duration,
+    pub fare: Fare,
+    pub speed_kmh: f64,
+}
+
+impl Rules {
+    /// Seconds to drive from `from` to `to` in a straight line at the configured speed, rounded up.
+    pub fn eta_seconds(&self, from: LatLng, to: LatLng) -> i64 {
+        let metres_per_second = self.speed_kmh / 3.6;
+        (from.distance_m(to) / metres_per_second).ceil() as i64
+    }
+}
+
+fn after(now: Timestamp, d: Duration) -> Timestamp {
+    now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverStatus {
+    Offline,
+    Available,
+    Offered,
+    Dispatched,
+    InTrip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatchStatus {
+    Searching,
+    Dispatched,
+    InTrip,
+    Ended,
+    Cancelled,
+    Failed,
+}
+
+/// The API names of statuses (`IN_TRIP`), both ways.
+macro_rules! status_names {
+    ($ty:ident { $($variant:ident = $name:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name),* }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($name => Some(Self::$variant),)* _ => None }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+status_names!(DriverStatus {
+    Offline = "OFFLINE",
+    Available = "AVAILABLE",
+    Offered = "OFFERED",
+    Dispatched = "DISPATCHED",
+    InTrip = "IN_TRIP",
+});
+status_names!(DispatchStatus {
+    Searching = "SEARCHING",
+    Dispatched = "DISPATCHED",
+    InTrip = "IN_TRIP",
+    Ended = "ENDED",
+    Cancelled = "CANCELLED",
+    Failed = "FAILED",
+});
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Driver {
+    pub id: ClientId,
+    pub name: String,
+    pub car_number: String,
+    pub phone: String,
+    pub location: LatLng,
+    pub status: DriverStatus,
+    /// The dispatch this driver is offered or assigned (set exactly when `OFFERED`, `DISPATCHED`
+    /// or `IN_TRIP`).
+    pub dispatch_id: Option<String>,
+    /// Optimistic concurrency; only the store reads it.
+    pub version: i64,
+}
+
+/// A named place on the map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub name: String,
+    pub at: LatLng,
+}
+
+/// What a booking brought along: where to go and how to pay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Booking {
+    pub card_token: String,
+    pub pickup: Place,
+    pub dropoff: Place,
+}
+
+/// The one driver a searching dispatch is currently offered to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offer {
+    pub driver_id: ClientId,
+    pub expires_at: Timestamp,
+}
+
+/// What a paid trip was charged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaidTrip {
+    pub distance_meters: i64,
+    pub fare: i64,
+    pub pay_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatch {
+    pub id: String,
+    pub book_id: String,
+    pub customer_id: String,
+    /// `None` only for a booking whose cancel arrived before the booking itself.
+    pub booking: Option<Booking>,
+    pub status: DispatchStatus,
+    /// The driver who accepted.
+    pub driver_id: Option<ClientId>,
+    pub offer: Option<Offer>,
+    /// Drivers who declined or let an offer of this dispatch expire: never offered it again.
+    pub refused: BTreeSet<ClientId>,
+    pub eta_seconds: Option<i64>,
+    pub trip: Option<PaidTrip>,
+    /// When the search gives up.
+    pub deadline_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Optimistic concurrency; only the store reads it.
+    pub version: i64,
+}
+
+impl Dispatch {
+    /// Searching, nobody holds its offer, and there is still time to find someone.
+    pub fn wants_driver(&self, now: Timestamp) -> bool {
+        self.status == DispatchStatus::Searching
+            && self.offer.is_none()
+            && self.booking.is_some()
+            && now < self.deadline_at
+    }
+
+    fn offered_to(&self, driver_id: &ClientId) -> bool {
+        self.offer
+            .as_ref()
+            .is_some_and(|o| o.driver_id == *driver_id)
+    }
+}
+
+/// The drivers and dispatches a command works on (all of them in tests, the loaded few in the
+/// service).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fleet {
+    pub drivers: BTreeMap<ClientId, Driver>,
+    pub dispatches: BTreeMap<String, Dispatch>,
+}
+
+impl Fleet {
+    pub fn dispatch_for_book(&self, book_id: &str) -> Option<&Dispatch> {
+        self.dispatches.values().find(|d| d.book_id == book_id)
+    }
+
+    fn driver(&self, id: &ClientId) -> Result<&Driver, Rejection> {
+        self.drivers
+            .get(id)
+            .ok_or_else(|| Rejection::UnknownDriver(id.clone()))
+    }
+
+    fn dispatch(&self, id: &str) -> Result<&Dispatch, Rejection> {
+        self.dispatches
+            .get(id)
+            .ok_or_else(|| Rejection::UnknownDispatch(id.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDriver {
+    pub id: ClientId,
+    pub name: String,
+    pub car_number: String,
+    pub phone: String,
+    pub location: LatLng,
+}
+
+pub struct NewDispatch {
+    pub id: String,
+    pub book_id: String,
+    pub customer_id: String,
+    pub booking: Booking,
+}
+
+pub enum Command {
+    RegisterDriver(NewDriver),
+    MoveDriver {
+        driver_id: ClientId,
+        location: LatLng,
+    },
+    GoOnline {
+        driver_id: ClientId,
+    },
+    GoOffline {
+        driver_id: ClientId,
+    },
+    /// A booking came in (a second one for the same booking changes nothing).
+    Open(NewDispatch),
+    /// Matching picked this driver for this dispatch.
+    Offer {
+        dispatch_id: String,
+        driver_id: ClientId,
+    },
+    Accept {
+        dispatch_id: String,
+        driver_id: ClientId,
+    },
+    Decline {
+        dispatch_id: String,
+        driver_id: ClientId,
+    },
+    /// The offer timer of the offer to `driver_id` fired.
+    ExpireOffer {
+        dispatch_id: String,
+        driver_id: ClientId,
+    },
+    /// The dispatch deadline timer fired.
+    Deadline {
+        dispatch_id: String,
+    },
+    Start {
+        dispatch_id: String,
+        driver_id: ClientId,
+    },
+    /// The trip was paid (see [`meter`]); record it.
+    End {
+        dispatch_id: String,
+        driver_id: ClientId,
+        trip: PaidTrip,
+    },
+    /// The customer cancelled. `unseen_id` names the dispatch recorded if the booking itself
+    /// has not arrived yet.
+    Cancel {
+        book_id: String,
+        customer_id: String,
+        unseen_id: String,
+    },
+}
+
+/// How a command names the dispatch it touches.
+pub enum DispatchRef<'a> {
+    Id(&'a str),
+    Book(&'a str),
+}
+
+impl Command {
+    /// The dispatch and the driver the store must load for this command (the drivers and the
+    /// dispatch those point at come along).
+    pub fn targets(&self) -> (Option<DispatchRef<'_>>, Option<&ClientId>) {
+        use Command::*;
+        match self {
+            RegisterDriver(d) => (None, Some(&d.id)),
+            MoveDriver { driver_id, .. } | GoOnline { driver_id } | GoOffline { driver_id } => {
+                (None, Some(driver_id))
+            }
+            Open(d) => (Some(DispatchRef::Book(&d.book_id)), None),
+            Cancel { book_id, .. } => (Some(DispatchRef::Book(book_id)), None),
+            Deadline { dispatch_id } => (Some(DispatchRef::Id(dispatch_id)), None),
+            Offer {
+                dispatch_id,
+                driver_id,
+            }
+            | Accept {
+                dispatch_id,
+                driver_id,
+            }
+            | Decline {
+                dispatch_id,
+                driver_id,
+            }
+            | ExpireOffer {
+                dispatch_id,
+                driver_id,
+            }
+            | Start {
+                dispatch_id,
+                driver_id,
+            }
+            | End {
+                dispatch_id,
+                driver_id,
+                ..
+            } => (Some(DispatchRef::Id(dispatch_id)), Some(driver_id)),
+        }
+    }
+}
+
+/// What happened. Each event changes the dispatch and the drivers it names, together.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    DriverRegistered(Driver),
+    DriverMoved {
+        driver_id: ClientId,
+        location: LatLng,
+    },
+    DriverOnline {
+        driver_id: ClientId,
+    },
+    DriverOffline {
+        driver_id: ClientId,
+    },
+    DispatchOpened(Dispatch),
+    Offered {
+        dispatch_id: String,
+        driver_id: ClientId,
+        expires_at: Timestamp,
+    },
+    OfferDeclined {
+        dispatch_id: String,
+        driver_id: ClientId,
+    },
+    OfferExpired {
+        dispatch_id: String,
+        driver_id: ClientId,
+    },
+    Dispatched {
+        dispatch_id: String,
+        driver_id: ClientId,
+        eta_seconds: i64,
+    },
+    TripStarted {
+        dispatch_id: String,
+        driver_id: ClientId,
+    },
+    TripEnded {
+        dispatch_id: String,
+        driver_id: ClientId,
+        trip: PaidTrip,
+    },
+    /// Cancelled by the customer; `driver_id` is the driver set free, if any.
+    Cancelled {
+        dispatch_id: String,
+        driver_id: Option<ClientId>,
+    },
+    /// A cancel arrived before its booking: the booking is recorded as cancelled.
+    CancelledUnseen(Dispatch),
+    CancelRejected {
+        dispatch_id: String,
+    },
+    /// Nobody accepted before the deadline; `driver_id` is the driver whose offer lapsed with it.
+    Failed {
+        dispatch_id: String,
+        driver_id: Option<ClientId>,
+    },
+}
+
+/// Why a command was refused. Nothing changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("no driver {0}")]
+    UnknownDriver(ClientId),
+    #[error("no dispatch {0}")]
+    UnknownDispatch(String),
+    #[error("driver {0} is already registered")]
+    DriverExists(ClientId),
+    #[error("driver {0} is {1}: finish the ride first")]
+    DriverBusy(ClientId, DriverStatus),
+    #[error("dispatch {0} is not offered to driver {1}")]
+    NotOffered(String, ClientId),
+    #[error("the offer of dispatch {0} to driver {1} has expired")]
+    OfferExpired(String, ClientId),
+    #[error("dispatch {0} is {1}")]
+    DispatchClosed(String, DispatchStatus),
+    #[error("driver {1} is not the driver of dispatch {0}")]
+    NotAssigned(String, ClientId),
+    #[error("dispatch {0} is {1}: a trip starts only once its taxi is dispatched")]
+    NotDispatched(String, DispatchStatus),
+    #[error("dispatch {0} is {1}: only a trip in progress can end")]
+    NotInTrip(String, DispatchStatus),
+    #[error("the trip of dispatch {0} has already ended")]
+    AlreadyEnded(String),
+    #[error("dispatch {0} is not looking for a driver")]
+    NotSearching(String),
+    #[error("driver {0} is not available")]
+    DriverUnavailable(ClientId),
+    #[error("driver {1} already turned down dispatch {0}")]
+    AlreadyRefused(String, ClientId),
+}
+
+impl Rejection {
+    /// The problem `code` clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownDriver(_) | Self::UnknownDispatch(_) => "not_found",
+            Self::DriverExists(_) => "driver_exists",
+            Self::DriverBusy(..) => "driver_busy",
+            Self::NotOffered(..) => "not_offered",
+            Self::OfferExpired(..) => "offer_expired",
+            Self::DispatchClosed(..) => "dispatch_closed",
+            Self::NotAssigned(..) => "not_assigned",
+            Self::NotDispatched(..) => "not_dispatched",
+            Self::NotInTrip(..) => "not_in_trip",
+            Self::AlreadyEnded(_) => "already_ended",
+            Self::NotSearching(_) => "not_searching",
+            Self::DriverUnavailable(_) => "driver_unavailable",
+            Self::AlreadyRefused(..) => "already_refused",
+        }
+    }
+}
+
+/// Checks `command` against `fleet` at `now`. Reactions to events and timers that no longer apply
+/// decide nothing (an empty list); a client's command that does not apply is a [`Rejection`].
+pub fn decide(
+    fleet: &Fleet,
+    rules: &Rules,
+    command: Command,
+    now: Timestamp,
+) -> Result<Vec<Event>, Rejection> {
+    match command {
+        Command::RegisterDriver(new) => {
+            if fleet.drivers.contains_key(&new.id) {
+                return Err(Rejection::DriverExists(new.id));
+            }
+            Ok(vec![Event::DriverRegistered(Driver {
+                id: new.id,
+                name: new.name,
+                car_number: new.car_number,
+                phone: new.phone,
+                location: new.location,
+                status: DriverStatus::Offline,
+                dispatch_id: None,
+                version: 0,
+            })])
+        }
+        Command::MoveDriver {
+            driver_id,
+            location,
+        } => {
+            fleet.driver(&driver_id)?;
+            Ok(vec![Event::DriverMoved {
+                driver_id,
+                location,
+            }])
+        }
+        Command::GoOnline { driver_id } => match fleet.driver(&driver_id)?.status {
+            DriverStatus::Offline => Ok(vec![Event::DriverOnline { driver_id }]),
+            _ => Ok(vec![]),
+        },
+        Command::GoOffline { driver_id } => {
+            let driver = fleet.driver(&driver_id)?;
+            match (driver.status, &driver.dispatch_id) {
+                (DriverStatus::Offline, _) => Ok(vec![]),
+                (DriverStatus::Available, _) => Ok(vec![Event::DriverOffline { driver_id }]),
+                // Going offline with an offer in hand turns it down.
+                (DriverStatus::Offered, Some(dispatch_id)) => Ok(vec![
+                    Event::OfferDeclined {
+                        dispatch_id: dispatch_id.clone(),
+                        driver_id: driver_id.clone(),
+                    },
+                    Event::DriverOffline { driver_id },
+                ]),
+                (status, _) => Err(Rejection::DriverBusy(driver_id, status)),
+            }
+        }
+        Command::Open(new) => {
+            if fleet.dispatch_for_book(&new.book_id).is_some() {
+                return Ok(vec![]);
+            }
+            Ok(vec![Event::DispatchOpened(Dispatch {
+                id: new.id,
+                book_id: new.book_id,
+                customer_id: new.customer_id,
+                booking: Some(new.booking),
+                status: DispatchStatus::Searching,
+                driver_id: None,
+                offer: None,
+                refused: BTreeSet::new(),
+                eta_seconds: None,
+                trip: None,
+                deadline_at: after(now, rules.deadline),
+                created_at: now,
+                updated_at: now,
+                version: 0,
+            })])
+        }
+        Command::Offer {
+            dispatch_id,
+            driver_id,
+        } => {
+            let dispatch = fleet.dispatch(&dispatch_id)?;
+            if !dispatch.wants_driver(now) {
+                return Err(Rejection::NotSearching(dispatch_id));
+            }
+            if fleet.driver(&driver_id)?.status != DriverStatus::Available {
+                return Err(Rejection::DriverUnavailable(driver_id));
+            }
+            if dispatch.refused.contains(&driver_id) {
+                return Err(Rejection::AlreadyRefused(dispatch_id, driver_id));
+            }
+            // An offer never outlives the search it belongs to.
+            let expires_at = after(now, rules.offer_timeout).min(dispatch.deadline_at);
+            Ok(vec![Event::Offered {
+                dispatch_id,
+                driver_id,
+                expires_at,
+            }])
+        }
+        Command::Accept {
+            dispatch_id,
+            driver_id,
+        } => {
+            let dispatch = open_dispatch(fleet, &dispatch_id)?;
+            let (Some(offer), Some(booking)) = (&dispatch.offer, &dispatch.booking) else {
+                return Err(Rejection::NotOffered(dispatch_id, driver_id));
+            };
+            if offer.driver_id != driver_id {
+                return Err(Rejection::NotOffered(dispatch_id, driver_id));
+            }
+            if now >= offer.expires_at {
+                return Err(Rejection::OfferExpired(dispatch_id, driver_id));
+            }
+            let eta_seconds =
+                rules.eta_seconds(fleet.driver(&driver_id)?.location, booking.pickup.at);
+            Ok(vec![Event::Dispatched {
+                dispatch_id,
+                driver_id,
+                eta_seconds,
+            }])
+        }
+        Command::Decline {
+            dispatch_id,
+            driver_id,
+        } => {
+            if !open_dispatch(fleet, &dispatch_id)?.offered_to(&driver_id) {
+                return Err(Rejection::NotOffered(dispatch_id, driver_id));
+            }
+            Ok(vec![Event::OfferDeclined {
+                dispatch_id,
+                driver_id,
+            }])
+        }
+        Command::ExpireOffer {
+            dispatch_id,
+            driver_id,
+        } => match fleet.dispatches.get(&dispatch_id) {
+            Some(d) if d.offered_to(&driver_id) => Ok(vec![Event::OfferExpired {
+                dispatch_id,
+                driver_id,
+            }]),
+            _ => Ok(vec![]),
+        },
+        Command::Deadline { dispatch_id } => match fleet.dispatches.get(&dispatch_id) {
+            Some(d) if d.status == DispatchStatus::Searching => Ok(vec![Event::Failed {
+                driver_id: d.offer.as_ref().map(|o| o.driver_id.clone()),
+                dispatch_id,
+            }]),
+            _ => Ok(vec![]),
+        },
+        Command::Start {
+            dispatch_id,
+            driver_id,
+        } => {
+            let dispatch = open_dispatch(fleet, &dispatch_id)?;
+            if dispatch.status == DispatchStatus::Searching {
+                return Err(Rejection::NotDispatched(dispatch_id, dispatch.status));
+            }
+            if dispatch.driver_id.as_ref() != Some(&driver_id) {
+                return Err(Rejection::NotAssigned(dispatch_id, driver_id));
+            }
+            if dispatch.status != DispatchStatus::Dispatched {
+                return Err(Rejection::NotDispatched(dispatch_id, dispatch.status));
+            }
+            Ok(vec![Event::TripStarted {
+                dispatch_id,
+                driver_id,
+            }])
+        }
+        Command::End {
+            dispatch_id,
+            driver_id,
+            trip,
+        } => {
+            check_can_end(fleet, &dispatch_id, &driver_id)?;
+            Ok(vec![Event::TripEnded {
+                dispatch_id,
+                driver_id,
+                trip,
+            }])
+        }
+        Command::Cancel {
+            book_id,
+            customer_id,
+            unseen_id,
+        } => {
+            let Some(dispatch) = fleet.dispatch_for_book(&book_id) else {
+                return Ok(vec![Event::CancelledUnseen(Dispatch {
+                    id: unseen_id,
+                    book_id,
+                    customer_id,
+                    booking: None,
+                    status: DispatchStatus::Cancelled,
+                    driver_id: None,
+                    offer: None,
+                    refused: BTreeSet::new(),
+                    eta_seconds: None,
+                    trip: None,
+                    deadline_at: now,
+                    created_at: now,
+                    updated_at: now,
+                    version: 0,
+                })]);
+            };
+            let dispatch_id = dispatch.id.clone();
+            Ok(match dispatch.status {
+                DispatchStatus::Searching => vec![Event::Cancelled {
+                    dispatch_id,
+                    driver_id: dispatch.offer.as_ref().map(|o| o.driver_id.clone()),
+                }],
+                DispatchStatus::Dispatched => vec![Event::Cancelled {
+                    dispatch_id,
+                    driver_id: dispatch.driver_id.clone(),
+                }],
+                DispatchStatus::InTrip | DispatchStatus::Ended => {
+                    vec![Event::CancelRejected { dispatch_id }]
+                }
+                DispatchStatus::Cancelled | DispatchStatus::Failed => vec![],
+            })
+        }
+    }
+}
+
+/// The dispatch, unless it was cancelled or failed.
+fn open_dispatch<'f>(fleet: &'f Fleet, dispatch_id: &str) -> Result<&'f Dispatch, Rejection> {
+    let dispatch = fleet.dispatch(dispatch_id)?;
+    match dispatch.status {
+        DispatchStatus::Cancelled | DispatchStatus::Failed => Err(Rejection::DispatchClosed(
+            dispatch_id.to_owned(),
+            dispatch.status,
+        )),
+        _ => Ok(dispatch),
+    }
+}
+
+fn check_can_end<'f>(
+    fleet: &'f Fleet,
+    dispatch_id: &str,
+    driver_id: &ClientId,
+) -> Result<&'f Dispatch, Rejection> {
+    let dispatch = open_dispatch(fleet, dispatch_id)?;
+    let id = || dispatch_id.to_owned();
+    if dispatch.status == DispatchStatus::Searching {
+        return Err(Rejection::NotInTrip(id(), dispatch.status));
+    }
+    if dispatch.driver_id.as_ref() != Some(driver_id) {
+        return Err(Rejection::NotAssigned(id(), driver_id.clone()));
+    }
+    match dispatch.status {
+        DispatchStatus::InTrip => Ok(dispatch),
+        DispatchStatus::Ended => Err(Rejection::AlreadyEnded(id())),
+        status => Err(Rejection::NotInTrip(id(), status)),
+    }
+}
+
+/// What ending a trip will charge, and to which card: priced before the card is charged, on the
+/// driver's reported distance, else the great-circle distance from pickup to drop-off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub book_id: String,
+    pub distance_meters: i64,
+    pub amount: i64,
+    pub card_token: String,
+}
+
+pub fn charge(
+    fleet: &Fleet,
+    rules: &Rules,
+    dispatch_id: &str,
+    driver_id: &ClientId,
+    reported_distance_m: Option<i64>,
+) -> Result<Charge, Rejection> {
+    let dispatch = check_can_end(fleet, dispatch_id, driver_id)?;
+    let Some(booking) = &dispatch.booking else {
+        return Err(Rejection::NotInTrip(
+            dispatch_id.to_owned(),
+            dispatch.status,
+        ));
+    };
+    let distance_meters = reported_distance_m
+        .unwrap_or_else(|| booking.pickup.at.distance_m(booking.dropoff.at).round() as i64);
+    Ok(Charge {
+        book_id: dispatch.book_id.clone(),
+        distance_meters,
+        amount: rules.fare.for_distance(distance_meters),
+        card_token: booking.card_token.clone(),
+    })
+}
+
+/// Makes `event` so. Total: an event about something not in `fleet` changes nothing there.
+pub fn apply(fleet: &mut Fleet, event: &Event) {
+    let Fleet {
+        drivers,
+        dispatches,
+    } = fleet;
+    let mut set_driver = |id: &ClientId, status: DriverStatus, dispatch_id: Option<&str>| {
+        if let Some(d) = drivers.get_mut(id) {
+            d.status = status;
+            d.dispatch_id = dispatch_id.map(str::to_owned);
+        }
+    };
+    match event {
+        Event::DriverRegistered(driver) => {
+            drivers.insert(driver.id.clone(), driver.clone());
+        }
+        Event::DriverMoved {
+            driver_id,
+            location,
+        } => {
+            if let Some(d) = drivers.get_mut(driver_id) {
+                d.location = *location;
+            }
+        }
+        Event::DriverOnline { driver_id } => set_driver(driver_id, DriverStatus::Available, None),
+        Event::DriverOffline { driver_id } => set_driver(driver_id, DriverStatus::Offline, None),
+        Event::DispatchOpened(dispatch) | Event::CancelledUnseen(dispatch) => {
+            dispatches.insert(dispatch.id.clone(), dispatch.clone());
+        }
+        Event::Offered {
+            dispatch_id,
+            driver_id,
+            expires_at,
+        } => {
+            if let Some(d) = dispatches.get_mut(dispatch_id) {
+                d.offer = Some(Offer {
+                    driver_id: driver_id.clone(),
+                    expires_at: *expires_at,
+                });
+            }
+            set_driver(driver_id, DriverStatus::Offered, Some(dispatch_id));
+        }
+        Event::OfferDeclined {
+            dispatch_id,
+            driver_id,
+        }
+        | Event::OfferExpired {
+            dispatch_id,
+            driver_id,
+        } => {
+            if let Some(d) = dispatches.get_mut(dispatch_id) {
+                d.offer = None;
+                d.refused.insert(driver_id.clone());
+            }
+            set_driver(driver_id, DriverStatus::Available, None);
+        }
+        Event::Dispatched {
+            dispatch_id,
+            driver_id,
+            eta_seconds,
+        } => {
+            if let Some(d) = dispatches.get_mut(dispatch_id) {
+                d.status = DispatchStatus::Dispatched;
+                d.offer = None;
+                d.driver_id = Some(driver_id.clone());
+                d.eta_seconds = Some(*eta_seconds);
+            }
+            set_driver(driver_id, DriverStatus::Dispatched, Some(dispatch_id));
+        }
+        Event::TripStarted {
+            dispatch_id,
+            driver_id,
+        } => {
+            if let Some(d) = dispatches.get_mut(dispatch_id) {
+                d.status = DispatchStatus::InTrip;
+            }
+            set_driver(driver_id, DriverStatus::InTrip, Some(dispatch_id));
+        }
+        Event::TripEnded {
+            dispatch_id,
+            driver_id,
+            trip,
+        } => {
+            if let Some(d) = dispatches.get_mut(dispatch_id) {
+                d.status = DispatchStatus::Ended;
+                d.trip = Some(trip.clone());
+            }
+            set_driver(driver_id, DriverStatus::Available, None);
+        }
+        Event::Cancelled {
+            dispatch_id,
+            driver_id,
+        }
+        | Event::Failed {
+            dispatch_id,
+            driver_id,
+        } => {
+            if let Some(d) = dispatches.get_mut(dispatch_id) {
+                d.status = if matches!(event, Event::Cancelled { .. }) {
+                    DispatchStatus::Cancelled
+                } else {
+                    DispatchStatus::Failed
+                };
+                d.offer = None;
+            }
+            if let Some(driver_id) = driver_id {
+                set_driver(driver_id, DriverStatus::Available, None);
+            }
+        }
+        Event::CancelRejected { .. } => {}
+    }
+}
+
+/// Who needs matching after a change from `before` to `after`: dispatches left looking for a
+/// driver (offer them to the nearest available driver who has not refused them), and drivers who
+/// just became available (offer them the oldest waiting dispatch they have not refused).
+#[derive(Debug, Default, PartialEq)]
+pub struct ToMatch {
+    pub dispatches: Vec<String>,
+    pub drivers: Vec<ClientId>,
+}
+
+pub fn to_match(before: &Fleet, after: &Fleet, now: Timestamp) -> ToMatch {
+    let dispatches = after
+        .dispatches
+        .values()
+        .filter(|d| d.wants_driver(now) && before.dispatches.get(&d.id) != Some(*d))
+        .map(|d| d.id.clone())
+        .collect();
+    let drivers = after
+        .drivers
+        .values()
+        .filter(|d| {
+            d.status == DriverStatus::Available
+                && before.drivers.get(&d.id).map(|b| b.status) != Some(DriverStatus::Available)
+        })
+        .map(|d| d.id.clone())
+        .collect();
+    ToMatch {
+        dispatches,
+        drivers,
+    }
+}
+
+#[cfg(test)]
+mod tests;

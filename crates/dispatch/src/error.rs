@@ -1,0 +1,76 @@
+//! The crate's one error type, and how each case looks to a client (an RFC 9457 problem).
+
+use std::time::Duration;
+
+use tanda_core::db::IsConflict;
+use tanda_core::event::DecodeError;
+use tanda_core::geo::InvalidLatLng;
+use tanda_core::{DbError, Problem};
+
+use crate::domain::Rejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("the card was declined: {0}")]
+    PaymentDeclined(String),
+    #[error("payment is unavailable: {reason}")]
+    PaymentUnavailable {
+        reason: String,
+        retry_after: Duration,
+    },
+    #[error("pay refused the charge request: {0}")]
+    PaymentInvalid(String),
+    #[error(transparent)]
+    Event(#[from] DecodeError),
+    #[error("event {0} has an invalid place: {1}")]
+    InvalidPlace(String, InvalidLatLng),
+    /// A row or timer this service wrote does not read back: a bug or a hand edit.
+    #[error("stored {0} is invalid")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Db(e.into())
+    }
+}
+
+impl IsConflict for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Db(e) if e.is_conflict())
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Rejected(Rejection::UnknownDriver(id)) => {
+                Problem::not_found("driver", id.as_str())
+            }
+            Error::Rejected(Rejection::UnknownDispatch(id)) => Problem::not_found("dispatch", &id),
+            Error::Rejected(r) => Problem::conflict(r.code(), r.to_string()),
+            Error::Db(e) => e.into(),
+            Error::PaymentDeclined(reason) => Problem::payment_declined(format!(
+                "the card was declined ({reason}); the trip is still in progress"
+            )),
+            Error::PaymentUnavailable {
+                reason,
+                retry_after,
+            } => Problem::unavailable(
+                "payment_unavailable",
+                format!(
+                    "payment is unavailable ({reason}); the trip is still in progress, end it again shortly"
+                ),
+                retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            ),
+            e @ (Error::PaymentInvalid(_)
+            | Error::Event(_)
+            | Error::InvalidPlace(..)
+            | Error::Corrupt(_)) => Problem::internal(&e),
+        }
+    }
+}

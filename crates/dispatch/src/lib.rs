@@ -1,0 +1,188 @@
+//! The dispatch service (API.md "Drivers" and "Dispatches"): drivers going on and off line,
+//! matching each booking to the nearest available driver, offers that expire, trips, and the fare
+//! charged through pay when a trip ends.
+//!
+//! Where things are: `domain` is the state machine (pure), `store` the SQL and the one way state
+//! changes (including matching), `nearby` the in-memory index of available drivers, `payment` the
+//! resilient pay call, `http` the routes, `policy` the reactions to bookings and to timers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tanda_catalog::taxi::pay::{Pay, PayRequest};
+use tanda_catalog::taxi::{BookCancelRequested, BookRequested};
+use tanda_core::consumer::Consumer;
+use tanda_core::db::Migration;
+use tanda_core::service::ServiceParts;
+use tanda_core::{Db, DbError, Event};
+
+mod domain;
+mod error;
+mod http;
+mod nearby;
+mod payment;
+mod policy;
+mod store;
+
+pub use domain::Fare;
+
+pub const NAME: &str = "dispatch";
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "drivers and dispatches",
+    sql: "
+        CREATE TABLE drivers (
+            id VARCHAR(64) PRIMARY KEY,
+            name VARCHAR(100) NOT NULL,
+            car_number VARCHAR(20) NOT NULL,
+            phone VARCHAR(20) NOT NULL,
+            lat DOUBLE PRECISION NOT NULL,
+            lng DOUBLE PRECISION NOT NULL,
+            status VARCHAR(16) NOT NULL,
+            dispatch_id VARCHAR(64),
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            version BIGINT NOT NULL);
+        CREATE INDEX drivers_status ON drivers (status);
+        CREATE TABLE dispatches (
+            id VARCHAR(64) PRIMARY KEY,
+            book_id VARCHAR(200) NOT NULL UNIQUE,
+            customer_id VARCHAR(200) NOT NULL,
+            card_token TEXT,
+            pickup_name TEXT,
+            pickup_lat DOUBLE PRECISION,
+            pickup_lng DOUBLE PRECISION,
+            dropoff_name TEXT,
+            dropoff_lat DOUBLE PRECISION,
+            dropoff_lng DOUBLE PRECISION,
+            status VARCHAR(16) NOT NULL,
+            driver_id VARCHAR(64),
+            offer_driver_id VARCHAR(64),
+            offer_expires_at BIGINT,
+            eta_seconds BIGINT,
+            distance_meters BIGINT,
+            fare BIGINT,
+            pay_id VARCHAR(200),
+            deadline_at BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            version BIGINT NOT NULL);
+        CREATE INDEX dispatches_waiting ON dispatches (status, created_at);
+        CREATE TABLE dispatch_refusals (
+            dispatch_id VARCHAR(64) NOT NULL,
+            driver_id VARCHAR(64) NOT NULL,
+            PRIMARY KEY (dispatch_id, driver_id))
+    ",
+}];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// How long a driver has to accept an offer before it goes to the next driver.
+    pub offer_timeout: Duration,
+    /// How long a booking may search for a driver before it fails.
+    pub deadline: Duration,
+    pub fare: Fare,
+    /// Average speed for the arrival time promised to the customer.
+    pub speed_kmh: f64,
+    pub payment: PaymentPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            offer_timeout: Duration::from_secs(15),
+            deadline: Duration::from_secs(60),
+            fare: Fare::default(),
+            speed_kmh: 25.0,
+            payment: PaymentPolicy::default(),
+        }
+    }
+}
+
+/// How the pay call at the end of a trip protects itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentPolicy {
+    /// Per attempt.
+    pub timeout: Duration,
+    /// Extra attempts after an unavailable or timed-out one, with backoff 100 ms, 200 ms, ...
+    pub retries: u32,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker fails fast before letting a trial call through.
+    pub breaker_open_for: Duration,
+}
+
+impl Default for PaymentPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(3),
+            retries: 2,
+            breaker_failures: 5,
+            breaker_open_for: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The synchronous call to pay (in-process or HTTP; the binary picks). `dispatch_id` is pay's
+/// idempotency key: calling again for the same dispatch never charges twice.
+#[async_trait]
+pub trait PayTransport: Send + Sync + 'static {
+    async fn pay(&self, request: &PayRequest) -> Result<Pay, PayCallError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayCallError {
+    /// The card was declined: retrying will not help.
+    #[error("declined: {0}")]
+    Declined(String),
+    /// Pay could not be reached or is failing: worth retrying.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Pay refused the request itself.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// Builds the service on a migrated database (`db.migrate(MIGRATIONS)` first), loading the index
+/// of available drivers from it.
+pub async fn build(
+    db: Db,
+    config: Config,
+    pay: Arc<dyn PayTransport>,
+) -> Result<ServiceParts, DbError> {
+    let available = {
+        let mut conn = db.reader().acquire().await?;
+        store::available_drivers(&mut conn).await?
+    };
+    let rules = domain::Rules {
+        offer_timeout: config.offer_timeout,
+        deadline: config.deadline,
+        fare: config.fare,
+        speed_kmh: config.speed_kmh,
+    };
+    let store = Arc::new(store::Store::new(
+        rules,
+        Arc::new(nearby::AvailableDrivers::new(available)),
+    ));
+    let router = http::router(http::App {
+        db: db.clone(),
+        store: store.clone(),
+        payments: payment::Payments::new(pay, config.payment),
+    });
+    Ok(ServiceParts {
+        name: NAME,
+        db: db.clone(),
+        router,
+        consumers: vec![Consumer {
+            name: "dispatch",
+            db,
+            types: &[BookRequested::TYPE, BookCancelRequested::TYPE],
+            handler: Arc::new(policy::Bookings {
+                store: store.clone(),
+            }),
+        }],
+        timers: Some(Arc::new(policy::Timers { store })),
+    })
+}

@@ -1,0 +1,96 @@
+//! Reactions: to bookings (a booking opens a dispatch, a cancel closes it or is refused) and to
+//! this service's own timers (an offer expiring, a search running out of time). Each runs inside
+//! the unit of work the runtime opened for it; one that no longer applies changes nothing.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tanda_catalog::taxi::{BookCancelRequested, BookRequested};
+use tanda_core::Uow;
+use tanda_core::consumer::{Handler, HandlerError};
+use tanda_core::db::Timer;
+use tanda_core::event::Envelope;
+use tanda_core::geo::LatLng;
+use tanda_core::id::{ClientId, new_id};
+use tanda_core::timers::TimerHandler;
+use tracing::warn;
+
+use crate::domain::{Booking, Command, NewDispatch, Place};
+use crate::error::Error;
+use crate::store::{DEADLINE_TIMER, OFFER_TIMER, Store};
+
+/// The `dispatch` consumer of book's events.
+pub struct Bookings {
+    pub store: Arc<Store>,
+}
+
+#[async_trait]
+impl Handler for Bookings {
+    async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
+        let command = if event.is::<BookRequested>() {
+            let booked = event.decode::<BookRequested>()?;
+            let place = |p: &tanda_catalog::Place| {
+                LatLng::parse(p.lat, p.lng)
+                    .map(|at| Place {
+                        name: p.name.clone(),
+                        at,
+                    })
+                    .map_err(|e| Error::InvalidPlace(event.id.clone(), e))
+            };
+            Command::Open(NewDispatch {
+                id: new_id(),
+                booking: Booking {
+                    card_token: booked.card_token,
+                    pickup: place(&booked.pickup)?,
+                    dropoff: place(&booked.dropoff)?,
+                },
+                book_id: booked.book_id,
+                customer_id: booked.customer_id,
+            })
+        } else if event.is::<BookCancelRequested>() {
+            let cancel = event.decode::<BookCancelRequested>()?;
+            Command::Cancel {
+                book_id: cancel.book_id,
+                customer_id: cancel.customer_id,
+                unseen_id: new_id(),
+            }
+        } else {
+            return Ok(());
+        };
+        self.store.execute(uow, command, Some(event)).await?;
+        Ok(())
+    }
+}
+
+/// Offer and deadline timers; the key of both is the dispatch id.
+pub struct Timers {
+    pub store: Arc<Store>,
+}
+
+#[async_trait]
+impl TimerHandler for Timers {
+    async fn fire(&self, uow: &mut Uow, timer: &Timer) -> Result<(), HandlerError> {
+        let dispatch_id = timer.key.clone();
+        let command = match timer.kind.as_str() {
+            OFFER_TIMER => {
+                let driver_id = timer.payload["driverId"]
+                    .as_str()
+                    .and_then(|id| ClientId::parse(id).ok())
+                    .ok_or_else(|| {
+                        Error::Corrupt(format!("offer timer of dispatch {dispatch_id}"))
+                    })?;
+                Command::ExpireOffer {
+                    dispatch_id,
+                    driver_id,
+                }
+            }
+            DEADLINE_TIMER => Command::Deadline { dispatch_id },
+            other => {
+                warn!(kind = other, key = %timer.key, "dropping a timer of an unknown kind");
+                return Ok(());
+            }
+        };
+        self.store.execute(uow, command, None).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,771 @@
+//! SQL for drivers and dispatches, and the one way their state changes: [`Store::execute`] loads
+//! what a command touches, decides, saves what changed with the events and timers it causes, then
+//! matches — a dispatch left looking for a driver is offered to the nearest available one, a driver
+//! who just became available is offered the oldest waiting dispatch. All of it in the caller's unit
+//! of work, so it commits (or not) as one.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use tanda_catalog::taxi;
+use tanda_core::geo::LatLng;
+use tanda_core::id::ClientId;
+use tanda_core::{DbError, Envelope, Timestamp, Uow, clock::rfc3339};
+
+use crate::domain::{
+    Booking, Command, Dispatch, DispatchRef, DispatchStatus, Driver, DriverStatus, Event, Fleet,
+    Offer, PaidTrip, Place, Rejection, Rules, ToMatch, apply, decide, to_match,
+};
+use crate::error::Error;
+use crate::nearby::AvailableDrivers;
+
+/// Timer kinds; a timer's key is its dispatch id.
+pub const OFFER_TIMER: &str = "dispatch.offer";
+pub const DEADLINE_TIMER: &str = "dispatch.deadline";
+/// Candidates taken from the index at a time; more only when all of them turned out stale.
+const CANDIDATES: usize = 8;
+
+pub struct Store {
+    rules: Rules,
+    available: Arc<AvailableDrivers>,
+}
+
+impl Store {
+    pub fn new(rules: Rules, available: Arc<AvailableDrivers>) -> Self {
+        Self { rules, available }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Runs `command` in `uow` and returns the fleet it touched, as it is now. `cause` is the
+    /// event that led to it, if any.
+    pub async fn execute(
+        &self,
+        uow: &mut Uow,
+        command: Command,
+        cause: Option<&Envelope>,
+    ) -> Result<Fleet, Error> {
+        let now = uow.now();
+        let mut fleet = Fleet::default();
+        let (dispatch, driver) = command.targets();
+        if let Some(dispatch) = match dispatch {
+            Some(DispatchRef::Id(id)) => dispatch_by_id(uow.conn(), id).await?,
+            Some(DispatchRef::Book(book_id)) => dispatch_for_book(uow.conn(), book_id).await?,
+            None => None,
+        } {
+            fleet.dispatches.insert(dispatch.id.clone(), dispatch);
+        }
+        if let Some(driver) = match driver {
+            Some(id) => driver_by_id(uow.conn(), id).await?,
+            None => None,
+        } {
+            fleet.drivers.insert(driver.id.clone(), driver);
+        }
+        load_neighbours(uow.conn(), &mut fleet).await?;
+
+        let mut work = self.step(uow, &mut fleet, command, now, cause).await?;
+        loop {
+            let more = if let Some(id) = work.dispatches.pop() {
+                self.offer_nearest_driver(uow, &mut fleet, &id, now, cause)
+                    .await?
+            } else if let Some(id) = work.drivers.pop() {
+                self.offer_waiting_dispatch(uow, &mut fleet, &id, now, cause)
+                    .await?
+            } else {
+                return Ok(fleet);
+            };
+            work.dispatches.extend(more.dispatches);
+            work.drivers.extend(more.drivers);
+        }
+    }
+
+    /// Decides and applies one command, saves what changed and announces it.
+    async fn step(
+        &self,
+        uow: &mut Uow,
+        fleet: &mut Fleet,
+        command: Command,
+        now: Timestamp,
+        cause: Option<&Envelope>,
+    ) -> Result<ToMatch, Error> {
+        let before = fleet.clone();
+        let events = decide(fleet, &self.rules, command, now)?;
+        for event in &events {
+            apply(fleet, event);
+        }
+        self.save(uow, &before, fleet, now, cause).await?;
+        for event in &events {
+            announce(uow, fleet, event, now, cause).await?;
+        }
+        Ok(to_match(&before, fleet, now))
+    }
+
+    /// Offers the dispatch to the nearest available driver who has not turned it down; without
+    /// one it waits, searching, for a driver to become available.
+    async fn offer_nearest_driver(
+        &self,
+        uow: &mut Uow,
+        fleet: &mut Fleet,
+        dispatch_id: &str,
+        now: Timestamp,
+        cause: Option<&Envelope>,
+    ) -> Result<ToMatch, Error> {
+        let Some(dispatch) = fleet.dispatches.get(dispatch_id) else {
+            return Ok(ToMatch::default());
+        };
+        let Some(pickup) = dispatch.booking.as_ref().map(|b| b.pickup.at) else {
+            return Ok(ToMatch::default());
+        };
+        let refused = dispatch.refused.clone();
+        let mut tried = HashSet::new();
+        loop {
+            let candidates = self.available.nearest(pickup, CANDIDATES, |d| {
+                refused.contains(d) || tried.contains(d)
+            });
+            if candidates.is_empty() {
+                return Ok(ToMatch::default());
+            }
+            for driver_id in candidates {
+                tried.insert(driver_id.clone());
+                if !fleet.drivers.contains_key(&driver_id)
+                    && let Some(driver) = driver_by_id(uow.conn(), &driver_id).await?
+                {
+                    fleet.drivers.insert(driver_id.clone(), driver);
+                }
+                let offer = Command::Offer {
+                    dispatch_id: dispatch_id.to_owned(),
+                    driver_id,
+                };
+                match self.step(uow, fleet, offer, now, cause).await {
+                    // The index lags the database: skip drivers who are no longer available.
+                    Err(Error::Rejected(
+                        Rejection::DriverUnavailable(_) | Rejection::UnknownDriver(_),
+                    )) => continue,
+                    Err(Error::Rejected(_)) => return Ok(ToMatch::default()),
+                    outcome => return outcome,
+                }
+            }
+        }
+    }
+
+    /// Offers a driver who just became available the oldest waiting dispatch they have not
+    /// turned down.
+    async fn offer_waiting_dispatch(
+        &self,
+        uow: &mut Uow,
+        fleet: &mut Fleet,
+        driver_id: &ClientId,
+        now: Timestamp,
+        cause: Option<&Envelope>,
+    ) -> Result<ToMatch, Error> {
+        if fleet.drivers.get(driver_id).map(|d| d.status) != Some(DriverStatus::Available) {
+            return Ok(ToMatch::default());
+        }
+        let waiting: Option<String> = sqlx::query_scalar(
+            "SELECT d.id FROM dispatches d
+             WHERE d.status = $1 AND d.offer_driver_id IS NULL AND d.deadline_at > $2
+               AND NOT EXISTS (SELECT 1 FROM dispatch_refusals r
+                               WHERE r.dispatch_id = d.id AND r.driver_id = $3)
+             ORDER BY d.created_at, d.id LIMIT 1",
+        )
+        .bind(DispatchStatus::Searching.as_str())
+        .bind(now)
+        .bind(driver_id.as_str())
+        .fetch_optional(uow.conn())
+        .await?;
+        let Some(dispatch_id) = waiting else {
+            return Ok(ToMatch::default());
+        };
+        if !fleet.dispatches.contains_key(&dispatch_id)
+            && let Some(dispatch) = dispatch_by_id(uow.conn(), &dispatch_id).await?
+        {
+            fleet.dispatches.insert(dispatch_id.clone(), dispatch);
+        }
+        let offer = Command::Offer {
+            dispatch_id,
+            driver_id: driver_id.clone(),
+        };
+        match self.step(uow, fleet, offer, now, cause).await {
+            Err(Error::Rejected(_)) => Ok(ToMatch::default()),
+            outcome => outcome,
+        }
+    }
+
+    /// Writes every driver and dispatch that differs from `before` (version-checked), publishes
+    /// driver status changes, and keeps the index of available drivers in step after commit.
+    async fn save(
+        &self,
+        uow: &mut Uow,
+        before: &Fleet,
+        fleet: &mut Fleet,
+        now: Timestamp,
+        cause: Option<&Envelope>,
+    ) -> Result<(), Error> {
+        let Fleet {
+            drivers,
+            dispatches,
+        } = fleet;
+        for dispatch in dispatches.values_mut() {
+            let old = before.dispatches.get(&dispatch.id);
+            if old == Some(&*dispatch) {
+                continue;
+            }
+            dispatch.updated_at = now;
+            match old {
+                None => insert_dispatch(uow.conn(), dispatch).await?,
+                Some(_) => update_dispatch(uow.conn(), dispatch).await?,
+            }
+            let no_refusals = BTreeSet::new();
+            let refused_before = old.map_or(&no_refusals, |o| &o.refused);
+            for driver_id in dispatch.refused.difference(refused_before) {
+                sqlx::query(
+                    "INSERT INTO dispatch_refusals (dispatch_id, driver_id) VALUES ($1, $2)
+                     ON CONFLICT (dispatch_id, driver_id) DO NOTHING",
+                )
+                .bind(&dispatch.id)
+                .bind(driver_id.as_str())
+                .execute(uow.conn())
+                .await?;
+            }
+        }
+        for driver in drivers.values_mut() {
+            let old = before.drivers.get(&driver.id);
+            if old == Some(&*driver) {
+                continue;
+            }
+            match old {
+                None => insert_driver(uow.conn(), driver, now).await?,
+                Some(_) => update_driver(uow.conn(), driver, now).await?,
+            }
+            if old.map(|o| o.status) != Some(driver.status) {
+                // The ride this change belongs to, if any, is its saga.
+                let ride = driver
+                    .dispatch_id
+                    .as_ref()
+                    .or(old.and_then(|o| o.dispatch_id.as_ref()))
+                    .and_then(|id| dispatches.get(id));
+                let correlation = ride.map_or(driver.id.as_str(), |d| d.book_id.as_str());
+                let event = taxi::DriverStatusChanged {
+                    driver_id: driver.id.to_string(),
+                    status: driver.status.as_str().to_owned(),
+                };
+                uow.publish(&Envelope::new(&event, correlation, cause, now))
+                    .await?;
+            }
+            let was = old.and_then(|o| (o.status == DriverStatus::Available).then_some(o.location));
+            let is = (driver.status == DriverStatus::Available).then_some(driver.location);
+            if was != is {
+                let available = self.available.clone();
+                let id = driver.id.clone();
+                uow.after_commit(move || available.set(id, is));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Publishes the integration event for a domain event and sets or clears the timers it implies.
+async fn announce(
+    uow: &mut Uow,
+    fleet: &Fleet,
+    event: &Event,
+    now: Timestamp,
+    cause: Option<&Envelope>,
+) -> Result<(), Error> {
+    // `decide` only names what the command loaded.
+    let dispatch = |id: &str| {
+        fleet
+            .dispatches
+            .get(id)
+            .expect("events name loaded dispatches")
+    };
+    let driver = |id: &ClientId| fleet.drivers.get(id).expect("events name loaded drivers");
+    match event {
+        Event::DriverRegistered(_)
+        | Event::DriverMoved { .. }
+        | Event::DriverOnline { .. }
+        | Event::DriverOffline { .. } => {}
+        Event::DispatchOpened(d) => {
+            uow.schedule(DEADLINE_TIMER, &d.id, d.deadline_at, json!({}))
+                .await?;
+        }
+        Event::Offered {
+            dispatch_id,
+            driver_id,
+            expires_at,
+        } => {
+            let d = dispatch(dispatch_id);
+            let booking = d
+                .booking
+                .as_ref()
+                .expect("only booked dispatches are offered");
+            let offered = taxi::RideOffered {
+                dispatch_id: d.id.clone(),
+                book_id: d.book_id.clone(),
+                customer_id: d.customer_id.clone(),
+                driver_id: driver_id.to_string(),
+                pickup: catalog_place(&booking.pickup),
+                dropoff: catalog_place(&booking.dropoff),
+                expires_at: rfc3339(*expires_at),
+            };
+            uow.publish(&Envelope::new(&offered, &d.book_id, cause, now))
+                .await?;
+            uow.schedule(
+                OFFER_TIMER,
+                dispatch_id,
+                *expires_at,
+                json!({ "driverId": driver_id }),
+            )
+            .await?;
+        }
+        Event::OfferDeclined { dispatch_id, .. } | Event::OfferExpired { dispatch_id, .. } => {
+            uow.cancel_timer(OFFER_TIMER, dispatch_id).await?;
+        }
+        Event::Dispatched {
+            dispatch_id,
+            driver_id,
+            eta_seconds,
+        } => {
+            let (d, taxi) = (dispatch(dispatch_id), driver(driver_id));
+            let dispatched = taxi::TaxiDispatched {
+                dispatch_id: d.id.clone(),
+                book_id: d.book_id.clone(),
+                customer_id: d.customer_id.clone(),
+                driver_id: taxi.id.to_string(),
+                driver_name: taxi.name.clone(),
+                car_number: taxi.car_number.clone(),
+                phone: taxi.phone.clone(),
+                eta_seconds: *eta_seconds,
+            };
+            uow.publish(&Envelope::new(&dispatched, &d.book_id, cause, now))
+                .await?;
+            cancel_timers(uow, dispatch_id).await?;
+        }
+        Event::TripStarted {
+            dispatch_id,
+            driver_id,
+        } => {
+            let d = dispatch(dispatch_id);
+            let started = taxi::TripStarted {
+                dispatch_id: d.id.clone(),
+                book_id: d.book_id.clone(),
+                customer_id: d.customer_id.clone(),
+                driver_id: driver_id.to_string(),
+            };
+            uow.publish(&Envelope::new(&started, &d.book_id, cause, now))
+                .await?;
+        }
+        Event::TripEnded {
+            dispatch_id,
+            driver_id,
+            trip,
+        } => {
+            let d = dispatch(dispatch_id);
+            let ended = taxi::TripEnded {
+                dispatch_id: d.id.clone(),
+                book_id: d.book_id.clone(),
+                customer_id: d.customer_id.clone(),
+                driver_id: driver_id.to_string(),
+                distance_meters: trip.distance_meters,
+                fare: trip.fare,
+                pay_id: trip.pay_id.clone(),
+            };
+            uow.publish(&Envelope::new(&ended, &d.book_id, cause, now))
+                .await?;
+        }
+        Event::Cancelled {
+            dispatch_id,
+            driver_id,
+        } => {
+            let d = dispatch(dispatch_id);
+            let cancelled = taxi::DispatchCancelled {
+                dispatch_id: d.id.clone(),
+                book_id: d.book_id.clone(),
+                customer_id: d.customer_id.clone(),
+                driver_id: driver_id.as_ref().map(ClientId::to_string),
+            };
+            uow.publish(&Envelope::new(&cancelled, &d.book_id, cause, now))
+                .await?;
+            cancel_timers(uow, dispatch_id).await?;
+        }
+        Event::CancelledUnseen(d) => {
+            let cancelled = taxi::DispatchCancelled {
+                dispatch_id: d.id.clone(),
+                book_id: d.book_id.clone(),
+                customer_id: d.customer_id.clone(),
+                driver_id: None,
+            };
+            uow.publish(&Envelope::new(&cancelled, &d.book_id, cause, now))
+                .await?;
+        }
+        Event::CancelRejected { dispatch_id } => {
+            let d = dispatch(dispatch_id);
+            let rejected = taxi::CancelRejected {
+                dispatch_id: d.id.clone(),
+                book_id: d.book_id.clone(),
+                customer_id: d.customer_id.clone(),
+                reason: "trip already started".to_owned(),
+            };
+            uow.publish(&Envelope::new(&rejected, &d.book_id, cause, now))
+                .await?;
+        }
+        Event::Failed { dispatch_id, .. } => {
+            let d = dispatch(dispatch_id);
+            let failed = taxi::DispatchFailed {
+                dispatch_id: d.id.clone(),
+                book_id: d.book_id.clone(),
+                customer_id: d.customer_id.clone(),
+                reason: "no driver accepted before the deadline".to_owned(),
+            };
+            uow.publish(&Envelope::new(&failed, &d.book_id, cause, now))
+                .await?;
+            cancel_timers(uow, dispatch_id).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn cancel_timers(uow: &mut Uow, dispatch_id: &str) -> Result<(), DbError> {
+    uow.cancel_timer(OFFER_TIMER, dispatch_id).await?;
+    uow.cancel_timer(DEADLINE_TIMER, dispatch_id).await
+}
+
+pub fn catalog_place(p: &Place) -> tanda_catalog::Place {
+    tanda_catalog::Place {
+        name: p.name.clone(),
+        lat: p.at.lat,
+        lng: p.at.lng,
+    }
+}
+
+/// Adds the drivers the loaded dispatches point at, and the dispatches the loaded drivers are on.
+async fn load_neighbours(conn: &mut AnyConnection, fleet: &mut Fleet) -> Result<(), Error> {
+    let driver_ids: Vec<ClientId> = fleet
+        .dispatches
+        .values()
+        .flat_map(|d| [d.offer.as_ref().map(|o| &o.driver_id), d.driver_id.as_ref()])
+        .flatten()
+        .filter(|id| !fleet.drivers.contains_key(*id))
+        .cloned()
+        .collect();
+    let dispatch_ids: Vec<String> = fleet
+        .drivers
+        .values()
+        .filter_map(|d| d.dispatch_id.clone())
+        .filter(|id| !fleet.dispatches.contains_key(id))
+        .collect();
+    for id in driver_ids {
+        if let Some(driver) = driver_by_id(conn, &id).await? {
+            fleet.drivers.insert(id, driver);
+        }
+    }
+    for id in dispatch_ids {
+        if let Some(dispatch) = dispatch_by_id(conn, &id).await? {
+            fleet.dispatches.insert(id, dispatch);
+        }
+    }
+    Ok(())
+}
+
+// ---- drivers ------------------------------------------------------------------------------
+
+macro_rules! driver_columns {
+    () => {
+        "id, name, car_number, phone, lat, lng, status, dispatch_id, version"
+    };
+}
+
+pub async fn driver_by_id(
+    conn: &mut AnyConnection,
+    id: &ClientId,
+) -> Result<Option<Driver>, Error> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        driver_columns!(),
+        " FROM drivers WHERE id = $1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(driver_from_row).transpose()
+}
+
+/// Every available driver and where they are: the index's starting point.
+pub async fn available_drivers(
+    conn: &mut AnyConnection,
+) -> Result<Vec<(ClientId, LatLng)>, DbError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        driver_columns!(),
+        " FROM drivers WHERE status = $1"
+    ))
+    .bind(DriverStatus::Available.as_str())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| match driver_from_row(row) {
+            Ok(d) => Ok((d.id, d.location)),
+            Err(Error::Db(e)) => Err(e),
+            Err(e) => Err(sqlx::Error::Decode(Box::new(e)).into()),
+        })
+        .collect()
+}
+
+fn driver_from_row(row: &AnyRow) -> Result<Driver, Error> {
+    let id: String = row.try_get("id")?;
+    let corrupt = || Error::Corrupt(format!("driver {id}"));
+    Ok(Driver {
+        id: ClientId::parse(&id).map_err(|_| corrupt())?,
+        name: row.try_get("name")?,
+        car_number: row.try_get("car_number")?,
+        phone: row.try_get("phone")?,
+        location: LatLng::parse(row.try_get("lat")?, row.try_get("lng")?).map_err(|_| corrupt())?,
+        status: DriverStatus::parse(row.try_get("status")?).ok_or_else(corrupt)?,
+        dispatch_id: row.try_get("dispatch_id")?,
+        version: row.try_get("version")?,
+    })
+}
+
+async fn insert_driver(conn: &mut AnyConnection, d: &Driver, now: Timestamp) -> Result<(), Error> {
+    let done = sqlx::query(
+        "INSERT INTO drivers (id, name, car_number, phone, lat, lng, status, dispatch_id,
+                              created_at, updated_at, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(d.id.as_str())
+    .bind(&d.name)
+    .bind(&d.car_number)
+    .bind(&d.phone)
+    .bind(d.location.lat)
+    .bind(d.location.lng)
+    .bind(d.status.as_str())
+    .bind(&d.dispatch_id)
+    .bind(now)
+    .bind(now)
+    .bind(d.version)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::Conflict(format!("driver {}", d.id)).into());
+    }
+    Ok(())
+}
+
+async fn update_driver(
+    conn: &mut AnyConnection,
+    d: &mut Driver,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let done = sqlx::query(
+        "UPDATE drivers SET lat = $1, lng = $2, status = $3, dispatch_id = $4, updated_at = $5,
+                            version = version + 1
+         WHERE id = $6 AND version = $7",
+    )
+    .bind(d.location.lat)
+    .bind(d.location.lng)
+    .bind(d.status.as_str())
+    .bind(&d.dispatch_id)
+    .bind(now)
+    .bind(d.id.as_str())
+    .bind(d.version)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::Conflict(format!("driver {}", d.id)).into());
+    }
+    d.version += 1;
+    Ok(())
+}
+
+// ---- dispatches ---------------------------------------------------------------------------
+
+macro_rules! dispatch_columns {
+    () => {
+        "id, book_id, customer_id, card_token, pickup_name, pickup_lat, pickup_lng,
+         dropoff_name, dropoff_lat, dropoff_lng, status, driver_id, offer_driver_id,
+         offer_expires_at, eta_seconds, distance_meters, fare, pay_id, deadline_at, created_at,
+         updated_at, version"
+    };
+}
+
+pub async fn dispatch_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<Dispatch>, Error> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        dispatch_columns!(),
+        " FROM dispatches WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(Some(dispatch_from_row(conn, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+/// A booking has at most one dispatch.
+pub async fn dispatch_for_book(
+    conn: &mut AnyConnection,
+    book_id: &str,
+) -> Result<Option<Dispatch>, Error> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        dispatch_columns!(),
+        " FROM dispatches WHERE book_id = $1"
+    ))
+    .bind(book_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(Some(dispatch_from_row(conn, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn dispatch_from_row(conn: &mut AnyConnection, row: &AnyRow) -> Result<Dispatch, Error> {
+    let id: String = row.try_get("id")?;
+    let corrupt = || Error::Corrupt(format!("dispatch {id}"));
+    let client_id = |s: Option<String>| {
+        s.map(|s| ClientId::parse(&s).map_err(|_| corrupt()))
+            .transpose()
+    };
+    let place = |prefix: &str| -> Result<Option<Place>, Error> {
+        let name: Option<String> = row.try_get(format!("{prefix}_name").as_str())?;
+        let lat: Option<f64> = row.try_get(format!("{prefix}_lat").as_str())?;
+        let lng: Option<f64> = row.try_get(format!("{prefix}_lng").as_str())?;
+        let (Some(name), Some(lat), Some(lng)) = (name, lat, lng) else {
+            return Ok(None);
+        };
+        let at = LatLng::parse(lat, lng).map_err(|_| corrupt())?;
+        Ok(Some(Place { name, at }))
+    };
+    let booking = match (
+        row.try_get("card_token")?,
+        place("pickup")?,
+        place("dropoff")?,
+    ) {
+        (Some(card_token), Some(pickup), Some(dropoff)) => Some(Booking {
+            card_token,
+            pickup,
+            dropoff,
+        }),
+        _ => None,
+    };
+    let offer = match (
+        client_id(row.try_get("offer_driver_id")?)?,
+        row.try_get::<Option<i64>, _>("offer_expires_at")?,
+    ) {
+        (Some(driver_id), Some(expires_at)) => Some(Offer {
+            driver_id,
+            expires_at,
+        }),
+        _ => None,
+    };
+    let trip = match (
+        row.try_get("distance_meters")?,
+        row.try_get("fare")?,
+        row.try_get("pay_id")?,
+    ) {
+        (Some(distance_meters), Some(fare), Some(pay_id)) => Some(PaidTrip {
+            distance_meters,
+            fare,
+            pay_id,
+        }),
+        _ => None,
+    };
+    let refused: Vec<String> =
+        sqlx::query_scalar("SELECT driver_id FROM dispatch_refusals WHERE dispatch_id = $1")
+            .bind(&id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let refused = refused
+        .into_iter()
+        .map(|s| ClientId::parse(&s).map_err(|_| corrupt()))
+        .collect::<Result<_, _>>()?;
+    Ok(Dispatch {
+        book_id: row.try_get("book_id")?,
+        customer_id: row.try_get("customer_id")?,
+        booking,
+        status: DispatchStatus::parse(row.try_get("status")?).ok_or_else(corrupt)?,
+        driver_id: client_id(row.try_get("driver_id")?)?,
+        offer,
+        refused,
+        eta_seconds: row.try_get("eta_seconds")?,
+        trip,
+        deadline_at: row.try_get("deadline_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        version: row.try_get("version")?,
+        id,
+    })
+}
+
+async fn insert_dispatch(conn: &mut AnyConnection, d: &Dispatch) -> Result<(), Error> {
+    let booking = d.booking.as_ref();
+    let place = |pick: fn(&Booking) -> &Place| booking.map(pick);
+    let (pickup, dropoff) = (place(|b| &b.pickup), place(|b| &b.dropoff));
+    // A second dispatch for the same booking (a race) conflicts on book_id: retried, then ignored.
+    let done = sqlx::query(
+        "INSERT INTO dispatches (id, book_id, customer_id, card_token, pickup_name, pickup_lat,
+                                 pickup_lng, dropoff_name, dropoff_lat, dropoff_lng, status,
+                                 deadline_at, created_at, updated_at, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&d.id)
+    .bind(&d.book_id)
+    .bind(&d.customer_id)
+    .bind(booking.map(|b| b.card_token.as_str()))
+    .bind(pickup.map(|p| p.name.as_str()))
+    .bind(pickup.map(|p| p.at.lat))
+    .bind(pickup.map(|p| p.at.lng))
+    .bind(dropoff.map(|p| p.name.as_str()))
+    .bind(dropoff.map(|p| p.at.lat))
+    .bind(dropoff.map(|p| p.at.lng))
+    .bind(d.status.as_str())
+    .bind(d.deadline_at)
+    .bind(d.created_at)
+    .bind(d.updated_at)
+    .bind(d.version)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::Conflict(format!("dispatch for booking {}", d.book_id)).into());
+    }
+    Ok(())
+}
+
+async fn update_dispatch(conn: &mut AnyConnection, d: &mut Dispatch) -> Result<(), Error> {
+    let trip = d.trip.as_ref();
+    let offer = d.offer.as_ref();
+    let done = sqlx::query(
+        "UPDATE dispatches SET status = $1, driver_id = $2, offer_driver_id = $3,
+                               offer_expires_at = $4, eta_seconds = $5, distance_meters = $6,
+                               fare = $7, pay_id = $8, updated_at = $9, version = version + 1
+         WHERE id = $10 AND version = $11",
+    )
+    .bind(d.status.as_str())
+    .bind(d.driver_id.as_ref().map(ClientId::as_str))
+    .bind(offer.map(|o| o.driver_id.as_str()))
+    .bind(offer.map(|o| o.expires_at))
+    .bind(d.eta_seconds)
+    .bind(trip.map(|t| t.distance_meters))
+    .bind(trip.map(|t| t.fare))
+    .bind(trip.map(|t| t.pay_id.as_str()))
+    .bind(d.updated_at)
+    .bind(&d.id)
+    .bind(d.version)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::Conflict(format!("dispatch {}", d.id)).into());
+    }
+    d.version += 1;
+    Ok(())
+}

@@ -1,0 +1,707 @@
+//! The dispatch service on a real SQLite database: its routes driven with `oneshot`, its consumer
+//! fed book's events, its timers fired by hand on a manual clock, and pay faked.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::{Value, json};
+use sqlx::Row;
+use tanda_catalog::Place;
+use tanda_catalog::taxi::pay::{Pay, PayRequest};
+use tanda_catalog::taxi::{BookCancelRequested, BookRequested};
+use tanda_core::clock::{Clock, ManualClock};
+use tanda_core::db::{Durability, Timer};
+use tanda_core::geo::LatLng;
+use tanda_core::service::ServiceParts;
+use tanda_core::{Db, Envelope};
+use tanda_dispatch::{Config, MIGRATIONS, NAME, PayCallError, PayTransport, PaymentPolicy, build};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+const T0: i64 = 1_800_000_000_000;
+const CITY_HALL: (f64, f64) = (37.5663, 126.9779);
+
+/// Answers with the queued outcomes, then approves; counts calls.
+#[derive(Default)]
+struct FakePay {
+    outcomes: Mutex<VecDeque<PayCallError>>,
+    calls: AtomicU32,
+}
+
+impl FakePay {
+    fn fail_next(&self, e: PayCallError) {
+        self.outcomes.lock().unwrap().push_back(e);
+    }
+    fn calls(&self) -> u32 {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl PayTransport for FakePay {
+    async fn pay(&self, request: &PayRequest) -> Result<Pay, PayCallError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = self.outcomes.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        Ok(Pay {
+            pay_id: format!("pay-{}", request.dispatch_id),
+            book_id: request.book_id.clone(),
+            dispatch_id: request.dispatch_id.clone(),
+            amount: request.amount,
+            card_last4: "4242".into(),
+            status: "PAID".into(),
+            paid_at: "2027-01-15T08:00:00.000Z".into(),
+        })
+    }
+}
+
+struct Service {
+    _dir: TempDir,
+    clock: ManualClock,
+    db: Db,
+    parts: ServiceParts,
+    pay: Arc<FakePay>,
+}
+
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<String>,
+    replayed: bool,
+    body: Value,
+}
+
+impl Service {
+    async fn start(payment: PaymentPolicy) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let db = Db::open_sqlite(
+            dir.path(),
+            NAME,
+            Durability::Normal,
+            Arc::new(clock.clone()),
+        )
+        .await
+        .unwrap();
+        db.migrate(MIGRATIONS).await.unwrap();
+        let pay = Arc::new(FakePay::default());
+        let parts = build(db.clone(), config(payment), pay.clone())
+            .await
+            .unwrap();
+        Self {
+            _dir: dir,
+            clock,
+            db,
+            parts,
+            pay,
+        }
+    }
+
+    /// The same database served by a freshly built service, as after a restart.
+    async fn restart(&mut self) {
+        self.parts = build(
+            self.db.clone(),
+            config(PaymentPolicy::default()),
+            self.pay.clone(),
+        )
+        .await
+        .unwrap();
+    }
+
+    fn router(&self) -> Router {
+        self.parts.router.clone()
+    }
+
+    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
+        self.call_with(method, uri, body, None).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        let request = match body {
+            Some(b) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => request.body(Body::empty()),
+        };
+        let response = self.router().oneshot(request.unwrap()).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            retry_after: headers
+                .get(header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap().to_owned()),
+            replayed: headers.contains_key("idempotent-replayed"),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    async fn get(&self, uri: &str) -> Value {
+        let answer = self.call(Method::GET, uri, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "GET {uri}: {}", answer.body);
+        answer.body
+    }
+
+    /// Registers a driver north of City Hall and brings them online.
+    async fn driver_online(&self, id: &str, metres_north: f64) {
+        self.register(id, metres_north).await;
+        let online = self
+            .call(Method::POST, &format!("/drivers/{id}/online"), None)
+            .await;
+        assert_eq!(online.status, StatusCode::OK);
+        assert_eq!(online.body["status"], "AVAILABLE");
+    }
+
+    /// Brings a driver online who is offered a waiting search right away.
+    async fn driver_online_offered(&self, id: &str, metres_north: f64) {
+        self.register(id, metres_north).await;
+        let online = self
+            .call(Method::POST, &format!("/drivers/{id}/online"), None)
+            .await;
+        assert_eq!(online.body["status"], "OFFERED", "{}", online.body);
+    }
+
+    async fn register(&self, id: &str, metres_north: f64) {
+        let at = north(metres_north);
+        let body = json!({
+            "driverId": id, "name": format!("Driver {id}"), "carNumber": "서울12가3456",
+            "phone": "010-1234-5678", "location": {"lat": at.lat, "lng": at.lng},
+        });
+        let created = self.call(Method::POST, "/drivers", Some(body)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        assert_eq!(created.body["status"], "OFFLINE");
+    }
+
+    /// Delivers an event to the `dispatch` consumer, in one unit of work as the runtime does.
+    async fn deliver(&self, event: &Envelope) {
+        let consumer = &self.parts.consumers[0];
+        let mut uow = self.db.begin().await.unwrap();
+        consumer.handler.handle(&mut uow, event).await.unwrap();
+        uow.commit().await.unwrap();
+    }
+
+    async fn book(&self, book_id: &str) {
+        let event = BookRequested {
+            book_id: book_id.into(),
+            customer_id: "cust-1".into(),
+            customer_name: "Kim".into(),
+            phone: "010-9999-0000".into(),
+            card_token: "tok_4242".into(),
+            card_last4: "4242".into(),
+            pickup: place("City Hall", north(0.0)),
+            dropoff: place("Gangnam", LatLng::parse(37.4979, 127.0276).unwrap()),
+        };
+        self.deliver(&Envelope::new(&event, book_id, None, self.clock.now()))
+            .await;
+    }
+
+    async fn cancel(&self, book_id: &str) {
+        let event = BookCancelRequested {
+            book_id: book_id.into(),
+            customer_id: "cust-1".into(),
+        };
+        self.deliver(&Envelope::new(&event, book_id, None, self.clock.now()))
+            .await;
+    }
+
+    async fn dispatch_of(&self, book_id: &str) -> Value {
+        let list = self.get(&format!("/dispatches?bookId={book_id}")).await;
+        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+        list[0].clone()
+    }
+
+    async fn act(&self, dispatch_id: &str, action: &str, driver: &str) -> Answer {
+        let uri = format!("/dispatches/{dispatch_id}/{action}");
+        self.call(Method::POST, &uri, Some(json!({ "driverId": driver })))
+            .await
+    }
+
+    /// Fires every due timer the way the timer loop does: claim the row, run the handler, commit.
+    async fn fire_due_timers(&self) -> Vec<String> {
+        let rows = sqlx::query("SELECT id, kind, key, fire_at, payload FROM timers WHERE fire_at <= $1 ORDER BY fire_at")
+            .bind(self.clock.now())
+            .fetch_all(self.db.reader())
+            .await
+            .unwrap();
+        let handler = self.parts.timers.clone().unwrap();
+        let mut fired = Vec::new();
+        for row in rows {
+            let timer = Timer {
+                id: row.get("id"),
+                kind: row.get("kind"),
+                key: row.get("key"),
+                fire_at: row.get("fire_at"),
+                payload: serde_json::from_str(&row.get::<String, _>("payload")).unwrap(),
+            };
+            let mut uow = self.db.begin().await.unwrap();
+            let claimed = sqlx::query("DELETE FROM timers WHERE id = $1")
+                .bind(&timer.id)
+                .execute(uow.conn())
+                .await
+                .unwrap();
+            if claimed.rows_affected() == 1 {
+                handler.fire(&mut uow, &timer).await.unwrap();
+                fired.push(timer.kind.clone());
+            }
+            uow.commit().await.unwrap();
+        }
+        fired
+    }
+
+    async fn timers_of(&self, dispatch_id: &str) -> Vec<String> {
+        sqlx::query_scalar("SELECT kind FROM timers WHERE key = $1 ORDER BY kind")
+            .bind(dispatch_id)
+            .fetch_all(self.db.reader())
+            .await
+            .unwrap()
+    }
+
+    /// Payloads of the published events of one type, oldest first.
+    async fn published(&self, kind: &str) -> Vec<Value> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT envelope FROM outbox WHERE type = $1 ORDER BY seq")
+                .bind(kind)
+                .fetch_all(self.db.reader())
+                .await
+                .unwrap();
+        rows.iter()
+            .map(|r| serde_json::from_str::<Envelope>(r).unwrap().payload)
+            .collect()
+    }
+}
+
+fn config(payment: PaymentPolicy) -> Config {
+    Config {
+        payment,
+        ..Config::default()
+    }
+}
+
+fn north(metres: f64) -> LatLng {
+    let per_degree = tanda_core::geo::EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
+    LatLng::parse(CITY_HALL.0 + metres / per_degree, CITY_HALL.1).unwrap()
+}
+
+fn place(name: &str, at: LatLng) -> Place {
+    Place {
+        name: name.into(),
+        lat: at.lat,
+        lng: at.lng,
+    }
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_ride_from_booking_to_paid_trip() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.register("parked", 10.0).await; // nearest, but offline
+    s.driver_online("near", 100.0).await;
+    s.driver_online("mid", 500.0).await;
+    s.driver_online("far", 1000.0).await;
+
+    s.book("b1").await;
+    let dispatch = s.dispatch_of("b1").await;
+    let id = str_of(&dispatch["dispatchId"]);
+    assert_eq!(dispatch["status"], "SEARCHING");
+    assert_eq!(dispatch["offer"]["driverId"], "near", "{dispatch}");
+    assert_eq!(s.get("/drivers/near").await["status"], "OFFERED");
+    let offers = s.get("/drivers/near/offers").await;
+    assert_eq!(offers.as_array().unwrap().len(), 1);
+    assert_eq!(offers[0]["dispatchId"], id.as_str());
+    assert_eq!(offers[0]["pickup"]["name"], "City Hall");
+    assert_eq!(s.get("/drivers/mid/offers").await, json!([]));
+    let offered = s.published("taxi.RideOffered").await;
+    assert_eq!(offered.len(), 1);
+    assert_eq!(offered[0]["driverId"], "near");
+    assert_eq!(
+        s.timers_of(&id).await,
+        ["dispatch.deadline", "dispatch.offer"]
+    );
+
+    // Declined: the next nearest gets it; the decliner is free again.
+    let declined = s.act(&id, "decline", "near").await;
+    assert_eq!(declined.status, StatusCode::OK);
+    assert_eq!(declined.body["offer"]["driverId"], "mid");
+    assert_eq!(s.get("/drivers/near").await["status"], "AVAILABLE");
+    let not_yours = s.act(&id, "accept", "far").await;
+    assert_eq!(not_yours.status, StatusCode::CONFLICT);
+    assert_eq!(not_yours.body["code"], "not_offered");
+
+    // The offer timer fires: an expiry counts as a decline.
+    s.clock.advance(Duration::from_secs(15));
+    assert_eq!(
+        s.act(&id, "accept", "mid").await.body["code"],
+        "offer_expired"
+    );
+    assert_eq!(s.fire_due_timers().await, ["dispatch.offer"]);
+    let dispatch = s.get(&format!("/dispatches/{id}")).await;
+    assert_eq!(
+        dispatch["offer"]["driverId"], "far",
+        "neither near nor mid again"
+    );
+    assert_eq!(s.get("/drivers/mid").await["status"], "AVAILABLE");
+
+    let accepted = s.act(&id, "accept", "far").await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
+    assert_eq!(accepted.body["status"], "DISPATCHED");
+    assert_eq!(accepted.body["driverId"], "far");
+    let eta = (north(1000.0).distance_m(north(0.0)) / (25.0 / 3.6)).ceil();
+    assert_eq!(accepted.body["etaSeconds"], eta as i64);
+    assert!(accepted.body.get("offer").is_none());
+    assert_eq!(s.get("/drivers/far").await["status"], "DISPATCHED");
+    assert_eq!(s.get("/drivers/far").await["dispatchId"], id.as_str());
+    assert!(
+        s.timers_of(&id).await.is_empty(),
+        "offer and deadline timers cancelled"
+    );
+    let dispatched = s.published("taxi.TaxiDispatched").await;
+    assert_eq!(dispatched.len(), 1);
+    assert_eq!(dispatched[0]["driverName"], "Driver far");
+    assert_eq!(dispatched[0]["carNumber"], "서울12가3456");
+    assert_eq!(dispatched[0]["etaSeconds"], eta as i64);
+
+    let busy = s.call(Method::POST, "/drivers/far/offline", None).await;
+    assert_eq!(busy.status, StatusCode::CONFLICT);
+    assert_eq!(busy.body["code"], "driver_busy");
+    assert_eq!(
+        s.act(&id, "start", "near").await.body["code"],
+        "not_assigned"
+    );
+    let started = s.act(&id, "start", "far").await;
+    assert_eq!(started.body["status"], "IN_TRIP");
+
+    // Too late to cancel.
+    s.cancel("b1").await;
+    let rejected = s.published("taxi.CancelRejected").await;
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["reason"], "trip already started");
+    assert_eq!(s.dispatch_of("b1").await["status"], "IN_TRIP");
+
+    // Declined card: 402, still in trip.
+    s.pay
+        .fail_next(PayCallError::Declined("card_declined".into()));
+    let end = json!({"driverId": "far"});
+    let declined = s
+        .call(
+            Method::POST,
+            &format!("/dispatches/{id}/end"),
+            Some(end.clone()),
+        )
+        .await;
+    assert_eq!(declined.status, StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(declined.body["code"], "card_declined");
+    assert_eq!(s.dispatch_of("b1").await["status"], "IN_TRIP");
+
+    // Pay down through every retry: 503 with Retry-After, still in trip.
+    for _ in 0..3 {
+        s.pay
+            .fail_next(PayCallError::Unavailable("connection refused".into()));
+    }
+    let down = s
+        .call(
+            Method::POST,
+            &format!("/dispatches/{id}/end"),
+            Some(end.clone()),
+        )
+        .await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(down.body["code"], "payment_unavailable");
+    assert_eq!(down.retry_after.as_deref(), Some("1"));
+    assert_eq!(s.dispatch_of("b1").await["status"], "IN_TRIP");
+    assert!(s.published("taxi.TripEnded").await.is_empty());
+
+    let calls = s.pay.calls();
+    let bad = json!({"driverId": "far", "distanceMeters": -5});
+    let invalid = s
+        .call(Method::POST, &format!("/dispatches/{id}/end"), Some(bad))
+        .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid.body["code"], "invalid_distance_meters");
+    assert_eq!(s.pay.calls(), calls, "bad input never reaches pay");
+
+    // The retry goes through.
+    let ended = s
+        .call(
+            Method::POST,
+            &format!("/dispatches/{id}/end"),
+            Some(end.clone()),
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    let metres = north(0.0)
+        .distance_m(LatLng::parse(37.4979, 127.0276).unwrap())
+        .round() as i64;
+    let fare = 4800 + 100 * ((metres - 1600) / 131);
+    assert_eq!(ended.body["status"], "ENDED");
+    assert_eq!(ended.body["fare"], fare);
+    assert_eq!(ended.body["distanceMeters"], metres);
+    assert_eq!(ended.body["payId"], format!("pay-{id}"));
+    assert_eq!(s.get("/drivers/far").await["status"], "AVAILABLE");
+    let trip = s.published("taxi.TripEnded").await;
+    assert_eq!(trip.len(), 1);
+    assert_eq!(trip[0]["fare"], fare);
+
+    let calls = s.pay.calls();
+    let twice = s
+        .call(Method::POST, &format!("/dispatches/{id}/end"), Some(end))
+        .await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+    assert_eq!(twice.body["code"], "already_ended");
+    assert_eq!(s.pay.calls(), calls, "an ended trip is never charged again");
+}
+
+#[tokio::test]
+async fn searches_wait_for_drivers_and_fail_at_the_deadline() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("only", 200.0).await;
+    s.book("b1").await;
+    let b1 = str_of(&s.dispatch_of("b1").await["dispatchId"]);
+    s.act(&b1, "decline", "only").await;
+    let waiting = s.dispatch_of("b1").await;
+    assert_eq!(waiting["status"], "SEARCHING");
+    assert!(
+        waiting.get("offer").is_none(),
+        "nobody left to ask: {waiting}"
+    );
+
+    // A second booking while the only driver is off: it waits, then goes to them when they return.
+    s.call(Method::POST, "/drivers/only/offline", None).await;
+    s.clock.advance(Duration::from_secs(1));
+    s.book("b2").await;
+    assert!(s.dispatch_of("b2").await.get("offer").is_none());
+    let back = s.call(Method::POST, "/drivers/only/online", None).await;
+    assert_eq!(
+        back.body["status"], "OFFERED",
+        "b2 waited; b1 was turned down"
+    );
+    let b2 = str_of(&s.dispatch_of("b2").await["dispatchId"]);
+    assert_eq!(
+        s.get("/drivers/only/offers").await[0]["dispatchId"],
+        b2.as_str()
+    );
+
+    // Going offline with an offer in hand declines it.
+    let off = s.call(Method::POST, "/drivers/only/offline", None).await;
+    assert_eq!(off.body["status"], "OFFLINE");
+    assert!(s.dispatch_of("b2").await.get("offer").is_none());
+
+    // A driver who comes online takes the oldest waiting search they have not turned down.
+    s.driver_online_offered("late", 50.0).await;
+    assert_eq!(s.get("/drivers/late").await["dispatchId"], b1.as_str());
+    s.act(&b1, "decline", "late").await;
+    assert_eq!(s.get("/drivers/late").await["dispatchId"], b2.as_str());
+    s.clock.advance(Duration::from_secs(1));
+    s.book("b3").await;
+    let b3 = str_of(&s.dispatch_of("b3").await["dispatchId"]);
+    assert!(s.dispatch_of("b3").await.get("offer").is_none());
+    s.act(&b2, "decline", "late").await;
+    assert_eq!(s.get("/drivers/late").await["dispatchId"], b3.as_str());
+
+    // The deadline: every search still open fails, and the offered driver is freed.
+    s.clock.advance(Duration::from_secs(60));
+    let fired = s.fire_due_timers().await;
+    assert_eq!(
+        fired[0], "dispatch.offer",
+        "late's offer of b3 expired first"
+    );
+    assert!(
+        fired.iter().filter(|k| *k == "dispatch.deadline").count() == 3,
+        "{fired:?}"
+    );
+    for book in ["b1", "b2", "b3"] {
+        assert_eq!(s.dispatch_of(book).await["status"], "FAILED");
+    }
+    assert_eq!(s.get("/drivers/late").await["status"], "AVAILABLE");
+    let failed = s.published("taxi.DispatchFailed").await;
+    assert_eq!(failed.len(), 3);
+    assert_eq!(
+        s.act(&b1, "accept", "late").await.body["code"],
+        "dispatch_closed"
+    );
+}
+
+#[tokio::test]
+async fn the_index_of_available_drivers_survives_a_restart() {
+    let mut s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("a", 300.0).await;
+    s.driver_online("b", 100.0).await;
+    s.register("c", 50.0).await;
+    s.restart().await;
+    s.book("b1").await;
+    assert_eq!(s.dispatch_of("b1").await["offer"]["driverId"], "b");
+}
+
+#[tokio::test]
+async fn cancels_free_the_driver_and_may_arrive_before_the_booking() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("a", 100.0).await;
+    s.book("b1").await;
+    let id = str_of(&s.dispatch_of("b1").await["dispatchId"]);
+    s.cancel("b1").await;
+    assert_eq!(s.dispatch_of("b1").await["status"], "CANCELLED");
+    assert_eq!(s.get("/drivers/a").await["status"], "AVAILABLE");
+    assert!(s.timers_of(&id).await.is_empty());
+    assert_eq!(
+        s.act(&id, "accept", "a").await.body["code"],
+        "dispatch_closed"
+    );
+
+    // Cancelled before its booking arrived: recorded, and the late booking is ignored.
+    s.cancel("b2").await;
+    s.book("b2").await;
+    let b2 = s.dispatch_of("b2").await;
+    assert_eq!(b2["status"], "CANCELLED");
+    assert_eq!(
+        s.get("/drivers/a").await["status"],
+        "AVAILABLE",
+        "nothing offered"
+    );
+    let cancelled = s.published("taxi.DispatchCancelled").await;
+    assert_eq!(cancelled.len(), 2);
+    assert_eq!(cancelled[0]["driverId"], "a");
+    assert_eq!(cancelled[1]["bookId"], "b2");
+}
+
+#[tokio::test]
+async fn the_breaker_opens_after_repeated_pay_outages() {
+    let policy = PaymentPolicy {
+        timeout: Duration::from_secs(1),
+        retries: 0,
+        breaker_failures: 2,
+        breaker_open_for: Duration::from_secs(30),
+    };
+    let s = Service::start(policy).await;
+    s.driver_online("a", 100.0).await;
+    s.book("b1").await;
+    let id = str_of(&s.dispatch_of("b1").await["dispatchId"]);
+    s.act(&id, "accept", "a").await;
+    s.act(&id, "start", "a").await;
+
+    let end = || Some(json!({"driverId": "a", "distanceMeters": 1731}));
+    let uri = format!("/dispatches/{id}/end");
+    for _ in 0..2 {
+        s.pay.fail_next(PayCallError::Unavailable("down".into()));
+        let down = s.call(Method::POST, &uri, end()).await;
+        assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(s.pay.calls(), 2);
+    let open = s.call(Method::POST, &uri, end()).await;
+    assert_eq!(open.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(open.body["code"], "payment_unavailable");
+    assert_eq!(
+        s.pay.calls(),
+        2,
+        "an open breaker fails fast without calling pay"
+    );
+    let retry_after: u64 = open.retry_after.unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    assert_eq!(s.dispatch_of("b1").await["status"], "IN_TRIP");
+}
+
+#[tokio::test]
+async fn drivers_are_registered_once_and_bad_input_is_refused() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    let body = json!({
+        "driverId": "kim-7", "name": "Kim", "carNumber": "12가3456", "phone": "010-1234-5678",
+        "location": {"lat": 37.5, "lng": 127.0},
+    });
+    let first = s
+        .call_with(Method::POST, "/drivers", Some(body.clone()), Some("k1"))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(first.body["driverId"], "kim-7");
+    assert_eq!(first.body["location"], json!({"lat": 37.5, "lng": 127.0}));
+    let replay = s
+        .call_with(Method::POST, "/drivers", Some(body.clone()), Some("k1"))
+        .await;
+    assert_eq!(replay.status, StatusCode::CREATED);
+    assert!(replay.replayed);
+    assert_eq!(replay.body, first.body);
+    let again = s.call(Method::POST, "/drivers", Some(body.clone())).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.body["code"], "driver_exists");
+    assert_eq!(s.published("taxi.DriverStatusChanged").await.len(), 1);
+
+    let bad = |field: &str, value: Value| {
+        let mut b = body.clone();
+        b["driverId"] = json!("other");
+        b[field] = value;
+        b
+    };
+    for (request, code) in [
+        (bad("driverId", json!("no spaces")), "invalid_driver_id"),
+        (
+            bad("location", json!({"lat": 91.0, "lng": 0.0})),
+            "invalid_lat",
+        ),
+        (
+            bad("location", json!({"lat": 0.0, "lng": 181.0})),
+            "invalid_lng",
+        ),
+        (bad("name", json!("  ")), "invalid_name"),
+        (
+            bad("carNumber", json!("x".repeat(21))),
+            "invalid_car_number",
+        ),
+        (bad("phone", json!("call me")), "invalid_phone"),
+        (bad("name", json!(7)), "invalid_body"),
+    ] {
+        let answer = s.call(Method::POST, "/drivers", Some(request)).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{code}");
+        assert_eq!(answer.body["code"], code);
+    }
+    assert_eq!(
+        s.call(Method::GET, "/drivers/other", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let moved = s
+        .call(
+            Method::PUT,
+            "/drivers/kim-7/location",
+            Some(json!({"lat": 37.6, "lng": 127.1})),
+        )
+        .await;
+    assert_eq!(moved.body["location"], json!({"lat": 37.6, "lng": 127.1}));
+    let nowhere = s
+        .call(
+            Method::PUT,
+            "/drivers/kim-7/location",
+            Some(json!({"lat": -100.0, "lng": 0.0})),
+        )
+        .await;
+    assert_eq!(nowhere.body["code"], "invalid_lat");
+
+    assert_eq!(
+        s.call(Method::GET, "/dispatches/nope", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let missing = s.call(Method::GET, "/dispatches", None).await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert_eq!(missing.body["code"], "missing_book_id");
+    assert_eq!(s.get("/dispatches?bookId=unknown").await, json!([]));
+    let unknown = s.act("nope", "accept", "kim-7").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}

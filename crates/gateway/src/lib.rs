@@ -1,0 +1,42 @@
+//! The gateway: the single entry point clients talk to. In all-in-one mode it routes to the
+//! services' routers in the same process; every request gets a request id, CORS headers, a body
+//! limit, metrics and a problem response for unknown paths.
+
+use axum::Router;
+use axum::http::{Method, header};
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use tanda_core::host::with_common_layers;
+use tanda_core::http::not_found_fallback;
+
+/// Request bodies larger than this are refused with 413: no valid request comes close.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Routes to in-process services. `services` have disjoint paths (the API contract guarantees it);
+/// `ops` carries `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
+pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router) -> Router {
+    let routes = services
+        .into_iter()
+        .fold(ops, Router::merge)
+        .fallback(not_found_fallback);
+    with_common_layers(routes)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(cors())
+}
+
+/// Any origin may call the public API from a browser (it carries no cookies).
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-request-id"),
+        ])
+}

@@ -1,0 +1,186 @@
+//! All-in-one wiring: every service on its own SQLite file under the data dir, consumers tailing
+//! the producers' outboxes in-process, the timer loops, and the gateway in front.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use tanda_cardnet::{CardNetwork, NetworkMode};
+use tanda_catalog::taxi::{
+    self,
+    pay::{Pay, PayRequest},
+};
+use tanda_core::consumer::{Consumers, Source};
+use tanda_core::db::Migration;
+use tanda_core::host::{Ops, ops_router, serve};
+use tanda_core::lifecycle::Lifecycle;
+use tanda_core::service::ServiceParts;
+use tanda_core::{Clock, Db, SystemClock, timers};
+use tanda_dispatch::{PayCallError, PayTransport};
+use tanda_pay::{PayApi, PayError};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::RunConfig;
+
+/// A running Tanda: every service and the gateway, serving on [`App::addr`].
+pub struct App {
+    addr: SocketAddr,
+    lifecycle: Lifecycle,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl App {
+    /// Opens the databases, applies migrations, starts consumers, timers and the HTTP server.
+    pub async fn start(config: RunConfig) -> anyhow::Result<App> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let lifecycle = Lifecycle::new();
+        let open = async |name: &str, migrations: &[Migration]| -> anyhow::Result<Db> {
+            let db = Db::open_sqlite(
+                &config.data_dir,
+                name,
+                config.sqlite_synchronous,
+                clock.clone(),
+            )
+            .await
+            .with_context(|| format!("opening {name}.db under {}", config.data_dir.display()))?;
+            db.migrate(migrations)
+                .await
+                .with_context(|| format!("migrating {name}.db"))?;
+            Ok(db)
+        };
+
+        let network = Arc::new(CardNetwork::new(NetworkMode {
+            latency_ms: config.card_network_latency.as_millis() as u64,
+            down: config.card_network_down,
+        }));
+        let (pay, pay_api) =
+            tanda_pay::build(open(tanda_pay::NAME, tanda_pay::MIGRATIONS).await?, network).await?;
+        let book = tanda_book::build(
+            open(tanda_book::NAME, tanda_book::MIGRATIONS).await?,
+            tanda_book::Config {
+                no_taxi_retry_after: config.no_taxi_retry_after,
+            },
+        )
+        .await?;
+        let dispatch = tanda_dispatch::build(
+            open(tanda_dispatch::NAME, tanda_dispatch::MIGRATIONS).await?,
+            dispatch_config(&config),
+            Arc::new(InProcessPay(pay_api)),
+        )
+        .await?;
+        let ride_history = tanda_ride_history::build(
+            open(tanda_ride_history::NAME, tanda_ride_history::MIGRATIONS).await?,
+        )
+        .await?;
+        let notify = tanda_notify::build(
+            open(tanda_notify::NAME, tanda_notify::MIGRATIONS).await?,
+            tanda_notify::Config {
+                webhook: config.notify_webhook.clone(),
+            },
+            &lifecycle,
+        )
+        .await?;
+
+        let sources = [
+            Source {
+                db: book.db.clone(),
+                produces: taxi::BOOK_EVENTS,
+            },
+            Source {
+                db: dispatch.db.clone(),
+                produces: taxi::DISPATCH_EVENTS,
+            },
+            Source {
+                db: pay.db.clone(),
+                produces: taxi::PAY_EVENTS,
+            },
+        ];
+        let services: Vec<ServiceParts> = vec![book, dispatch, pay, ride_history, notify];
+        let databases: Vec<Db> = services.iter().map(|s| s.db.clone()).collect();
+        let mut consumers = Vec::new();
+        let mut routers = Vec::new();
+        for service in services {
+            if let Some(handler) = service.timers {
+                timers::start(service.db.clone(), handler, &lifecycle);
+            }
+            consumers.extend(service.consumers);
+            routers.push(service.router);
+        }
+        let consumers = Consumers::new(consumers);
+        consumers.start(&sources, &lifecycle);
+
+        let ops = Ops {
+            lifecycle: lifecycle.clone(),
+            databases,
+            consumers,
+            on_scrape: Arc::new(|| {}),
+        };
+        let router = tanda_gateway::in_process(routers, ops_router(ops));
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("listening on {}", config.http_addr))?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(serve(listener, router, lifecycle.clone()));
+        Ok(App {
+            addr,
+            lifecycle,
+            server,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs until SIGTERM/Ctrl-C, then shuts down gracefully.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.server.await??;
+        Ok(())
+    }
+
+    /// Graceful shutdown, as on SIGTERM.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.lifecycle.token().cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.server).await???;
+        Ok(())
+    }
+}
+
+fn dispatch_config(c: &RunConfig) -> tanda_dispatch::Config {
+    tanda_dispatch::Config {
+        offer_timeout: c.dispatch_offer_timeout,
+        deadline: c.dispatch_deadline,
+        fare: tanda_dispatch::Fare {
+            base: c.fare_base,
+            base_distance_m: c.fare_base_distance,
+            unit_distance_m: c.fare_unit_distance,
+            unit_price: c.fare_unit_price,
+        },
+        speed_kmh: c.taxi_speed_kmh,
+        payment: tanda_dispatch::PaymentPolicy {
+            timeout: c.pay_timeout,
+            retries: c.pay_retries,
+            breaker_failures: c.pay_breaker_failures,
+            breaker_open_for: c.pay_breaker_open_for,
+        },
+    }
+}
+
+/// Dispatch's payment port, served in-process by pay (in distributed mode: over HTTP).
+struct InProcessPay(PayApi);
+
+#[async_trait]
+impl PayTransport for InProcessPay {
+    async fn pay(&self, request: &PayRequest) -> Result<Pay, PayCallError> {
+        match self.0.pay(request.clone()).await {
+            Ok((pay, _created)) => Ok(pay),
+            Err(PayError::Declined(reason)) => Err(PayCallError::Declined(reason)),
+            Err(PayError::Invalid(reason)) => Err(PayCallError::Invalid(reason)),
+            Err(PayError::Unavailable(reason)) => Err(PayCallError::Unavailable(reason)),
+            Err(PayError::Db(e)) => Err(PayCallError::Unavailable(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The `tanda` binary's library half: configuration and wiring only — no business logic.
+//! `main.rs` parses flags and runs [`App`]; the tests start the same [`App`] on port 0.
+
+pub mod app;
+pub mod config;
+
+pub use app::App;
+pub use config::{Cli, RunConfig};

@@ -1,0 +1,326 @@
+//! Black-box test harness: a whole Tanda on a random port with a temp data dir, spoken to only
+//! through its public HTTP API — in-process ([`TestApp`]) or as a real child process that can be
+//! killed with SIGKILL ([`Proc`]).
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tanda::{App, RunConfig};
+
+pub const CITY_HALL: (f64, f64) = (37.5663, 126.9779);
+pub const GANGNAM: (f64, f64) = (37.4979, 127.0276);
+pub const GOOD_CARD: &str = "4242424242424242";
+pub const DECLINED_CARD: &str = "4000000000000002";
+
+/// Config for tests: a free port, the given data dir, timers short enough to test but long
+/// enough not to fire by accident.
+pub fn test_config(data_dir: &Path) -> RunConfig {
+    let mut c = RunConfig::defaults();
+    c.http_addr = "127.0.0.1:0".parse().unwrap();
+    c.data_dir = data_dir.to_path_buf();
+    c.dispatch_offer_timeout = Duration::from_secs(30);
+    c.dispatch_deadline = Duration::from_secs(60);
+    c.no_taxi_retry_after = Duration::from_secs(7);
+    c.pay_timeout = Duration::from_secs(2);
+    c
+}
+
+pub struct TestApp {
+    pub api: Api,
+    app: Option<App>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut RunConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        tweak(&mut config);
+        let app = App::start(config).await.expect("tanda starts");
+        let api = Api::new(format!("http://{}", app.addr()));
+        Self {
+            api,
+            app: Some(app),
+            _dir: dir,
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        self.app.take().unwrap().shutdown().await.unwrap();
+    }
+}
+
+/// The public HTTP API, as a client sees it.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {}",
+            self.body
+        );
+        self.body
+    }
+
+    /// Asserts an RFC 9457 problem with this status and code.
+    #[track_caller]
+    pub fn expect_problem(self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {}",
+            self.body
+        );
+        let content_type = self
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert_eq!(content_type, "application/problem+json", "{}", self.body);
+        assert_eq!(self.body["code"], code, "{}", self.body);
+        assert_eq!(self.body["status"], status, "{}", self.body);
+        assert!(
+            self.body["title"].is_string() && self.body["detail"].is_string(),
+            "{}",
+            self.body
+        );
+        self.body
+    }
+}
+
+impl Api {
+    pub fn new(base: String) -> Self {
+        Self {
+            base,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        let r = req.send().await.expect("request reaches tanda");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+    pub async fn post_empty(&self, path: &str) -> Answer {
+        self.send(self.http.post(format!("{}{path}", self.base)))
+            .await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> Answer {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    /// Polls `path` until `check` holds on a 200 body; returns that body.
+    pub async fn eventually(&self, path: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let a = self.get(path).await;
+            if a.status == StatusCode::OK && check(&a.body) {
+                return a.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} at {path}; last answer {} {}",
+                a.status,
+                a.body
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // ---- taxi vocabulary ------------------------------------------------------------------
+
+    pub async fn register_driver(&self, id: &str, at: (f64, f64)) -> Value {
+        self.post(
+            "/drivers",
+            json!({"driverId": id, "name": format!("Driver {id}"), "carNumber": format!("12가{}", 1000 + id.len()),
+                   "phone": "010-1234-5678", "location": {"lat": at.0, "lng": at.1}}),
+        )
+        .await
+        .expect(201)
+    }
+
+    pub async fn online(&self, id: &str) -> Value {
+        self.post_empty(&format!("/drivers/{id}/online"))
+            .await
+            .expect(200)
+    }
+
+    pub fn booking(customer: &str, card: &str) -> Value {
+        json!({"customerId": customer, "customerName": "Hong Gildong", "phone": "010-2233-0002", "card": card,
+               "pickup": {"name": "Seoul City Hall", "lat": CITY_HALL.0, "lng": CITY_HALL.1},
+               "dropoff": {"name": "Gangnam Station", "lat": GANGNAM.0, "lng": GANGNAM.1}})
+    }
+
+    /// Books once book has heard that a driver is available (it learns that from events).
+    pub async fn book(&self, customer: &str, card: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let a = self.post("/books", Self::booking(customer, card)).await;
+            if a.status != StatusCode::SERVICE_UNAVAILABLE {
+                return a.expect(201);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no taxi ever became available: {}",
+                a.body
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for the driver's offer and returns it.
+    pub async fn offer_for(&self, driver: &str) -> Value {
+        let path = format!("/drivers/{driver}/offers");
+        self.eventually(&path, "an offer", |b| {
+            b.as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await[0]
+            .clone()
+    }
+
+    pub async fn book_status(&self, book_id: &str, status: &str) -> Value {
+        let path = format!("/books/{book_id}");
+        self.eventually(&path, status, |b| b["status"] == status)
+            .await
+    }
+
+    pub async fn driver_status(&self, driver: &str, status: &str) -> Value {
+        let path = format!("/drivers/{driver}");
+        self.eventually(&path, status, |b| b["status"] == status)
+            .await
+    }
+
+    /// Every notification text for a receiver, oldest first.
+    pub async fn messages(&self, receiver: &str) -> Vec<String> {
+        let body = self
+            .get(&format!("/notifications?receiver={receiver}"))
+            .await
+            .expect(200);
+        let mut all: Vec<String> = body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["message"].as_str().unwrap().to_owned())
+            .collect();
+        all.reverse();
+        all
+    }
+
+    pub async fn wait_message(&self, receiver: &str, needle: &str) -> String {
+        let path = format!("/notifications?receiver={receiver}");
+        let body = self
+            .eventually(&path, needle, |b| {
+                b.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|n| n["message"].as_str().unwrap().contains(needle))
+            })
+            .await;
+        body.as_array()
+            .unwrap()
+            .iter()
+            .find_map(|n| n["message"].as_str().filter(|m| m.contains(needle)))
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// Tanda as a real child process, so tests can kill it with SIGKILL and start it again.
+pub struct Proc {
+    child: Child,
+    pub api: Api,
+}
+
+impl Proc {
+    pub fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tanda"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TANDA_HTTP_ADDR", "127.0.0.1:0")
+            .env("TANDA_DATA_DIR", data_dir)
+            .env("TANDA_LOG", "warn")
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("the tanda binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("tanda prints where it listens")
+                .unwrap();
+            if let Some(url) = line.strip_prefix("Tanda is listening on ") {
+                break url.trim().to_owned();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Proc {
+            child,
+            api: Api::new(addr),
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,228 @@
+//! Crash safety (DESIGN §5.1, §5.4, §5.5, §5.9): the real binary is killed with SIGKILL at the
+//! worst moments and restarted on the same data dir; every saga still completes, timers still
+//! fire, and nothing is charged twice. Also: SIGTERM is a clean exit.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const NEAR: (f64, f64) = (37.5668, 126.9785);
+const QUICK: &[(&str, &str)] = &[
+    ("TANDA_DISPATCH_OFFER_TIMEOUT", "30s"),
+    ("TANDA_DISPATCH_DEADLINE", "60s"),
+];
+
+#[tokio::test]
+async fn killed_right_after_a_booking_is_accepted_the_ride_still_happens() {
+    let dir = tempfile::tempdir().unwrap();
+    let tanda = Proc::start(dir.path(), QUICK);
+    tanda.api.register_driver("k1", NEAR).await;
+    tanda.api.online("k1").await;
+    let book_id = tanda.api.book("cust-k1", GOOD_CARD).await["bookId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tanda.kill9(); // the 201 was sent; did the BookRequested event make it to dispatch? It must.
+
+    let tanda = Proc::start(dir.path(), QUICK);
+    let api = &tanda.api;
+    assert_eq!(
+        api.get(&format!("/books/{book_id}")).await.expect(200)["status"],
+        "REQUESTED"
+    );
+    let dispatch_id = api.offer_for("k1").await["dispatchId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.post(
+        &format!("/dispatches/{dispatch_id}/accept"),
+        json!({"driverId": "k1"}),
+    )
+    .await
+    .expect(200);
+    api.post(
+        &format!("/dispatches/{dispatch_id}/start"),
+        json!({"driverId": "k1"}),
+    )
+    .await
+    .expect(200);
+    api.post(
+        &format!("/dispatches/{dispatch_id}/end"),
+        json!({"driverId": "k1"}),
+    )
+    .await
+    .expect(200);
+    api.book_status(&book_id, "COMPLETED").await;
+}
+
+#[tokio::test]
+async fn killed_while_an_offer_is_pending_the_timers_still_fire_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = &[
+        ("TANDA_DISPATCH_OFFER_TIMEOUT", "700ms"),
+        ("TANDA_DISPATCH_DEADLINE", "1500ms"),
+    ];
+    let tanda = Proc::start(dir.path(), env);
+    tanda.api.register_driver("k2", NEAR).await;
+    tanda.api.online("k2").await;
+    let book_id = tanda.api.book("cust-k2", GOOD_CARD).await["bookId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tanda.api.offer_for("k2").await;
+    tanda.kill9();
+    tokio::time::sleep(Duration::from_millis(2000)).await; // both deadlines pass while it is down
+
+    let tanda = Proc::start(dir.path(), env);
+    let api = &tanda.api;
+    api.book_status(&book_id, "CANCELLED_BY_SYSTEM").await;
+    api.driver_status("k2", "AVAILABLE").await;
+    assert_eq!(api.get("/drivers/k2/offers").await.expect(200), json!([]));
+    api.wait_message("customer:cust-k2", "no taxi").await;
+}
+
+#[tokio::test]
+async fn killed_right_after_a_trip_ends_the_booking_completes_and_is_charged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let tanda = Proc::start(dir.path(), QUICK);
+    let api = tanda.api.clone();
+    api.register_driver("k3", NEAR).await;
+    api.online("k3").await;
+    let book_id = api.book("cust-k3", GOOD_CARD).await["bookId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dispatch_id = api.offer_for("k3").await["dispatchId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.post(
+        &format!("/dispatches/{dispatch_id}/accept"),
+        json!({"driverId": "k3"}),
+    )
+    .await
+    .expect(200);
+    api.post(
+        &format!("/dispatches/{dispatch_id}/start"),
+        json!({"driverId": "k3"}),
+    )
+    .await
+    .expect(200);
+    let ended = api
+        .post(
+            &format!("/dispatches/{dispatch_id}/end"),
+            json!({"driverId": "k3", "distanceMeters": 5000}),
+        )
+        .await
+        .expect(200);
+    tanda.kill9();
+
+    let tanda = Proc::start(dir.path(), QUICK);
+    let api = &tanda.api;
+    let done = api.book_status(&book_id, "COMPLETED").await;
+    assert_eq!(done["fare"], ended["fare"]);
+    api.post(
+        &format!("/dispatches/{dispatch_id}/end"),
+        json!({"driverId": "k3"}),
+    )
+    .await
+    .expect(409);
+    let pays = api
+        .get(&format!("/pays?bookId={book_id}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        pays.as_array().unwrap().len(),
+        1,
+        "charged exactly once: {pays}"
+    );
+    api.eventually(&format!("/rideHistories/{book_id}"), "history", |h| {
+        h["bookStatus"] == "COMPLETED"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn killed_with_the_card_network_slow_mid_payment_a_retry_charges_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let tanda = Proc::start(dir.path(), QUICK);
+    let api = tanda.api.clone();
+    api.register_driver("k4", NEAR).await;
+    api.online("k4").await;
+    let book_id = api.book("cust-k4", GOOD_CARD).await["bookId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dispatch_id = api.offer_for("k4").await["dispatchId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.post(
+        &format!("/dispatches/{dispatch_id}/accept"),
+        json!({"driverId": "k4"}),
+    )
+    .await
+    .expect(200);
+    api.post(
+        &format!("/dispatches/{dispatch_id}/start"),
+        json!({"driverId": "k4"}),
+    )
+    .await
+    .expect(200);
+    api.put(
+        "/admin/card-network",
+        json!({"latencyMs": 1000, "down": false}),
+    )
+    .await
+    .expect(200);
+    let end = format!("{}/dispatches/{dispatch_id}/end", api.base);
+    let in_flight = tokio::spawn({
+        let http = api.http.clone();
+        async move { http.post(end).json(&json!({"driverId": "k4"})).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tanda.kill9(); // the driver's end call dies with the process
+    assert!(in_flight.await.unwrap().is_err());
+
+    let tanda = Proc::start(dir.path(), QUICK);
+    let api = &tanda.api;
+    assert_eq!(
+        api.get(&format!("/dispatches/{dispatch_id}"))
+            .await
+            .expect(200)["status"],
+        "IN_TRIP"
+    );
+    api.post(
+        &format!("/dispatches/{dispatch_id}/end"),
+        json!({"driverId": "k4"}),
+    )
+    .await
+    .expect(200);
+    api.book_status(&book_id, "COMPLETED").await;
+    assert_eq!(
+        api.get(&format!("/pays?bookId={book_id}"))
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let tanda = Proc::start(dir.path(), QUICK);
+    tanda.api.register_driver("t1", NEAR).await;
+    let status = tanda.terminate();
+    assert!(status.success(), "exit status {status}");
+    let tanda = Proc::start(dir.path(), QUICK);
+    assert_eq!(
+        tanda.api.get("/drivers/t1").await.expect(200)["status"],
+        "OFFLINE"
+    );
+}
