@@ -152,7 +152,12 @@ impl Api {
     }
 
     /// Polls `path` until `check` holds on a 200 body; returns that body.
-    pub async fn eventually(&self, path: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub async fn eventually(
+        &self,
+        path: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let a = self.get(path).await;

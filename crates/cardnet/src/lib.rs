@@ -25,9 +25,9 @@ pub struct CardNumber(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InvalidCard {
-    #[error("card must be 12-19 digits")]
+    #[error("must be 12-19 digits")]
     Format,
-    #[error("card number fails the Luhn check")]
+    #[error("number fails the Luhn check")]
     Luhn,
 }
 

@@ -79,6 +79,9 @@ struct DbInner {
     clock: Arc<dyn Clock>,
     outbox_signal: watch::Sender<u64>,
     timer_signal: watch::Sender<u64>,
+    /// SQLite only: held from `begin` until the after-commit hooks have run, so the next writer
+    /// never reads an in-memory cache that is behind the database.
+    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Db {
@@ -158,6 +161,7 @@ impl Db {
                 clock,
                 outbox_signal: watch::channel(0).0,
                 timer_signal: watch::channel(0).0,
+                write_gate: (dialect == Dialect::Sqlite).then(Default::default),
             }),
         }
     }
@@ -229,6 +233,10 @@ impl Db {
 
     /// Starts a unit of work on the writer.
     pub async fn begin(&self) -> Result<Uow, DbError> {
+        let gate = match &self.inner.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
         let tx = match self.dialect() {
             // IMMEDIATE takes the write lock up front, so a transaction never fails half-way
             // trying to upgrade a read lock.
@@ -241,6 +249,7 @@ impl Db {
             wrote_outbox: false,
             wrote_timers: false,
             after_commit: Vec::new(),
+            _gate: gate,
         })
     }
 
@@ -320,6 +329,7 @@ pub struct Uow {
     wrote_outbox: bool,
     wrote_timers: bool,
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Uow {
@@ -494,6 +504,7 @@ impl Uow {
             wrote_outbox,
             wrote_timers,
             after_commit,
+            _gate,
         } = self;
         tx.commit().await?;
         for f in after_commit {

@@ -3,10 +3,11 @@
 //! limit, metrics and a problem response for unknown paths.
 
 use axum::Router;
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
+use tanda_core::Problem;
 use tanda_core::host::with_common_layers;
 use tanda_core::http::not_found_fallback;
 
@@ -19,10 +20,19 @@ pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router) -> Ro
     let routes = services
         .into_iter()
         .fold(ops, Router::merge)
-        .fallback(not_found_fallback);
+        .fallback(not_found_fallback)
+        .method_not_allowed_fallback(method_not_allowed);
     with_common_layers(routes)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(cors())
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 /// Any origin may call the public API from a browser (it carries no cookies).

@@ -60,9 +60,8 @@ impl From<PayError> for Problem {
     }
 }
 
-/// Migrates pay's database and returns its parts and the in-process handle for dispatch.
+/// Pay's parts and the in-process handle for dispatch (the database is already migrated).
 pub async fn build(db: Db, network: Arc<CardNetwork>) -> Result<(ServiceParts, PayApi), DbError> {
-    db.migrate(MIGRATIONS).await?;
     let api = PayApi {
         db: db.clone(),
         network,

@@ -13,7 +13,7 @@ use tanda_cardnet::{CardNetwork, CardNumber, NetworkMode, tokenize};
 use tanda_catalog::taxi::pay::PayRequest;
 use tanda_core::db::Durability;
 use tanda_core::{Db, SystemClock};
-use tanda_pay::{NAME, PayApi, PayError, build};
+use tanda_pay::{MIGRATIONS, NAME, PayApi, PayError, build};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -30,6 +30,7 @@ async fn service() -> Service {
     let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
         .await
         .unwrap();
+    db.migrate(MIGRATIONS).await.unwrap();
     let network = Arc::new(CardNetwork::default());
     let (parts, api) = build(db.clone(), network.clone()).await.unwrap();
     Service {

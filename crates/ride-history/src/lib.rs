@@ -61,9 +61,8 @@ pub enum RideHistoryError {
     OccurredAt(String),
 }
 
-/// Migrates ride-history's database and returns its parts: the routes and one consumer, no timers.
+/// Ride-history's parts (the database is already migrated): the routes and one consumer, no timers.
 pub async fn build(db: Db) -> Result<ServiceParts, DbError> {
-    db.migrate(MIGRATIONS).await?;
     let consumer = Consumer {
         name: NAME,
         db: db.clone(),

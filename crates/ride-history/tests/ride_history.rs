@@ -18,7 +18,7 @@ use tanda_core::consumer::Handler;
 use tanda_core::db::Durability;
 use tanda_core::id::new_id;
 use tanda_core::{Db, Envelope, Event, SystemClock};
-use tanda_ride_history::{NAME, build};
+use tanda_ride_history::{MIGRATIONS, NAME, build};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -34,6 +34,7 @@ async fn service() -> Service {
     let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
         .await
         .unwrap();
+    db.migrate(MIGRATIONS).await.unwrap();
     let mut parts = build(db.clone()).await.unwrap();
     assert_eq!(parts.consumers.len(), 1);
     let consumer = parts.consumers.remove(0);
