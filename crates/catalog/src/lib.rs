@@ -3,6 +3,7 @@
 //! Every event type is versioned (`Event::VERSION`); consumers ignore types they do not know and
 //! tolerate fields added later. Changing a field's meaning means a new type or a new version.
 
+pub mod flight;
 pub mod taxi;
 
 /// A named place with coordinates, as clients send it (`{name, lat, lng}`).
