@@ -3,6 +3,10 @@
 
 use std::fmt;
 
+use tanda_catalog::flight::{
+    PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationRequested,
+    ReservationStatusChanged, TicketIssued, TicketVoided,
+};
 use tanda_catalog::taxi::{
     BookRequested, CancelRejected, DispatchCancelled, DispatchFailed, RideOffered, TaxiDispatched,
     TripEnded, TripStarted,
@@ -57,8 +61,8 @@ pub struct Message {
     pub text: String,
 }
 
-/// A catalog event notify speaks about. Teaching notify a new event (the flight events, say) is
-/// an impl here plus one line in `policy::RULES`.
+/// A catalog event notify speaks about. Teaching notify a new event is an impl here plus one line
+/// in `policy::RULES`.
 pub trait Notifies: Event {
     /// The messages this event causes. Ids in events were checked by their producer, so an id that
     /// is not a valid receiver is a poison event, not something to skip silently.
@@ -76,6 +80,14 @@ fn to_customer(id: &str, subject: &'static str, text: String) -> Result<Message,
 fn to_driver(id: &str, subject: &'static str, text: String) -> Result<Message, InvalidReceiver> {
     Ok(Message {
         receiver: Receiver::Driver(client_id(id)?),
+        subject,
+        text,
+    })
+}
+
+fn to_user(id: &str, subject: &'static str, text: String) -> Result<Message, InvalidReceiver> {
+    Ok(Message {
+        receiver: Receiver::User(client_id(id)?),
         subject,
         text,
     })
@@ -188,6 +200,91 @@ impl Notifies for CancelRejected {
             "cancel.rejected",
             text,
         )?])
+    }
+}
+
+// ---- flight: every step of a reservation is told to its user ----------------------------------
+
+impl Notifies for ReservationRequested {
+    fn messages(&self) -> Result<Vec<Message>, InvalidReceiver> {
+        let text = format!(
+            "Reservation received for flight {} ({} → {}); paying {}.",
+            self.flight_id,
+            self.from,
+            self.to,
+            won(self.price)
+        );
+        Ok(vec![to_user(&self.user_id, "reservation.requested", text)?])
+    }
+}
+
+impl Notifies for ReservationStatusChanged {
+    /// Only the statuses a user waits for; the others are told by the events that cause them.
+    fn messages(&self) -> Result<Vec<Message>, InvalidReceiver> {
+        let (subject, text) = match self.status.as_str() {
+            "PENDING" => (
+                "reservation.pending",
+                "Payment is delayed; your reservation is pending and will complete on its own.",
+            ),
+            "CONFIRMED" => ("reservation.confirmed", "Your reservation is confirmed."),
+            "CANCELLED" => ("reservation.cancelled", "Your reservation is cancelled."),
+            _ => return Ok(Vec::new()),
+        };
+        Ok(vec![to_user(&self.user_id, subject, text.to_owned())?])
+    }
+}
+
+impl Notifies for PaymentSucceeded {
+    fn messages(&self) -> Result<Vec<Message>, InvalidReceiver> {
+        let text = format!("Paid {}; balance {}.", won(self.amount), won(self.balance));
+        Ok(vec![to_user(&self.user_id, "payment.succeeded", text)?])
+    }
+}
+
+impl Notifies for PaymentFailed {
+    fn messages(&self) -> Result<Vec<Message>, InvalidReceiver> {
+        let text = format!(
+            "Payment failed: your balance of {} is below the price of {}.",
+            won(self.balance),
+            won(self.amount)
+        );
+        Ok(vec![to_user(&self.user_id, "payment.failed", text)?])
+    }
+}
+
+impl Notifies for PaymentRefunded {
+    /// A refund of nothing (nothing had been debited) is not news.
+    fn messages(&self) -> Result<Vec<Message>, InvalidReceiver> {
+        if self.amount <= 0 {
+            return Ok(Vec::new());
+        }
+        let text = format!(
+            "Refunded {}; balance {}.",
+            won(self.amount),
+            won(self.balance)
+        );
+        Ok(vec![to_user(&self.user_id, "payment.refunded", text)?])
+    }
+}
+
+impl Notifies for TicketIssued {
+    fn messages(&self) -> Result<Vec<Message>, InvalidReceiver> {
+        let text = format!(
+            "Ticket {} issued for flight {}.",
+            self.ticket_id, self.flight_id
+        );
+        Ok(vec![to_user(&self.user_id, "ticket.issued", text)?])
+    }
+}
+
+impl Notifies for TicketVoided {
+    /// Only a ticket that existed is voided; "none will be issued" is not news to the user.
+    fn messages(&self) -> Result<Vec<Message>, InvalidReceiver> {
+        let Some(ticket_id) = &self.ticket_id else {
+            return Ok(Vec::new());
+        };
+        let text = format!("Ticket {ticket_id} is void.");
+        Ok(vec![to_user(&self.user_id, "ticket.voided", text)?])
     }
 }
 
@@ -343,6 +440,153 @@ mod tests {
             e.messages(),
             Err(InvalidReceiver("not a driver".to_owned()))
         );
+    }
+
+    fn status_changed(status: &str) -> ReservationStatusChanged {
+        ReservationStatusChanged {
+            reservation_id: "r-1".into(),
+            user_id: "u1".into(),
+            flight_id: "KE701".into(),
+            status: status.into(),
+        }
+    }
+
+    fn refunded(amount: i64) -> PaymentRefunded {
+        PaymentRefunded {
+            reservation_id: "r-1".into(),
+            user_id: "u1".into(),
+            amount,
+            balance: 12_000,
+        }
+    }
+
+    fn voided(ticket_id: Option<&str>) -> TicketVoided {
+        TicketVoided {
+            ticket_id: ticket_id.map(str::to_owned),
+            reservation_id: "r-1".into(),
+            user_id: "u1".into(),
+        }
+    }
+
+    /// The one message `messages` holds, as `(receiver, subject, text)`.
+    fn told(messages: Result<Vec<Message>, InvalidReceiver>) -> (String, &'static str, String) {
+        let messages = messages.unwrap();
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        let m = &messages[0];
+        (m.receiver.to_string(), m.subject, m.text.clone())
+    }
+
+    #[test]
+    fn every_step_of_a_reservation_is_told_to_its_user() {
+        let requested = ReservationRequested {
+            reservation_id: "r-1".into(),
+            user_id: "u1".into(),
+            flight_id: "KE701".into(),
+            price: 120_000,
+            from: "ICN".into(),
+            to: "NRT".into(),
+            departs_at: "2026-12-24T09:30:00.000Z".into(),
+        };
+        let paid = PaymentSucceeded {
+            reservation_id: "r-1".into(),
+            user_id: "u1".into(),
+            amount: 120_000,
+            balance: 1_880_000,
+        };
+        let failed = PaymentFailed {
+            reservation_id: "r-1".into(),
+            user_id: "u1".into(),
+            amount: 1_200,
+            balance: 50,
+            reason: "insufficient_balance".into(),
+        };
+        let issued = TicketIssued {
+            ticket_id: "t-9".into(),
+            reservation_id: "r-1".into(),
+            user_id: "u1".into(),
+            flight_id: "KE701".into(),
+        };
+        let expected = [
+            (
+                told(requested.messages()),
+                "reservation.requested",
+                "Reservation received for flight KE701 (ICN → NRT); paying 120,000 won.",
+            ),
+            (
+                told(status_changed("PENDING").messages()),
+                "reservation.pending",
+                "Payment is delayed; your reservation is pending and will complete on its own.",
+            ),
+            (
+                told(paid.messages()),
+                "payment.succeeded",
+                "Paid 120,000 won; balance 1,880,000 won.",
+            ),
+            (
+                told(failed.messages()),
+                "payment.failed",
+                "Payment failed: your balance of 50 won is below the price of 1,200 won.",
+            ),
+            (
+                told(issued.messages()),
+                "ticket.issued",
+                "Ticket t-9 issued for flight KE701.",
+            ),
+            (
+                told(status_changed("CONFIRMED").messages()),
+                "reservation.confirmed",
+                "Your reservation is confirmed.",
+            ),
+            (
+                told(refunded(120_000).messages()),
+                "payment.refunded",
+                "Refunded 120,000 won; balance 12,000 won.",
+            ),
+            (
+                told(voided(Some("t-9")).messages()),
+                "ticket.voided",
+                "Ticket t-9 is void.",
+            ),
+            (
+                told(status_changed("CANCELLED").messages()),
+                "reservation.cancelled",
+                "Your reservation is cancelled.",
+            ),
+        ];
+        for ((receiver, subject, text), want_subject, want_text) in expected {
+            assert_eq!(receiver, "user:u1");
+            assert_eq!((subject, text.as_str()), (want_subject, want_text));
+        }
+    }
+
+    #[test]
+    fn only_the_statuses_a_user_waits_for_are_told() {
+        for status in [
+            "REQUESTED",
+            "PAID",
+            "PAYMENT_FAILED",
+            "CANCEL_REQUESTED",
+            "SOMETHING_NEW",
+        ] {
+            assert_eq!(
+                status_changed(status).messages(),
+                Ok(Vec::new()),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refund_of_nothing_and_a_void_of_no_ticket_are_not_news() {
+        assert_eq!(refunded(0).messages(), Ok(Vec::new()));
+        assert_eq!(voided(None).messages(), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn a_flight_event_naming_an_impossible_user_is_an_error() {
+        let mut e = status_changed("CONFIRMED");
+        e.user_id = "not a user".into();
+        assert_eq!(e.messages(), Err(InvalidReceiver("not a user".to_owned())));
     }
 
     proptest! {

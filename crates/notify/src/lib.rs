@@ -1,4 +1,4 @@
-//! notify — the seeds' Kakao/alarm service (DESIGN §2): turns taxi (and later flight) events into
+//! notify — the seeds' Kakao/alarm service (DESIGN §2): turns taxi and flight events into
 //! plain-English messages for customers, drivers and users, stores them, streams them live over
 //! Server-Sent Events and, when configured, POSTs each one to a webhook.
 //!
@@ -66,8 +66,8 @@ pub(crate) enum Error {
     Db(#[from] DbError),
 }
 
-/// Wires notify: its routes, its consumer of the taxi events and, with a webhook configured, the
-/// delivery task (stopped by `lifecycle`).
+/// Wires notify: its routes, its consumer of the taxi and flight events and, with a webhook
+/// configured, the delivery task (stopped by `lifecycle`).
 pub async fn build(db: Db, config: Config, lifecycle: &Lifecycle) -> Result<ServiceParts, DbError> {
     let wake = watch::Sender::new(0);
     if let Some(url) = &config.webhook {

@@ -2,6 +2,10 @@
 //! consumer's unit of work; once that commits, live streams and the webhook are woken.
 
 use async_trait::async_trait;
+use tanda_catalog::flight::{
+    PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationRequested,
+    ReservationStatusChanged, TicketIssued, TicketVoided,
+};
 use tanda_catalog::taxi::{
     BookRequested, CancelRejected, DispatchCancelled, DispatchFailed, RideOffered, TaxiDispatched,
     TripEnded, TripStarted,
@@ -18,7 +22,7 @@ use crate::store;
 type Rule = (&'static str, fn(&Envelope) -> Result<Vec<Message>, Error>);
 
 /// Every event notify speaks about, one line each.
-const RULES: [Rule; 8] = [
+const RULES: [Rule; 15] = [
     rule::<BookRequested>(),
     rule::<RideOffered>(),
     rule::<TaxiDispatched>(),
@@ -27,6 +31,13 @@ const RULES: [Rule; 8] = [
     rule::<DispatchFailed>(),
     rule::<DispatchCancelled>(),
     rule::<CancelRejected>(),
+    rule::<ReservationRequested>(),
+    rule::<ReservationStatusChanged>(),
+    rule::<PaymentSucceeded>(),
+    rule::<PaymentFailed>(),
+    rule::<PaymentRefunded>(),
+    rule::<TicketIssued>(),
+    rule::<TicketVoided>(),
 ];
 
 /// The event types the consumer subscribes to, read off `RULES` so the two never disagree.
@@ -89,7 +100,16 @@ mod tests {
     fn subscribes_to_exactly_the_types_it_words() {
         assert_eq!(TYPES.len(), RULES.len());
         assert!(TYPES.contains(&"taxi.TaxiDispatched"));
-        assert!(TYPES.iter().all(|t| t.starts_with("taxi.")));
+        assert!(TYPES.contains(&"flight.TicketIssued"));
+        assert!(
+            TYPES
+                .iter()
+                .all(|t| t.starts_with("taxi.") || t.starts_with("flight."))
+        );
+        let mut unique = TYPES.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), TYPES.len(), "one rule per type");
     }
 
     #[test]
@@ -101,6 +121,22 @@ mod tests {
         };
         let envelope = Envelope::new(&e, "b-1", None, 0);
         assert!(messages(&envelope).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_flight_event_is_worded_through_its_rule() {
+        let e = ReservationStatusChanged {
+            reservation_id: "r-1".into(),
+            user_id: "u1".into(),
+            flight_id: "KE701".into(),
+            status: "CONFIRMED".into(),
+        };
+        let told = messages(&Envelope::new(&e, "r-1", None, 0)).unwrap();
+        assert_eq!(told.len(), 1);
+        assert_eq!(
+            (told[0].receiver.to_string(), told[0].subject),
+            ("user:u1".to_owned(), "reservation.confirmed")
+        );
     }
 
     #[test]

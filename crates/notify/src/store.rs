@@ -18,7 +18,7 @@ pub struct Notification {
     pub receiver: String,
     pub subject: String,
     pub message: String,
-    /// The saga it belongs to: the booking id for taxi events.
+    /// The saga it belongs to: the booking id for taxi events, the reservation id for flight ones.
     pub correlation_id: String,
     pub created_at: String,
 }

@@ -10,6 +10,10 @@ use axum::http::{Request, StatusCode};
 use axum::routing::post;
 use serde_json::Value;
 use tanda_catalog::Place;
+use tanda_catalog::flight::{
+    PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationCancelRequested,
+    ReservationRequested, ReservationStatusChanged, TicketIssued, TicketVoided,
+};
 use tanda_catalog::taxi::{
     BookRequested, BookStatusChanged, CancelRejected, DispatchCancelled, DispatchFailed,
     RideOffered, TaxiDispatched, TripEnded, TripStarted,
@@ -276,6 +280,142 @@ async fn failures_and_cancels_are_told_too() {
         )]
     );
     assert!(s.texts("user:c2").await.is_empty());
+}
+
+fn reservation_status(reservation: &str, status: &str) -> ReservationStatusChanged {
+    ReservationStatusChanged {
+        reservation_id: reservation.into(),
+        user_id: "u1".into(),
+        flight_id: "KE701".into(),
+        status: status.into(),
+    }
+}
+
+#[tokio::test]
+async fn every_step_of_a_reservation_is_told_to_its_user() {
+    let s = start(Config::default()).await;
+    let consumer = &s.parts.consumers[0];
+    for kind in [
+        ReservationRequested::TYPE,
+        ReservationStatusChanged::TYPE,
+        PaymentSucceeded::TYPE,
+        PaymentFailed::TYPE,
+        PaymentRefunded::TYPE,
+        TicketIssued::TYPE,
+        TicketVoided::TYPE,
+    ] {
+        assert!(consumer.types.contains(&kind), "{kind}");
+    }
+    // A reservation paid late, confirmed, then cancelled, as the saga publishes it.
+    s.deliver(&ReservationRequested {
+        reservation_id: "r1".into(),
+        user_id: "u1".into(),
+        flight_id: "KE701".into(),
+        price: 100,
+        from: "ICN".into(),
+        to: "NRT".into(),
+        departs_at: "2026-12-24T09:30:00.000Z".into(),
+    })
+    .await;
+    s.deliver(&reservation_status("r1", "REQUESTED")).await;
+    s.deliver(&reservation_status("r1", "PENDING")).await;
+    s.deliver(&PaymentSucceeded {
+        reservation_id: "r1".into(),
+        user_id: "u1".into(),
+        amount: 100,
+        balance: 4_900,
+    })
+    .await;
+    s.deliver(&reservation_status("r1", "PAID")).await;
+    s.deliver(&TicketIssued {
+        ticket_id: "t1".into(),
+        reservation_id: "r1".into(),
+        user_id: "u1".into(),
+        flight_id: "KE701".into(),
+    })
+    .await;
+    s.deliver(&reservation_status("r1", "CONFIRMED")).await;
+    s.deliver(&ReservationCancelRequested {
+        reservation_id: "r1".into(),
+        user_id: "u1".into(),
+        flight_id: "KE701".into(),
+    })
+    .await;
+    s.deliver(&reservation_status("r1", "CANCEL_REQUESTED"))
+        .await;
+    s.deliver(&PaymentRefunded {
+        reservation_id: "r1".into(),
+        user_id: "u1".into(),
+        amount: 100,
+        balance: 5_000,
+    })
+    .await;
+    s.deliver(&TicketVoided {
+        ticket_id: Some("t1".into()),
+        reservation_id: "r1".into(),
+        user_id: "u1".into(),
+    })
+    .await;
+    s.deliver(&reservation_status("r1", "CANCELLED")).await;
+    // Another reservation: the balance was short, and a cancel answered with nothing to undo.
+    s.deliver(&PaymentFailed {
+        reservation_id: "r2".into(),
+        user_id: "u1".into(),
+        amount: 100,
+        balance: 0,
+        reason: "insufficient_balance".into(),
+    })
+    .await;
+    s.deliver(&reservation_status("r2", "PAYMENT_FAILED")).await;
+    s.deliver(&PaymentRefunded {
+        reservation_id: "r2".into(),
+        user_id: "u1".into(),
+        amount: 0,
+        balance: 0,
+    })
+    .await;
+    s.deliver(&TicketVoided {
+        ticket_id: None,
+        reservation_id: "r2".into(),
+        user_id: "u1".into(),
+    })
+    .await;
+
+    let expected = [
+        (
+            "payment.failed",
+            "Payment failed: your balance of 0 won is below the price of 100 won.",
+        ),
+        ("reservation.cancelled", "Your reservation is cancelled."),
+        ("ticket.voided", "Ticket t1 is void."),
+        ("payment.refunded", "Refunded 100 won; balance 5,000 won."),
+        ("reservation.confirmed", "Your reservation is confirmed."),
+        ("ticket.issued", "Ticket t1 issued for flight KE701."),
+        ("payment.succeeded", "Paid 100 won; balance 4,900 won."),
+        (
+            "reservation.pending",
+            "Payment is delayed; your reservation is pending and will complete on its own.",
+        ),
+        (
+            "reservation.requested",
+            "Reservation received for flight KE701 (ICN → NRT); paying 100 won.",
+        ),
+    ];
+    assert_eq!(
+        s.texts("user:u1").await,
+        expected.map(|(a, b)| (a.into(), b.into()))
+    );
+    // Correlated with the reservation; nobody else was told anything.
+    let (_, list) = s.get("/notifications?receiver=user:u1").await;
+    let correlations: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["correlationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(correlations[0], "r2");
+    assert!(correlations[1..].iter().all(|c| *c == "r1"));
+    assert!(s.texts("customer:u1").await.is_empty());
 }
 
 #[tokio::test]

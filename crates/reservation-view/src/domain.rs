@@ -1,0 +1,369 @@
+//! What each flight event tells the reservation view, and the reservation as the list shows it.
+//!
+//! Every event contributes a few *facts* about one reservation; each fact owns its own columns.
+//! Reservation's, payment's and ticket's events arrive in any order relative to each other, so no
+//! fact depends on another. Reservation's status is its own state machine's, so the view keeps the
+//! one from the latest event (by `occurredAt`); payment's and ticket's statuses follow a fixed
+//! lifecycle, so they only move to a later stage. Replays and late duplicates never move a
+//! reservation backwards.
+
+use serde::Serialize;
+use tanda_catalog::flight::{
+    PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationRequested,
+    ReservationStatusChanged, TicketIssued, TicketVoided,
+};
+use tanda_core::clock::{Timestamp, parse_rfc3339};
+use tanda_core::event::DecodeError;
+use tanda_core::{Envelope, Event};
+
+use crate::ReservationViewError;
+
+/// The event types the read model is built from.
+pub const SOURCES: &[&str] = &[
+    ReservationRequested::TYPE,
+    ReservationStatusChanged::TYPE,
+    PaymentSucceeded::TYPE,
+    PaymentFailed::TYPE,
+    PaymentRefunded::TYPE,
+    TicketIssued::TYPE,
+    TicketVoided::TYPE,
+];
+
+/// Where payment is with a reservation, as the view shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentStatus {
+    /// Requested; payment has not answered yet.
+    Pending,
+    Paid,
+    Failed,
+    /// The debit went back to the wallet.
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Paid => "PAID",
+            Self::Failed => "FAILED",
+            Self::Refunded => "REFUNDED",
+        }
+    }
+
+    /// Payment's lifecycle: `PENDING`, then `PAID` or `FAILED` (never both), then `REFUNDED`.
+    pub fn stage(self) -> i64 {
+        match self {
+            Self::Pending => 0,
+            Self::Paid | Self::Failed => 1,
+            Self::Refunded => 2,
+        }
+    }
+}
+
+/// Where the reservation's ticket is, as the view shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketStatus {
+    Issued,
+    /// Voided — or, with no ticket id, none was issued and none ever will be.
+    Void,
+}
+
+impl TicketStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "ISSUED",
+            Self::Void => "VOID",
+        }
+    }
+
+    /// Ticket's lifecycle: `ISSUED`, then `VOID`.
+    pub fn stage(self) -> i64 {
+        match self {
+            Self::Issued => 1,
+            Self::Void => 2,
+        }
+    }
+}
+
+/// One piece of what an event says about a reservation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fact {
+    /// Who reserved which flight at what price; the reservation is listed from then on.
+    Requested {
+        user_id: String,
+        flight_id: String,
+        from: String,
+        to: String,
+        departs_at: String,
+        price: i64,
+    },
+    /// Reservation's status, kept if no later one was seen.
+    Status(String),
+    /// Payment's status, kept unless it is a later stage than the one shown.
+    Payment(PaymentStatus),
+    /// Ticket's status (and its id, when the event names one), kept if it is a later stage.
+    Ticket {
+        ticket_id: Option<String>,
+        status: TicketStatus,
+    },
+}
+
+/// What one event changes in one reservation, as of the event's time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub reservation_id: String,
+    pub at: Timestamp,
+    pub facts: Vec<Fact>,
+}
+
+impl Change {
+    /// The change `event` makes, or `None` for an event that shows nothing: a type the read model
+    /// does not use, or a refund of nothing.
+    pub fn of(event: &Envelope) -> Result<Option<Self>, ReservationViewError> {
+        let Some((reservation_id, facts)) = facts(event)? else {
+            return Ok(None);
+        };
+        let at = parse_rfc3339(&event.occurred_at)
+            .ok_or_else(|| ReservationViewError::OccurredAt(event.occurred_at.clone()))?;
+        Ok(Some(Self {
+            reservation_id,
+            at,
+            facts,
+        }))
+    }
+}
+
+fn facts(event: &Envelope) -> Result<Option<(String, Vec<Fact>)>, DecodeError> {
+    let found = if event.is::<ReservationRequested>() {
+        let e = event.decode::<ReservationRequested>()?;
+        let requested = Fact::Requested {
+            user_id: e.user_id,
+            flight_id: e.flight_id,
+            from: e.from,
+            to: e.to,
+            departs_at: e.departs_at,
+            price: e.price,
+        };
+        let facts = vec![
+            requested,
+            Fact::Status("REQUESTED".to_owned()),
+            Fact::Payment(PaymentStatus::Pending),
+        ];
+        (e.reservation_id, facts)
+    } else if event.is::<ReservationStatusChanged>() {
+        let e = event.decode::<ReservationStatusChanged>()?;
+        (e.reservation_id, vec![Fact::Status(e.status)])
+    } else if event.is::<PaymentSucceeded>() {
+        let e = event.decode::<PaymentSucceeded>()?;
+        (e.reservation_id, vec![Fact::Payment(PaymentStatus::Paid)])
+    } else if event.is::<PaymentFailed>() {
+        let e = event.decode::<PaymentFailed>()?;
+        (e.reservation_id, vec![Fact::Payment(PaymentStatus::Failed)])
+    } else if event.is::<PaymentRefunded>() {
+        let e = event.decode::<PaymentRefunded>()?;
+        // Payment answers every cancel; 0 won back means it never debited, and the payment
+        // status (pending or failed) stays as it was.
+        if e.amount <= 0 {
+            return Ok(None);
+        }
+        (
+            e.reservation_id,
+            vec![Fact::Payment(PaymentStatus::Refunded)],
+        )
+    } else if event.is::<TicketIssued>() {
+        let e = event.decode::<TicketIssued>()?;
+        let ticket = Fact::Ticket {
+            ticket_id: Some(e.ticket_id),
+            status: TicketStatus::Issued,
+        };
+        (e.reservation_id, vec![ticket])
+    } else if event.is::<TicketVoided>() {
+        let e = event.decode::<TicketVoided>()?;
+        let ticket = Fact::Ticket {
+            ticket_id: e.ticket_id,
+            status: TicketStatus::Void,
+        };
+        (e.reservation_id, vec![ticket])
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(found))
+}
+
+/// A reservation as `GET /reservationViews` shows it (API.md "Flight"). The ticket fields are
+/// absent until ticket said something about this reservation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationView {
+    pub reservation_id: String,
+    pub user_id: String,
+    pub flight_id: String,
+    pub from: String,
+    pub to: String,
+    pub departs_at: String,
+    pub price: i64,
+    pub status: String,
+    pub payment_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket_status: Option<String>,
+    /// When the user reserved (the list's order).
+    pub requested_at: String,
+    /// The time of the latest event that changed this reservation's view.
+    pub updated_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change<E: Event>(event: &E, at: Timestamp) -> Option<Change> {
+        Change::of(&Envelope::new(event, event.aggregate_id(), None, at)).unwrap()
+    }
+
+    fn refunded(amount: i64) -> PaymentRefunded {
+        PaymentRefunded {
+            reservation_id: "r1".into(),
+            user_id: "u1".into(),
+            amount,
+            balance: 1_000,
+        }
+    }
+
+    #[test]
+    fn a_reservation_request_names_the_flight_and_starts_requested_and_pending() {
+        let event = ReservationRequested {
+            reservation_id: "r1".into(),
+            user_id: "u1".into(),
+            flight_id: "KE123".into(),
+            price: 100,
+            from: "ICN".into(),
+            to: "NRT".into(),
+            departs_at: "2026-12-24T09:30:00.000Z".into(),
+        };
+        let change = change(&event, 1_000).unwrap();
+        assert_eq!(change.reservation_id, "r1");
+        assert_eq!(change.at, 1_000);
+        assert_eq!(
+            change.facts,
+            vec![
+                Fact::Requested {
+                    user_id: "u1".into(),
+                    flight_id: "KE123".into(),
+                    from: "ICN".into(),
+                    to: "NRT".into(),
+                    departs_at: "2026-12-24T09:30:00.000Z".into(),
+                    price: 100,
+                },
+                Fact::Status("REQUESTED".into()),
+                Fact::Payment(PaymentStatus::Pending),
+            ]
+        );
+    }
+
+    #[test]
+    fn payment_events_set_the_payment_status() {
+        let paid = PaymentSucceeded {
+            reservation_id: "r1".into(),
+            user_id: "u1".into(),
+            amount: 100,
+            balance: 900,
+        };
+        assert_eq!(
+            change(&paid, 5).unwrap().facts,
+            [Fact::Payment(PaymentStatus::Paid)]
+        );
+        let failed = PaymentFailed {
+            reservation_id: "r1".into(),
+            user_id: "u1".into(),
+            amount: 100,
+            balance: 50,
+            reason: "insufficient_balance".into(),
+        };
+        assert_eq!(
+            change(&failed, 5).unwrap().facts,
+            [Fact::Payment(PaymentStatus::Failed)]
+        );
+        assert_eq!(
+            change(&refunded(100), 5).unwrap().facts,
+            [Fact::Payment(PaymentStatus::Refunded)]
+        );
+    }
+
+    #[test]
+    fn a_refund_of_nothing_shows_nothing() {
+        assert_eq!(change(&refunded(0), 5), None);
+    }
+
+    #[test]
+    fn ticket_events_set_the_ticket() {
+        let issued = TicketIssued {
+            ticket_id: "t1".into(),
+            reservation_id: "r1".into(),
+            user_id: "u1".into(),
+            flight_id: "KE123".into(),
+        };
+        assert_eq!(
+            change(&issued, 5).unwrap().facts,
+            [Fact::Ticket {
+                ticket_id: Some("t1".into()),
+                status: TicketStatus::Issued
+            }]
+        );
+        let none_issued = TicketVoided {
+            ticket_id: None,
+            reservation_id: "r1".into(),
+            user_id: "u1".into(),
+        };
+        assert_eq!(
+            change(&none_issued, 5).unwrap().facts,
+            [Fact::Ticket {
+                ticket_id: None,
+                status: TicketStatus::Void
+            }]
+        );
+    }
+
+    #[test]
+    fn lifecycles_only_move_forward() {
+        use PaymentStatus::*;
+        assert!(Pending.stage() < Paid.stage());
+        assert_eq!(Paid.stage(), Failed.stage());
+        assert!(Paid.stage() < Refunded.stage());
+        assert!(TicketStatus::Issued.stage() < TicketStatus::Void.stage());
+    }
+
+    #[test]
+    fn unknown_types_are_ignored_and_bad_payloads_are_errors() {
+        let mut event = Envelope::new(
+            &ReservationStatusChanged {
+                reservation_id: "r1".into(),
+                user_id: "u1".into(),
+                flight_id: "KE123".into(),
+                status: "PAID".into(),
+            },
+            "r1",
+            None,
+            5,
+        );
+        assert!(Change::of(&event).unwrap().is_some());
+        event.payload = serde_json::json!({"reservationId": 7});
+        assert!(matches!(
+            Change::of(&event),
+            Err(ReservationViewError::Decode(_))
+        ));
+        event.kind = "flight.SomethingNew".into();
+        assert_eq!(Change::of(&event).unwrap(), None);
+    }
+
+    #[test]
+    fn an_unreadable_time_is_an_error() {
+        let mut event = Envelope::new(&refunded(100), "r1", None, 5);
+        event.occurred_at = "yesterday".into();
+        assert!(matches!(
+            Change::of(&event),
+            Err(ReservationViewError::OccurredAt(_))
+        ));
+    }
+}

@@ -1,0 +1,48 @@
+//! Reservation-view's HTTP edge: a user's reservations and one reservation, read straight from the
+//! read model.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde::Deserialize;
+use tanda_core::http::{Json, Path, Query};
+use tanda_core::id::ClientId;
+use tanda_core::{Db, Problem};
+
+use crate::domain::ReservationView;
+use crate::store;
+
+pub fn router(db: Db) -> Router {
+    Router::new()
+        .route("/reservationViews", get(list))
+        .route("/reservationViews/{reservation_id}", get(show))
+        .with_state(db)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ByUser {
+    user_id: Option<String>,
+}
+
+async fn list(
+    State(db): State<Db>,
+    Query(query): Query<ByUser>,
+) -> Result<Json<Vec<ReservationView>>, Problem> {
+    let raw = query.user_id.ok_or_else(|| {
+        Problem::bad_request("missing_user_id", "the userId query parameter is required")
+    })?;
+    let user_id = ClientId::parse(&raw)
+        .map_err(|e| Problem::bad_request("invalid_user_id", format!("userId {e}")))?;
+    Ok(Json(store::by_user(&db, user_id.as_str()).await?))
+}
+
+async fn show(
+    State(db): State<Db>,
+    Path(reservation_id): Path<String>,
+) -> Result<Json<ReservationView>, Problem> {
+    store::by_reservation(&db, &reservation_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("reservation view", &reservation_id))
+}

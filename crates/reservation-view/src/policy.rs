@@ -1,0 +1,22 @@
+//! The consumer that builds the read model: every flight event it subscribes to becomes a change
+//! of that reservation's row. Unknown types change nothing; a payload that does not decode is a
+//! real failure (retried, then parked as a dead letter).
+
+use async_trait::async_trait;
+use tanda_core::consumer::{Handler, HandlerError};
+use tanda_core::{Envelope, Uow};
+
+use crate::domain::Change;
+use crate::store;
+
+pub struct RecordReservations;
+
+#[async_trait]
+impl Handler for RecordReservations {
+    async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
+        if let Some(change) = Change::of(event)? {
+            store::apply(uow, &change).await?;
+        }
+        Ok(())
+    }
+}
