@@ -139,6 +139,21 @@ impl Consumers {
         }
     }
 
+    /// The outbox position every consumer of `source` has passed (`None` if it has none, so
+    /// nothing may be pruned).
+    pub async fn slowest_position(&self, source: &Source) -> Result<Option<i64>, DbError> {
+        let mut slowest: Option<i64> = None;
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.consumer.types.iter().any(|t| source.produces.contains(t)))
+        {
+            let position = load_cursor(&e.consumer.db, e.consumer.name, source.db.name()).await?;
+            slowest = Some(slowest.map_or(position, |s| s.min(position)));
+        }
+        Ok(slowest)
+    }
+
     fn entry(&self, name: &str) -> Result<&Entry, AdminError> {
         self.entries
             .iter()

@@ -12,6 +12,7 @@ pub mod db;
 pub mod event;
 pub mod geo;
 pub mod host;
+pub mod housekeeping;
 pub mod http;
 pub mod id;
 pub mod lifecycle;

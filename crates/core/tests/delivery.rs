@@ -281,3 +281,68 @@ async fn timers_survive_a_restart_and_fire_once() {
     assert_eq!(left, 1, "the later timer is still pending");
     lifecycle.stop_background().await;
 }
+
+#[tokio::test]
+async fn housekeeping_prunes_only_what_every_consumer_has_passed() {
+    use tanda_core::clock::ManualClock;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_800_000_000_000);
+    let open_at = async |name: &str| {
+        let db = Db::open_sqlite(
+            dir.path(),
+            name,
+            Durability::Normal,
+            Arc::new(clock.clone()),
+        )
+        .await
+        .unwrap();
+        db.migrate(NOTES).await.unwrap();
+        db
+    };
+    let producer = open_at("producer").await;
+    let consumer = open_at("consumer").await;
+    let (consumers, lifecycle) = start(&producer, &consumer, recorder());
+    publish(&producer, &["a", "b"]).await;
+    eventually("two notes", async || notes(&consumer).await.len() == 2).await;
+    consumers.pause("recorder").unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publish(&producer, &["c"]).await; // not consumed yet
+
+    let sources = [Source {
+        db: producer.clone(),
+        produces: PRODUCES,
+    }];
+    let all = [producer.clone(), consumer.clone()];
+    let outbox = async || -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(producer.reader())
+            .await
+            .unwrap()
+    };
+    let inbox = async || -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
+            .fetch_one(consumer.reader())
+            .await
+            .unwrap()
+    };
+
+    tanda_core::housekeeping::sweep(&all, &sources, &consumers)
+        .await
+        .unwrap();
+    assert_eq!(outbox().await, 3, "consumed rows are kept for a while");
+    clock.advance(Duration::from_secs(2 * 60 * 60));
+    tanda_core::housekeeping::sweep(&all, &sources, &consumers)
+        .await
+        .unwrap();
+    assert_eq!(outbox().await, 1, "the unconsumed event stays");
+    assert_eq!(inbox().await, 2);
+    clock.advance(Duration::from_secs(8 * 24 * 60 * 60));
+    tanda_core::housekeeping::sweep(&all, &sources, &consumers)
+        .await
+        .unwrap();
+    assert_eq!(inbox().await, 0);
+
+    consumers.resume("recorder").unwrap();
+    eventually("the last note", async || notes(&consumer).await.len() == 3).await;
+    lifecycle.stop_background().await;
+}
