@@ -1,0 +1,88 @@
+//! The reservation service (API.md "Flight"): flights with seat capacity, a user's reservation of
+//! a seat, and its cancellation — the start and the end of the flight saga.
+//!
+//! `domain` is the reservation's state machine, `store` its SQL (seats held and released in the
+//! same unit of work as the reservation), `http` the user's API, `policy` the reactions to
+//! payment's and ticket's answers and to the pending timer.
+
+mod domain;
+mod http;
+mod policy;
+mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tanda_core::consumer::Consumer;
+use tanda_core::db::{Db, DbError, IsConflict, Migration};
+use tanda_core::service::ServiceParts;
+
+use crate::domain::Rejection;
+
+pub const NAME: &str = "reservation";
+pub const MIGRATIONS: &[Migration] = store::MIGRATIONS;
+
+/// The reservation service's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How long a reservation waits for payment's answer before it shows `PENDING`.
+    pub payment_pending_after: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            payment_pending_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The service's routes, its consumer and its timer handler, on a database `MIGRATIONS` were
+/// applied to.
+pub async fn build(db: Db, config: Config) -> Result<ServiceParts, DbError> {
+    Ok(ServiceParts {
+        name: NAME,
+        router: http::router(db.clone(), config.payment_pending_after),
+        consumers: vec![Consumer {
+            name: "reservation",
+            db: db.clone(),
+            types: policy::TYPES,
+            handler: Arc::new(policy::Answers),
+        }],
+        timers: Some(Arc::new(policy::PendingTimer)),
+        db,
+    })
+}
+
+/// Everything that can go wrong in the reservation service; `http` turns it into problems.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is missing or invalid (400); `detail` names the field.
+    #[error("{detail}")]
+    Invalid { code: &'static str, detail: String },
+    #[error("no {what} {id}")]
+    NotFound { what: &'static str, id: String },
+    #[error("flight {0} already exists")]
+    FlightExists(String),
+    #[error("flight {0} has no seat left")]
+    SoldOut(String),
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// The stored state breaks an invariant: worth a retry, then a dead letter, never a guess.
+    #[error("inconsistent state: {0}")]
+    Inconsistent(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Db(e.into())
+    }
+}
+
+impl IsConflict for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Db(e) if e.is_conflict())
+    }
+}
