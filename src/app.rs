@@ -1,5 +1,5 @@
-//! All-in-one wiring: every service on its own SQLite file under the data dir, consumers tailing
-//! the producers' outboxes in-process, the timer loops, and the gateway in front.
+//! All-in-one wiring: every service (taxi and flight) on its own SQLite file under the data dir,
+//! consumers tailing the producers' outboxes in-process, the timer loops, and the gateway in front.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use tanda_cardnet::{CardNetwork, NetworkMode};
+use tanda_catalog::flight;
 use tanda_catalog::taxi::{
     self,
     pay::{Pay, PayRequest},
@@ -17,7 +18,7 @@ use tanda_core::db::Migration;
 use tanda_core::host::{Ops, ops_router, serve};
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::service::ServiceParts;
-use tanda_core::{Clock, Db, SystemClock, timers};
+use tanda_core::{Clock, Db, SystemClock, housekeeping, timers};
 use tanda_dispatch::{PayCallError, PayTransport};
 use tanda_pay::{PayApi, PayError};
 use tokio::net::TcpListener;
@@ -84,6 +85,27 @@ impl App {
         )
         .await?;
 
+        let reservation = tanda_reservation::build(
+            open(tanda_reservation::NAME, tanda_reservation::MIGRATIONS).await?,
+            tanda_reservation::Config {
+                payment_pending_after: config.payment_pending_after,
+            },
+        )
+        .await?;
+        let payment =
+            tanda_payment::build(open(tanda_payment::NAME, tanda_payment::MIGRATIONS).await?)
+                .await?;
+        let ticket =
+            tanda_ticket::build(open(tanda_ticket::NAME, tanda_ticket::MIGRATIONS).await?).await?;
+        let reservation_view = tanda_reservation_view::build(
+            open(
+                tanda_reservation_view::NAME,
+                tanda_reservation_view::MIGRATIONS,
+            )
+            .await?,
+        )
+        .await?;
+
         let sources = [
             Source {
                 db: book.db.clone(),
@@ -97,8 +119,30 @@ impl App {
                 db: pay.db.clone(),
                 produces: taxi::PAY_EVENTS,
             },
+            Source {
+                db: reservation.db.clone(),
+                produces: flight::RESERVATION_EVENTS,
+            },
+            Source {
+                db: payment.db.clone(),
+                produces: flight::PAYMENT_EVENTS,
+            },
+            Source {
+                db: ticket.db.clone(),
+                produces: flight::TICKET_EVENTS,
+            },
         ];
-        let services: Vec<ServiceParts> = vec![book, dispatch, pay, ride_history, notify];
+        let services: Vec<ServiceParts> = vec![
+            book,
+            dispatch,
+            pay,
+            ride_history,
+            reservation,
+            payment,
+            ticket,
+            reservation_view,
+            notify,
+        ];
         let databases: Vec<Db> = services.iter().map(|s| s.db.clone()).collect();
         let mut consumers = Vec::new();
         let mut routers = Vec::new();
@@ -111,6 +155,12 @@ impl App {
         }
         let consumers = Consumers::new(consumers);
         consumers.start(&sources, &lifecycle);
+        housekeeping::start(
+            databases.clone(),
+            sources.to_vec(),
+            consumers.clone(),
+            &lifecycle,
+        );
 
         let ops = Ops {
             lifecycle: lifecycle.clone(),

@@ -12,10 +12,11 @@ use tanda_core::db::Durability;
 #[command(
     name = "tanda",
     version,
-    about = "Tanda: event-driven taxi dispatch, in one binary.",
-    long_about = "Tanda: event-driven taxi dispatch, in one binary.\n\n\
-        With no arguments it runs every service (book, dispatch, pay, ride-history, notify) and the \
-        gateway in one process, on one SQLite file per service under --data-dir."
+    about = "Tanda: event-driven taxi dispatch and flight reservations, in one binary.",
+    long_about = "Tanda: event-driven taxi dispatch and flight reservations, in one binary.\n\n\
+        With no arguments it runs every service (taxi: book, dispatch, pay, ride-history; flight: \
+        reservation, payment, ticket, reservation-view; notify) and the gateway in one process, on \
+        one SQLite file per service under --data-dir."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -74,6 +75,11 @@ pub struct RunConfig {
     /// Fare: won per meter step.
     #[arg(long, env = "TANDA_FARE_UNIT_PRICE", default_value_t = 100)]
     pub fare_unit_price: i64,
+
+    /// How long a reservation waits for its payment result before it shows `PENDING`
+    /// ("payment delayed"); it completes by itself when payment answers.
+    #[arg(long, env = "TANDA_PAYMENT_PENDING_AFTER", default_value = "5s", value_parser = parse_duration)]
+    pub payment_pending_after: Duration,
 
     /// Timeout of one call from dispatch to pay.
     #[arg(long, env = "TANDA_PAY_TIMEOUT", default_value = "3s", value_parser = parse_duration)]

@@ -226,3 +226,107 @@ async fn sigterm_drains_and_exits_cleanly() {
         "OFFLINE"
     );
 }
+
+#[tokio::test]
+async fn killed_with_fifty_reservations_in_flight_everything_reconciles_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let tanda = Proc::start(dir.path(), QUICK);
+    let api = tanda.api.clone();
+    api.flight("KE9000", 40).await;
+    // 50 users: the even ones can pay, the odd ones cannot; 40 seats, so some are sold out too.
+    let users: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
+    for (i, u) in users.iter().enumerate() {
+        api.deposit(u, if i % 2 == 0 { 100 } else { 60 }).await;
+    }
+    let in_flight: Vec<_> = users
+        .iter()
+        .map(|u| {
+            let api = api.clone();
+            let u = u.clone();
+            tokio::spawn(async move {
+                api.http
+                    .post(format!("{}/reservations", api.base))
+                    .json(&json!({"userId": u, "flightId": "KE9000"}))
+                    .send()
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    tanda.kill9();
+    // Typically a handful have answered by now and the rest die with the process.
+    for t in in_flight {
+        let _ = t.await;
+    }
+
+    let tanda = Proc::start(dir.path(), QUICK);
+    let api = &tanda.api;
+    let terminal = ["CONFIRMED", "PAYMENT_FAILED"];
+    let mut confirmed = 0;
+    for (i, u) in users.iter().enumerate() {
+        let list = api
+            .eventually(
+                &format!("/reservations?userId={u}"),
+                "terminal reservations",
+                |l| {
+                    l.as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|r| terminal.contains(&r["status"].as_str().unwrap()))
+                },
+            )
+            .await;
+        let list = list.as_array().unwrap();
+        assert!(
+            list.len() <= 1,
+            "one request per user makes at most one reservation"
+        );
+        let mine = list.iter().filter(|r| r["status"] == "CONFIRMED").count() as i64;
+        if i % 2 == 1 {
+            assert_eq!(mine, 0, "a wallet of 60 cannot pay 100");
+        }
+        confirmed += mine;
+        let deposit = if i % 2 == 0 { 100 } else { 60 };
+        assert_eq!(
+            api.balance(u).await,
+            deposit - 100 * mine,
+            "{u}: debited exactly once per confirmed reservation"
+        );
+        let tickets = api.get(&format!("/tickets?userId={u}")).await.expect(200);
+        assert_eq!(
+            tickets
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["status"] == "ISSUED")
+                .count() as i64,
+            mine
+        );
+        let movements = api
+            .get(&format!("/accounts/{u}/movements"))
+            .await
+            .expect(200);
+        let sum: i64 = movements
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                if m["kind"] == "DEBIT" {
+                    -m["amount"].as_i64().unwrap()
+                } else {
+                    m["amount"].as_i64().unwrap()
+                }
+            })
+            .sum();
+        assert_eq!(
+            sum,
+            api.balance(u).await,
+            "{u}: the ledger adds up to the balance"
+        );
+    }
+    assert_eq!(
+        api.seats_left("KE9000").await,
+        40 - confirmed,
+        "seats held = confirmed reservations"
+    );
+}

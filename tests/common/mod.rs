@@ -272,6 +272,51 @@ impl Api {
     }
 }
 
+impl Api {
+    // ---- flight vocabulary ----------------------------------------------------------------
+
+    pub async fn flight(&self, id: &str, seats: i64) -> Value {
+        self.post(
+            "/flights",
+            json!({"flightId": id, "from": "GMP", "to": "CJU", "departsAt": "2026-12-24T09:00:00Z", "seats": seats}),
+        )
+        .await
+        .expect(201)
+    }
+
+    pub async fn deposit(&self, user: &str, amount: i64) -> Value {
+        self.post(
+            &format!("/accounts/{user}/deposit"),
+            json!({"amount": amount}),
+        )
+        .await
+        .expect(200)
+    }
+
+    pub async fn balance(&self, user: &str) -> i64 {
+        self.get(&format!("/accounts/{user}")).await.expect(200)["balance"]
+            .as_i64()
+            .unwrap()
+    }
+
+    pub async fn reserve(&self, user: &str, flight: &str) -> Answer {
+        self.post("/reservations", json!({"userId": user, "flightId": flight}))
+            .await
+    }
+
+    pub async fn reservation_status(&self, id: &str, status: &str) -> Value {
+        let path = format!("/reservations/{id}");
+        self.eventually(&path, status, |r| r["status"] == status)
+            .await
+    }
+
+    pub async fn seats_left(&self, flight: &str) -> i64 {
+        self.get(&format!("/flights/{flight}")).await.expect(200)["seatsLeft"]
+            .as_i64()
+            .unwrap()
+    }
+}
+
 /// Tanda as a real child process, so tests can kill it with SIGKILL and start it again.
 pub struct Proc {
     child: Child,
