@@ -55,9 +55,9 @@ pub struct Source {
     pub produces: &'static [&'static str],
 }
 
-struct Entry {
-    consumer: Consumer,
-    paused: watch::Sender<bool>,
+pub(crate) struct Entry {
+    pub(crate) consumer: Consumer,
+    pub(crate) paused: watch::Sender<bool>,
 }
 
 /// Every consumer of this process, with the admin operations on them.
@@ -154,6 +154,10 @@ impl Consumers {
         Ok(slowest)
     }
 
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
     fn entry(&self, name: &str) -> Result<&Entry, AdminError> {
         self.entries
             .iter()
@@ -235,7 +239,10 @@ impl Consumers {
             for row in batch {
                 let seq: i64 = row.get("seq");
                 let raw: String = row.get("envelope");
-                if !self.deliver(c, source.name(), seq, &raw, &cancel).await {
+                if !self
+                    .deliver(c, Some((source.name(), seq)), &raw, &cancel)
+                    .await
+                {
                     return;
                 }
                 cursor = seq;
@@ -247,11 +254,11 @@ impl Consumers {
     }
 
     /// Delivers one event until it is handled or parked. False if shutdown interrupted it.
-    async fn deliver(
+    /// `cursor` is the (source, position) to record with it when the consumer tails an outbox.
+    pub(crate) async fn deliver(
         &self,
         c: &Consumer,
-        source: &str,
-        seq: i64,
+        cursor: Option<(&str, i64)>,
         raw: &str,
         cancel: &CancellationToken,
     ) -> bool {
@@ -262,7 +269,7 @@ impl Consumers {
             let outcome = match &envelope {
                 Ok(event) => {
                     let span = info_span!("event", id = %event.id, r#type = %event.kind, correlation_id = %event.correlation_id);
-                    handle_once(c, source, seq, event).instrument(span).await
+                    handle_once(c, cursor, event).instrument(span).await
                 }
                 Err(e) => Err(format!("not an event envelope: {e}").into()),
             };
@@ -287,19 +294,9 @@ impl Consumers {
         }
         // Park it and move on, so one poison event never blocks the stream.
         loop {
-            match park(
-                c,
-                source,
-                seq,
-                raw,
-                envelope.as_ref().ok(),
-                &last_error,
-                attempt,
-            )
-            .await
-            {
+            match park(c, cursor, raw, envelope.as_ref().ok(), &last_error, attempt).await {
                 Ok(()) => {
-                    error!(consumer = c.name, seq, error = %last_error, "event parked as a dead letter");
+                    error!(consumer = c.name, error = %last_error, "event parked as a dead letter");
                     metrics::counter!("tanda_dead_letters_parked_total", "consumer" => c.name)
                         .increment(1);
                     return true;
@@ -425,8 +422,7 @@ impl Consumers {
 
 async fn handle_once(
     c: &Consumer,
-    source: &str,
-    seq: i64,
+    cursor: Option<(&str, i64)>,
     event: &Envelope,
 ) -> Result<(), HandlerError> {
     let mut uow = c.db.begin().await?;
@@ -434,15 +430,16 @@ async fn handle_once(
     if uow.record_inbox(c.name, &event.id).await? {
         c.handler.handle(&mut uow, event).await?;
     }
-    uow.set_cursor(c.name, source, seq).await?;
+    if let Some((source, seq)) = cursor {
+        uow.set_cursor(c.name, source, seq).await?;
+    }
     uow.commit().await?;
     Ok(())
 }
 
 async fn park(
     c: &Consumer,
-    source: &str,
-    seq: i64,
+    cursor: Option<(&str, i64)>,
     raw: &str,
     event: Option<&Envelope>,
     error: &str,
@@ -463,7 +460,9 @@ async fn park(
     .bind(uow.now())
     .execute(uow.conn())
     .await?;
-    uow.set_cursor(c.name, source, seq).await?;
+    if let Some((source, seq)) = cursor {
+        uow.set_cursor(c.name, source, seq).await?;
+    }
     uow.commit().await
 }
 

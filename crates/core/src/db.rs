@@ -123,6 +123,34 @@ impl Db {
         Ok(Self::from_pools(name, Dialect::Sqlite, write, read, clock))
     }
 
+    /// Creates database `name` on the PostgreSQL server at `server_url` (a URL without a database
+    /// path, e.g. `postgres://postgres@127.0.0.1:5432`) unless it exists; returns its URL.
+    pub async fn ensure_postgres_database(server_url: &str, name: &str) -> Result<String, DbError> {
+        sqlx::any::install_default_drivers();
+        let server = server_url.trim_end_matches('/');
+        let mut admin =
+            <AnyConnection as sqlx::Connection>::connect(&format!("{server}/postgres")).await?;
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+                .bind(name)
+                .fetch_optional(&mut admin)
+                .await?;
+        if exists.is_none() {
+            let create = format!("CREATE DATABASE \"{}\"", name.replace('"', ""));
+            match sqlx::query(sqlx::AssertSqlSafe(create))
+                .execute(&mut admin)
+                .await
+            {
+                // Another instance created it meanwhile.
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+                other => {
+                    other?;
+                }
+            }
+        }
+        Ok(format!("{server}/{name}"))
+    }
+
     /// Connects to a PostgreSQL database (one per service).
     pub async fn open_postgres(
         url: &str,
@@ -268,6 +296,27 @@ impl Db {
         self.inner.timer_signal.subscribe()
     }
 
+    /// Leadership of a singleton job (e.g. the outbox relay) among the instances sharing this
+    /// database: `None` if another instance holds it. On PostgreSQL this is a session advisory
+    /// lock on a dedicated connection, so it is released when the holder exits or dies; SQLite
+    /// has one process, which always leads.
+    pub async fn try_lead(&self, job: &str) -> Result<Option<Leadership>, DbError> {
+        match self.dialect() {
+            Dialect::Sqlite => Ok(Some(Leadership { _conn: None })),
+            Dialect::Postgres => {
+                let mut conn = self.inner.write.acquire().await?;
+                let key = stable_hash(&format!("{}/{job}", self.name())) as i64;
+                let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(key)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Ok(won.then(|| Leadership {
+                    _conn: Some(conn.detach()),
+                }))
+            }
+        }
+    }
+
     pub async fn close(&self) {
         self.inner.write.close().await;
         self.inner.read.close().await;
@@ -291,6 +340,20 @@ impl Db {
             }
         }
     }
+}
+
+/// Held while this instance leads a singleton job; dropping it closes the lock's connection,
+/// which releases the lock.
+pub struct Leadership {
+    _conn: Option<AnyConnection>,
+}
+
+/// FNV-1a: a hash that never changes between builds (unlike `std`'s), for keys other processes
+/// must compute the same way.
+pub fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Errors that may mean "lost a race: try again".

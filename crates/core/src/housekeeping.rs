@@ -69,6 +69,11 @@ pub async fn sweep(
     for db in databases {
         let mut uow = db.begin().await?;
         let now = uow.now();
+        // Relayed to the broker (distributed mode): the stream has them now.
+        sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1")
+            .bind(now - OUTBOX_KEEP.as_millis() as i64)
+            .execute(uow.conn())
+            .await?;
         sqlx::query("DELETE FROM inbox WHERE processed_at < $1")
             .bind(now - INBOX_KEEP.as_millis() as i64)
             .execute(uow.conn())

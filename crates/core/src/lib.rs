@@ -16,6 +16,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod id;
 pub mod lifecycle;
+pub mod nats;
 pub mod problem;
 pub mod service;
 pub mod timers;

@@ -1,0 +1,351 @@
+//! The NATS JetStream bus (distributed mode, DESIGN §1).
+//!
+//! Each producing service has a stream `TANDA_<SERVICE>` with subjects
+//! `tanda.<service>.<partition>.<event type>`; the partition is a stable hash of the event's
+//! aggregate id. A relay publishes the service's outbox in order, with `Nats-Msg-Id` = event id so
+//! the broker drops duplicates, and marks rows published only after the broker acknowledged them.
+//! A consuming service reads each (source, partition) through one durable pull consumer shared by
+//! all its instances (competing consumers) with at most one unacknowledged message, so events of
+//! one aggregate are handled in order and by one instance at a time. A message is acknowledged
+//! only after the consumer's transaction committed; a crash before that means redelivery, which
+//! the inbox absorbs.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, stream};
+use futures::StreamExt;
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::consumer::Consumers;
+use crate::db::{Db, DbError, stable_hash};
+use crate::event::Envelope;
+use crate::lifecycle::Lifecycle;
+
+/// Partitions per stream: the parallelism of one consuming service per source.
+pub const PARTITIONS: u64 = 8;
+/// How long the broker waits for an acknowledgement before redelivering (e.g. to another instance
+/// after a crash).
+const ACK_WAIT: Duration = Duration::from_secs(10);
+/// How long the broker remembers message ids for dedup.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+const RELAY_BATCH: i64 = 256;
+/// Another instance may write the outbox: look at least this often.
+const RELAY_POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn nats_err(e: impl std::fmt::Display) -> BusError {
+    BusError::Nats(e.to_string())
+}
+
+/// A connection to JetStream.
+#[derive(Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+}
+
+/// A producing service, as consumers see it in distributed mode.
+#[derive(Debug, Clone, Copy)]
+pub struct NatsSource {
+    pub service: &'static str,
+    pub produces: &'static [&'static str],
+}
+
+impl NatsBus {
+    /// Connects (retrying in the background if the server is not up yet).
+    pub async fn connect(url: &str) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            .connect(url)
+            .await
+            .map_err(nats_err)?;
+        let js = jetstream::new(client.clone());
+        Ok(Self { client, js })
+    }
+
+    /// True while connected (for `/readyz`).
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn stream_name(service: &str) -> String {
+        format!("TANDA_{}", service.to_ascii_uppercase().replace('-', "_"))
+    }
+
+    /// Creates the service's stream if it does not exist yet.
+    pub async fn ensure_stream(&self, service: &str) -> Result<stream::Stream, BusError> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: Self::stream_name(service),
+                subjects: vec![format!("tanda.{service}.>")],
+                storage: stream::StorageType::File,
+                duplicate_window: DUPLICATE_WINDOW,
+                max_age: Duration::from_secs(7 * 24 * 60 * 60),
+                ..Default::default()
+            })
+            .await
+            .map_err(nats_err)
+    }
+
+    /// Where an event of `service` is published.
+    pub fn subject(service: &str, event: &Envelope) -> String {
+        let partition = stable_hash(&event.aggregate_id) % PARTITIONS;
+        format!("tanda.{service}.{partition}.{}", event.kind)
+    }
+}
+
+/// Starts the relay of `db`'s outbox to its stream. Only one instance per service relays at a time
+/// (leadership in the database), so events go out in outbox order.
+pub fn start_relay(db: Db, bus: NatsBus, lifecycle: &Lifecycle) {
+    let cancel = lifecycle.token();
+    let span = info_span!("relay", service = db.name().to_owned());
+    lifecycle.spawn(relay(db, bus, cancel).instrument(span));
+}
+
+async fn relay(db: Db, bus: NatsBus, cancel: CancellationToken) {
+    let service = db.name().to_owned();
+    let mut changes = db.outbox_changes();
+    loop {
+        if let Err(e) = bus.ensure_stream(&service).await {
+            warn!(error = %e, "cannot reach the stream; retrying");
+            if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                return;
+            }
+            continue;
+        }
+        let leadership = match db.try_lead("outbox-relay").await {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                // Another instance relays; take over if it goes away.
+                if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                    return;
+                }
+                continue;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot take the relay lead; retrying");
+                if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        loop {
+            changes.borrow_and_update();
+            match publish_pending(&db, &bus, &service).await {
+                Ok(n) if n as i64 == RELAY_BATCH => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "relay failed; the outbox keeps the events until it succeeds");
+                    if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(RELAY_POLL) => {}
+                _ = cancel.cancelled() => break,
+            }
+        }
+        // Shutting down: flush what is left, briefly, then let go of the lead.
+        match tokio::time::timeout(Duration::from_secs(5), publish_pending(&db, &bus, &service))
+            .await
+        {
+            Ok(Ok(n)) if n > 0 => info!(events = n, "outbox flushed"),
+            Ok(Err(e)) => {
+                warn!(error = %e, "could not flush the outbox; it is relayed after restart")
+            }
+            _ => {}
+        }
+        drop(leadership);
+        return;
+    }
+}
+
+/// Publishes the oldest unpublished outbox rows and marks them; returns how many.
+async fn publish_pending(db: &Db, bus: &NatsBus, service: &str) -> Result<usize, BusError> {
+    let rows = sqlx::query(
+        "SELECT seq, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+    )
+    .bind(RELAY_BATCH)
+    .fetch_all(db.reader())
+    .await
+    .map_err(DbError::from)?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut acks = Vec::with_capacity(rows.len());
+    let mut seqs = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let raw: String = row.get("envelope");
+        let event: Envelope = serde_json::from_str(&raw).map_err(nats_err)?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", event.id.as_str());
+        let ack = bus
+            .js
+            .publish_with_headers(NatsBus::subject(service, &event), headers, raw.into())
+            .await
+            .map_err(nats_err)?;
+        acks.push(ack);
+        seqs.push(row.get::<i64, _>("seq"));
+    }
+    for ack in acks {
+        ack.await.map_err(nats_err)?;
+    }
+    let mut uow = db.begin().await?;
+    let placeholders: Vec<String> = (0..seqs.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(uow.now());
+    for seq in &seqs {
+        query = query.bind(*seq);
+    }
+    query.execute(uow.conn()).await.map_err(DbError::from)?;
+    uow.commit().await?;
+    metrics::counter!("tanda_outbox_relayed_total", "service" => service.to_owned())
+        .increment(seqs.len() as u64);
+    Ok(seqs.len())
+}
+
+/// Starts this process's consumers on JetStream: one task per (consumer, source, partition).
+pub fn start_consumers(
+    consumers: &Consumers,
+    bus: &NatsBus,
+    sources: &[NatsSource],
+    lifecycle: &Lifecycle,
+) {
+    for (index, entry) in consumers.entries().iter().enumerate() {
+        let c = &entry.consumer;
+        for source in sources
+            .iter()
+            .filter(|s| c.types.iter().any(|t| s.produces.contains(t)))
+        {
+            for partition in 0..PARTITIONS {
+                let (consumers, bus, source, cancel) =
+                    (consumers.clone(), bus.clone(), *source, lifecycle.token());
+                let span = info_span!(
+                    "consumer",
+                    consumer = c.name,
+                    source = source.service,
+                    partition
+                );
+                lifecycle.spawn(
+                    async move { consume(consumers, index, bus, source, partition, cancel).await }
+                        .instrument(span),
+                );
+            }
+        }
+    }
+}
+
+async fn consume(
+    consumers: Consumers,
+    index: usize,
+    bus: NatsBus,
+    source: NatsSource,
+    partition: u64,
+    cancel: CancellationToken,
+) {
+    let entry = &consumers.entries()[index];
+    let c = &entry.consumer;
+    let durable = format!("{}-{}-p{partition}", c.name, source.service);
+    let pull = loop {
+        let created = async {
+            let stream = bus.ensure_stream(source.service).await?;
+            stream
+                .get_or_create_consumer(
+                    &durable,
+                    pull::Config {
+                        durable_name: Some(durable.clone()),
+                        filter_subject: format!("tanda.{}.{partition}.>", source.service),
+                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                        ack_wait: ACK_WAIT,
+                        max_ack_pending: 1,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(nats_err)
+        };
+        match created.await {
+            Ok(consumer) => break consumer,
+            Err(e) => {
+                warn!(error = %e, "cannot create the durable consumer; retrying");
+                if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                    return;
+                }
+            }
+        }
+    };
+    let mut paused = entry.paused.subscribe();
+    loop {
+        while *paused.borrow_and_update() {
+            tokio::select! {
+                _ = paused.changed() => {}
+                _ = cancel.cancelled() => return,
+            }
+        }
+        let batch = tokio::select! {
+            b = pull.fetch().max_messages(1).expires(Duration::from_secs(1)).messages() => b,
+            _ = cancel.cancelled() => return,
+        };
+        let mut batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "fetch failed; retrying");
+                if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        while let Some(message) = batch.next().await {
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(error = %e, "bad message from the broker");
+                    continue;
+                }
+            };
+            let wanted = message
+                .subject
+                .as_str()
+                .splitn(4, '.')
+                .nth(3)
+                .is_some_and(|kind| c.types.contains(&kind));
+            if wanted {
+                let raw = String::from_utf8_lossy(&message.payload);
+                // Handled (or parked) and committed before the ack; shutdown mid-way means
+                // no ack, so the broker redelivers it.
+                if !consumers.deliver(c, None, &raw, &cancel).await {
+                    return;
+                }
+            }
+            if let Err(e) = message.double_ack().await {
+                // The broker will redeliver; the inbox makes that harmless.
+                warn!(error = %e, "ack failed");
+            }
+        }
+    }
+}
+
+async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = cancel.cancelled() => true,
+    }
+}
