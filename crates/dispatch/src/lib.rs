@@ -20,12 +20,14 @@ use tanda_core::{Db, DbError, Event};
 mod domain;
 mod error;
 mod http;
+mod http_pay;
 mod nearby;
 mod payment;
 mod policy;
 mod store;
 
 pub use domain::Fare;
+pub use http_pay::HttpPay;
 
 pub const NAME: &str = "dispatch";
 

@@ -1,6 +1,7 @@
 //! The gateway: the single entry point clients talk to. In all-in-one mode it routes to the
-//! services' routers in the same process; every request gets a request id, CORS headers, a body
-//! limit, metrics and a problem response for unknown paths.
+//! services' routers in the same process; in distributed mode it is a reverse proxy to each
+//! service's own address. Either way every request gets a request id, CORS headers, a body limit,
+//! metrics and a problem response for unknown paths.
 
 use axum::Router;
 use axum::http::{Method, StatusCode, header};
@@ -11,17 +12,45 @@ use tanda_core::Problem;
 use tanda_core::host::with_common_layers;
 use tanda_core::http::not_found_fallback;
 
+mod admin;
+mod error;
+mod proxy;
+
+pub use proxy::Upstreams;
+/// A service's base URL, e.g. `http://127.0.0.1:8081` (parses with `str::parse`).
+pub use reqwest::Url;
+
 /// Request bodies larger than this are refused with 413: no valid request comes close.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Routes to in-process services. `services` have disjoint paths (the API contract guarantees it);
 /// `ops` carries `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
 pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router) -> Router {
-    let routes = services
-        .into_iter()
-        .fold(ops, Router::merge)
-        .fallback(not_found_fallback)
+    let routes = services.into_iter().fold(ops, Router::merge);
+    with_edge_layers(with_fallbacks(routes))
+}
+
+/// A reverse proxy to services running as their own processes: each request goes to the service
+/// that owns its first path segment and its answer streams back as it comes. The admin endpoints
+/// for dead letters and consumers ask every service. `ops` is the gateway process's own
+/// `/healthz`, `/readyz` and `/metrics`; any `/admin/*` routes in it are shadowed by the
+/// aggregated ones.
+pub fn proxy(upstreams: Upstreams, ops: Router) -> Router {
+    let client = proxy::client();
+    let routes = proxy::routes(&upstreams, &client)
+        .merge(admin::routes(&upstreams, &client))
+        .fallback_service(with_fallbacks(ops))
         .method_not_allowed_fallback(method_not_allowed);
+    with_edge_layers(routes)
+}
+
+fn with_fallbacks(routes: Router) -> Router {
+    routes
+        .fallback(not_found_fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+fn with_edge_layers(routes: Router) -> Router {
     with_common_layers(routes)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(cors())

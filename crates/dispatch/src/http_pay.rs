@@ -1,0 +1,224 @@
+//! The pay call over HTTP, for when pay runs as its own process: `POST {pay}/pays` with the
+//! dispatch id as the `Idempotency-Key`, and pay's answer read back as a payment or the reason
+//! there is none. Timeouts, retries and the breaker are `payment`'s, around any transport.
+
+use async_trait::async_trait;
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use tanda_catalog::taxi::pay::{Pay, PayRequest};
+
+use crate::{PayCallError, PayTransport};
+
+pub struct HttpPay {
+    client: reqwest::Client,
+    pays: Url,
+}
+
+impl HttpPay {
+    /// Pay at `base`, e.g. `http://127.0.0.1:8083` (a path in it is kept as a prefix).
+    pub fn new(base: Url) -> Self {
+        let mut pays = base.clone();
+        pays.set_path(&format!("{}/pays", base.path().trim_end_matches('/')));
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain-HTTP client has no TLS backend that could fail to start");
+        Self { client, pays }
+    }
+}
+
+/// What pay's problem answers say about themselves.
+#[derive(Deserialize)]
+struct Problem {
+    detail: String,
+}
+
+#[async_trait]
+impl PayTransport for HttpPay {
+    async fn pay(&self, request: &PayRequest) -> Result<Pay, PayCallError> {
+        let answer = self
+            .client
+            .post(self.pays.clone())
+            .header("idempotency-key", &request.dispatch_id)
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| PayCallError::Unavailable(format!("pay cannot be reached: {e}")))?;
+        match answer.status() {
+            StatusCode::OK | StatusCode::CREATED => answer.json().await.map_err(|e| {
+                PayCallError::Unavailable(format!("pay's answer cannot be read: {e}"))
+            }),
+            StatusCode::PAYMENT_REQUIRED => Err(PayCallError::Declined(detail(answer).await)),
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+                Err(PayCallError::Invalid(detail(answer).await))
+            }
+            status => Err(PayCallError::Unavailable(format!(
+                "pay answered {status}: {}",
+                detail(answer).await
+            ))),
+        }
+    }
+}
+
+/// The problem's `detail`, or the status when the answer is not a problem.
+async fn detail(answer: reqwest::Response) -> String {
+    let status = answer.status();
+    answer
+        .json::<Problem>()
+        .await
+        .map_or_else(|_| status.to_string(), |problem| problem.detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::post;
+    use axum::{Json, Router};
+    use tanda_core::Problem;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    type Seen = Arc<Mutex<Vec<(Option<String>, serde_json::Value)>>>;
+
+    /// A stand-in for pay whose answer depends on the card token.
+    async fn pay_service(State(seen): State<Seen>, headers: HeaderMap, body: String) -> Response {
+        let request: PayRequest = serde_json::from_str(&body).unwrap();
+        let key = headers
+            .get("idempotency-key")
+            .map(|k| k.to_str().unwrap().to_owned());
+        seen.lock()
+            .unwrap()
+            .push((key, serde_json::from_str(&body).unwrap()));
+        let pay = Pay {
+            pay_id: "pay-1".into(),
+            book_id: request.book_id,
+            dispatch_id: request.dispatch_id,
+            amount: request.amount,
+            card_last4: "4242".into(),
+            status: "PAID".into(),
+            paid_at: "2026-01-01T00:00:00.000Z".into(),
+        };
+        match request.card_token.as_str() {
+            "new" => (axum::http::StatusCode::CREATED, Json(pay)).into_response(),
+            "again" => Json(pay).into_response(),
+            "declined" => Problem::payment_declined("the card was declined (insufficient funds)")
+                .into_response(),
+            "forged" => {
+                Problem::bad_request("invalid_payment", "cardToken is not a token").into_response()
+            }
+            "reused" => Problem::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "key used for another request",
+            )
+            .into_response(),
+            "outage" => Problem::unavailable(
+                "card_network_unavailable",
+                "the card network is unavailable",
+                1,
+            )
+            .into_response(),
+            "crash" => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
+            _ => (axum::http::StatusCode::CREATED, "not a payment").into_response(),
+        }
+    }
+
+    /// Pay on a random port, reached through a base URL ending in `/`.
+    async fn pay() -> (HttpPay, Seen) {
+        let seen = Seen::default();
+        let router = Router::new()
+            .route("/pays", post(pay_service))
+            .with_state(seen.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        (HttpPay::new(base.parse().unwrap()), seen)
+    }
+
+    fn request(card_token: &str) -> PayRequest {
+        PayRequest {
+            book_id: "b1".into(),
+            dispatch_id: "d1".into(),
+            amount: 5200,
+            card_token: card_token.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn posts_the_request_keyed_by_the_dispatch_and_reads_the_payment() {
+        let (pay, seen) = pay().await;
+        for token in ["new", "again"] {
+            let paid = pay.pay(&request(token)).await.unwrap();
+            assert_eq!(paid.pay_id, "pay-1");
+            assert_eq!((paid.dispatch_id.as_str(), paid.amount), ("d1", 5200));
+        }
+        let (key, body) = seen.lock().unwrap()[0].clone();
+        assert_eq!(key.as_deref(), Some("d1"));
+        assert_eq!(
+            body,
+            serde_json::json!({"bookId": "b1", "dispatchId": "d1", "amount": 5200, "cardToken": "new"})
+        );
+    }
+
+    #[tokio::test]
+    async fn each_refusal_becomes_its_reason() {
+        let (pay, _) = pay().await;
+        let cases = [
+            (
+                "declined",
+                PayCallError::Declined("the card was declined (insufficient funds)".into()),
+            ),
+            (
+                "forged",
+                PayCallError::Invalid("cardToken is not a token".into()),
+            ),
+            (
+                "reused",
+                PayCallError::Invalid("key used for another request".into()),
+            ),
+            (
+                "outage",
+                PayCallError::Unavailable(
+                    "pay answered 503 Service Unavailable: the card network is unavailable".into(),
+                ),
+            ),
+            (
+                "crash",
+                PayCallError::Unavailable(
+                    "pay answered 500 Internal Server Error: 500 Internal Server Error".into(),
+                ),
+            ),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(pay.pay(&request(token)).await.unwrap_err(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_answer_is_unavailable() {
+        let (pay, _) = pay().await;
+        let err = pay.pay(&request("garbled")).await.unwrap_err();
+        assert!(matches!(err, PayCallError::Unavailable(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn pay_not_listening_is_unavailable() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let err = HttpPay::new(base.parse().unwrap())
+            .pay(&request("new"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PayCallError::Unavailable(r) if r.starts_with("pay cannot be reached")),
+            "{err:?}"
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! Forwarding: which service owns which paths, sending a request on to it, and relaying its answer
+//! as it streams (notification streams included) without holding it in memory.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderName, Method, Uri, header};
+use axum::response::Response;
+use axum::routing::any;
+use reqwest::Url;
+
+use crate::error::Error;
+
+/// How long a service may take to accept a connection. Requests themselves have no time limit:
+/// a notification stream stays open as long as its client listens.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Headers about one connection rather than the message (RFC 9110 §7.6.1): never passed on.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Where each service listens, as base URLs such as `http://127.0.0.1:8081`. A path in a base
+/// is kept as a prefix: with `http://10.0.0.5/book`, `/books/1` goes to
+/// `http://10.0.0.5/book/books/1`. Several services may share one base.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    pub book: Url,
+    pub dispatch: Url,
+    pub pay: Url,
+    pub ride_history: Url,
+    pub reservation: Url,
+    pub payment: Url,
+    pub ticket: Url,
+    pub reservation_view: Url,
+    pub notify: Url,
+}
+
+impl Upstreams {
+    /// Each service: its name, its base URL and the paths it owns (API.md), with what is below them.
+    fn owners(&self) -> [(&'static str, &Url, &'static [&'static str]); 9] {
+        [
+            ("book", &self.book, &["/books"]),
+            ("dispatch", &self.dispatch, &["/drivers", "/dispatches"]),
+            ("pay", &self.pay, &["/pays", "/admin/card-network"]),
+            ("ride-history", &self.ride_history, &["/rideHistories"]),
+            (
+                "reservation",
+                &self.reservation,
+                &["/flights", "/reservations"],
+            ),
+            ("payment", &self.payment, &["/accounts"]),
+            ("ticket", &self.ticket, &["/tickets"]),
+            (
+                "reservation-view",
+                &self.reservation_view,
+                &["/reservationViews"],
+            ),
+            ("notify", &self.notify, &["/notifications"]),
+        ]
+    }
+
+    /// One upstream per distinct base, so that a process serving several services is asked once.
+    pub(crate) fn distinct(&self, client: &reqwest::Client) -> Vec<Upstream> {
+        let mut distinct: Vec<Upstream> = Vec::new();
+        for (name, base, _) in self.owners() {
+            if distinct.iter().all(|u| u.base != *base) {
+                distinct.push(Upstream::new(name, base, client));
+            }
+        }
+        distinct
+    }
+}
+
+/// The one connection pool to every service: plain HTTP, no proxy from the environment, and
+/// redirects passed back to the client rather than followed.
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a plain-HTTP client has no TLS backend that could fail to start")
+}
+
+/// The routes of every service's paths, each forwarding to its owner.
+pub(crate) fn routes(upstreams: &Upstreams, client: &reqwest::Client) -> Router {
+    let mut router = Router::new();
+    for (name, base, paths) in upstreams.owners() {
+        let forward = any(forward).with_state(Upstream::new(name, base, client));
+        for path in paths {
+            router = router
+                .route(path, forward.clone())
+                .route(&format!("{path}/{{*rest}}"), forward.clone());
+        }
+    }
+    router
+}
+
+/// Request bodies are small (the gateway's body limit) and read whole, so that one too large is
+/// refused cleanly before anything reaches a service; answers stream.
+async fn forward(
+    State(upstream): State<Upstream>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Error> {
+    let answer = upstream.send(method, &uri, &headers, body?).await?;
+    Ok(relay(answer))
+}
+
+/// One service behind the gateway.
+#[derive(Clone)]
+pub(crate) struct Upstream {
+    pub name: &'static str,
+    base: Url,
+    client: reqwest::Client,
+}
+
+impl Upstream {
+    fn new(name: &'static str, base: &Url, client: &reqwest::Client) -> Self {
+        Self {
+            name,
+            base: base.clone(),
+            client: client.clone(),
+        }
+    }
+
+    /// Sends a client's request (its path and query below this service's base) and waits for
+    /// the answer's head; the body is read as the caller consumes it.
+    pub async fn send(
+        &self,
+        method: Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<reqwest::Response, Error> {
+        let mut url = self.base.clone();
+        url.set_path(&format!(
+            "{}{}",
+            self.base.path().trim_end_matches('/'),
+            uri.path()
+        ));
+        url.set_query(uri.query());
+        let mut headers = end_to_end(headers);
+        // The client sets both for the new connection and body.
+        headers.remove(header::HOST);
+        headers.remove(header::CONTENT_LENGTH);
+        self.client
+            .request(method, url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| Error::Unreachable {
+                service: self.name,
+                source,
+            })
+    }
+}
+
+/// A service's answer as the gateway's: same status, end-to-end headers and body, streamed.
+/// Dropping the response (the client went away) drops the upstream connection with it.
+pub(crate) fn relay(answer: reqwest::Response) -> Response {
+    let status = answer.status();
+    let headers = end_to_end(answer.headers());
+    let mut response = Response::new(Body::from_stream(answer.bytes_stream()));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// `headers` without the hop-by-hop ones, including any that `Connection` names.
+fn end_to_end(headers: &HeaderMap) -> HeaderMap {
+    let named: Vec<&str> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            !HOP_BY_HOP.contains(name)
+                && !named.iter().any(|n| name.as_str().eq_ignore_ascii_case(n))
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Trace-Hop"),
+        );
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert("x-trace-hop", HeaderValue::from_static("1"));
+        headers.insert("idempotency-key", HeaderValue::from_static("k1"));
+        headers.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(header::SET_COOKIE, HeaderValue::from_static("b=2"));
+
+        let kept = end_to_end(&headers);
+
+        let names: Vec<_> = kept.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["idempotency-key", "set-cookie"]);
+        assert_eq!(kept.get_all(header::SET_COOKIE).iter().count(), 2);
+    }
+
+    #[test]
+    fn services_sharing_a_base_are_asked_once() {
+        let one: Url = "http://127.0.0.1:9001".parse().unwrap();
+        let other: Url = "http://127.0.0.1:9002".parse().unwrap();
+        let upstreams = Upstreams {
+            book: one.clone(),
+            dispatch: other.clone(),
+            pay: one.clone(),
+            ride_history: one.clone(),
+            reservation: one.clone(),
+            payment: one.clone(),
+            ticket: one.clone(),
+            reservation_view: one.clone(),
+            notify: other,
+        };
+        let names: Vec<_> = upstreams
+            .distinct(&client())
+            .iter()
+            .map(|u| u.name)
+            .collect();
+        assert_eq!(names, ["book", "dispatch"]);
+    }
+}
