@@ -26,6 +26,10 @@ use tokio::task::JoinHandle;
 
 use crate::config::RunConfig;
 
+/// Where all-in-one, the cluster and the gateway listen unless told otherwise.
+pub const DEFAULT_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+
 /// A running Tanda: every service and the gateway, serving on [`App::addr`].
 pub struct App {
     addr: SocketAddr,
@@ -167,11 +171,21 @@ impl App {
             databases,
             consumers,
             on_scrape: Arc::new(|| {}),
+            checks: Vec::new(),
         };
         let router = tanda_gateway::in_process(routers, ops_router(ops));
-        let listener = TcpListener::bind(config.http_addr)
+        Self::serve(config.http_addr.unwrap_or(DEFAULT_ADDR), router, lifecycle).await
+    }
+
+    /// Binds `addr` and serves `router` until shutdown.
+    pub(crate) async fn serve(
+        addr: SocketAddr,
+        router: axum::Router,
+        lifecycle: Lifecycle,
+    ) -> anyhow::Result<App> {
+        let listener = TcpListener::bind(addr)
             .await
-            .with_context(|| format!("listening on {}", config.http_addr))?;
+            .with_context(|| format!("listening on {addr}"))?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(serve(listener, router, lifecycle.clone()));
         Ok(App {
@@ -199,7 +213,7 @@ impl App {
     }
 }
 
-fn dispatch_config(c: &RunConfig) -> tanda_dispatch::Config {
+pub(crate) fn dispatch_config(c: &RunConfig) -> tanda_dispatch::Config {
     tanda_dispatch::Config {
         offer_timeout: c.dispatch_offer_timeout,
         deadline: c.dispatch_deadline,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use tanda_core::db::Durability;
 
 #[derive(Debug, Clone, Parser)]
@@ -16,14 +16,169 @@ use tanda_core::db::Durability;
     long_about = "Tanda: event-driven taxi dispatch and flight reservations, in one binary.\n\n\
         With no arguments it runs every service (taxi: book, dispatch, pay, ride-history; flight: \
         reservation, payment, ticket, reservation-view; notify) and the gateway in one process, on \
-        one SQLite file per service under --data-dir."
+        one SQLite file per service under --data-dir.\n\n\
+        `tanda serve <service>` runs one service as its own process on PostgreSQL and NATS \
+        JetStream; `tanda cluster` runs every service that way on this machine."
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     #[command(flatten)]
     pub run: RunConfig,
     /// Log format.
     #[arg(long, env = "TANDA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run one service as its own process, on PostgreSQL and NATS JetStream. Any number of
+    /// instances of a service may run at once.
+    Serve {
+        service: Service,
+        #[command(flatten)]
+        distributed: Distributed,
+    },
+    /// Run the whole distributed topology on this machine: every service as its own process
+    /// (`tanda serve …`) on the given PostgreSQL and NATS, logs under <data-dir>/logs.
+    Cluster {
+        #[command(flatten)]
+        distributed: Distributed,
+    },
+}
+
+/// The processes of the distributed topology. Each listens, by default, on its own port counted
+/// from --base-port: gateway +0, book +1, dispatch +2, pay +3, ride-history +4, reservation +5,
+/// payment +6, ticket +7, reservation-view +8, notify +9.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Service {
+    Gateway,
+    Book,
+    Dispatch,
+    Pay,
+    RideHistory,
+    Reservation,
+    Payment,
+    Ticket,
+    ReservationView,
+    Notify,
+}
+
+impl Service {
+    pub const ALL: [Service; 10] = [
+        Service::Gateway,
+        Service::Book,
+        Service::Dispatch,
+        Service::Pay,
+        Service::RideHistory,
+        Service::Reservation,
+        Service::Payment,
+        Service::Ticket,
+        Service::ReservationView,
+        Service::Notify,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Gateway => "gateway",
+            Service::Book => "book",
+            Service::Dispatch => "dispatch",
+            Service::Pay => "pay",
+            Service::RideHistory => "ride-history",
+            Service::Reservation => "reservation",
+            Service::Payment => "payment",
+            Service::Ticket => "ticket",
+            Service::ReservationView => "reservation-view",
+            Service::Notify => "notify",
+        }
+    }
+
+    /// The port offset from --base-port.
+    pub fn port_offset(self) -> u16 {
+        Self::ALL
+            .iter()
+            .position(|s| *s == self)
+            .expect("every service is in ALL") as u16
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Distributed {
+    /// PostgreSQL server; each service uses its own database `<namespace>_<service>`, created on
+    /// first start.
+    #[arg(
+        long,
+        env = "TANDA_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
+    pub postgres_url: String,
+    /// Connections each service process keeps to PostgreSQL.
+    #[arg(long, env = "TANDA_POSTGRES_POOL", default_value_t = 10)]
+    pub postgres_pool: u32,
+    /// NATS server with JetStream enabled.
+    #[arg(long, env = "TANDA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Prefix of database names and NATS streams, so several Tandas can share the same servers.
+    #[arg(long, env = "TANDA_NAMESPACE", default_value = "tanda", value_parser = parse_namespace)]
+    pub namespace: String,
+    /// Port of the gateway; each service listens on base-port + its offset (see `tanda serve --help`).
+    #[arg(long, env = "TANDA_BASE_PORT", default_value_t = 8080)]
+    pub base_port: u16,
+    /// Where another service is, when not at 127.0.0.1:<base-port + offset>; repeatable,
+    /// e.g. `--upstream pay=http://pay:8080` (env: comma-separated).
+    #[arg(long = "upstream", env = "TANDA_UPSTREAMS", value_delimiter = ',', value_parser = parse_upstream)]
+    pub upstreams: Vec<(Service, String)>,
+}
+
+impl Distributed {
+    /// This configuration as `TANDA_*` environment variables (upstreams excepted).
+    pub fn to_env(&self) -> Vec<(String, String)> {
+        [
+            ("TANDA_POSTGRES_URL", self.postgres_url.clone()),
+            ("TANDA_POSTGRES_POOL", self.postgres_pool.to_string()),
+            ("TANDA_NATS_URL", self.nats_url.clone()),
+            ("TANDA_NAMESPACE", self.namespace.clone()),
+            ("TANDA_BASE_PORT", self.base_port.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// The base URL of `service`.
+    pub fn url(&self, service: Service) -> String {
+        self.upstreams
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, url)| url.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| {
+                format!(
+                    "http://127.0.0.1:{}",
+                    self.base_port + service.port_offset()
+                )
+            })
+    }
+}
+
+fn parse_namespace(s: &str) -> Result<String, String> {
+    let ok = (1..=20).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("1-20 of a-z, 0-9 and _, starting with a letter".to_owned())
+    }
+}
+
+fn parse_upstream(s: &str) -> Result<(Service, String), String> {
+    let (name, url) = s.split_once('=').ok_or("expected SERVICE=URL")?;
+    let service = Service::from_str(name, true).map_err(|_| format!("unknown service `{name}`"))?;
+    if !url.starts_with("http://") {
+        return Err(format!("`{url}` is not an http:// URL"));
+    }
+    Ok((service, url.to_owned()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -34,76 +189,102 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct RunConfig {
-    /// Address the gateway listens on (port 0 picks a free port).
-    #[arg(long, env = "TANDA_HTTP_ADDR", default_value = "127.0.0.1:8080")]
-    pub http_addr: SocketAddr,
+    /// Address to listen on (port 0 picks a free port). Default: 127.0.0.1:8080 for all-in-one,
+    /// the cluster and the gateway; 127.0.0.1:<base-port + offset> for `serve <service>`.
+    #[arg(global = true, long, env = "TANDA_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
 
     /// Directory for the per-service SQLite files.
-    #[arg(long, env = "TANDA_DATA_DIR", default_value = "./data")]
+    #[arg(global = true, long, env = "TANDA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
     /// SQLite durability: `normal` survives a process crash (kill -9); `full` also survives power
     /// loss, at the cost of an fsync per commit.
-    #[arg(long, env = "TANDA_SQLITE_SYNCHRONOUS", default_value = "normal", value_parser = parse_durability)]
+    #[arg(global = true, long, env = "TANDA_SQLITE_SYNCHRONOUS", default_value = "normal", value_parser = parse_durability)]
     pub sqlite_synchronous: Durability,
 
     /// How long a driver has to accept an offer before it goes to the next driver.
-    #[arg(long, env = "TANDA_DISPATCH_OFFER_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    #[arg(global = true, long, env = "TANDA_DISPATCH_OFFER_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub dispatch_offer_timeout: Duration,
 
     /// How long a booking may wait for a driver before it is cancelled by the system.
-    #[arg(long, env = "TANDA_DISPATCH_DEADLINE", default_value = "60s", value_parser = parse_duration)]
+    #[arg(global = true, long, env = "TANDA_DISPATCH_DEADLINE", default_value = "60s", value_parser = parse_duration)]
     pub dispatch_deadline: Duration,
 
     /// `Retry-After` sent with `503 no_taxi_available` while no driver is available.
-    #[arg(long, env = "TANDA_NO_TAXI_RETRY_AFTER", default_value = "10s", value_parser = parse_duration)]
+    #[arg(global = true, long, env = "TANDA_NO_TAXI_RETRY_AFTER", default_value = "10s", value_parser = parse_duration)]
     pub no_taxi_retry_after: Duration,
 
     /// Average taxi speed used for arrival estimates, in km/h.
-    #[arg(long, env = "TANDA_TAXI_SPEED_KMH", default_value_t = 25.0)]
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_TAXI_SPEED_KMH",
+        default_value_t = 25.0
+    )]
     pub taxi_speed_kmh: f64,
 
     /// Fare: base fare in won, covering the first --fare-base-distance metres.
-    #[arg(long, env = "TANDA_FARE_BASE", default_value_t = 4800)]
+    #[arg(global = true, long, env = "TANDA_FARE_BASE", default_value_t = 4800)]
     pub fare_base: i64,
     /// Fare: metres covered by the base fare.
-    #[arg(long, env = "TANDA_FARE_BASE_DISTANCE", default_value_t = 1600)]
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_FARE_BASE_DISTANCE",
+        default_value_t = 1600
+    )]
     pub fare_base_distance: i64,
     /// Fare: metres per meter step after the base distance.
-    #[arg(long, env = "TANDA_FARE_UNIT_DISTANCE", default_value_t = 131)]
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_FARE_UNIT_DISTANCE",
+        default_value_t = 131
+    )]
     pub fare_unit_distance: i64,
     /// Fare: won per meter step.
-    #[arg(long, env = "TANDA_FARE_UNIT_PRICE", default_value_t = 100)]
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_FARE_UNIT_PRICE",
+        default_value_t = 100
+    )]
     pub fare_unit_price: i64,
 
     /// How long a reservation waits for its payment result before it shows `PENDING`
     /// ("payment delayed"); it completes by itself when payment answers.
-    #[arg(long, env = "TANDA_PAYMENT_PENDING_AFTER", default_value = "5s", value_parser = parse_duration)]
+    #[arg(global = true, long, env = "TANDA_PAYMENT_PENDING_AFTER", default_value = "5s", value_parser = parse_duration)]
     pub payment_pending_after: Duration,
 
     /// Timeout of one call from dispatch to pay.
-    #[arg(long, env = "TANDA_PAY_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    #[arg(global = true, long, env = "TANDA_PAY_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub pay_timeout: Duration,
     /// Extra attempts of a pay call that timed out or found pay unavailable.
-    #[arg(long, env = "TANDA_PAY_RETRIES", default_value_t = 2)]
+    #[arg(global = true, long, env = "TANDA_PAY_RETRIES", default_value_t = 2)]
     pub pay_retries: u32,
     /// Consecutive pay failures that open the circuit breaker.
-    #[arg(long, env = "TANDA_PAY_BREAKER_FAILURES", default_value_t = 5)]
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_PAY_BREAKER_FAILURES",
+        default_value_t = 5
+    )]
     pub pay_breaker_failures: u32,
     /// How long the open breaker fails fast before letting a trial call through.
-    #[arg(long, env = "TANDA_PAY_BREAKER_OPEN_FOR", default_value = "30s", value_parser = parse_duration)]
+    #[arg(global = true, long, env = "TANDA_PAY_BREAKER_OPEN_FOR", default_value = "30s", value_parser = parse_duration)]
     pub pay_breaker_open_for: Duration,
 
     /// Added latency of the simulated card network (it can also be changed at run time with
     /// `PUT /admin/card-network`).
-    #[arg(long, env = "TANDA_CARD_NETWORK_LATENCY", default_value = "0ms", value_parser = parse_duration)]
+    #[arg(global = true, long, env = "TANDA_CARD_NETWORK_LATENCY", default_value = "0ms", value_parser = parse_duration)]
     pub card_network_latency: Duration,
     /// Start with the simulated card network down.
-    #[arg(long, env = "TANDA_CARD_NETWORK_DOWN")]
+    #[arg(global = true, long, env = "TANDA_CARD_NETWORK_DOWN")]
     pub card_network_down: bool,
 
     /// POST every notification as JSON to this http:// URL (at least once, in order).
-    #[arg(long, env = "TANDA_NOTIFY_WEBHOOK")]
+    #[arg(global = true, long, env = "TANDA_NOTIFY_WEBHOOK")]
     pub notify_webhook: Option<String>,
 }
 
@@ -116,6 +297,59 @@ fn parse_durability(s: &str) -> Result<Durability, String> {
 }
 
 impl RunConfig {
+    /// This configuration as `TANDA_*` environment variables (all but the listen address), so a
+    /// child process started with them is configured the same way.
+    pub fn to_env(&self) -> Vec<(String, String)> {
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        let mut env = vec![
+            ("TANDA_DATA_DIR", self.data_dir.display().to_string()),
+            (
+                "TANDA_SQLITE_SYNCHRONOUS",
+                match self.sqlite_synchronous {
+                    Durability::Normal => "normal".to_owned(),
+                    Durability::Full => "full".to_owned(),
+                },
+            ),
+            (
+                "TANDA_DISPATCH_OFFER_TIMEOUT",
+                ms(self.dispatch_offer_timeout),
+            ),
+            ("TANDA_DISPATCH_DEADLINE", ms(self.dispatch_deadline)),
+            ("TANDA_NO_TAXI_RETRY_AFTER", ms(self.no_taxi_retry_after)),
+            ("TANDA_TAXI_SPEED_KMH", self.taxi_speed_kmh.to_string()),
+            ("TANDA_FARE_BASE", self.fare_base.to_string()),
+            (
+                "TANDA_FARE_BASE_DISTANCE",
+                self.fare_base_distance.to_string(),
+            ),
+            (
+                "TANDA_FARE_UNIT_DISTANCE",
+                self.fare_unit_distance.to_string(),
+            ),
+            ("TANDA_FARE_UNIT_PRICE", self.fare_unit_price.to_string()),
+            (
+                "TANDA_PAYMENT_PENDING_AFTER",
+                ms(self.payment_pending_after),
+            ),
+            ("TANDA_PAY_TIMEOUT", ms(self.pay_timeout)),
+            ("TANDA_PAY_RETRIES", self.pay_retries.to_string()),
+            (
+                "TANDA_PAY_BREAKER_FAILURES",
+                self.pay_breaker_failures.to_string(),
+            ),
+            ("TANDA_PAY_BREAKER_OPEN_FOR", ms(self.pay_breaker_open_for)),
+            ("TANDA_CARD_NETWORK_LATENCY", ms(self.card_network_latency)),
+            (
+                "TANDA_CARD_NETWORK_DOWN",
+                self.card_network_down.to_string(),
+            ),
+        ];
+        if let Some(url) = &self.notify_webhook {
+            env.push(("TANDA_NOTIFY_WEBHOOK", url.clone()));
+        }
+        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
     /// The defaults, as `tanda` with no flags and no environment would use them.
     pub fn defaults() -> Self {
         Cli::parse_from(["tanda"]).run

@@ -2,7 +2,9 @@
 //! `main.rs` parses flags and runs [`App`]; the tests start the same [`App`] on port 0.
 
 pub mod app;
+pub mod cluster;
 pub mod config;
+pub mod serve;
 
 pub use app::App;
 pub use config::{Cli, RunConfig};

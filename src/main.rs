@@ -1,10 +1,10 @@
-//! `tanda`: parses the configuration and runs Tanda all-in-one.
+//! `tanda`: parses the configuration and runs Tanda all-in-one, one service, or the local cluster.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use tanda::config::LogFormat;
-use tanda::{App, Cli};
+use tanda::config::{Command, LogFormat};
+use tanda::{App, Cli, cluster, serve};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -19,19 +19,28 @@ async fn main() -> ExitCode {
             .with_env_filter(filter)
             .init(),
     }
-    let app = match App::start(cli.run).await {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("tanda: {e:#}");
-            return ExitCode::FAILURE;
+    let outcome = match cli.command {
+        None => run(App::start(cli.run).await, "Tanda is listening on").await,
+        Some(Command::Serve {
+            service,
+            distributed,
+        }) => {
+            let banner = format!("Tanda {} is listening on", service.name());
+            run(serve::start(service, cli.run, distributed).await, &banner).await
         }
+        Some(Command::Cluster { distributed }) => cluster::run(cli.run, distributed).await,
     };
-    println!("Tanda is listening on http://{}", app.addr());
-    match app.wait().await {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tanda: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run(app: anyhow::Result<App>, banner: &str) -> anyhow::Result<()> {
+    let app = app?;
+    println!("{banner} http://{}", app.addr());
+    app.wait().await
 }

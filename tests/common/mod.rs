@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tanda::cluster::Cluster;
+use tanda::config::{Distributed, Service};
 use tanda::{App, RunConfig};
 
 pub const CITY_HALL: (f64, f64) = (37.5663, 126.9779);
@@ -21,7 +23,7 @@ pub const DECLINED_CARD: &str = "4000000000000002";
 /// enough not to fire by accident.
 pub fn test_config(data_dir: &Path) -> RunConfig {
     let mut c = RunConfig::defaults();
-    c.http_addr = "127.0.0.1:0".parse().unwrap();
+    c.http_addr = Some("127.0.0.1:0".parse().unwrap());
     c.data_dir = data_dir.to_path_buf();
     c.dispatch_offer_timeout = Duration::from_secs(30);
     c.dispatch_deadline = Duration::from_secs(60);
@@ -30,32 +32,130 @@ pub fn test_config(data_dir: &Path) -> RunConfig {
     c
 }
 
+pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+pub const NATS: &str = "nats://127.0.0.1:4222";
+
+/// Where a scenario runs: the same scenarios run on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// One process, SQLite, in-process events.
+    AllInOne,
+    /// Every service its own process on PostgreSQL and NATS JetStream, behind the gateway.
+    Distributed,
+}
+
+/// Instantiates scenarios (`async fn name(t: Topology)` in module `$module`) as tests.
+#[macro_export]
+macro_rules! tests_on {
+    ($topology:ident, $module:ident: $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $module::$name(common::Topology::$topology).await
+            }
+        )*
+    };
+}
+
 pub struct TestApp {
     pub api: Api,
-    app: Option<App>,
+    running: Option<Running>,
     _dir: tempfile::TempDir,
 }
 
+enum Running {
+    InProcess(App),
+    Cluster(Cluster, Distributed),
+}
+
 impl TestApp {
-    pub async fn spawn() -> Self {
-        Self::spawn_with(|_| {}).await
+    pub async fn spawn(t: Topology) -> Self {
+        Self::spawn_with(t, |_| {}).await
     }
 
-    pub async fn spawn_with(tweak: impl FnOnce(&mut RunConfig)) -> Self {
+    pub async fn spawn_with(t: Topology, tweak: impl FnOnce(&mut RunConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         tweak(&mut config);
-        let app = App::start(config).await.expect("tanda starts");
-        let api = Api::new(format!("http://{}", app.addr()));
+        let (running, base) = match t {
+            Topology::AllInOne => {
+                let app = App::start(config).await.expect("tanda starts");
+                let base = format!("http://{}", app.addr());
+                (Running::InProcess(app), base)
+            }
+            Topology::Distributed => {
+                config.http_addr = None;
+                let unique = uuid_like();
+                let dist = Distributed {
+                    postgres_url: POSTGRES.to_owned(),
+                    postgres_pool: 3,
+                    nats_url: NATS.to_owned(),
+                    namespace: format!("t{unique}"),
+                    base_port: 0,
+                    upstreams: Vec::new(),
+                };
+                let program = Path::new(env!("CARGO_BIN_EXE_tanda"));
+                let cluster = Cluster::start(program, &config, &dist)
+                    .await
+                    .expect("the cluster starts (PostgreSQL and NATS must run; see .ci/run)");
+                let base = format!("http://{}", cluster.gateway);
+                (Running::Cluster(cluster, dist), base)
+            }
+        };
         Self {
-            api,
-            app: Some(app),
+            api: Api::new(base),
+            running: Some(running),
             _dir: dir,
         }
     }
 
     pub async fn shutdown(mut self) {
-        self.app.take().unwrap().shutdown().await.unwrap();
+        match self.running.take().unwrap() {
+            Running::InProcess(app) => app.shutdown().await.unwrap(),
+            Running::Cluster(mut cluster, dist) => {
+                cluster.stop().await;
+                purge(&dist.namespace).await;
+            }
+        }
+    }
+}
+
+/// A short random token for namespaces.
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{:x}", nanos % 0xffff_ffff, std::process::id())
+}
+
+/// Drops a test cluster's databases and streams.
+async fn purge(namespace: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    if let Ok(mut admin) = sqlx::AnyConnection::connect(&format!("{POSTGRES}/postgres")).await {
+        for service in Service::ALL.iter().filter(|s| **s != Service::Gateway) {
+            let db = format!("{namespace}_{}", service.name().replace('-', "_"));
+            let drop = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+    if let Ok(client) = async_nats::connect(NATS).await {
+        let js = async_nats::jetstream::new(client);
+        for service in [
+            "book",
+            "dispatch",
+            "pay",
+            "reservation",
+            "payment",
+            "ticket",
+        ] {
+            let _ = js
+                .delete_stream(format!("{namespace}_{service}").to_ascii_uppercase())
+                .await;
+        }
     }
 }
 

@@ -45,7 +45,12 @@ pub struct Ops {
     pub consumers: Consumers,
     /// Extra gauges sampled when `/metrics` is scraped (breaker state, ...).
     pub on_scrape: Arc<dyn Fn() + Send + Sync>,
+    /// Other dependencies readiness requires, by name (e.g. the NATS connection).
+    pub checks: Vec<(&'static str, ReadyCheck)>,
 }
+
+/// A readiness probe of one dependency: true when it is usable.
+pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// `/healthz`, `/readyz`, `/metrics` and the admin endpoints for dead letters and consumers.
 pub fn ops_router(ops: Ops) -> Router {
@@ -79,12 +84,24 @@ async fn readyz(State(ops): State<Ops>) -> Response {
             json!(if ok { "ok" } else { "unreachable" }),
         );
     }
+    for (name, check) in &ops.checks {
+        let ok = check();
+        ready &= ok;
+        checks.insert(
+            (*name).to_owned(),
+            json!(if ok { "ok" } else { "unreachable" }),
+        );
+    }
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({"ready": ready, "databases": checks}))).into_response()
+    (
+        status,
+        Json(json!({"ready": ready, "dependencies": checks})),
+    )
+        .into_response()
 }
 
 async fn render_metrics(State(ops): State<Ops>) -> Response {
@@ -149,7 +166,9 @@ pub fn with_common_layers(router: Router) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     router
         .layer(middleware::from_fn(record_request))
-        .layer(TraceLayer::new_for_http())
+        // Failures are answered as problems and logged where they arise (`Problem::internal`);
+        // a 503 `no_taxi_available` is an answer, not an error of this process.
+        .layer(TraceLayer::new_for_http().on_failure(()))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }

@@ -1,7 +1,7 @@
 //! The NATS JetStream bus (distributed mode, DESIGN §1).
 //!
-//! Each producing service has a stream `TANDA_<SERVICE>` with subjects
-//! `tanda.<service>.<partition>.<event type>`; the partition is a stable hash of the event's
+//! Each producing service has a stream `<NAMESPACE>_<SERVICE>` with subjects
+//! `<namespace>.<service>.<partition>.<event type>`; the partition is a stable hash of the event's
 //! aggregate id. A relay publishes the service's outbox in order, with `Nats-Msg-Id` = event id so
 //! the broker drops duplicates, and marks rows published only after the broker acknowledged them.
 //! A consuming service reads each (source, partition) through one durable pull consumer shared by
@@ -51,6 +51,8 @@ fn nats_err(e: impl std::fmt::Display) -> BusError {
 pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
+    /// Prefix of streams and subjects, so several deployments can share one server.
+    namespace: String,
 }
 
 /// A producing service, as consumers see it in distributed mode.
@@ -62,7 +64,7 @@ pub struct NatsSource {
 
 impl NatsBus {
     /// Connects (retrying in the background if the server is not up yet).
-    pub async fn connect(url: &str) -> Result<Self, BusError> {
+    pub async fn connect(url: &str, namespace: &str) -> Result<Self, BusError> {
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
@@ -70,7 +72,11 @@ impl NatsBus {
             .await
             .map_err(nats_err)?;
         let js = jetstream::new(client.clone());
-        Ok(Self { client, js })
+        Ok(Self {
+            client,
+            js,
+            namespace: namespace.to_owned(),
+        })
     }
 
     /// True while connected (for `/readyz`).
@@ -78,16 +84,21 @@ impl NatsBus {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    fn stream_name(service: &str) -> String {
-        format!("TANDA_{}", service.to_ascii_uppercase().replace('-', "_"))
+    fn stream_name(&self, service: &str) -> String {
+        format!("{}_{}", self.namespace, service.replace('-', "_")).to_ascii_uppercase()
+    }
+
+    /// The subjects of one partition of a service's stream.
+    fn partition_filter(&self, service: &str, partition: u64) -> String {
+        format!("{}.{service}.{partition}.>", self.namespace)
     }
 
     /// Creates the service's stream if it does not exist yet.
     pub async fn ensure_stream(&self, service: &str) -> Result<stream::Stream, BusError> {
         self.js
             .get_or_create_stream(stream::Config {
-                name: Self::stream_name(service),
-                subjects: vec![format!("tanda.{service}.>")],
+                name: self.stream_name(service),
+                subjects: vec![format!("{}.{service}.>", self.namespace)],
                 storage: stream::StorageType::File,
                 duplicate_window: DUPLICATE_WINDOW,
                 max_age: Duration::from_secs(7 * 24 * 60 * 60),
@@ -98,9 +109,9 @@ impl NatsBus {
     }
 
     /// Where an event of `service` is published.
-    pub fn subject(service: &str, event: &Envelope) -> String {
+    pub fn subject(&self, service: &str, event: &Envelope) -> String {
         let partition = stable_hash(&event.aggregate_id) % PARTITIONS;
-        format!("tanda.{service}.{partition}.{}", event.kind)
+        format!("{}.{service}.{partition}.{}", self.namespace, event.kind)
     }
 }
 
@@ -195,7 +206,7 @@ async fn publish_pending(db: &Db, bus: &NatsBus, service: &str) -> Result<usize,
         headers.insert("Nats-Msg-Id", event.id.as_str());
         let ack = bus
             .js
-            .publish_with_headers(NatsBus::subject(service, &event), headers, raw.into())
+            .publish_with_headers(bus.subject(service, &event), headers, raw.into())
             .await
             .map_err(nats_err)?;
         acks.push(ack);
@@ -271,7 +282,7 @@ async fn consume(
                     &durable,
                     pull::Config {
                         durable_name: Some(durable.clone()),
-                        filter_subject: format!("tanda.{}.{partition}.>", source.service),
+                        filter_subject: bus.partition_filter(source.service, partition),
                         ack_policy: jetstream::consumer::AckPolicy::Explicit,
                         ack_wait: ACK_WAIT,
                         max_ack_pending: 1,
@@ -321,6 +332,13 @@ async fn consume(
                     continue;
                 }
             };
+            if *paused.borrow() {
+                // Paused during the long poll: hand it back; it is fetched again on resume.
+                if let Err(e) = message.ack_with(jetstream::AckKind::Nak(None)).await {
+                    warn!(error = %e, "nak failed; the broker redelivers after the ack wait");
+                }
+                break;
+            }
             let wanted = message
                 .subject
                 .as_str()

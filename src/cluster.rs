@@ -1,0 +1,191 @@
+//! `tanda cluster`: the whole distributed topology on one machine, for trying it out — every
+//! service as its own `tanda serve` process on the given PostgreSQL and NATS, each with its log
+//! file. SIGTERM or Ctrl-C stops them all gracefully.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::process::{Child, Command};
+
+use crate::config::{Distributed, RunConfig, Service};
+
+/// The running processes of a local cluster.
+pub struct Cluster {
+    program: PathBuf,
+    pub gateway: SocketAddr,
+    pub addrs: BTreeMap<&'static str, SocketAddr>,
+    children: BTreeMap<&'static str, Child>,
+    env: Vec<(String, String)>,
+    logs: PathBuf,
+}
+
+/// Runs the cluster until SIGTERM/Ctrl-C.
+pub async fn run(run: RunConfig, dist: Distributed) -> anyhow::Result<()> {
+    let program = std::env::current_exe().context("finding the tanda binary")?;
+    let mut cluster = Cluster::start(&program, &run, &dist).await?;
+    for (name, addr) in &cluster.addrs {
+        println!(
+            "  {name:<17} http://{addr}   log: {}",
+            cluster.logs.join(format!("{name}.log")).display()
+        );
+    }
+    println!("Tanda is listening on http://{}", cluster.gateway);
+    tanda_core::lifecycle::termination_signal().await;
+    cluster.stop().await;
+    Ok(())
+}
+
+impl Cluster {
+    /// Starts every service (and the gateway) as `program serve …` and waits until each is
+    /// ready. With `--base-port 0` every process gets a free port.
+    pub async fn start(
+        program: &Path,
+        run: &RunConfig,
+        dist: &Distributed,
+    ) -> anyhow::Result<Cluster> {
+        if run.http_addr.is_some() {
+            bail!("the cluster's gateway listens on --base-port; --http-addr is per process");
+        }
+        let mut addrs = BTreeMap::new();
+        for service in Service::ALL {
+            let port = if dist.base_port == 0 {
+                free_port()?
+            } else {
+                dist.base_port + service.port_offset()
+            };
+            addrs.insert(service.name(), SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+        let upstreams: Vec<String> = Service::ALL
+            .iter()
+            .filter(|s| **s != Service::Gateway)
+            .map(|s| format!("{}=http://{}", s.name(), addrs[s.name()]))
+            .collect();
+        let mut env = run.to_env();
+        env.extend(dist.to_env());
+        env.push(("TANDA_UPSTREAMS".into(), upstreams.join(",")));
+        let logs = run.data_dir.join("logs");
+        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+        let mut cluster = Cluster {
+            program: program.to_path_buf(),
+            gateway: addrs["gateway"],
+            addrs,
+            children: BTreeMap::new(),
+            env,
+            logs,
+        };
+        for service in Service::ALL {
+            cluster.spawn(service)?;
+        }
+        for service in Service::ALL {
+            cluster.wait_ready(service).await?;
+        }
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, service: Service) -> anyhow::Result<()> {
+        let name = service.name();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{name}.log")))
+            .context("opening the log file")?;
+        let child = Command::new(&self.program)
+            .args(["serve", name])
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("TANDA_HTTP_ADDR", self.addrs[name].to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        self.children.insert(name, child);
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, service: Service) -> anyhow::Result<()> {
+        let name = service.name();
+        let url = format!("http://{}/readyz", self.addrs[name]);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            if let Some(status) = self
+                .children
+                .get_mut(name)
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "{name} exited ({status}); see {}",
+                    self.logs.join(format!("{name}.log")).display()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{name} did not become ready; see {}",
+                    self.logs.join(format!("{name}.log")).display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL one process (for fault tests): no shutdown code runs in it.
+    pub async fn kill9(&mut self, service: Service) {
+        if let Some(mut child) = self.children.remove(service.name()) {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts a killed process again and waits until it is ready.
+    pub async fn restart(&mut self, service: Service) -> anyhow::Result<()> {
+        self.kill9(service).await;
+        self.spawn(service)?;
+        self.wait_ready(service).await
+    }
+
+    /// SIGTERM to every process (the gateway first, so clients see it go), then waits.
+    pub async fn stop(&mut self) {
+        for (name, child) in self.children.iter_mut() {
+            if *name == "gateway" {
+                terminate(child);
+            }
+        }
+        for child in self.children.values_mut() {
+            terminate(child);
+        }
+        for child in self.children.values_mut() {
+            if tokio::time::timeout(Duration::from_secs(30), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+        self.children.clear();
+    }
+}
+
+fn terminate(child: &Child) {
+    if let Some(pid) = child.id() {
+        // SIGTERM: the graceful path (readiness false, drain, flush the outbox).
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

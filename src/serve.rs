@@ -1,0 +1,182 @@
+//! Distributed mode (`tanda serve <service>`): one service per process, on its own PostgreSQL
+//! database and NATS JetStream — the same services and handlers as all-in-one, with the store,
+//! bus and payment-call adapters swapped. Or the gateway, as a reverse proxy in front of them.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use reqwest::Url;
+use tanda_cardnet::{CardNetwork, NetworkMode};
+use tanda_catalog::{flight, taxi};
+use tanda_core::consumer::Consumers;
+use tanda_core::db::Migration;
+use tanda_core::host::{Ops, ops_router};
+use tanda_core::lifecycle::Lifecycle;
+use tanda_core::nats::{self, NatsBus, NatsSource};
+use tanda_core::service::ServiceParts;
+use tanda_core::{Clock, Db, SystemClock, housekeeping, timers};
+use tanda_gateway::Upstreams;
+
+use crate::app::{App, dispatch_config};
+use crate::config::{Distributed, RunConfig, Service};
+
+/// Every producing service: consumers find their events here.
+const SOURCES: &[NatsSource] = &[
+    NatsSource {
+        service: "book",
+        produces: taxi::BOOK_EVENTS,
+    },
+    NatsSource {
+        service: "dispatch",
+        produces: taxi::DISPATCH_EVENTS,
+    },
+    NatsSource {
+        service: "pay",
+        produces: taxi::PAY_EVENTS,
+    },
+    NatsSource {
+        service: "reservation",
+        produces: flight::RESERVATION_EVENTS,
+    },
+    NatsSource {
+        service: "payment",
+        produces: flight::PAYMENT_EVENTS,
+    },
+    NatsSource {
+        service: "ticket",
+        produces: flight::TICKET_EVENTS,
+    },
+];
+
+/// Starts `service` as this process.
+pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyhow::Result<App> {
+    let lifecycle = Lifecycle::new();
+    let addr = run
+        .http_addr
+        .unwrap_or_else(|| ([127, 0, 0, 1], dist.base_port + service.port_offset()).into());
+    let router = if service == Service::Gateway {
+        let url = |s: Service| {
+            Url::parse(&dist.url(s)).with_context(|| format!("the URL of {}", s.name()))
+        };
+        let upstreams = Upstreams {
+            book: url(Service::Book)?,
+            dispatch: url(Service::Dispatch)?,
+            pay: url(Service::Pay)?,
+            ride_history: url(Service::RideHistory)?,
+            reservation: url(Service::Reservation)?,
+            payment: url(Service::Payment)?,
+            ticket: url(Service::Ticket)?,
+            reservation_view: url(Service::ReservationView)?,
+            notify: url(Service::Notify)?,
+        };
+        let ops = Ops {
+            lifecycle: lifecycle.clone(),
+            databases: Vec::new(),
+            consumers: Consumers::default(),
+            on_scrape: Arc::new(|| {}),
+            checks: Vec::new(),
+        };
+        tanda_gateway::proxy(upstreams, ops_router(ops))
+    } else {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let name = service.name();
+        let database = format!("{}_{}", dist.namespace, name.replace('-', "_"));
+        let url = Db::ensure_postgres_database(&dist.postgres_url, &database)
+            .await
+            .with_context(|| format!("creating database {database} on {}", dist.postgres_url))?;
+        let db = Db::open_postgres(&url, name, dist.postgres_pool, clock)
+            .await
+            .with_context(|| format!("connecting to {database}"))?;
+        db.migrate(migrations(service))
+            .await
+            .with_context(|| format!("migrating {database}"))?;
+        let parts = build(service, db.clone(), &run, &dist, &lifecycle).await?;
+        let bus = NatsBus::connect(&dist.nats_url, &dist.namespace)
+            .await
+            .with_context(|| format!("connecting to NATS at {}", dist.nats_url))?;
+
+        if SOURCES.iter().any(|s| s.service == name) {
+            nats::start_relay(db.clone(), bus.clone(), &lifecycle);
+        }
+        let consumers = Consumers::new(parts.consumers);
+        nats::start_consumers(&consumers, &bus, SOURCES, &lifecycle);
+        if let Some(handler) = parts.timers {
+            timers::start(db.clone(), handler, &lifecycle);
+        }
+        housekeeping::start(vec![db.clone()], Vec::new(), consumers.clone(), &lifecycle);
+        let nats_up = bus.clone();
+        let ops = Ops {
+            lifecycle: lifecycle.clone(),
+            databases: vec![db],
+            consumers,
+            on_scrape: Arc::new(|| {}),
+            checks: vec![("nats", Arc::new(move || nats_up.is_connected()))],
+        };
+        tanda_gateway::in_process([parts.router], ops_router(ops))
+    };
+    App::serve(addr, router, lifecycle).await
+}
+
+fn migrations(service: Service) -> &'static [Migration] {
+    match service {
+        Service::Book => tanda_book::MIGRATIONS,
+        Service::Dispatch => tanda_dispatch::MIGRATIONS,
+        Service::Pay => tanda_pay::MIGRATIONS,
+        Service::RideHistory => tanda_ride_history::MIGRATIONS,
+        Service::Reservation => tanda_reservation::MIGRATIONS,
+        Service::Payment => tanda_payment::MIGRATIONS,
+        Service::Ticket => tanda_ticket::MIGRATIONS,
+        Service::ReservationView => tanda_reservation_view::MIGRATIONS,
+        Service::Notify => tanda_notify::MIGRATIONS,
+        Service::Gateway => &[],
+    }
+}
+
+async fn build(
+    service: Service,
+    db: Db,
+    run: &RunConfig,
+    dist: &Distributed,
+    lifecycle: &Lifecycle,
+) -> anyhow::Result<ServiceParts> {
+    Ok(match service {
+        Service::Book => {
+            tanda_book::build(
+                db,
+                tanda_book::Config {
+                    no_taxi_retry_after: run.no_taxi_retry_after,
+                },
+            )
+            .await?
+        }
+        Service::Dispatch => {
+            let url = Url::parse(&dist.url(Service::Pay)).context("the URL of pay")?;
+            let pay = tanda_dispatch::HttpPay::new(url);
+            tanda_dispatch::build(db, dispatch_config(run), Arc::new(pay)).await?
+        }
+        Service::Pay => {
+            let network = Arc::new(CardNetwork::new(NetworkMode {
+                latency_ms: run.card_network_latency.as_millis() as u64,
+                down: run.card_network_down,
+            }));
+            tanda_pay::build(db, network).await?.0
+        }
+        Service::RideHistory => tanda_ride_history::build(db).await?,
+        Service::Reservation => {
+            let config = tanda_reservation::Config {
+                payment_pending_after: run.payment_pending_after,
+            };
+            tanda_reservation::build(db, config).await?
+        }
+        Service::Payment => tanda_payment::build(db).await?,
+        Service::Ticket => tanda_ticket::build(db).await?,
+        Service::ReservationView => tanda_reservation_view::build(db).await?,
+        Service::Notify => {
+            let config = tanda_notify::Config {
+                webhook: run.notify_webhook.clone(),
+            };
+            tanda_notify::build(db, config, lifecycle).await?
+        }
+        Service::Gateway => unreachable!("the gateway has no database"),
+    })
+}

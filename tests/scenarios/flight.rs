@@ -1,0 +1,269 @@
+//! The flight scenarios of seed 001, black-box over HTTP; run against each topology by the test
+//! files that include this module (`tests/flight.rs`, `tests/distributed.rs`).
+
+use std::time::Duration;
+
+use crate::common::*;
+use serde_json::json;
+
+pub async fn a_funded_reservation_is_paid_ticketed_and_confirmed(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    let flight = api.flight("KE1201", 10).await;
+    assert_eq!(flight["price"], 100);
+    assert_eq!(flight["seatsLeft"], 10);
+    assert_eq!(api.balance("ew").await, 0);
+    assert_eq!(api.deposit("ew", 150).await["balance"], 150);
+
+    let r = api.reserve("ew", "KE1201").await.expect(201);
+    assert_eq!(r["status"], "REQUESTED");
+    assert_eq!(r["price"], 100);
+    let id = r["reservationId"].as_str().unwrap().to_owned();
+    assert_eq!(api.seats_left("KE1201").await, 9);
+
+    let confirmed = api.reservation_status(&id, "CONFIRMED").await;
+    let ticket_id = confirmed["ticketId"].as_str().unwrap().to_owned();
+    assert_eq!(api.balance("ew").await, 50);
+    let tickets = api.get("/tickets?userId=ew").await.expect(200);
+    assert_eq!(tickets.as_array().unwrap().len(), 1);
+    assert_eq!(tickets[0]["ticketId"], ticket_id.as_str());
+    assert_eq!(tickets[0]["status"], "ISSUED");
+    assert_eq!(tickets[0]["reservationId"], id.as_str());
+    assert_eq!(tickets[0]["flightId"], "KE1201");
+
+    // The front-end list (CQRS) and the alarms show it.
+    let view = api
+        .eventually("/reservationViews?userId=ew", "a confirmed view", |v| {
+            v[0]["status"] == "CONFIRMED" && v[0]["ticketId"].is_string()
+        })
+        .await;
+    assert_eq!(view[0]["paymentStatus"], "PAID");
+    assert_eq!(view[0]["from"], "GMP");
+    assert_eq!(view[0]["to"], "CJU");
+    assert_eq!(view[0]["price"], 100);
+    api.wait_message("user:ew", "confirmed").await;
+    api.wait_message("user:ew", "Paid 100 won").await;
+    api.wait_message("user:ew", "issued").await;
+    app.shutdown().await;
+}
+
+pub async fn an_underfunded_reservation_fails_debits_nothing_and_releases_the_seat(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.flight("OZ8901", 1).await;
+    api.deposit("poor", 70).await;
+    let id = api.reserve("poor", "OZ8901").await.expect(201)["reservationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.reservation_status(&id, "PAYMENT_FAILED").await;
+    assert_eq!(api.balance("poor").await, 70);
+    assert_eq!(api.seats_left("OZ8901").await, 1);
+    assert_eq!(api.get("/tickets?userId=poor").await.expect(200), json!([]));
+    api.wait_message("user:poor", "Payment failed").await;
+    api.post_empty(&format!("/reservations/{id}/cancel"))
+        .await
+        .expect(409);
+    app.shutdown().await;
+}
+
+pub async fn cancelling_refunds_once_voids_the_ticket_and_frees_the_seat(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.flight("KE1203", 2).await;
+    api.deposit("ew", 150).await;
+    let id = api.reserve("ew", "KE1203").await.expect(201)["reservationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.reservation_status(&id, "CONFIRMED").await;
+    assert_eq!(api.balance("ew").await, 50);
+
+    let cancelling = api
+        .post_empty(&format!("/reservations/{id}/cancel"))
+        .await
+        .expect(202);
+    assert_eq!(cancelling["status"], "CANCEL_REQUESTED");
+    api.reservation_status(&id, "CANCELLED").await;
+    assert_eq!(api.balance("ew").await, 150, "refunded +100 exactly once");
+    assert_eq!(api.seats_left("KE1203").await, 2);
+    let tickets = api.get("/tickets?userId=ew").await.expect(200);
+    assert_eq!(tickets[0]["status"], "VOID");
+    api.post_empty(&format!("/reservations/{id}/cancel"))
+        .await
+        .expect(409);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        api.balance("ew").await,
+        150,
+        "a second cancel refunds nothing"
+    );
+    api.eventually("/reservationViews?userId=ew", "a cancelled view", |v| {
+        v[0]["status"] == "CANCELLED" && v[0]["paymentStatus"] == "REFUNDED"
+    })
+    .await;
+    api.wait_message("user:ew", "Refunded 100 won").await;
+    api.wait_message("user:ew", "is void").await;
+    app.shutdown().await;
+}
+
+pub async fn fifty_concurrent_reservations_for_ten_seats_sell_exactly_ten(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.flight("LJ301", 10).await;
+    let users: Vec<String> = (0..50).map(|i| format!("u{i}")).collect();
+    for u in &users {
+        api.deposit(u, 100).await;
+    }
+    let answers = futures::future::join_all(users.iter().map(|u| api.reserve(u, "LJ301"))).await;
+    let mut accepted = Vec::new();
+    for (user, a) in users.iter().zip(answers) {
+        match a.status.as_u16() {
+            201 => accepted.push((
+                user.clone(),
+                a.body["reservationId"].as_str().unwrap().to_owned(),
+            )),
+            _ => {
+                a.expect_problem(409, "sold_out");
+            }
+        }
+    }
+    assert_eq!(accepted.len(), 10);
+    assert_eq!(api.seats_left("LJ301").await, 0);
+    for (user, id) in &accepted {
+        api.reservation_status(id, "CONFIRMED").await;
+        assert_eq!(api.balance(user).await, 0);
+    }
+    let mut paid = 0;
+    let mut tickets = 0;
+    for u in &users {
+        paid += 100 - api.balance(u).await;
+        tickets += api
+            .get(&format!("/tickets?userId={u}"))
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len();
+    }
+    assert_eq!(paid, 1000, "money and seats balance");
+    assert_eq!(tickets, 10);
+    app.shutdown().await;
+}
+
+pub async fn reservations_are_taken_while_payment_is_down_and_complete_when_it_returns(
+    t: Topology,
+) {
+    let app =
+        TestApp::spawn_with(t, |c| c.payment_pending_after = Duration::from_millis(300)).await;
+    let api = &app.api;
+    api.flight("KE1205", 5).await;
+    for u in ["p1", "p2", "p3"] {
+        api.deposit(u, 100).await;
+    }
+    api.post_empty("/admin/consumers/payment/pause")
+        .await
+        .expect(200);
+    let mut ids = Vec::new();
+    for u in ["p1", "p2", "p3"] {
+        ids.push(
+            api.reserve(u, "KE1205").await.expect(201)["reservationId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    for id in &ids {
+        api.reservation_status(id, "PENDING").await;
+    }
+    api.wait_message("user:p1", "pending").await;
+    api.post_empty("/admin/consumers/payment/resume")
+        .await
+        .expect(200);
+    for id in &ids {
+        api.reservation_status(id, "CONFIRMED").await;
+    }
+    for u in ["p1", "p2", "p3"] {
+        assert_eq!(api.balance(u).await, 0);
+    }
+    app.shutdown().await;
+}
+
+pub async fn bad_flight_input_gets_problems_and_changes_nothing(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.flight("KE1", 3).await;
+    api.post("/flights", json!({"flightId": "KE1", "from": "GMP", "to": "CJU", "departsAt": "2026-12-24T09:00:00Z", "seats": 3}))
+        .await
+        .expect_problem(409, "flight_exists");
+    for bad in [
+        json!({"flightId": "bad id", "from": "GMP", "to": "CJU", "departsAt": "2026-12-24T09:00:00Z", "seats": 3}),
+        json!({"flightId": "KE2", "from": "GMP", "to": "CJU", "departsAt": "tomorrow", "seats": 3}),
+        json!({"flightId": "KE2", "from": "GMP", "to": "CJU", "departsAt": "2026-12-24T09:00:00Z", "seats": 0}),
+        json!({"flightId": "KE2", "from": "GMP", "to": "CJU", "departsAt": "2026-12-24T09:00:00Z", "seats": 3, "price": -5}),
+        json!({"flightId": "KE2", "from": "GMP", "to": "CJU"}),
+    ] {
+        assert_eq!(
+            api.post("/flights", bad.clone()).await.status.as_u16(),
+            400,
+            "{bad}"
+        );
+    }
+    api.get("/flights/KE2")
+        .await
+        .expect_problem(404, "not_found");
+    assert_eq!(
+        api.get("/flights")
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    api.reserve("ew", "NOPE")
+        .await
+        .expect_problem(404, "not_found");
+    api.post("/reservations", json!({"userId": "e w", "flightId": "KE1"}))
+        .await
+        .expect(400);
+    api.post("/reservations", json!({"userId": "ew"}))
+        .await
+        .expect(400);
+    api.post("/accounts/ew/deposit", json!({"amount": 0}))
+        .await
+        .expect(400);
+    api.post("/accounts/ew/deposit", json!({"amount": "lots"}))
+        .await
+        .expect(400);
+    api.get("/accounts/e%20w").await.expect(400);
+    assert_eq!(api.balance("ew").await, 0);
+    api.get("/reservations/nothing")
+        .await
+        .expect_problem(404, "not_found");
+    api.post_empty("/reservations/nothing/cancel")
+        .await
+        .expect_problem(404, "not_found");
+    api.get("/tickets").await.expect(400);
+    api.get("/reservationViews").await.expect(400);
+    assert_eq!(api.seats_left("KE1").await, 3);
+    app.shutdown().await;
+}
+
+pub async fn a_deposit_with_an_idempotency_key_counts_once(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    let deposit = || {
+        api.send(
+            api.http
+                .post(format!("{}/accounts/ew/deposit", api.base))
+                .header("Idempotency-Key", "dep-1")
+                .json(&json!({"amount": 100})),
+        )
+    };
+    assert_eq!(deposit().await.expect(200)["balance"], 100);
+    assert_eq!(deposit().await.expect(200)["balance"], 100);
+    assert_eq!(api.balance("ew").await, 100);
+    app.shutdown().await;
+}

@@ -1,0 +1,704 @@
+//! The taxi scenarios of seed 000, black-box over HTTP; run against each topology by the test
+//! files that include this module (`tests/taxi.rs`, `tests/distributed.rs`).
+
+use std::time::Duration;
+
+use crate::common::*;
+use serde_json::json;
+
+const NEAR: (f64, f64) = (37.5668, 126.9785); // ~75 m from City Hall
+const MID: (f64, f64) = (37.5700, 126.9850); // ~750 m
+const FAR: (f64, f64) = (37.6000, 127.0500); // ~7 km
+
+async fn three_drivers(api: &Api, prefix: &str) -> [String; 3] {
+    let ids = [
+        format!("{prefix}-near"),
+        format!("{prefix}-mid"),
+        format!("{prefix}-far"),
+    ];
+    for (id, at) in ids.iter().zip([NEAR, MID, FAR]) {
+        let d = api.register_driver(id, at).await;
+        assert_eq!(d["status"], "OFFLINE");
+        assert_eq!(api.online(id).await["status"], "AVAILABLE");
+    }
+    ids
+}
+
+pub async fn a_full_ride_from_request_to_automatic_payment(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    let [near, mid, far] = three_drivers(api, "d").await;
+
+    // The customer requests a taxi; the card never comes back in full.
+    let book = api.book("cust-1", GOOD_CARD).await;
+    assert_eq!(book["status"], "REQUESTED");
+    assert_eq!(book["cardLast4"], "4242");
+    assert!(!book.to_string().contains(GOOD_CARD));
+    let book_id = book["bookId"].as_str().unwrap().to_owned();
+    api.wait_message("customer:cust-1", "Looking for a taxi")
+        .await;
+
+    // The nearest available driver is offered the ride first, and only they.
+    let offer = api.offer_for(&near).await;
+    assert_eq!(offer["bookId"], book_id.as_str());
+    assert_eq!(offer["pickup"]["name"], "Seoul City Hall");
+    assert!(offer["expiresAt"].as_str().unwrap().ends_with('Z'));
+    for other in [&mid, &far] {
+        assert_eq!(
+            api.get(&format!("/drivers/{other}/offers"))
+                .await
+                .expect(200),
+            json!([])
+        );
+    }
+    assert_eq!(
+        api.get(&format!("/drivers/{near}")).await.expect(200)["status"],
+        "OFFERED"
+    );
+    let dispatch_id = offer["dispatchId"].as_str().unwrap().to_owned();
+
+    // The driver accepts: the taxi is dispatched with an arrival time.
+    let accepted = api
+        .post(
+            &format!("/dispatches/{dispatch_id}/accept"),
+            json!({"driverId": near}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(accepted["status"], "DISPATCHED");
+    let eta = accepted["etaSeconds"].as_i64().unwrap();
+    assert!((1..120).contains(&eta), "75 m at city speed: {eta}s");
+
+    // The customer sees the car and is told its arrival time.
+    let dispatched = api.book_status(&book_id, "DISPATCHED").await;
+    assert_eq!(dispatched["taxi"]["driverId"], near.as_str());
+    assert_eq!(dispatched["dispatchId"], dispatch_id.as_str());
+    let car = dispatched["taxi"]["carNumber"].as_str().unwrap().to_owned();
+    let told = api.wait_message("customer:cust-1", &car).await;
+    assert!(told.contains("min"), "{told}");
+
+    // Boarding.
+    let started = api
+        .post(
+            &format!("/dispatches/{dispatch_id}/start"),
+            json!({"driverId": near}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(started["status"], "IN_TRIP");
+    api.book_status(&book_id, "IN_TRIP").await;
+    assert_eq!(
+        api.get(&format!("/drivers/{near}")).await.expect(200)["status"],
+        "IN_TRIP"
+    );
+
+    // Alighting: exact Seoul meter fare, charged automatically, once.
+    let ended = api
+        .post(
+            &format!("/dispatches/{dispatch_id}/end"),
+            json!({"driverId": near, "distanceMeters": 10_000}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ended["status"], "ENDED");
+    assert_eq!(ended["fare"], 4800 + 100 * ((10_000 - 1600) / 131));
+    assert_eq!(ended["fare"], 11_200);
+    let pay_id = ended["payId"].as_str().unwrap().to_owned();
+
+    let completed = api.book_status(&book_id, "COMPLETED").await;
+    assert_eq!(completed["fare"], 11_200);
+    let pays = api
+        .get(&format!("/pays?bookId={book_id}"))
+        .await
+        .expect(200);
+    assert_eq!(pays.as_array().unwrap().len(), 1);
+    assert_eq!(pays[0]["payId"], pay_id.as_str());
+    assert_eq!(pays[0]["amount"], 11_200);
+    assert_eq!(pays[0]["status"], "PAID");
+    assert_eq!(pays[0]["cardLast4"], "4242");
+
+    // Ending again is refused and charges nothing more.
+    api.post(
+        &format!("/dispatches/{dispatch_id}/end"),
+        json!({"driverId": near}),
+    )
+    .await
+    .expect(409);
+    assert_eq!(
+        api.get(&format!("/pays?bookId={book_id}"))
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The driver is free again; the customer heard about the fare; the ride history has it all.
+    api.driver_status(&near, "AVAILABLE").await;
+    api.wait_message("customer:cust-1", "11,200 won").await;
+    let history = api
+        .eventually(
+            &format!("/rideHistories/{book_id}"),
+            "a completed history",
+            |h| h["bookStatus"] == "COMPLETED" && h["payId"].is_string(),
+        )
+        .await;
+    assert_eq!(history["dispatchStatus"], "ENDED");
+    assert_eq!(history["fare"], 11_200);
+    assert_eq!(history["taxi"]["driverId"], near.as_str());
+    let mine = api
+        .get("/rideHistories?customerId=cust-1")
+        .await
+        .expect(200);
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    app.shutdown().await;
+}
+
+/// Drives a booking to `IN_TRIP` with the nearest driver; returns (bookId, dispatchId).
+async fn ride_to_in_trip(api: &Api, customer: &str, card: &str, driver: &str) -> (String, String) {
+    let book = api.book(customer, card).await;
+    let book_id = book["bookId"].as_str().unwrap().to_owned();
+    let dispatch_id = api.offer_for(driver).await["dispatchId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.post(
+        &format!("/dispatches/{dispatch_id}/accept"),
+        json!({"driverId": driver}),
+    )
+    .await
+    .expect(200);
+    api.post(
+        &format!("/dispatches/{dispatch_id}/start"),
+        json!({"driverId": driver}),
+    )
+    .await
+    .expect(200);
+    api.book_status(&book_id, "IN_TRIP").await;
+    (book_id, dispatch_id)
+}
+
+pub async fn a_declined_card_is_a_402_and_the_trip_stays_in_trip(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("dec", NEAR).await;
+    api.online("dec").await;
+    let (book_id, dispatch_id) = ride_to_in_trip(api, "cust-dec", DECLINED_CARD, "dec").await;
+    api.post(
+        &format!("/dispatches/{dispatch_id}/end"),
+        json!({"driverId": "dec"}),
+    )
+    .await
+    .expect_problem(402, "card_declined");
+    assert_eq!(
+        api.get(&format!("/dispatches/{dispatch_id}"))
+            .await
+            .expect(200)["status"],
+        "IN_TRIP"
+    );
+    assert_eq!(
+        api.get(&format!("/books/{book_id}")).await.expect(200)["status"],
+        "IN_TRIP"
+    );
+    assert_eq!(
+        api.get(&format!("/pays?bookId={book_id}"))
+            .await
+            .expect(200),
+        json!([])
+    );
+    app.shutdown().await;
+}
+
+pub async fn the_breaker_opens_while_the_card_network_is_down_and_the_trip_completes_after_recovery(
+    t: Topology,
+) {
+    let app = TestApp::spawn_with(t, |c| {
+        c.pay_retries = 0;
+        c.pay_breaker_failures = 2;
+        c.pay_breaker_open_for = Duration::from_millis(800);
+    })
+    .await;
+    let api = &app.api;
+    api.register_driver("brk", NEAR).await;
+    api.online("brk").await;
+    let (book_id, dispatch_id) = ride_to_in_trip(api, "cust-brk", GOOD_CARD, "brk").await;
+    let end = format!("/dispatches/{dispatch_id}/end");
+
+    api.put("/admin/card-network", json!({"latencyMs": 0, "down": true}))
+        .await
+        .expect(200);
+    for _ in 0..2 {
+        api.post(&end, json!({"driverId": "brk"}))
+            .await
+            .expect_problem(503, "payment_unavailable");
+    }
+    // Open: fails fast, says when to retry, and the trip is untouched.
+    let open = api.post(&end, json!({"driverId": "brk"})).await;
+    assert!(open.headers.contains_key("retry-after"));
+    open.expect_problem(503, "payment_unavailable");
+    if t == Topology::AllInOne {
+        // (Distributed, the gauge is on dispatch's own /metrics, not the gateway's.)
+        let metrics = api
+            .send(api.http.get(format!("{}/metrics", api.base)))
+            .await;
+        assert!(
+            metrics
+                .body
+                .as_str()
+                .unwrap()
+                .contains("tanda_breaker_state{name=\"pay\"} 2"),
+            "breaker shows open"
+        );
+    }
+    assert_eq!(
+        api.get(&format!("/dispatches/{dispatch_id}"))
+            .await
+            .expect(200)["status"],
+        "IN_TRIP"
+    );
+    assert_eq!(
+        api.get(&format!("/books/{book_id}")).await.expect(200)["status"],
+        "IN_TRIP"
+    );
+
+    // Recovery: after the open period a trial call goes through and the ride completes.
+    api.put(
+        "/admin/card-network",
+        json!({"latencyMs": 0, "down": false}),
+    )
+    .await
+    .expect(200);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let ended = api
+        .post(&end, json!({"driverId": "brk", "distanceMeters": 1600}))
+        .await
+        .expect(200);
+    assert_eq!(ended["fare"], 4800);
+    api.book_status(&book_id, "COMPLETED").await;
+    assert_eq!(
+        api.get(&format!("/pays?bookId={book_id}"))
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    app.shutdown().await;
+}
+
+pub async fn cancel_before_accept_withdraws_the_offer(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("c1", NEAR).await;
+    api.online("c1").await;
+    let book_id = api.book("cust-c1", GOOD_CARD).await["bookId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dispatch_id = api.offer_for("c1").await["dispatchId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cancelling = api
+        .post_empty(&format!("/books/{book_id}/cancel"))
+        .await
+        .expect(202);
+    assert_eq!(cancelling["status"], "CANCEL_REQUESTED");
+    api.book_status(&book_id, "CANCELLED_BY_CUSTOMER").await;
+    assert_eq!(
+        api.get(&format!("/dispatches/{dispatch_id}"))
+            .await
+            .expect(200)["status"],
+        "CANCELLED"
+    );
+    api.driver_status("c1", "AVAILABLE").await;
+    assert_eq!(api.get("/drivers/c1/offers").await.expect(200), json!([]));
+    api.post(
+        &format!("/dispatches/{dispatch_id}/accept"),
+        json!({"driverId": "c1"}),
+    )
+    .await
+    .expect(409);
+    api.post_empty(&format!("/books/{book_id}/cancel"))
+        .await
+        .expect(409);
+    api.wait_message("customer:cust-c1", "cancelled").await;
+    app.shutdown().await;
+}
+
+pub async fn cancel_after_dispatch_frees_the_driver(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("c2", NEAR).await;
+    api.online("c2").await;
+    let book_id = api.book("cust-c2", GOOD_CARD).await["bookId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dispatch_id = api.offer_for("c2").await["dispatchId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.post(
+        &format!("/dispatches/{dispatch_id}/accept"),
+        json!({"driverId": "c2"}),
+    )
+    .await
+    .expect(200);
+    api.book_status(&book_id, "DISPATCHED").await;
+    api.post_empty(&format!("/books/{book_id}/cancel"))
+        .await
+        .expect(202);
+    api.book_status(&book_id, "CANCELLED_BY_CUSTOMER").await;
+    assert_eq!(
+        api.get(&format!("/dispatches/{dispatch_id}"))
+            .await
+            .expect(200)["status"],
+        "CANCELLED"
+    );
+    api.driver_status("c2", "AVAILABLE").await;
+    api.wait_message("driver:c2", "cancelled").await;
+    // The freed driver can take the next ride.
+    let next = api.book("cust-c2b", GOOD_CARD).await;
+    assert_eq!(api.offer_for("c2").await["bookId"], next["bookId"]);
+    app.shutdown().await;
+}
+
+pub async fn cancel_after_boarding_is_refused(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("c3", NEAR).await;
+    api.online("c3").await;
+    let (book_id, dispatch_id) = ride_to_in_trip(api, "cust-c3", GOOD_CARD, "c3").await;
+    api.post_empty(&format!("/books/{book_id}/cancel"))
+        .await
+        .expect_problem(409, "trip_started");
+    assert_eq!(
+        api.get(&format!("/dispatches/{dispatch_id}"))
+            .await
+            .expect(200)["status"],
+        "IN_TRIP"
+    );
+    app.shutdown().await;
+}
+
+pub async fn cancel_racing_boarding_resolves_to_the_trip(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("c4", NEAR).await;
+    api.online("c4").await;
+    let book_id = api.book("cust-c4", GOOD_CARD).await["bookId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dispatch_id = api.offer_for("c4").await["dispatchId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.post(
+        &format!("/dispatches/{dispatch_id}/accept"),
+        json!({"driverId": "c4"}),
+    )
+    .await
+    .expect(200);
+    api.book_status(&book_id, "DISPATCHED").await;
+
+    // Book has not yet heard that the customer boarded when the cancel arrives.
+    api.post_empty("/admin/consumers/book/pause")
+        .await
+        .expect(200);
+    api.post(
+        &format!("/dispatches/{dispatch_id}/start"),
+        json!({"driverId": "c4"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        api.post_empty(&format!("/books/{book_id}/cancel"))
+            .await
+            .expect(202)["status"],
+        "CANCEL_REQUESTED"
+    );
+    api.post_empty("/admin/consumers/book/resume")
+        .await
+        .expect(200);
+
+    // Dispatch refuses (the trip started) and the booking returns to the trip: one outcome.
+    api.book_status(&book_id, "IN_TRIP").await;
+    assert_eq!(
+        api.get(&format!("/dispatches/{dispatch_id}"))
+            .await
+            .expect(200)["status"],
+        "IN_TRIP"
+    );
+    api.wait_message("customer:cust-c4", "Too late to cancel")
+        .await;
+    let ended = api
+        .post(
+            &format!("/dispatches/{dispatch_id}/end"),
+            json!({"driverId": "c4"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ended["status"], "ENDED");
+    api.book_status(&book_id, "COMPLETED").await;
+    app.shutdown().await;
+}
+
+pub async fn nobody_accepts_so_the_system_cancels_within_the_deadline_and_tells_the_customer(
+    t: Topology,
+) {
+    let app = TestApp::spawn_with(t, |c| {
+        c.dispatch_offer_timeout = Duration::from_millis(300);
+        c.dispatch_deadline = Duration::from_millis(1500);
+    })
+    .await;
+    let api = &app.api;
+    for (id, at) in [("n1", NEAR), ("n2", MID)] {
+        api.register_driver(id, at).await;
+        api.online(id).await;
+    }
+    let book_id = api.book("cust-n", GOOD_CARD).await["bookId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The offer moves on when it expires: the second driver gets it too.
+    api.offer_for("n1").await;
+    api.offer_for("n2").await;
+    let cancelled = api.book_status(&book_id, "CANCELLED_BY_SYSTEM").await;
+    let dispatch = &api
+        .get(&format!("/dispatches?bookId={book_id}"))
+        .await
+        .expect(200)[0];
+    assert_eq!(dispatch["status"], "FAILED");
+    let took = millis(&dispatch["updatedAt"]) - millis(&dispatch["createdAt"]);
+    assert!(
+        (1500..2500).contains(&took),
+        "failed {took} ms after it began; the deadline is 1500 ms"
+    );
+    assert!(millis(&cancelled["updatedAt"]) >= millis(&cancelled["createdAt"]));
+    api.wait_message("customer:cust-n", "no taxi").await;
+    api.driver_status("n1", "AVAILABLE").await;
+    api.driver_status("n2", "AVAILABLE").await;
+    app.shutdown().await;
+}
+
+fn millis(rfc3339: &serde_json::Value) -> i64 {
+    let t = humantime::parse_rfc3339(rfc3339.as_str().unwrap()).unwrap();
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+pub async fn with_no_driver_online_booking_answers_503_with_retry_after(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("off", NEAR).await; // registered but offline
+    let a = api.post("/books", Api::booking("cust-x", GOOD_CARD)).await;
+    assert_eq!(a.headers.get("retry-after").unwrap(), "7");
+    a.expect_problem(503, "no_taxi_available");
+    assert_eq!(
+        api.get("/books?customerId=cust-x").await.expect(200),
+        json!([])
+    );
+    app.shutdown().await;
+}
+
+pub async fn a_creating_post_with_an_idempotency_key_creates_once(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("idem", NEAR).await;
+    api.online("idem").await;
+    let post = |body: serde_json::Value, key: &'static str| {
+        api.send(
+            api.http
+                .post(format!("{}/books", api.base))
+                .header("Idempotency-Key", key)
+                .json(&body),
+        )
+    };
+    // Until book hears that a driver is available it answers 503, and a 503 keeps nothing.
+    let first = loop {
+        let a = post(Api::booking("cust-i", GOOD_CARD), "key-1").await;
+        if a.status != 503 {
+            break a.expect(201);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let again = post(Api::booking("cust-i", GOOD_CARD), "key-1")
+        .await
+        .expect(201);
+    assert_eq!(first["bookId"], again["bookId"]);
+    assert_eq!(
+        api.get("/books?customerId=cust-i")
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    post(Api::booking("cust-other", GOOD_CARD), "key-1")
+        .await
+        .expect_problem(422, "idempotency_key_reused");
+
+    let driver = json!({"driverId": "idem-2", "name": "Kim", "carNumber": "34나5678", "phone": "010-9999-0000",
+                        "location": {"lat": MID.0, "lng": MID.1}});
+    let d1 = api
+        .send(
+            api.http
+                .post(format!("{}/drivers", api.base))
+                .header("Idempotency-Key", "drv")
+                .json(&driver),
+        )
+        .await;
+    let d2 = api
+        .send(
+            api.http
+                .post(format!("{}/drivers", api.base))
+                .header("Idempotency-Key", "drv")
+                .json(&driver),
+        )
+        .await;
+    assert_eq!(d1.expect(201), d2.expect(201));
+    api.post("/drivers", driver)
+        .await
+        .expect_problem(409, "driver_exists");
+    app.shutdown().await;
+}
+
+pub async fn bad_input_gets_problems_and_changes_nothing(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("bad", NEAR).await;
+    api.online("bad").await;
+    api.book("warm-up", GOOD_CARD).await;
+
+    api.post("/books", Api::booking("cust-b", "4242424242424241"))
+        .await
+        .expect(400);
+    let mut b = Api::booking("cust-b", GOOD_CARD);
+    b["pickup"]["lat"] = json!(91.0);
+    api.post("/books", b).await.expect(400);
+    let mut b = Api::booking("cust-b", GOOD_CARD);
+    b["customerId"] = json!("no spaces allowed");
+    api.post("/books", b).await.expect(400);
+    let mut b = Api::booking("cust-b", GOOD_CARD);
+    b.as_object_mut().unwrap().remove("dropoff");
+    api.post("/books", b)
+        .await
+        .expect_problem(400, "missing_field");
+    let raw = api
+        .send(
+            api.http
+                .post(format!("{}/books", api.base))
+                .header("content-type", "application/json")
+                .body("{not json"),
+        )
+        .await;
+    raw.expect_problem(400, "invalid_body");
+    assert_eq!(
+        api.get("/books?customerId=cust-b").await.expect(200),
+        json!([])
+    );
+
+    api.get("/books/no-such-book")
+        .await
+        .expect_problem(404, "not_found");
+    api.get("/drivers/nobody")
+        .await
+        .expect_problem(404, "not_found");
+    api.get("/dispatches/nothing")
+        .await
+        .expect_problem(404, "not_found");
+    api.get("/rideHistories/nothing")
+        .await
+        .expect_problem(404, "not_found");
+    api.get("/no/such/path")
+        .await
+        .expect_problem(404, "not_found");
+    api.post("/drivers", json!({"driverId": "a b", "name": "x", "carNumber": "1", "phone": "010-1111-2222", "location": {"lat": 0, "lng": 0}}))
+        .await
+        .expect(400);
+    api.put("/drivers/bad/location", json!({"lat": 37.5, "lng": 181}))
+        .await
+        .expect(400);
+    api.post("/dispatches/nothing/accept", json!({"driverId": "bad"}))
+        .await
+        .expect(404);
+    api.get("/notifications?receiver=nobody")
+        .await
+        .expect_problem(400, "invalid_receiver");
+    app.shutdown().await;
+}
+
+pub async fn rides_complete_while_ride_history_is_down_and_it_catches_up(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("iso", NEAR).await;
+    api.online("iso").await;
+    api.post_empty("/admin/consumers/ride-history/pause")
+        .await
+        .expect(200);
+
+    let mut books = Vec::new();
+    for i in 0..3 {
+        let (book_id, dispatch_id) = ride_to_in_trip(api, "cust-iso", GOOD_CARD, "iso").await;
+        api.post(
+            &format!("/dispatches/{dispatch_id}/end"),
+            json!({"driverId": "iso", "distanceMeters": 2000 + i}),
+        )
+        .await
+        .expect(200);
+        api.book_status(&book_id, "COMPLETED").await;
+        api.driver_status("iso", "AVAILABLE").await;
+        books.push(book_id);
+    }
+    assert_eq!(
+        api.get("/rideHistories?customerId=cust-iso")
+            .await
+            .expect(200),
+        json!([])
+    );
+
+    api.post_empty("/admin/consumers/ride-history/resume")
+        .await
+        .expect(200);
+    api.eventually("/rideHistories?customerId=cust-iso", "every ride", |list| {
+        list.as_array().unwrap().len() == 3
+            && list
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["bookStatus"] == "COMPLETED" && h["fare"] == 5100)
+    })
+    .await;
+    app.shutdown().await;
+}
+
+pub async fn operations_endpoints(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    assert_eq!(api.get("/healthz").await.expect(200)["status"], "ok");
+    assert_eq!(api.get("/readyz").await.expect(200)["ready"], true);
+    assert_eq!(api.get("/admin/dead-letters").await.expect(200), json!([]));
+    api.post_empty("/admin/dead-letters/nope/redrive")
+        .await
+        .expect_problem(404, "not_found");
+    let r = api
+        .send(api.http.get(format!("{}/healthz", api.base)))
+        .await;
+    assert!(r.headers.contains_key("x-request-id"));
+    api.get("/books/x").await;
+    let metrics = api
+        .send(api.http.get(format!("{}/metrics", api.base)))
+        .await;
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap()
+            .contains("tanda_http_requests_total")
+    );
+    app.shutdown().await;
+}
