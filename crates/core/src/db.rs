@@ -530,7 +530,12 @@ impl Uow {
         .bind(body.to_string())
         .bind(self.now())
         .execute(&mut *self.tx)
-        .await?;
+        .await
+        .map_err(|e| match &e {
+            // A concurrent request with the same key won: retrying replays its response.
+            sqlx::Error::Database(d) if d.is_unique_violation() => DbError::Conflict(format!("idempotency key {key}")),
+            _ => DbError::Sql(e),
+        })?;
         Ok(())
     }
 

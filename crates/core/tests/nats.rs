@@ -207,3 +207,50 @@ async fn events_wait_in_the_outbox_while_nobody_relays_and_flow_when_a_relay_sta
     relay.stop_background().await;
     consumers.stop_background().await;
 }
+
+#[tokio::test]
+async fn on_postgres_a_concurrent_reuse_of_an_idempotency_key_is_a_retryable_conflict() {
+    use tanda_core::DbError;
+    let (db, _) = fresh("i").await;
+    let request = serde_json::json!({"a": 1});
+    let body = serde_json::json!({"id": "first"});
+    let mut first = db.begin().await.unwrap();
+    assert!(
+        first
+            .idempotent_response("s", "k", &request)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut second = db.begin().await.unwrap();
+    assert!(
+        second
+            .idempotent_response("s", "k", &request)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    first
+        .save_idempotent_response("s", "k", &request, 201, &body)
+        .await
+        .unwrap();
+    let other = serde_json::json!({"id": "second"});
+    let (committed, raced) = tokio::join!(
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            first.commit().await
+        },
+        second.save_idempotent_response("s", "k", &request, 201, &other),
+    );
+    committed.unwrap();
+    assert!(matches!(raced, Err(DbError::Conflict(_))), "{raced:?}");
+    drop(second);
+    // The retry finds the winner's response.
+    let mut retry = db.begin().await.unwrap();
+    let stored = retry
+        .idempotent_response("s", "k", &request)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.body, body);
+}
