@@ -241,7 +241,7 @@ impl PayTransport for InProcessPay {
     async fn pay(&self, request: &PayRequest) -> Result<Pay, PayCallError> {
         match self.0.pay(request.clone()).await {
             Ok((pay, _created)) => Ok(pay),
-            Err(PayError::Declined(reason)) => Err(PayCallError::Declined(reason)),
+            Err(e @ PayError::Declined(_)) => Err(PayCallError::Declined(e.to_string())),
             Err(PayError::Invalid(reason)) => Err(PayCallError::Invalid(reason)),
             Err(PayError::Unavailable(reason)) => Err(PayCallError::Unavailable(reason)),
             Err(PayError::Db(e)) => Err(PayCallError::Unavailable(e.to_string())),

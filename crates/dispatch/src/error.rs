@@ -15,7 +15,7 @@ pub enum Error {
     Rejected(#[from] Rejection),
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("the card was declined: {0}")]
+    #[error("{0}")]
     PaymentDeclined(String),
     #[error("payment is unavailable: {reason}")]
     PaymentUnavailable {
@@ -54,9 +54,10 @@ impl From<Error> for Problem {
             Error::Rejected(Rejection::UnknownDispatch(id)) => Problem::not_found("dispatch", &id),
             Error::Rejected(r) => Problem::conflict(r.code(), r.to_string()),
             Error::Db(e) => e.into(),
-            Error::PaymentDeclined(reason) => Problem::payment_declined(format!(
-                "the card was declined ({reason}); the trip is still in progress"
-            )),
+            // `reason` is pay's own sentence, e.g. "the card was declined (insufficient_funds)".
+            Error::PaymentDeclined(reason) => {
+                Problem::payment_declined(format!("{reason}; the trip is still in progress"))
+            }
             Error::PaymentUnavailable {
                 reason,
                 retry_after,
