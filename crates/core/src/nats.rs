@@ -303,6 +303,12 @@ async fn consume(
         }
     };
     let mut paused = entry.paused.subscribe();
+    let lag = metrics::gauge!(
+        "tanda_consumer_lag",
+        "consumer" => c.name,
+        "source" => source.service,
+        "partition" => partition.to_string()
+    );
     loop {
         while *paused.borrow_and_update() {
             tokio::select! {
@@ -338,6 +344,9 @@ async fn consume(
                     warn!(error = %e, "nak failed; the broker redelivers after the ack wait");
                 }
                 break;
+            }
+            if let Ok(info) = message.info() {
+                lag.set(info.pending as f64);
             }
             let wanted = message
                 .subject
