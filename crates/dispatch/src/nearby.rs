@@ -3,8 +3,9 @@
 //!
 //! Points are [`LatLng::unit_vector`]s in an R-tree: straight-line distance between points on the
 //! unit sphere grows with great-circle distance, so the nearest point in 3-D is the nearest driver
-//! on Earth. The database stays the truth: the index changes only after a commit, and whoever
-//! offers a ride re-checks the candidate inside its unit of work.
+//! on Earth. The database stays the truth: the index changes after this instance's commits, and
+//! whoever offers a ride re-checks the candidate inside its unit of work. Other instances of
+//! dispatch commit too, unseen: a search that finds nobody catches up from the database first.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};

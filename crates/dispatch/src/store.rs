@@ -123,12 +123,22 @@ impl Store {
         };
         let refused = dispatch.refused.clone();
         let mut tried = HashSet::new();
+        let mut caught_up = false;
         loop {
             let candidates = self.available.nearest(pickup, CANDIDATES, |d| {
                 refused.contains(d) || tried.contains(d)
             });
             if candidates.is_empty() {
-                return Ok(ToMatch::default());
+                if caught_up {
+                    return Ok(ToMatch::default());
+                }
+                // The index hears only of this instance's commits: drivers another instance made
+                // available are missing. Catch up from the database before waiting for one.
+                caught_up = true;
+                for (id, at) in available_drivers(uow.conn()).await? {
+                    self.available.set(id, Some(at));
+                }
+                continue;
             }
             for driver_id in candidates {
                 tried.insert(driver_id.clone());

@@ -554,6 +554,24 @@ async fn the_index_of_available_drivers_survives_a_restart() {
 }
 
 #[tokio::test]
+async fn an_instance_finds_the_drivers_another_instance_brought_online() {
+    let mut s = Service::start(PaymentPolicy::default()).await;
+    // A second instance on the same database, started while nobody was online.
+    let second = build(
+        s.db.clone(),
+        config(PaymentPolicy::default()),
+        s.pay.clone(),
+    )
+    .await
+    .unwrap();
+    s.driver_online("a", 300.0).await;
+    s.driver_online("b", 100.0).await;
+    s.parts = second; // the booking reaches the second instance
+    s.book("b1").await;
+    assert_eq!(s.dispatch_of("b1").await["offer"]["driverId"], "b");
+}
+
+#[tokio::test]
 async fn cancels_free_the_driver_and_may_arrive_before_the_booking() {
     let s = Service::start(PaymentPolicy::default()).await;
     s.driver_online("a", 100.0).await;
