@@ -53,6 +53,26 @@ async fn fresh(role: &str) -> (Db, &'static str) {
     (db, name)
 }
 
+/// Drops a test's database and its stream (if it produced one), so runs leave nothing behind.
+async fn discard(db: Db) {
+    use sqlx::Connection;
+    let name = db.name().to_owned();
+    db.close().await;
+    let mut admin = sqlx::AnyConnection::connect(&format!("{POSTGRES}/postgres"))
+        .await
+        .unwrap();
+    let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+    sqlx::query(sqlx::AssertSqlSafe(drop))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    if let Ok(client) = async_nats::connect(NATS).await {
+        let _ = async_nats::jetstream::new(client)
+            .delete_stream(format!("TEST_{}", name.to_ascii_uppercase()))
+            .await;
+    }
+}
+
 struct Recorder {
     instance: &'static str,
 }
@@ -188,6 +208,8 @@ async fn competing_instances_share_the_work_in_order_and_once() {
     for lifecycle in [again, a, b] {
         lifecycle.stop_background().await;
     }
+    discard(producer).await;
+    discard(consumer).await;
 }
 
 #[tokio::test]
@@ -206,6 +228,8 @@ async fn events_wait_in_the_outbox_while_nobody_relays_and_flow_when_a_relay_sta
     wait_for(&consumer, 15).await;
     relay.stop_background().await;
     consumers.stop_background().await;
+    discard(producer).await;
+    discard(consumer).await;
 }
 
 #[tokio::test]
@@ -253,4 +277,6 @@ async fn on_postgres_a_concurrent_reuse_of_an_idempotency_key_is_a_retryable_con
         .unwrap()
         .unwrap();
     assert_eq!(stored.body, body);
+    drop(retry);
+    discard(db).await;
 }
