@@ -19,6 +19,8 @@ pub struct Cluster {
     pub gateway: SocketAddr,
     pub addrs: BTreeMap<&'static str, SocketAddr>,
     children: BTreeMap<&'static str, Child>,
+    /// Instances beyond the first of a service ([`Cluster::add_instance`]).
+    extra: Vec<Child>,
     env: Vec<(String, String)>,
     logs: PathBuf,
 }
@@ -74,11 +76,14 @@ impl Cluster {
             gateway: addrs["gateway"],
             addrs,
             children: BTreeMap::new(),
+            extra: Vec::new(),
             env,
             logs,
         };
         for service in Service::ALL {
-            cluster.spawn(service)?;
+            let name = service.name();
+            let child = cluster.spawn(service, cluster.addrs[name], name)?;
+            cluster.children.insert(name, child);
         }
         for service in Service::ALL {
             cluster.wait_ready(service).await?;
@@ -86,62 +91,47 @@ impl Cluster {
         Ok(cluster)
     }
 
-    fn spawn(&mut self, service: Service) -> anyhow::Result<()> {
-        let name = service.name();
+    /// Starts one more instance of `service` on a free port, with the same configuration (so the
+    /// same database and streams: the instances share the work), and waits until it is ready.
+    /// The gateway keeps sending requests to the first instance. Returns where the new one listens.
+    pub async fn add_instance(&mut self, service: Service) -> anyhow::Result<SocketAddr> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let label = format!("{}-{}", service.name(), self.extra.len() + 2);
+        let mut child = self.spawn(service, addr, &label)?;
+        let ready = wait_ready(&label, addr, &mut child, &self.logs).await;
+        self.extra.push(child);
+        ready.map(|()| addr)
+    }
+
+    /// Starts `program serve <service>` on `addr`, logging to `<label>.log`.
+    fn spawn(&self, service: Service, addr: SocketAddr, label: &str) -> anyhow::Result<Child> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.logs.join(format!("{name}.log")))
+            .open(self.logs.join(format!("{label}.log")))
             .context("opening the log file")?;
-        let child = Command::new(&self.program)
-            .args(["serve", name])
+        Command::new(&self.program)
+            .args(["serve", service.name()])
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("TANDA_HTTP_ADDR", self.addrs[name].to_string())
+            .env("TANDA_HTTP_ADDR", addr.to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        self.children.insert(name, child);
-        Ok(())
+            .with_context(|| format!("starting {label}"))
     }
 
     async fn wait_ready(&mut self, service: Service) -> anyhow::Result<()> {
         let name = service.name();
-        let url = format!("http://{}/readyz", self.addrs[name]);
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if client
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Ok(());
-            }
-            if let Some(status) = self
-                .children
-                .get_mut(name)
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                bail!(
-                    "{name} exited ({status}); see {}",
-                    self.logs.join(format!("{name}.log")).display()
-                );
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{name} did not become ready; see {}",
-                    self.logs.join(format!("{name}.log")).display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let child = self
+            .children
+            .get_mut(name)
+            .with_context(|| format!("{name} is not running"))?;
+        wait_ready(name, self.addrs[name], child, &self.logs).await
     }
 
-    /// SIGKILL one process (for fault tests): no shutdown code runs in it.
+    /// SIGKILL the (first) instance of `service`, for fault tests: no shutdown code runs in it.
     pub async fn kill9(&mut self, service: Service) {
         if let Some(mut child) = self.children.remove(service.name()) {
             let _ = child.kill().await;
@@ -151,7 +141,9 @@ impl Cluster {
     /// Starts a killed process again and waits until it is ready.
     pub async fn restart(&mut self, service: Service) -> anyhow::Result<()> {
         self.kill9(service).await;
-        self.spawn(service)?;
+        let name = service.name();
+        let child = self.spawn(service, self.addrs[name], name)?;
+        self.children.insert(name, child);
         self.wait_ready(service).await
     }
 
@@ -162,10 +154,10 @@ impl Cluster {
                 terminate(child);
             }
         }
-        for child in self.children.values_mut() {
+        for child in self.children.values().chain(&self.extra) {
             terminate(child);
         }
-        for child in self.children.values_mut() {
+        for child in self.children.values_mut().chain(&mut self.extra) {
             if tokio::time::timeout(Duration::from_secs(30), child.wait())
                 .await
                 .is_err()
@@ -174,6 +166,37 @@ impl Cluster {
             }
         }
         self.children.clear();
+        self.extra.clear();
+    }
+}
+
+/// Waits until the process `label` (a child listening on `addr`) answers `/readyz`.
+async fn wait_ready(
+    label: &str,
+    addr: SocketAddr,
+    child: &mut Child,
+    logs: &Path,
+) -> anyhow::Result<()> {
+    let url = format!("http://{addr}/readyz");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let log = || logs.join(format!("{label}.log"));
+    loop {
+        if client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!("{label} exited ({status}); see {}", log().display());
+        }
+        if Instant::now() > deadline {
+            bail!("{label} did not become ready; see {}", log().display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -65,7 +65,7 @@ pub struct TestApp {
 
 enum Running {
     InProcess(App),
-    Cluster(Cluster, Distributed),
+    Cluster(Box<Cluster>, Distributed),
 }
 
 impl TestApp {
@@ -74,38 +74,53 @@ impl TestApp {
     }
 
     pub async fn spawn_with(t: Topology, tweak: impl FnOnce(&mut RunConfig)) -> Self {
+        match t {
+            Topology::AllInOne => {
+                let dir = tempfile::tempdir().unwrap();
+                let mut config = test_config(dir.path());
+                tweak(&mut config);
+                let app = App::start(config).await.expect("tanda starts");
+                Self {
+                    api: Api::new(format!("http://{}", app.addr())),
+                    running: Some(Running::InProcess(app)),
+                    _dir: dir,
+                }
+            }
+            Topology::Distributed => Self::spawn_cluster(NATS, tweak).await,
+        }
+    }
+
+    /// The distributed topology on the given NATS server (fault tests bring their own, so that
+    /// they can stop it), in a namespace of its own on the shared PostgreSQL.
+    pub async fn spawn_cluster(nats_url: &str, tweak: impl FnOnce(&mut RunConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         tweak(&mut config);
-        let (running, base) = match t {
-            Topology::AllInOne => {
-                let app = App::start(config).await.expect("tanda starts");
-                let base = format!("http://{}", app.addr());
-                (Running::InProcess(app), base)
-            }
-            Topology::Distributed => {
-                config.http_addr = None;
-                let unique = uuid_like();
-                let dist = Distributed {
-                    postgres_url: POSTGRES.to_owned(),
-                    postgres_pool: 3,
-                    nats_url: NATS.to_owned(),
-                    namespace: format!("t{unique}"),
-                    base_port: 0,
-                    upstreams: Vec::new(),
-                };
-                let program = Path::new(env!("CARGO_BIN_EXE_tanda"));
-                let cluster = Cluster::start(program, &config, &dist)
-                    .await
-                    .expect("the cluster starts (PostgreSQL and NATS must run; see .ci/run)");
-                let base = format!("http://{}", cluster.gateway);
-                (Running::Cluster(cluster, dist), base)
-            }
+        config.http_addr = None;
+        let dist = Distributed {
+            postgres_url: POSTGRES.to_owned(),
+            postgres_pool: 3,
+            nats_url: nats_url.to_owned(),
+            namespace: format!("t{}", uuid_like()),
+            base_port: 0,
+            upstreams: Vec::new(),
         };
+        let program = Path::new(env!("CARGO_BIN_EXE_tanda"));
+        let cluster = Cluster::start(program, &config, &dist)
+            .await
+            .expect("the cluster starts (PostgreSQL and NATS must run; see .ci/run)");
         Self {
-            api: Api::new(base),
-            running: Some(running),
+            api: Api::new(format!("http://{}", cluster.gateway)),
+            running: Some(Running::Cluster(Box::new(cluster), dist)),
             _dir: dir,
+        }
+    }
+
+    /// The processes of a distributed app, for fault tests (kill, restart, add instances).
+    pub fn cluster(&mut self) -> &mut Cluster {
+        match &mut self.running {
+            Some(Running::Cluster(cluster, _)) => cluster,
+            _ => panic!("only a distributed TestApp has a cluster"),
         }
     }
 
@@ -114,7 +129,7 @@ impl TestApp {
             Running::InProcess(app) => app.shutdown().await.unwrap(),
             Running::Cluster(mut cluster, dist) => {
                 cluster.stop().await;
-                purge(&dist.namespace).await;
+                purge(&dist).await;
             }
         }
     }
@@ -130,8 +145,9 @@ fn uuid_like() -> String {
 }
 
 /// Drops a test cluster's databases and streams.
-async fn purge(namespace: &str) {
+async fn purge(dist: &Distributed) {
     use sqlx::Connection;
+    let namespace = &dist.namespace;
     sqlx::any::install_default_drivers();
     if let Ok(mut admin) = sqlx::AnyConnection::connect(&format!("{POSTGRES}/postgres")).await {
         for service in Service::ALL.iter().filter(|s| **s != Service::Gateway) {
@@ -142,7 +158,7 @@ async fn purge(namespace: &str) {
                 .await;
         }
     }
-    if let Ok(client) = async_nats::connect(NATS).await {
+    if let Ok(client) = async_nats::connect(dist.nats_url.as_str()).await {
         let js = async_nats::jetstream::new(client);
         for service in [
             "book",

@@ -1,0 +1,630 @@
+//! Distributed mode under faults (DESIGN §1, §5): real `tanda serve` processes on PostgreSQL and
+//! NATS JetStream, never mocks. A second instance of a service shares the work; any one service
+//! is killed with SIGKILL under load and started again; the broker itself is gone for ten
+//! seconds. Afterwards every accepted request has reached its end, nothing happened twice, and
+//! money, tickets and seats add up.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tanda::config::Service;
+use tokio::task::JoinHandle;
+
+const NEAR: (f64, f64) = (37.5668, 126.9785);
+/// Every trip reports 5 km, so every fare is 4,800 + 100 × ⌊3,400 / 131⌋ won.
+const TRIP_METERS: i64 = 5000;
+const FARE: i64 = 7300;
+/// The default price of a seat.
+const PRICE: i64 = 100;
+
+#[tokio::test]
+async fn second_instances_of_dispatch_and_payment_share_the_work_and_nothing_happens_twice() {
+    let mut app = TestApp::spawn(Topology::Distributed).await;
+    let api = app.api.clone();
+    let cluster = app.cluster();
+    let dispatches = [
+        cluster.addrs["dispatch"],
+        cluster
+            .add_instance(Service::Dispatch)
+            .await
+            .expect("a second dispatch starts"),
+    ];
+    let payments = [
+        cluster.addrs["payment"],
+        cluster
+            .add_instance(Service::Payment)
+            .await
+            .expect("a second payment starts"),
+    ];
+
+    let shift = Shift::start(&api, "cc", 4).await;
+    api.flight("CC100", 40).await;
+    let wallets = wallets("cc", 40, |_| 250);
+    fund(&api, &wallets).await;
+    let users: Vec<String> = wallets.iter().map(|(u, _)| u.clone()).collect();
+    let taxi = async {
+        // In waves, so that bookings also arrive while every driver is idle.
+        let mut rides = Vec::new();
+        for wave in 0..4 {
+            let customers = names(&format!("cc-w{wave}"), 3);
+            let books = book_rides(&api, &customers).await;
+            assert_rides_completed(&api, &customers, &books).await;
+            rides.extend(books);
+        }
+        rides
+    };
+    let (rides, reserved) = tokio::join!(taxi, reserve_all(&api, "CC100", &users));
+    assert_eq!(rides.len(), 12);
+    assert!(reserved.iter().all(|a| a.status == StatusCode::CREATED));
+    assert_reservations_reconcile(&api, "CC100", 40, &wallets).await;
+
+    for (consumer, instances) in [("dispatch", dispatches), ("payment", payments)] {
+        for addr in instances {
+            let handled = events_handled(&api, addr, consumer).await;
+            assert!(
+                handled > 0.0,
+                "the {consumer} instance at {addr} handled no events: the work was not shared"
+            );
+        }
+    }
+
+    // Either instance alone does all of it: with the first one's consumer paused, the second
+    // matches rides booked while every driver is idle, though the drivers went online through
+    // the first.
+    let first = format!("http://{}/admin/consumers/dispatch", dispatches[0]);
+    let pause = api.http.post(format!("{first}/pause"));
+    assert_eq!(api.send(pause).await.status, StatusCode::OK);
+    for i in 0..3 {
+        let customers = names(&format!("cc-alone{i}"), 1);
+        let books = book_rides(&api, &customers).await;
+        assert_rides_completed(&api, &customers, &books).await;
+    }
+    let resume = api.http.post(format!("{first}/resume"));
+    assert_eq!(api.send(resume).await.status, StatusCode::OK);
+    shift.end().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_taxi_service_killed_under_load_loses_nothing_and_charges_once() {
+    // The breaker in front of pay may open while pay is down; let it close soon after.
+    let mut app = TestApp::spawn_with(Topology::Distributed, |c| {
+        c.pay_breaker_open_for = Duration::from_secs(1)
+    })
+    .await;
+    let api = app.api.clone();
+    for service in [Service::Book, Service::Dispatch, Service::Pay] {
+        let prefix = format!("k{}", service.name());
+        let shift = Shift::start(&api, &prefix, 3).await;
+        let customers = names(&prefix, 6);
+        let load = tokio::spawn({
+            let (api, customers) = (api.clone(), customers.clone());
+            async move { book_rides_paced(&api, &customers).await }
+        });
+        // Mid-load: one ride is done, the others are on their way.
+        api.eventually(
+            &format!("/books?customerId={}", customers[0]),
+            "the first ride completed",
+            |b| b[0]["status"] == "COMPLETED",
+        )
+        .await;
+        kill_and_restart(app.cluster(), service).await;
+        let books = load.await.expect("the load runs to its end");
+        assert_rides_completed(&api, &customers, &books).await;
+        shift.end().await;
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_flight_service_killed_under_load_loses_nothing_and_debits_once() {
+    let mut app = TestApp::spawn(Topology::Distributed).await;
+    let api = app.api.clone();
+    for service in [Service::Reservation, Service::Payment, Service::Ticket] {
+        let prefix = format!("k{}", service.name());
+        let flight = format!("KF{}", service.port_offset());
+        api.flight(&flight, 40).await;
+        // The even users can pay, the odd ones cannot.
+        let wallets = wallets(&prefix, 24, |i| if i % 2 == 0 { 250 } else { 60 });
+        fund(&api, &wallets).await;
+        let load = tokio::spawn({
+            let (api, flight) = (api.clone(), flight.clone());
+            let users: Vec<String> = wallets.iter().map(|(u, _)| u.clone()).collect();
+            async move { reserve_paced(&api, &flight, &users).await }
+        });
+        api.eventually(
+            &format!("/reservations?userId={}", wallets[0].0),
+            "the first reservation confirmed",
+            |r| r[0]["status"] == "CONFIRMED",
+        )
+        .await;
+        kill_and_restart(app.cluster(), service).await;
+        let answers = load.await.expect("the load runs to its end");
+        for a in answers {
+            a.expect(201);
+        }
+        assert_reservations_reconcile(&api, &flight, 40, &wallets).await;
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_nats_down_for_ten_seconds_requests_are_still_taken_and_all_complete_after() {
+    let mut nats = PrivateNats::start().await;
+    let app = TestApp::spawn_cluster(&nats.url(), |_| {}).await;
+    let api = app.api.clone();
+    let shift = Shift::start(&api, "nd", 10).await;
+    api.flight("ND100", 100).await;
+    let wallets = wallets("nd", 80, |i| if i % 2 == 0 { 100 } else { 60 });
+    fund(&api, &wallets).await;
+    // A first ride, so that book has heard (through NATS) that drivers are available.
+    let first = api.book("nd-first", GOOD_CARD).await["bookId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_rides_completed(&api, &["nd-first".to_owned()], &[first]).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(steady_load(
+        api.clone(),
+        "ND100",
+        wallets.iter().map(|(u, _)| u.clone()).collect(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    nats.kill();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (rides, reservations) = load.await.expect("the load runs to its end");
+    nats.resume().await;
+
+    // Every request got its 201 while the broker was gone; the outboxes kept the events.
+    assert!(rides.len() >= 30, "only {} bookings were sent", rides.len());
+    let mut customers = Vec::new();
+    let mut books = Vec::new();
+    for (customer, answer) in rides {
+        books.push(answer.expect(201)["bookId"].as_str().unwrap().to_owned());
+        customers.push(customer);
+    }
+    for (_, answer) in &reservations {
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    }
+    assert_rides_completed(&api, &customers, &books).await;
+    let reserved: Vec<(String, i64)> = wallets
+        .into_iter()
+        .filter(|(u, _)| reservations.iter().any(|(r, _)| r == u))
+        .collect();
+    assert_reservations_reconcile(&api, "ND100", 100, &reserved).await;
+    shift.end().await;
+    app.shutdown().await;
+}
+
+// ---- faults --------------------------------------------------------------------------------
+
+/// SIGKILL, half a second down, then started again (and ready).
+async fn kill_and_restart(cluster: &mut tanda::cluster::Cluster, service: Service) {
+    cluster.kill9(service).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster
+        .restart(service)
+        .await
+        .unwrap_or_else(|e| panic!("{} restarts: {e:#}", service.name()));
+}
+
+/// A nats-server of this test's own, so that it can be stopped without disturbing the shared one
+/// the other tests use.
+struct PrivateNats {
+    port: u16,
+    store: tempfile::TempDir,
+    process: Option<std::process::Child>,
+}
+
+impl PrivateNats {
+    async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut nats = Self {
+            port,
+            store: tempfile::tempdir().unwrap(),
+            process: None,
+        };
+        nats.resume().await;
+        nats
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port and store: its streams and consumers come back.
+    async fn resume(&mut self) {
+        let child = Command::new(nats_server_program())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.store.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts (see .ci/run)");
+        self.process = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "nats-server does not listen");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `nats-server` on the `PATH`, else where the Debian package puts it.
+fn nats_server_program() -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("nats-server"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
+}
+
+/// The events one process (not the gateway: the instance itself) handled for `consumer`, from
+/// its own `/metrics`.
+async fn events_handled(api: &Api, addr: SocketAddr, consumer: &str) -> f64 {
+    let text = api
+        .http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("the instance serves /metrics")
+        .text()
+        .await
+        .unwrap();
+    let series = format!("tanda_events_handled_total{{consumer=\"{consumer}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0.0, |n| n.trim().parse().unwrap())
+}
+
+// ---- load ----------------------------------------------------------------------------------
+
+/// `prefix-0`, `prefix-1`, ...
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// POSTs with an `Idempotency-Key` until the answer is not "try again" (503: a service down or
+/// restarting, or no taxi free yet), so that a request whose answer died with a killed process is
+/// neither lost nor made twice.
+async fn post_until_answered(api: &Api, path: &str, body: &Value, key: &str) -> Answer {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let request = api
+            .http
+            .post(format!("{}{path}", api.base))
+            .header("Idempotency-Key", key)
+            .json(body);
+        let answer = api.send(request).await;
+        if answer.status != StatusCode::SERVICE_UNAVAILABLE || Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Drivers at work: each takes the offers made to them and drives every ride to its end, through
+/// whatever fails meanwhile, until the shift ends.
+struct Shift {
+    api: Api,
+    over: Arc<AtomicBool>,
+    drivers: Vec<(String, JoinHandle<()>)>,
+}
+
+impl Shift {
+    /// Registers `n` drivers next to City Hall and puts them online.
+    async fn start(api: &Api, prefix: &str, n: usize) -> Shift {
+        let over = Arc::new(AtomicBool::new(false));
+        let mut drivers = Vec::new();
+        for driver in names(&format!("{prefix}-driver"), n) {
+            api.register_driver(&driver, NEAR).await;
+            api.online(&driver).await;
+            let working = tokio::spawn(work(api.clone(), driver.clone(), over.clone()));
+            drivers.push((driver, working));
+        }
+        Shift {
+            api: api.clone(),
+            over,
+            drivers,
+        }
+    }
+
+    /// Every driver stops and goes offline, free (so no later test's ride is offered to them).
+    async fn end(self) {
+        self.over.store(true, Ordering::Relaxed);
+        for (driver, working) in self.drivers {
+            working.await.expect("a driver's loop never panics");
+            let path = format!("/drivers/{driver}/offline");
+            assert_eq!(
+                self.api.post_empty(&path).await.expect(200)["status"],
+                "OFFLINE"
+            );
+        }
+    }
+}
+
+async fn work(api: Api, driver: String, over: Arc<AtomicBool>) {
+    while !over.load(Ordering::Relaxed) {
+        let offers = api.get(&format!("/drivers/{driver}/offers")).await;
+        match offers.body[0]["dispatchId"].as_str() {
+            Some(dispatch) if offers.status == StatusCode::OK => {
+                drive(&api, &driver, dispatch).await;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Takes one offered ride to its end, reading the dispatch again before every step: a step whose
+/// answer was lost with a killed process shows up as taken.
+async fn drive(api: &Api, driver: &str, dispatch_id: &str) {
+    let path = format!("/dispatches/{dispatch_id}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let dispatch = api.get(&path).await;
+        if dispatch.status != StatusCode::OK {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        let d = &dispatch.body;
+        let mine = d["driverId"] == driver;
+        let (step, body) = match d["status"].as_str() {
+            Some("SEARCHING") if d["offer"]["driverId"] == driver => {
+                ("accept", json!({"driverId": driver}))
+            }
+            Some("DISPATCHED") if mine => ("start", json!({"driverId": driver})),
+            Some("IN_TRIP") if mine => (
+                "end",
+                json!({"driverId": driver, "distanceMeters": TRIP_METERS}),
+            ),
+            _ => return, // ended, cancelled, failed, or not this driver's
+        };
+        // Whatever the answer, the dispatch read next says what to do.
+        if api.post(&format!("{path}/{step}"), body).await.status != StatusCode::OK {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A ride for each customer, all at once, each retried until accepted; the booking ids.
+async fn book_rides(api: &Api, customers: &[String]) -> Vec<String> {
+    futures::future::join_all(customers.iter().map(|c| book_ride(api, c))).await
+}
+
+/// Like [`book_rides`], the customers arriving one after another.
+async fn book_rides_paced(api: &Api, customers: &[String]) -> Vec<String> {
+    futures::future::join_all(customers.iter().enumerate().map(|(i, c)| async move {
+        tokio::time::sleep(Duration::from_millis(150) * i as u32).await;
+        book_ride(api, c).await
+    }))
+    .await
+}
+
+async fn book_ride(api: &Api, customer: &str) -> String {
+    let booking = Api::booking(customer, GOOD_CARD);
+    let answer = post_until_answered(api, "/books", &booking, customer).await;
+    answer.expect(201)["bookId"].as_str().unwrap().to_owned()
+}
+
+/// Users `prefix-u0`, ... and what each deposits.
+fn wallets(prefix: &str, n: usize, deposit: impl Fn(usize) -> i64) -> Vec<(String, i64)> {
+    names(&format!("{prefix}-u"), n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, user)| (user, deposit(i)))
+        .collect()
+}
+
+async fn fund(api: &Api, wallets: &[(String, i64)]) {
+    futures::future::join_all(
+        wallets
+            .iter()
+            .map(|(user, amount)| api.deposit(user, *amount)),
+    )
+    .await;
+}
+
+/// A reservation for each user, all at once, each retried until answered.
+async fn reserve_all(api: &Api, flight: &str, users: &[String]) -> Vec<Answer> {
+    futures::future::join_all(users.iter().map(|u| reserve(api, flight, u))).await
+}
+
+/// Like [`reserve_all`], the users arriving one after another.
+async fn reserve_paced(api: &Api, flight: &str, users: &[String]) -> Vec<Answer> {
+    futures::future::join_all(users.iter().enumerate().map(|(i, u)| async move {
+        tokio::time::sleep(Duration::from_millis(60) * i as u32).await;
+        reserve(api, flight, u).await
+    }))
+    .await
+}
+
+async fn reserve(api: &Api, flight: &str, user: &str) -> Answer {
+    let body = json!({"userId": user, "flightId": flight});
+    post_until_answered(api, "/reservations", &body, user).await
+}
+
+/// A booking and a reservation every 250 ms, each by someone new, each sent once, until `stop`
+/// (or the users run out); every answer, by who asked.
+async fn steady_load(
+    api: Api,
+    flight: &str,
+    users: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> (Vec<(String, Answer)>, Vec<(String, Answer)>) {
+    let mut rides = Vec::new();
+    let mut reservations = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    for (i, user) in users.into_iter().enumerate() {
+        tick.tick().await;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let customer = format!("nd-c{i}");
+        let (ride, reservation) = tokio::join!(
+            api.post("/books", Api::booking(&customer, GOOD_CARD)),
+            api.reserve(&user, flight),
+        );
+        rides.push((customer, ride));
+        reservations.push((user, reservation));
+    }
+    (rides, reservations)
+}
+
+// ---- what must hold afterwards ---------------------------------------------------------------
+
+/// Every booking completed and was charged exactly once, the fare it shows; each customer has
+/// exactly the one booking they asked for, however often the request was retried.
+async fn assert_rides_completed(api: &Api, customers: &[String], books: &[String]) {
+    for (customer, book) in customers.iter().zip(books) {
+        let done = api.book_status(book, "COMPLETED").await;
+        assert_eq!(done["fare"], FARE, "{done}");
+        let pays = api.get(&format!("/pays?bookId={book}")).await.expect(200);
+        assert_eq!(
+            pays.as_array().unwrap().len(),
+            1,
+            "one pay per ride: {pays}"
+        );
+        assert_eq!(pays[0]["amount"], FARE);
+        let dispatch = api
+            .get(&format!(
+                "/dispatches/{}",
+                done["dispatchId"].as_str().unwrap()
+            ))
+            .await
+            .expect(200);
+        assert_eq!(dispatch["status"], "ENDED");
+        assert_eq!(dispatch["payId"], pays[0]["payId"]);
+        let theirs = api
+            .get(&format!("/books?customerId={customer}"))
+            .await
+            .expect(200);
+        assert_eq!(theirs.as_array().unwrap().len(), 1, "{customer}: {theirs}");
+    }
+}
+
+/// Each user asked for one seat once: they have exactly one reservation, confirmed if their
+/// wallet could pay and failed if not; they were debited at most once, their ledger adds up to
+/// their balance, they hold one ticket per confirmed seat, and the flight's seats left are its
+/// capacity less the confirmed ones.
+async fn assert_reservations_reconcile(
+    api: &Api,
+    flight: &str,
+    seats: i64,
+    wallets: &[(String, i64)],
+) {
+    let mut sold = 0;
+    for (user, deposit) in wallets {
+        let list = api
+            .eventually(
+                &format!("/reservations?userId={user}"),
+                "a reservation that reached its end",
+                |l| {
+                    l.as_array().unwrap().iter().all(|r| {
+                        r["status"] == "CONFIRMED"
+                            || r["status"] == "PAYMENT_FAILED" && r["ticketId"].is_null()
+                    })
+                },
+            )
+            .await;
+        let list = list.as_array().unwrap();
+        assert_eq!(
+            list.len(),
+            1,
+            "{user}: one request, one reservation: {list:?}"
+        );
+        let expected = if *deposit >= PRICE {
+            "CONFIRMED"
+        } else {
+            "PAYMENT_FAILED"
+        };
+        assert_eq!(list[0]["status"], expected, "{user} deposited {deposit}");
+        let confirmed = i64::from(expected == "CONFIRMED");
+        sold += confirmed;
+
+        let balance = api.balance(user).await;
+        assert_eq!(balance, deposit - PRICE * confirmed, "{user}: debited once");
+        let movements = api
+            .get(&format!("/accounts/{user}/movements"))
+            .await
+            .expect(200);
+        let movements = movements.as_array().unwrap();
+        let debits = movements.iter().filter(|m| m["kind"] == "DEBIT").count();
+        assert_eq!(debits as i64, confirmed, "{user}: {movements:?}");
+        let ledger: i64 = movements
+            .iter()
+            .map(|m| {
+                let amount = m["amount"].as_i64().unwrap();
+                if m["kind"] == "DEBIT" {
+                    -amount
+                } else {
+                    amount
+                }
+            })
+            .sum();
+        assert_eq!(ledger, balance, "{user}: the ledger adds up to the balance");
+
+        let tickets = api
+            .get(&format!("/tickets?userId={user}"))
+            .await
+            .expect(200);
+        let issued: Vec<&Value> = tickets
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["status"] == "ISSUED")
+            .collect();
+        assert_eq!(issued.len() as i64, confirmed, "{user}: {tickets}");
+        if confirmed == 1 {
+            assert_eq!(issued[0]["reservationId"], list[0]["reservationId"]);
+            assert_eq!(issued[0]["ticketId"], list[0]["ticketId"]);
+        }
+    }
+    assert_eq!(
+        api.seats_left(flight).await,
+        seats - sold,
+        "seats held = confirmed reservations"
+    );
+}
