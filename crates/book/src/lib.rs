@@ -62,7 +62,7 @@ pub enum Error {
     NotFound(String),
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    #[error(transparent)]
+    #[error("{0}")]
     Db(#[from] DbError),
 }
 

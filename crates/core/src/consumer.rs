@@ -35,6 +35,9 @@ pub trait Handler: Send + Sync + 'static {
 
 /// Attempts before an event is parked.
 pub const MAX_ATTEMPTS: u32 = 5;
+/// Optimistic-concurrency races an event may lose (another instance changed the same row first)
+/// before they count as failures.
+const MAX_RACES: u32 = 100;
 const BATCH: i64 = 256;
 /// Fallback poll when no commit signal arrives (another process may write the outbox).
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -264,6 +267,7 @@ impl Consumers {
     ) -> bool {
         let envelope: Result<Envelope, _> = serde_json::from_str(raw);
         let mut attempt = 0;
+        let mut races = 0;
         let mut last_error;
         loop {
             let outcome = match &envelope {
@@ -278,6 +282,12 @@ impl Consumers {
                     metrics::counter!("tanda_events_handled_total", "consumer" => c.name)
                         .increment(1);
                     return true;
+                }
+                Err(e) if lost_race(e.as_ref()) && races < MAX_RACES => {
+                    // Not the event's fault: run it again on the new state.
+                    races += 1;
+                    tokio::time::sleep(Duration::from_millis(u64::from(races.min(20)))).await;
+                    continue;
                 }
                 Err(e) => {
                     attempt += 1;
@@ -418,6 +428,18 @@ impl Consumers {
         }
         seen.into_values().collect()
     }
+}
+
+/// True if `e`, or an error it wraps, is a lost optimistic-concurrency race.
+fn lost_race(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if matches!(err.downcast_ref::<DbError>(), Some(DbError::Conflict(_))) {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 async fn handle_once(

@@ -346,3 +346,66 @@ async fn housekeeping_prunes_only_what_every_consumer_has_passed() {
     eventually("the last note", async || notes(&consumer).await.len() == 3).await;
     lifecycle.stop_background().await;
 }
+
+/// Wraps `DbError` the way the services' error types do.
+#[derive(Debug, thiserror::Error)]
+enum ServiceError {
+    #[error("{0}")]
+    Db(#[from] tanda_core::DbError),
+}
+
+/// Loses an optimistic-concurrency race `races` times, then applies the event.
+struct Racer {
+    races: AtomicUsize,
+}
+
+#[async_trait]
+impl Handler for Racer {
+    async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
+        if self.races.load(Ordering::SeqCst) > 0 {
+            self.races.fetch_sub(1, Ordering::SeqCst);
+            return Err(ServiceError::from(tanda_core::DbError::Conflict("the row".into())).into());
+        }
+        let noted: Noted = event.decode()?;
+        sqlx::query("INSERT INTO notes (text) VALUES ($1)")
+            .bind(&noted.text)
+            .execute(uow.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn lost_races_are_retried_without_counting_as_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = open(dir.path(), "producer").await;
+    let consumer = open(dir.path(), "consumer").await;
+    let lifecycle = Lifecycle::new();
+    let races = tanda_core::consumer::MAX_ATTEMPTS as usize * 3;
+    let handler = Arc::new(Racer {
+        races: AtomicUsize::new(races),
+    });
+    let consumers = Consumers::new(vec![Consumer {
+        name: "racer",
+        db: consumer.clone(),
+        types: PRODUCES,
+        handler,
+    }]);
+    consumers.start(
+        &[Source {
+            db: producer.clone(),
+            produces: PRODUCES,
+        }],
+        &lifecycle,
+    );
+    publish(&producer, &["contended"]).await;
+    eventually("the contended note", async || {
+        notes(&consumer).await.len() == 1
+    })
+    .await;
+    assert!(
+        consumers.dead_letters().await.unwrap().is_empty(),
+        "a lost race is not a poison event"
+    );
+    lifecycle.stop_background().await;
+}

@@ -13,7 +13,7 @@ use crate::domain::Rejection;
 pub enum Error {
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    #[error(transparent)]
+    #[error("{0}")]
     Db(#[from] DbError),
     #[error("{0}")]
     PaymentDeclined(String),

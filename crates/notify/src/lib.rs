@@ -62,7 +62,7 @@ pub(crate) enum Error {
     Webhook(#[from] reqwest::Error),
     #[error("webhook answered {0}")]
     WebhookStatus(u16),
-    #[error(transparent)]
+    #[error("{0}")]
     Db(#[from] DbError),
 }
 

@@ -44,7 +44,7 @@ pub enum PayError {
     Declined(String),
     #[error("{0}")]
     Unavailable(String),
-    #[error(transparent)]
+    #[error("{0}")]
     Db(#[from] DbError),
 }
 

@@ -50,7 +50,7 @@ pub enum Error {
     /// An event breaks the catalog's contract (e.g. a negative price): it can never apply.
     #[error("unusable event: {0}")]
     BadEvent(String),
-    #[error(transparent)]
+    #[error("{0}")]
     Db(#[from] DbError),
 }
 

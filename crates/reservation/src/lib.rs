@@ -71,7 +71,7 @@ pub enum Error {
     /// The stored state breaks an invariant: worth a retry, then a dead letter, never a guess.
     #[error("inconsistent state: {0}")]
     Inconsistent(String),
-    #[error(transparent)]
+    #[error("{0}")]
     Db(#[from] DbError),
 }
 
