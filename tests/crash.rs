@@ -91,26 +91,7 @@ async fn killed_right_after_a_trip_ends_the_booking_completes_and_is_charged_onc
     let api = tanda.api.clone();
     api.register_driver("k3", NEAR).await;
     api.online("k3").await;
-    let book_id = api.book("cust-k3", GOOD_CARD).await["bookId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let dispatch_id = api.offer_for("k3").await["dispatchId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    api.post(
-        &format!("/dispatches/{dispatch_id}/accept"),
-        json!({"driverId": "k3"}),
-    )
-    .await
-    .expect(200);
-    api.post(
-        &format!("/dispatches/{dispatch_id}/start"),
-        json!({"driverId": "k3"}),
-    )
-    .await
-    .expect(200);
+    let (book_id, dispatch_id) = api.ride_to_in_trip("cust-k3", GOOD_CARD, "k3").await;
     let ended = api
         .post(
             &format!("/dispatches/{dispatch_id}/end"),
@@ -152,26 +133,7 @@ async fn killed_with_the_card_network_slow_mid_payment_a_retry_charges_once() {
     let api = tanda.api.clone();
     api.register_driver("k4", NEAR).await;
     api.online("k4").await;
-    let book_id = api.book("cust-k4", GOOD_CARD).await["bookId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let dispatch_id = api.offer_for("k4").await["dispatchId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    api.post(
-        &format!("/dispatches/{dispatch_id}/accept"),
-        json!({"driverId": "k4"}),
-    )
-    .await
-    .expect(200);
-    api.post(
-        &format!("/dispatches/{dispatch_id}/start"),
-        json!({"driverId": "k4"}),
-    )
-    .await
-    .expect(200);
+    let (book_id, dispatch_id) = api.ride_to_in_trip("cust-k4", GOOD_CARD, "k4").await;
     api.put(
         "/admin/card-network",
         json!({"latencyMs": 1000, "down": false}),

@@ -331,6 +331,35 @@ impl Api {
         }
     }
 
+    /// Drives a booking to `IN_TRIP` with the nearest driver; returns (bookId, dispatchId).
+    pub async fn ride_to_in_trip(
+        &self,
+        customer: &str,
+        card: &str,
+        driver: &str,
+    ) -> (String, String) {
+        let book = self.book(customer, card).await;
+        let book_id = book["bookId"].as_str().unwrap().to_owned();
+        let dispatch_id = self.offer_for(driver).await["dispatchId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.post(
+            &format!("/dispatches/{dispatch_id}/accept"),
+            json!({"driverId": driver}),
+        )
+        .await
+        .expect(200);
+        self.post(
+            &format!("/dispatches/{dispatch_id}/start"),
+            json!({"driverId": driver}),
+        )
+        .await
+        .expect(200);
+        self.book_status(&book_id, "IN_TRIP").await;
+        (book_id, dispatch_id)
+    }
+
     /// Waits for the driver's offer and returns it.
     pub async fn offer_for(&self, driver: &str) -> Value {
         let path = format!("/drivers/{driver}/offers");

@@ -155,36 +155,12 @@ pub async fn a_full_ride_from_request_to_automatic_payment(t: Topology) {
     app.shutdown().await;
 }
 
-/// Drives a booking to `IN_TRIP` with the nearest driver; returns (bookId, dispatchId).
-async fn ride_to_in_trip(api: &Api, customer: &str, card: &str, driver: &str) -> (String, String) {
-    let book = api.book(customer, card).await;
-    let book_id = book["bookId"].as_str().unwrap().to_owned();
-    let dispatch_id = api.offer_for(driver).await["dispatchId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    api.post(
-        &format!("/dispatches/{dispatch_id}/accept"),
-        json!({"driverId": driver}),
-    )
-    .await
-    .expect(200);
-    api.post(
-        &format!("/dispatches/{dispatch_id}/start"),
-        json!({"driverId": driver}),
-    )
-    .await
-    .expect(200);
-    api.book_status(&book_id, "IN_TRIP").await;
-    (book_id, dispatch_id)
-}
-
 pub async fn a_declined_card_is_a_402_and_the_trip_stays_in_trip(t: Topology) {
     let app = TestApp::spawn(t).await;
     let api = &app.api;
     api.register_driver("dec", NEAR).await;
     api.online("dec").await;
-    let (book_id, dispatch_id) = ride_to_in_trip(api, "cust-dec", DECLINED_CARD, "dec").await;
+    let (book_id, dispatch_id) = api.ride_to_in_trip("cust-dec", DECLINED_CARD, "dec").await;
     api.post(
         &format!("/dispatches/{dispatch_id}/end"),
         json!({"driverId": "dec"}),
@@ -222,7 +198,7 @@ pub async fn the_breaker_opens_while_the_card_network_is_down_and_the_trip_compl
     let api = &app.api;
     api.register_driver("brk", NEAR).await;
     api.online("brk").await;
-    let (book_id, dispatch_id) = ride_to_in_trip(api, "cust-brk", GOOD_CARD, "brk").await;
+    let (book_id, dispatch_id) = api.ride_to_in_trip("cust-brk", GOOD_CARD, "brk").await;
     let end = format!("/dispatches/{dispatch_id}/end");
 
     api.put("/admin/card-network", json!({"latencyMs": 0, "down": true}))
@@ -371,7 +347,7 @@ pub async fn cancel_after_boarding_is_refused(t: Topology) {
     let api = &app.api;
     api.register_driver("c3", NEAR).await;
     api.online("c3").await;
-    let (book_id, dispatch_id) = ride_to_in_trip(api, "cust-c3", GOOD_CARD, "c3").await;
+    let (book_id, dispatch_id) = api.ride_to_in_trip("cust-c3", GOOD_CARD, "c3").await;
     api.post_empty(&format!("/books/{book_id}/cancel"))
         .await
         .expect_problem(409, "trip_started");
@@ -643,7 +619,7 @@ pub async fn rides_complete_while_ride_history_is_down_and_it_catches_up(t: Topo
 
     let mut books = Vec::new();
     for i in 0..3 {
-        let (book_id, dispatch_id) = ride_to_in_trip(api, "cust-iso", GOOD_CARD, "iso").await;
+        let (book_id, dispatch_id) = api.ride_to_in_trip("cust-iso", GOOD_CARD, "iso").await;
         api.post(
             &format!("/dispatches/{dispatch_id}/end"),
             json!({"driverId": "iso", "distanceMeters": 2000 + i}),
