@@ -15,7 +15,7 @@ use tanda_catalog::taxi::{
 };
 use tanda_core::consumer::{Consumers, Source};
 use tanda_core::db::Migration;
-use tanda_core::host::{Ops, ops_router, serve};
+use tanda_core::host::{Ops, ServiceBreaker, ops_router, serve};
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::service::ServiceParts;
 use tanda_core::{Clock, Db, SystemClock, housekeeping, timers};
@@ -148,6 +148,7 @@ impl App {
             notify,
         ];
         let databases: Vec<Db> = services.iter().map(|s| s.db.clone()).collect();
+        let breakers: Vec<ServiceBreaker> = services.iter().flat_map(ServiceBreaker::of).collect();
         let mut consumers = Vec::new();
         let mut routers = Vec::new();
         for service in services {
@@ -170,8 +171,9 @@ impl App {
             lifecycle: lifecycle.clone(),
             databases,
             consumers,
-            on_scrape: Arc::new(|| {}),
             checks: Vec::new(),
+            breakers,
+            relayed: false,
         };
         let router = tanda_gateway::in_process(routers, ops_router(ops));
         Self::serve(config.http_addr.unwrap_or(DEFAULT_ADDR), router, lifecycle).await

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Distributed, RunConfig, Service};
 
@@ -25,7 +26,7 @@ pub struct Cluster {
     logs: PathBuf,
 }
 
-/// Runs the cluster until SIGTERM/Ctrl-C.
+/// Runs the cluster (and, with --demo, the demo against its gateway) until SIGTERM/Ctrl-C.
 pub async fn run(run: RunConfig, dist: Distributed) -> anyhow::Result<()> {
     let program = std::env::current_exe().context("finding the tanda binary")?;
     let mut cluster = Cluster::start(&program, &run, &dist).await?;
@@ -35,8 +36,15 @@ pub async fn run(run: RunConfig, dist: Distributed) -> anyhow::Result<()> {
             cluster.logs.join(format!("{name}.log")).display()
         );
     }
-    println!("Tanda is listening on http://{}", cluster.gateway);
+    let url = format!("http://{}", cluster.gateway);
+    println!("Tanda is listening on {url}");
+    let demo = run
+        .demo
+        .then(|| crate::demo::start(&url, run.demo_pace, &CancellationToken::new()));
     tanda_core::lifecycle::termination_signal().await;
+    if let Some(demo) = demo {
+        demo.stop().await;
+    }
     cluster.stop().await;
     Ok(())
 }
@@ -114,6 +122,8 @@ impl Cluster {
             .args(["serve", service.name()])
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("TANDA_HTTP_ADDR", addr.to_string())
+            // The demo runs in this process, against the gateway; not again in the gateway.
+            .env_remove("TANDA_DEMO")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

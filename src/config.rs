@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tanda_core::db::Durability;
 
@@ -286,10 +287,27 @@ pub struct RunConfig {
     /// POST every notification as JSON to this http:// URL (at least once, in order).
     #[arg(global = true, long, env = "TANDA_NOTIFY_WEBHOOK")]
     pub notify_webhook: Option<String>,
+
+    /// Demo mode: twelve simulated drivers around Seoul take and finish rides, and a few flights
+    /// from Seoul are on sale, so the web pages can be tried by clicking. The demo is a client
+    /// of the gateway's public API, like any app (all-in-one, `serve gateway` and `cluster`).
+    #[arg(global = true, long, env = "TANDA_DEMO", value_parser = BoolishValueParser::new())]
+    pub demo: bool,
+    /// Demo mode: multiplier on every pause of the simulated drivers (0.1 is ten times faster);
+    /// mainly for tests.
+    #[arg(global = true, long, env = "TANDA_DEMO_PACE", default_value_t = 1.0, value_parser = parse_pace)]
+    pub demo_pace: f64,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 15s, 2m)"))
+}
+
+fn parse_pace(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(pace) if pace.is_finite() && pace > 0.0 => Ok(pace),
+        _ => Err("a number above 0, e.g. 0.1 or 2".to_owned()),
+    }
 }
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
@@ -297,8 +315,9 @@ fn parse_durability(s: &str) -> Result<Durability, String> {
 }
 
 impl RunConfig {
-    /// This configuration as `TANDA_*` environment variables (all but the listen address), so a
-    /// child process started with them is configured the same way.
+    /// This configuration as `TANDA_*` environment variables (all but the listen address and the
+    /// demo, which only the process the user started runs), so a child process started with them
+    /// is configured the same way.
     pub fn to_env(&self) -> Vec<(String, String)> {
         let ms = |d: Duration| format!("{}ms", d.as_millis());
         let mut env = vec![

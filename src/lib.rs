@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cluster;
 pub mod config;
+pub mod demo;
 pub mod serve;
 
 pub use app::App;

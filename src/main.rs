@@ -1,10 +1,12 @@
 //! `tanda`: parses the configuration and runs Tanda all-in-one, one service, or the local cluster.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 
 use clap::Parser;
-use tanda::config::{Command, LogFormat};
-use tanda::{App, Cli, cluster, serve};
+use tanda::config::{Command, LogFormat, Service};
+use tanda::{App, Cli, cluster, demo, serve};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -19,14 +21,24 @@ async fn main() -> ExitCode {
             .with_env_filter(filter)
             .init(),
     }
+    let demo = cli.run.demo.then_some(cli.run.demo_pace);
     let outcome = match cli.command {
-        None => run(App::start(cli.run).await, "Tanda is listening on").await,
+        None => run(App::start(cli.run).await, "Tanda is listening on", demo).await,
         Some(Command::Serve {
             service,
             distributed,
         }) => {
             let banner = format!("Tanda {} is listening on", service.name());
-            run(serve::start(service, cli.run, distributed).await, &banner).await
+            if demo.is_some() && service != Service::Gateway {
+                tracing::warn!("--demo runs with the gateway (`serve gateway`); ignored here");
+            }
+            let demo = demo.filter(|_| service == Service::Gateway);
+            run(
+                serve::start(service, cli.run, distributed).await,
+                &banner,
+                demo,
+            )
+            .await
         }
         Some(Command::Cluster { distributed }) => cluster::run(cli.run, distributed).await,
     };
@@ -39,8 +51,39 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(app: anyhow::Result<App>, banner: &str) -> anyhow::Result<()> {
+/// Serves until SIGTERM/Ctrl-C; with `demo` (its pace), the demo runs against this process and
+/// stops as soon as shutdown begins.
+async fn run(app: anyhow::Result<App>, banner: &str, demo: Option<f64>) -> anyhow::Result<()> {
     let app = app?;
     println!("{banner} http://{}", app.addr());
-    app.wait().await
+    let demo = demo.map(|pace| {
+        let url = format!("http://{}", reachable(app.addr()));
+        demo::start(&url, pace, &stop_on_termination())
+    });
+    let outcome = app.wait().await;
+    if let Some(demo) = demo {
+        demo.stop().await;
+    }
+    outcome
+}
+
+/// Where a client on this machine reaches a server listening on `addr` (e.g. `0.0.0.0:8080`).
+fn reachable(mut addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => addr.set_ip(Ipv4Addr::LOCALHOST.into()),
+        IpAddr::V6(ip) if ip.is_unspecified() => addr.set_ip(Ipv6Addr::LOCALHOST.into()),
+        _ => {}
+    }
+    addr
+}
+
+/// Cancelled on SIGTERM/Ctrl-C, when the server begins its graceful shutdown.
+fn stop_on_termination() -> CancellationToken {
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        tanda_core::lifecycle::termination_signal().await;
+        stop.cancel();
+    });
+    token
 }

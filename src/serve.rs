@@ -10,7 +10,7 @@ use tanda_cardnet::{CardNetwork, NetworkMode};
 use tanda_catalog::{flight, taxi};
 use tanda_core::consumer::Consumers;
 use tanda_core::db::Migration;
-use tanda_core::host::{Ops, ops_router};
+use tanda_core::host::{Ops, ServiceBreaker, ops_router};
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::nats::{self, NatsBus, NatsSource};
 use tanda_core::service::ServiceParts;
@@ -73,8 +73,9 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             lifecycle: lifecycle.clone(),
             databases: Vec::new(),
             consumers: Consumers::default(),
-            on_scrape: Arc::new(|| {}),
             checks: Vec::new(),
+            breakers: Vec::new(),
+            relayed: false,
         };
         tanda_gateway::proxy(upstreams, ops_router(ops))
     } else {
@@ -98,6 +99,7 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
         if SOURCES.iter().any(|s| s.service == name) {
             nats::start_relay(db.clone(), bus.clone(), &lifecycle);
         }
+        let breakers = ServiceBreaker::of(&parts).collect();
         let consumers = Consumers::new(parts.consumers);
         nats::start_consumers(&consumers, &bus, SOURCES, &lifecycle);
         if let Some(handler) = parts.timers {
@@ -109,10 +111,11 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             lifecycle: lifecycle.clone(),
             databases: vec![db],
             consumers,
-            on_scrape: Arc::new(|| {}),
             checks: vec![("nats", Arc::new(move || nats_up.is_connected()))],
+            breakers,
+            relayed: true,
         };
-        tanda_gateway::in_process([parts.router], ops_router(ops))
+        tanda_gateway::service(parts.router, ops_router(ops))
     };
     App::serve(addr, router, lifecycle).await
 }

@@ -31,4 +31,6 @@ tests_on!(Distributed, flight:
     reservations_are_taken_while_payment_is_down_and_complete_when_it_returns,
     bad_flight_input_gets_problems_and_changes_nothing,
     a_deposit_with_an_idempotency_key_counts_once,
+    operators_see_every_service_ready_with_its_breakers_and_outbox,
+    the_web_pages_are_served_by_the_gateway_over_the_public_api,
 );

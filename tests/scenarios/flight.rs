@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 pub async fn a_funded_reservation_is_paid_ticketed_and_confirmed(t: Topology) {
     let app = TestApp::spawn(t).await;
@@ -177,6 +177,14 @@ pub async fn reservations_are_taken_while_payment_is_down_and_complete_when_it_r
         api.reservation_status(id, "PENDING").await;
     }
     api.wait_message("user:p1", "pending").await;
+    let consumers = api.get("/admin/consumers").await.expect(200);
+    let payment = named(&consumers, "name", "payment");
+    assert_eq!(payment["paused"], true);
+    if t == Topology::AllInOne {
+        // Exact where consumers tail the outboxes in-process; behind JetStream the figure is the
+        // broker's as of the last delivery.
+        assert!(payment["lag"].as_i64().unwrap() >= 3, "{payment}");
+    }
     api.post_empty("/admin/consumers/payment/resume")
         .await
         .expect(200);
@@ -185,6 +193,65 @@ pub async fn reservations_are_taken_while_payment_is_down_and_complete_when_it_r
     }
     for u in ["p1", "p2", "p3"] {
         assert_eq!(api.balance(u).await, 0);
+    }
+    if t == Topology::AllInOne {
+        api.eventually("/admin/consumers", "payment caught up", |list| {
+            named(list, "name", "payment")["lag"] == 0
+        })
+        .await;
+    }
+    app.shutdown().await;
+}
+
+/// The element of the JSON array `list` whose `key` is `value`.
+fn named<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item[key] == value)
+        .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))
+}
+
+pub async fn operators_see_every_service_ready_with_its_breakers_and_outbox(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.flight("KE9", 3).await;
+    let services = api.get("/admin/services").await.expect(200);
+    let names: Vec<&str> = services
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    for name in [
+        "book",
+        "dispatch",
+        "pay",
+        "ride-history",
+        "reservation",
+        "payment",
+        "ticket",
+        "reservation-view",
+        "notify",
+    ] {
+        let service = named(&services, "service", name);
+        assert_eq!(service["ready"], true, "{service}");
+        assert_eq!(
+            service["outboxUnpublished"].is_i64(),
+            t == Topology::Distributed,
+            "only a relay has an outbox to publish: {service}"
+        );
+    }
+    assert_eq!(names.len(), 9, "each service once: {names:?}");
+    assert_eq!(
+        named(&services, "service", "dispatch")["breakers"],
+        json!([{"name": "pay", "state": "CLOSED"}])
+    );
+    if t == Topology::Distributed {
+        api.eventually("/admin/services", "the flight's event relayed", |list| {
+            named(list, "service", "reservation")["outboxUnpublished"] == 0
+        })
+        .await;
     }
     app.shutdown().await;
 }
@@ -265,5 +332,57 @@ pub async fn a_deposit_with_an_idempotency_key_counts_once(t: Topology) {
     assert_eq!(deposit().await.expect(200)["balance"], 100);
     assert_eq!(deposit().await.expect(200)["balance"], 100);
     assert_eq!(api.balance("ew").await, 100);
+    app.shutdown().await;
+}
+
+pub async fn the_web_pages_are_served_by_the_gateway_over_the_public_api(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.flight("KE11", 4).await;
+    api.deposit("web-u", 250).await;
+    let page = |path: &'static str| async move {
+        let r = api
+            .http
+            .get(format!("{}{path}", api.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "text/html; charset=utf-8",
+            "{path}"
+        );
+        r.text().await.unwrap()
+    };
+    let traveller = page("/traveller?userId=web-u").await;
+    assert!(
+        traveller.contains(r#"data-flight="KE11""#),
+        "the flight is listed"
+    );
+    assert!(
+        traveller.contains(r#"data-balance="250""#),
+        "the wallet is read"
+    );
+    assert!(
+        page("/customer?customerId=web-c")
+            .await
+            .contains("Request taxi")
+    );
+    let operator = page("/ui/operator/panel").await;
+    assert_eq!(
+        operator
+            .matches(r#"<span class="badge ok">ready</span>"#)
+            .count(),
+        9
+    );
+    let js = api
+        .http
+        .get(format!("{}/assets/htmx-2.0.11.min.js", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    assert_eq!(js.headers()["content-type"], "text/javascript");
     app.shutdown().await;
 }

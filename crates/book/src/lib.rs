@@ -48,6 +48,7 @@ pub async fn build(db: Db, config: Config) -> Result<ServiceParts, DbError> {
             handler: Arc::new(policy::BookPolicy),
         }],
         timers: None,
+        breakers: Vec::new(),
         db,
     })
 }

@@ -16,6 +16,15 @@ pub enum BreakerState {
 
 impl BreakerState {
     /// 0 closed, 1 half-open, 2 open: the `/metrics` gauge value.
+    /// `CLOSED`, `OPEN` or `HALF_OPEN`, as `/admin/services` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "CLOSED",
+            Self::Open => "OPEN",
+            Self::HalfOpen => "HALF_OPEN",
+        }
+    }
+
     pub fn gauge(self) -> f64 {
         match self {
             Self::Closed => 0.0,

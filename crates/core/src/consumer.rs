@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -61,12 +62,31 @@ pub struct Source {
 pub(crate) struct Entry {
     pub(crate) consumer: Consumer,
     pub(crate) paused: watch::Sender<bool>,
+    /// One figure per stream the consumer reads (a source, or one partition of it).
+    lags: std::sync::Mutex<Vec<Arc<AtomicI64>>>,
+}
+
+/// How far one of a consumer's streams is behind: the `tanda_consumer_lag` gauge, and the figure
+/// `/admin/consumers` adds up.
+pub(crate) struct LagMeter {
+    gauge: metrics::Gauge,
+    value: Arc<AtomicI64>,
+}
+
+impl LagMeter {
+    pub(crate) fn set(&self, events: u64) {
+        self.gauge.set(events as f64);
+        self.value.store(events as i64, Ordering::Relaxed);
+    }
 }
 
 /// Every consumer of this process, with the admin operations on them.
 #[derive(Clone, Default)]
 pub struct Consumers {
     entries: Arc<Vec<Entry>>,
+    /// The outboxes the consumers tail in this process (all-in-one); empty when a broker
+    /// delivers instead.
+    sources: Arc<std::sync::OnceLock<Vec<Source>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,10 +133,12 @@ impl Consumers {
             .map(|consumer| Entry {
                 consumer,
                 paused: watch::channel(false).0,
+                lags: std::sync::Mutex::new(Vec::new()),
             })
             .collect();
         Self {
             entries: Arc::new(entries),
+            sources: Arc::default(),
         }
     }
 
@@ -127,6 +149,7 @@ impl Consumers {
     /// Starts one tailing task per (consumer, source) pair, for the sources that produce at
     /// least one type the consumer wants.
     pub fn start(&self, sources: &[Source], lifecycle: &Lifecycle) {
+        let _ = self.sources.set(sources.to_vec());
         for index in 0..self.entries.len() {
             let consumer = &self.entries[index].consumer;
             for source in sources
@@ -181,6 +204,57 @@ impl Consumers {
         Ok(*self.entry(name)?.paused.borrow())
     }
 
+    /// How many events `name` has yet to handle, over all the streams it reads. Where it tails
+    /// outboxes in this process the count is exact (and grows while it is paused); behind a
+    /// broker it is the broker's count as of the last delivery.
+    pub async fn lag(&self, name: &str) -> Result<i64, AdminError> {
+        let entry = self.entry(name)?;
+        let c = &entry.consumer;
+        let Some(sources) = self.sources.get() else {
+            let lags = entry.lags.lock().expect("lag meters are never poisoned");
+            return Ok(lags.iter().map(|l| l.load(Ordering::Relaxed)).sum());
+        };
+        let mut behind = 0;
+        for source in sources
+            .iter()
+            .filter(|s| c.types.iter().any(|t| s.produces.contains(t)))
+        {
+            let cursor = load_cursor(&c.db, c.name, source.db.name()).await?;
+            let placeholders: Vec<String> =
+                (0..c.types.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT COUNT(*) FROM outbox WHERE seq > $1 AND type IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(cursor);
+            for t in c.types {
+                query = query.bind(*t);
+            }
+            behind += query
+                .fetch_one(source.db.reader())
+                .await
+                .map_err(DbError::from)?;
+        }
+        Ok(behind)
+    }
+
+    /// A meter for one stream of the consumer at `index`; `labels` name the stream on the gauge.
+    pub(crate) fn lag_meter(&self, index: usize, labels: Vec<(&'static str, String)>) -> LagMeter {
+        let entry = &self.entries[index];
+        let value = Arc::new(AtomicI64::new(0));
+        entry
+            .lags
+            .lock()
+            .expect("lag meters are never poisoned")
+            .push(value.clone());
+        let mut all = vec![metrics::Label::new("consumer", entry.consumer.name)];
+        all.extend(labels.into_iter().map(|(k, v)| metrics::Label::new(k, v)));
+        LagMeter {
+            gauge: metrics::gauge!("tanda_consumer_lag", all),
+            value,
+        }
+    }
+
     async fn tail(&self, index: usize, source: Db, cancel: CancellationToken) {
         let entry = &self.entries[index];
         let c = &entry.consumer;
@@ -202,7 +276,7 @@ impl Consumers {
         };
         let mut changes = source.outbox_changes();
         let mut paused = entry.paused.subscribe();
-        let lag = metrics::gauge!("tanda_consumer_lag", "consumer" => c.name, "source" => source.name().to_owned());
+        let lag = self.lag_meter(index, vec![("source", source.name().to_owned())]);
         loop {
             while *paused.borrow_and_update() {
                 tokio::select! {
@@ -229,7 +303,7 @@ impl Consumers {
                 }
             };
             if batch.is_empty() {
-                lag.set(0.0);
+                lag.set(0);
                 tokio::select! {
                     _ = changes.changed() => {}
                     _ = paused.changed() => {}
@@ -238,7 +312,7 @@ impl Consumers {
                 }
                 continue;
             }
-            lag.set(batch.len() as f64);
+            lag.set(batch.len() as u64);
             for row in batch {
                 let seq: i64 = row.get("seq");
                 let raw: String = row.get("envelope");

@@ -17,11 +17,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::info;
 
+use crate::breaker::CircuitBreaker;
 use crate::consumer::{AdminError, Consumers};
-use crate::db::Db;
+use crate::db::{Db, DbError};
 use crate::http::Path;
 use crate::lifecycle::{Lifecycle, termination_signal};
 use crate::problem::Problem;
+use crate::service::ServiceParts;
 
 /// The process-wide Prometheus recorder (installed once, even with several apps in one test).
 pub fn metrics_handle() -> PrometheusHandle {
@@ -43,10 +45,32 @@ pub struct Ops {
     pub lifecycle: Lifecycle,
     pub databases: Vec<Db>,
     pub consumers: Consumers,
-    /// Extra gauges sampled when `/metrics` is scraped (breaker state, ...).
-    pub on_scrape: Arc<dyn Fn() + Send + Sync>,
     /// Other dependencies readiness requires, by name (e.g. the NATS connection).
     pub checks: Vec<(&'static str, ReadyCheck)>,
+    /// The circuit breakers of the services in this process.
+    pub breakers: Vec<ServiceBreaker>,
+    /// True when a relay publishes the outboxes to a broker (distributed mode); `/admin/services`
+    /// then counts the events each has yet to publish.
+    pub relayed: bool,
+}
+
+/// A circuit breaker of one service, as `/admin/services` and `/metrics` show it.
+#[derive(Clone)]
+pub struct ServiceBreaker {
+    pub service: &'static str,
+    pub name: &'static str,
+    pub breaker: Arc<CircuitBreaker>,
+}
+
+impl ServiceBreaker {
+    /// The breakers a service declares in its parts.
+    pub fn of(parts: &ServiceParts) -> impl Iterator<Item = ServiceBreaker> + '_ {
+        parts.breakers.iter().map(|(name, breaker)| ServiceBreaker {
+            service: parts.name,
+            name,
+            breaker: breaker.clone(),
+        })
+    }
 }
 
 /// A readiness probe of one dependency: true when it is usable.
@@ -61,6 +85,7 @@ pub fn ops_router(ops: Ops) -> Router {
         .route("/metrics", get(render_metrics))
         .route("/admin/dead-letters", get(list_dead_letters))
         .route("/admin/dead-letters/{id}/redrive", post(redrive))
+        .route("/admin/services", get(list_services))
         .route("/admin/consumers", get(list_consumers))
         .route("/admin/consumers/{name}/pause", post(pause))
         .route("/admin/consumers/{name}/resume", post(resume))
@@ -75,9 +100,7 @@ async fn readyz(State(ops): State<Ops>) -> Response {
     let mut checks = serde_json::Map::new();
     let mut ready = true;
     for db in &ops.databases {
-        let ok = tokio::time::timeout(Duration::from_secs(2), db.ping())
-            .await
-            .is_ok_and(|r| r.is_ok());
+        let ok = reachable(db).await;
         ready &= ok;
         checks.insert(
             db.name().to_owned(),
@@ -104,11 +127,52 @@ async fn readyz(State(ops): State<Ops>) -> Response {
         .into_response()
 }
 
+async fn reachable(db: &Db) -> bool {
+    tokio::time::timeout(Duration::from_secs(2), db.ping())
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
+/// Each service in this process: ready or not, the events its outbox has yet to publish (when a
+/// relay publishes it), and its circuit breakers.
+async fn list_services(State(ops): State<Ops>) -> Result<Json<Vec<serde_json::Value>>, Problem> {
+    let others_ok = !ops.lifecycle.is_stopping() && ops.checks.iter().all(|(_, check)| check());
+    let mut services = Vec::with_capacity(ops.databases.len());
+    for db in &ops.databases {
+        let ready = others_ok && reachable(db).await;
+        let unpublished = match (ops.relayed, ready) {
+            (true, true) => Some(
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
+                )
+                .fetch_one(db.reader())
+                .await
+                .map_err(|e| Problem::from(DbError::from(e)))?,
+            ),
+            _ => None,
+        };
+        let breakers: Vec<_> = ops
+            .breakers
+            .iter()
+            .filter(|b| b.service == db.name())
+            .map(|b| json!({"name": b.name, "state": b.breaker.state().as_str()}))
+            .collect();
+        let mut service = json!({"service": db.name(), "ready": ready, "breakers": breakers});
+        if let Some(n) = unpublished {
+            service["outboxUnpublished"] = json!(n);
+        }
+        services.push(service);
+    }
+    Ok(Json(services))
+}
+
 async fn render_metrics(State(ops): State<Ops>) -> Response {
     if let Ok(n) = ops.consumers.dead_letter_count().await {
         metrics::gauge!("tanda_dead_letters").set(n as f64);
     }
-    (ops.on_scrape)();
+    for b in &ops.breakers {
+        metrics::gauge!("tanda_breaker_state", "name" => b.name).set(b.breaker.state().gauge());
+    }
     (
         [("content-type", "text/plain; version=0.0.4")],
         metrics_handle().render(),
@@ -136,13 +200,17 @@ async fn redrive(State(ops): State<Ops>, Path(id): Path<String>) -> Result<Respo
     Ok(Json(ops.consumers.redrive(&id).await?).into_response())
 }
 
-async fn list_consumers(State(ops): State<Ops>) -> Json<serde_json::Value> {
-    let list: Vec<_> = ops
-        .consumers
-        .names()
-        .map(|name| json!({"name": name, "paused": ops.consumers.is_paused(name).unwrap_or(false)}))
-        .collect();
-    Json(json!(list))
+/// Every consumer with whether it is paused and how many events it has yet to handle.
+async fn list_consumers(State(ops): State<Ops>) -> Result<Json<Vec<serde_json::Value>>, Problem> {
+    let mut list = Vec::new();
+    for name in ops.consumers.names() {
+        list.push(json!({
+            "name": name,
+            "paused": ops.consumers.is_paused(name)?,
+            "lag": ops.consumers.lag(name).await?,
+        }));
+    }
+    Ok(Json(list))
 }
 
 async fn pause(

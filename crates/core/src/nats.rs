@@ -303,11 +303,12 @@ async fn consume(
         }
     };
     let mut paused = entry.paused.subscribe();
-    let lag = metrics::gauge!(
-        "tanda_consumer_lag",
-        "consumer" => c.name,
-        "source" => source.service,
-        "partition" => partition.to_string()
+    let lag = consumers.lag_meter(
+        index,
+        vec![
+            ("source", source.service.to_owned()),
+            ("partition", partition.to_string()),
+        ],
     );
     loop {
         while *paused.borrow_and_update() {
@@ -346,7 +347,7 @@ async fn consume(
                 break;
             }
             if let Ok(info) = message.info() {
-                lag.set(info.pending as f64);
+                lag.set(info.pending);
             }
             let wanted = message
                 .subject

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
+use crate::breaker::CircuitBreaker;
 use crate::consumer::Consumer;
 use crate::db::Db;
 use crate::timers::TimerHandler;
@@ -17,4 +18,6 @@ pub struct ServiceParts {
     pub router: Router,
     pub consumers: Vec<Consumer>,
     pub timers: Option<Arc<dyn TimerHandler>>,
+    /// The circuit breakers guarding the service's outgoing calls, named by what they guard.
+    pub breakers: Vec<(&'static str, Arc<CircuitBreaker>)>,
 }

@@ -26,6 +26,8 @@ use crate::store::{self, Store, catalog_place};
 /// Where `POST /drivers` keeps its `Idempotency-Key` responses.
 const REGISTER_SCOPE: &str = "dispatch.drivers";
 const MAX_DISTANCE_M: i64 = 1_000_000;
+/// The most dispatches `GET /dispatches?driverId=` answers with.
+const DRIVER_DISPATCHES: i64 = 100;
 
 pub struct App {
     pub db: Db,
@@ -35,13 +37,13 @@ pub struct App {
 
 pub fn router(app: App) -> Router {
     Router::new()
-        .route("/drivers", post(register_driver))
+        .route("/drivers", get(list_drivers).post(register_driver))
         .route("/drivers/{driver_id}", get(get_driver))
         .route("/drivers/{driver_id}/location", put(move_driver))
         .route("/drivers/{driver_id}/online", post(go_online))
         .route("/drivers/{driver_id}/offline", post(go_offline))
         .route("/drivers/{driver_id}/offers", get(offers))
-        .route("/dispatches", get(dispatches_for_book))
+        .route("/dispatches", get(list_dispatches))
         .route("/dispatches/{dispatch_id}", get(get_dispatch))
         .route("/dispatches/{dispatch_id}/accept", post(accept))
         .route("/dispatches/{dispatch_id}/decline", post(decline))
@@ -103,14 +105,29 @@ struct EndBody {
 }
 
 #[derive(Deserialize)]
-struct BookQuery {
-    #[serde(rename = "bookId")]
+struct DriversQuery {
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DispatchesQuery {
     book_id: Option<String>,
+    driver_id: Option<String>,
 }
 
 fn driver_id(raw: &str) -> Result<ClientId, Problem> {
     ClientId::parse(raw)
         .map_err(|e| Problem::bad_request("invalid_driver_id", format!("driverId {e}")))
+}
+
+fn driver_status(raw: &str) -> Result<DriverStatus, Problem> {
+    DriverStatus::parse(raw).ok_or_else(|| {
+        Problem::bad_request(
+            "invalid_status",
+            "status must be one of OFFLINE, AVAILABLE, OFFERED, DISPATCHED, IN_TRIP",
+        )
+    })
 }
 
 fn location(body: &LatLngBody) -> Result<LatLng, Problem> {
@@ -326,6 +343,15 @@ async fn register_driver(
     Ok(response)
 }
 
+async fn list_drivers(
+    State(app): AppState,
+    Query(query): Query<DriversQuery>,
+) -> Result<Json<Vec<DriverView>>, Problem> {
+    let status = query.status.as_deref().map(driver_status).transpose()?;
+    let drivers = store::drivers(&mut *app.read().await?, status).await?;
+    Ok(Json(drivers.iter().map(DriverView::from).collect()))
+}
+
 async fn get_driver(
     State(app): AppState,
     Path(id): Path<String>,
@@ -421,15 +447,38 @@ async fn get_dispatch(
         .ok_or_else(|| Problem::not_found("dispatch", &id))
 }
 
-async fn dispatches_for_book(
+/// A booking's dispatch, or the latest dispatches a driver was assigned to: exactly one filter.
+/// An empty parameter counts as not given.
+async fn list_dispatches(
     State(app): AppState,
-    Query(query): Query<BookQuery>,
+    Query(query): Query<DispatchesQuery>,
 ) -> Result<Json<Vec<DispatchView>>, Problem> {
-    let book_id = query.book_id.filter(|b| !b.is_empty()).ok_or_else(|| {
-        Problem::bad_request("missing_book_id", "the bookId query parameter is required")
-    })?;
-    let dispatch = store::dispatch_for_book(&mut *app.read().await?, &book_id).await?;
-    Ok(Json(dispatch.iter().map(DispatchView::from).collect()))
+    let given = |value: Option<String>| value.filter(|v| !v.is_empty());
+    let mut conn = app.read().await?;
+    let dispatches = match (given(query.book_id), given(query.driver_id)) {
+        (Some(book_id), None) => store::dispatch_for_book(&mut conn, &book_id)
+            .await?
+            .into_iter()
+            .collect(),
+        (None, Some(raw)) => {
+            let id = driver_id(&raw)?;
+            store::dispatches_for_driver(&mut conn, &id, DRIVER_DISPATCHES).await?
+        }
+        // The code predates `driverId`; clients already match on it.
+        (None, None) => {
+            return Err(Problem::bad_request(
+                "missing_book_id",
+                "give bookId or driverId",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(Problem::bad_request(
+                "ambiguous_filter",
+                "give bookId or driverId, not both",
+            ));
+        }
+    };
+    Ok(Json(dispatches.iter().map(DispatchView::from).collect()))
 }
 
 async fn accept(

@@ -31,10 +31,11 @@ pub use http_pay::HttpPay;
 
 pub const NAME: &str = "dispatch";
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "drivers and dispatches",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "drivers and dispatches",
+        sql: "
         CREATE TABLE drivers (
             id VARCHAR(64) PRIMARY KEY,
             name VARCHAR(100) NOT NULL,
@@ -77,7 +78,14 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             driver_id VARCHAR(64) NOT NULL,
             PRIMARY KEY (dispatch_id, driver_id))
     ",
-}];
+    },
+    // `GET /dispatches?driverId=`: a driver's dispatches, newest first.
+    Migration {
+        version: 2,
+        name: "dispatches by driver",
+        sql: "CREATE INDEX dispatches_driver ON dispatches (driver_id, created_at)",
+    },
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -168,10 +176,12 @@ pub async fn build(
         rules,
         Arc::new(nearby::AvailableDrivers::new(available)),
     ));
+    let payments = payment::Payments::new(pay, config.payment);
+    let breakers = vec![("pay", payments.breaker())];
     let router = http::router(http::App {
         db: db.clone(),
         store: store.clone(),
-        payments: payment::Payments::new(pay, config.payment),
+        payments,
     });
     Ok(ServiceParts {
         name: NAME,
@@ -186,5 +196,6 @@ pub async fn build(
             }),
         }],
         timers: Some(Arc::new(policy::Timers { store })),
+        breakers,
     })
 }

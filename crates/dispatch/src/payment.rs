@@ -20,7 +20,7 @@ const RETRY_SOON: Duration = Duration::from_secs(1);
 pub struct Payments {
     transport: Arc<dyn PayTransport>,
     policy: PaymentPolicy,
-    breaker: CircuitBreaker,
+    breaker: Arc<CircuitBreaker>,
 }
 
 impl Payments {
@@ -28,10 +28,18 @@ impl Payments {
         let payments = Self {
             transport,
             policy,
-            breaker: CircuitBreaker::new(policy.breaker_failures, policy.breaker_open_for),
+            breaker: Arc::new(CircuitBreaker::new(
+                policy.breaker_failures,
+                policy.breaker_open_for,
+            )),
         };
         payments.report();
         payments
+    }
+
+    /// The breaker guarding calls to pay, for the operational endpoints.
+    pub fn breaker(&self) -> Arc<CircuitBreaker> {
+        self.breaker.clone()
     }
 
     /// Charges the trip. A declined card or a refused request is pay answering: it counts

@@ -505,6 +505,37 @@ pub async fn driver_by_id(
     row.as_ref().map(driver_from_row).transpose()
 }
 
+/// Every registered driver, or only those in `status`, ordered by id.
+pub async fn drivers(
+    conn: &mut AnyConnection,
+    status: Option<DriverStatus>,
+) -> Result<Vec<Driver>, Error> {
+    let rows = match status {
+        Some(status) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                driver_columns!(),
+                " FROM drivers WHERE status = $1"
+            ))
+            .bind(status.as_str())
+            .fetch_all(conn)
+            .await?
+        }
+        None => {
+            sqlx::query(concat!("SELECT ", driver_columns!(), " FROM drivers"))
+                .fetch_all(conn)
+                .await?
+        }
+    };
+    let mut drivers = rows
+        .iter()
+        .map(driver_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    // Sorted here rather than in SQL: PostgreSQL orders text by its collation, SQLite by bytes.
+    drivers.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    Ok(drivers)
+}
+
 /// Every available driver and where they are: the index's starting point.
 pub async fn available_drivers(
     conn: &mut AnyConnection,
@@ -636,6 +667,28 @@ pub async fn dispatch_for_book(
         Some(row) => Ok(Some(dispatch_from_row(conn, &row).await?)),
         None => Ok(None),
     }
+}
+
+/// The latest `limit` dispatches assigned to a driver, newest first.
+pub async fn dispatches_for_driver(
+    conn: &mut AnyConnection,
+    driver_id: &ClientId,
+    limit: i64,
+) -> Result<Vec<Dispatch>, Error> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        dispatch_columns!(),
+        " FROM dispatches WHERE driver_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(driver_id.as_str())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut dispatches = Vec::with_capacity(rows.len());
+    for row in &rows {
+        dispatches.push(dispatch_from_row(conn, row).await?);
+    }
+    Ok(dispatches)
 }
 
 async fn dispatch_from_row(conn: &mut AnyConnection, row: &AnyRow) -> Result<Dispatch, Error> {

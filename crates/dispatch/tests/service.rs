@@ -16,7 +16,7 @@ use tanda_catalog::Place;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
 use tanda_catalog::taxi::{BookCancelRequested, BookRequested};
 use tanda_core::clock::{Clock, ManualClock};
-use tanda_core::db::{Durability, Timer};
+use tanda_core::db::{Durability, Migration, Timer};
 use tanda_core::geo::LatLng;
 use tanda_core::service::ServiceParts;
 use tanda_core::{Db, Envelope};
@@ -79,6 +79,11 @@ struct Answer {
 
 impl Service {
     async fn start(payment: PaymentPolicy) -> Self {
+        Self::start_migrated(payment, MIGRATIONS).await
+    }
+
+    /// A service on a database that has only had `migrations`, as one made by an older version.
+    async fn start_migrated(payment: PaymentPolicy, migrations: &[Migration]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(T0);
         let db = Db::open_sqlite(
@@ -89,7 +94,7 @@ impl Service {
         )
         .await
         .unwrap();
-        db.migrate(MIGRATIONS).await.unwrap();
+        db.migrate(migrations).await.unwrap();
         let pay = Arc::new(FakePay::default());
         let parts = build(db.clone(), config(payment), pay.clone())
             .await
@@ -227,6 +232,22 @@ impl Service {
         let list = self.get(&format!("/dispatches?bookId={book_id}")).await;
         assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
         list[0].clone()
+    }
+
+    /// The driver's dispatches as listed by `GET /dispatches?driverId=`: (bookId, status).
+    async fn dispatches_of_driver(&self, driver_id: &str) -> Vec<(String, String)> {
+        let list = self.get(&format!("/dispatches?driverId={driver_id}")).await;
+        let mut seen = Vec::new();
+        for d in list.as_array().unwrap() {
+            let id = str_of(&d["dispatchId"]);
+            assert_eq!(
+                *d,
+                self.get(&format!("/dispatches/{id}")).await,
+                "same view"
+            );
+            seen.push((str_of(&d["bookId"]), str_of(&d["status"])));
+        }
+        seen
     }
 
     async fn act(&self, dispatch_id: &str, action: &str, driver: &str) -> Answer {
@@ -722,4 +743,197 @@ async fn drivers_are_registered_once_and_bad_input_is_refused() {
     assert_eq!(s.get("/dispatches?bookId=unknown").await, json!([]));
     let unknown = s.act("nope", "accept", "kim-7").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+fn driver_ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| str_of(&d["driverId"]))
+        .collect()
+}
+
+#[tokio::test]
+async fn drivers_are_listed_by_id_and_filtered_by_status() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    assert_eq!(s.get("/drivers").await, json!([]));
+    s.register("c-3", 300.0).await;
+    s.driver_online("a-1", 100.0).await;
+    s.driver_online("B-2", 200.0).await;
+
+    let all = s.get("/drivers").await;
+    assert_eq!(driver_ids(&all), ["B-2", "a-1", "c-3"], "byte order of ids");
+    for driver in all.as_array().unwrap() {
+        let id = str_of(&driver["driverId"]);
+        assert_eq!(*driver, s.get(&format!("/drivers/{id}")).await);
+    }
+    let available = s.get("/drivers?status=AVAILABLE").await;
+    assert_eq!(driver_ids(&available), ["B-2", "a-1"]);
+    assert_eq!(driver_ids(&s.get("/drivers?status=OFFLINE").await), ["c-3"]);
+    assert_eq!(s.get("/drivers?status=IN_TRIP").await, json!([]));
+
+    s.book("b1").await;
+    let offered = s.get("/drivers?status=OFFERED").await;
+    assert_eq!(driver_ids(&offered), ["a-1"], "the nearest one");
+    let dispatch_id = s.dispatch_of("b1").await["dispatchId"].clone();
+    assert_eq!(offered[0]["dispatchId"], dispatch_id);
+    assert_eq!(
+        driver_ids(&s.get("/drivers?status=AVAILABLE").await),
+        ["B-2"]
+    );
+
+    for uri in [
+        "/drivers?status=available",
+        "/drivers?status=BUSY",
+        "/drivers?status=",
+    ] {
+        let refused = s.call(Method::GET, uri, None).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(refused.body["code"], "invalid_status", "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn a_drivers_dispatches_are_listed_newest_first() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("a", 100.0).await;
+    s.driver_online("b", 500.0).await;
+
+    // b1: a drives it to the end.
+    s.book("b1").await;
+    let b1 = str_of(&s.dispatch_of("b1").await["dispatchId"]);
+    assert_eq!(s.act(&b1, "accept", "a").await.status, StatusCode::OK);
+    // b2: a is busy, so b takes it.
+    s.clock.advance(Duration::from_secs(1));
+    s.book("b2").await;
+    let b2 = str_of(&s.dispatch_of("b2").await["dispatchId"]);
+    assert_eq!(s.act(&b2, "accept", "b").await.status, StatusCode::OK);
+    s.act(&b1, "start", "a").await;
+    let end = json!({"driverId": "a", "distanceMeters": 2000});
+    let ended = s
+        .call(Method::POST, &format!("/dispatches/{b1}/end"), Some(end))
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    // b3: offered to a, who turns it down; it was never a's.
+    s.clock.advance(Duration::from_secs(1));
+    s.book("b3").await;
+    let b3 = str_of(&s.dispatch_of("b3").await["dispatchId"]);
+    assert_eq!(s.act(&b3, "decline", "a").await.status, StatusCode::OK);
+    // b4: a accepts, then the customer cancels; it stays a's.
+    s.clock.advance(Duration::from_secs(1));
+    s.book("b4").await;
+    let b4 = str_of(&s.dispatch_of("b4").await["dispatchId"]);
+    assert_eq!(s.act(&b4, "accept", "a").await.status, StatusCode::OK);
+    s.cancel("b4").await;
+
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(b, st)| (b.to_string(), st.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        s.dispatches_of_driver("a").await,
+        pairs(&[("b4", "CANCELLED"), ("b1", "ENDED")])
+    );
+    assert_eq!(
+        s.dispatches_of_driver("b").await,
+        pairs(&[("b2", "DISPATCHED")])
+    );
+    assert_eq!(s.get("/dispatches?driverId=nobody").await, json!([]));
+    assert_eq!(
+        s.dispatch_of("b1").await["driverId"],
+        "a",
+        "bookId still works"
+    );
+}
+
+#[tokio::test]
+async fn dispatches_created_at_the_same_time_are_listed_by_id_descending() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.book("x1").await;
+    s.book("x2").await;
+    s.driver_online_offered("c", 100.0).await;
+    for _ in 0..2 {
+        let id = str_of(&s.get("/drivers/c").await["dispatchId"]);
+        s.act(&id, "accept", "c").await;
+        s.act(&id, "start", "c").await;
+        let end = json!({"driverId": "c", "distanceMeters": 1000});
+        let ended = s
+            .call(Method::POST, &format!("/dispatches/{id}/end"), Some(end))
+            .await;
+        assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    }
+    let list = s.get("/dispatches?driverId=c").await;
+    let ids: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| str_of(&d["dispatchId"]))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(list[0]["createdAt"], list[1]["createdAt"]);
+    assert!(ids[0] > ids[1], "{ids:?}");
+}
+
+#[tokio::test]
+async fn a_drivers_dispatch_list_stops_at_the_latest_100() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("a", 100.0).await;
+    for n in 0..101 {
+        s.clock.advance(Duration::from_secs(1));
+        let book = format!("b{n}");
+        s.book(&book).await;
+        let id = str_of(&s.dispatch_of(&book).await["dispatchId"]);
+        assert_eq!(s.act(&id, "accept", "a").await.status, StatusCode::OK);
+        s.cancel(&book).await;
+    }
+    let list = s.get("/dispatches?driverId=a").await;
+    let books: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| str_of(&d["bookId"]))
+        .collect();
+    let expected: Vec<String> = (1..101).rev().map(|n| format!("b{n}")).collect();
+    assert_eq!(books, expected, "the oldest, b0, is left out");
+}
+
+#[tokio::test]
+async fn listing_dispatches_takes_exactly_one_filter() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    for (uri, code) in [
+        ("/dispatches", "missing_book_id"),
+        ("/dispatches?bookId=&driverId=", "missing_book_id"),
+        ("/dispatches?bookId=b1&driverId=a", "ambiguous_filter"),
+        ("/dispatches?driverId=not%20an%20id", "invalid_driver_id"),
+    ] {
+        let refused = s.call(Method::GET, uri, None).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(refused.body["code"], code, "{uri}");
+    }
+    let missing = s.call(Method::GET, "/dispatches", None).await;
+    assert_eq!(missing.body["detail"], "give bookId or driverId");
+}
+
+#[tokio::test]
+async fn a_database_from_before_the_driver_index_is_migrated() {
+    let mut s = Service::start_migrated(PaymentPolicy::default(), &MIGRATIONS[..1]).await;
+    s.driver_online("a", 100.0).await;
+    s.book("b1").await;
+    let id = str_of(&s.dispatch_of("b1").await["dispatchId"]);
+    s.act(&id, "accept", "a").await;
+
+    s.db.migrate(MIGRATIONS).await.unwrap();
+    s.restart().await;
+    let index: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'dispatches_driver'",
+    )
+    .fetch_all(s.db.reader())
+    .await
+    .unwrap();
+    assert_eq!(index, ["dispatches_driver"]);
+    assert_eq!(
+        s.dispatches_of_driver("a").await,
+        [("b1".to_owned(), "DISPATCHED".to_owned())]
+    );
 }

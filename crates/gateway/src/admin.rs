@@ -1,4 +1,4 @@
-//! The admin endpoints over every service at once. Dead letters and consumers live in each
+//! The admin endpoints over every service at once. Services, dead letters and consumers live in each
 //! service's own database, so the gateway asks all services and merges the lists, or finds the
 //! one service that knows a given id.
 
@@ -25,6 +25,7 @@ pub(crate) fn routes(upstreams: &Upstreams, client: &reqwest::Client) -> Router 
     Router::new()
         .route("/admin/dead-letters", get(list_dead_letters))
         .route("/admin/dead-letters/{id}/redrive", post(redrive))
+        .route("/admin/services", get(gather))
         .route("/admin/consumers", get(gather))
         .route("/admin/consumers/{name}/pause", post(switch_consumer))
         .route("/admin/consumers/{name}/resume", post(switch_consumer))

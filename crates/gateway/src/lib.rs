@@ -1,7 +1,8 @@
 //! The gateway: the single entry point clients talk to. In all-in-one mode it routes to the
 //! services' routers in the same process; in distributed mode it is a reverse proxy to each
 //! service's own address. Either way every request gets a request id, CORS headers, a body limit,
-//! metrics and a problem response for unknown paths.
+//! metrics and a problem response for unknown paths, and the gateway serves the web pages
+//! (`tanda-web`), which call the same routes.
 
 use axum::Router;
 use axum::http::{Method, StatusCode, header};
@@ -23,11 +24,17 @@ pub use reqwest::Url;
 /// Request bodies larger than this are refused with 413: no valid request comes close.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Routes to in-process services. `services` have disjoint paths (the API contract guarantees it);
-/// `ops` carries `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
+/// Routes to in-process services, with the web pages. `services` have disjoint paths (the API
+/// contract guarantees it); `ops` carries `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
 pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router) -> Router {
     let routes = services.into_iter().fold(ops, Router::merge);
-    with_edge_layers(with_fallbacks(routes))
+    with_edge_layers(with_pages(with_fallbacks(routes)))
+}
+
+/// One service's own HTTP surface when it runs as its own process: its routes and `ops`, with
+/// the same edge handling as the gateway, and no pages.
+pub fn service(routes: Router, ops: Router) -> Router {
+    with_edge_layers(with_fallbacks(routes.merge(ops)))
 }
 
 /// A reverse proxy to services running as their own processes: each request goes to the service
@@ -41,7 +48,13 @@ pub fn proxy(upstreams: Upstreams, ops: Router) -> Router {
         .merge(admin::routes(&upstreams, &client))
         .fallback_service(with_fallbacks(ops))
         .method_not_allowed_fallback(method_not_allowed);
-    with_edge_layers(routes)
+    with_edge_layers(with_pages(routes))
+}
+
+/// The web pages beside the public API they call: each page's request to the API goes through
+/// `api`, the same routes an outside client reaches.
+fn with_pages(api: Router) -> Router {
+    tanda_web::router(tanda_web::Api::new(api.clone())).merge(api)
 }
 
 fn with_fallbacks(routes: Router) -> Router {

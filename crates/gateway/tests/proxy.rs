@@ -187,7 +187,21 @@ async fn the_gateway_answers_its_own_paths_and_unknown_ones() {
     assert_eq!(health.status(), StatusCode::OK);
     assert_eq!(health.text().await.unwrap(), "gateway ok");
 
-    for path in ["/", "/bookings", "/nope/books", "/admin/other"] {
+    let home = gateway.get("/").await;
+    assert_eq!(home.status(), StatusCode::OK);
+    assert_eq!(
+        home.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    assert!(
+        home.text()
+            .await
+            .unwrap()
+            .contains("<title>Welcome · Tanda</title>")
+    );
+
+    expect_problem(gateway.get("/assets/nope.js").await, 404, "not_found").await;
+    for path in ["/bookings", "/nope/books", "/admin/other"] {
         let problem = expect_problem(gateway.get(path).await, 404, "not_found").await;
         assert_eq!(problem["detail"], format!("no route for {path}"));
     }

@@ -94,5 +94,6 @@ pub async fn build(db: Db, config: Config, lifecycle: &Lifecycle) -> Result<Serv
         router,
         consumers: vec![consumer],
         timers: None,
+        breakers: Vec::new(),
     })
 }

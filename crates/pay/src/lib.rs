@@ -72,6 +72,7 @@ pub async fn build(db: Db, network: Arc<CardNetwork>) -> Result<(ServiceParts, P
         router: http::router(api.clone()),
         consumers: vec![],
         timers: None,
+        breakers: Vec::new(),
     };
     Ok((parts, api))
 }

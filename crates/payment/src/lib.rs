@@ -34,6 +34,7 @@ pub async fn build(db: Db) -> Result<ServiceParts, DbError> {
             handler: Arc::new(policy::SettleReservations),
         }],
         timers: None,
+        breakers: Vec::new(),
         db,
     })
 }

@@ -7,6 +7,8 @@
 //! lifecycle, so they only move to a later stage. Replays and late duplicates never move a
 //! reservation backwards.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use tanda_catalog::flight::{
     PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationRequested,
@@ -212,6 +214,15 @@ pub struct ReservationView {
     pub requested_at: String,
     /// The time of the latest event that changed this reservation's view.
     pub updated_at: String,
+}
+
+/// `GET /reservationViews/stats`: how many reservations are listed, and how many are in each
+/// status (only statuses that some reservation is in).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationStats {
+    pub total: i64,
+    pub by_status: BTreeMap<String, i64>,
 }
 
 #[cfg(test)]

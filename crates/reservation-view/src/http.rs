@@ -1,5 +1,5 @@
-//! Reservation-view's HTTP edge: a user's reservations and one reservation, read straight from the
-//! read model.
+//! Reservation-view's HTTP edge: a user's reservations, one reservation, and counts by status,
+//! read straight from the read model.
 
 use axum::Router;
 use axum::extract::State;
@@ -9,12 +9,13 @@ use tanda_core::http::{Json, Path, Query};
 use tanda_core::id::ClientId;
 use tanda_core::{Db, Problem};
 
-use crate::domain::ReservationView;
+use crate::domain::{ReservationStats, ReservationView};
 use crate::store;
 
 pub fn router(db: Db) -> Router {
     Router::new()
         .route("/reservationViews", get(list))
+        .route("/reservationViews/stats", get(stats))
         .route("/reservationViews/{reservation_id}", get(show))
         .with_state(db)
 }
@@ -32,9 +33,22 @@ async fn list(
     let raw = query.user_id.ok_or_else(|| {
         Problem::bad_request("missing_user_id", "the userId query parameter is required")
     })?;
-    let user_id = ClientId::parse(&raw)
-        .map_err(|e| Problem::bad_request("invalid_user_id", format!("userId {e}")))?;
+    let user_id = user_id(&raw)?;
     Ok(Json(store::by_user(&db, user_id.as_str()).await?))
+}
+
+fn user_id(raw: &str) -> Result<ClientId, Problem> {
+    ClientId::parse(raw).map_err(|e| Problem::bad_request("invalid_user_id", format!("userId {e}")))
+}
+
+/// Reservations counted by status; `userId` narrows it to one user.
+async fn stats(
+    State(db): State<Db>,
+    Query(query): Query<ByUser>,
+) -> Result<Json<ReservationStats>, Problem> {
+    let user_id = query.user_id.as_deref().map(user_id).transpose()?;
+    let user_id = user_id.as_ref().map(ClientId::as_str);
+    Ok(Json(store::stats(&db, user_id).await?))
 }
 
 async fn show(

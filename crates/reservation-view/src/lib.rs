@@ -70,5 +70,6 @@ pub async fn build(db: Db) -> Result<ServiceParts, DbError> {
         db,
         consumers: vec![consumer],
         timers: None,
+        breakers: Vec::new(),
     })
 }

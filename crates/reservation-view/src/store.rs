@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use tanda_core::clock::rfc3339;
 use tanda_core::{Db, DbError, Uow};
 
-use crate::domain::{Change, Fact, ReservationView};
+use crate::domain::{Change, Fact, ReservationStats, ReservationView};
 
 /// Records `change`: the reservation's row is created by whichever of its events comes first.
 pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
@@ -106,6 +106,40 @@ pub async fn by_user(db: &Db, user_id: &str) -> Result<Vec<ReservationView>, DbE
     .fetch_all(db.reader())
     .await?;
     Ok(rows.iter().map(view).collect::<Result<_, _>>()?)
+}
+
+/// Listed reservations counted by status, in SQL.
+macro_rules! count_views {
+    ($filter:literal) => {
+        concat!(
+            "SELECT status, COUNT(*) AS reservations FROM reservation_views
+             WHERE requested_at IS NOT NULL",
+            $filter,
+            " GROUP BY status"
+        )
+    };
+}
+
+/// How many reservations are listed, by status: everyone's, or one user's.
+pub async fn stats(db: &Db, user_id: Option<&str>) -> Result<ReservationStats, DbError> {
+    let rows = match user_id {
+        Some(user_id) => {
+            sqlx::query(count_views!(" AND user_id = $1"))
+                .bind(user_id)
+                .fetch_all(db.reader())
+                .await?
+        }
+        None => sqlx::query(count_views!("")).fetch_all(db.reader()).await?,
+    };
+    let mut stats = ReservationStats::default();
+    for row in &rows {
+        let reservations: i64 = row.try_get("reservations")?;
+        stats.total += reservations;
+        if let Some(status) = row.try_get::<Option<String>, _>("status")? {
+            stats.by_status.insert(status, reservations);
+        }
+    }
+    Ok(stats)
 }
 
 fn view(row: &AnyRow) -> Result<ReservationView, sqlx::Error> {

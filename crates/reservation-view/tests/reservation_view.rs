@@ -441,6 +441,59 @@ async fn bad_queries_are_problems() {
 }
 
 #[tokio::test]
+async fn reservations_are_counted_by_status_for_everyone_or_one_user() {
+    let s = service().await;
+    let (code, stats) = s.get("/reservationViews/stats").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(stats, json!({"total": 0, "byStatus": {}}));
+    s.feed(&[
+        requested("r1", "u1", 0),
+        requested("r2", "u1", 1_000),
+        status("r2", "PAID", 2_000),
+        status("r2", "CONFIRMED", 3_000),
+        requested("r3", "u1", 4_000),
+        status("r3", "CONFIRMED", 5_000),
+        requested("r4", "u2", 6_000),
+        status("r4", "PAYMENT_FAILED", 7_000),
+        // Not listed yet (its request has not arrived), so not counted either.
+        status("r5", "CONFIRMED", 8_000),
+    ])
+    .await;
+
+    let (code, stats) = s.get("/reservationViews/stats").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        stats,
+        json!({"total": 4, "byStatus": {
+            "REQUESTED": 1, "CONFIRMED": 2, "PAYMENT_FAILED": 1,
+        }})
+    );
+    let (_, stats) = s.get("/reservationViews/stats?userId=u1").await;
+    assert_eq!(
+        stats,
+        json!({"total": 3, "byStatus": {"REQUESTED": 1, "CONFIRMED": 2}})
+    );
+    let (_, stats) = s.get("/reservationViews/stats?userId=nobody").await;
+    assert_eq!(stats, json!({"total": 0, "byStatus": {}}));
+    let (code, view) = s.get("/reservationViews/r1").await;
+    assert_eq!(
+        code,
+        StatusCode::OK,
+        "a reservation is still found by its id"
+    );
+    assert_eq!(view["reservationId"], "r1");
+
+    for uri in [
+        "/reservationViews/stats?userId=",
+        "/reservationViews/stats?userId=not%20an%20id",
+    ] {
+        let (code, problem) = s.get(uri).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(problem["code"], "invalid_user_id", "{uri}");
+    }
+}
+
+#[tokio::test]
 async fn an_undecodable_event_is_an_error_and_changes_nothing() {
     let s = service().await;
     let mut broken = requested("r1", "u1", 0);

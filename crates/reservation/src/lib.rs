@@ -50,6 +50,7 @@ pub async fn build(db: Db, config: Config) -> Result<ServiceParts, DbError> {
             handler: Arc::new(policy::Answers),
         }],
         timers: Some(Arc::new(policy::PendingTimer)),
+        breakers: Vec::new(),
         db,
     })
 }

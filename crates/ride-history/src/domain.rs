@@ -5,6 +5,8 @@
 //! another, and the two statuses keep the one from the latest event (by `occurredAt`): replays and
 //! late duplicates can never move a ride backwards.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use tanda_catalog::Place;
 use tanda_catalog::taxi::{
@@ -184,6 +186,15 @@ pub struct RideHistory {
     pub requested_at: String,
     /// The time of the latest event seen for this ride.
     pub updated_at: String,
+}
+
+/// `GET /rideHistories/stats`: how many rides are listed, and how many are in each book status
+/// (only statuses that some ride is in).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RideStats {
+    pub total: i64,
+    pub by_status: BTreeMap<String, i64>,
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Ride history's HTTP edge: a customer's rides and one ride, read straight from the read model.
+//! Ride history's HTTP edge: a customer's rides, one ride, and counts by status, read straight
+//! from the read model.
 
 use axum::Router;
 use axum::extract::State;
@@ -8,12 +9,13 @@ use tanda_core::http::{Json, Path, Query};
 use tanda_core::id::ClientId;
 use tanda_core::{Db, Problem};
 
-use crate::domain::RideHistory;
+use crate::domain::{RideHistory, RideStats};
 use crate::store;
 
 pub fn router(db: Db) -> Router {
     Router::new()
         .route("/rideHistories", get(list))
+        .route("/rideHistories/stats", get(stats))
         .route("/rideHistories/{book_id}", get(show))
         .with_state(db)
 }
@@ -34,9 +36,23 @@ async fn list(
             "the customerId query parameter is required",
         )
     })?;
-    let customer_id = ClientId::parse(&raw)
-        .map_err(|e| Problem::bad_request("invalid_customer_id", format!("customerId {e}")))?;
+    let customer_id = customer_id(&raw)?;
     Ok(Json(store::by_customer(&db, customer_id.as_str()).await?))
+}
+
+fn customer_id(raw: &str) -> Result<ClientId, Problem> {
+    ClientId::parse(raw)
+        .map_err(|e| Problem::bad_request("invalid_customer_id", format!("customerId {e}")))
+}
+
+/// Rides counted by book status; `customerId` narrows it to one customer.
+async fn stats(
+    State(db): State<Db>,
+    Query(query): Query<ByCustomer>,
+) -> Result<Json<RideStats>, Problem> {
+    let customer_id = query.customer_id.as_deref().map(customer_id).transpose()?;
+    let customer_id = customer_id.as_ref().map(ClientId::as_str);
+    Ok(Json(store::stats(&db, customer_id).await?))
 }
 
 async fn show(

@@ -8,7 +8,7 @@ use tanda_catalog::Place;
 use tanda_core::clock::rfc3339;
 use tanda_core::{Db, DbError, Uow};
 
-use crate::domain::{Change, Fact, RideHistory, Taxi};
+use crate::domain::{Change, Fact, RideHistory, RideStats, Taxi};
 
 /// Records `change`: the ride's row is created by whichever of its events comes first.
 pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
@@ -124,6 +124,40 @@ pub async fn by_customer(db: &Db, customer_id: &str) -> Result<Vec<RideHistory>,
     .fetch_all(db.reader())
     .await?;
     Ok(rows.iter().map(ride).collect::<Result<_, _>>()?)
+}
+
+/// Listed rides counted by book status, in SQL.
+macro_rules! count_rides {
+    ($filter:literal) => {
+        concat!(
+            "SELECT book_status, COUNT(*) AS rides FROM ride_histories
+             WHERE customer_id IS NOT NULL",
+            $filter,
+            " GROUP BY book_status"
+        )
+    };
+}
+
+/// How many rides are listed, by book status: all of them, or one customer's.
+pub async fn stats(db: &Db, customer_id: Option<&str>) -> Result<RideStats, DbError> {
+    let rows = match customer_id {
+        Some(customer_id) => {
+            sqlx::query(count_rides!(" AND customer_id = $1"))
+                .bind(customer_id)
+                .fetch_all(db.reader())
+                .await?
+        }
+        None => sqlx::query(count_rides!("")).fetch_all(db.reader()).await?,
+    };
+    let mut stats = RideStats::default();
+    for row in &rows {
+        let rides: i64 = row.try_get("rides")?;
+        stats.total += rides;
+        if let Some(status) = row.try_get::<Option<String>, _>("book_status")? {
+            stats.by_status.insert(status, rides);
+        }
+    }
+    Ok(stats)
 }
 
 fn ride(row: &AnyRow) -> Result<RideHistory, sqlx::Error> {

@@ -347,6 +347,55 @@ async fn bad_queries_are_problems() {
 }
 
 #[tokio::test]
+async fn rides_are_counted_by_book_status_for_everyone_or_one_customer() {
+    let s = service().await;
+    let (status, stats) = s.get("/rideHistories/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats, json!({"total": 0, "byStatus": {}}));
+    s.feed(&[
+        requested("r1", "c1", 0),
+        requested("r2", "c1", 1_000),
+        book_status("r2", "COMPLETED", 2_000),
+        requested("r3", "c1", 3_000),
+        book_status("r3", "IN_TRIP", 4_000),
+        book_status("r3", "COMPLETED", 5_000),
+        requested("r4", "c2", 6_000),
+        book_status("r4", "CANCELLED_BY_CUSTOMER", 7_000),
+        // Not listed yet (its request has not arrived), so not counted either.
+        book_status("r5", "COMPLETED", 8_000),
+    ])
+    .await;
+
+    let (status, stats) = s.get("/rideHistories/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        stats,
+        json!({"total": 4, "byStatus": {
+            "REQUESTED": 1, "COMPLETED": 2, "CANCELLED_BY_CUSTOMER": 1,
+        }})
+    );
+    let (_, stats) = s.get("/rideHistories/stats?customerId=c1").await;
+    assert_eq!(
+        stats,
+        json!({"total": 3, "byStatus": {"REQUESTED": 1, "COMPLETED": 2}})
+    );
+    let (_, stats) = s.get("/rideHistories/stats?customerId=nobody").await;
+    assert_eq!(stats, json!({"total": 0, "byStatus": {}}));
+    let (status, ride) = s.get("/rideHistories/r1").await;
+    assert_eq!(status, StatusCode::OK, "a ride is still found by its id");
+    assert_eq!(ride["bookId"], "r1");
+
+    for uri in [
+        "/rideHistories/stats?customerId=",
+        "/rideHistories/stats?customerId=not%20an%20id",
+    ] {
+        let (status, problem) = s.get(uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(problem["code"], "invalid_customer_id", "{uri}");
+    }
+}
+
+#[tokio::test]
 async fn an_undecodable_event_is_an_error_and_changes_nothing() {
     let s = service().await;
     let mut broken = requested("b1", "c1", 0);

@@ -31,6 +31,7 @@ pub async fn build(db: Db) -> Result<ServiceParts, DbError> {
             handler: Arc::new(policy::IssueTickets),
         }],
         timers: None,
+        breakers: Vec::new(),
         db,
     })
 }

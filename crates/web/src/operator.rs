@@ -1,0 +1,223 @@
+//! The operator's page: each service's readiness and outbox, consumer lag with pause and resume,
+//! circuit breakers, dead letters with redrive, and counts of rides and reservations by status.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+
+use crate::api::{Api, ApiError, enc};
+use crate::model::{Consumer, DeadLetter, ServiceStatus, Stats};
+use crate::view::{badge, html, render};
+
+pub(crate) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/operator", get(page))
+        .route("/ui/operator/panel", get(panel_fragment))
+        .route("/ui/operator/dead-letters/{id}/redrive", post(redrive))
+        .route(
+            "/ui/operator/consumers/{name}/{switch}",
+            post(switch_consumer),
+        )
+}
+
+#[derive(Template)]
+#[template(path = "operator.html")]
+struct OperatorPage<'a> {
+    title: &'a str,
+    nav: &'a str,
+    panel: String,
+}
+
+async fn page(State(api): State<Api>) -> Response {
+    html(&OperatorPage {
+        title: "Operate",
+        nav: "operator",
+        panel: render(&panel(&api, Vec::new()).await),
+    })
+}
+
+struct Count {
+    status: String,
+    badge: &'static str,
+    badge_class: &'static str,
+    count: i64,
+}
+
+struct Counts {
+    total: i64,
+    rows: Vec<Count>,
+}
+
+struct BreakerBadge {
+    name: String,
+    state: String,
+    class: &'static str,
+}
+
+struct ServiceRow {
+    service: String,
+    ready: bool,
+    /// Events waiting for the relay (distributed mode); a dash where consumers read the outbox
+    /// directly (all-in-one).
+    outbox: String,
+    breakers: Vec<BreakerBadge>,
+}
+
+struct ConsumerRow {
+    name: String,
+    name_q: String,
+    lag: String,
+    paused: bool,
+}
+
+struct DeadLetterRow {
+    id: String,
+    id_q: String,
+    consumer: String,
+    kind: String,
+    error: String,
+    attempts: i64,
+    parked_at: String,
+    redriven: bool,
+}
+
+#[derive(Template)]
+#[template(path = "operator_panel.html")]
+struct Panel {
+    errors: Vec<String>,
+    rides: Counts,
+    reservations: Counts,
+    services: Vec<ServiceRow>,
+    consumers: Vec<ConsumerRow>,
+    dead_letters: Vec<DeadLetterRow>,
+}
+
+/// Reads one part of the panel; a part that cannot be read is reported and left empty.
+async fn part<T: DeserializeOwned + Default>(api: &Api, path: &str, errors: &mut Vec<String>) -> T {
+    match api.get::<T>(path).await {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(format!("{path}: {}", e.detail));
+            T::default()
+        }
+    }
+}
+
+fn counts(stats: Stats) -> Counts {
+    Counts {
+        total: stats.total,
+        rows: stats
+            .by_status
+            .into_iter()
+            .map(|(status, count)| {
+                let (badge, badge_class) = badge(&status);
+                Count {
+                    status,
+                    badge,
+                    badge_class,
+                    count,
+                }
+            })
+            .collect(),
+    }
+}
+
+async fn panel(api: &Api, mut errors: Vec<String>) -> Panel {
+    let (rides, reservations, services, consumers, dead) = {
+        let e = &mut errors;
+        let rides: Stats = part(api, "/rideHistories/stats", e).await;
+        let reservations: Stats = part(api, "/reservationViews/stats", e).await;
+        let services: Vec<ServiceStatus> = part(api, "/admin/services", e).await;
+        let consumers: Vec<Consumer> = part(api, "/admin/consumers", e).await;
+        let dead: Vec<DeadLetter> = part(api, "/admin/dead-letters", e).await;
+        (rides, reservations, services, consumers, dead)
+    };
+    Panel {
+        errors,
+        rides: counts(rides),
+        reservations: counts(reservations),
+        services: services
+            .into_iter()
+            .map(|s| ServiceRow {
+                service: s.service,
+                ready: s.ready,
+                outbox: s
+                    .outbox_unpublished
+                    .map_or_else(|| "–".to_owned(), |n| n.to_string()),
+                breakers: s
+                    .breakers
+                    .into_iter()
+                    .map(|b| BreakerBadge {
+                        class: match b.state.as_str() {
+                            "CLOSED" => "ok",
+                            "HALF_OPEN" => "wait",
+                            _ => "bad",
+                        },
+                        name: b.name,
+                        state: b.state,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        consumers: consumers
+            .into_iter()
+            .map(|c| ConsumerRow {
+                name_q: enc(&c.name),
+                lag: c.lag.map_or_else(|| "–".to_owned(), |n| n.to_string()),
+                paused: c.paused,
+                name: c.name,
+            })
+            .collect(),
+        dead_letters: dead
+            .into_iter()
+            .map(|d| DeadLetterRow {
+                id_q: enc(&d.id),
+                id: d.id,
+                consumer: d.consumer,
+                kind: d.kind,
+                error: d.error,
+                attempts: d.attempts,
+                parked_at: d.parked_at,
+                redriven: d.redriven_at.is_some(),
+            })
+            .collect(),
+    }
+}
+
+async fn panel_fragment(State(api): State<Api>) -> Response {
+    html(&panel(&api, Vec::new()).await)
+}
+
+/// The panel after an action, with the action's error on top if it failed.
+async fn after(api: &Api, outcome: Result<serde_json::Value, ApiError>) -> Response {
+    let errors = outcome.err().map(|e| e.detail).into_iter().collect();
+    html(&panel(api, errors).await)
+}
+
+async fn redrive(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    let outcome = api
+        .post_empty(&format!("/admin/dead-letters/{}/redrive", enc(&id)))
+        .await;
+    after(&api, outcome).await
+}
+
+async fn switch_consumer(
+    State(api): State<Api>,
+    Path((name, switch)): Path<(String, String)>,
+) -> Response {
+    let outcome = match switch.as_str() {
+        "pause" | "resume" => {
+            api.post_empty(&format!("/admin/consumers/{}/{switch}", enc(&name)))
+                .await
+        }
+        other => Err(ApiError {
+            status: axum::http::StatusCode::NOT_FOUND,
+            code: "unknown_action".to_owned(),
+            detail: format!("a consumer can be paused or resumed, not \"{other}\""),
+        }),
+    };
+    after(&api, outcome).await
+}

@@ -1,0 +1,509 @@
+//! The web pages in a real browser: headless Chromium driven over WebDriver (chromedriver), against
+//! a whole Tanda on a random port. Every click goes through the pages exactly as a person's would,
+//! and the pages reach the system only through its public API. Each test saves screenshots under
+//! `target/tmp/screenshots/` as artifacts.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them when missing).
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TestApp, Topology};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long a page may take to show what a test waits for (events cross several services).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A chromedriver of the test's own, on a free port; windows are Chromium sessions on it.
+struct Browser {
+    driver: Child,
+    url: String,
+    profiles: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        for needed in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(needed).exists(),
+                "{needed} is missing: apt-get install chromium chromium-driver (.ci/run does)"
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let ready = Instant::now() + Duration::from_secs(20);
+        while reqwest::get(format!("{url}/status")).await.is_err() {
+            assert!(Instant::now() < ready, "chromedriver did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Browser {
+            driver,
+            url,
+            profiles: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A new browser window of the given size (its own profile, so windows share nothing).
+    async fn window(&self, name: &str, width: u32, height: u32) -> Window {
+        let profile = self.profiles.path().join(name);
+        let args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--hide-scrollbars".to_owned(),
+            format!("--window-size={width},{height}"),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({"binary": CHROMIUM, "args": args}),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session opens");
+        Window {
+            client,
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// One browser window, with the waits and screenshots the tests use.
+struct Window {
+    client: Client,
+    name: String,
+}
+
+impl Window {
+    async fn open(&self, url: &str) {
+        self.client.goto(url).await.expect("the page opens");
+    }
+
+    /// Waits until `css` matches an element whose text contains `needle`; returns that text.
+    async fn wait_text(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await
+                && let Ok(text) = e.text().await
+                && text.contains(needle)
+            {
+                return text;
+            }
+            if Instant::now() > deadline {
+                self.shot("timeout").await;
+                let body = self.body_text().await;
+                panic!(
+                    "[{}] no `{css}` containing {needle:?} in time; page:\n{body}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `css` matches an element whose `attr` equals `value`.
+    async fn wait_attr(&self, css: &str, attr: &str, value: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await
+                && let Ok(Some(v)) = e.attr(attr).await
+                && v == value
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.shot("timeout").await;
+                let body = self.body_text().await;
+                panic!(
+                    "[{}] no `{css}` with {attr}={value:?} in time; page:\n{body}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn find(&self, css: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("[{}] no `{css}`: {e}", self.name))
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.expect("the click lands");
+    }
+
+    /// Clicks the button whose text is `label` (inside `scope`).
+    async fn press(&self, scope: &str, label: &str) {
+        let xpath = format!(
+            "{}//button[normalize-space()='{label}']",
+            css_to_xpath(scope)
+        );
+        let button = self
+            .client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::XPath(&xpath))
+            .await
+            .unwrap_or_else(|e| panic!("[{}] no button {label:?} in {scope}: {e}", self.name));
+        button.click().await.expect("the click lands");
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let input = self.find(css).await;
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        self.find(css).await.select_by_value(value).await.unwrap();
+    }
+
+    async fn value(&self, css: &str) -> String {
+        self.find(css)
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    async fn body_text(&self) -> String {
+        match self.client.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(e) => format!("(no body: {e})"),
+        }
+    }
+
+    /// Saves a screenshot as `target/tmp/screenshots/<window>-<step>.png`.
+    async fn shot(&self, step: &str) -> PathBuf {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}-{step}.png", self.name));
+        let png = self.client.screenshot().await.expect("a screenshot");
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+/// Enough XPath for the scopes the tests use: `#id` or `tag`.
+fn css_to_xpath(scope: &str) -> String {
+    match scope.strip_prefix('#') {
+        Some(id) => format!("//*[@id='{id}']"),
+        None => format!("//{scope}"),
+    }
+}
+
+async fn spawn() -> TestApp {
+    TestApp::spawn(Topology::AllInOne).await
+}
+
+#[tokio::test]
+async fn a_ride_by_clicks_with_customer_and_driver_watching_each_other_live() {
+    let app = spawn().await;
+    let base = app.api.base.clone();
+    let browser = Browser::start().await;
+    let driver = browser.window("driver", 1100, 900).await;
+    let customer = browser.window("customer", 430, 932).await;
+
+    // The driver registers on the driver page and goes online.
+    driver.open(&format!("{base}/driver")).await;
+    driver.fill("input[name=driverId]", "d-web").await;
+    driver.fill("input[name=name]", "Kim Minjun").await;
+    driver.fill("input[name=carNumber]", "12가 3456").await;
+    driver.fill("input[name=phone]", "010-2222-3333").await;
+    driver.select("select[name=place]", "seoul-station").await;
+    driver.press("#register-form", "Register").await;
+    driver.wait_text("h1", "Kim Minjun").await;
+    driver.press("#driver-panel", "Go online").await;
+    driver
+        .wait_attr("#driver-status", "data-status", "AVAILABLE")
+        .await;
+    driver.shot("1-online").await;
+
+    // The customer requests a ride from Seoul Station to Gangnam Station.
+    customer
+        .open(&format!("{base}/customer?customerId=c-web"))
+        .await;
+    customer.fill("input[name=customerName]", "Lee Minji").await;
+    customer.fill("input[name=phone]", "010-9876-5432").await;
+    customer
+        .select("select[name=pickup]", "seoul-station")
+        .await;
+    customer
+        .select("select[name=dropoff]", "gangnam-station")
+        .await;
+    customer.press("#book-form", "Request taxi").await;
+    customer
+        .wait_text("#ride", "Seoul Station → Gangnam Station")
+        .await;
+    customer.shot("1-requested").await;
+
+    // The offer reaches the driver's page by itself, with its countdown running.
+    driver
+        .wait_text("#offer", "Seoul Station → Gangnam Station")
+        .await;
+    let countdown = driver.wait_text("#offer .countdown", " s").await;
+    let seconds: u32 = countdown.trim_end_matches(" s").parse().unwrap();
+    assert!((1..=30).contains(&seconds), "countdown shows {countdown}");
+    driver.shot("2-offer").await;
+    driver.press("#offer", "Accept").await;
+    driver
+        .wait_attr("#driver-status", "data-status", "DISPATCHED")
+        .await;
+
+    // The customer sees the taxi coming without touching the page.
+    customer
+        .wait_attr("#ride-status", "data-status", "DISPATCHED")
+        .await;
+    customer.wait_text("#ride .taxi", "12가 3456").await;
+    customer.shot("2-dispatched").await;
+
+    driver.press("#trip", "Start trip").await;
+    customer
+        .wait_attr("#ride-status", "data-status", "IN_TRIP")
+        .await;
+    customer.shot("3-in-trip").await;
+
+    // The driver ends the trip with the distance the page estimated.
+    let estimate: i64 = driver.value("#end-distance").await.parse().unwrap();
+    assert!((9_000..12_000).contains(&estimate), "estimate {estimate} m");
+    driver.press("#trip", "End trip").await;
+    driver
+        .wait_attr("#driver-status", "data-status", "AVAILABLE")
+        .await;
+    let trips = driver
+        .wait_text("#trips", "Seoul Station → Gangnam Station")
+        .await;
+    assert!(trips.contains("from 1 trip"), "{trips}");
+
+    customer
+        .wait_attr("#ride-status", "data-status", "COMPLETED")
+        .await;
+    let fare = customer.wait_text("#ride-fare", "₩").await;
+    customer
+        .wait_text("#history", "Seoul Station → Gangnam Station")
+        .await;
+    customer
+        .wait_text("#notifications", "You have arrived")
+        .await;
+    customer.shot("4-completed").await;
+
+    // What the pages show is what the API says.
+    let book = &app.api.get("/books?customerId=c-web").await.expect(200)[0];
+    assert_eq!(book["status"], "COMPLETED");
+    let won = book["fare"].as_i64().unwrap();
+    assert_eq!(fare, format_won(won));
+    let earnings = driver.wait_text("#earnings", "₩").await;
+    assert_eq!(earnings, format_won(won));
+    driver.shot("3-earned").await;
+
+    // The operator's page counts the ride and sees every service ready.
+    driver.open(&format!("{base}/operator")).await;
+    driver
+        .wait_text("#ride-counts tr[data-status=COMPLETED]", "1")
+        .await;
+    for service in ["book", "dispatch", "pay", "notify", "reservation-view"] {
+        driver
+            .wait_text(&format!("#services tr[data-service={service}]"), "ready")
+            .await;
+    }
+    driver
+        .wait_text("#services tr[data-service=dispatch]", "pay: CLOSED")
+        .await;
+    driver.wait_text("#consumers", "ride-history").await;
+    driver.shot("4-operator").await;
+
+    customer.close().await;
+    driver.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reservation_and_its_cancellation_by_clicks_with_the_wallet_following() {
+    let app = spawn().await;
+    let base = app.api.base.clone();
+    app.api
+        .post(
+            "/flights",
+            json!({"flightId": "KE703", "from": "ICN", "to": "NRT",
+                   "departsAt": "2027-01-15T01:30:00Z", "seats": 3, "price": 189000}),
+        )
+        .await
+        .expect(201);
+    let browser = Browser::start().await;
+    let w = browser.window("traveller", 1100, 1000).await;
+    w.open(&format!("{base}/traveller?userId=u-web")).await;
+    w.wait_attr("#balance", "data-balance", "0").await;
+    w.wait_text("#flights tr[data-flight=KE703] .seats-left", "3")
+        .await;
+
+    w.fill("#deposit-form input[name=amount]", "500,000").await;
+    w.press("#deposit-form", "Deposit").await;
+    w.wait_attr("#balance", "data-balance", "500000").await;
+    assert_eq!(w.find("#balance").await.text().await.unwrap(), "₩500,000");
+
+    w.press("#flights", "Reserve").await;
+    w.wait_attr("#reservations li [data-status]", "data-status", "CONFIRMED")
+        .await;
+    w.wait_attr("#balance", "data-balance", "311000").await;
+    w.wait_attr("#tickets li [data-status]", "data-status", "ISSUED")
+        .await;
+    w.wait_text("#flights tr[data-flight=KE703] .seats-left", "2")
+        .await;
+    w.shot("1-confirmed").await;
+
+    w.press("#reservations", "Cancel").await;
+    w.client
+        .accept_alert()
+        .await
+        .expect("the confirmation is shown");
+    w.wait_attr("#reservations li [data-status]", "data-status", "CANCELLED")
+        .await;
+    w.wait_attr("#balance", "data-balance", "500000").await;
+    w.wait_attr("#tickets li [data-status]", "data-status", "VOID")
+        .await;
+    w.wait_text("#flights tr[data-flight=KE703] .seats-left", "3")
+        .await;
+    w.wait_text("#notifications", "Refunded 189,000 won").await;
+    w.shot("2-cancelled").await;
+
+    let account = app.api.get("/accounts/u-web").await.expect(200);
+    assert_eq!(account["balance"], 500000);
+    let reservations = app.api.get("/reservations?userId=u-web").await.expect(200);
+    assert_eq!(
+        reservations.as_array().unwrap().len(),
+        1,
+        "one click, one reservation"
+    );
+    assert_eq!(reservations[0]["status"], "CANCELLED");
+
+    w.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_forms_say_what_is_wrong_and_keep_what_was_typed() {
+    let app = spawn().await;
+    let base = app.api.base.clone();
+    app.api.register_driver("d-near", common::CITY_HALL).await;
+    app.api.online("d-near").await;
+    let browser = Browser::start().await;
+    let w = browser.window("forms", 430, 932).await;
+
+    // A card number that fails the Luhn check.
+    w.open(&format!("{base}/customer?customerId=c-typo")).await;
+    w.fill("input[name=customerName]", "Park Jiho").await;
+    w.fill("input[name=phone]", "010-5555-6666").await;
+    w.fill("input[name=card]", "4242 4242 4242 4241").await;
+    w.press("#book-form", "Request taxi").await;
+    let message = w.wait_text("#book-error .alert", "card").await;
+    assert!(message.to_lowercase().contains("card"), "{message}");
+    assert_eq!(w.value("input[name=card]").await, "4242 4242 4242 4241");
+    assert_eq!(w.value("input[name=customerName]").await, "Park Jiho");
+    w.shot("1-bad-card").await;
+
+    // Coordinates that are not numbers.
+    w.fill("input[name=card]", "4242 4242 4242 4242").await;
+    w.select("select[name=pickup]", "coords").await;
+    w.click("details summary").await;
+    w.fill("input[name=pickupLat]", "north").await;
+    w.fill("input[name=pickupLng]", "126.97").await;
+    w.press("#book-form", "Request taxi").await;
+    w.wait_text("#book-error .alert", "\"north\" is not a number")
+        .await;
+    assert_eq!(
+        app.api.get("/books?customerId=c-typo").await.expect(200),
+        json!([]),
+        "nothing was booked"
+    );
+
+    // Fixed, the same form books (and the message goes away).
+    w.fill("input[name=pickupLat]", "37.5665").await;
+    w.press("#book-form", "Request taxi").await;
+    w.wait_attr("#ride-status", "data-status", "REQUESTED")
+        .await;
+    let errors = w.find("#book-error").await.text().await.unwrap();
+    assert_eq!(errors, "", "the old message is cleared");
+
+    // A deposit that is not an amount, then one the API refuses.
+    w.open(&format!("{base}/traveller?userId=u-typo")).await;
+    w.fill("#deposit-form input[name=amount]", "lots").await;
+    w.press("#deposit-form", "Deposit").await;
+    w.wait_text("#wallet-error .alert", "\"lots\" is not a whole number")
+        .await;
+    w.fill("#deposit-form input[name=amount]", "-5000").await;
+    w.press("#deposit-form", "Deposit").await;
+    let refused = w.wait_text("#wallet-error .alert", "amount").await;
+    assert!(
+        !refused.contains("lots"),
+        "the new message replaced the old: {refused}"
+    );
+    w.shot("2-bad-deposit").await;
+    assert_eq!(
+        app.api.get("/accounts/u-typo").await.expect(200)["balance"],
+        0
+    );
+
+    // An id the API would refuse is caught on the sign-in page.
+    w.open(&format!("{base}/customer?customerId=no%20spaces"))
+        .await;
+    w.wait_text(".alert", "must be 1-64 characters").await;
+
+    w.close().await;
+    app.shutdown().await;
+}
+
+/// `₩12,300`, as the pages show money.
+fn format_won(amount: i64) -> String {
+    let digits = amount.to_string();
+    let mut out = String::from("₩");
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
