@@ -114,8 +114,10 @@ impl Notifies for BookRequested {
 impl Notifies for RideOffered {
     fn messages(&self) -> Result<Vec<Message>, InvalidReceiver> {
         let text = format!(
-            "New ride: {} → {}. Accept before {}.",
-            self.pickup.name, self.dropoff.name, self.expires_at
+            "New ride: {} → {}. Accept by {}.",
+            self.pickup.name,
+            self.dropoff.name,
+            seoul_time(&self.expires_at)
         );
         Ok(vec![to_driver(&self.driver_id, "ride.offered", text)?])
     }
@@ -294,6 +296,20 @@ fn eta_minutes(eta_seconds: i64) -> u64 {
 }
 
 /// Money as people read it: `11,200 won`.
+/// `18:30:15 (Seoul time)`: Korea keeps UTC+9 all year. A time that does not parse is shown as is.
+fn seoul_time(rfc3339: &str) -> String {
+    let Some(at) = tanda_core::clock::parse_rfc3339(rfc3339) else {
+        return rfc3339.to_owned();
+    };
+    let seconds = (at.div_euclid(1000) + 9 * 3600).rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02} (Seoul time)",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
 fn won(amount: i64) -> String {
     let digits = amount.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + 8);
@@ -411,7 +427,7 @@ mod tests {
         assert_eq!(messages[0].receiver.to_string(), "driver:kim");
         assert_eq!(
             messages[0].text,
-            "New ride: Gangnam Station → Seoul Station. Accept before 2026-11-21T09:30:15.000Z."
+            "New ride: Gangnam Station → Seoul Station. Accept by 18:30:15 (Seoul time)."
         );
     }
 
@@ -612,5 +628,12 @@ mod tests {
             let minutes = eta_minutes(eta) as i64;
             prop_assert!(minutes >= 1 && minutes * 60 >= eta && (minutes - 1) * 60 < eta.max(1));
         }
+    }
+
+    #[test]
+    fn offer_deadlines_read_in_seoul_time_across_midnight() {
+        assert_eq!(seoul_time("2026-11-21T20:00:05Z"), "05:00:05 (Seoul time)");
+        assert_eq!(seoul_time("2026-11-21T14:59:59.999Z"), "23:59:59 (Seoul time)");
+        assert_eq!(seoul_time("soon"), "soon");
     }
 }

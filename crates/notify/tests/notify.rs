@@ -205,7 +205,7 @@ async fn every_event_is_told_to_the_right_people() {
         ("ride.accepted", "Ride accepted; head to the pickup."),
         (
             "ride.offered",
-            "New ride: Gangnam Station → Seoul Station. Accept before 2026-11-21T09:30:15.000Z.",
+            "New ride: Gangnam Station → Seoul Station. Accept by 18:30:15 (Seoul time).",
         ),
     ];
     assert_eq!(driver, expected_driver.map(|(a, b)| (a.into(), b.into())));
