@@ -28,6 +28,9 @@ mod store;
 
 pub use domain::Fare;
 pub use http_pay::HttpPay;
+/// Not part of the service's interface: reachable only for `benches/nearest.rs`.
+#[doc(hidden)]
+pub use nearby::AvailableDrivers;
 
 pub const NAME: &str = "dispatch";
 
