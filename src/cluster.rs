@@ -222,3 +222,29 @@ fn terminate(child: &Child) {
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
+
+/// Drops a namespace's databases and streams: what a throw-away cluster (a test's, a
+/// benchmark's) leaves behind. Best effort: what cannot be reached is left.
+pub async fn purge(dist: &Distributed) {
+    use sqlx::Connection;
+    let namespace = &dist.namespace;
+    sqlx::any::install_default_drivers();
+    let admin_url = format!("{}/postgres", dist.postgres_url.trim_end_matches('/'));
+    if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
+        for service in Service::ALL.iter().filter(|s| **s != Service::Gateway) {
+            let db = format!("{namespace}_{}", service.name().replace('-', "_"));
+            let drop = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+    if let Ok(client) = async_nats::connect(dist.nats_url.as_str()).await {
+        let js = async_nats::jetstream::new(client);
+        for service in crate::serve::SOURCES {
+            let _ = js
+                .delete_stream(format!("{namespace}_{}", service.service).to_ascii_uppercase())
+                .await;
+        }
+    }
+}

@@ -46,6 +46,9 @@ pub enum Command {
         #[command(flatten)]
         distributed: Distributed,
     },
+    /// Measure throughput, latency and footprint, each beside a ceiling measured in the same run
+    /// (see BENCHMARKS.md). Starts the Tanda it measures unless given --url.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// The processes of the distributed topology. Each listens, by default, on its own port counted
@@ -299,7 +302,7 @@ pub struct RunConfig {
     pub demo_pace: f64,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 15s, 2m)"))
 }
 

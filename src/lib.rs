@@ -2,6 +2,7 @@
 //! `main.rs` parses flags and runs [`App`]; the tests start the same [`App`] on port 0.
 
 pub mod app;
+pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod demo;

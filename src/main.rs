@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tanda::config::{Command, LogFormat, Service};
-use tanda::{App, Cli, cluster, demo, serve};
+use tanda::{App, Cli, bench, cluster, demo, serve};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -41,6 +41,7 @@ async fn main() -> ExitCode {
             .await
         }
         Some(Command::Cluster { distributed }) => cluster::run(cli.run, distributed).await,
+        Some(Command::Bench(args)) => bench::run(args, cli.run).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,7 +21,7 @@ use crate::app::{App, dispatch_config};
 use crate::config::{Distributed, RunConfig, Service};
 
 /// Every producing service: consumers find their events here.
-const SOURCES: &[NatsSource] = &[
+pub(crate) const SOURCES: &[NatsSource] = &[
     NatsSource {
         service: "book",
         produces: taxi::BOOK_EVENTS,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tanda::cluster::Cluster;
-use tanda::config::{Distributed, Service};
+use tanda::config::Distributed;
 use tanda::{App, RunConfig};
 
 pub const CITY_HALL: (f64, f64) = (37.5663, 126.9779);
@@ -129,7 +129,7 @@ impl TestApp {
             Running::InProcess(app) => app.shutdown().await.unwrap(),
             Running::Cluster(mut cluster, dist) => {
                 cluster.stop().await;
-                purge(&dist).await;
+                tanda::cluster::purge(&dist).await;
             }
         }
     }
@@ -142,37 +142,6 @@ fn uuid_like() -> String {
         .unwrap()
         .as_nanos();
     format!("{:x}{:x}", nanos % 0xffff_ffff, std::process::id())
-}
-
-/// Drops a test cluster's databases and streams.
-async fn purge(dist: &Distributed) {
-    use sqlx::Connection;
-    let namespace = &dist.namespace;
-    sqlx::any::install_default_drivers();
-    if let Ok(mut admin) = sqlx::AnyConnection::connect(&format!("{POSTGRES}/postgres")).await {
-        for service in Service::ALL.iter().filter(|s| **s != Service::Gateway) {
-            let db = format!("{namespace}_{}", service.name().replace('-', "_"));
-            let drop = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
-                .execute(&mut admin)
-                .await;
-        }
-    }
-    if let Ok(client) = async_nats::connect(dist.nats_url.as_str()).await {
-        let js = async_nats::jetstream::new(client);
-        for service in [
-            "book",
-            "dispatch",
-            "pay",
-            "reservation",
-            "payment",
-            "ticket",
-        ] {
-            let _ = js
-                .delete_stream(format!("{namespace}_{service}").to_ascii_uppercase())
-                .await;
-        }
-    }
 }
 
 /// The public HTTP API, as a client sees it.

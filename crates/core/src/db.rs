@@ -82,6 +82,9 @@ struct DbInner {
     /// SQLite only: held from `begin` until the after-commit hooks have run, so the next writer
     /// never reads an in-memory cache that is behind the database.
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// `tanda_commits_total{db}`: every committed unit of work, so a benchmark can count the
+    /// commits a flow costs.
+    commits: metrics::Counter,
 }
 
 impl Db {
@@ -105,9 +108,11 @@ impl Db {
             Durability::Normal => "NORMAL",
             Durability::Full => "FULL",
         };
+        // A local file cannot drop its connection: no round trip to test it before each use.
         let write = AnyPoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
             .after_connect(move |c, _| sqlite_pragmas(c, synchronous))
@@ -115,6 +120,7 @@ impl Db {
             .await?;
         let read = AnyPoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
             .after_connect(move |c, _| sqlite_pragmas(c, synchronous))
@@ -180,6 +186,8 @@ impl Db {
         read: AnyPool,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        // The recorder must exist before the commit counter is registered with it.
+        crate::host::metrics_handle();
         Self {
             inner: Arc::new(DbInner {
                 name: name.to_owned(),
@@ -190,6 +198,7 @@ impl Db {
                 outbox_signal: watch::channel(0).0,
                 timer_signal: watch::channel(0).0,
                 write_gate: (dialect == Dialect::Sqlite).then(Default::default),
+                commits: metrics::counter!("tanda_commits_total", "db" => name.to_owned()),
             }),
         }
     }
@@ -575,6 +584,7 @@ impl Uow {
             _gate,
         } = self;
         tx.commit().await?;
+        db.inner.commits.increment(1);
         for f in after_commit {
             f();
         }

@@ -633,7 +633,10 @@ mod tests {
     #[test]
     fn offer_deadlines_read_in_seoul_time_across_midnight() {
         assert_eq!(seoul_time("2026-11-21T20:00:05Z"), "05:00:05 (Seoul time)");
-        assert_eq!(seoul_time("2026-11-21T14:59:59.999Z"), "23:59:59 (Seoul time)");
+        assert_eq!(
+            seoul_time("2026-11-21T14:59:59.999Z"),
+            "23:59:59 (Seoul time)"
+        );
         assert_eq!(seoul_time("soon"), "soon");
     }
 }

@@ -1,0 +1,517 @@
+//! `tanda bench <scenario>`: throughput, latency and footprint, each figure printed beside a
+//! ceiling measured in the same run with the same load generator, because a shared machine's
+//! absolute numbers drift. Bounded in operations and time; stops by itself.
+//!
+//! By default the bench starts the Tanda it measures (this binary, all-in-one on a temporary data
+//! dir); `--distributed` starts the whole distributed topology on PostgreSQL + NATS instead, and
+//! `--url` measures a Tanda already running.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use crate::RunConfig;
+use crate::cluster::{Cluster, purge};
+use crate::config::{Distributed, Service};
+
+mod baseline;
+mod load;
+mod report;
+mod scenario;
+mod target;
+
+use load::{Conn, Samples, closed_loop};
+use report::{Row, Table};
+use scenario::{Book, Hello, Reserve, Ride};
+use target::Started;
+
+pub use target::serve_hello;
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    pub scenario: Scenario,
+    /// Concurrent clients (each on its own keep-alive connection).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Stop after this long...
+    #[arg(long, default_value = "10s", value_parser = super::config::parse_duration)]
+    pub duration: Duration,
+    /// ...or after this many operations, whichever comes first.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub operations: u64,
+    /// Measure the Tanda at this URL instead of starting one.
+    #[arg(long, conflicts_with = "distributed")]
+    pub url: Option<String>,
+    /// Start the distributed topology (every service its own process, on --postgres-url and
+    /// --nats-url) instead of all-in-one; the ceiling is then pgbench's insert rate.
+    #[arg(long)]
+    pub distributed: bool,
+    /// Also write the table, as markdown, to this file.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    #[command(flatten)]
+    pub servers: Distributed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// `POST /books` as fast as it is accepted: accepted/s and latency.
+    Booking,
+    /// Whole taxi rides, the bench playing the drivers: completed rides/s, request→COMPLETED.
+    Ride,
+    /// Funded users reserving seats: confirmed reservations/s, request→CONFIRMED.
+    Reservation,
+    /// Resident memory idle and under load, and start→ready time.
+    Footprint,
+    /// Every scenario above, one after another.
+    All,
+    /// (Internal) serve the bare HTTP ceiling, `GET /hello`.
+    #[value(hide = true)]
+    Hello,
+}
+
+/// Runs the benchmark, prints its table, and writes it as markdown when asked.
+pub async fn run(args: BenchArgs, run: RunConfig) -> anyhow::Result<()> {
+    if args.scenario == Scenario::Hello {
+        let addr = run
+            .http_addr
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        return serve_hello(addr).await;
+    }
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let mut table = Table::new(&args, &run);
+    let scenarios = match args.scenario {
+        Scenario::All => vec![
+            Scenario::Booking,
+            Scenario::Ride,
+            Scenario::Reservation,
+            Scenario::Footprint,
+        ],
+        one => vec![one],
+    };
+    for scenario in &scenarios {
+        eprintln!("bench: {scenario:?}…");
+        match scenario {
+            Scenario::Booking => booking(&args, &run, &mut table).await?,
+            Scenario::Ride => ride(&args, &run, &mut table).await?,
+            Scenario::Reservation => reservation(&args, &run, &mut table).await?,
+            _ => footprint(&args, &run, &mut table).await?,
+        }
+    }
+    print!("{}", table.text());
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, table.markdown())
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("bench: markdown written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// What is being measured: a process (or cluster) the bench started, or a URL.
+enum Target {
+    AllInOne(Started),
+    Cluster(Box<Cluster>, Distributed),
+    Url(SocketAddr),
+}
+
+impl Target {
+    async fn start(args: &BenchArgs, run: &RunConfig) -> anyhow::Result<Target> {
+        if let Some(url) = &args.url {
+            let authority = url.trim_start_matches("http://").trim_end_matches('/');
+            let addr = tokio::net::lookup_host(authority)
+                .await
+                .with_context(|| format!("resolving {url}"))?
+                .next()
+                .with_context(|| format!("no address for {url}"))?;
+            return Ok(Target::Url(addr));
+        }
+        if args.distributed {
+            let mut dist = args.servers.clone();
+            dist.namespace = format!("bench{}", std::process::id());
+            dist.base_port = 0;
+            let mut config = run.clone();
+            config.http_addr = None;
+            config.data_dir = tempfile::tempdir()?.keep();
+            let program = std::env::current_exe()?;
+            let cluster = Cluster::start(&program, &config, &dist).await?;
+            return Ok(Target::Cluster(Box::new(cluster), dist));
+        }
+        Ok(Target::AllInOne(
+            Started::all_in_one(&child_args(run)).await?,
+        ))
+    }
+
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Target::AllInOne(s) => s.addr,
+            Target::Cluster(c, _) => c.gateway,
+            Target::Url(a) => *a,
+        }
+    }
+
+    /// Commits so far in every process of the target (`tanda_commits_total`).
+    async fn commits(&self) -> anyhow::Result<f64> {
+        let addrs: Vec<SocketAddr> = match self {
+            Target::Cluster(c, _) => c.addrs.values().copied().collect(),
+            other => vec![other.addr()],
+        };
+        let mut total = 0.0;
+        for addr in addrs {
+            total += target::counter(&mut Conn::new(addr), "tanda_commits_total").await?;
+        }
+        Ok(total)
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Target::AllInOne(_) => "all-in-one",
+            Target::Cluster(..) => "distributed",
+            Target::Url(_) => "at --url",
+        }
+    }
+
+    async fn stop(self) {
+        if let Target::Cluster(mut cluster, dist) = self {
+            cluster.stop().await;
+            purge(&dist).await;
+        }
+    }
+}
+
+/// The knobs a started all-in-one gets from the bench's own command line.
+fn child_args(run: &RunConfig) -> Vec<String> {
+    let sync = match run.sqlite_synchronous {
+        tanda_core::db::Durability::Normal => "normal",
+        tanda_core::db::Durability::Full => "full",
+    };
+    vec!["--sqlite-synchronous".to_owned(), sync.to_owned()]
+}
+
+async fn hello_ceiling(args: &BenchArgs) -> anyhow::Result<Samples> {
+    let hello = Started::hello().await?;
+    let warm = closed_loop(
+        hello.addr,
+        args.concurrency,
+        Duration::from_millis(500),
+        u64::MAX,
+        &Hello,
+    )
+    .await;
+    drop(warm);
+    Ok(closed_loop(
+        hello.addr,
+        args.concurrency,
+        args.duration,
+        args.operations,
+        &Hello,
+    )
+    .await)
+}
+
+/// The commit ceiling of the target's database, measured now and added to the table: pgbench's
+/// single-insert rate for the distributed topology; for SQLite, the raw C API's rate, and beside
+/// it the rate of the same transaction through Tanda's database layer.
+async fn commit_ceiling(
+    args: &BenchArgs,
+    run: &RunConfig,
+    target: &Target,
+    table: &mut Table,
+) -> anyhow::Result<Ceiling> {
+    let seconds = args.duration.min(Duration::from_secs(5));
+    if let Target::Cluster(..) = target {
+        let (url, clients) = (args.servers.postgres_url.clone(), args.concurrency);
+        let rate =
+            tokio::task::spawn_blocking(move || baseline::pgbench_inserts(&url, clients, seconds))
+                .await??;
+        let name = "pgbench single-row inserts/s";
+        table.push(Row::plain(name, format!("{rate:.0}")));
+        return Ok(Ceiling {
+            name,
+            rate,
+            through_db: None,
+        });
+    }
+    let durability = run.sqlite_synchronous;
+    let raw =
+        tokio::task::spawn_blocking(move || baseline::sqlite_raw_commits(durability, seconds))
+            .await??;
+    let name = "SQLite single-row commits/s (C API)";
+    table.push(Row::plain(name, format!("{raw:.0}")));
+    let layered = baseline::sqlite_commits(durability, seconds).await?;
+    table.push(
+        Row::plain(
+            "the same through Tanda's Db (sqlx)",
+            format!("{layered:.0}"),
+        )
+        .against("the C API", raw),
+    );
+    Ok(Ceiling {
+        name,
+        rate: raw,
+        through_db: Some(layered),
+    })
+}
+
+/// A commit ceiling: the database's own rate, and (SQLite) the rate through Tanda's `Db`.
+struct Ceiling {
+    name: &'static str,
+    rate: f64,
+    through_db: Option<f64>,
+}
+
+async fn booking(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow::Result<()> {
+    let hello = hello_ceiling(args).await?;
+    table.push(Row::ceiling(
+        "HTTP ceiling: GET /hello req/s",
+        hello.rate(),
+        &hello,
+    ));
+    let target = Target::start(args, run).await?;
+    commit_ceiling(args, run, &target, table).await?;
+    let addr = target.addr();
+    let mut conn = Conn::new(addr);
+    scenario::drivers_online(&mut conn, 12).await?;
+    // Offers would make every driver busy within a few bookings, and a booking with no driver
+    // free is refused: pause dispatch so that this measures the front door alone (`ride`
+    // measures the whole flow).
+    switch_dispatch(&mut conn, "pause").await?;
+    closed_loop(
+        addr,
+        args.concurrency,
+        Duration::from_millis(500),
+        u64::MAX,
+        &Book,
+    )
+    .await;
+    let commits = target.commits().await?;
+    let samples = closed_loop(
+        addr,
+        args.concurrency,
+        args.duration,
+        args.operations,
+        &Book,
+    )
+    .await;
+    let commits = (target.commits().await? - commits) / samples.ok().max(1) as f64;
+    switch_dispatch(&mut conn, "resume").await?;
+    table.push(
+        Row::rate(
+            format!("bookings accepted/s ({})", target.label()),
+            &samples,
+        )
+        .against("HTTP ceiling", hello.rate()),
+    );
+    table.push(Row::latency("booking latency", &samples));
+    table.push(Row::plain("commits per booking", format!("{commits:.1}")));
+    target.stop().await;
+    Ok(())
+}
+
+async fn switch_dispatch(conn: &mut Conn, to: &str) -> anyhow::Result<()> {
+    conn.post(
+        &format!("/admin/consumers/dispatch/{to}"),
+        &json!({}),
+        axum::http::StatusCode::OK,
+    )
+    .await
+    .map(drop)
+    .map_err(|e| anyhow::anyhow!("{to} dispatch: {}", e.0))
+}
+
+async fn ride(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow::Result<()> {
+    let target = Target::start(args, run).await?;
+    let ceiling = commit_ceiling(args, run, &target, table).await?;
+    let addr = target.addr();
+    scenario::drivers_online(&mut Conn::new(addr), args.concurrency * 2).await?;
+    closed_loop(
+        addr,
+        args.concurrency,
+        Duration::from_secs(1),
+        u64::MAX,
+        &Ride,
+    )
+    .await;
+    let before = target.commits().await?;
+    let samples = closed_loop(
+        addr,
+        args.concurrency,
+        args.duration,
+        args.operations,
+        &Ride,
+    )
+    .await;
+    let per_ride = (target.commits().await? - before) / samples.ok().max(1) as f64;
+    flow_rows(
+        table,
+        "rides completed/s",
+        "request → COMPLETED",
+        &target,
+        &samples,
+        per_ride,
+        &ceiling,
+    );
+    target.stop().await;
+    Ok(())
+}
+
+async fn reservation(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow::Result<()> {
+    let target = Target::start(args, run).await?;
+    let ceiling = commit_ceiling(args, run, &target, table).await?;
+    let addr = target.addr();
+    // Enough seats for the warm-up and for the fastest run this machine could make.
+    let most = args.operations.min(20_000 * (args.duration.as_secs() + 2));
+    let op = Reserve::set_up(&mut Conn::new(addr), args.concurrency, most).await?;
+    closed_loop(
+        addr,
+        args.concurrency,
+        Duration::from_secs(1),
+        u64::MAX,
+        &op,
+    )
+    .await;
+    let before = target.commits().await?;
+    let samples = closed_loop(addr, args.concurrency, args.duration, args.operations, &op).await;
+    let per = (target.commits().await? - before) / samples.ok().max(1) as f64;
+    flow_rows(
+        table,
+        "reservations confirmed/s",
+        "request → CONFIRMED",
+        &target,
+        &samples,
+        per,
+        &ceiling,
+    );
+    target.stop().await;
+    Ok(())
+}
+
+/// The rows of a multi-step flow: its rate set against the commit ceiling divided by the commits
+/// one flow costs (the most the database could do), and, for SQLite, against the same through
+/// Tanda's `Db`; its latency; its cost.
+fn flow_rows(
+    table: &mut Table,
+    rate_name: &str,
+    latency_name: &str,
+    target: &Target,
+    samples: &Samples,
+    commits_per: f64,
+    ceiling: &Ceiling,
+) {
+    let per = |rate: f64| {
+        if commits_per > 0.0 {
+            rate / commits_per
+        } else {
+            0.0
+        }
+    };
+    let figure = format!("{rate_name} ({})", target.label());
+    table.push(Row::rate(&figure, samples).against(
+        &format!("{} ÷ commits each", ceiling.name),
+        per(ceiling.rate),
+    ));
+    if let Some(through_db) = ceiling.through_db {
+        table.push(
+            Row::plain("  the same", format!("{:.0}", samples.rate()))
+                .against("Tanda's Db ÷ commits each", per(through_db)),
+        );
+    }
+    table.push(Row::latency(latency_name, samples));
+    table.push(Row::plain(
+        "commits each / HTTP requests each",
+        format!(
+            "{commits_per:.1} / {:.1}",
+            samples.requests as f64 / samples.ok().max(1) as f64
+        ),
+    ));
+}
+
+async fn footprint(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow::Result<()> {
+    let mut starts = Vec::new();
+    for _ in 0..5 {
+        starts.push(Started::all_in_one(&child_args(run)).await?.start_to_ready);
+    }
+    starts.sort();
+    table.push(Row::plain(
+        "start → ready, all-in-one (median of 5)",
+        format!("{:.0} ms", starts[2].as_secs_f64() * 1000.0),
+    ));
+    let tanda = Started::all_in_one(&child_args(run)).await?;
+    let mut conn = Conn::new(tanda.addr);
+    scenario::drivers_online(&mut conn, 12).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    table.push(Row::plain(
+        "idle RSS, whole system (all-in-one)",
+        format!("{:.1} MiB", tanda.rss_mib()?),
+    ));
+    switch_dispatch(&mut conn, "pause").await?;
+    let seconds = args.duration.min(Duration::from_secs(5));
+    let load = closed_loop(
+        tanda.addr,
+        args.concurrency,
+        seconds,
+        args.operations,
+        &Book,
+    );
+    tokio::pin!(load);
+    let mut peak = tanda.rss_mib()?;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = &mut load => break,
+            _ = tick.tick() => peak = peak.max(tanda.rss_mib()?),
+        }
+    }
+    table.push(Row::plain(
+        format!("peak RSS under load ({} clients booking)", args.concurrency),
+        format!("{peak:.1} MiB"),
+    ));
+    drop(tanda);
+    match one_service(args, run).await {
+        Ok((ready, rss)) => {
+            table.push(Row::plain(
+                "start → ready, one service process (book)",
+                format!("{:.0} ms", ready.as_secs_f64() * 1000.0),
+            ));
+            table.push(Row::plain(
+                "idle RSS, one service process (book)",
+                format!("{rss:.1} MiB"),
+            ));
+        }
+        Err(e) => table.push(Row::plain(
+            "one service process",
+            format!("not measured: {e:#}"),
+        )),
+    }
+    Ok(())
+}
+
+/// `tanda serve book` on PostgreSQL + NATS: start → ready and idle RSS.
+async fn one_service(args: &BenchArgs, run: &RunConfig) -> anyhow::Result<(Duration, f64)> {
+    let mut dist = args.servers.clone();
+    dist.namespace = format!("benchone{}", std::process::id());
+    let mut argv = vec![
+        "serve".to_owned(),
+        Service::Book.name().to_owned(),
+        "--http-addr".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ];
+    argv.extend(child_args(run));
+    let env = dist.to_env();
+    let outcome = async {
+        // The first start creates the database; the second is what a restart costs.
+        drop(Started::service(&argv, &env).await?);
+        let book = Started::service(&argv, &env).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok::<_, anyhow::Error>((book.start_to_ready, book.rss_mib()?))
+    }
+    .await;
+    purge(&dist).await;
+    outcome
+}
