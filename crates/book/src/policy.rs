@@ -30,6 +30,11 @@ pub struct BookPolicy;
 
 #[async_trait]
 impl Handler for BookPolicy {
+    /// Reads and writes bookings and the driver projection only through the unit of work.
+    fn batchable(&self) -> bool {
+        true
+    }
+
     async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
         if event.is::<DriverStatusChanged>() {
             let changed: DriverStatusChanged = event.decode()?;

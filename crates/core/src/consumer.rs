@@ -16,7 +16,7 @@ use serde::Serialize;
 use sqlx::Row;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, error, info_span, warn};
+use tracing::{Instrument, debug, error, info_span, warn};
 
 use crate::clock::rfc3339;
 use crate::db::{Db, DbError, Uow};
@@ -32,6 +32,14 @@ pub trait Handler: Send + Sync + 'static {
     /// Apply `event`'s effect through `uow`. An error rolls the whole unit back; the event is
     /// retried and, after [`MAX_ATTEMPTS`], parked as a dead letter.
     async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError>;
+
+    /// True when several events may be applied in one unit of work, one after another: the
+    /// handler reads only through `uow` (so each event sees the effects of those before it) and
+    /// keeps no in-memory state that an after-commit hook brings up to date. Projections are;
+    /// anything with a cache is not. A backlog then costs a few commits instead of one per event.
+    fn batchable(&self) -> bool {
+        false
+    }
 }
 
 /// Attempts before an event is parked.
@@ -40,6 +48,8 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// before they count as failures.
 const MAX_RACES: u32 = 100;
 const BATCH: i64 = 256;
+/// At most this many events share a unit of work (it holds the database's writer meanwhile).
+const APPLY_TOGETHER: usize = 32;
 /// Fallback poll when no commit signal arrives (another process may write the outbox).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
@@ -313,7 +323,30 @@ impl Consumers {
                 continue;
             }
             lag.set(batch.len() as u64);
-            for row in batch {
+            let mut rows = batch.as_slice();
+            if c.handler.batchable() {
+                while rows.len() > 1 && !*paused.borrow() && !cancel.is_cancelled() {
+                    let together = &rows[..rows.len().min(APPLY_TOGETHER)];
+                    match handle_together(c, source.name(), together).await {
+                        Ok(last) => {
+                            metrics::counter!("tanda_events_handled_total", "consumer" => c.name)
+                                .increment(together.len() as u64);
+                            cursor = last;
+                            rows = &rows[together.len()..];
+                        }
+                        // One of them fails (or the database does): take them one at a time,
+                        // so that a poison event is retried and parked on its own.
+                        Err(e) => {
+                            debug!(consumer = c.name, error = %e, "a batch failed; one event at a time");
+                            break;
+                        }
+                    }
+                }
+            }
+            if *paused.borrow() || cancel.is_cancelled() {
+                continue;
+            }
+            for row in rows {
                 let seq: i64 = row.get("seq");
                 let raw: String = row.get("envelope");
                 if !self
@@ -514,6 +547,31 @@ fn lost_race(e: &(dyn std::error::Error + 'static)) -> bool {
         next = err.source();
     }
     false
+}
+
+/// Applies consecutive outbox rows in one unit of work and moves the cursor past the last;
+/// returns its position. Any error rolls all of them back.
+async fn handle_together(
+    c: &Consumer,
+    source: &str,
+    rows: &[sqlx::any::AnyRow],
+) -> Result<i64, HandlerError> {
+    let mut uow = c.db.begin().await?;
+    let mut last = None;
+    for row in rows {
+        let seq: i64 = row.get("seq");
+        let raw: String = row.get("envelope");
+        let event: Envelope = serde_json::from_str(&raw)?;
+        if uow.record_inbox(c.name, &event.id).await? {
+            let span = info_span!("event", id = %event.id, r#type = %event.kind, correlation_id = %event.correlation_id);
+            c.handler.handle(&mut uow, &event).instrument(span).await?;
+        }
+        last = Some(seq);
+    }
+    let last = last.ok_or("an empty batch")?;
+    uow.set_cursor(c.name, source, last).await?;
+    uow.commit().await?;
+    Ok(last)
 }
 
 async fn handle_once(

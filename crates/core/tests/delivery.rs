@@ -45,6 +45,8 @@ async fn open(dir: &Path, name: &str) -> Db {
 struct Recorder {
     poisoned: AtomicBool,
     calls: AtomicUsize,
+    /// Whether it lets the runtime apply several events per unit of work.
+    batch: bool,
 }
 
 #[async_trait]
@@ -60,6 +62,10 @@ impl Handler for Recorder {
             .execute(uow.conn())
             .await?;
         Ok(())
+    }
+
+    fn batchable(&self) -> bool {
+        self.batch
     }
 }
 
@@ -119,7 +125,25 @@ fn recorder() -> Arc<Recorder> {
     Arc::new(Recorder {
         poisoned: AtomicBool::new(true),
         calls: AtomicUsize::new(0),
+        batch: false,
     })
+}
+
+fn batching_recorder() -> Arc<Recorder> {
+    Arc::new(Recorder {
+        batch: true,
+        ..Arc::into_inner(recorder()).unwrap()
+    })
+}
+
+/// `tanda_commits_total` of the database named `db` (names are unique per test).
+fn commits(db: &str) -> f64 {
+    let prefix = format!("tanda_commits_total{{db=\"{db}\"}} ");
+    tanda_core::host::metrics_handle()
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str())?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[tokio::test]
@@ -177,10 +201,24 @@ async fn delivers_in_order_once_even_when_redelivered() {
 
 #[tokio::test]
 async fn a_poison_event_is_parked_and_the_stream_goes_on_then_redrive_applies_it_once() {
+    poison_is_parked_alone(recorder()).await;
+}
+
+#[tokio::test]
+async fn a_poison_event_in_a_batch_is_parked_alone_and_the_others_applied_once() {
+    let handler = batching_recorder();
+    poison_is_parked_alone(handler.clone()).await;
+    // The three arrived together and were tried as one unit, which "poison" rolled back
+    // ("before" and "poison": 2 calls); then one at a time: "before" once, "poison" until parked,
+    // "after" once; then the two redrives. The notes show each applied exactly once.
+    let one_at_a_time = 1 + tanda_core::consumer::MAX_ATTEMPTS as usize + 1 + 2;
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 2 + one_at_a_time);
+}
+
+async fn poison_is_parked_alone(handler: Arc<Recorder>) {
     let dir = tempfile::tempdir().unwrap();
     let producer = open(dir.path(), "producer").await;
     let consumer = open(dir.path(), "consumer").await;
-    let handler = recorder();
     let (consumers, lifecycle) = start(&producer, &consumer, handler.clone());
     publish(&producer, &["before", "poison", "after"]).await;
     eventually("the event after the poison", async || {
@@ -407,5 +445,38 @@ async fn lost_races_are_retried_without_counting_as_failures() {
         consumers.dead_letters().await.unwrap().is_empty(),
         "a lost race is not a poison event"
     );
+    lifecycle.stop_background().await;
+}
+
+#[tokio::test]
+async fn a_batchable_consumer_applies_a_backlog_in_a_few_units_in_order_and_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = open(dir.path(), "batch-producer").await;
+    let consumer = open(dir.path(), "batch-consumer").await;
+    let handler = batching_recorder();
+    let (consumers, lifecycle) = start(&producer, &consumer, handler.clone());
+    consumers.pause("recorder").unwrap();
+    let texts: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    publish(&producer, &refs).await;
+    let before = commits("batch-consumer");
+    consumers.resume("recorder").unwrap();
+    eventually("the backlog", async || notes(&consumer).await.len() == 100).await;
+    assert_eq!(notes(&consumer).await, texts, "in order, each once");
+    let spent = commits("batch-consumer") - before;
+    assert!(
+        (1.0..=10.0).contains(&spent),
+        "100 events in {spent} commits (batches of at most 32)"
+    );
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 100);
+
+    // Restarted on the same cursor, nothing is applied again.
+    lifecycle.stop_background().await;
+    let (_, lifecycle) = start(&producer, &consumer, batching_recorder());
+    publish(&producer, &["last"]).await;
+    eventually("the next event", async || {
+        notes(&consumer).await.len() == 101
+    })
+    .await;
     lifecycle.stop_background().await;
 }

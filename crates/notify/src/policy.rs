@@ -76,6 +76,11 @@ pub struct Notifier {
 
 #[async_trait]
 impl Handler for Notifier {
+    /// Only adds messages through the unit of work; the wake-up after commit is a signal, not a cache.
+    fn batchable(&self) -> bool {
+        true
+    }
+
     async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
         let messages = messages(event)?;
         if messages.is_empty() {

@@ -13,6 +13,11 @@ pub struct RecordRides;
 
 #[async_trait]
 impl Handler for RecordRides {
+    /// A projection: reads and writes only through the unit of work.
+    fn batchable(&self) -> bool {
+        true
+    }
+
     async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
         if let Some(change) = Change::of(event)? {
             store::apply(uow, &change).await?;
