@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -18,6 +19,60 @@ use crate::event::Envelope;
 use crate::id::new_id;
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// The transaction a unit of work runs in.
+enum UnitTx {
+    /// PostgreSQL: a transaction on a pooled connection.
+    Pooled(Tx),
+    /// SQLite: the database's one writer connection, held for the unit, inside `BEGIN IMMEDIATE`.
+    Held(HeldWriter),
+    Committed,
+}
+
+/// The SQLite writer while a unit of work holds it. Dropped before its transaction committed (an
+/// error, a lost race), it is released at once and rolled back by whoever takes it next, before
+/// anything else runs on it.
+struct HeldWriter {
+    conn: Option<tokio::sync::OwnedMutexGuard<AnyConnection>>,
+    inner: Arc<DbInner>,
+}
+
+impl Drop for HeldWriter {
+    fn drop(&mut self) {
+        if self.conn.is_some() {
+            self.inner.rollback_first.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl UnitTx {
+    fn conn(&mut self) -> &mut AnyConnection {
+        match self {
+            UnitTx::Pooled(tx) => tx,
+            UnitTx::Held(held) => held.conn.as_mut().expect("held until committed"),
+            UnitTx::Committed => unreachable!("a unit of work is not used after it commits"),
+        }
+    }
+
+    /// Commits; returns the SQLite writer, still held, so that after-commit hooks run before
+    /// the next unit of work can begin.
+    async fn commit(
+        &mut self,
+    ) -> Result<Option<tokio::sync::OwnedMutexGuard<AnyConnection>>, DbError> {
+        match std::mem::replace(self, UnitTx::Committed) {
+            UnitTx::Pooled(tx) => {
+                tx.commit().await?;
+                Ok(None)
+            }
+            UnitTx::Held(mut held) => {
+                let conn = held.conn.as_mut().expect("held until committed");
+                sqlx::query("COMMIT").execute(&mut **conn).await?;
+                Ok(held.conn.take())
+            }
+            UnitTx::Committed => Ok(None),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -79,9 +134,13 @@ struct DbInner {
     clock: Arc<dyn Clock>,
     outbox_signal: watch::Sender<u64>,
     timer_signal: watch::Sender<u64>,
-    /// SQLite only: held from `begin` until the after-commit hooks have run, so the next writer
-    /// never reads an in-memory cache that is behind the database.
-    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite only: the one connection that writes, held by a unit of work from `begin` until
+    /// its after-commit hooks have run, so the next writer never reads an in-memory cache that is
+    /// behind the database. Held directly rather than through a pool: a pool's hand-back of the
+    /// connection after every unit cost more than the unit itself.
+    writer: Option<Arc<tokio::sync::Mutex<AnyConnection>>>,
+    /// The writer is inside a transaction a dropped unit of work left open.
+    rollback_first: AtomicBool,
     /// `tanda_commits_total{db}`: every committed unit of work, so a benchmark can count the
     /// commits a flow costs.
     commits: metrics::Counter,
@@ -109,24 +168,24 @@ impl Db {
             Durability::Full => "FULL",
         };
         // A local file cannot drop its connection: no round trip to test it before each use.
-        let write = AnyPoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .test_before_acquire(false)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .after_connect(move |c, _| sqlite_pragmas(c, synchronous))
-            .connect_with(options.clone())
-            .await?;
         let read = AnyPoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
             .after_connect(move |c, _| sqlite_pragmas(c, synchronous))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(Self::from_pools(name, Dialect::Sqlite, write, read, clock))
+        let mut writer = <AnyConnection as sqlx::Connection>::connect_with(&options).await?;
+        sqlite_pragmas(&mut writer, synchronous).await?;
+        // Every write goes through `writer`; the pool slot for writes is never used on SQLite.
+        let db = Self::from_pools(name, Dialect::Sqlite, read.clone(), read, clock);
+        Ok(Self {
+            inner: Arc::new(DbInner {
+                writer: Some(Arc::new(tokio::sync::Mutex::new(writer))),
+                ..Arc::into_inner(db.inner).expect("just built")
+            }),
+        })
     }
 
     /// Creates database `name` on the PostgreSQL server at `server_url` (a URL without a database
@@ -197,7 +256,8 @@ impl Db {
                 clock,
                 outbox_signal: watch::channel(0).0,
                 timer_signal: watch::channel(0).0,
-                write_gate: (dialect == Dialect::Sqlite).then(Default::default),
+                writer: None,
+                rollback_first: AtomicBool::new(false),
                 commits: metrics::counter!("tanda_commits_total", "db" => name.to_owned()),
             }),
         }
@@ -224,7 +284,20 @@ impl Db {
     /// Applies the core tables (outbox, inbox, cursors, timers, dead letters, idempotency) and then
     /// the service's own migrations, each once.
     pub async fn migrate(&self, service: &[Migration]) -> Result<(), DbError> {
-        let mut conn = self.inner.write.acquire().await?;
+        match &self.inner.writer {
+            Some(writer) => self.migrate_on(&mut *writer.lock().await, service).await,
+            None => {
+                let mut conn = self.inner.write.acquire().await?;
+                self.migrate_on(&mut conn, service).await
+            }
+        }
+    }
+
+    async fn migrate_on(
+        &self,
+        conn: &mut AnyConnection,
+        service: &[Migration],
+    ) -> Result<(), DbError> {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                  version BIGINT PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at BIGINT NOT NULL)",
@@ -270,15 +343,21 @@ impl Db {
 
     /// Starts a unit of work on the writer.
     pub async fn begin(&self) -> Result<Uow, DbError> {
-        let gate = match &self.inner.write_gate {
-            Some(gate) => Some(gate.clone().lock_owned().await),
-            None => None,
-        };
-        let tx = match self.dialect() {
-            // IMMEDIATE takes the write lock up front, so a transaction never fails half-way
-            // trying to upgrade a read lock.
-            Dialect::Sqlite => self.inner.write.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.inner.write.begin().await?,
+        let tx = match &self.inner.writer {
+            Some(writer) => {
+                let mut conn = writer.clone().lock_owned().await;
+                if self.inner.rollback_first.swap(false, Ordering::SeqCst) {
+                    sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+                }
+                // IMMEDIATE takes the write lock up front, so a transaction never fails half-way
+                // trying to upgrade a read lock.
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                UnitTx::Held(HeldWriter {
+                    conn: Some(conn),
+                    inner: self.inner.clone(),
+                })
+            }
+            None => UnitTx::Pooled(self.inner.write.begin().await?),
         };
         Ok(Uow {
             tx,
@@ -286,7 +365,6 @@ impl Db {
             wrote_outbox: false,
             wrote_timers: false,
             after_commit: Vec::new(),
-            _gate: gate,
         })
     }
 
@@ -396,18 +474,18 @@ pub struct StoredResponse {
 /// One local transaction: the state change, its outbox events, its timers, its inbox record and
 /// its idempotency record all commit together or not at all.
 pub struct Uow {
-    tx: Tx,
+    /// Declared first: on commit the hooks run while the writer is still held.
+    tx: UnitTx,
     db: Db,
     wrote_outbox: bool,
     wrote_timers: bool,
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
-    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Uow {
     /// The connection to run the service's own SQL on.
     pub fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        self.tx.conn()
     }
     pub fn now(&self) -> Timestamp {
         self.db.now()
@@ -427,7 +505,7 @@ impl Uow {
         .bind(&event.aggregate_id)
         .bind(json)
         .bind(self.now())
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await?;
         self.wrote_outbox = true;
         Ok(())
@@ -450,7 +528,7 @@ impl Uow {
         .bind(key)
         .bind(fire_at)
         .bind(payload.to_string())
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await?;
         self.wrote_timers = true;
         Ok(())
@@ -461,7 +539,7 @@ impl Uow {
         sqlx::query("DELETE FROM timers WHERE kind = $1 AND key = $2")
             .bind(kind)
             .bind(key)
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await?;
         Ok(())
     }
@@ -471,7 +549,7 @@ impl Uow {
     pub(crate) async fn claim_timer(&mut self, id: &str) -> Result<bool, DbError> {
         let done = sqlx::query("DELETE FROM timers WHERE id = $1")
             .bind(id)
-            .execute(&mut *self.tx)
+            .execute(self.tx.conn())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -489,7 +567,7 @@ impl Uow {
         .bind(consumer)
         .bind(event_id)
         .bind(self.now())
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -507,7 +585,7 @@ impl Uow {
         )
         .bind(scope)
         .bind(key)
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.tx.conn())
         .await?;
         let Some(row) = row else { return Ok(None) };
         if row.try_get::<String, _>("request_hash")? != request_hash(request) {
@@ -538,7 +616,7 @@ impl Uow {
         .bind(status as i32)
         .bind(body.to_string())
         .bind(self.now())
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await
         .map_err(|e| match &e {
             // A concurrent request with the same key won: retrying replays its response.
@@ -561,7 +639,7 @@ impl Uow {
         .bind(consumer)
         .bind(source)
         .bind(position)
-        .execute(&mut *self.tx)
+        .execute(self.tx.conn())
         .await?;
         Ok(())
     }
@@ -576,18 +654,18 @@ impl Uow {
     /// or timers.
     pub async fn commit(self) -> Result<(), DbError> {
         let Uow {
-            tx,
+            mut tx,
             db,
             wrote_outbox,
             wrote_timers,
             after_commit,
-            _gate,
         } = self;
-        tx.commit().await?;
+        let writer = tx.commit().await?;
         db.inner.commits.increment(1);
         for f in after_commit {
             f();
         }
+        drop(writer);
         if wrote_outbox {
             db.inner.outbox_signal.send_modify(|n| *n += 1);
         }

@@ -168,6 +168,15 @@ async fn a_rolled_back_unit_publishes_nothing() {
         .await
         .unwrap();
     assert_eq!(rows, 0);
+
+    // The writer is usable at once, and what the dropped unit wrote never commits with the next.
+    publish(&producer, &["next"]).await;
+    let envelopes: Vec<String> = sqlx::query_scalar("SELECT envelope FROM outbox")
+        .fetch_all(producer.reader())
+        .await
+        .unwrap();
+    assert_eq!(envelopes.len(), 1);
+    assert!(envelopes[0].contains("next") && !envelopes[0].contains("never"));
 }
 
 #[tokio::test]
