@@ -117,7 +117,8 @@ pub async fn run(args: BenchArgs, run: RunConfig) -> anyhow::Result<()> {
 /// What is being measured: a process (or cluster) the bench started, or a URL.
 enum Target {
     AllInOne(Started),
-    Cluster(Box<Cluster>, Distributed),
+    /// The cluster, its servers' settings, and the directory of its logs (removed after).
+    Cluster(Box<Cluster>, Distributed, tempfile::TempDir),
     Url(SocketAddr),
 }
 
@@ -138,10 +139,11 @@ impl Target {
             dist.base_port = 0;
             let mut config = run.clone();
             config.http_addr = None;
-            config.data_dir = tempfile::tempdir()?.keep();
+            let logs = tempfile::tempdir()?;
+            config.data_dir = logs.path().to_path_buf();
             let program = std::env::current_exe()?;
             let cluster = Cluster::start(&program, &config, &dist).await?;
-            return Ok(Target::Cluster(Box::new(cluster), dist));
+            return Ok(Target::Cluster(Box::new(cluster), dist, logs));
         }
         Ok(Target::AllInOne(
             Started::all_in_one(&child_args(run)).await?,
@@ -151,7 +153,7 @@ impl Target {
     fn addr(&self) -> SocketAddr {
         match self {
             Target::AllInOne(s) => s.addr,
-            Target::Cluster(c, _) => c.gateway,
+            Target::Cluster(c, ..) => c.gateway,
             Target::Url(a) => *a,
         }
     }
@@ -159,7 +161,7 @@ impl Target {
     /// Commits so far in every process of the target (`tanda_commits_total`).
     async fn commits(&self) -> anyhow::Result<f64> {
         let addrs: Vec<SocketAddr> = match self {
-            Target::Cluster(c, _) => c.addrs.values().copied().collect(),
+            Target::Cluster(c, ..) => c.addrs.values().copied().collect(),
             other => vec![other.addr()],
         };
         let mut total = 0.0;
@@ -178,7 +180,7 @@ impl Target {
     }
 
     async fn stop(self) {
-        if let Target::Cluster(mut cluster, dist) = self {
+        if let Target::Cluster(mut cluster, dist, _logs) = self {
             cluster.stop().await;
             purge(&dist).await;
         }

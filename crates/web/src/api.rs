@@ -55,6 +55,14 @@ impl Api {
         self.call(Method::GET, path, None, None).await
     }
 
+    /// A list for a panel: what the API answered, or nothing and why (shown in the panel).
+    pub async fn list<T: DeserializeOwned>(&self, path: &str) -> (Vec<T>, Option<String>) {
+        match self.get::<Vec<T>>(path).await {
+            Ok(list) => (list, None),
+            Err(e) => (Vec::new(), Some(e.detail)),
+        }
+    }
+
     pub async fn post<T: DeserializeOwned>(
         &self,
         path: &str,

@@ -325,13 +325,9 @@ struct HistoryPanel {
 }
 
 async fn history(api: &Api, id: &str) -> String {
-    let (rides, error) = match api
-        .get::<Vec<RideHistory>>(&format!("/rideHistories?customerId={}", enc(id)))
-        .await
-    {
-        Ok(rides) => (rides, None),
-        Err(e) => (Vec::new(), Some(e.detail)),
-    };
+    let (rides, error) = api
+        .list::<RideHistory>(&format!("/rideHistories?customerId={}", enc(id)))
+        .await;
     let rows = rides
         .into_iter()
         .map(|r| {

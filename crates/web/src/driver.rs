@@ -104,10 +104,7 @@ async fn page(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) 
 }
 
 async fn choose(api: &Api, error: Option<String>) -> Response {
-    let (drivers, load_error) = match api.get::<Vec<Driver>>("/drivers").await {
-        Ok(list) => (list, None),
-        Err(e) => (Vec::new(), Some(e.detail)),
-    };
+    let (drivers, load_error) = api.list::<Driver>("/drivers").await;
     let status = if error.is_some() {
         StatusCode::NOT_FOUND
     } else {
@@ -405,6 +402,8 @@ struct TripRow {
 #[derive(Template)]
 #[template(path = "driver_trips.html")]
 struct Trips {
+    /// Sent beside another fragment, to replace the panel already on the page.
+    oob: bool,
     id_q: String,
     earnings: String,
     rows: Vec<TripRow>,
@@ -414,10 +413,9 @@ struct Trips {
 /// The trips the driver ended today (Seoul time) and what they earned.
 async fn trips(api: &Api, id: &str) -> Trips {
     let today = view::seoul_day(SystemClock.now());
-    let (list, error) = match dispatches(api, id).await {
-        Ok(list) => (list, None),
-        Err(e) => (Vec::new(), Some(e.detail)),
-    };
+    let (list, error) = api
+        .list::<Dispatch>(&format!("/dispatches?driverId={}", enc(id)))
+        .await;
     let ended: Vec<Dispatch> = list
         .into_iter()
         .filter(|d| d.status == "ENDED" && view::seoul_day_of(&d.updated_at) == Some(today))
@@ -436,6 +434,7 @@ async fn trips(api: &Api, id: &str) -> Trips {
         })
         .collect();
     Trips {
+        oob: false,
         id_q: enc(id),
         earnings: view::won(earned),
         rows,
@@ -445,11 +444,10 @@ async fn trips(api: &Api, id: &str) -> Trips {
 
 /// Today's trips, swapped in beside an action's answer.
 async fn oob_trips(api: &Api, id: &str) -> String {
-    render(&trips(api, id).await).replacen(
-        r#"<section id="trips""#,
-        r#"<section hx-swap-oob="true" id="trips""#,
-        1,
-    )
+    render(&Trips {
+        oob: true,
+        ..trips(api, id).await
+    })
 }
 
 async fn trips_fragment(State(api): State<Api>, Path(id): Path<String>) -> Response {

@@ -30,13 +30,9 @@ struct Panel {
 }
 
 async fn load(api: &Api, receiver: &str) -> Panel {
-    let answer = api
-        .get::<Vec<Notification>>(&format!("/notifications?receiver={}", enc(receiver)))
+    let (mut items, error) = api
+        .list::<Notification>(&format!("/notifications?receiver={}", enc(receiver)))
         .await;
-    let (mut items, error) = match answer {
-        Ok(items) => (items, None),
-        Err(e) => (Vec::new(), Some(e.detail)),
-    };
     items.truncate(SHOWN);
     Panel {
         receiver_q: enc(receiver),

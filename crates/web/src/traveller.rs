@@ -164,17 +164,17 @@ struct FlightRow {
 #[derive(Template)]
 #[template(path = "traveller_flights.html")]
 struct Flights {
+    /// Sent beside another fragment, to replace the table already on the page.
+    oob: bool,
     id_q: String,
     rows: Vec<FlightRow>,
     error: Option<String>,
 }
 
 async fn flights(api: &Api, id: &str) -> Flights {
-    let (list, error) = match api.get::<Vec<Flight>>("/flights").await {
-        Ok(list) => (list, None),
-        Err(e) => (Vec::new(), Some(e.detail)),
-    };
+    let (list, error) = api.list::<Flight>("/flights").await;
     Flights {
+        oob: false,
         id_q: enc(id),
         rows: list
             .into_iter()
@@ -225,13 +225,9 @@ struct Reservations {
 const MOVING: [&str; 4] = ["REQUESTED", "PENDING", "PAID", "CANCEL_REQUESTED"];
 
 async fn reservations(api: &Api, id: &str) -> Reservations {
-    let (list, error) = match api
-        .get::<Vec<ReservationView>>(&format!("/reservationViews?userId={}", enc(id)))
-        .await
-    {
-        Ok(list) => (list, None),
-        Err(e) => (Vec::new(), Some(e.detail)),
-    };
+    let (list, error) = api
+        .list::<ReservationView>(&format!("/reservationViews?userId={}", enc(id)))
+        .await;
     let rows: Vec<ReservationRow> = list
         .into_iter()
         .map(|r| {
@@ -274,11 +270,10 @@ async fn after_action(api: &Api, id: &str) -> Response {
     let mut list = reservations(api, id).await;
     // The read model may not have seen the new request yet: keep polling until it settles.
     list.active = true;
-    let flights = render(&flights(api, id).await).replacen(
-        r#"<section id="flights""#,
-        r#"<section hx-swap-oob="true" id="flights""#,
-        1,
-    );
+    let flights = render(&Flights {
+        oob: true,
+        ..flights(api, id).await
+    });
     done("reserve-error", render(&list) + &flights)
 }
 
@@ -341,13 +336,9 @@ struct Tickets {
 }
 
 async fn tickets(api: &Api, id: &str) -> Tickets {
-    let (list, error) = match api
-        .get::<Vec<Ticket>>(&format!("/tickets?userId={}", enc(id)))
-        .await
-    {
-        Ok(list) => (list, None),
-        Err(e) => (Vec::new(), Some(e.detail)),
-    };
+    let (list, error) = api
+        .list::<Ticket>(&format!("/tickets?userId={}", enc(id)))
+        .await;
     Tickets {
         id_q: enc(id),
         rows: list
