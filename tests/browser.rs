@@ -475,7 +475,9 @@ async fn invalid_forms_say_what_is_wrong_and_keep_what_was_typed() {
         .await;
     w.fill("#deposit-form input[name=amount]", "-5000").await;
     w.press("#deposit-form", "Deposit").await;
-    let refused = w.wait_text("#wallet-error .alert", "amount").await;
+    // Waits for words only the API's refusal has: the old message also
+    // mentions the amount, and is still on screen until the answer comes.
+    let refused = w.wait_text("#wallet-error .alert", "from 1 to").await;
     assert!(
         !refused.contains("lots"),
         "the new message replaced the old: {refused}"
