@@ -228,9 +228,8 @@ fn free_port() -> anyhow::Result<u16> {
 pub async fn purge(dist: &Distributed) {
     use sqlx::Connection;
     let namespace = &dist.namespace;
-    sqlx::any::install_default_drivers();
     let admin_url = format!("{}/postgres", dist.postgres_url.trim_end_matches('/'));
-    if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
+    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
         for service in Service::ALL.iter().filter(|s| **s != Service::Gateway) {
             let db = format!("{namespace}_{}", service.name().replace('-', "_"));
             let drop = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");

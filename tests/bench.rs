@@ -53,7 +53,7 @@ fn every_scenario_runs_and_reports_each_figure() {
     for ceiling in [
         "HTTP ceiling: GET /hello req/s",
         "SQLite single-row commits/s (C API)",
-        "the same through Tanda's Db (sqlx)",
+        "the same through Tanda's Db",
     ] {
         assert!(number(value(&table, ceiling)) > 0.0, "{ceiling}");
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tanda_core::db::Durability;
+use tanda_core::sql::query;
 use tanda_core::{Db, SystemClock};
 
 /// The raw commit ceiling: single-row insert transactions per second through SQLite's own C API
@@ -81,14 +82,14 @@ pub fn sqlite_raw_commits(durability: Durability, duration: Duration) -> anyhow:
 }
 
 /// Single-row insert transactions per second, one after another, through Tanda's own database
-/// layer (`Db`: sqlx, one writer connection, the write gate), on a fresh SQLite file opened
+/// layer (`Db`: one writer connection behind the write gate, statements prepared and cached), on a fresh SQLite file opened
 /// exactly as a service opens its own.
 pub async fn sqlite_commits(durability: Durability, duration: Duration) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let db = Db::open_sqlite(dir.path(), "ceiling", durability, Arc::new(SystemClock)).await?;
     {
         let mut uow = db.begin().await?;
-        sqlx::query("CREATE TABLE rows (id VARCHAR(64) PRIMARY KEY, v BIGINT NOT NULL)")
+        query("CREATE TABLE rows (id VARCHAR(64) PRIMARY KEY, v BIGINT NOT NULL)")
             .execute(uow.conn())
             .await?;
         uow.commit().await?;
@@ -97,7 +98,7 @@ pub async fn sqlite_commits(durability: Durability, duration: Duration) -> anyho
     let mut n: u64 = 0;
     while started.elapsed() < duration {
         let mut uow = db.begin().await?;
-        sqlx::query("INSERT INTO rows (id, v) VALUES ($1, $2)")
+        query("INSERT INTO rows (id, v) VALUES ($1, $2)")
             .bind(tanda_core::id::new_id())
             .bind(n as i64)
             .execute(uow.conn())

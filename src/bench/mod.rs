@@ -248,11 +248,8 @@ async fn commit_ceiling(
     table.push(Row::plain(name, format!("{raw:.0}")));
     let layered = baseline::sqlite_commits(durability, seconds).await?;
     table.push(
-        Row::plain(
-            "the same through Tanda's Db (sqlx)",
-            format!("{layered:.0}"),
-        )
-        .against("the C API", raw),
+        Row::plain("the same through Tanda's Db", format!("{layered:.0}"))
+            .against("the C API", raw),
     );
     Ok(Ceiling {
         name,

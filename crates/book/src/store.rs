@@ -2,13 +2,13 @@
 //! one unit of work) and the projection of available drivers behind the no-taxi breaker.
 //! Runs on SQLite and PostgreSQL alike.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Executor, Row};
 use tanda_cardnet::Token;
 use tanda_catalog::taxi::{BookCancelRequested, BookRequested, BookStatusChanged};
+use tanda_core::db::Tx;
 use tanda_core::db::{Migration, StoredResponse};
 use tanda_core::geo::LatLng;
 use tanda_core::id::ClientId;
+use tanda_core::sql::{Executor, Row, query, query_scalar};
 use tanda_core::{Db, DbError, Envelope, Timestamp, Uow};
 
 use crate::Error;
@@ -160,7 +160,7 @@ pub async fn find(db: &Db, book_id: &str) -> Result<Option<Book>, DbError> {
 
 /// A customer's bookings, newest first.
 pub async fn list_for_customer(db: &Db, customer: &ClientId) -> Result<Vec<Book>, DbError> {
-    let rows = sqlx::query(concat!(
+    let rows = query(concat!(
         "SELECT ",
         book_columns!(),
         " FROM books WHERE customer_id = $1 ORDER BY created_at DESC, id DESC"
@@ -179,7 +179,7 @@ pub async fn record_driver_status(
     available: bool,
     as_of: Timestamp,
 ) -> Result<(), DbError> {
-    sqlx::query(
+    query(
         "INSERT INTO drivers (driver_id, available, as_of) VALUES ($1, $2, $3)
          ON CONFLICT (driver_id) DO UPDATE SET available = excluded.available, as_of = excluded.as_of
          WHERE drivers.as_of <= excluded.as_of",
@@ -192,9 +192,9 @@ pub async fn record_driver_status(
     Ok(())
 }
 
-async fn any_driver_available(conn: &mut AnyConnection) -> Result<bool, DbError> {
+async fn any_driver_available(conn: &mut Tx) -> Result<bool, DbError> {
     let found: Option<String> =
-        sqlx::query_scalar("SELECT driver_id FROM drivers WHERE available = 1 LIMIT 1")
+        query_scalar("SELECT driver_id FROM drivers WHERE available = 1 LIMIT 1")
             .fetch_optional(conn)
             .await?;
     Ok(found.is_some())
@@ -236,9 +236,9 @@ fn catalog_place(place: &Place) -> tanda_catalog::Place {
 
 async fn fetch<'e, E>(executor: E, book_id: &str) -> Result<Option<Book>, DbError>
 where
-    E: Executor<'e, Database = Any>,
+    E: Executor<'e>,
 {
-    let row = sqlx::query(concat!(
+    let row = query(concat!(
         "SELECT ",
         book_columns!(),
         " FROM books WHERE id = $1"
@@ -249,8 +249,8 @@ where
     Ok(row.as_ref().map(book_from_row).transpose()?)
 }
 
-async fn insert(conn: &mut AnyConnection, book: &Book) -> Result<(), DbError> {
-    sqlx::query(concat!(
+async fn insert(conn: &mut Tx, book: &Book) -> Result<(), DbError> {
+    query(concat!(
         "INSERT INTO books (",
         book_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
@@ -287,8 +287,8 @@ async fn insert(conn: &mut AnyConnection, book: &Book) -> Result<(), DbError> {
 }
 
 /// Saves the mutable part of `book` if nobody changed it since it was read.
-async fn update(conn: &mut AnyConnection, book: &Book) -> Result<(), DbError> {
-    let done = sqlx::query(
+async fn update(conn: &mut Tx, book: &Book) -> Result<(), DbError> {
+    let done = query(
         "UPDATE books SET status = $1, cancel_from = $2, dispatch_id = $3, driver_id = $4,
              driver_name = $5, car_number = $6, driver_phone = $7, eta_seconds = $8, fare = $9,
              pay_id = $10, updated_at = $11, version = $12
@@ -325,10 +325,9 @@ fn cancel_from(status: Status) -> Option<&'static str> {
 
 /// A stored row back into a `Book`; the row was parsed on the way in, so a failure here means
 /// the table was changed behind the service's back.
-fn book_from_row(row: &AnyRow) -> Result<Book, sqlx::Error> {
-    let corrupt =
-        |what: &str| sqlx::Error::Decode(format!("stored book has an invalid {what}").into());
-    let place = |prefix: &str| -> Result<Place, sqlx::Error> {
+fn book_from_row(row: &Row) -> Result<Book, DbError> {
+    let corrupt = |what: &str| DbError::Decode(format!("stored book has an invalid {what}"));
+    let place = |prefix: &str| -> Result<Place, DbError> {
         let name: String = row.try_get(format!("{prefix}_name").as_str())?;
         let lat: f64 = row.try_get(format!("{prefix}_lat").as_str())?;
         let lng: f64 = row.try_get(format!("{prefix}_lng").as_str())?;

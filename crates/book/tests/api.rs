@@ -9,13 +9,13 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
-use sqlx::Row;
 use tanda_book::{Config, MIGRATIONS, NAME, build};
 use tanda_catalog::taxi::{
     CancelRejected, DispatchCancelled, DriverStatusChanged, TaxiDispatched, TripEnded, TripStarted,
 };
 use tanda_core::consumer::Handler;
 use tanda_core::db::{Db, Durability};
+use tanda_core::sql::{AssertSqlSafe, query, query_scalar};
 use tanda_core::{Envelope, Event, SystemClock};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -123,7 +123,7 @@ impl Service {
     }
 
     async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
             .fetch_one(self.db.reader())
             .await
             .unwrap()
@@ -131,7 +131,7 @@ impl Service {
 
     /// `(type, envelope)` of every outbox row, in order.
     async fn outbox(&self) -> Vec<(String, Value)> {
-        sqlx::query("SELECT type, envelope FROM outbox ORDER BY seq")
+        query("SELECT type, envelope FROM outbox ORDER BY seq")
             .fetch_all(self.db.reader())
             .await
             .unwrap()
@@ -154,19 +154,16 @@ impl Service {
 
     /// Every column of every stored book, as text.
     async fn books_dump(&self) -> String {
-        let rows = sqlx::query("SELECT * FROM books")
+        let rows = query("SELECT * FROM books")
             .fetch_all(self.db.reader())
             .await
             .unwrap();
         let mut dump = String::new();
         for row in rows {
-            for i in 0..row.len() {
-                let cell = row
-                    .try_get::<Option<String>, _>(i)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                dump.push_str(&cell);
+            for value in row.values() {
+                if let tanda_core::sql::Value::Text(cell) = value {
+                    dump.push_str(cell);
+                }
                 dump.push('|');
             }
         }
@@ -328,7 +325,7 @@ async fn idempotency_key_replays_the_first_answer() {
     assert_eq!(s.count("books").await, 1);
 
     // Not even a hash of the full card number is kept for the key.
-    let kept: String = sqlx::query_scalar("SELECT body FROM idempotency")
+    let kept: String = query_scalar("SELECT body FROM idempotency")
         .fetch_one(s.db.reader())
         .await
         .unwrap();

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sqlx::Row;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info_span, warn};
@@ -23,6 +22,7 @@ use crate::db::{Db, DbError, Uow};
 use crate::event::Envelope;
 use crate::id::new_id;
 use crate::lifecycle::Lifecycle;
+use crate::sql::{AssertSqlSafe, Row, query, query_scalar};
 
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -111,12 +111,6 @@ pub enum AdminError {
     HandlerFailed(String),
     #[error(transparent)]
     Db(#[from] DbError),
-}
-
-impl From<sqlx::Error> for AdminError {
-    fn from(e: sqlx::Error) -> Self {
-        AdminError::Db(e.into())
-    }
 }
 
 /// A parked event, as `GET /admin/dead-letters` shows it.
@@ -236,7 +230,7 @@ impl Consumers {
                 "SELECT COUNT(*) FROM outbox WHERE seq > $1 AND type IN ({})",
                 placeholders.join(", ")
             );
-            let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(cursor);
+            let mut query = query_scalar::<i64>(AssertSqlSafe(sql)).bind(cursor);
             for t in c.types {
                 query = query.bind(*t);
             }
@@ -298,7 +292,7 @@ impl Consumers {
                 return;
             }
             changes.borrow_and_update();
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(fetch_sql.as_str())).bind(cursor);
+            let mut query = query(AssertSqlSafe(fetch_sql.as_str())).bind(cursor);
             for t in c.types {
                 query = query.bind(*t);
             }
@@ -432,7 +426,7 @@ impl Consumers {
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, AdminError> {
         let mut all = Vec::new();
         for db in self.databases() {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT id, consumer, event_id, type, envelope, error, attempts, parked_at, redriven_at
                  FROM dead_letters ORDER BY parked_at DESC",
             )
@@ -462,7 +456,7 @@ impl Consumers {
     pub async fn redrive(&self, id: &str) -> Result<DeadLetter, AdminError> {
         for entry in self.entries.iter() {
             let c = &entry.consumer;
-            let row = sqlx::query(
+            let row = query(
                 "SELECT envelope, redriven_at FROM dead_letters WHERE id = $1 AND consumer = $2",
             )
             .bind(id)
@@ -477,7 +471,7 @@ impl Consumers {
             let event: Envelope =
                 serde_json::from_str(&raw).map_err(|e| AdminError::HandlerFailed(e.to_string()))?;
             let mut uow = c.db.begin().await?;
-            let marked = sqlx::query(
+            let marked = query(
                 "UPDATE dead_letters SET redriven_at = $1 WHERE id = $2 AND redriven_at IS NULL",
             )
             .bind(uow.now())
@@ -492,13 +486,11 @@ impl Consumers {
             {
                 drop(uow);
                 let mut uow = c.db.begin().await?;
-                sqlx::query(
-                    "UPDATE dead_letters SET attempts = attempts + 1, error = $1 WHERE id = $2",
-                )
-                .bind(e.to_string())
-                .bind(id)
-                .execute(uow.conn())
-                .await?;
+                query("UPDATE dead_letters SET attempts = attempts + 1, error = $1 WHERE id = $2")
+                    .bind(e.to_string())
+                    .bind(id)
+                    .execute(uow.conn())
+                    .await?;
                 uow.commit().await?;
                 return Err(AdminError::HandlerFailed(e.to_string()));
             }
@@ -518,7 +510,7 @@ impl Consumers {
         let mut n = 0;
         for db in self.databases() {
             let c: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters WHERE redriven_at IS NULL")
+                query_scalar("SELECT COUNT(*) FROM dead_letters WHERE redriven_at IS NULL")
                     .fetch_one(db.reader())
                     .await?;
             n += c;
@@ -551,11 +543,7 @@ fn lost_race(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Applies consecutive outbox rows in one unit of work and moves the cursor past the last;
 /// returns its position. Any error rolls all of them back.
-async fn handle_together(
-    c: &Consumer,
-    source: &str,
-    rows: &[sqlx::any::AnyRow],
-) -> Result<i64, HandlerError> {
+async fn handle_together(c: &Consumer, source: &str, rows: &[Row]) -> Result<i64, HandlerError> {
     let mut uow = c.db.begin().await?;
     let mut last = None;
     for row in rows {
@@ -600,7 +588,7 @@ async fn park(
     attempts: u32,
 ) -> Result<(), DbError> {
     let mut uow = c.db.begin().await?;
-    sqlx::query(
+    query(
         "INSERT INTO dead_letters (id, consumer, event_id, type, envelope, error, attempts, parked_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -621,13 +609,12 @@ async fn park(
 }
 
 async fn load_cursor(db: &Db, consumer: &str, source: &str) -> Result<i64, DbError> {
-    let position: Option<i64> = sqlx::query_scalar(
-        "SELECT position FROM consumer_cursors WHERE consumer = $1 AND source = $2",
-    )
-    .bind(consumer)
-    .bind(source)
-    .fetch_optional(db.reader())
-    .await?;
+    let position: Option<i64> =
+        query_scalar("SELECT position FROM consumer_cursors WHERE consumer = $1 AND source = $2")
+            .bind(consumer)
+            .bind(source)
+            .fetch_optional(db.reader())
+            .await?;
     Ok(position.unwrap_or(0))
 }
 

@@ -1,56 +1,41 @@
 //! The store port: one database per service, and the unit of work that makes a state change and
 //! the events and timers it causes commit together (DESIGN §5.1, §5.4).
 //!
-//! SQL is written once for both engines through `sqlx::Any`: `$N` placeholders, `ON CONFLICT`,
+//! SQL is written once for both engines (see [`crate::sql`]): `$N` placeholders, `ON CONFLICT`,
 //! ids as VARCHAR, money and times as BIGINT. Only the outbox's sequence column differs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Row};
-use tokio::sync::watch;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection as _, Postgres};
+use tokio::sync::{OwnedMutexGuard, watch};
 
 use crate::clock::{Clock, Timestamp};
 use crate::event::Envelope;
 use crate::id::new_id;
+use crate::sql::{AssertSqlSafe, Target, query, query_scalar};
 
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// The connection a unit of work runs its SQL on (`uow.conn()`), inside its transaction.
+pub struct Tx(TxState);
 
-/// The transaction a unit of work runs in.
-enum UnitTx {
-    /// PostgreSQL: a transaction on a pooled connection.
-    Pooled(Tx),
+enum TxState {
     /// SQLite: the database's one writer connection, held for the unit, inside `BEGIN IMMEDIATE`.
-    Held(HeldWriter),
+    Sqlite(OwnedMutexGuard<rusqlite::Connection>),
+    /// PostgreSQL: a transaction on a pooled connection.
+    Postgres(sqlx::Transaction<'static, Postgres>),
     Committed,
 }
 
-/// The SQLite writer while a unit of work holds it. Dropped before its transaction committed (an
-/// error, a lost race), it is released at once and rolled back by whoever takes it next, before
-/// anything else runs on it.
-struct HeldWriter {
-    conn: Option<tokio::sync::OwnedMutexGuard<AnyConnection>>,
-    inner: Arc<DbInner>,
-}
-
-impl Drop for HeldWriter {
-    fn drop(&mut self) {
-        if self.conn.is_some() {
-            self.inner.rollback_first.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
-impl UnitTx {
-    fn conn(&mut self) -> &mut AnyConnection {
-        match self {
-            UnitTx::Pooled(tx) => tx,
-            UnitTx::Held(held) => held.conn.as_mut().expect("held until committed"),
-            UnitTx::Committed => unreachable!("a unit of work is not used after it commits"),
+impl Tx {
+    pub(crate) fn target(&mut self) -> Target<'_> {
+        match &mut self.0 {
+            TxState::Sqlite(conn) => Target::Sqlite(conn),
+            TxState::Postgres(tx) => Target::Postgres(tx),
+            TxState::Committed => unreachable!("a unit of work is not used after it commits"),
         }
     }
 
@@ -58,19 +43,50 @@ impl UnitTx {
     /// the next unit of work can begin.
     async fn commit(
         &mut self,
-    ) -> Result<Option<tokio::sync::OwnedMutexGuard<AnyConnection>>, DbError> {
-        match std::mem::replace(self, UnitTx::Committed) {
-            UnitTx::Pooled(tx) => {
+        durability: Durability,
+    ) -> Result<Option<OwnedMutexGuard<rusqlite::Connection>>, DbError> {
+        match std::mem::replace(&mut self.0, TxState::Committed) {
+            TxState::Postgres(tx) => {
                 tx.commit().await?;
                 Ok(None)
             }
-            UnitTx::Held(mut held) => {
-                let conn = held.conn.as_mut().expect("held until committed");
-                sqlx::query("COMMIT").execute(&mut **conn).await?;
-                Ok(held.conn.take())
+            TxState::Sqlite(mut conn) => {
+                let commit = |conn: &mut rusqlite::Connection| conn.execute_batch("COMMIT");
+                let done = match durability {
+                    // NORMAL: the commit appends to the WAL without waiting for the disk.
+                    Durability::Normal => commit(&mut conn),
+                    // FULL waits for the disk: let the runtime move other tasks off this thread.
+                    Durability::Full => blocking(|| commit(&mut conn)),
+                };
+                if let Err(e) = done {
+                    // Leaves the connection as the next unit expects it: outside a transaction.
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(e.into());
+                }
+                Ok(Some(conn))
             }
-            UnitTx::Committed => Ok(None),
+            TxState::Committed => Ok(None),
         }
+    }
+}
+
+impl Drop for Tx {
+    /// A unit of work dropped before it committed (an error, a lost race) rolls back. On
+    /// PostgreSQL the pooled transaction does so itself; SQLite's writer is rolled back here,
+    /// before anyone else can take it.
+    fn drop(&mut self) {
+        if let TxState::Sqlite(conn) = &mut self.0 {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// Runs a call that may wait for the disk: on a multi-threaded runtime, other tasks move to
+/// another worker meanwhile.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -78,11 +94,35 @@ impl UnitTx {
 pub enum DbError {
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value is not what the code reads it as: the schema changed behind its back.
+    #[error("database: {0}")]
+    Decode(String),
+    #[error("database: no row")]
+    RowNotFound,
+    #[error("database {0} is closed")]
+    Closed(String),
     /// Another command changed the aggregate first (optimistic concurrency): retry the command.
     #[error("concurrent update of {0}")]
     Conflict(String),
     #[error("idempotency key was already used with a different request")]
     IdempotencyMismatch,
+}
+
+impl DbError {
+    /// An insert hit a primary key or unique index.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            DbError::Sql(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +159,8 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-/// One service's database: a writer pool, a reader pool, and the signals that wake the consumers
-/// of its outbox and its timer loop after a commit.
+/// One service's database: where units of work write, where reads go, and the signals that wake
+/// the consumers of its outbox and its timer loop after a commit.
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<DbInner>,
@@ -129,21 +169,69 @@ pub struct Db {
 struct DbInner {
     name: String,
     dialect: Dialect,
-    write: AnyPool,
-    read: AnyPool,
+    durability: Durability,
+    /// SQLite only: the one connection that writes, held by a unit of work from `begin` until
+    /// its after-commit hooks have run, so the next writer never reads an in-memory cache that is
+    /// behind the database.
+    writer: Option<Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
+    /// PostgreSQL only: the pool units of work take their connection from.
+    pool: Option<PgPool>,
+    reader: Reader,
     clock: Arc<dyn Clock>,
     outbox_signal: watch::Sender<u64>,
     timer_signal: watch::Sender<u64>,
-    /// SQLite only: the one connection that writes, held by a unit of work from `begin` until
-    /// its after-commit hooks have run, so the next writer never reads an in-memory cache that is
-    /// behind the database. Held directly rather than through a pool: a pool's hand-back of the
-    /// connection after every unit cost more than the unit itself.
-    writer: Option<Arc<tokio::sync::Mutex<AnyConnection>>>,
-    /// The writer is inside a transaction a dropped unit of work left open.
-    rollback_first: AtomicBool,
     /// `tanda_commits_total{db}`: every committed unit of work, so a benchmark can count the
     /// commits a flow costs.
     commits: metrics::Counter,
+}
+
+/// Where queries outside a unit of work run (`db.reader()`): GETs, projections' reads.
+pub struct Reader(ReaderKind);
+
+enum ReaderKind {
+    Sqlite(SqliteReaders),
+    Postgres(PgPool),
+}
+
+impl Reader {
+    pub(crate) fn target(&self) -> Target<'_> {
+        match &self.0 {
+            ReaderKind::Sqlite(readers) => Target::SqliteReaders(readers),
+            ReaderKind::Postgres(pool) => Target::PostgresPool(pool),
+        }
+    }
+}
+
+/// SQLite's read connections. A read runs on the calling thread from start to end, so no more
+/// connections are ever in use than there are threads running tasks; idle ones are kept.
+#[doc(hidden)]
+pub struct SqliteReaders {
+    path: PathBuf,
+    synchronous: &'static str,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+    closed: AtomicBool,
+}
+
+impl SqliteReaders {
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(DbError::Closed(self.path.display().to_string()));
+        }
+        let idle = self.idle.lock().expect("reader list").pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => sqlite_open(&self.path, self.synchronous)?,
+        };
+        let outcome = f(&mut conn);
+        let mut idle = self.idle.lock().expect("reader list");
+        if idle.len() < 8 {
+            idle.push(conn);
+        }
+        outcome
+    }
 }
 
 impl Db {
@@ -156,45 +244,35 @@ impl Db {
         durability: Durability,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, DbError> {
-        sqlx::any::install_default_drivers();
         std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.join(format!("{name}.db")).display()
-        );
-        let options = AnyConnectOptions::from_str(&url)?;
+        let path = dir.join(format!("{name}.db"));
         let synchronous = match durability {
             Durability::Normal => "NORMAL",
             Durability::Full => "FULL",
         };
-        // A local file cannot drop its connection: no round trip to test it before each use.
-        let read = AnyPoolOptions::new()
-            .max_connections(4)
-            .test_before_acquire(false)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .after_connect(move |c, _| sqlite_pragmas(c, synchronous))
-            .connect_with(options.clone())
-            .await?;
-        let mut writer = <AnyConnection as sqlx::Connection>::connect_with(&options).await?;
-        sqlite_pragmas(&mut writer, synchronous).await?;
-        // Every write goes through `writer`; the pool slot for writes is never used on SQLite.
-        let db = Self::from_pools(name, Dialect::Sqlite, read.clone(), read, clock);
-        Ok(Self {
-            inner: Arc::new(DbInner {
-                writer: Some(Arc::new(tokio::sync::Mutex::new(writer))),
-                ..Arc::into_inner(db.inner).expect("just built")
-            }),
-        })
+        let writer = sqlite_open(&path, synchronous)?;
+        let readers = SqliteReaders {
+            path,
+            synchronous,
+            idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        };
+        Ok(Self::build(
+            name,
+            Dialect::Sqlite,
+            durability,
+            Some(Arc::new(tokio::sync::Mutex::new(writer))),
+            None,
+            Reader(ReaderKind::Sqlite(readers)),
+            clock,
+        ))
     }
 
     /// Creates database `name` on the PostgreSQL server at `server_url` (a URL without a database
     /// path, e.g. `postgres://postgres@127.0.0.1:5432`) unless it exists; returns its URL.
     pub async fn ensure_postgres_database(server_url: &str, name: &str) -> Result<String, DbError> {
-        sqlx::any::install_default_drivers();
         let server = server_url.trim_end_matches('/');
-        let mut admin =
-            <AnyConnection as sqlx::Connection>::connect(&format!("{server}/postgres")).await?;
+        let mut admin = PgConnection::connect(&format!("{server}/postgres")).await?;
         let exists: Option<i32> =
             sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
                 .bind(name)
@@ -223,26 +301,29 @@ impl Db {
         max_connections: u32,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, DbError> {
-        sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new()
+        let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(Self::from_pools(
+        Ok(Self::build(
             name,
             Dialect::Postgres,
-            pool.clone(),
-            pool,
+            Durability::Full,
+            None,
+            Some(pool.clone()),
+            Reader(ReaderKind::Postgres(pool)),
             clock,
         ))
     }
 
-    fn from_pools(
+    fn build(
         name: &str,
         dialect: Dialect,
-        write: AnyPool,
-        read: AnyPool,
+        durability: Durability,
+        writer: Option<Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
+        pool: Option<PgPool>,
+        reader: Reader,
         clock: Arc<dyn Clock>,
     ) -> Self {
         // The recorder must exist before the commit counter is registered with it.
@@ -251,13 +332,13 @@ impl Db {
             inner: Arc::new(DbInner {
                 name: name.to_owned(),
                 dialect,
-                write,
-                read,
+                durability,
+                writer,
+                pool,
+                reader,
                 clock,
                 outbox_signal: watch::channel(0).0,
                 timer_signal: watch::channel(0).0,
-                writer: None,
-                rollback_first: AtomicBool::new(false),
                 commits: metrics::counter!("tanda_commits_total", "db" => name.to_owned()),
             }),
         }
@@ -277,33 +358,21 @@ impl Db {
         self.inner.clock.now()
     }
     /// For queries outside a unit of work (GETs, projections' reads).
-    pub fn reader(&self) -> &AnyPool {
-        &self.inner.read
+    pub fn reader(&self) -> &Reader {
+        &self.inner.reader
     }
 
     /// Applies the core tables (outbox, inbox, cursors, timers, dead letters, idempotency) and then
-    /// the service's own migrations, each once.
+    /// the service's own migrations, each once, each in a transaction of its own.
     pub async fn migrate(&self, service: &[Migration]) -> Result<(), DbError> {
-        match &self.inner.writer {
-            Some(writer) => self.migrate_on(&mut *writer.lock().await, service).await,
-            None => {
-                let mut conn = self.inner.write.acquire().await?;
-                self.migrate_on(&mut conn, service).await
-            }
-        }
-    }
-
-    async fn migrate_on(
-        &self,
-        conn: &mut AnyConnection,
-        service: &[Migration],
-    ) -> Result<(), DbError> {
-        sqlx::query(
+        let mut uow = self.begin().await?;
+        query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                  version BIGINT PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at BIGINT NOT NULL)",
         )
-        .execute(&mut *conn)
+        .execute(uow.conn())
         .await?;
+        uow.commit().await?;
         let core = match self.dialect() {
             Dialect::Sqlite => CORE_SQLITE,
             Dialect::Postgres => CORE_POSTGRES,
@@ -314,53 +383,45 @@ impl Db {
             sql: core,
         };
         for m in std::iter::once(&core).chain(service) {
+            let mut uow = self.begin().await?;
             let done: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
                     .bind(m.version)
-                    .fetch_optional(&mut *conn)
+                    .fetch_optional(uow.conn())
                     .await?;
             if done.is_some() {
                 continue;
             }
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             for statement in m.sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(sqlx::AssertSqlSafe(statement))
-                    .execute(&mut *tx)
-                    .await?;
+                query(AssertSqlSafe(statement)).execute(uow.conn()).await?;
             }
-            sqlx::query(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            )
-            .bind(m.version)
-            .bind(m.name)
-            .bind(self.now())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
+            let now = uow.now();
+            query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(now)
+                .execute(uow.conn())
+                .await?;
+            uow.commit().await?;
         }
         Ok(())
     }
 
     /// Starts a unit of work on the writer.
     pub async fn begin(&self) -> Result<Uow, DbError> {
-        let tx = match &self.inner.writer {
-            Some(writer) => {
-                let mut conn = writer.clone().lock_owned().await;
-                if self.inner.rollback_first.swap(false, Ordering::SeqCst) {
-                    sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-                }
+        let tx = match (&self.inner.writer, &self.inner.pool) {
+            (Some(writer), _) => {
+                let conn = writer.clone().lock_owned().await;
                 // IMMEDIATE takes the write lock up front, so a transaction never fails half-way
                 // trying to upgrade a read lock.
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                UnitTx::Held(HeldWriter {
-                    conn: Some(conn),
-                    inner: self.inner.clone(),
-                })
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                TxState::Sqlite(conn)
             }
-            None => UnitTx::Pooled(self.inner.write.begin().await?),
+            (None, Some(pool)) => TxState::Postgres(pool.begin().await?),
+            (None, None) => unreachable!("a database has a writer or a pool"),
         };
         Ok(Uow {
-            tx,
+            tx: Tx(tx),
             db: self.clone(),
             wrote_outbox: false,
             wrote_timers: false,
@@ -370,7 +431,7 @@ impl Db {
 
     /// Liveness of the database for `/readyz`.
     pub async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.inner.read).await?;
+        query("SELECT 1").execute(self.reader()).await?;
         Ok(())
     }
 
@@ -388,25 +449,29 @@ impl Db {
     /// lock on a dedicated connection, so it is released when the holder exits or dies; SQLite
     /// has one process, which always leads.
     pub async fn try_lead(&self, job: &str) -> Result<Option<Leadership>, DbError> {
-        match self.dialect() {
-            Dialect::Sqlite => Ok(Some(Leadership { _conn: None })),
-            Dialect::Postgres => {
-                let mut conn = self.inner.write.acquire().await?;
-                let key = stable_hash(&format!("{}/{job}", self.name())) as i64;
-                let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                    .bind(key)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                Ok(won.then(|| Leadership {
-                    _conn: Some(conn.detach()),
-                }))
-            }
-        }
+        let Some(pool) = &self.inner.pool else {
+            return Ok(Some(Leadership { _conn: None }));
+        };
+        let mut conn = pool.acquire().await?;
+        let key = stable_hash(&format!("{}/{job}", self.name())) as i64;
+        let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(won.then(|| Leadership {
+            _conn: Some(conn.detach()),
+        }))
     }
 
+    /// Stops serving reads and closes the pool; for tests that stop a process's work mid-way.
     pub async fn close(&self) {
-        self.inner.write.close().await;
-        self.inner.read.close().await;
+        match &self.inner.reader.0 {
+            ReaderKind::Sqlite(readers) => {
+                readers.closed.store(true, Ordering::Relaxed);
+                readers.idle.lock().expect("reader list").clear();
+            }
+            ReaderKind::Postgres(pool) => pool.close().await,
+        }
     }
 
     /// Runs `command` again when it lost an optimistic-concurrency race, up to a few times.
@@ -429,10 +494,23 @@ impl Db {
     }
 }
 
+/// Opens one SQLite connection with Tanda's settings.
+fn sqlite_open(path: &Path, synchronous: &str) -> Result<rusqlite::Connection, DbError> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};"
+    ))?;
+    // Two processes on one file (a test sabotaging a table) wait for each other.
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // Every statement a service runs, prepared once per connection.
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
 /// Held while this instance leads a singleton job; dropping it closes the lock's connection,
 /// which releases the lock.
 pub struct Leadership {
-    _conn: Option<AnyConnection>,
+    _conn: Option<PgConnection>,
 }
 
 /// FNV-1a: a hash that never changes between builds (unlike `std`'s), for keys other processes
@@ -475,7 +553,7 @@ pub struct StoredResponse {
 /// its idempotency record all commit together or not at all.
 pub struct Uow {
     /// Declared first: on commit the hooks run while the writer is still held.
-    tx: UnitTx,
+    tx: Tx,
     db: Db,
     wrote_outbox: bool,
     wrote_timers: bool,
@@ -484,8 +562,8 @@ pub struct Uow {
 
 impl Uow {
     /// The connection to run the service's own SQL on.
-    pub fn conn(&mut self) -> &mut AnyConnection {
-        self.tx.conn()
+    pub fn conn(&mut self) -> &mut Tx {
+        &mut self.tx
     }
     pub fn now(&self) -> Timestamp {
         self.db.now()
@@ -497,7 +575,7 @@ impl Uow {
     /// Appends an event to the outbox; it is published only if this unit of work commits.
     pub async fn publish(&mut self, event: &Envelope) -> Result<(), DbError> {
         let json = serde_json::to_string(event).expect("envelopes serialize");
-        sqlx::query(
+        query(
             "INSERT INTO outbox (id, type, aggregate_id, envelope, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&event.id)
@@ -505,7 +583,7 @@ impl Uow {
         .bind(&event.aggregate_id)
         .bind(json)
         .bind(self.now())
-        .execute(self.tx.conn())
+        .execute(&mut self.tx)
         .await?;
         self.wrote_outbox = true;
         Ok(())
@@ -520,26 +598,24 @@ impl Uow {
         payload: serde_json::Value,
     ) -> Result<(), DbError> {
         self.cancel_timer(kind, key).await?;
-        sqlx::query(
-            "INSERT INTO timers (id, kind, key, fire_at, payload) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(new_id())
-        .bind(kind)
-        .bind(key)
-        .bind(fire_at)
-        .bind(payload.to_string())
-        .execute(self.tx.conn())
-        .await?;
+        query("INSERT INTO timers (id, kind, key, fire_at, payload) VALUES ($1, $2, $3, $4, $5)")
+            .bind(new_id())
+            .bind(kind)
+            .bind(key)
+            .bind(fire_at)
+            .bind(payload.to_string())
+            .execute(&mut self.tx)
+            .await?;
         self.wrote_timers = true;
         Ok(())
     }
 
     /// Removes the timer of this kind and key, if any.
     pub async fn cancel_timer(&mut self, kind: &str, key: &str) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM timers WHERE kind = $1 AND key = $2")
+        query("DELETE FROM timers WHERE kind = $1 AND key = $2")
             .bind(kind)
             .bind(key)
-            .execute(self.tx.conn())
+            .execute(&mut self.tx)
             .await?;
         Ok(())
     }
@@ -547,9 +623,9 @@ impl Uow {
     /// Claims a due timer: true if this unit of work removed it (so it fires exactly once, even
     /// with several instances racing for it).
     pub(crate) async fn claim_timer(&mut self, id: &str) -> Result<bool, DbError> {
-        let done = sqlx::query("DELETE FROM timers WHERE id = $1")
+        let done = query("DELETE FROM timers WHERE id = $1")
             .bind(id)
-            .execute(self.tx.conn())
+            .execute(&mut self.tx)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -560,14 +636,14 @@ impl Uow {
         consumer: &str,
         event_id: &str,
     ) -> Result<bool, DbError> {
-        let done = sqlx::query(
+        let done = query(
             "INSERT INTO inbox (consumer, event_id, processed_at) VALUES ($1, $2, $3)
              ON CONFLICT (consumer, event_id) DO NOTHING",
         )
         .bind(consumer)
         .bind(event_id)
         .bind(self.now())
-        .execute(self.tx.conn())
+        .execute(&mut self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -580,12 +656,12 @@ impl Uow {
         key: &str,
         request: &serde_json::Value,
     ) -> Result<Option<StoredResponse>, DbError> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT request_hash, status, body FROM idempotency WHERE scope = $1 AND key = $2",
         )
         .bind(scope)
         .bind(key)
-        .fetch_optional(self.tx.conn())
+        .fetch_optional(&mut self.tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
         if row.try_get::<String, _>("request_hash")? != request_hash(request) {
@@ -607,7 +683,7 @@ impl Uow {
         status: u16,
         body: &serde_json::Value,
     ) -> Result<(), DbError> {
-        sqlx::query(
+        query(
             "INSERT INTO idempotency (scope, key, request_hash, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(scope)
@@ -616,12 +692,12 @@ impl Uow {
         .bind(status as i32)
         .bind(body.to_string())
         .bind(self.now())
-        .execute(self.tx.conn())
+        .execute(&mut self.tx)
         .await
-        .map_err(|e| match &e {
+        .map_err(|e| match e {
             // A concurrent request with the same key won: retrying replays its response.
-            sqlx::Error::Database(d) if d.is_unique_violation() => DbError::Conflict(format!("idempotency key {key}")),
-            _ => DbError::Sql(e),
+            e if e.is_unique_violation() => DbError::Conflict(format!("idempotency key {key}")),
+            e => e,
         })?;
         Ok(())
     }
@@ -632,14 +708,14 @@ impl Uow {
         source: &str,
         position: i64,
     ) -> Result<(), DbError> {
-        sqlx::query(
+        query(
             "INSERT INTO consumer_cursors (consumer, source, position) VALUES ($1, $2, $3)
              ON CONFLICT (consumer, source) DO UPDATE SET position = excluded.position",
         )
         .bind(consumer)
         .bind(source)
         .bind(position)
-        .execute(self.tx.conn())
+        .execute(&mut self.tx)
         .await?;
         Ok(())
     }
@@ -660,7 +736,7 @@ impl Uow {
             wrote_timers,
             after_commit,
         } = self;
-        let writer = tx.commit().await?;
+        let writer = tx.commit(db.inner.durability).await?;
         db.inner.commits.increment(1);
         for f in after_commit {
             f();
@@ -674,24 +750,6 @@ impl Uow {
         }
         Ok(())
     }
-}
-
-fn sqlite_pragmas<'c>(
-    conn: &'c mut AnyConnection,
-    synchronous: &'static str,
-) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>> {
-    Box::pin(async move {
-        for pragma in [
-            "PRAGMA journal_mode = WAL".to_owned(),
-            format!("PRAGMA synchronous = {synchronous}"),
-            "PRAGMA busy_timeout = 10000".to_owned(),
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(pragma))
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
-    })
 }
 
 fn request_hash(request: &serde_json::Value) -> String {

@@ -24,6 +24,7 @@ use crate::http::Path;
 use crate::lifecycle::{Lifecycle, termination_signal};
 use crate::problem::Problem;
 use crate::service::ServiceParts;
+use crate::sql::query_scalar;
 
 /// The process-wide Prometheus recorder (installed once, even with several apps in one test).
 pub fn metrics_handle() -> PrometheusHandle {
@@ -142,12 +143,10 @@ async fn list_services(State(ops): State<Ops>) -> Result<Json<Vec<serde_json::Va
         let ready = others_ok && reachable(db).await;
         let unpublished = match (ops.relayed, ready) {
             (true, true) => Some(
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
-                )
-                .fetch_one(db.reader())
-                .await
-                .map_err(|e| Problem::from(DbError::from(e)))?,
+                query_scalar::<i64>("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+                    .fetch_one(db.reader())
+                    .await
+                    .map_err(|e| Problem::from(DbError::from(e)))?,
             ),
             _ => None,
         };

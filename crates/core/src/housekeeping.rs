@@ -10,6 +10,7 @@ use tracing::{Instrument, info_span, warn};
 use crate::consumer::{Consumers, Source};
 use crate::db::{Db, DbError};
 use crate::lifecycle::Lifecycle;
+use crate::sql::query;
 
 /// Consumed outbox rows are kept this long (for inspection) before they go.
 pub const OUTBOX_KEEP: Duration = Duration::from_secs(60 * 60);
@@ -58,7 +59,7 @@ pub async fn sweep(
         if let Some(passed) = consumers.slowest_position(source).await? {
             let mut uow = source.db.begin().await?;
             let cutoff = uow.now() - OUTBOX_KEEP.as_millis() as i64;
-            sqlx::query("DELETE FROM outbox WHERE seq <= $1 AND created_at < $2")
+            query("DELETE FROM outbox WHERE seq <= $1 AND created_at < $2")
                 .bind(passed)
                 .bind(cutoff)
                 .execute(uow.conn())
@@ -70,15 +71,15 @@ pub async fn sweep(
         let mut uow = db.begin().await?;
         let now = uow.now();
         // Relayed to the broker (distributed mode): the stream has them now.
-        sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1")
+        query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1")
             .bind(now - OUTBOX_KEEP.as_millis() as i64)
             .execute(uow.conn())
             .await?;
-        sqlx::query("DELETE FROM inbox WHERE processed_at < $1")
+        query("DELETE FROM inbox WHERE processed_at < $1")
             .bind(now - INBOX_KEEP.as_millis() as i64)
             .execute(uow.conn())
             .await?;
-        sqlx::query("DELETE FROM idempotency WHERE created_at < $1")
+        query("DELETE FROM idempotency WHERE created_at < $1")
             .bind(now - IDEMPOTENCY_KEEP.as_millis() as i64)
             .execute(uow.conn())
             .await?;

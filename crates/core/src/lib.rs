@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod nats;
 pub mod problem;
 pub mod service;
+pub mod sql;
 pub mod timers;
 
 pub use clock::{Clock, SystemClock, Timestamp};

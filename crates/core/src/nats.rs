@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::StreamExt;
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -22,6 +21,7 @@ use crate::consumer::Consumers;
 use crate::db::{Db, DbError, stable_hash};
 use crate::event::Envelope;
 use crate::lifecycle::Lifecycle;
+use crate::sql::{AssertSqlSafe, query};
 
 /// Partitions per stream: the parallelism of one consuming service per source.
 pub const PARTITIONS: u64 = 8;
@@ -187,13 +187,12 @@ async fn relay(db: Db, bus: NatsBus, cancel: CancellationToken) {
 
 /// Publishes the oldest unpublished outbox rows and marks them; returns how many.
 async fn publish_pending(db: &Db, bus: &NatsBus, service: &str) -> Result<usize, BusError> {
-    let rows = sqlx::query(
-        "SELECT seq, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
-    )
-    .bind(RELAY_BATCH)
-    .fetch_all(db.reader())
-    .await
-    .map_err(DbError::from)?;
+    let rows =
+        query("SELECT seq, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1")
+            .bind(RELAY_BATCH)
+            .fetch_all(db.reader())
+            .await
+            .map_err(DbError::from)?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -221,7 +220,7 @@ async fn publish_pending(db: &Db, bus: &NatsBus, service: &str) -> Result<usize,
         "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(uow.now());
+    let mut query = query(AssertSqlSafe(sql)).bind(uow.now());
     for seq in &seqs {
         query = query.bind(*seq);
     }

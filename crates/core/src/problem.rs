@@ -95,7 +95,9 @@ impl From<DbError> for Problem {
                 "concurrent_update",
                 format!("{what} changed concurrently; retry"),
             ),
-            DbError::Sql(e) => {
+            // The stored data is not what the code reads: a defect, not a passing outage.
+            e @ (DbError::Decode(_) | DbError::RowNotFound) => Problem::internal(&e),
+            e @ (DbError::Sql(_) | DbError::Sqlite(_) | DbError::Closed(_)) => {
                 tracing::error!(error = %e, "database error");
                 Problem::unavailable(
                     "storage_unavailable",

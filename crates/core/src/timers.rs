@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
 use crate::consumer::HandlerError;
 use crate::db::{Db, DbError, Timer, Uow};
 use crate::lifecycle::Lifecycle;
+use crate::sql::{query, query_scalar};
 
 /// What to do when a timer is due, inside the unit of work that claims it.
 #[async_trait]
@@ -61,7 +61,7 @@ async fn run(db: Db, handler: Arc<dyn TimerHandler>, cancel: CancellationToken) 
 /// Fires every due timer; returns when the next one is due, if any.
 async fn fire_due(db: &Db, handler: &dyn TimerHandler) -> Result<Option<i64>, DbError> {
     let now = db.now();
-    let due = sqlx::query("SELECT id, kind, key, fire_at, payload FROM timers WHERE fire_at <= $1 ORDER BY fire_at LIMIT $2")
+    let due = query("SELECT id, kind, key, fire_at, payload FROM timers WHERE fire_at <= $1 ORDER BY fire_at LIMIT $2")
         .bind(now)
         .bind(BATCH)
         .fetch_all(db.reader())
@@ -85,7 +85,7 @@ async fn fire_due(db: &Db, handler: &dyn TimerHandler) -> Result<Option<i64>, Db
     if full {
         return Ok(Some(now));
     }
-    let next: Option<i64> = sqlx::query_scalar("SELECT MIN(fire_at) FROM timers")
+    let next: Option<i64> = query_scalar("SELECT MIN(fire_at) FROM timers")
         .fetch_one(db.reader())
         .await?;
     Ok(next)
@@ -93,7 +93,7 @@ async fn fire_due(db: &Db, handler: &dyn TimerHandler) -> Result<Option<i64>, Db
 
 async fn postpone(db: &Db, id: &str) -> Result<(), DbError> {
     let mut uow = db.begin().await?;
-    sqlx::query("UPDATE timers SET fire_at = $1 WHERE id = $2")
+    query("UPDATE timers SET fire_at = $1 WHERE id = $2")
         .bind(db.now() + 1000)
         .bind(id)
         .execute(uow.conn())

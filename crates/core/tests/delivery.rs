@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tanda_core::consumer::{Consumer, Consumers, Handler, HandlerError, Source};
 use tanda_core::db::{Durability, Migration, Timer};
 use tanda_core::lifecycle::Lifecycle;
+use tanda_core::sql::{query, query_scalar};
 use tanda_core::timers::{self, TimerHandler};
 use tanda_core::{Db, Envelope, Event, SystemClock, Uow};
 
@@ -57,7 +58,7 @@ impl Handler for Recorder {
         if noted.text == "poison" && self.poisoned.load(Ordering::SeqCst) {
             return Err("cannot digest poison".into());
         }
-        sqlx::query("INSERT INTO notes (text) VALUES ($1)")
+        query("INSERT INTO notes (text) VALUES ($1)")
             .bind(&noted.text)
             .execute(uow.conn())
             .await?;
@@ -87,7 +88,7 @@ async fn publish(db: &Db, texts: &[&str]) {
 }
 
 async fn notes(db: &Db) -> Vec<String> {
-    sqlx::query_scalar("SELECT text FROM notes ORDER BY rowid")
+    query_scalar("SELECT text FROM notes ORDER BY rowid")
         .fetch_all(db.reader())
         .await
         .unwrap()
@@ -163,7 +164,7 @@ async fn a_rolled_back_unit_publishes_nothing() {
     .await
     .unwrap();
     drop(uow);
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+    let rows: i64 = query_scalar("SELECT COUNT(*) FROM outbox")
         .fetch_one(producer.reader())
         .await
         .unwrap();
@@ -171,7 +172,7 @@ async fn a_rolled_back_unit_publishes_nothing() {
 
     // The writer is usable at once, and what the dropped unit wrote never commits with the next.
     publish(&producer, &["next"]).await;
-    let envelopes: Vec<String> = sqlx::query_scalar("SELECT envelope FROM outbox")
+    let envelopes: Vec<String> = query_scalar("SELECT envelope FROM outbox")
         .fetch_all(producer.reader())
         .await
         .unwrap();
@@ -193,7 +194,7 @@ async fn delivers_in_order_once_even_when_redelivered() {
     lifecycle.stop_background().await;
 
     // Rewind the cursor, as a broker redelivering after a lost ack would: the inbox absorbs it.
-    sqlx::query("UPDATE consumer_cursors SET position = 0")
+    query("UPDATE consumer_cursors SET position = 0")
         .execute(consumer.reader())
         .await
         .unwrap();
@@ -283,7 +284,7 @@ struct CountingTimers(AtomicUsize);
 impl TimerHandler for CountingTimers {
     async fn fire(&self, uow: &mut Uow, timer: &Timer) -> Result<(), HandlerError> {
         self.0.fetch_add(1, Ordering::SeqCst);
-        sqlx::query("INSERT INTO notes (text) VALUES ($1)")
+        query("INSERT INTO notes (text) VALUES ($1)")
             .bind(&timer.key)
             .execute(uow.conn())
             .await?;
@@ -321,7 +322,7 @@ async fn timers_survive_a_restart_and_fire_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(notes(&db).await, ["due-soon"]);
     assert_eq!(handler.0.load(Ordering::SeqCst), 1);
-    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM timers")
+    let left: i64 = query_scalar("SELECT COUNT(*) FROM timers")
         .fetch_one(db.reader())
         .await
         .unwrap();
@@ -361,13 +362,13 @@ async fn housekeeping_prunes_only_what_every_consumer_has_passed() {
     }];
     let all = [producer.clone(), consumer.clone()];
     let outbox = async || -> i64 {
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        query_scalar("SELECT COUNT(*) FROM outbox")
             .fetch_one(producer.reader())
             .await
             .unwrap()
     };
     let inbox = async || -> i64 {
-        sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
+        query_scalar("SELECT COUNT(*) FROM inbox")
             .fetch_one(consumer.reader())
             .await
             .unwrap()
@@ -414,7 +415,7 @@ impl Handler for Racer {
             return Err(ServiceError::from(tanda_core::DbError::Conflict("the row".into())).into());
         }
         let noted: Noted = event.decode()?;
-        sqlx::query("INSERT INTO notes (text) VALUES ($1)")
+        query("INSERT INTO notes (text) VALUES ($1)")
             .bind(&noted.text)
             .execute(uow.conn())
             .await?;

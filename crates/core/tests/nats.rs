@@ -12,6 +12,7 @@ use tanda_core::consumer::{Consumer, Consumers, Handler, HandlerError};
 use tanda_core::db::Migration;
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::nats::{self, NatsBus, NatsSource};
+use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Db, Envelope, Event, SystemClock, Uow};
 
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
@@ -58,7 +59,7 @@ async fn discard(db: Db) {
     use sqlx::Connection;
     let name = db.name().to_owned();
     db.close().await;
-    let mut admin = sqlx::AnyConnection::connect(&format!("{POSTGRES}/postgres"))
+    let mut admin = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres"))
         .await
         .unwrap();
     let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
@@ -81,7 +82,7 @@ struct Recorder {
 impl Handler for Recorder {
     async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
         let c: Counted = event.decode()?;
-        sqlx::query("INSERT INTO seen (key, n, instance) VALUES ($1, $2, $3)")
+        query("INSERT INTO seen (key, n, instance) VALUES ($1, $2, $3)")
             .bind(&c.key)
             .bind(c.n)
             .bind(self.instance)
@@ -111,10 +112,13 @@ async fn publish(db: &Db, keys: usize, per_key: i64) {
 }
 
 async fn seen(db: &Db) -> Vec<(String, i64, String)> {
-    sqlx::query_as("SELECT key, n, instance FROM seen ORDER BY id")
+    query("SELECT key, n, instance FROM seen ORDER BY id")
         .fetch_all(db.reader())
         .await
         .unwrap()
+        .iter()
+        .map(|row| (row.get("key"), row.get("n"), row.get("instance")))
+        .collect()
 }
 
 async fn wait_for(db: &Db, count: usize) {
@@ -183,11 +187,10 @@ async fn competing_instances_share_the_work_in_order_and_once() {
         2,
         "both instances did work: {by_instance:?}"
     );
-    let unpublished: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(producer.reader())
-            .await
-            .unwrap();
+    let unpublished: i64 = query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(producer.reader())
+        .await
+        .unwrap();
     assert_eq!(unpublished, 0);
 
     // The relay publishes everything again (as after a crash between publish and mark): the
@@ -195,7 +198,7 @@ async fn competing_instances_share_the_work_in_order_and_once() {
     for lifecycle in relays {
         lifecycle.stop_background().await;
     }
-    sqlx::query("UPDATE outbox SET published_at = NULL")
+    query("UPDATE outbox SET published_at = NULL")
         .execute(producer.reader())
         .await
         .unwrap();

@@ -33,12 +33,6 @@ pub enum Error {
     Corrupt(String),
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(e: sqlx::Error) -> Self {
-        Error::Db(e.into())
-    }
-}
-
 impl IsConflict for Error {
     fn is_conflict(&self) -> bool {
         matches!(self, Error::Db(e) if e.is_conflict())

@@ -14,6 +14,7 @@ use tanda_core::clock::rfc3339;
 use tanda_core::geo::{InvalidLatLng, LatLng};
 use tanda_core::http::{IdempotencyKey, Json, Path, Query};
 use tanda_core::id::ClientId;
+use tanda_core::sql::Conn;
 use tanda_core::{Db, Problem};
 
 use crate::domain::{
@@ -67,8 +68,8 @@ impl App {
         .await
     }
 
-    async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, Error> {
-        Ok(self.db.reader().acquire().await?)
+    fn read(&self) -> Conn<'_> {
+        self.db.reader().into()
     }
 }
 
@@ -348,7 +349,7 @@ async fn list_drivers(
     Query(query): Query<DriversQuery>,
 ) -> Result<Json<Vec<DriverView>>, Problem> {
     let status = query.status.as_deref().map(driver_status).transpose()?;
-    let drivers = store::drivers(&mut *app.read().await?, status).await?;
+    let drivers = store::drivers(&mut app.read(), status).await?;
     Ok(Json(drivers.iter().map(DriverView::from).collect()))
 }
 
@@ -357,7 +358,7 @@ async fn get_driver(
     Path(id): Path<String>,
 ) -> Result<Json<DriverView>, Problem> {
     let id = driver_id(&id)?;
-    let driver = store::driver_by_id(&mut *app.read().await?, &id).await?;
+    let driver = store::driver_by_id(&mut app.read(), &id).await?;
     driver
         .map(|d| Json((&d).into()))
         .ok_or_else(|| Problem::not_found("driver", id.as_str()))
@@ -411,7 +412,7 @@ async fn offers(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<OfferView>>, Problem> {
     let id = driver_id(&id)?;
-    let mut conn = app.read().await?;
+    let mut conn = app.read();
     let driver = store::driver_by_id(&mut conn, &id)
         .await?
         .ok_or_else(|| Problem::not_found("driver", id.as_str()))?;
@@ -441,7 +442,7 @@ async fn get_dispatch(
     State(app): AppState,
     Path(id): Path<String>,
 ) -> Result<Json<DispatchView>, Problem> {
-    let dispatch = store::dispatch_by_id(&mut *app.read().await?, &id).await?;
+    let dispatch = store::dispatch_by_id(&mut app.read(), &id).await?;
     dispatch
         .map(|d| Json((&d).into()))
         .ok_or_else(|| Problem::not_found("dispatch", &id))
@@ -454,7 +455,7 @@ async fn list_dispatches(
     Query(query): Query<DispatchesQuery>,
 ) -> Result<Json<Vec<DispatchView>>, Problem> {
     let given = |value: Option<String>| value.filter(|v| !v.is_empty());
-    let mut conn = app.read().await?;
+    let mut conn = app.read();
     let dispatches = match (given(query.book_id), given(query.driver_id)) {
         (Some(book_id), None) => store::dispatch_for_book(&mut conn, &book_id)
             .await?
@@ -536,7 +537,7 @@ async fn end(
     let driver_id = driver_id(&body.driver_id)?;
     let reported = body.distance_meters.as_ref().map(distance).transpose()?;
     let mut fleet = Fleet::default();
-    if let Some(d) = store::dispatch_by_id(&mut *app.read().await?, &dispatch_id).await? {
+    if let Some(d) = store::dispatch_by_id(&mut app.read(), &dispatch_id).await? {
         fleet.dispatches.insert(d.id.clone(), d);
     }
     let charge = domain::charge(

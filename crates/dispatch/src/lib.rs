@@ -165,10 +165,7 @@ pub async fn build(
     config: Config,
     pay: Arc<dyn PayTransport>,
 ) -> Result<ServiceParts, DbError> {
-    let available = {
-        let mut conn = db.reader().acquire().await?;
-        store::available_drivers(&mut conn).await?
-    };
+    let available = { store::available_drivers(&mut db.reader().into()).await? };
     let rules = domain::Rules {
         offer_timeout: config.offer_timeout,
         deadline: config.deadline,

@@ -8,11 +8,10 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use serde_json::json;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 use tanda_catalog::taxi;
 use tanda_core::geo::LatLng;
 use tanda_core::id::ClientId;
+use tanda_core::sql::{Conn, Row, query, query_scalar};
 use tanda_core::{DbError, Envelope, Timestamp, Uow, clock::rfc3339};
 
 use crate::domain::{
@@ -54,19 +53,21 @@ impl Store {
         let mut fleet = Fleet::default();
         let (dispatch, driver) = command.targets();
         if let Some(dispatch) = match dispatch {
-            Some(DispatchRef::Id(id)) => dispatch_by_id(uow.conn(), id).await?,
-            Some(DispatchRef::Book(book_id)) => dispatch_for_book(uow.conn(), book_id).await?,
+            Some(DispatchRef::Id(id)) => dispatch_by_id(&mut uow.conn().into(), id).await?,
+            Some(DispatchRef::Book(book_id)) => {
+                dispatch_for_book(&mut uow.conn().into(), book_id).await?
+            }
             None => None,
         } {
             fleet.dispatches.insert(dispatch.id.clone(), dispatch);
         }
         if let Some(driver) = match driver {
-            Some(id) => driver_by_id(uow.conn(), id).await?,
+            Some(id) => driver_by_id(&mut uow.conn().into(), id).await?,
             None => None,
         } {
             fleet.drivers.insert(driver.id.clone(), driver);
         }
-        load_neighbours(uow.conn(), &mut fleet).await?;
+        load_neighbours(&mut uow.conn().into(), &mut fleet).await?;
 
         let mut work = self.step(uow, &mut fleet, command, now, cause).await?;
         loop {
@@ -135,7 +136,7 @@ impl Store {
                 // The index hears only of this instance's commits: drivers another instance made
                 // available are missing. Catch up from the database before waiting for one.
                 caught_up = true;
-                for (id, at) in available_drivers(uow.conn()).await? {
+                for (id, at) in available_drivers(&mut uow.conn().into()).await? {
                     self.available.set(id, Some(at));
                 }
                 continue;
@@ -143,7 +144,7 @@ impl Store {
             for driver_id in candidates {
                 tried.insert(driver_id.clone());
                 if !fleet.drivers.contains_key(&driver_id)
-                    && let Some(driver) = driver_by_id(uow.conn(), &driver_id).await?
+                    && let Some(driver) = driver_by_id(&mut uow.conn().into(), &driver_id).await?
                 {
                     fleet.drivers.insert(driver_id.clone(), driver);
                 }
@@ -176,7 +177,7 @@ impl Store {
         if fleet.drivers.get(driver_id).map(|d| d.status) != Some(DriverStatus::Available) {
             return Ok(ToMatch::default());
         }
-        let waiting: Option<String> = sqlx::query_scalar(
+        let waiting: Option<String> = query_scalar(
             "SELECT d.id FROM dispatches d
              WHERE d.status = $1 AND d.offer_driver_id IS NULL AND d.deadline_at > $2
                AND NOT EXISTS (SELECT 1 FROM dispatch_refusals r
@@ -192,7 +193,7 @@ impl Store {
             return Ok(ToMatch::default());
         };
         if !fleet.dispatches.contains_key(&dispatch_id)
-            && let Some(dispatch) = dispatch_by_id(uow.conn(), &dispatch_id).await?
+            && let Some(dispatch) = dispatch_by_id(&mut uow.conn().into(), &dispatch_id).await?
         {
             fleet.dispatches.insert(dispatch_id.clone(), dispatch);
         }
@@ -227,13 +228,13 @@ impl Store {
             }
             dispatch.updated_at = now;
             match old {
-                None => insert_dispatch(uow.conn(), dispatch).await?,
-                Some(_) => update_dispatch(uow.conn(), dispatch).await?,
+                None => insert_dispatch(&mut uow.conn().into(), dispatch).await?,
+                Some(_) => update_dispatch(&mut uow.conn().into(), dispatch).await?,
             }
             let no_refusals = BTreeSet::new();
             let refused_before = old.map_or(&no_refusals, |o| &o.refused);
             for driver_id in dispatch.refused.difference(refused_before) {
-                sqlx::query(
+                query(
                     "INSERT INTO dispatch_refusals (dispatch_id, driver_id) VALUES ($1, $2)
                      ON CONFLICT (dispatch_id, driver_id) DO NOTHING",
                 )
@@ -249,8 +250,8 @@ impl Store {
                 continue;
             }
             match old {
-                None => insert_driver(uow.conn(), driver, now).await?,
-                Some(_) => update_driver(uow.conn(), driver, now).await?,
+                None => insert_driver(&mut uow.conn().into(), driver, now).await?,
+                Some(_) => update_driver(&mut uow.conn().into(), driver, now).await?,
             }
             if old.map(|o| o.status) != Some(driver.status) {
                 // The ride this change belongs to, if any, is its saga.
@@ -454,7 +455,7 @@ pub fn catalog_place(p: &Place) -> tanda_catalog::Place {
 }
 
 /// Adds the drivers the loaded dispatches point at, and the dispatches the loaded drivers are on.
-async fn load_neighbours(conn: &mut AnyConnection, fleet: &mut Fleet) -> Result<(), Error> {
+async fn load_neighbours(conn: &mut Conn<'_>, fleet: &mut Fleet) -> Result<(), Error> {
     let driver_ids: Vec<ClientId> = fleet
         .dispatches
         .values()
@@ -490,11 +491,8 @@ macro_rules! driver_columns {
     };
 }
 
-pub async fn driver_by_id(
-    conn: &mut AnyConnection,
-    id: &ClientId,
-) -> Result<Option<Driver>, Error> {
-    let row = sqlx::query(concat!(
+pub async fn driver_by_id(conn: &mut Conn<'_>, id: &ClientId) -> Result<Option<Driver>, Error> {
+    let row = query(concat!(
         "SELECT ",
         driver_columns!(),
         " FROM drivers WHERE id = $1"
@@ -507,12 +505,12 @@ pub async fn driver_by_id(
 
 /// Every registered driver, or only those in `status`, ordered by id.
 pub async fn drivers(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     status: Option<DriverStatus>,
 ) -> Result<Vec<Driver>, Error> {
     let rows = match status {
         Some(status) => {
-            sqlx::query(concat!(
+            query(concat!(
                 "SELECT ",
                 driver_columns!(),
                 " FROM drivers WHERE status = $1"
@@ -522,7 +520,7 @@ pub async fn drivers(
             .await?
         }
         None => {
-            sqlx::query(concat!("SELECT ", driver_columns!(), " FROM drivers"))
+            query(concat!("SELECT ", driver_columns!(), " FROM drivers"))
                 .fetch_all(conn)
                 .await?
         }
@@ -537,10 +535,8 @@ pub async fn drivers(
 }
 
 /// Every available driver and where they are: the index's starting point.
-pub async fn available_drivers(
-    conn: &mut AnyConnection,
-) -> Result<Vec<(ClientId, LatLng)>, DbError> {
-    let rows = sqlx::query(concat!(
+pub async fn available_drivers(conn: &mut Conn<'_>) -> Result<Vec<(ClientId, LatLng)>, DbError> {
+    let rows = query(concat!(
         "SELECT ",
         driver_columns!(),
         " FROM drivers WHERE status = $1"
@@ -552,12 +548,12 @@ pub async fn available_drivers(
         .map(|row| match driver_from_row(row) {
             Ok(d) => Ok((d.id, d.location)),
             Err(Error::Db(e)) => Err(e),
-            Err(e) => Err(sqlx::Error::Decode(Box::new(e)).into()),
+            Err(e) => Err(DbError::Decode(e.to_string())),
         })
         .collect()
 }
 
-fn driver_from_row(row: &AnyRow) -> Result<Driver, Error> {
+fn driver_from_row(row: &Row) -> Result<Driver, Error> {
     let id: String = row.try_get("id")?;
     let corrupt = || Error::Corrupt(format!("driver {id}"));
     Ok(Driver {
@@ -566,14 +562,14 @@ fn driver_from_row(row: &AnyRow) -> Result<Driver, Error> {
         car_number: row.try_get("car_number")?,
         phone: row.try_get("phone")?,
         location: LatLng::parse(row.try_get("lat")?, row.try_get("lng")?).map_err(|_| corrupt())?,
-        status: DriverStatus::parse(row.try_get("status")?).ok_or_else(corrupt)?,
+        status: DriverStatus::parse(&row.try_get::<String, _>("status")?).ok_or_else(corrupt)?,
         dispatch_id: row.try_get("dispatch_id")?,
         version: row.try_get("version")?,
     })
 }
 
-async fn insert_driver(conn: &mut AnyConnection, d: &Driver, now: Timestamp) -> Result<(), Error> {
-    let done = sqlx::query(
+async fn insert_driver(conn: &mut Conn<'_>, d: &Driver, now: Timestamp) -> Result<(), Error> {
+    let done = query(
         "INSERT INTO drivers (id, name, car_number, phone, lat, lng, status, dispatch_id,
                               created_at, updated_at, version)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -598,12 +594,8 @@ async fn insert_driver(conn: &mut AnyConnection, d: &Driver, now: Timestamp) -> 
     Ok(())
 }
 
-async fn update_driver(
-    conn: &mut AnyConnection,
-    d: &mut Driver,
-    now: Timestamp,
-) -> Result<(), Error> {
-    let done = sqlx::query(
+async fn update_driver(conn: &mut Conn<'_>, d: &mut Driver, now: Timestamp) -> Result<(), Error> {
+    let done = query(
         "UPDATE drivers SET lat = $1, lng = $2, status = $3, dispatch_id = $4, updated_at = $5,
                             version = version + 1
          WHERE id = $6 AND version = $7",
@@ -635,8 +627,8 @@ macro_rules! dispatch_columns {
     };
 }
 
-pub async fn dispatch_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<Dispatch>, Error> {
-    let row = sqlx::query(concat!(
+pub async fn dispatch_by_id(conn: &mut Conn<'_>, id: &str) -> Result<Option<Dispatch>, Error> {
+    let row = query(concat!(
         "SELECT ",
         dispatch_columns!(),
         " FROM dispatches WHERE id = $1"
@@ -652,10 +644,10 @@ pub async fn dispatch_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option
 
 /// A booking has at most one dispatch.
 pub async fn dispatch_for_book(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     book_id: &str,
 ) -> Result<Option<Dispatch>, Error> {
-    let row = sqlx::query(concat!(
+    let row = query(concat!(
         "SELECT ",
         dispatch_columns!(),
         " FROM dispatches WHERE book_id = $1"
@@ -671,11 +663,11 @@ pub async fn dispatch_for_book(
 
 /// The latest `limit` dispatches assigned to a driver, newest first.
 pub async fn dispatches_for_driver(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     driver_id: &ClientId,
     limit: i64,
 ) -> Result<Vec<Dispatch>, Error> {
-    let rows = sqlx::query(concat!(
+    let rows = query(concat!(
         "SELECT ",
         dispatch_columns!(),
         " FROM dispatches WHERE driver_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
@@ -691,7 +683,7 @@ pub async fn dispatches_for_driver(
     Ok(dispatches)
 }
 
-async fn dispatch_from_row(conn: &mut AnyConnection, row: &AnyRow) -> Result<Dispatch, Error> {
+async fn dispatch_from_row(conn: &mut Conn<'_>, row: &Row) -> Result<Dispatch, Error> {
     let id: String = row.try_get("id")?;
     let corrupt = || Error::Corrupt(format!("dispatch {id}"));
     let client_id = |s: Option<String>| {
@@ -743,7 +735,7 @@ async fn dispatch_from_row(conn: &mut AnyConnection, row: &AnyRow) -> Result<Dis
         _ => None,
     };
     let refused: Vec<String> =
-        sqlx::query_scalar("SELECT driver_id FROM dispatch_refusals WHERE dispatch_id = $1")
+        query_scalar("SELECT driver_id FROM dispatch_refusals WHERE dispatch_id = $1")
             .bind(&id)
             .fetch_all(&mut *conn)
             .await?;
@@ -755,7 +747,7 @@ async fn dispatch_from_row(conn: &mut AnyConnection, row: &AnyRow) -> Result<Dis
         book_id: row.try_get("book_id")?,
         customer_id: row.try_get("customer_id")?,
         booking,
-        status: DispatchStatus::parse(row.try_get("status")?).ok_or_else(corrupt)?,
+        status: DispatchStatus::parse(&row.try_get::<String, _>("status")?).ok_or_else(corrupt)?,
         driver_id: client_id(row.try_get("driver_id")?)?,
         offer,
         refused,
@@ -769,12 +761,12 @@ async fn dispatch_from_row(conn: &mut AnyConnection, row: &AnyRow) -> Result<Dis
     })
 }
 
-async fn insert_dispatch(conn: &mut AnyConnection, d: &Dispatch) -> Result<(), Error> {
+async fn insert_dispatch(conn: &mut Conn<'_>, d: &Dispatch) -> Result<(), Error> {
     let booking = d.booking.as_ref();
     let place = |pick: fn(&Booking) -> &Place| booking.map(pick);
     let (pickup, dropoff) = (place(|b| &b.pickup), place(|b| &b.dropoff));
     // A second dispatch for the same booking (a race) conflicts on book_id: retried, then ignored.
-    let done = sqlx::query(
+    let done = query(
         "INSERT INTO dispatches (id, book_id, customer_id, card_token, pickup_name, pickup_lat,
                                  pickup_lng, dropoff_name, dropoff_lat, dropoff_lng, status,
                                  deadline_at, created_at, updated_at, version)
@@ -804,10 +796,10 @@ async fn insert_dispatch(conn: &mut AnyConnection, d: &Dispatch) -> Result<(), E
     Ok(())
 }
 
-async fn update_dispatch(conn: &mut AnyConnection, d: &mut Dispatch) -> Result<(), Error> {
+async fn update_dispatch(conn: &mut Conn<'_>, d: &mut Dispatch) -> Result<(), Error> {
     let trip = d.trip.as_ref();
     let offer = d.offer.as_ref();
-    let done = sqlx::query(
+    let done = query(
         "UPDATE dispatches SET status = $1, driver_id = $2, offer_driver_id = $3,
                                offer_expires_at = $4, eta_seconds = $5, distance_meters = $6,
                                fare = $7, pay_id = $8, updated_at = $9, version = version + 1

@@ -11,7 +11,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
-use sqlx::Row;
 use tanda_catalog::Place;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
 use tanda_catalog::taxi::{BookCancelRequested, BookRequested};
@@ -19,6 +18,7 @@ use tanda_core::clock::{Clock, ManualClock};
 use tanda_core::db::{Durability, Migration, Timer};
 use tanda_core::geo::LatLng;
 use tanda_core::service::ServiceParts;
+use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Db, Envelope};
 use tanda_dispatch::{Config, MIGRATIONS, NAME, PayCallError, PayTransport, PaymentPolicy, build};
 use tempfile::TempDir;
@@ -258,7 +258,7 @@ impl Service {
 
     /// Fires every due timer the way the timer loop does: claim the row, run the handler, commit.
     async fn fire_due_timers(&self) -> Vec<String> {
-        let rows = sqlx::query("SELECT id, kind, key, fire_at, payload FROM timers WHERE fire_at <= $1 ORDER BY fire_at")
+        let rows = query("SELECT id, kind, key, fire_at, payload FROM timers WHERE fire_at <= $1 ORDER BY fire_at")
             .bind(self.clock.now())
             .fetch_all(self.db.reader())
             .await
@@ -274,7 +274,7 @@ impl Service {
                 payload: serde_json::from_str(&row.get::<String, _>("payload")).unwrap(),
             };
             let mut uow = self.db.begin().await.unwrap();
-            let claimed = sqlx::query("DELETE FROM timers WHERE id = $1")
+            let claimed = query("DELETE FROM timers WHERE id = $1")
                 .bind(&timer.id)
                 .execute(uow.conn())
                 .await
@@ -289,7 +289,7 @@ impl Service {
     }
 
     async fn timers_of(&self, dispatch_id: &str) -> Vec<String> {
-        sqlx::query_scalar("SELECT kind FROM timers WHERE key = $1 ORDER BY kind")
+        query_scalar("SELECT kind FROM timers WHERE key = $1 ORDER BY kind")
             .bind(dispatch_id)
             .fetch_all(self.db.reader())
             .await
@@ -299,7 +299,7 @@ impl Service {
     /// Payloads of the published events of one type, oldest first.
     async fn published(&self, kind: &str) -> Vec<Value> {
         let rows: Vec<String> =
-            sqlx::query_scalar("SELECT envelope FROM outbox WHERE type = $1 ORDER BY seq")
+            query_scalar("SELECT envelope FROM outbox WHERE type = $1 ORDER BY seq")
                 .bind(kind)
                 .fetch_all(self.db.reader())
                 .await
@@ -925,7 +925,7 @@ async fn a_database_from_before_the_driver_index_is_migrated() {
 
     s.db.migrate(MIGRATIONS).await.unwrap();
     s.restart().await;
-    let index: Vec<String> = sqlx::query_scalar(
+    let index: Vec<String> = query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'dispatches_driver'",
     )
     .fetch_all(s.db.reader())

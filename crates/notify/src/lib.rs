@@ -47,7 +47,7 @@ pub struct Config {
 
 /// Everything that can go wrong in notify.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum Error {
+pub enum Error {
     #[error(transparent)]
     InvalidReceiver(#[from] InvalidReceiver),
     #[error("limit must be a whole number from 1 to 500")]
@@ -68,12 +68,10 @@ pub(crate) enum Error {
 
 /// Wires notify: its routes, its consumer of the taxi and flight events and, with a webhook
 /// configured, the delivery task (stopped by `lifecycle`).
-pub async fn build(db: Db, config: Config, lifecycle: &Lifecycle) -> Result<ServiceParts, DbError> {
+pub async fn build(db: Db, config: Config, lifecycle: &Lifecycle) -> Result<ServiceParts, Error> {
     let wake = watch::Sender::new(0);
     if let Some(url) = &config.webhook {
-        // `build` can only fail with a `DbError`; a bad URL is reported as a configuration error.
-        let webhook = Webhook::new(db.clone(), url)
-            .map_err(|e| DbError::Sql(sqlx::Error::Configuration(e.into())))?;
+        let webhook = Webhook::new(db.clone(), url)?;
         let task = webhook.run(wake.subscribe(), lifecycle.token());
         lifecycle.spawn(task.instrument(tracing::info_span!("webhook")));
     }

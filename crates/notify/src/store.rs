@@ -2,10 +2,9 @@
 //! the webhook read it oldest first, each remembering how far it got (ids are time-ordered UUIDv7).
 
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use tanda_core::clock::rfc3339;
 use tanda_core::id::new_id;
+use tanda_core::sql::{Row, query, query_scalar};
 use tanda_core::{Db, DbError, Uow};
 
 use crate::domain::{Message, Receiver};
@@ -23,7 +22,7 @@ pub struct Notification {
     pub created_at: String,
 }
 
-fn notification(row: &AnyRow) -> Result<Notification, sqlx::Error> {
+fn notification(row: &Row) -> Result<Notification, DbError> {
     Ok(Notification {
         notification_id: row.try_get("notification_id")?,
         receiver: row.try_get("receiver")?,
@@ -37,7 +36,7 @@ fn notification(row: &AnyRow) -> Result<Notification, sqlx::Error> {
 /// Stores `message` in `uow`: it exists only if the unit of work commits.
 pub async fn insert(uow: &mut Uow, message: &Message, correlation_id: &str) -> Result<(), DbError> {
     let now = uow.now();
-    sqlx::query(
+    query(
         "INSERT INTO notifications (notification_id, receiver, subject, message, correlation_id, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -58,7 +57,7 @@ pub async fn newest(
     receiver: &Receiver,
     limit: i64,
 ) -> Result<Vec<Notification>, DbError> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT notification_id, receiver, subject, message, correlation_id, created_at
          FROM notifications WHERE receiver = $1 ORDER BY notification_id DESC LIMIT $2",
     )
@@ -76,7 +75,7 @@ pub async fn after(
     after: &str,
     limit: i64,
 ) -> Result<Vec<Notification>, DbError> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT notification_id, receiver, subject, message, correlation_id, created_at
          FROM notifications WHERE receiver = $1 AND notification_id > $2
          ORDER BY notification_id LIMIT $3",
@@ -92,7 +91,7 @@ pub async fn after(
 /// The id of the receiver's newest notification, if any: where a live stream starts.
 pub async fn latest_id(db: &Db, receiver: &Receiver) -> Result<Option<String>, DbError> {
     let id: Option<String> =
-        sqlx::query_scalar("SELECT MAX(notification_id) FROM notifications WHERE receiver = $1")
+        query_scalar("SELECT MAX(notification_id) FROM notifications WHERE receiver = $1")
             .bind(receiver.to_string())
             .fetch_one(db.reader())
             .await?;
@@ -101,7 +100,7 @@ pub async fn latest_id(db: &Db, receiver: &Receiver) -> Result<Option<String>, D
 
 /// The oldest notifications the webhook has not delivered yet, in order.
 pub async fn undelivered(db: &Db, limit: i64) -> Result<Vec<Notification>, DbError> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT notification_id, receiver, subject, message, correlation_id, created_at
          FROM notifications WHERE delivered_at IS NULL ORDER BY notification_id LIMIT $1",
     )
@@ -115,7 +114,7 @@ pub async fn undelivered(db: &Db, limit: i64) -> Result<Vec<Notification>, DbErr
 pub async fn mark_delivered(db: &Db, id: &str) -> Result<(), DbError> {
     let mut uow = db.begin().await?;
     let now = uow.now();
-    sqlx::query(
+    query(
         "UPDATE notifications SET delivered_at = $1 WHERE notification_id = $2 AND delivered_at IS NULL",
     )
     .bind(now)

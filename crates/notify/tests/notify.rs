@@ -21,6 +21,7 @@ use tanda_catalog::taxi::{
 use tanda_core::db::Durability;
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::service::ServiceParts;
+use tanda_core::sql::query_scalar;
 use tanda_core::{Db, Envelope, Event, SystemClock};
 use tanda_notify::{Config, MIGRATIONS, NAME, build};
 use tempfile::TempDir;
@@ -615,18 +616,17 @@ async fn the_webhook_gets_every_notification_in_order_despite_failures() {
     .await;
     s.deliver(&trip_started("b2", "c2")).await;
     let stored: Vec<String> =
-        sqlx::query_scalar("SELECT notification_id FROM notifications ORDER BY notification_id")
+        query_scalar("SELECT notification_id FROM notifications ORDER BY notification_id")
             .fetch_all(s.db.reader())
             .await
             .unwrap();
     assert_eq!(stored.len(), 4);
 
     let undelivered = || async {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE delivered_at IS NULL")
-                .fetch_one(s.db.reader())
-                .await
-                .unwrap();
+        let n: i64 = query_scalar("SELECT COUNT(*) FROM notifications WHERE delivered_at IS NULL")
+            .fetch_one(s.db.reader())
+            .await
+            .unwrap();
         n
     };
     tokio::time::timeout(PATIENCE, async {

@@ -1,9 +1,8 @@
 //! Pay's SQL: payments keyed by their dispatch (UNIQUE, so a trip is charged at most once), and
 //! the responses kept for `Idempotency-Key`s.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row};
 use tanda_core::db::StoredResponse;
+use tanda_core::sql::{Executor, Row, query};
 use tanda_core::{Db, DbError, Uow};
 
 use crate::domain::Payment;
@@ -11,7 +10,7 @@ use crate::domain::Payment;
 /// The scope of `POST /pays` idempotency keys.
 const IDEMPOTENCY_SCOPE: &str = "pays";
 
-fn payment(row: &AnyRow) -> Result<Payment, sqlx::Error> {
+fn payment(row: &Row) -> Result<Payment, DbError> {
     Ok(Payment {
         pay_id: row.try_get("pay_id")?,
         book_id: row.try_get("book_id")?,
@@ -24,10 +23,10 @@ fn payment(row: &AnyRow) -> Result<Payment, sqlx::Error> {
 
 /// The payment of a trip, if it was paid.
 pub async fn by_dispatch<'c>(
-    conn: impl Executor<'c, Database = Any>,
+    conn: impl Executor<'c>,
     dispatch_id: &str,
 ) -> Result<Option<Payment>, DbError> {
-    let row = sqlx::query(
+    let row = query(
         "SELECT pay_id, book_id, dispatch_id, amount, card_last4, paid_at FROM pays
          WHERE dispatch_id = $1",
     )
@@ -38,7 +37,7 @@ pub async fn by_dispatch<'c>(
 }
 
 pub async fn by_id(db: &Db, pay_id: &str) -> Result<Option<Payment>, DbError> {
-    let row = sqlx::query(
+    let row = query(
         "SELECT pay_id, book_id, dispatch_id, amount, card_last4, paid_at FROM pays
          WHERE pay_id = $1",
     )
@@ -50,7 +49,7 @@ pub async fn by_id(db: &Db, pay_id: &str) -> Result<Option<Payment>, DbError> {
 
 /// A booking's payments, oldest first.
 pub async fn by_book(db: &Db, book_id: &str) -> Result<Vec<Payment>, DbError> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT pay_id, book_id, dispatch_id, amount, card_last4, paid_at FROM pays
          WHERE book_id = $1 ORDER BY paid_at, pay_id",
     )
@@ -62,7 +61,7 @@ pub async fn by_book(db: &Db, book_id: &str) -> Result<Vec<Payment>, DbError> {
 
 /// Stores `payment` unless its trip already has one; true if this call stored it.
 pub async fn insert(uow: &mut Uow, payment: &Payment) -> Result<bool, DbError> {
-    let done = sqlx::query(
+    let done = query(
         "INSERT INTO pays (pay_id, book_id, dispatch_id, amount, card_last4, paid_at)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dispatch_id) DO NOTHING",
     )

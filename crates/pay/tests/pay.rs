@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tanda_cardnet::{CardNetwork, CardNumber, NetworkMode, tokenize};
 use tanda_catalog::taxi::pay::PayRequest;
 use tanda_core::db::Durability;
+use tanda_core::sql::query_scalar;
 use tanda_core::{Db, SystemClock};
 use tanda_pay::{MIGRATIONS, NAME, PayApi, PayError, build};
 use tempfile::TempDir;
@@ -80,7 +81,7 @@ async fn call(
 }
 
 async fn count(db: &Db, sql: &'static str, arg: &str) -> i64 {
-    sqlx::query_scalar(sql)
+    query_scalar(sql)
         .bind(arg)
         .fetch_one(db.reader())
         .await
@@ -148,7 +149,7 @@ async fn paying_a_trip_twice_charges_once_and_answers_200_with_the_same_pay() {
     assert_eq!(shown, first);
 
     let envelope: String =
-        sqlx::query_scalar("SELECT envelope FROM outbox WHERE type = 'taxi.PaymentApproved'")
+        query_scalar("SELECT envelope FROM outbox WHERE type = 'taxi.PaymentApproved'")
             .fetch_one(s.db.reader())
             .await
             .unwrap();

@@ -4,11 +4,11 @@
 //! balances are updated only if they stay non-negative, and the ledger holds at most one debit
 //! and one refund per reservation. Runs on SQLite and PostgreSQL alike.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Executor, Row};
 use tanda_catalog::flight::{PaymentFailed, PaymentRefunded, PaymentSucceeded};
+use tanda_core::db::Tx;
 use tanda_core::db::{Migration, StoredResponse};
 use tanda_core::id::{ClientId, new_id};
+use tanda_core::sql::{Executor, Row, query};
 use tanda_core::{Db, DbError, Envelope, Uow};
 
 use crate::Error;
@@ -152,7 +152,7 @@ pub async fn account(db: &Db, user: &ClientId) -> Result<Account, DbError> {
 
 /// A user's ledger, newest first.
 pub async fn movements(db: &Db, user: &ClientId) -> Result<Vec<Movement>, DbError> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT movement_id, user_id, kind, amount, reservation_id, balance_after, created_at
          FROM movements WHERE user_id = $1 ORDER BY created_at DESC, movement_id DESC",
     )
@@ -217,9 +217,9 @@ fn announcement(state: &State, event: &WalletEvent, cause: Option<&Envelope>) ->
 
 async fn fetch_account<'e, E>(executor: E, user: &ClientId) -> Result<Option<Account>, DbError>
 where
-    E: Executor<'e, Database = Any>,
+    E: Executor<'e>,
 {
-    let row = sqlx::query("SELECT balance, version FROM accounts WHERE user_id = $1")
+    let row = query("SELECT balance, version FROM accounts WHERE user_id = $1")
         .bind(user.as_str())
         .fetch_optional(executor)
         .await?;
@@ -234,13 +234,13 @@ where
 /// Saves the wallet's new balance if nobody changed it since it was read. The update is also
 /// conditional on the balance covering a debit, so no interleaving can ever take it below zero.
 async fn save_account(
-    conn: &mut AnyConnection,
+    conn: &mut Tx,
     account: &Account,
     balance_before: i64,
 ) -> Result<(), DbError> {
     let delta = account.balance - balance_before;
     let done = if account.version == 0 {
-        sqlx::query(
+        query(
             "INSERT INTO accounts (user_id, balance, version) VALUES ($1, $2, 1)
              ON CONFLICT (user_id) DO NOTHING",
         )
@@ -249,7 +249,7 @@ async fn save_account(
         .execute(conn)
         .await?
     } else {
-        sqlx::query(
+        query(
             "UPDATE accounts SET balance = balance + $1, version = version + 1
              WHERE user_id = $2 AND version = $3 AND balance >= $4",
         )
@@ -266,11 +266,8 @@ async fn save_account(
     Ok(())
 }
 
-async fn fetch_payment(
-    conn: &mut AnyConnection,
-    reservation_id: &str,
-) -> Result<Option<Payment>, DbError> {
-    let row = sqlx::query(
+async fn fetch_payment(conn: &mut Tx, reservation_id: &str) -> Result<Option<Payment>, DbError> {
+    let row = query(
         "SELECT reservation_id, user_id, status, amount, updated_at, version FROM payments
          WHERE reservation_id = $1",
     )
@@ -281,10 +278,10 @@ async fn fetch_payment(
 }
 
 /// Stores a new record, or updates one nobody changed since it was read.
-async fn save_payment(conn: &mut AnyConnection, payment: &Payment) -> Result<(), DbError> {
+async fn save_payment(conn: &mut Tx, payment: &Payment) -> Result<(), DbError> {
     let status = payment.status;
     let done = if payment.version == 0 {
-        sqlx::query(
+        query(
             "INSERT INTO payments (reservation_id, user_id, status, amount, updated_at, version)
              VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT (reservation_id) DO NOTHING",
         )
@@ -296,7 +293,7 @@ async fn save_payment(conn: &mut AnyConnection, payment: &Payment) -> Result<(),
         .execute(conn)
         .await?
     } else {
-        sqlx::query(
+        query(
             "UPDATE payments SET status = $1, amount = $2, updated_at = $3, version = version + 1
              WHERE reservation_id = $4 AND version = $5",
         )
@@ -319,8 +316,8 @@ async fn save_payment(conn: &mut AnyConnection, payment: &Payment) -> Result<(),
 
 /// Appends a ledger line. A second debit or refund for one reservation is refused by the
 /// database's unique index: it can only mean a concurrent command got there first.
-async fn insert_movement(conn: &mut AnyConnection, m: &Movement) -> Result<(), DbError> {
-    let done = sqlx::query(
+async fn insert_movement(conn: &mut Tx, m: &Movement) -> Result<(), DbError> {
+    let done = query(
         "INSERT INTO movements
              (movement_id, user_id, kind, amount, reservation_id, balance_after, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (reservation_id, kind) DO NOTHING",
@@ -346,15 +343,15 @@ async fn insert_movement(conn: &mut AnyConnection, m: &Movement) -> Result<(), D
 
 /// Stored rows were parsed on the way in, so a failure here means the table was changed behind
 /// the service's back.
-fn corrupt(what: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("stored row has an invalid {what}").into())
+fn corrupt(what: &str) -> DbError {
+    DbError::Decode(format!("stored row has an invalid {what}"))
 }
 
-fn user_id(row: &AnyRow) -> Result<ClientId, sqlx::Error> {
+fn user_id(row: &Row) -> Result<ClientId, DbError> {
     ClientId::parse(&row.try_get::<String, _>("user_id")?).map_err(|_| corrupt("user id"))
 }
 
-fn payment_from_row(row: &AnyRow) -> Result<Payment, sqlx::Error> {
+fn payment_from_row(row: &Row) -> Result<Payment, DbError> {
     let status: String = row.try_get("status")?;
     Ok(Payment {
         reservation_id: row.try_get("reservation_id")?,
@@ -366,7 +363,7 @@ fn payment_from_row(row: &AnyRow) -> Result<Payment, sqlx::Error> {
     })
 }
 
-fn movement_from_row(row: &AnyRow) -> Result<Movement, sqlx::Error> {
+fn movement_from_row(row: &Row) -> Result<Movement, DbError> {
     let kind: String = row.try_get("kind")?;
     Ok(Movement {
         movement_id: row.try_get("movement_id")?,

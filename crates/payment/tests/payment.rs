@@ -9,13 +9,13 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
-use sqlx::Row;
 use tanda_catalog::flight::{
     PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationCancelRequested,
     ReservationRequested,
 };
 use tanda_core::consumer::Handler;
 use tanda_core::db::{Db, Durability};
+use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Envelope, Event, SystemClock};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -147,7 +147,7 @@ impl Service {
 
     /// `(type, envelope)` of every outbox row, in order.
     async fn outbox(&self) -> Vec<(String, Value)> {
-        sqlx::query("SELECT type, envelope FROM outbox ORDER BY seq")
+        query("SELECT type, envelope FROM outbox ORDER BY seq")
             .fetch_all(self.db.reader())
             .await
             .unwrap()
@@ -171,7 +171,7 @@ impl Service {
 
     /// Deposits and refunds minus debits, per the ledger table.
     async fn ledger_sum(&self, user: &str) -> i64 {
-        sqlx::query_scalar(
+        query_scalar(
             "SELECT COALESCE(SUM(CASE kind WHEN 'DEBIT' THEN -amount ELSE amount END), 0)
              FROM movements WHERE user_id = $1",
         )
@@ -341,7 +341,7 @@ async fn a_short_balance_is_declined_and_nothing_is_debited() {
     // A user never seen is declined too, and gets no account row for it.
     s.deliver(&requested("r-2", "nobody", 100), "r-2").await;
     assert_eq!(s.published::<PaymentFailed>().await[1].balance, 0);
-    let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+    let accounts: i64 = query_scalar("SELECT COUNT(*) FROM accounts")
         .fetch_one(s.db.reader())
         .await
         .unwrap();
@@ -457,7 +457,7 @@ async fn the_database_itself_refuses_a_second_debit_or_a_negative_balance() {
     let s = service().await;
     s.deposit("ew", 150).await;
     s.deliver(&requested("r-1", "ew", 100), "r-1").await;
-    let second_debit = sqlx::query(
+    let second_debit = query(
         "INSERT INTO movements
              (movement_id, user_id, kind, amount, reservation_id, balance_after, created_at)
          VALUES ('m-x', 'ew', 'DEBIT', 100, 'r-1', 0, 0)",
@@ -465,7 +465,7 @@ async fn the_database_itself_refuses_a_second_debit_or_a_negative_balance() {
     .execute(s.db.reader())
     .await;
     assert!(second_debit.is_err());
-    let overdraw = sqlx::query("UPDATE accounts SET balance = balance - 100 WHERE user_id = 'ew'")
+    let overdraw = query("UPDATE accounts SET balance = balance - 100 WHERE user_id = 'ew'")
         .execute(s.db.reader())
         .await;
     assert!(overdraw.is_err());

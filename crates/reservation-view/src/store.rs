@@ -2,9 +2,8 @@
 //! that makes sure the reservation's row exists, so facts from different services never overwrite
 //! each other and applying one twice changes nothing. Statuses only move forward.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use tanda_core::clock::rfc3339;
+use tanda_core::sql::{Row, query};
 use tanda_core::{Db, DbError, Uow};
 
 use crate::domain::{Change, Fact, ReservationStats, ReservationView};
@@ -12,7 +11,7 @@ use crate::domain::{Change, Fact, ReservationStats, ReservationView};
 /// Records `change`: the reservation's row is created by whichever of its events comes first.
 pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
     let id = change.reservation_id.as_str();
-    sqlx::query(
+    query(
         "INSERT INTO reservation_views (reservation_id, updated_at) VALUES ($1, $2)
          ON CONFLICT (reservation_id) DO UPDATE SET updated_at = CASE
              WHEN excluded.updated_at > reservation_views.updated_at THEN excluded.updated_at
@@ -31,7 +30,7 @@ pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
                 to,
                 departs_at,
                 price,
-            } => sqlx::query(
+            } => query(
                 "UPDATE reservation_views SET user_id = $2, flight_id = $3, origin = $4,
                      destination = $5, departs_at = $6, price = $7, requested_at = $8
                  WHERE reservation_id = $1",
@@ -45,21 +44,21 @@ pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
             .bind(*price)
             .bind(change.at),
             // Reservation publishes its statuses in order; the time only guards against replays.
-            Fact::Status(status) => sqlx::query(
+            Fact::Status(status) => query(
                 "UPDATE reservation_views SET status = $2, status_at = $3
                  WHERE reservation_id = $1 AND (status_at IS NULL OR status_at <= $3)",
             )
             .bind(id)
             .bind(status)
             .bind(change.at),
-            Fact::Payment(status) => sqlx::query(
+            Fact::Payment(status) => query(
                 "UPDATE reservation_views SET payment_status = $2, payment_stage = $3
                  WHERE reservation_id = $1 AND (payment_stage IS NULL OR payment_stage < $3)",
             )
             .bind(id)
             .bind(status.as_str())
             .bind(status.stage()),
-            Fact::Ticket { ticket_id, status } => sqlx::query(
+            Fact::Ticket { ticket_id, status } => query(
                 "UPDATE reservation_views SET ticket_id = COALESCE($2, ticket_id),
                      ticket_status = $3, ticket_stage = $4
                  WHERE reservation_id = $1 AND (ticket_stage IS NULL OR ticket_stage < $4)",
@@ -90,7 +89,7 @@ pub async fn by_reservation(
     db: &Db,
     reservation_id: &str,
 ) -> Result<Option<ReservationView>, DbError> {
-    let row = sqlx::query(select_views!("reservation_id = $1"))
+    let row = query(select_views!("reservation_id = $1"))
         .bind(reservation_id)
         .fetch_optional(db.reader())
         .await?;
@@ -99,7 +98,7 @@ pub async fn by_reservation(
 
 /// A user's reservations, newest first.
 pub async fn by_user(db: &Db, user_id: &str) -> Result<Vec<ReservationView>, DbError> {
-    let rows = sqlx::query(select_views!(
+    let rows = query(select_views!(
         "user_id = $1 ORDER BY requested_at DESC, reservation_id DESC"
     ))
     .bind(user_id)
@@ -124,12 +123,12 @@ macro_rules! count_views {
 pub async fn stats(db: &Db, user_id: Option<&str>) -> Result<ReservationStats, DbError> {
     let rows = match user_id {
         Some(user_id) => {
-            sqlx::query(count_views!(" AND user_id = $1"))
+            query(count_views!(" AND user_id = $1"))
                 .bind(user_id)
                 .fetch_all(db.reader())
                 .await?
         }
-        None => sqlx::query(count_views!("")).fetch_all(db.reader()).await?,
+        None => query(count_views!("")).fetch_all(db.reader()).await?,
     };
     let mut stats = ReservationStats::default();
     for row in &rows {
@@ -142,7 +141,7 @@ pub async fn stats(db: &Db, user_id: Option<&str>) -> Result<ReservationStats, D
     Ok(stats)
 }
 
-fn view(row: &AnyRow) -> Result<ReservationView, sqlx::Error> {
+fn view(row: &Row) -> Result<ReservationView, DbError> {
     Ok(ReservationView {
         reservation_id: row.try_get("reservation_id")?,
         user_id: row.try_get("user_id")?,

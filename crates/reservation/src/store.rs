@@ -9,14 +9,14 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Executor, Row};
 use tanda_catalog::flight::{
     ReservationCancelRequested, ReservationRequested, ReservationStatusChanged,
 };
 use tanda_core::clock::rfc3339;
+use tanda_core::db::Tx;
 use tanda_core::db::{Migration, StoredResponse};
 use tanda_core::id::ClientId;
+use tanda_core::sql::{Executor, Row, query};
 use tanda_core::{Db, DbError, Envelope, Timestamp, Uow};
 
 use crate::Error;
@@ -101,7 +101,7 @@ pub async fn create_flight(
     {
         return Ok(Created::Replayed(first));
     }
-    let done = sqlx::query(
+    let done = query(
         "INSERT INTO flights (flight_id, origin, destination, departs_at, seats, seats_left, price, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (flight_id) DO NOTHING",
     )
@@ -132,7 +132,7 @@ pub async fn find_flight(db: &Db, flight_id: &str) -> Result<Option<Flight>, DbE
 
 /// Every flight, by departure.
 pub async fn list_flights(db: &Db) -> Result<Vec<Flight>, DbError> {
-    let rows = sqlx::query(concat!(
+    let rows = query(concat!(
         "SELECT ",
         flight_columns!(),
         " FROM flights ORDER BY departs_at, flight_id"
@@ -172,7 +172,7 @@ pub async fn reserve(
             what: "flight",
             id: new.flight_id.to_string(),
         })?;
-    let held = sqlx::query(
+    let held = query(
         "UPDATE flights SET seats_left = seats_left - 1 WHERE flight_id = $1 AND seats_left > 0",
     )
     .bind(flight.id.as_str())
@@ -252,7 +252,7 @@ pub async fn find(db: &Db, reservation_id: &str) -> Result<Option<Reservation>, 
 
 /// A user's reservations, newest first.
 pub async fn list_for_user(db: &Db, user: &ClientId) -> Result<Vec<Reservation>, DbError> {
-    let rows = sqlx::query(concat!(
+    let rows = query(concat!(
         "SELECT ",
         reservation_columns!(),
         " FROM reservations WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
@@ -284,11 +284,10 @@ async fn effect(
             .await?;
     }
     if event.change.releases_seat() {
-        let released =
-            sqlx::query("UPDATE flights SET seats_left = seats_left + 1 WHERE flight_id = $1")
-                .bind(reservation.flight_id.as_str())
-                .execute(uow.conn())
-                .await?;
+        let released = query("UPDATE flights SET seats_left = seats_left + 1 WHERE flight_id = $1")
+            .bind(reservation.flight_id.as_str())
+            .execute(uow.conn())
+            .await?;
         if released.rows_affected() != 1 {
             return Err(Error::Inconsistent(format!(
                 "reservation {} holds a seat on flight {}, which is not stored",
@@ -311,9 +310,9 @@ fn status_changed(reservation: &Reservation, cause: Option<&Envelope>, at: Times
 
 async fn fetch_flight<'e, E>(executor: E, flight_id: &str) -> Result<Option<Flight>, DbError>
 where
-    E: Executor<'e, Database = Any>,
+    E: Executor<'e>,
 {
-    let row = sqlx::query(concat!(
+    let row = query(concat!(
         "SELECT ",
         flight_columns!(),
         " FROM flights WHERE flight_id = $1"
@@ -326,9 +325,9 @@ where
 
 async fn fetch<'e, E>(executor: E, reservation_id: &str) -> Result<Option<Reservation>, DbError>
 where
-    E: Executor<'e, Database = Any>,
+    E: Executor<'e>,
 {
-    let row = sqlx::query(concat!(
+    let row = query(concat!(
         "SELECT ",
         reservation_columns!(),
         " FROM reservations WHERE id = $1"
@@ -339,8 +338,8 @@ where
     Ok(row.as_ref().map(reservation_from_row).transpose()?)
 }
 
-async fn insert(conn: &mut AnyConnection, r: &Reservation) -> Result<(), DbError> {
-    sqlx::query(concat!(
+async fn insert(conn: &mut Tx, r: &Reservation) -> Result<(), DbError> {
+    query(concat!(
         "INSERT INTO reservations (",
         reservation_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
@@ -365,8 +364,8 @@ async fn insert(conn: &mut AnyConnection, r: &Reservation) -> Result<(), DbError
 }
 
 /// Saves the mutable part of a reservation if nobody changed it since it was read.
-async fn update(conn: &mut AnyConnection, r: &Reservation) -> Result<(), DbError> {
-    let done = sqlx::query(
+async fn update(conn: &mut Tx, r: &Reservation) -> Result<(), DbError> {
+    let done = query(
         "UPDATE reservations SET status = $1, ticket_id = $2, refunded = $3, ticket_voided = $4,
              updated_at = $5, version = $6
          WHERE id = $7 AND version = $8",
@@ -389,23 +388,23 @@ async fn update(conn: &mut AnyConnection, r: &Reservation) -> Result<(), DbError
 
 /// Stored rows were parsed on the way in, so a failure here means the table was changed behind
 /// the service's back.
-fn corrupt(what: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("stored row has an invalid {what}").into())
+fn corrupt(what: &str) -> DbError {
+    DbError::Decode(format!("stored row has an invalid {what}"))
 }
 
-fn client_id(row: &AnyRow, column: &str) -> Result<ClientId, sqlx::Error> {
+fn client_id(row: &Row, column: &str) -> Result<ClientId, DbError> {
     ClientId::parse(&row.try_get::<String, _>(column)?).map_err(|_| corrupt(column))
 }
 
-fn place(row: &AnyRow, column: &str) -> Result<PlaceName, sqlx::Error> {
+fn place(row: &Row, column: &str) -> Result<PlaceName, DbError> {
     PlaceName::parse(&row.try_get::<String, _>(column)?).map_err(|_| corrupt(column))
 }
 
-fn price(row: &AnyRow) -> Result<Price, sqlx::Error> {
+fn price(row: &Row) -> Result<Price, DbError> {
     Price::parse(row.try_get("price")?).map_err(|_| corrupt("price"))
 }
 
-fn flight_from_row(row: &AnyRow) -> Result<Flight, sqlx::Error> {
+fn flight_from_row(row: &Row) -> Result<Flight, DbError> {
     Ok(Flight {
         id: client_id(row, "flight_id")?,
         from: place(row, "origin")?,
@@ -417,7 +416,7 @@ fn flight_from_row(row: &AnyRow) -> Result<Flight, sqlx::Error> {
     })
 }
 
-fn reservation_from_row(row: &AnyRow) -> Result<Reservation, sqlx::Error> {
+fn reservation_from_row(row: &Row) -> Result<Reservation, DbError> {
     let status: String = row.try_get("status")?;
     Ok(Reservation {
         id: row.try_get("id")?,

@@ -12,13 +12,13 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use sqlx::Row;
 use tanda_catalog::flight::{
     PaymentFailed, PaymentRefunded, PaymentSucceeded, TicketIssued, TicketVoided,
 };
 use tanda_core::clock::parse_rfc3339;
 use tanda_core::consumer::Handler;
 use tanda_core::db::{Db, Durability, Timer};
+use tanda_core::sql::{AssertSqlSafe, query, query_scalar};
 use tanda_core::timers::TimerHandler;
 use tanda_core::{Envelope, Event, SystemClock};
 use tanda_reservation::{Config, MIGRATIONS, NAME, build};
@@ -170,7 +170,7 @@ impl Service {
 
     /// The reservation's stored timers.
     async fn timers_of(&self, reservation_id: &str) -> Vec<Timer> {
-        sqlx::query("SELECT id, kind, key, fire_at, payload FROM timers WHERE key = $1")
+        query("SELECT id, kind, key, fire_at, payload FROM timers WHERE key = $1")
             .bind(reservation_id)
             .fetch_all(self.db.reader())
             .await
@@ -189,7 +189,7 @@ impl Service {
     /// Fires a timer as the timer runtime would: claimed and handled in one unit of work.
     async fn fire(&self, timer: &Timer) {
         let mut uow = self.db.begin().await.unwrap();
-        sqlx::query("DELETE FROM timers WHERE id = $1")
+        query("DELETE FROM timers WHERE id = $1")
             .bind(&timer.id)
             .execute(uow.conn())
             .await
@@ -199,7 +199,7 @@ impl Service {
     }
 
     async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
             .fetch_one(self.db.reader())
             .await
             .unwrap()
@@ -213,7 +213,7 @@ impl Service {
 
     /// Seats held on every flight equal its active reservations, and none is oversold.
     async fn assert_seats_match_reservations(&self) {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT f.flight_id, f.seats, f.seats_left,
                     (SELECT COUNT(*) FROM reservations r WHERE r.flight_id = f.flight_id
                        AND r.status IN ('REQUESTED', 'PENDING', 'PAID', 'CONFIRMED', 'CANCEL_REQUESTED')) AS active
@@ -238,7 +238,7 @@ impl Service {
 
     /// `(type, envelope)` of every outbox row, in order.
     async fn outbox(&self) -> Vec<(String, Value)> {
-        sqlx::query("SELECT type, envelope FROM outbox ORDER BY seq")
+        query("SELECT type, envelope FROM outbox ORDER BY seq")
             .fetch_all(self.db.reader())
             .await
             .unwrap()

@@ -2,10 +2,9 @@
 //! that makes sure the ride's row exists, so facts from different services never overwrite each
 //! other and applying one twice changes nothing. Statuses only move to a later event's.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use tanda_catalog::Place;
 use tanda_core::clock::rfc3339;
+use tanda_core::sql::{Row, query};
 use tanda_core::{Db, DbError, Uow};
 
 use crate::domain::{Change, Fact, RideHistory, RideStats, Taxi};
@@ -13,7 +12,7 @@ use crate::domain::{Change, Fact, RideHistory, RideStats, Taxi};
 /// Records `change`: the ride's row is created by whichever of its events comes first.
 pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
     let book_id = change.book_id.as_str();
-    sqlx::query(
+    query(
         "INSERT INTO ride_histories (book_id, updated_at) VALUES ($1, $2)
          ON CONFLICT (book_id) DO UPDATE SET updated_at = CASE
              WHEN excluded.updated_at > ride_histories.updated_at THEN excluded.updated_at
@@ -30,7 +29,7 @@ pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
                 customer_name,
                 pickup,
                 dropoff,
-            } => sqlx::query(
+            } => query(
                 "UPDATE ride_histories SET customer_id = $2, customer_name = $3,
                      pickup_name = $4, pickup_lat = $5, pickup_lng = $6,
                      dropoff_name = $7, dropoff_lat = $8, dropoff_lng = $9, requested_at = $10
@@ -46,7 +45,7 @@ pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
             .bind(dropoff.lat)
             .bind(dropoff.lng)
             .bind(change.at),
-            Fact::BookStatus(status) => sqlx::query(
+            Fact::BookStatus(status) => query(
                 "UPDATE ride_histories SET book_status = $2, book_status_at = $3
                  WHERE book_id = $1 AND (book_status_at IS NULL OR book_status_at <= $3)",
             )
@@ -56,7 +55,7 @@ pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
             Fact::DispatchStatus {
                 dispatch_id,
                 status,
-            } => sqlx::query(
+            } => query(
                 "UPDATE ride_histories SET dispatch_id = $2, dispatch_status = $3,
                      dispatch_status_at = $4
                  WHERE book_id = $1 AND (dispatch_status_at IS NULL OR dispatch_status_at <= $4)",
@@ -65,7 +64,7 @@ pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
             .bind(dispatch_id)
             .bind(*status)
             .bind(change.at),
-            Fact::Taxi(taxi) => sqlx::query(
+            Fact::Taxi(taxi) => query(
                 "UPDATE ride_histories SET driver_id = $2, driver_name = $3, car_number = $4,
                      driver_phone = $5, eta_seconds = $6
                  WHERE book_id = $1",
@@ -77,12 +76,12 @@ pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
             .bind(&taxi.phone)
             .bind(taxi.eta_seconds),
             Fact::Distance(meters) => {
-                sqlx::query("UPDATE ride_histories SET distance_meters = $2 WHERE book_id = $1")
+                query("UPDATE ride_histories SET distance_meters = $2 WHERE book_id = $1")
                     .bind(book_id)
                     .bind(*meters)
             }
             Fact::Paid { pay_id, fare } => {
-                sqlx::query("UPDATE ride_histories SET pay_id = $2, fare = $3 WHERE book_id = $1")
+                query("UPDATE ride_histories SET pay_id = $2, fare = $3 WHERE book_id = $1")
                     .bind(book_id)
                     .bind(pay_id)
                     .bind(*fare)
@@ -108,7 +107,7 @@ macro_rules! select_rides {
 }
 
 pub async fn by_book(db: &Db, book_id: &str) -> Result<Option<RideHistory>, DbError> {
-    let row = sqlx::query(select_rides!("book_id = $1"))
+    let row = query(select_rides!("book_id = $1"))
         .bind(book_id)
         .fetch_optional(db.reader())
         .await?;
@@ -117,7 +116,7 @@ pub async fn by_book(db: &Db, book_id: &str) -> Result<Option<RideHistory>, DbEr
 
 /// A customer's rides, newest request first.
 pub async fn by_customer(db: &Db, customer_id: &str) -> Result<Vec<RideHistory>, DbError> {
-    let rows = sqlx::query(select_rides!(
+    let rows = query(select_rides!(
         "customer_id = $1 ORDER BY requested_at DESC, book_id DESC"
     ))
     .bind(customer_id)
@@ -142,12 +141,12 @@ macro_rules! count_rides {
 pub async fn stats(db: &Db, customer_id: Option<&str>) -> Result<RideStats, DbError> {
     let rows = match customer_id {
         Some(customer_id) => {
-            sqlx::query(count_rides!(" AND customer_id = $1"))
+            query(count_rides!(" AND customer_id = $1"))
                 .bind(customer_id)
                 .fetch_all(db.reader())
                 .await?
         }
-        None => sqlx::query(count_rides!("")).fetch_all(db.reader()).await?,
+        None => query(count_rides!("")).fetch_all(db.reader()).await?,
     };
     let mut stats = RideStats::default();
     for row in &rows {
@@ -160,8 +159,8 @@ pub async fn stats(db: &Db, customer_id: Option<&str>) -> Result<RideStats, DbEr
     Ok(stats)
 }
 
-fn ride(row: &AnyRow) -> Result<RideHistory, sqlx::Error> {
-    let place = |prefix: &str| -> Result<Place, sqlx::Error> {
+fn ride(row: &Row) -> Result<RideHistory, DbError> {
+    let place = |prefix: &str| -> Result<Place, DbError> {
         Ok(Place {
             name: row.try_get(format!("{prefix}_name").as_str())?,
             lat: row.try_get(format!("{prefix}_lat").as_str())?,

@@ -3,11 +3,11 @@
 //! unit of work, and the view, the ticket and the events it publishes commit together.
 //! Runs on SQLite and PostgreSQL alike.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 use tanda_catalog::flight::{TicketIssued, TicketVoided};
 use tanda_core::db::Migration;
+use tanda_core::db::Tx;
 use tanda_core::id::{ClientId, new_id};
+use tanda_core::sql::{Row, query};
 use tanda_core::{Db, DbError, Envelope, Timestamp, Uow};
 
 use crate::domain::{self, Change, Command, Reservation, Ticket, TicketEvent};
@@ -68,7 +68,7 @@ pub async fn execute(
 
 /// One ticket (for `GET`s).
 pub async fn ticket(db: &Db, ticket_id: &str) -> Result<Option<Ticket>, DbError> {
-    let row = sqlx::query(concat!(
+    let row = query(concat!(
         "SELECT ",
         ticket_columns!(),
         " FROM tickets WHERE ticket_id = $1"
@@ -81,7 +81,7 @@ pub async fn ticket(db: &Db, ticket_id: &str) -> Result<Option<Ticket>, DbError>
 
 /// A user's tickets, newest first.
 pub async fn tickets_of(db: &Db, user: &ClientId) -> Result<Vec<Ticket>, DbError> {
-    let rows = sqlx::query(concat!(
+    let rows = query(concat!(
         "SELECT ",
         ticket_columns!(),
         " FROM tickets WHERE user_id = $1 ORDER BY issued_at DESC, ticket_id DESC"
@@ -138,11 +138,8 @@ async fn record(
     uow.publish(&envelope).await
 }
 
-async fn fetch(
-    conn: &mut AnyConnection,
-    reservation_id: &str,
-) -> Result<Option<Reservation>, DbError> {
-    let row = sqlx::query(
+async fn fetch(conn: &mut Tx, reservation_id: &str) -> Result<Option<Reservation>, DbError> {
+    let row = query(
         "SELECT reservation_id, user_id, flight_id, paid_at, closed_at, version FROM reservations
          WHERE reservation_id = $1",
     )
@@ -150,7 +147,7 @@ async fn fetch(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let ticket = sqlx::query(concat!(
+    let ticket = query(concat!(
         "SELECT ",
         ticket_columns!(),
         " FROM tickets WHERE reservation_id = $1"
@@ -174,10 +171,10 @@ async fn fetch(
 
 /// Stores a reservation heard of for the first time, or updates one nobody changed since it was
 /// read.
-async fn save(conn: &mut AnyConnection, r: &Reservation) -> Result<(), DbError> {
+async fn save(conn: &mut Tx, r: &Reservation) -> Result<(), DbError> {
     let flight_id = r.flight_id.as_ref().map(ClientId::as_str);
     let done = if r.version == 0 {
-        sqlx::query(
+        query(
             "INSERT INTO reservations
                  (reservation_id, user_id, flight_id, paid_at, closed_at, version)
              VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT (reservation_id) DO NOTHING",
@@ -190,7 +187,7 @@ async fn save(conn: &mut AnyConnection, r: &Reservation) -> Result<(), DbError> 
         .execute(conn)
         .await?
     } else {
-        sqlx::query(
+        query(
             "UPDATE reservations SET flight_id = $1, paid_at = $2, closed_at = $3,
                  version = version + 1
              WHERE reservation_id = $4 AND version = $5",
@@ -213,8 +210,8 @@ async fn save(conn: &mut AnyConnection, r: &Reservation) -> Result<(), DbError> 
 }
 
 /// Stores a new ticket; the reservation's unique key refuses a second one.
-async fn insert_ticket(conn: &mut AnyConnection, t: &Ticket) -> Result<(), DbError> {
-    let done = sqlx::query(
+async fn insert_ticket(conn: &mut Tx, t: &Ticket) -> Result<(), DbError> {
+    let done = query(
         "INSERT INTO tickets (ticket_id, reservation_id, user_id, flight_id, issued_at, voided_at)
          VALUES ($1, $2, $3, $4, $5, NULL) ON CONFLICT (reservation_id) DO NOTHING",
     )
@@ -234,13 +231,9 @@ async fn insert_ticket(conn: &mut AnyConnection, t: &Ticket) -> Result<(), DbErr
     Ok(())
 }
 
-async fn void_ticket(
-    conn: &mut AnyConnection,
-    ticket_id: &str,
-    at: Timestamp,
-) -> Result<(), DbError> {
+async fn void_ticket(conn: &mut Tx, ticket_id: &str, at: Timestamp) -> Result<(), DbError> {
     let done =
-        sqlx::query("UPDATE tickets SET voided_at = $1 WHERE ticket_id = $2 AND voided_at IS NULL")
+        query("UPDATE tickets SET voided_at = $1 WHERE ticket_id = $2 AND voided_at IS NULL")
             .bind(at)
             .bind(ticket_id)
             .execute(conn)
@@ -253,15 +246,15 @@ async fn void_ticket(
 
 /// Stored rows were parsed on the way in, so a failure here means the table was changed behind
 /// the service's back.
-fn corrupt(what: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("stored row has an invalid {what}").into())
+fn corrupt(what: &str) -> DbError {
+    DbError::Decode(format!("stored row has an invalid {what}"))
 }
 
-fn client_id(row: &AnyRow, column: &str) -> Result<ClientId, sqlx::Error> {
+fn client_id(row: &Row, column: &str) -> Result<ClientId, DbError> {
     ClientId::parse(&row.try_get::<String, _>(column)?).map_err(|_| corrupt(column))
 }
 
-fn ticket_from_row(row: &AnyRow) -> Result<Ticket, sqlx::Error> {
+fn ticket_from_row(row: &Row) -> Result<Ticket, DbError> {
     Ok(Ticket {
         ticket_id: row.try_get("ticket_id")?,
         reservation_id: row.try_get("reservation_id")?,

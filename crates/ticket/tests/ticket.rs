@@ -8,12 +8,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::Value;
-use sqlx::Row;
 use tanda_catalog::flight::{
     PaymentSucceeded, ReservationCancelRequested, ReservationRequested, TicketIssued, TicketVoided,
 };
 use tanda_core::consumer::Handler;
 use tanda_core::db::{Db, Durability};
+use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Envelope, Event, SystemClock};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -129,7 +129,7 @@ impl Service {
 
     /// Every outbox envelope, in order.
     async fn outbox(&self) -> Vec<Value> {
-        sqlx::query("SELECT envelope FROM outbox ORDER BY seq")
+        query("SELECT envelope FROM outbox ORDER BY seq")
             .fetch_all(self.db.reader())
             .await
             .unwrap()
@@ -333,7 +333,7 @@ async fn an_event_breaking_the_contract_fails_and_changes_nothing() {
         let mut uow = s.db.begin().await.unwrap();
         assert!(s.handler.handle(&mut uow, &envelope).await.is_err());
     }
-    let reservations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reservations")
+    let reservations: i64 = query_scalar("SELECT COUNT(*) FROM reservations")
         .fetch_one(s.db.reader())
         .await
         .unwrap();
