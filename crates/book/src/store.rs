@@ -168,7 +168,7 @@ pub async fn list_for_customer(db: &Db, customer: &ClientId) -> Result<Vec<Book>
     .bind(customer.as_str())
     .fetch_all(db.reader())
     .await?;
-    Ok(rows.iter().map(book_from_row).collect::<Result<_, _>>()?)
+    rows.iter().map(book_from_row).collect::<Result<_, _>>()
 }
 
 /// Keeps the projection of which drivers are available. An event older than the one already
@@ -246,7 +246,7 @@ where
     .bind(book_id)
     .fetch_optional(executor)
     .await?;
-    Ok(row.as_ref().map(book_from_row).transpose()?)
+    row.as_ref().map(book_from_row).transpose()
 }
 
 async fn insert(conn: &mut Tx, book: &Book) -> Result<(), DbError> {

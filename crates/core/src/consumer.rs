@@ -234,10 +234,7 @@ impl Consumers {
             for t in c.types {
                 query = query.bind(*t);
             }
-            behind += query
-                .fetch_one(source.db.reader())
-                .await
-                .map_err(DbError::from)?;
+            behind += query.fetch_one(source.db.reader()).await?;
         }
         Ok(behind)
     }

@@ -19,7 +19,7 @@ use tracing::info;
 
 use crate::breaker::CircuitBreaker;
 use crate::consumer::{AdminError, Consumers};
-use crate::db::{Db, DbError};
+use crate::db::Db;
 use crate::http::Path;
 use crate::lifecycle::{Lifecycle, termination_signal};
 use crate::problem::Problem;
@@ -146,7 +146,7 @@ async fn list_services(State(ops): State<Ops>) -> Result<Json<Vec<serde_json::Va
                 query_scalar::<i64>("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
                     .fetch_one(db.reader())
                     .await
-                    .map_err(|e| Problem::from(DbError::from(e)))?,
+                    .map_err(Problem::from)?,
             ),
             _ => None,
         };

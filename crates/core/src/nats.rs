@@ -191,8 +191,7 @@ async fn publish_pending(db: &Db, bus: &NatsBus, service: &str) -> Result<usize,
         query("SELECT seq, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1")
             .bind(RELAY_BATCH)
             .fetch_all(db.reader())
-            .await
-            .map_err(DbError::from)?;
+            .await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -224,7 +223,7 @@ async fn publish_pending(db: &Db, bus: &NatsBus, service: &str) -> Result<usize,
     for seq in &seqs {
         query = query.bind(*seq);
     }
-    query.execute(uow.conn()).await.map_err(DbError::from)?;
+    query.execute(uow.conn()).await?;
     uow.commit().await?;
     metrics::counter!("tanda_outbox_relayed_total", "service" => service.to_owned())
         .increment(seqs.len() as u64);

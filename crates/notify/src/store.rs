@@ -65,7 +65,7 @@ pub async fn newest(
     .bind(limit)
     .fetch_all(db.reader())
     .await?;
-    Ok(rows.iter().map(notification).collect::<Result<_, _>>()?)
+    rows.iter().map(notification).collect::<Result<_, _>>()
 }
 
 /// The receiver's notifications after `after` (an id; `""` for all), oldest first.
@@ -85,7 +85,7 @@ pub async fn after(
     .bind(limit)
     .fetch_all(db.reader())
     .await?;
-    Ok(rows.iter().map(notification).collect::<Result<_, _>>()?)
+    rows.iter().map(notification).collect::<Result<_, _>>()
 }
 
 /// The id of the receiver's newest notification, if any: where a live stream starts.
@@ -107,7 +107,7 @@ pub async fn undelivered(db: &Db, limit: i64) -> Result<Vec<Notification>, DbErr
     .bind(limit)
     .fetch_all(db.reader())
     .await?;
-    Ok(rows.iter().map(notification).collect::<Result<_, _>>()?)
+    rows.iter().map(notification).collect::<Result<_, _>>()
 }
 
 /// Records that the webhook accepted notification `id`.

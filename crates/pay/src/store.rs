@@ -33,7 +33,7 @@ pub async fn by_dispatch<'c>(
     .bind(dispatch_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.as_ref().map(payment).transpose()?)
+    row.as_ref().map(payment).transpose()
 }
 
 pub async fn by_id(db: &Db, pay_id: &str) -> Result<Option<Payment>, DbError> {
@@ -44,7 +44,7 @@ pub async fn by_id(db: &Db, pay_id: &str) -> Result<Option<Payment>, DbError> {
     .bind(pay_id)
     .fetch_optional(db.reader())
     .await?;
-    Ok(row.as_ref().map(payment).transpose()?)
+    row.as_ref().map(payment).transpose()
 }
 
 /// A booking's payments, oldest first.
@@ -56,7 +56,7 @@ pub async fn by_book(db: &Db, book_id: &str) -> Result<Vec<Payment>, DbError> {
     .bind(book_id)
     .fetch_all(db.reader())
     .await?;
-    Ok(rows.iter().map(payment).collect::<Result<_, _>>()?)
+    rows.iter().map(payment).collect::<Result<_, _>>()
 }
 
 /// Stores `payment` unless its trip already has one; true if this call stored it.

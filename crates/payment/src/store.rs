@@ -159,10 +159,7 @@ pub async fn movements(db: &Db, user: &ClientId) -> Result<Vec<Movement>, DbErro
     .bind(user.as_str())
     .fetch_all(db.reader())
     .await?;
-    Ok(rows
-        .iter()
-        .map(movement_from_row)
-        .collect::<Result<_, _>>()?)
+    rows.iter().map(movement_from_row).collect::<Result<_, _>>()
 }
 
 /// The event telling other services what `event` (just applied to `state`) did, if they need to
@@ -274,7 +271,7 @@ async fn fetch_payment(conn: &mut Tx, reservation_id: &str) -> Result<Option<Pay
     .bind(reservation_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.as_ref().map(payment_from_row).transpose()?)
+    row.as_ref().map(payment_from_row).transpose()
 }
 
 /// Stores a new record, or updates one nobody changed since it was read.

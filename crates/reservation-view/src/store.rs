@@ -93,7 +93,7 @@ pub async fn by_reservation(
         .bind(reservation_id)
         .fetch_optional(db.reader())
         .await?;
-    Ok(row.as_ref().map(view).transpose()?)
+    row.as_ref().map(view).transpose()
 }
 
 /// A user's reservations, newest first.
@@ -104,7 +104,7 @@ pub async fn by_user(db: &Db, user_id: &str) -> Result<Vec<ReservationView>, DbE
     .bind(user_id)
     .fetch_all(db.reader())
     .await?;
-    Ok(rows.iter().map(view).collect::<Result<_, _>>()?)
+    rows.iter().map(view).collect::<Result<_, _>>()
 }
 
 /// Listed reservations counted by status, in SQL.

@@ -139,7 +139,7 @@ pub async fn list_flights(db: &Db) -> Result<Vec<Flight>, DbError> {
     ))
     .fetch_all(db.reader())
     .await?;
-    Ok(rows.iter().map(flight_from_row).collect::<Result<_, _>>()?)
+    rows.iter().map(flight_from_row).collect::<Result<_, _>>()
 }
 
 /// A reservation request, parsed at the edge.
@@ -260,10 +260,9 @@ pub async fn list_for_user(db: &Db, user: &ClientId) -> Result<Vec<Reservation>,
     .bind(user.as_str())
     .fetch_all(db.reader())
     .await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(reservation_from_row)
-        .collect::<Result<_, _>>()?)
+        .collect::<Result<_, _>>()
 }
 
 /// What a change does beyond the reservation's row: a cancel is announced to payment and ticket,
@@ -320,7 +319,7 @@ where
     .bind(flight_id)
     .fetch_optional(executor)
     .await?;
-    Ok(row.as_ref().map(flight_from_row).transpose()?)
+    row.as_ref().map(flight_from_row).transpose()
 }
 
 async fn fetch<'e, E>(executor: E, reservation_id: &str) -> Result<Option<Reservation>, DbError>
@@ -335,7 +334,7 @@ where
     .bind(reservation_id)
     .fetch_optional(executor)
     .await?;
-    Ok(row.as_ref().map(reservation_from_row).transpose()?)
+    row.as_ref().map(reservation_from_row).transpose()
 }
 
 async fn insert(conn: &mut Tx, r: &Reservation) -> Result<(), DbError> {

@@ -111,7 +111,7 @@ pub async fn by_book(db: &Db, book_id: &str) -> Result<Option<RideHistory>, DbEr
         .bind(book_id)
         .fetch_optional(db.reader())
         .await?;
-    Ok(row.as_ref().map(ride).transpose()?)
+    row.as_ref().map(ride).transpose()
 }
 
 /// A customer's rides, newest request first.
@@ -122,7 +122,7 @@ pub async fn by_customer(db: &Db, customer_id: &str) -> Result<Vec<RideHistory>,
     .bind(customer_id)
     .fetch_all(db.reader())
     .await?;
-    Ok(rows.iter().map(ride).collect::<Result<_, _>>()?)
+    rows.iter().map(ride).collect::<Result<_, _>>()
 }
 
 /// Listed rides counted by book status, in SQL.

@@ -76,7 +76,7 @@ pub async fn ticket(db: &Db, ticket_id: &str) -> Result<Option<Ticket>, DbError>
     .bind(ticket_id)
     .fetch_optional(db.reader())
     .await?;
-    Ok(row.as_ref().map(ticket_from_row).transpose()?)
+    row.as_ref().map(ticket_from_row).transpose()
 }
 
 /// A user's tickets, newest first.
@@ -89,7 +89,7 @@ pub async fn tickets_of(db: &Db, user: &ClientId) -> Result<Vec<Ticket>, DbError
     .bind(user.as_str())
     .fetch_all(db.reader())
     .await?;
-    Ok(rows.iter().map(ticket_from_row).collect::<Result<_, _>>()?)
+    rows.iter().map(ticket_from_row).collect::<Result<_, _>>()
 }
 
 /// Writes what `event` did to the ticket table and publishes what other services need to know.
