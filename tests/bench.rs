@@ -70,7 +70,9 @@ fn every_scenario_runs_and_reports_each_figure() {
         assert!(row.contains("failures: none"), "{row}");
         assert!(row.contains("% of"), "set against a ceiling: {row}");
     }
-    assert!(number(value(&table, "commits per booking")) >= 1.0);
+    let per_booking = value(&table, "commits per booking");
+    assert!(number(per_booking) >= 1.0, "{per_booking}");
+    assert!(per_booking.contains("transactions"), "{per_booking}");
     for figure in [
         "start → ready, all-in-one",
         "idle RSS, whole system",

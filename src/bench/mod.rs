@@ -158,15 +158,18 @@ impl Target {
         }
     }
 
-    /// Commits so far in every process of the target (`tanda_commits_total`).
-    async fn commits(&self) -> anyhow::Result<f64> {
+    /// Units of work committed so far in every process of the target, and the transactions
+    /// they committed in (fewer when SQLite units share one under load).
+    async fn commits(&self) -> anyhow::Result<Commits> {
         let addrs: Vec<SocketAddr> = match self {
             Target::Cluster(c, ..) => c.addrs.values().copied().collect(),
             other => vec![other.addr()],
         };
-        let mut total = 0.0;
+        let mut total = Commits::default();
         for addr in addrs {
-            total += target::counter(&mut Conn::new(addr), "tanda_commits_total").await?;
+            let mut conn = Conn::new(addr);
+            total.units += target::counter(&mut conn, "tanda_commits_total").await?;
+            total.transactions += target::counter(&mut conn, "tanda_transactions_total").await?;
         }
         Ok(total)
     }
@@ -298,7 +301,7 @@ async fn booking(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow
         &Book,
     )
     .await;
-    let commits = (target.commits().await? - commits) / samples.ok().max(1) as f64;
+    let commits = target.commits().await?.per(commits, samples.ok());
     switch_dispatch(&mut conn, "resume").await?;
     table.push(
         Row::rate(
@@ -308,9 +311,37 @@ async fn booking(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow
         .against("HTTP ceiling", hello.rate()),
     );
     table.push(Row::latency("booking latency", &samples));
-    table.push(Row::plain("commits per booking", format!("{commits:.1}")));
+    table.push(Row::plain("commits per booking", commits.to_string()));
     target.stop().await;
     Ok(())
+}
+
+/// Committed units of work and the transactions they took.
+#[derive(Clone, Copy, Default)]
+struct Commits {
+    units: f64,
+    transactions: f64,
+}
+
+impl Commits {
+    /// Per operation, from `before` to `self`.
+    fn per(self, before: Commits, operations: u64) -> Commits {
+        let n = operations.max(1) as f64;
+        Commits {
+            units: (self.units - before.units) / n,
+            transactions: (self.transactions - before.transactions) / n,
+        }
+    }
+}
+
+impl std::fmt::Display for Commits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} (in {:.1} transactions)",
+            self.units, self.transactions
+        )
+    }
 }
 
 async fn switch_dispatch(conn: &mut Conn, to: &str) -> anyhow::Result<()> {
@@ -346,7 +377,7 @@ async fn ride(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow::R
         &Ride,
     )
     .await;
-    let per_ride = (target.commits().await? - before) / samples.ok().max(1) as f64;
+    let per_ride = target.commits().await?.per(before, samples.ok());
     flow_rows(
         table,
         "rides completed/s",
@@ -377,7 +408,7 @@ async fn reservation(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> an
     .await;
     let before = target.commits().await?;
     let samples = closed_loop(addr, args.concurrency, args.duration, args.operations, &op).await;
-    let per = (target.commits().await? - before) / samples.ok().max(1) as f64;
+    let per = target.commits().await?.per(before, samples.ok());
     flow_rows(
         table,
         "reservations confirmed/s",
@@ -400,12 +431,12 @@ fn flow_rows(
     latency_name: &str,
     target: &Target,
     samples: &Samples,
-    commits_per: f64,
+    commits_per: Commits,
     ceiling: &Ceiling,
 ) {
     let per = |rate: f64| {
-        if commits_per > 0.0 {
-            rate / commits_per
+        if commits_per.units > 0.0 {
+            rate / commits_per.units
         } else {
             0.0
         }
@@ -425,7 +456,7 @@ fn flow_rows(
     table.push(Row::plain(
         "commits each / HTTP requests each",
         format!(
-            "{commits_per:.1} / {:.1}",
+            "{commits_per} / {:.1}",
             samples.requests as f64 / samples.ok().max(1) as f64
         ),
     ));

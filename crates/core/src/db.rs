@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,8 +23,9 @@ use crate::sql::{AssertSqlSafe, Target, query, query_scalar};
 pub struct Tx(TxState);
 
 enum TxState {
-    /// SQLite: the database's one writer connection, held for the unit, inside `BEGIN IMMEDIATE`.
-    Sqlite(OwnedMutexGuard<rusqlite::Connection>),
+    /// SQLite: the database's one writer connection, held for the unit, inside a savepoint of
+    /// the transaction it shares with the units around it (see [`SqliteWriter`]).
+    Sqlite(OwnedMutexGuard<SqliteWriter>),
     /// PostgreSQL: a transaction on a pooled connection.
     Postgres(sqlx::Transaction<'static, Postgres>),
     Committed,
@@ -33,51 +34,99 @@ enum TxState {
 impl Tx {
     pub(crate) fn target(&mut self) -> Target<'_> {
         match &mut self.0 {
-            TxState::Sqlite(conn) => Target::Sqlite(conn),
+            TxState::Sqlite(writer) => Target::Sqlite(&mut writer.conn),
             TxState::Postgres(tx) => Target::Postgres(tx),
             TxState::Committed => unreachable!("a unit of work is not used after it commits"),
-        }
-    }
-
-    /// Commits; returns the SQLite writer, still held, so that after-commit hooks run before
-    /// the next unit of work can begin.
-    async fn commit(
-        &mut self,
-        durability: Durability,
-    ) -> Result<Option<OwnedMutexGuard<rusqlite::Connection>>, DbError> {
-        match std::mem::replace(&mut self.0, TxState::Committed) {
-            TxState::Postgres(tx) => {
-                tx.commit().await?;
-                Ok(None)
-            }
-            TxState::Sqlite(mut conn) => {
-                let commit = |conn: &mut rusqlite::Connection| conn.execute_batch("COMMIT");
-                let done = match durability {
-                    // NORMAL: the commit appends to the WAL without waiting for the disk.
-                    Durability::Normal => commit(&mut conn),
-                    // FULL waits for the disk: let the runtime move other tasks off this thread.
-                    Durability::Full => blocking(|| commit(&mut conn)),
-                };
-                if let Err(e) = done {
-                    // Leaves the connection as the next unit expects it: outside a transaction.
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(e.into());
-                }
-                Ok(Some(conn))
-            }
-            TxState::Committed => Ok(None),
         }
     }
 }
 
 impl Drop for Tx {
     /// A unit of work dropped before it committed (an error, a lost race) rolls back. On
-    /// PostgreSQL the pooled transaction does so itself; SQLite's writer is rolled back here,
-    /// before anyone else can take it.
+    /// PostgreSQL the pooled transaction does so itself; SQLite's unit is rolled back here, before
+    /// anyone else can take the writer.
     fn drop(&mut self) {
-        if let TxState::Sqlite(conn) = &mut self.0 {
-            let _ = conn.execute_batch("ROLLBACK");
+        if let TxState::Sqlite(writer) = &mut self.0 {
+            writer.abandon_unit();
         }
+    }
+}
+
+/// SQLite's one writer connection, and the transaction that units of work share under load
+/// (group commit).
+///
+/// A unit runs inside `SAVEPOINT unit` and releases it when it commits. If other units are
+/// already waiting for the writer, it leaves the transaction open for them and waits: the last of
+/// a run of units, or a committer task at the back of the queue, commits them all at once and then
+/// answers each. The pages a commit writes to the WAL, its share of checkpointing and the write
+/// lock taken at `BEGIN` are paid once per transaction instead of once per unit, while each unit
+/// still succeeds or fails alone: a failing one rolls back to its savepoint, and no caller hears
+/// "committed" before the shared `COMMIT` is done.
+pub(crate) struct SqliteWriter {
+    conn: rusqlite::Connection,
+    /// The open transaction, if units have finished in it and wait for its commit, or a unit is
+    /// running in it. With the writer free, it is `None` or has finished units.
+    group: Option<Group>,
+}
+
+/// One shared SQLite transaction and the units of work waiting for its `COMMIT`.
+struct Group {
+    /// Units released into it and waiting for the commit.
+    finished: u64,
+    /// A committer task has been started for it.
+    committer: bool,
+    /// The finished units' after-commit hooks, in commit order.
+    hooks: Vec<Box<dyn FnOnce() + Send>>,
+    wrote_outbox: bool,
+    wrote_timers: bool,
+    /// Tells the waiting units how the commit went; dropped unsent if the transaction is lost.
+    done: watch::Sender<Option<Result<(), Arc<str>>>>,
+}
+
+/// The most units one transaction carries, so that a steady stream of writers is still answered.
+const GROUP_MAX: u64 = 64;
+
+impl SqliteWriter {
+    /// Opens a unit of work: joins the open transaction or begins one.
+    fn start_unit(&mut self) -> Result<(), DbError> {
+        if self.group.is_none() {
+            // IMMEDIATE takes the write lock up front, so a transaction never fails half-way
+            // trying to upgrade a read lock.
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.group = Some(Group {
+                finished: 0,
+                committer: false,
+                hooks: Vec::new(),
+                wrote_outbox: false,
+                wrote_timers: false,
+                done: watch::channel(None).0,
+            });
+        }
+        if let Err(e) = self.conn.execute_batch("SAVEPOINT unit") {
+            self.abandon_unit();
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Undoes the running unit alone, keeping the finished units' work for the shared commit.
+    fn abandon_unit(&mut self) {
+        let others = self.group.as_ref().is_some_and(|g| g.finished > 0);
+        if others
+            && self
+                .conn
+                .execute_batch("ROLLBACK TO unit; RELEASE unit")
+                .is_ok()
+            && !self.conn.is_autocommit()
+        {
+            return;
+        }
+        // Nothing else in the transaction, or SQLite already rolled all of it back (it does on
+        // I/O errors): end it. Dropping the group tells its waiting units they were not committed.
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.group = None;
     }
 }
 
@@ -108,6 +157,9 @@ pub enum DbError {
     Conflict(String),
     #[error("idempotency key was already used with a different request")]
     IdempotencyMismatch,
+    /// The transaction a unit of work shared with others failed to commit.
+    #[error("database: commit failed: {0}")]
+    Commit(Arc<str>),
 }
 
 impl DbError {
@@ -171,9 +223,10 @@ struct DbInner {
     dialect: Dialect,
     durability: Durability,
     /// SQLite only: the one connection that writes, held by a unit of work from `begin` until
-    /// its after-commit hooks have run, so the next writer never reads an in-memory cache that is
-    /// behind the database.
-    writer: Option<Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
+    /// it has committed or released its savepoint (see [`SqliteWriter`]).
+    writer: Option<Arc<tokio::sync::Mutex<SqliteWriter>>>,
+    /// SQLite only: units of work waiting for the writer.
+    queued: AtomicUsize,
     /// PostgreSQL only: the pool units of work take their connection from.
     pool: Option<PgPool>,
     reader: Reader,
@@ -183,6 +236,9 @@ struct DbInner {
     /// `tanda_commits_total{db}`: every committed unit of work, so a benchmark can count the
     /// commits a flow costs.
     commits: metrics::Counter,
+    /// `tanda_transactions_total{db}`: the transactions those units committed in (fewer than the
+    /// units under load, when units share one).
+    transactions: metrics::Counter,
 }
 
 /// Where queries outside a unit of work run (`db.reader()`): GETs, projections' reads.
@@ -261,7 +317,7 @@ impl Db {
             name,
             Dialect::Sqlite,
             durability,
-            Some(Arc::new(tokio::sync::Mutex::new(writer))),
+            Some(writer),
             None,
             Reader(ReaderKind::Sqlite(readers)),
             clock,
@@ -321,7 +377,7 @@ impl Db {
         name: &str,
         dialect: Dialect,
         durability: Durability,
-        writer: Option<Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
+        writer: Option<rusqlite::Connection>,
         pool: Option<PgPool>,
         reader: Reader,
         clock: Arc<dyn Clock>,
@@ -333,13 +389,17 @@ impl Db {
                 name: name.to_owned(),
                 dialect,
                 durability,
-                writer,
+                writer: writer.map(|conn| {
+                    Arc::new(tokio::sync::Mutex::new(SqliteWriter { conn, group: None }))
+                }),
+                queued: AtomicUsize::new(0),
                 pool,
                 reader,
                 clock,
                 outbox_signal: watch::channel(0).0,
                 timer_signal: watch::channel(0).0,
                 commits: metrics::counter!("tanda_commits_total", "db" => name.to_owned()),
+                transactions: metrics::counter!("tanda_transactions_total", "db" => name.to_owned()),
             }),
         }
     }
@@ -411,11 +471,12 @@ impl Db {
     pub async fn begin(&self) -> Result<Uow, DbError> {
         let tx = match (&self.inner.writer, &self.inner.pool) {
             (Some(writer), _) => {
-                let conn = writer.clone().lock_owned().await;
-                // IMMEDIATE takes the write lock up front, so a transaction never fails half-way
-                // trying to upgrade a read lock.
-                conn.execute_batch("BEGIN IMMEDIATE")?;
-                TxState::Sqlite(conn)
+                let mut writer = {
+                    let _queued = Queued::enter(&self.inner.queued);
+                    writer.clone().lock_owned().await
+                };
+                writer.start_unit()?;
+                TxState::Sqlite(writer)
             }
             (None, Some(pool)) => TxState::Postgres(pool.begin().await?),
             (None, None) => unreachable!("a database has a writer or a pool"),
@@ -552,7 +613,6 @@ pub struct StoredResponse {
 /// One local transaction: the state change, its outbox events, its timers, its inbox record and
 /// its idempotency record all commit together or not at all.
 pub struct Uow {
-    /// Declared first: on commit the hooks run while the writer is still held.
     tx: Tx,
     db: Db,
     wrote_outbox: bool,
@@ -727,7 +787,8 @@ impl Uow {
     }
 
     /// Commits, runs the after-commit hooks, then wakes whoever waits on this database's outbox
-    /// or timers.
+    /// or timers. On SQLite under load the commit may be shared with the units around it; it
+    /// returns once that shared commit is done.
     pub async fn commit(self) -> Result<(), DbError> {
         let Uow {
             mut tx,
@@ -736,19 +797,122 @@ impl Uow {
             wrote_timers,
             after_commit,
         } = self;
-        let writer = tx.commit(db.inner.durability).await?;
-        db.inner.commits.increment(1);
-        for f in after_commit {
+        let mut writer = match std::mem::replace(&mut tx.0, TxState::Committed) {
+            TxState::Sqlite(writer) => writer,
+            TxState::Postgres(pg) => {
+                pg.commit().await?;
+                db.inner.commits.increment(1);
+                db.inner.transactions.increment(1);
+                for f in after_commit {
+                    f();
+                }
+                db.signal(wrote_outbox, wrote_timers);
+                return Ok(());
+            }
+            TxState::Committed => return Ok(()),
+        };
+        if let Err(e) = writer.conn.execute_batch("RELEASE unit") {
+            writer.abandon_unit();
+            return Err(e.into());
+        }
+        let group = writer
+            .group
+            .as_mut()
+            .expect("a unit runs inside a transaction");
+        group.finished += 1;
+        group.hooks.extend(after_commit);
+        group.wrote_outbox |= wrote_outbox;
+        group.wrote_timers |= wrote_timers;
+        if db.inner.queued.load(Ordering::Relaxed) == 0 || group.finished >= GROUP_MAX {
+            return db.commit_group(writer);
+        }
+        // Others wait for the writer: leave the transaction open for them. The last of them, or
+        // the committer started here (queued behind them), commits it.
+        let mut done = group.done.subscribe();
+        if !std::mem::replace(&mut group.committer, true) {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let writer = db.sqlite_writer().clone().lock_owned().await;
+                if writer.group.is_some() {
+                    let _ = db.commit_group(writer);
+                }
+            });
+        }
+        drop(writer);
+        match done.wait_for(Option::is_some).await {
+            Ok(outcome) => match outcome.as_ref().expect("waited for an outcome") {
+                Ok(()) => Ok(()),
+                Err(e) => Err(DbError::Commit(e.clone())),
+            },
+            Err(_) => Err(DbError::Commit(
+                "the transaction this unit of work shared was rolled back".into(),
+            )),
+        }
+    }
+}
+
+impl Db {
+    fn sqlite_writer(&self) -> &Arc<tokio::sync::Mutex<SqliteWriter>> {
+        self.inner.writer.as_ref().expect("a SQLite database")
+    }
+
+    /// Commits the open SQLite transaction for every unit in it, runs their after-commit hooks in
+    /// order while still holding the writer, then answers them.
+    fn commit_group(&self, mut writer: OwnedMutexGuard<SqliteWriter>) -> Result<(), DbError> {
+        let Some(group) = writer.group.take() else {
+            return Ok(());
+        };
+        let commit = |conn: &mut rusqlite::Connection| conn.execute_batch("COMMIT");
+        let done = match self.inner.durability {
+            // NORMAL: the commit appends to the WAL without waiting for the disk.
+            Durability::Normal => commit(&mut writer.conn),
+            // FULL waits for the disk: let the runtime move other tasks off this thread.
+            Durability::Full => blocking(|| commit(&mut writer.conn)),
+        };
+        if let Err(e) = done {
+            // Leaves the connection as the next unit expects it: outside a transaction.
+            if !writer.conn.is_autocommit() {
+                let _ = writer.conn.execute_batch("ROLLBACK");
+            }
+            drop(writer);
+            group.done.send_replace(Some(Err(e.to_string().into())));
+            return Err(e.into());
+        }
+        self.inner.commits.increment(group.finished);
+        self.inner.transactions.increment(1);
+        // Before the next unit can begin, so that in-memory state follows the commits in order.
+        for f in group.hooks {
             f();
         }
         drop(writer);
-        if wrote_outbox {
-            db.inner.outbox_signal.send_modify(|n| *n += 1);
-        }
-        if wrote_timers {
-            db.inner.timer_signal.send_modify(|n| *n += 1);
-        }
+        self.signal(group.wrote_outbox, group.wrote_timers);
+        group.done.send_replace(Some(Ok(())));
         Ok(())
+    }
+
+    fn signal(&self, outbox: bool, timers: bool) {
+        if outbox {
+            self.inner.outbox_signal.send_modify(|n| *n += 1);
+        }
+        if timers {
+            self.inner.timer_signal.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+/// Counts a task waiting for the SQLite writer for as long as it waits, even if it gives up.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -97,7 +97,8 @@ impl From<DbError> for Problem {
             ),
             // The stored data is not what the code reads: a defect, not a passing outage.
             e @ (DbError::Decode(_) | DbError::RowNotFound) => Problem::internal(&e),
-            e @ (DbError::Sql(_) | DbError::Sqlite(_) | DbError::Closed(_)) => {
+            e
+            @ (DbError::Sql(_) | DbError::Sqlite(_) | DbError::Closed(_) | DbError::Commit(_)) => {
                 tracing::error!(error = %e, "database error");
                 Problem::unavailable(
                     "storage_unavailable",
