@@ -52,6 +52,9 @@ const BATCH: i64 = 256;
 const APPLY_TOGETHER: usize = 32;
 /// Fallback poll when no commit signal arrives (another process may write the outbox).
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How far a consumer's cursor may run ahead of its stored position, over events it does not
+/// take, before it stores it (a commit).
+const SKIP_STORED: i64 = 1024;
 
 /// One named consumer: its database (inbox, cursors, dead letters), the event types it wants and
 /// the handler that applies them.
@@ -275,6 +278,8 @@ impl Consumers {
                 }
             }
         };
+        // The position stored in the consumer's database, for restarts and for pruning.
+        let mut stored = cursor;
         let mut changes = source.outbox_changes();
         let mut paused = entry.paused.subscribe();
         let lag = self.lag_meter(index, vec![("source", source.name().to_owned())]);
@@ -289,12 +294,24 @@ impl Consumers {
                 return;
             }
             changes.borrow_and_update();
-            let mut query = query(AssertSqlSafe(fetch_sql.as_str())).bind(cursor);
-            for t in c.types {
-                query = query.bind(*t);
-            }
-            let batch = match query.fetch_all(source.reader()).await {
-                Ok(rows) => rows,
+            let read = async {
+                // Where the outbox ends, read before the batch: SQLite makes outbox rows visible
+                // in `seq` order, so a batch read afterwards that holds every wanted row past the
+                // cursor means none up to `head` is left. The cursor can then pass the events
+                // this consumer does not take, instead of the next read scanning them again.
+                let head: i64 = query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox")
+                    .fetch_one(source.reader())
+                    .await?;
+                let mut query = query(AssertSqlSafe(fetch_sql.as_str())).bind(cursor);
+                for t in c.types {
+                    query = query.bind(*t);
+                }
+                let rows = query.fetch_all(source.reader()).await?;
+                let complete = rows.len() < BATCH as usize;
+                Ok::<_, DbError>((rows, complete.then_some(head)))
+            };
+            let (batch, head) = match read.await {
+                Ok(read) => read,
                 Err(e) => {
                     warn!(error = %e, "cannot read the outbox; retrying");
                     if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
@@ -305,6 +322,16 @@ impl Consumers {
             };
             if batch.is_empty() {
                 lag.set(0);
+                if let Some(head) = head {
+                    cursor = cursor.max(head);
+                    if cursor - stored >= SKIP_STORED {
+                        // Let housekeeping prune what this consumer passed over.
+                        match store_cursor(c, source.name(), cursor).await {
+                            Ok(()) => stored = cursor,
+                            Err(e) => warn!(error = %e, "cannot store the cursor; retrying later"),
+                        }
+                    }
+                }
                 tokio::select! {
                     _ = changes.changed() => {}
                     _ = paused.changed() => {}
@@ -322,7 +349,7 @@ impl Consumers {
                         Ok(last) => {
                             metrics::counter!("tanda_events_handled_total", "consumer" => c.name)
                                 .increment(together.len() as u64);
-                            cursor = last;
+                            (cursor, stored) = (last, last);
                             rows = &rows[together.len()..];
                         }
                         // One of them fails (or the database does): take them one at a time,
@@ -346,7 +373,7 @@ impl Consumers {
                 {
                     return;
                 }
-                cursor = seq;
+                (cursor, stored) = (seq, seq);
                 if *paused.borrow() || cancel.is_cancelled() {
                     break;
                 }
@@ -602,6 +629,12 @@ async fn park(
     if let Some((source, seq)) = cursor {
         uow.set_cursor(c.name, source, seq).await?;
     }
+    uow.commit().await
+}
+
+async fn store_cursor(c: &Consumer, source: &str, position: i64) -> Result<(), DbError> {
+    let mut uow = c.db.begin().await?;
+    uow.set_cursor(c.name, source, position).await?;
     uow.commit().await
 }
 

@@ -490,3 +490,92 @@ async fn a_batchable_consumer_applies_a_backlog_in_a_few_units_in_order_and_once
     .await;
     lifecycle.stop_background().await;
 }
+
+/// An event the test consumer does not take.
+#[derive(Debug, Serialize, Deserialize)]
+struct Ignored {
+    key: String,
+}
+impl Event for Ignored {
+    const TYPE: &'static str = "test.Ignored";
+    fn aggregate_id(&self) -> &str {
+        &self.key
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_passes_over_events_it_does_not_take_so_they_can_be_pruned() {
+    use tanda_core::clock::ManualClock;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_800_000_000_000);
+    let open_at = async |name: &str| {
+        let db = Db::open_sqlite(
+            dir.path(),
+            name,
+            Durability::Normal,
+            Arc::new(clock.clone()),
+        )
+        .await
+        .unwrap();
+        db.migrate(NOTES).await.unwrap();
+        db
+    };
+    let producer = open_at("producer").await;
+    let consumer = open_at("consumer").await;
+    let sources = [Source {
+        db: producer.clone(),
+        produces: &[Noted::TYPE, Ignored::TYPE],
+    }];
+    let lifecycle = Lifecycle::new();
+    let consumers = Consumers::new(vec![Consumer {
+        name: "recorder",
+        db: consumer.clone(),
+        types: PRODUCES,
+        handler: recorder(),
+    }]);
+    consumers.start(&sources, &lifecycle);
+
+    publish(&producer, &["first"]).await;
+    eventually("the first note", async || notes(&consumer).await.len() == 1).await;
+    let mut uow = producer.begin().await.unwrap();
+    for n in 0..3000 {
+        let key = format!("k{n}");
+        let e = Envelope::new(&Ignored { key: key.clone() }, &key, None, uow.now());
+        uow.publish(&e).await.unwrap();
+    }
+    uow.commit().await.unwrap();
+    let last: i64 = query_scalar("SELECT MAX(seq) FROM outbox")
+        .fetch_one(producer.reader())
+        .await
+        .unwrap();
+    eventually("the cursor past the ignored events", async || {
+        let position: i64 = query_scalar("SELECT position FROM consumer_cursors")
+            .fetch_one(consumer.reader())
+            .await
+            .unwrap();
+        position == last
+    })
+    .await;
+
+    clock.advance(Duration::from_secs(2 * 60 * 60));
+    tanda_core::housekeeping::sweep(&[producer.clone(), consumer.clone()], &sources, &consumers)
+        .await
+        .unwrap();
+    let left: i64 = query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(producer.reader())
+        .await
+        .unwrap();
+    assert_eq!(
+        left, 0,
+        "nothing is kept for a consumer that will never take it"
+    );
+
+    // And it still takes what it does take, after them.
+    publish(&producer, &["second"]).await;
+    eventually("the second note", async || {
+        notes(&consumer).await.len() == 2
+    })
+    .await;
+    assert_eq!(notes(&consumer).await, ["first", "second"]);
+    lifecycle.stop_background().await;
+}
