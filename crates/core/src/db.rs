@@ -55,7 +55,8 @@ impl Drop for Tx {
 /// SQLite's one writer connection, and the transaction that units of work share under load
 /// (group commit).
 ///
-/// A unit runs inside `SAVEPOINT unit` and releases it when it commits. If other units are
+/// A unit that joins an open transaction runs inside `SAVEPOINT unit` and releases it when it
+/// commits (one that begins the transaction needs none: rolling back is rolling it all back). If other units are
 /// already waiting for the writer, it leaves the transaction open for them and waits: the last of
 /// a run of units, or a committer task at the back of the queue, commits them all at once and then
 /// answers each. The pages a commit writes to the WAL, its share of checkpointing and the write
@@ -67,6 +68,8 @@ pub(crate) struct SqliteWriter {
     /// The open transaction, if units have finished in it and wait for its commit, or a unit is
     /// running in it. With the writer free, it is `None` or has finished units.
     group: Option<Group>,
+    /// The running unit opened `SAVEPOINT unit`.
+    savepoint: bool,
 }
 
 /// One shared SQLite transaction and the units of work waiting for its `COMMIT`.
@@ -89,7 +92,8 @@ const GROUP_MAX: u64 = 64;
 impl SqliteWriter {
     /// Opens a unit of work: joins the open transaction or begins one.
     fn start_unit(&mut self) -> Result<(), DbError> {
-        if self.group.is_none() {
+        self.savepoint = self.group.is_some();
+        if !self.savepoint {
             // IMMEDIATE takes the write lock up front, so a transaction never fails half-way
             // trying to upgrade a read lock.
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -101,10 +105,19 @@ impl SqliteWriter {
                 wrote_timers: false,
                 done: watch::channel(None).0,
             });
-        }
-        if let Err(e) = self.conn.execute_batch("SAVEPOINT unit") {
+        } else if let Err(e) = self.conn.execute_batch("SAVEPOINT unit") {
+            self.savepoint = false;
             self.abandon_unit();
             return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Ends the running unit's part: its changes stay in the open transaction.
+    fn finish_unit(&mut self) -> rusqlite::Result<()> {
+        if self.savepoint {
+            self.conn.execute_batch("RELEASE unit")?;
+            self.savepoint = false;
         }
         Ok(())
     }
@@ -112,7 +125,8 @@ impl SqliteWriter {
     /// Undoes the running unit alone, keeping the finished units' work for the shared commit.
     fn abandon_unit(&mut self) {
         let others = self.group.as_ref().is_some_and(|g| g.finished > 0);
-        if others
+        if std::mem::take(&mut self.savepoint)
+            && others
             && self
                 .conn
                 .execute_batch("ROLLBACK TO unit; RELEASE unit")
@@ -390,7 +404,11 @@ impl Db {
                 dialect,
                 durability,
                 writer: writer.map(|conn| {
-                    Arc::new(tokio::sync::Mutex::new(SqliteWriter { conn, group: None }))
+                    Arc::new(tokio::sync::Mutex::new(SqliteWriter {
+                        conn,
+                        group: None,
+                        savepoint: false,
+                    }))
                 }),
                 queued: AtomicUsize::new(0),
                 pool,
@@ -811,7 +829,7 @@ impl Uow {
             }
             TxState::Committed => return Ok(()),
         };
-        if let Err(e) = writer.conn.execute_batch("RELEASE unit") {
+        if let Err(e) = writer.finish_unit() {
             writer.abandon_unit();
             return Err(e.into());
         }
