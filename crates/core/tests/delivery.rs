@@ -34,6 +34,15 @@ const NOTES: &[Migration] = &[Migration {
     sql: "CREATE TABLE notes (text VARCHAR(100) NOT NULL)",
 }];
 
+/// A database whose clock the test moves.
+async fn open_on(dir: &Path, name: &str, clock: &tanda_core::clock::ManualClock) -> Db {
+    let db = Db::open_sqlite(dir, name, Durability::Normal, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    db.migrate(NOTES).await.unwrap();
+    db
+}
+
 async fn open(dir: &Path, name: &str) -> Db {
     let db = Db::open_sqlite(dir, name, Durability::Normal, Arc::new(SystemClock))
         .await
@@ -335,18 +344,7 @@ async fn housekeeping_prunes_only_what_every_consumer_has_passed() {
     use tanda_core::clock::ManualClock;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_800_000_000_000);
-    let open_at = async |name: &str| {
-        let db = Db::open_sqlite(
-            dir.path(),
-            name,
-            Durability::Normal,
-            Arc::new(clock.clone()),
-        )
-        .await
-        .unwrap();
-        db.migrate(NOTES).await.unwrap();
-        db
-    };
+    let open_at = async |name: &str| open_on(dir.path(), name, &clock).await;
     let producer = open_at("producer").await;
     let consumer = open_at("consumer").await;
     let (consumers, lifecycle) = start(&producer, &consumer, recorder());
@@ -508,18 +506,7 @@ async fn a_consumer_passes_over_events_it_does_not_take_so_they_can_be_pruned() 
     use tanda_core::clock::ManualClock;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_800_000_000_000);
-    let open_at = async |name: &str| {
-        let db = Db::open_sqlite(
-            dir.path(),
-            name,
-            Durability::Normal,
-            Arc::new(clock.clone()),
-        )
-        .await
-        .unwrap();
-        db.migrate(NOTES).await.unwrap();
-        db
-    };
+    let open_at = async |name: &str| open_on(dir.path(), name, &clock).await;
     let producer = open_at("producer").await;
     let consumer = open_at("consumer").await;
     let sources = [Source {
