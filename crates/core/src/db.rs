@@ -56,10 +56,10 @@ impl Drop for Tx {
 /// (group commit).
 ///
 /// A unit that joins an open transaction runs inside `SAVEPOINT unit` and releases it when it
-/// commits (one that begins the transaction needs none: rolling back is rolling it all back). If other units are
-/// already waiting for the writer, it leaves the transaction open for them and waits: the last of
-/// a run of units, or a committer task at the back of the queue, commits them all at once and then
-/// answers each. The pages a commit writes to the WAL, its share of checkpointing and the write
+/// commits; one that begins the transaction needs none (rolling back is rolling it all back). If
+/// other units are already waiting for the writer when it commits, it leaves the transaction open
+/// for them and waits: the last of a run of units, or a committer task at the back of the queue,
+/// commits them all at once and then answers each. The pages a commit writes to the WAL, its share of checkpointing and the write
 /// lock taken at `BEGIN` are paid once per transaction instead of once per unit, while each unit
 /// still succeeds or fails alone: a failing one rolls back to its savepoint, and no caller hears
 /// "committed" before the shared `COMMIT` is done.
@@ -851,9 +851,9 @@ impl Uow {
             let db = db.clone();
             tokio::spawn(async move {
                 let writer = db.sqlite_writer().clone().lock_owned().await;
-                if writer.group.is_some() {
-                    let _ = db.commit_group(writer);
-                }
+                // Whatever transaction is open now (this one may have been committed already);
+                // its units hear of a failure through `done`.
+                let _ = db.commit_group(writer);
             });
         }
         drop(writer);
