@@ -3,13 +3,15 @@
 //! file. SIGTERM or Ctrl-C stops them all gracefully.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Distributed, RunConfig, Service};
@@ -51,7 +53,9 @@ pub async fn run(run: RunConfig, dist: Distributed) -> anyhow::Result<()> {
 
 impl Cluster {
     /// Starts every service (and the gateway) as `program serve …` and waits until each is
-    /// ready. With `--base-port 0` every process gets a free port.
+    /// ready. With `--base-port 0` every process binds a free port itself and reports it, so no
+    /// other process can take the port in between; a service then starts once the services it
+    /// calls are listening (the gateway last), because it is told where they are.
     pub async fn start(
         program: &Path,
         run: &RunConfig,
@@ -60,39 +64,65 @@ impl Cluster {
         if run.http_addr.is_some() {
             bail!("the cluster's gateway listens on --base-port; --http-addr is per process");
         }
-        let mut addrs = BTreeMap::new();
-        for service in Service::ALL {
-            let port = if dist.base_port == 0 {
-                free_port()?
-            } else {
-                dist.base_port + service.port_offset()
-            };
-            addrs.insert(service.name(), SocketAddr::from(([127, 0, 0, 1], port)));
-        }
-        let upstreams: Vec<String> = Service::ALL
-            .iter()
-            .filter(|s| **s != Service::Gateway)
-            .map(|s| format!("{}=http://{}", s.name(), addrs[s.name()]))
-            .collect();
-        let mut env = run.to_env();
-        env.extend(dist.to_env());
-        env.push(("TANDA_UPSTREAMS".into(), upstreams.join(",")));
         let logs = run.data_dir.join("logs");
         std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+        let mut env = run.to_env();
+        env.extend(dist.to_env());
         let mut cluster = Cluster {
             program: program.to_path_buf(),
-            gateway: addrs["gateway"],
-            addrs,
+            gateway: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addrs: BTreeMap::new(),
             children: BTreeMap::new(),
             extra: Vec::new(),
             env,
             logs,
         };
-        for service in Service::ALL {
-            let name = service.name();
-            let child = cluster.spawn(service, cluster.addrs[name], name)?;
-            cluster.children.insert(name, child);
+        let at = |service: Service| {
+            let port = match dist.base_port {
+                0 => 0,
+                base => base + service.port_offset(),
+            };
+            SocketAddr::from(([127, 0, 0, 1], port))
+        };
+        // Waves: every service whose upstreams are all listening starts, then the next wave.
+        let mut waiting: Vec<Service> = Service::ALL.to_vec();
+        while !waiting.is_empty() {
+            let (wave, rest): (Vec<Service>, Vec<Service>) = waiting.into_iter().partition(|s| {
+                s.calls()
+                    .iter()
+                    .all(|up| cluster.addrs.contains_key(up.name()))
+            });
+            if wave.is_empty() {
+                bail!("services that call each other in a circle cannot start one after the other");
+            }
+            cluster.env.retain(|(k, _)| k != "TANDA_UPSTREAMS");
+            let upstreams: Vec<String> = cluster
+                .addrs
+                .iter()
+                .filter(|(name, _)| **name != Service::Gateway.name())
+                .map(|(name, addr)| format!("{name}=http://{addr}"))
+                .collect();
+            if !upstreams.is_empty() {
+                cluster.env.push(("TANDA_UPSTREAMS".into(), upstreams.join(",")));
+            }
+            let mut started = Vec::new();
+            for service in &wave {
+                started.push(cluster.spawn(*service, at(*service), service.name())?);
+            }
+            for (service, mut process) in wave.iter().zip(started) {
+                let Some(addr) = process.listening().await else {
+                    bail!(
+                        "{} did not start listening; see {}",
+                        service.name(),
+                        cluster.log(service.name()).display()
+                    );
+                };
+                cluster.addrs.insert(service.name(), addr);
+                cluster.children.insert(service.name(), process.child);
+            }
+            waiting = rest;
         }
+        cluster.gateway = cluster.addrs[Service::Gateway.name()];
         for service in Service::ALL {
             cluster.wait_ready(service).await?;
         }
@@ -103,33 +133,49 @@ impl Cluster {
     /// same database and streams: the instances share the work), and waits until it is ready.
     /// The gateway keeps sending requests to the first instance. Returns where the new one listens.
     pub async fn add_instance(&mut self, service: Service) -> anyhow::Result<SocketAddr> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let label = format!("{}-{}", service.name(), self.extra.len() + 2);
-        let mut child = self.spawn(service, addr, &label)?;
-        let ready = wait_ready(&label, addr, &mut child, &self.logs).await;
-        self.extra.push(child);
-        ready.map(|()| addr)
+        let mut process = self.spawn(service, SocketAddr::from(([127, 0, 0, 1], 0)), &label)?;
+        let addr = process.listening().await;
+        let ready = match addr {
+            Some(addr) => wait_ready(&label, addr, &mut process.child, &self.logs).await,
+            None => Err(anyhow::anyhow!(
+                "{label} did not start listening; see {}",
+                self.log(&label).display()
+            )),
+        };
+        self.extra.push(process.child);
+        ready.map(|()| addr.expect("ready means listening"))
     }
 
-    /// Starts `program serve <service>` on `addr`, logging to `<label>.log`.
-    fn spawn(&self, service: Service, addr: SocketAddr, label: &str) -> anyhow::Result<Child> {
+    /// Starts `program serve <service>` on `addr` (port 0: a free one), logging to `<label>.log`.
+    /// Its stdout is read for the line saying where it listens, and copied to the log.
+    fn spawn(&self, service: Service, addr: SocketAddr, label: &str) -> anyhow::Result<Process> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.logs.join(format!("{label}.log")))
+            .open(self.log(label))
             .context("opening the log file")?;
-        Command::new(&self.program)
+        let mut child = Command::new(&self.program)
             .args(["serve", service.name()])
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("TANDA_HTTP_ADDR", addr.to_string())
             // The demo runs in this process, against the gateway; not again in the gateway.
             .env_remove("TANDA_DEMO")
             .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
+            .stdout(Stdio::piped())
+            .stderr(log.try_clone()?)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {label}"))
+            .with_context(|| format!("starting {label}"))?;
+        let stdout = child.stdout.take().context("the child's stdout")?;
+        let banner = format!("Tanda {} is listening on http://", service.name());
+        let (report, listening) = oneshot::channel();
+        tokio::spawn(copy_to_log(stdout, log, banner, report));
+        Ok(Process { child, listening })
+    }
+
+    fn log(&self, label: &str) -> PathBuf {
+        self.logs.join(format!("{label}.log"))
     }
 
     async fn wait_ready(&mut self, service: Service) -> anyhow::Result<()> {
@@ -148,12 +194,12 @@ impl Cluster {
         }
     }
 
-    /// Starts a killed process again and waits until it is ready.
+    /// Starts a killed process again, where it listened before, and waits until it is ready.
     pub async fn restart(&mut self, service: Service) -> anyhow::Result<()> {
         self.kill9(service).await;
         let name = service.name();
-        let child = self.spawn(service, self.addrs[name], name)?;
-        self.children.insert(name, child);
+        let process = self.spawn(service, self.addrs[name], name)?;
+        self.children.insert(name, process.child);
         self.wait_ready(service).await
     }
 
@@ -219,8 +265,46 @@ fn terminate(child: &Child) {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A child process just started, and where it says it listens (`None`: it exited first).
+struct Process {
+    child: Child,
+    listening: oneshot::Receiver<Option<SocketAddr>>,
+}
+
+impl Process {
+    /// Where the process listens, once it says so; `None` if it exits or says nothing for a minute.
+    async fn listening(&mut self) -> Option<SocketAddr> {
+        tokio::time::timeout(Duration::from_secs(60), &mut self.listening)
+            .await
+            .ok()?
+            .ok()?
+    }
+}
+
+/// Copies a child's stdout to its log, reporting the address in the first line that starts with
+/// `banner` (or `None`, if its stdout ends first).
+async fn copy_to_log(
+    stdout: ChildStdout,
+    log: std::fs::File,
+    banner: String,
+    report: oneshot::Sender<Option<SocketAddr>>,
+) {
+    let mut log = tokio::fs::File::from_std(log);
+    let mut lines = BufReader::new(stdout).lines();
+    let mut report = Some(report);
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(addr) = line.strip_prefix(&banner)
+            && let Some(report) = report.take()
+        {
+            let _ = report.send(addr.trim().parse().ok());
+        }
+        if log.write_all(format!("{line}\n").as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    if let Some(report) = report {
+        let _ = report.send(None);
+    }
 }
 
 /// Drops a namespace's databases and streams: what a throw-away cluster (a test's, a

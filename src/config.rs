@@ -97,6 +97,15 @@ impl Service {
         }
     }
 
+    /// The services this one calls, so it is told where they are when it starts.
+    pub fn calls(self) -> &'static [Service] {
+        match self {
+            Service::Gateway => &Self::ALL[1..],
+            Service::Dispatch => &[Service::Pay],
+            _ => &[],
+        }
+    }
+
     /// The port offset from --base-port.
     pub fn port_offset(self) -> u16 {
         Self::ALL
