@@ -455,12 +455,7 @@ impl Db {
             Dialect::Sqlite => CORE_SQLITE,
             Dialect::Postgres => CORE_POSTGRES,
         };
-        let core = Migration {
-            version: 0,
-            name: "core",
-            sql: core,
-        };
-        for m in std::iter::once(&core).chain(service) {
+        for m in core.iter().chain(service) {
             let mut uow = self.begin().await?;
             let done: Option<i64> =
                 query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
@@ -969,5 +964,31 @@ macro_rules! core_tables {
         )
     };
 }
-const CORE_SQLITE: &str = core_tables!("INTEGER PRIMARY KEY AUTOINCREMENT");
-const CORE_POSTGRES: &str = core_tables!("BIGSERIAL PRIMARY KEY");
+/// The core's own migrations count down from 0; a service's count up from 1.
+const CORE_SQLITE: &[Migration] = &[
+    Migration {
+        version: 0,
+        name: "core",
+        sql: core_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
+    },
+    // All-in-one, consumers tail the outbox itself and nothing marks rows published.
+    Migration {
+        version: -1,
+        name: "core: outbox rows not yet relayed",
+        sql: "",
+    },
+];
+const CORE_POSTGRES: &[Migration] = &[
+    Migration {
+        version: 0,
+        name: "core",
+        sql: core_tables!("BIGSERIAL PRIMARY KEY"),
+    },
+    // The relay looks for what is left to publish; without this it reads past every published
+    // row housekeeping still keeps, on every wake-up.
+    Migration {
+        version: -1,
+        name: "core: outbox rows not yet relayed",
+        sql: "CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL",
+    },
+];
