@@ -361,7 +361,9 @@ async fn consume(
                     return;
                 }
             }
-            if let Err(e) = message.double_ack().await {
+            // Not waiting for the broker to confirm: a lost ack means one redelivery after
+            // ACK_WAIT, which the inbox absorbs, while waiting costs a round trip per message.
+            if let Err(e) = message.ack().await {
                 // The broker will redeliver; the inbox makes that harmless.
                 warn!(error = %e, "ack failed");
             }
