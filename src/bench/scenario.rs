@@ -8,8 +8,11 @@ use tanda_web::places::SEOUL;
 
 use super::load::{Conn, Failure, Operation, pause};
 
-/// How often a flow's state is polled while waiting for it to move on.
+/// How often a flow's state is polled while waiting for it to move on, at first...
 const POLL: Duration = Duration::from_millis(5);
+/// ...and at most: polls back off to a tenth of the time waited so far, so a slow flow is not
+/// slowed further by its own clients' reads, and its latency is still known to within 10 %.
+const POLL_MAX: Duration = Duration::from_millis(50);
 /// A flow that has not moved on after this long counts as failed.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -192,15 +195,16 @@ async fn wait<T>(
     path: &str,
     done: impl Fn(&Value) -> Option<T>,
 ) -> Result<T, Failure> {
-    let give_up = tokio::time::Instant::now() + PATIENCE;
+    let started = tokio::time::Instant::now();
     loop {
         if let Some(found) = done(&conn.get(path).await?) {
             return Ok(found);
         }
-        if tokio::time::Instant::now() > give_up {
+        let waited = started.elapsed();
+        if waited > PATIENCE {
             let resource = path.split(['/', '?']).nth(1).unwrap_or(path);
             return Err(Failure(format!("stuck waiting at /{resource}")));
         }
-        pause(POLL).await;
+        pause((waited / 10).clamp(POLL, POLL_MAX)).await;
     }
 }
