@@ -187,6 +187,13 @@ impl Cluster {
         wait_ready(name, self.addrs[name], child, &self.logs).await
     }
 
+    /// The pid of the (first) instance of each service, the gateway's among them.
+    pub fn pids(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
+        self.children
+            .iter()
+            .filter_map(|(name, child)| Some((*name, child.id()?)))
+    }
+
     /// SIGKILL the (first) instance of `service`, for fault tests: no shutdown code runs in it.
     pub async fn kill9(&mut self, service: Service) {
         if let Some(mut child) = self.children.remove(service.name()) {

@@ -82,4 +82,11 @@ fn every_scenario_runs_and_reports_each_figure() {
     ] {
         assert!(number(value(&table, figure)) > 0.0, "{figure}");
     }
+    // What each flow cost the machine in CPU, and which process spent it.
+    for flow in ["booking", "ride", "reservation"] {
+        let figure = format!("machine CPU per {flow}");
+        assert!(number(value(&table, &figure)) > 0.0, "{figure}");
+    }
+    let system = number(value(&table, "  of which tanda (all-in-one)"));
+    assert!(system > 0.0, "the system under test is named");
 }

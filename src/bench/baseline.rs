@@ -11,6 +11,8 @@ use tanda_core::db::Durability;
 use tanda_core::sql::query;
 use tanda_core::{Db, SystemClock};
 
+use super::cpu::CpuClock;
+
 /// The raw commit ceiling: single-row insert transactions per second through SQLite's own C API
 /// (prepared statements, no driver, no async), on a fresh file in WAL mode with the given
 /// `synchronous`. The services link this same SQLite.
@@ -109,13 +111,20 @@ pub async fn sqlite_commits(durability: Durability, duration: Duration) -> anyho
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
+/// What pgbench measured: single-row inserts a second, and the machine's CPU per insert (pgbench
+/// and PostgreSQL together).
+pub struct Pgbench {
+    pub rate: f64,
+    pub cpu_ms_per_insert: Option<f64>,
+}
+
 /// pgbench's rate of single-row insert transactions on `postgres_url` (a scratch database is
 /// created and dropped), with `clients` connections for `duration`.
 pub fn pgbench_inserts(
     postgres_url: &str,
     clients: usize,
     duration: Duration,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Pgbench> {
     let database = format!("tanda_bench_{}", std::process::id());
     let psql = |sql: &str, db: &str| -> anyhow::Result<()> {
         let url = format!("{}/{db}", postgres_url.trim_end_matches('/'));
@@ -137,6 +146,7 @@ pub fn pgbench_inserts(
         let script = tempfile::NamedTempFile::new()?;
         std::fs::write(script.path(), "INSERT INTO rows (v) VALUES (1);\n")?;
         let url = format!("{}/{database}", postgres_url.trim_end_matches('/'));
+        let clock = CpuClock::now();
         let output = Command::new("pgbench")
             .args(["-n", "-M", "prepared", "-f"])
             .arg(script.path())
@@ -151,11 +161,21 @@ pub fn pgbench_inserts(
                 String::from_utf8_lossy(&output.stderr)
             );
         }
+        let spent = clock.and_then(|c| c.since(&Default::default()));
         let text = String::from_utf8_lossy(&output.stdout);
-        text.lines()
+        let rate = text
+            .lines()
             .find_map(|l| l.strip_prefix("tps = "))
             .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
-            .context("no tps in pgbench's report")
+            .context("no tps in pgbench's report")?;
+        let inserts = text
+            .lines()
+            .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+            .and_then(|rest| rest.split('/').next()?.trim().parse::<u64>().ok());
+        Ok(Pgbench {
+            rate,
+            cpu_ms_per_insert: spent.zip(inserts).map(|(spent, n)| spent.ms_per(n)),
+        })
     })();
     let _ = psql(&format!("DROP DATABASE IF EXISTS {database}"), "postgres");
     outcome

@@ -6,6 +6,7 @@
 //! dir); `--distributed` starts the whole distributed topology on PostgreSQL + NATS instead, and
 //! `--url` measures a Tanda already running.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,11 +20,13 @@ use crate::cluster::{Cluster, purge};
 use crate::config::{Distributed, Service};
 
 mod baseline;
+mod cpu;
 mod load;
 mod report;
 mod scenario;
 mod target;
 
+use cpu::{CpuClock, CpuUse};
 use load::{Conn, Samples, closed_loop};
 use report::{Row, Table};
 use scenario::{Book, Hello, Reserve, Ride};
@@ -174,6 +177,25 @@ impl Target {
         Ok(total)
     }
 
+    /// Names for the processes of the target, and for this one, in per-process CPU figures.
+    fn process_names(&self) -> HashMap<u32, String> {
+        let mut names = HashMap::from([(std::process::id(), "load generator".to_owned())]);
+        match self {
+            Target::AllInOne(started) => {
+                names.insert(started.pid(), "tanda (all-in-one)".to_owned());
+            }
+            Target::Cluster(cluster, ..) => {
+                names.extend(
+                    cluster
+                        .pids()
+                        .map(|(service, pid)| (pid, format!("tanda {service}"))),
+                );
+            }
+            Target::Url(_) => {}
+        }
+        names
+    }
+
     fn label(&self) -> &'static str {
         match self {
             Target::AllInOne(_) => "all-in-one",
@@ -232,15 +254,20 @@ async fn commit_ceiling(
     let seconds = args.duration.min(Duration::from_secs(5));
     if let Target::Cluster(..) = target {
         let (url, clients) = (args.servers.postgres_url.clone(), args.concurrency);
-        let rate =
+        let pgbench =
             tokio::task::spawn_blocking(move || baseline::pgbench_inserts(&url, clients, seconds))
                 .await??;
         let name = "pgbench single-row inserts/s";
-        table.push(Row::plain(name, format!("{rate:.0}")));
+        let mut row = Row::plain(name, format!("{:.0}", pgbench.rate));
+        if let Some(ms) = pgbench.cpu_ms_per_insert {
+            row = row.note(format!("machine CPU {ms:.3} ms per insert"));
+        }
+        table.push(row);
         return Ok(Ceiling {
             name,
-            rate,
+            rate: pgbench.rate,
             through_db: None,
+            cpu_ms_per_op: pgbench.cpu_ms_per_insert.map(|ms| ("pgbench's per insert", ms)),
         });
     }
     let durability = run.sqlite_synchronous;
@@ -258,14 +285,17 @@ async fn commit_ceiling(
         name,
         rate: raw,
         through_db: Some(layered),
+        cpu_ms_per_op: None,
     })
 }
 
-/// A commit ceiling: the database's own rate, and (SQLite) the rate through Tanda's `Db`.
+/// A commit ceiling: the database's own rate, (SQLite) the rate through Tanda's `Db`, and
+/// (pgbench) the machine's CPU per commit.
 struct Ceiling {
     name: &'static str,
     rate: f64,
     through_db: Option<f64>,
+    cpu_ms_per_op: Option<(&'static str, f64)>,
 }
 
 async fn booking(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow::Result<()> {
@@ -293,6 +323,7 @@ async fn booking(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow
     )
     .await;
     let commits = target.commits().await?;
+    let clock = CpuClock::now();
     let samples = closed_loop(
         addr,
         args.concurrency,
@@ -301,6 +332,7 @@ async fn booking(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow
         &Book,
     )
     .await;
+    let spent = clock.and_then(|c| c.since(&target.process_names()));
     let commits = target.commits().await?.per(commits, samples.ok());
     switch_dispatch(&mut conn, "resume").await?;
     table.push(
@@ -312,6 +344,10 @@ async fn booking(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow
     );
     table.push(Row::latency("booking latency", &samples));
     table.push(Row::plain("commits per booking", commits.to_string()));
+    if let Some(spent) = spent {
+        table.push(Row::cpu("machine CPU per booking", &spent, samples.ok()));
+        table.extend(cpu_by_process(&spent, samples.ok()));
+    }
     target.stop().await;
     Ok(())
 }
@@ -369,6 +405,7 @@ async fn ride(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow::R
     )
     .await;
     let before = target.commits().await?;
+    let clock = CpuClock::now();
     let samples = closed_loop(
         addr,
         args.concurrency,
@@ -377,13 +414,13 @@ async fn ride(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow::R
         &Ride,
     )
     .await;
+    let spent = clock.and_then(|c| c.since(&target.process_names()));
     let per_ride = target.commits().await?.per(before, samples.ok());
     flow_rows(
         table,
-        "rides completed/s",
-        "request → COMPLETED",
+        ("ride", "rides completed/s", "request → COMPLETED"),
         &target,
-        &samples,
+        (&samples, spent),
         per_ride,
         &ceiling,
     );
@@ -407,14 +444,19 @@ async fn reservation(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> an
     )
     .await;
     let before = target.commits().await?;
+    let clock = CpuClock::now();
     let samples = closed_loop(addr, args.concurrency, args.duration, args.operations, &op).await;
+    let spent = clock.and_then(|c| c.since(&target.process_names()));
     let per = target.commits().await?.per(before, samples.ok());
     flow_rows(
         table,
-        "reservations confirmed/s",
-        "request → CONFIRMED",
+        (
+            "reservation",
+            "reservations confirmed/s",
+            "request → CONFIRMED",
+        ),
         &target,
-        &samples,
+        (&samples, spent),
         per,
         &ceiling,
     );
@@ -424,24 +466,39 @@ async fn reservation(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> an
 
 /// The rows of a multi-step flow: its rate set against the commit ceiling divided by the commits
 /// one flow costs (the most the database could do), and, for SQLite, against the same through
-/// Tanda's `Db`; its latency; its cost.
+/// Tanda's `Db`; its latency; its cost in commits, requests and the machine's CPU.
 fn flow_rows(
     table: &mut Table,
-    rate_name: &str,
-    latency_name: &str,
+    (flow, rate_name, latency_name): (&str, &str, &str),
     target: &Target,
-    samples: &Samples,
+    (samples, spent): (&Samples, Option<CpuUse>),
     commits_per: Commits,
     ceiling: &Ceiling,
 ) {
-    let per = |rate: f64| {
-        if commits_per.units > 0.0 {
-            rate / commits_per.units
-        } else {
-            0.0
-        }
-    };
+    let cpu = spent.map(|spent| {
+        let row = Row::cpu(&format!("machine CPU per {flow}"), &spent, samples.ok());
+        let row = match ceiling.cpu_ms_per_op {
+            Some((name, ms)) => row.costing(name, ms),
+            None => row,
+        };
+        std::iter::once(row)
+            .chain(cpu_by_process(&spent, samples.ok()))
+            .collect::<Vec<_>>()
+    });
     let figure = format!("{rate_name} ({})", target.label());
+    let requests_each = samples.requests as f64 / samples.ok().max(1) as f64;
+    if commits_per.units <= 0.0 {
+        // A gateway at --url reports no commits of the services behind it: no ratio to set.
+        table.push(Row::rate(&figure, samples));
+        table.push(Row::latency(latency_name, samples));
+        table.push(Row::plain(
+            "commits each / HTTP requests each",
+            format!("not reported at this URL / {requests_each:.1}"),
+        ));
+        table.extend(cpu.into_iter().flatten());
+        return;
+    }
+    let per = |rate: f64| rate / commits_per.units;
     table.push(Row::rate(&figure, samples).against(
         &format!("{} ÷ commits each", ceiling.name),
         per(ceiling.rate),
@@ -455,11 +512,27 @@ fn flow_rows(
     table.push(Row::latency(latency_name, samples));
     table.push(Row::plain(
         "commits each / HTTP requests each",
-        format!(
-            "{commits_per} / {:.1}",
-            samples.requests as f64 / samples.ok().max(1) as f64
-        ),
+        format!("{commits_per} / {requests_each:.1}"),
     ));
+    table.extend(cpu.into_iter().flatten());
+}
+
+/// The machine's CPU per operation split by process: the processes that took at least 1 % of it,
+/// most first.
+fn cpu_by_process(spent: &CpuUse, operations: u64) -> impl Iterator<Item = Row> + '_ {
+    let all = spent.ms_per(operations);
+    spent
+        .by_process
+        .iter()
+        .map(move |(name, seconds)| {
+            let ms = 1000.0 * seconds / operations.max(1) as f64;
+            (name, ms, 100.0 * ms / all.max(f64::EPSILON))
+        })
+        .filter(|(_, _, share)| *share >= 1.0)
+        .map(|(name, ms, share)| {
+            Row::plain(format!("  of which {name}"), format!("{ms:.3} ms"))
+                .note(format!("{share:.0}%"))
+        })
 }
 
 async fn footprint(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow::Result<()> {

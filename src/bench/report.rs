@@ -2,6 +2,7 @@
 //! text for the terminal and as markdown for BENCHMARKS.md.
 
 use super::BenchArgs;
+use super::cpu::CpuUse;
 use super::load::Samples;
 use crate::RunConfig;
 
@@ -52,6 +53,39 @@ impl Row {
             0.0
         };
         self.versus = format!("{percent:.1}% of {ceiling} ({ceiling_rate:.0})");
+        self
+    }
+
+    /// What the machine's CPU spent per operation during a load, every process counted, and the
+    /// most operations a second its cores would allow at that cost.
+    pub fn cpu(figure: &str, spent: &CpuUse, operations: u64) -> Row {
+        let ms = spent.ms_per(operations);
+        Row {
+            note: format!(
+                "{:.0}% of {} cores busy: at most {:.0}/s at this cost",
+                100.0 * spent.busy_share(),
+                spent.cores,
+                spent.most_per_second(ms)
+            ),
+            ..Row::plain(figure, format!("{ms:.3} ms"))
+        }
+    }
+
+    /// Sets a CPU cost per operation against a ceiling's cost per operation.
+    pub fn costing(mut self, ceiling: &str, ceiling_ms: f64) -> Row {
+        let ms: f64 = self
+            .value
+            .trim_end_matches(" ms")
+            .parse()
+            .unwrap_or(0.0);
+        if ceiling_ms > 0.0 {
+            self.versus = format!("{:.0}× {ceiling} ({ceiling_ms:.3} ms)", ms / ceiling_ms);
+        }
+        self
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Row {
+        self.note = note.into();
         self
     }
 
@@ -106,6 +140,10 @@ impl Table {
 
     pub fn push(&mut self, row: Row) {
         self.rows.push(row);
+    }
+
+    pub fn extend(&mut self, rows: impl IntoIterator<Item = Row>) {
+        self.rows.extend(rows);
     }
 
     pub fn text(&self) -> String {

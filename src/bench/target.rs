@@ -26,6 +26,10 @@ pub struct Started {
 }
 
 impl Started {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Tanda all-in-one on a fresh data dir, with `extra` arguments.
     pub async fn all_in_one(extra: &[String]) -> anyhow::Result<Started> {
         let data = tempfile::tempdir()?;
