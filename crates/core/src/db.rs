@@ -59,8 +59,8 @@ impl Drop for Tx {
 /// commits; one that begins the transaction needs none (rolling back is rolling it all back). If
 /// other units are already waiting for the writer when it commits, it leaves the transaction open
 /// for them and waits: the last of a run of units, or a committer task at the back of the queue,
-/// commits them all at once and then answers each. The pages a commit writes to the WAL, its share of checkpointing and the write
-/// lock taken at `BEGIN` are paid once per transaction instead of once per unit, while each unit
+/// commits them all at once and then answers each. The pages a commit writes to the WAL and the
+/// write lock taken at `BEGIN` are paid once per transaction instead of once per unit, while each unit
 /// still succeeds or fails alone: a failing one rolls back to its savepoint, and no caller hears
 /// "committed" before the shared `COMMIT` is done.
 pub(crate) struct SqliteWriter {
@@ -253,6 +253,55 @@ struct DbInner {
     /// `tanda_transactions_total{db}`: the transactions those units committed in (fewer than the
     /// units under load, when units share one).
     transactions: metrics::Counter,
+    /// SQLite only: wakes the [`Checkpointer`] after a commit.
+    checkpoint: Option<Checkpointer>,
+}
+
+/// Copies SQLite's WAL back into the database file on a thread and connection of its own, a
+/// moment after commits, so that no commit pays for it. Left to the writer (SQLite's
+/// `wal_autocheckpoint`), every 1,000th page appended made one commit copy them all and wait for
+/// the disk while every other unit waited for the writer. A passive checkpoint runs beside the
+/// writer and its readers without blocking them; durability is the same, since a checkpoint only
+/// moves pages already committed to the WAL. The writer still checkpoints itself if this one falls
+/// behind by [`WAL_BACKSTOP`] pages. The thread ends when the database is dropped.
+struct Checkpointer {
+    wake: std::sync::mpsc::SyncSender<()>,
+}
+
+/// How long after a commit the checkpointer runs, so that the pages of the commits meanwhile are
+/// copied together: a hot page (an index's, the outbox's tail) once per checkpoint, not per commit.
+const CHECKPOINT_AFTER: Duration = Duration::from_millis(100);
+/// The WAL size, in pages, at which the writer checkpoints itself after all.
+const WAL_BACKSTOP: u32 = 10_000;
+
+impl Checkpointer {
+    fn start(path: &Path, synchronous: &'static str) -> Result<Checkpointer, DbError> {
+        let conn = sqlite_open(path, synchronous)?;
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let file = path.display().to_string();
+        std::thread::Builder::new()
+            .name("sqlite-ckpt".into())
+            .spawn(move || {
+                while woken.recv().is_ok() {
+                    std::thread::sleep(CHECKPOINT_AFTER);
+                    // The commits meanwhile are in this checkpoint.
+                    let _ = woken.try_recv();
+                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(e) = done {
+                        // Busy (the writer is checkpointing itself) or I/O: the next commit
+                        // brings another try, and the backstop holds meanwhile.
+                        tracing::debug!(db = %file, error = %e, "checkpoint skipped");
+                    }
+                }
+            })
+            .map_err(sqlx::Error::Io)?;
+        Ok(Checkpointer { wake })
+    }
+
+    fn after_commit(&self) {
+        // Full: one is pending already, and it will see this commit's pages.
+        let _ = self.wake.try_send(());
+    }
 }
 
 /// Where queries outside a unit of work run (`db.reader()`): GETs, projections' reads.
@@ -321,6 +370,8 @@ impl Db {
             Durability::Full => "FULL",
         };
         let writer = sqlite_open(&path, synchronous)?;
+        writer.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP)?;
+        let checkpoint = Checkpointer::start(&path, synchronous)?;
         let readers = SqliteReaders {
             path,
             synchronous,
@@ -331,7 +382,7 @@ impl Db {
             name,
             Dialect::Sqlite,
             durability,
-            Some(writer),
+            Some((writer, checkpoint)),
             None,
             Reader(ReaderKind::Sqlite(readers)),
             clock,
@@ -391,18 +442,20 @@ impl Db {
         name: &str,
         dialect: Dialect,
         durability: Durability,
-        writer: Option<rusqlite::Connection>,
+        writer: Option<(rusqlite::Connection, Checkpointer)>,
         pool: Option<PgPool>,
         reader: Reader,
         clock: Arc<dyn Clock>,
     ) -> Self {
         // The recorder must exist before the commit counter is registered with it.
         crate::host::metrics_handle();
+        let (writer, checkpoint) = writer.unzip();
         Self {
             inner: Arc::new(DbInner {
                 name: name.to_owned(),
                 dialect,
                 durability,
+                checkpoint,
                 writer: writer.map(|conn| {
                     Arc::new(tokio::sync::Mutex::new(SqliteWriter {
                         conn,
@@ -893,6 +946,9 @@ impl Db {
         }
         self.inner.commits.increment(group.finished);
         self.inner.transactions.increment(1);
+        if let Some(checkpoint) = &self.inner.checkpoint {
+            checkpoint.after_commit();
+        }
         // Before the next unit can begin, so that in-memory state follows the commits in order.
         for f in group.hooks {
             f();
