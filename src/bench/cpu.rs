@@ -23,8 +23,9 @@ pub struct CpuUse {
     pub cores: usize,
     /// Core-seconds by process name, most first; what no process accounts for (the kernel's
     /// interrupt work, processes that ended during the load) is not in it. The kernel keeps
-    /// these counters apart from the machine's, so their sum may differ from `core_seconds` by
-    /// a few percent.
+    /// these counters apart from the machine's (a process's run time as the scheduler measured
+    /// it; the machine's by sampling at each tick), so their sum may differ from `core_seconds`:
+    /// by up to a fifth seen here, more where short bursts of disk writeback are many.
     pub by_process: Vec<(String, f64)>,
 }
 

@@ -517,16 +517,16 @@ fn flow_rows(
     table.extend(cpu.into_iter().flatten());
 }
 
-/// The machine's CPU per operation split by process: the processes that took at least 1 % of it,
-/// most first.
+/// The machine's CPU per operation split by process: the processes that took at least 1 % of what
+/// all processes took, most first, with that share.
 fn cpu_by_process(spent: &CpuUse, operations: u64) -> impl Iterator<Item = Row> + '_ {
-    let all = spent.ms_per(operations);
+    let all: f64 = spent.by_process.iter().map(|(_, seconds)| seconds).sum();
     spent
         .by_process
         .iter()
         .map(move |(name, seconds)| {
             let ms = 1000.0 * seconds / operations.max(1) as f64;
-            (name, ms, 100.0 * ms / all.max(f64::EPSILON))
+            (name, ms, 100.0 * seconds / all.max(f64::EPSILON))
         })
         .filter(|(_, _, share)| *share >= 1.0)
         .map(|(name, ms, share)| {
