@@ -103,7 +103,9 @@ impl Cluster {
                 .map(|(name, addr)| format!("{name}=http://{addr}"))
                 .collect();
             if !upstreams.is_empty() {
-                cluster.env.push(("TANDA_UPSTREAMS".into(), upstreams.join(",")));
+                cluster
+                    .env
+                    .push(("TANDA_UPSTREAMS".into(), upstreams.join(",")));
             }
             let mut started = Vec::new();
             for service in &wave {

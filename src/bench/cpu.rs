@@ -171,7 +171,12 @@ mod tests {
     #[test]
     fn this_process_is_seen_spending_what_it_spends() {
         let me = std::process::id();
-        let own_ticks = || processes().get(&me).map(|(_, t)| *t).expect("own /proc entry");
+        let own_ticks = || {
+            processes()
+                .get(&me)
+                .map(|(_, t)| *t)
+                .expect("own /proc entry")
+        };
         let clock = CpuClock::now().expect("/proc/stat on Linux");
         // Spin until this process has spent 0.3 s of CPU (ticks are 10 ms), however busy the
         // machine is.
@@ -193,7 +198,11 @@ mod tests {
         // Other tests may run in this process meanwhile: at least what it spun, never more
         // than the machine spent.
         assert!(mine >= 0.25, "spent {mine} s");
-        assert!(mine <= spent.core_seconds + 0.05, "{mine} > {}", spent.core_seconds);
+        assert!(
+            mine <= spent.core_seconds + 0.05,
+            "{mine} > {}",
+            spent.core_seconds
+        );
     }
 
     #[test]

@@ -267,7 +267,9 @@ async fn commit_ceiling(
             name,
             rate: pgbench.rate,
             through_db: None,
-            cpu_ms_per_op: pgbench.cpu_ms_per_insert.map(|ms| ("pgbench's per insert", ms)),
+            cpu_ms_per_op: pgbench
+                .cpu_ms_per_insert
+                .map(|ms| ("pgbench's per insert", ms)),
         });
     }
     let durability = run.sqlite_synchronous;

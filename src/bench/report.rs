@@ -73,11 +73,7 @@ impl Row {
 
     /// Sets a CPU cost per operation against a ceiling's cost per operation.
     pub fn costing(mut self, ceiling: &str, ceiling_ms: f64) -> Row {
-        let ms: f64 = self
-            .value
-            .trim_end_matches(" ms")
-            .parse()
-            .unwrap_or(0.0);
+        let ms: f64 = self.value.trim_end_matches(" ms").parse().unwrap_or(0.0);
         if ceiling_ms > 0.0 {
             self.versus = format!("{:.0}× {ceiling} ({ceiling_ms:.3} ms)", ms / ceiling_ms);
         }

@@ -35,12 +35,16 @@ async fn eventually(what: &str, done: impl Fn() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commits_reach_the_database_file_without_the_writer_checkpointing_and_the_thread_ends_with_the_database()
- {
+async fn the_checkpointer_copies_commits_into_the_file_and_ends_with_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_sqlite(dir.path(), "docs", Durability::Normal, Arc::new(SystemClock))
-        .await
-        .unwrap();
+    let db = Db::open_sqlite(
+        dir.path(),
+        "docs",
+        Durability::Normal,
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
     db.migrate(DOCS).await.unwrap();
     assert_eq!(checkpoint_threads(), 1);
     let file = dir.path().join("docs.db");
@@ -61,9 +65,10 @@ async fn commits_reach_the_database_file_without_the_writer_checkpointing_and_th
             .unwrap();
         uow.commit().await.unwrap();
     }
-    eventually("the committed pages are copied into the database file", || {
-        size() >= before + 100 * 4000
-    })
+    eventually(
+        "the committed pages are copied into the database file",
+        || size() >= before + 100 * 4000,
+    )
     .await;
     let rows: i64 = query_scalar("SELECT COUNT(*) FROM docs")
         .fetch_one(db.reader())
