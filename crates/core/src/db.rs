@@ -262,8 +262,12 @@ struct DbInner {
 /// `wal_autocheckpoint`), every 1,000th page appended made one commit copy them all and wait for
 /// the disk while every other unit waited for the writer. A passive checkpoint runs beside the
 /// writer and its readers without blocking them; durability is the same, since a checkpoint only
-/// moves pages already committed to the WAL. The writer still checkpoints itself if this one falls
-/// behind by [`WAL_BACKSTOP`] pages. The thread ends when the database is dropped.
+/// moves pages already committed to the WAL. The thread ends when the database is dropped.
+///
+/// SQLite starts the WAL file over only once a checkpoint has caught up with every commit, and
+/// under a steady stream of writes a passive one never quite does. So the writer still checkpoints
+/// itself at [`WAL_BACKSTOP`] pages, finding all but the last few hundred already copied, and the
+/// WAL of a busy database grows to about that size (40 MiB) before it starts over.
 struct Checkpointer {
     wake: std::sync::mpsc::SyncSender<()>,
 }
@@ -271,7 +275,8 @@ struct Checkpointer {
 /// How long after a commit the checkpointer runs, so that the pages of the commits meanwhile are
 /// copied together: a hot page (an index's, the outbox's tail) once per checkpoint, not per commit.
 const CHECKPOINT_AFTER: Duration = Duration::from_millis(100);
-/// The WAL size, in pages, at which the writer checkpoints itself after all.
+/// The WAL size, in pages, at which the writer checkpoints itself after all. At 4,000, bookings
+/// were 20 % slower: the writer's own checkpoints came 2.5 times as often.
 const WAL_BACKSTOP: u32 = 10_000;
 
 impl Checkpointer {
