@@ -266,7 +266,7 @@ struct DbInner {
 ///
 /// SQLite starts the WAL file over only once a checkpoint has caught up with every commit, and
 /// under a steady stream of writes a passive one never quite does. So the writer still checkpoints
-/// itself at [`WAL_BACKSTOP`] pages, finding all but the last few hundred already copied, and the
+/// itself at [`WAL_BACKSTOP`] pages, finding most of them already copied, and the
 /// WAL of a busy database grows to about that size (40 MiB) before it starts over.
 struct Checkpointer {
     wake: std::sync::mpsc::SyncSender<()>,
