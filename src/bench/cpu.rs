@@ -16,7 +16,6 @@ pub struct CpuClock {
 
 /// The CPU a load took: core-seconds spent, over how long, on how many cores; and per process
 /// name (`comm`), or per the name the bench gave a process it started.
-#[derive(Clone)]
 pub struct CpuUse {
     pub core_seconds: f64,
     pub wall: Duration,

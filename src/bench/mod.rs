@@ -347,8 +347,7 @@ async fn booking(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow
     table.push(Row::latency("booking latency", &samples));
     table.push(Row::plain("commits per booking", commits.to_string()));
     if let Some(spent) = spent {
-        table.push(Row::cpu("machine CPU per booking", &spent, samples.ok()));
-        table.extend(cpu_by_process(&spent, samples.ok()));
+        table.extend(cpu_rows("booking", &spent, samples.ok(), None));
     }
     target.stop().await;
     Ok(())
@@ -477,46 +476,58 @@ fn flow_rows(
     commits_per: Commits,
     ceiling: &Ceiling,
 ) {
-    let cpu = spent.map(|spent| {
-        let row = Row::cpu(&format!("machine CPU per {flow}"), &spent, samples.ok());
-        let row = match ceiling.cpu_ms_per_op {
-            Some((name, ms)) => row.costing(name, ms),
-            None => row,
-        };
-        std::iter::once(row)
-            .chain(cpu_by_process(&spent, samples.ok()))
-            .collect::<Vec<_>>()
-    });
     let figure = format!("{rate_name} ({})", target.label());
     let requests_each = samples.requests as f64 / samples.ok().max(1) as f64;
-    if commits_per.units <= 0.0 {
-        // A gateway at --url reports no commits of the services behind it: no ratio to set.
-        table.push(Row::rate(&figure, samples));
-        table.push(Row::latency(latency_name, samples));
-        table.push(Row::plain(
-            "commits each / HTTP requests each",
-            format!("not reported at this URL / {requests_each:.1}"),
-        ));
-        table.extend(cpu.into_iter().flatten());
-        return;
-    }
+    // A gateway at --url reports no commits of the services behind it: no ratio to set.
+    let known = commits_per.units > 0.0;
     let per = |rate: f64| rate / commits_per.units;
-    table.push(Row::rate(&figure, samples).against(
-        &format!("{} ÷ commits each", ceiling.name),
-        per(ceiling.rate),
-    ));
-    if let Some(through_db) = ceiling.through_db {
-        table.push(
-            Row::plain("  the same", format!("{:.0}", samples.rate()))
-                .against("Tanda's Db ÷ commits each", per(through_db)),
-        );
+    let rate = Row::rate(&figure, samples);
+    if known {
+        table.push(rate.against(
+            &format!("{} ÷ commits each", ceiling.name),
+            per(ceiling.rate),
+        ));
+        if let Some(through_db) = ceiling.through_db {
+            table.push(
+                Row::plain("  the same", format!("{:.0}", samples.rate()))
+                    .against("Tanda's Db ÷ commits each", per(through_db)),
+            );
+        }
+    } else {
+        table.push(rate);
     }
     table.push(Row::latency(latency_name, samples));
+    let commits = if known {
+        commits_per.to_string()
+    } else {
+        "not reported at this URL".to_owned()
+    };
     table.push(Row::plain(
         "commits each / HTTP requests each",
-        format!("{commits_per} / {requests_each:.1}"),
+        format!("{commits} / {requests_each:.1}"),
     ));
-    table.extend(cpu.into_iter().flatten());
+    if let Some(spent) = spent {
+        table.extend(cpu_rows(flow, &spent, samples.ok(), ceiling.cpu_ms_per_op));
+    }
+}
+
+/// The machine's CPU per operation (set against the ceiling's, when it has one), then split by
+/// process.
+fn cpu_rows(
+    operation: &str,
+    spent: &CpuUse,
+    operations: u64,
+    ceiling: Option<(&str, f64)>,
+) -> Vec<Row> {
+    let total = Row::cpu(
+        &format!("machine CPU per {operation}"),
+        spent,
+        operations,
+        ceiling,
+    );
+    std::iter::once(total)
+        .chain(cpu_by_process(spent, operations))
+        .collect()
 }
 
 /// The machine's CPU per operation split by process: the processes that took at least 1 % of what

@@ -56,11 +56,19 @@ impl Row {
         self
     }
 
-    /// What the machine's CPU spent per operation during a load, every process counted, and the
-    /// most operations a second its cores would allow at that cost.
-    pub fn cpu(figure: &str, spent: &CpuUse, operations: u64) -> Row {
+    /// What the machine's CPU spent per operation during a load, every process counted, set
+    /// against a ceiling's CPU per operation when there is one, and the most operations a second
+    /// the cores would allow at that cost.
+    pub fn cpu(figure: &str, spent: &CpuUse, operations: u64, ceiling: Option<(&str, f64)>) -> Row {
         let ms = spent.ms_per(operations);
+        let versus = match ceiling {
+            Some((name, ceiling_ms)) if ceiling_ms > 0.0 => {
+                format!("{:.0}× {name} ({ceiling_ms:.3} ms)", ms / ceiling_ms)
+            }
+            _ => String::new(),
+        };
         Row {
+            versus,
             note: format!(
                 "{:.0}% of {} cores busy: at most {:.0}/s at this cost",
                 100.0 * spent.busy_share(),
@@ -69,15 +77,6 @@ impl Row {
             ),
             ..Row::plain(figure, format!("{ms:.3} ms"))
         }
-    }
-
-    /// Sets a CPU cost per operation against a ceiling's cost per operation.
-    pub fn costing(mut self, ceiling: &str, ceiling_ms: f64) -> Row {
-        let ms: f64 = self.value.trim_end_matches(" ms").parse().unwrap_or(0.0);
-        if ceiling_ms > 0.0 {
-            self.versus = format!("{:.0}× {ceiling} ({ceiling_ms:.3} ms)", ms / ceiling_ms);
-        }
-        self
     }
 
     pub fn note(mut self, note: impl Into<String>) -> Row {
