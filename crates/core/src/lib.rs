@@ -5,6 +5,7 @@
 //! dead letters, idempotency keys, RFC 9457 problems, the circuit breaker and the HTTP host with
 //! health, readiness, metrics and graceful shutdown.
 
+pub mod auth;
 pub mod breaker;
 pub mod clock;
 pub mod consumer;
@@ -15,6 +16,7 @@ pub mod host;
 pub mod housekeeping;
 pub mod http;
 pub mod id;
+pub mod jwt;
 pub mod lifecycle;
 pub mod nats;
 pub mod problem;

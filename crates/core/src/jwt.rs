@@ -1,0 +1,330 @@
+//! Verifying bearer tokens: Tanda's own (signed by identity with EdDSA, the public keys found by
+//! `kid` in identity's JWKS) and, when one is configured, an external OpenID Connect issuer's
+//! (Keycloak, Auth0, Cognito: RSA, EC or EdDSA keys from its JWKS URL, roles from a claim).
+//!
+//! Keys are cached. A token naming a `kid` the cache lacks fetches the JWKS again — that is how a
+//! rotated key is learnt without anyone being logged out — but at most once per
+//! [`MIN_REFETCH`], so made-up `kid`s cannot turn a stranger's requests into a flood of fetches.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Caller, Role};
+use crate::id::ClientId;
+
+/// The `iss` of Tanda's own tokens.
+pub const ISSUER: &str = "tanda";
+/// The `aud` of Tanda's own tokens.
+pub const AUDIENCE: &str = "tanda";
+/// The least time between two fetches of one JWKS.
+pub const MIN_REFETCH: Duration = Duration::from_secs(5);
+/// How long fetched keys are used before the JWKS is read again (so retired keys leave).
+const MAX_AGE: Duration = Duration::from_secs(600);
+/// Clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 30;
+
+/// The claims of Tanda's tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub roles: Vec<String>,
+    /// The language the user chose at sign-up (`ko` or `en`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+/// Where a set of public keys comes from: identity's own table in-process, or a JWKS URL.
+#[async_trait]
+pub trait JwksSource: Send + Sync {
+    async fn jwks(&self) -> Result<JwkSet, String>;
+
+    /// The least time between two fetches. A source in the same process, which costs one local
+    /// read, may be asked as often as an unknown `kid` comes.
+    fn min_refetch(&self) -> Duration {
+        MIN_REFETCH
+    }
+}
+
+/// A JWKS served over HTTP.
+pub struct HttpJwks {
+    client: reqwest::Client,
+    url: reqwest::Url,
+}
+
+impl HttpJwks {
+    pub fn new(url: reqwest::Url) -> Self {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain-HTTP client has no TLS backend that could fail to start");
+        Self { client, url }
+    }
+}
+
+#[async_trait]
+impl JwksSource for HttpJwks {
+    async fn jwks(&self) -> Result<JwkSet, String> {
+        let answer = self
+            .client
+            .get(self.url.clone())
+            .send()
+            .await
+            .map_err(|e| format!("the JWKS at {} cannot be fetched: {e}", self.url))?;
+        if !answer.status().is_success() {
+            return Err(format!(
+                "the JWKS at {} answered {}",
+                self.url,
+                answer.status()
+            ));
+        }
+        answer
+            .json()
+            .await
+            .map_err(|e| format!("the JWKS at {} cannot be read: {e}", self.url))
+    }
+}
+
+/// An external OpenID Connect issuer whose tokens are accepted.
+pub struct External {
+    pub issuer: String,
+    pub audience: String,
+    /// Where the roles are in its tokens, e.g. `roles` or `realm_access.roles` (Keycloak).
+    pub roles_claim: String,
+    pub jwks: Arc<dyn JwksSource>,
+}
+
+/// Why a token was refused (always a 401).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's issuer is not trusted")]
+    UnknownIssuer,
+    #[error("the token's key ({0}) is unknown")]
+    UnknownKey(String),
+    #[error("the token is not valid: {0}")]
+    Invalid(jsonwebtoken::errors::Error),
+    #[error("the token's subject is not a valid user id")]
+    BadSubject,
+    #[error("the keys to verify the token cannot be had: {0}")]
+    KeysUnavailable(String),
+}
+
+/// Checks bearer tokens and says who they belong to.
+pub struct Verifier {
+    tanda: KeyCache,
+    external: Option<(External, KeyCache)>,
+}
+
+impl Verifier {
+    pub fn new(tanda: Arc<dyn JwksSource>, external: Option<External>) -> Self {
+        let external = external.map(|e| {
+            let cache = KeyCache::new(e.jwks.clone());
+            (e, cache)
+        });
+        Self {
+            tanda: KeyCache::new(tanda),
+            external,
+        }
+    }
+
+    /// The caller a token stands for, if its signature, issuer, audience and lifetime hold.
+    pub async fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let kid = header.kid.ok_or(TokenError::Malformed)?;
+        let issuer = unverified_issuer(token)?;
+        if issuer == ISSUER {
+            let (key, alg) = self.tanda.key(&kid).await?;
+            if alg != Algorithm::EdDSA || header.alg != alg {
+                return Err(TokenError::UnknownKey(kid));
+            }
+            let claims: Claims = decode(token, &key, &validation(alg, ISSUER, AUDIENCE))
+                .map_err(TokenError::Invalid)?
+                .claims;
+            let roles = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
+            return caller(&claims.sub, roles);
+        }
+        let Some((external, cache)) = self.external.as_ref().filter(|(e, _)| e.issuer == issuer)
+        else {
+            return Err(TokenError::UnknownIssuer);
+        };
+        let (key, alg) = cache.key(&kid).await?;
+        if header.alg != alg {
+            return Err(TokenError::UnknownKey(kid));
+        }
+        let validation = validation(alg, &external.issuer, &external.audience);
+        let claims: serde_json::Value = decode(token, &key, &validation)
+            .map_err(TokenError::Invalid)?
+            .claims;
+        let sub = claims["sub"].as_str().ok_or(TokenError::BadSubject)?;
+        caller(sub, roles_at(&claims, &external.roles_claim))
+    }
+}
+
+fn caller(sub: &str, roles: Vec<Role>) -> Result<Caller, TokenError> {
+    let subject = ClientId::parse(sub).map_err(|_| TokenError::BadSubject)?;
+    Ok(Caller::new(subject, roles))
+}
+
+fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
+    let mut v = Validation::new(alg);
+    v.leeway = LEEWAY_SECS;
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
+    v.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+    v
+}
+
+/// The `iss` claim, read before the signature is checked only to choose whose keys check it.
+fn unverified_issuer(token: &str) -> Result<String, TokenError> {
+    #[derive(Deserialize)]
+    struct Iss {
+        iss: String,
+    }
+    let payload = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed)?;
+    let iss: Iss = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
+    Ok(iss.iss)
+}
+
+/// The roles in an external token's claim at a dotted `path`: a list of names (or one string of
+/// names separated by spaces); names that are not Tanda roles are ignored.
+fn roles_at(claims: &serde_json::Value, path: &str) -> Vec<Role> {
+    let value = path.split('.').fold(claims, |v, key| &v[key]);
+    let names: Vec<&str> = match value {
+        serde_json::Value::Array(items) => items.iter().filter_map(|v| v.as_str()).collect(),
+        serde_json::Value::String(s) => s.split_whitespace().collect(),
+        _ => Vec::new(),
+    };
+    names.into_iter().filter_map(Role::parse).collect()
+}
+
+type Key = (DecodingKey, Algorithm);
+
+/// One JWKS, fetched on demand and kept by `kid`.
+struct KeyCache {
+    source: Arc<dyn JwksSource>,
+    keys: RwLock<(HashMap<String, Key>, Option<Instant>)>,
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl KeyCache {
+    fn new(source: Arc<dyn JwksSource>) -> Self {
+        Self {
+            source,
+            keys: RwLock::new((HashMap::new(), None)),
+            fetching: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    async fn key(&self, kid: &str) -> Result<Key, TokenError> {
+        if let Some(key) = self.cached(kid, MAX_AGE) {
+            return Ok(key);
+        }
+        let _one_fetch_at_a_time = self.fetching.lock().await;
+        if let Some(key) = self.cached(kid, MAX_AGE) {
+            return Ok(key);
+        }
+        let fetched_at = self.keys.read().expect("key cache lock").1;
+        if fetched_at.is_none_or(|at| at.elapsed() >= self.source.min_refetch()) {
+            match self.source.jwks().await {
+                Ok(set) => {
+                    *self.keys.write().expect("key cache lock") =
+                        (usable(&set), Some(Instant::now()))
+                }
+                Err(e) if fetched_at.is_none() => return Err(TokenError::KeysUnavailable(e)),
+                // Keep verifying with the keys we have while the JWKS is unreachable.
+                Err(e) => tracing::warn!(error = %e, "JWKS refresh failed"),
+            }
+        }
+        self.cached(kid, Duration::MAX)
+            .ok_or_else(|| TokenError::UnknownKey(kid.to_owned()))
+    }
+
+    /// The key for `kid`, if the keys were fetched less than `max_age` ago.
+    fn cached(&self, kid: &str, max_age: Duration) -> Option<Key> {
+        let keys = self.keys.read().expect("key cache lock");
+        let fresh = keys.1.is_some_and(|at| at.elapsed() < max_age);
+        fresh.then(|| keys.0.get(kid).cloned()).flatten()
+    }
+}
+
+/// The signing keys of a JWKS that can verify tokens, by `kid`, each with the one algorithm it
+/// may be used with (a token whose header names another is refused).
+fn usable(set: &JwkSet) -> HashMap<String, Key> {
+    set.keys
+        .iter()
+        .filter_map(|jwk| {
+            let kid = jwk.common.key_id.clone()?;
+            let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+                (Some(a), _) => algorithm(*a)?,
+                (None, AlgorithmParameters::OctetKeyPair(_)) => Algorithm::EdDSA,
+                (None, AlgorithmParameters::EllipticCurve(p)) => match p.curve {
+                    EllipticCurve::P256 => Algorithm::ES256,
+                    EllipticCurve::P384 => Algorithm::ES384,
+                    _ => return None,
+                },
+                (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+                (None, _) => return None,
+            };
+            let key = DecodingKey::from_jwk(jwk).ok()?;
+            Some((kid, (key, alg)))
+        })
+        .collect()
+}
+
+/// Public-key algorithms only: a JWKS entry for HMAC would let a public key act as a secret.
+fn algorithm(alg: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match alg {
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn roles_are_read_from_nested_claims_and_filtered() {
+        let claims =
+            json!({"realm_access": {"roles": ["driver", "offline_access"]}, "scope": "customer x"});
+        assert_eq!(roles_at(&claims, "realm_access.roles"), vec![Role::Driver]);
+        assert_eq!(roles_at(&claims, "scope"), vec![Role::Customer]);
+        assert!(roles_at(&claims, "missing.path").is_empty());
+    }
+
+    #[test]
+    fn hmac_keys_are_never_usable() {
+        let set: JwkSet = serde_json::from_value(json!({"keys": [
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "h", "alg": "HS256"}
+        ]}))
+        .unwrap();
+        assert!(usable(&set).is_empty());
+    }
+}

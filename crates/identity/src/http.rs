@@ -1,0 +1,198 @@
+//! Identity's HTTP edge (API.md "Identity and access"): sign-up, sign-in (`POST /auth/token`,
+//! answering with OAuth 2.0's field names), the public keys, and the operator's key rotation.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock};
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tanda_core::Problem;
+use tanda_core::auth::{Caller, Role};
+use tanda_core::http::Json;
+use tanda_core::id::ClientId;
+use tokio::sync::Semaphore;
+
+use crate::account::{Locale, NewAccount, Password, phone, text};
+use crate::attempts::{ACCOUNT_FAILURES, ADDRESS_FAILURES, Attempts};
+use crate::keys::Keys;
+use crate::{Error, store};
+
+/// At most this many password hashes are computed at once: each holds Argon2id's 19 MiB.
+const HASHING_AT_ONCE: usize = 4;
+
+pub(crate) struct App {
+    pub keys: Keys,
+    by_account: Attempts,
+    by_address: Attempts,
+    hashing: Semaphore,
+}
+
+impl App {
+    pub fn new(keys: Keys) -> Self {
+        Self {
+            keys,
+            by_account: Attempts::new(ACCOUNT_FAILURES),
+            by_address: Attempts::new(ADDRESS_FAILURES),
+            hashing: Semaphore::new(HASHING_AT_ONCE),
+        }
+    }
+
+    /// Runs password hashing on a blocking thread, a few at a time.
+    async fn hashing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let _permit = self.hashing.acquire().await.expect("never closed");
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+}
+
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/auth/signup", post(sign_up))
+        .route("/auth/token", post(token))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/admin/signing-keys/rotate", post(rotate))
+        .with_state(app)
+}
+
+type AppState = State<Arc<App>>;
+
+#[derive(Deserialize)]
+struct SignUpBody {
+    username: Option<String>,
+    password: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+    role: Option<String>,
+    locale: Option<String>,
+}
+
+async fn sign_up(State(app): AppState, Json(body): Json<SignUpBody>) -> Result<Response, Problem> {
+    let (account, password) = parse_sign_up(body)?;
+    let hash = app.hashing(move || password.hash()).await?;
+    if !store::insert(&app.keys.db, &account, &hash)
+        .await
+        .map_err(Error::from)?
+    {
+        return Err(Error::Taken(account.user_id.to_string()).into());
+    }
+    tracing::info!(user_id = %account.user_id, role = %account.role, "account created");
+    let body = json!({
+        "userId": account.user_id.as_str(),
+        "username": account.user_id.as_str(),
+        "role": account.role.as_str(),
+        "locale": account.locale.as_str(),
+    });
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+fn parse_sign_up(body: SignUpBody) -> Result<(NewAccount, Password), Error> {
+    let username = required(body.username, "username")?;
+    let user_id = ClientId::parse(&username)
+        .map_err(|e| Error::invalid("invalid_username", format!("username {e}")))?;
+    let password = Password::parse(required(body.password, "password")?)?;
+    let name = text("name", &required(body.name, "name")?, 100)?;
+    let phone = phone(&required(body.phone, "phone")?)?;
+    let role = match required(body.role, "role")?.as_str() {
+        "customer" => Role::Customer,
+        "driver" => Role::Driver,
+        _ => {
+            return Err(Error::invalid(
+                "invalid_role",
+                "role must be customer or driver",
+            ));
+        }
+    };
+    let locale = match body.locale.as_deref() {
+        None => Locale::Ko,
+        Some(raw) => Locale::parse(raw)
+            .ok_or_else(|| Error::invalid("invalid_locale", "locale must be ko or en"))?,
+    };
+    let account = NewAccount {
+        user_id,
+        name,
+        phone,
+        role,
+        locale,
+    };
+    Ok((account, password))
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// A password's hash to check unknown usernames against, so that an unknown name takes as long
+/// to refuse as a wrong password (no telling which accounts exist by timing).
+static DECOY: LazyLock<String> =
+    LazyLock::new(|| Password::typed("not anyone's password".to_owned()).hash());
+
+async fn token(
+    State(app): AppState,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Json(body): Json<TokenBody>,
+) -> Result<Response, Problem> {
+    let username = required(body.username, "username")?;
+    let password = Password::typed(required(body.password, "password")?);
+    let address = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
+    app.by_account.check(&username).map_err(Error::Throttled)?;
+    if let Some(address) = &address {
+        app.by_address.check(address).map_err(Error::Throttled)?;
+    }
+    let account = match ClientId::parse(&username) {
+        Ok(id) => store::find(&app.keys.db, &id).await.map_err(Error::from)?,
+        Err(_) => None,
+    };
+    let hash = account
+        .as_ref()
+        .map_or_else(|| DECOY.clone(), |a| a.password_hash.clone());
+    let matches = app.hashing(move || password.matches(&hash)).await?;
+    let Some(account) = account.filter(|_| matches) else {
+        app.by_account.failed(&username);
+        if let Some(address) = &address {
+            app.by_address.failed(address);
+        }
+        return Err(Error::InvalidCredentials.into());
+    };
+    app.by_account.succeeded(&username);
+    let token = app
+        .keys
+        .sign(
+            account.user_id.as_str(),
+            &[account.role.as_str()],
+            Some(account.locale.as_str()),
+        )
+        .await
+        .map_err(Error::from)?;
+    Ok(axum::Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": app.keys.token_ttl.as_secs(),
+    }))
+    .into_response())
+}
+
+async fn jwks(State(app): AppState) -> Result<Response, Problem> {
+    let set = app.keys.jwks().await.map_err(Error::from)?;
+    Ok(([("cache-control", "public, max-age=60")], axum::Json(set)).into_response())
+}
+
+async fn rotate(State(app): AppState, caller: Caller) -> Result<Response, Problem> {
+    caller.require_operator()?;
+    let kid = app.keys.rotate().await.map_err(Error::from)?;
+    Ok(axum::Json(json!({"kid": kid})).into_response())
+}
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
+    value.ok_or_else(|| Error::invalid("missing_field", format!("{field} is required")))
+}

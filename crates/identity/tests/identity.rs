@@ -1,0 +1,229 @@
+//! The identity service through its routes on a real SQLite database: sign-up, sign-in, the
+//! throttling of failed sign-ins, the operator's account and the published keys.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use tanda_core::SystemClock;
+use tanda_core::auth::{Role, Verifier};
+use tanda_core::db::{Db, Durability};
+use tanda_identity::{Config, Keys, MIGRATIONS, NAME, build};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+struct Service {
+    _dir: TempDir,
+    router: Router,
+    keys: Keys,
+}
+
+async fn service(operator_password: Option<&str>) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    db.migrate(MIGRATIONS).await.unwrap();
+    let config = Config {
+        operator_password: operator_password.map(str::to_owned),
+        ..Config::default()
+    };
+    let (parts, keys) = build(db, config).await.unwrap();
+    Service {
+        _dir: dir,
+        router: parts.router,
+        keys,
+    }
+}
+
+impl Service {
+    async fn post(&self, uri: &str, body: Value) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let request = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn sign_up(&self, username: &str, password: &str, role: &str) -> (StatusCode, Value) {
+        let body = json!({"username": username, "password": password, "name": "Hong Gildong",
+                          "phone": "010-2233-0002", "role": role});
+        let (status, _, body) = self.post("/auth/signup", body).await;
+        (status, body)
+    }
+
+    async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        self.post(
+            "/auth/token",
+            json!({"username": username, "password": password}),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_customer_signs_up_signs_in_and_is_known_by_the_token() {
+    let s = service(None).await;
+    let (status, body) = s.sign_up("hong", "correct horse", "customer").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["userId"], "hong");
+    assert_eq!(body["role"], "customer");
+    assert!(!body.to_string().contains("correct horse"));
+
+    let (status, _, token) = s.sign_in("hong", "correct horse").await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(token["token_type"], "Bearer");
+    assert_eq!(token["expires_in"], 3600);
+    let caller = Verifier::new(s.keys.source(), None)
+        .verify(token["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(caller.subject.as_str(), "hong");
+    assert_eq!(caller.roles, vec![Role::Customer]);
+}
+
+#[tokio::test]
+async fn sign_ups_are_checked() {
+    let s = service(None).await;
+    assert_eq!(
+        s.sign_up("kim", "driver-pass", "driver").await.0,
+        StatusCode::CREATED
+    );
+    let (status, body) = s.sign_up("kim", "another-pass", "customer").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("username_taken"))
+    );
+    let (status, body) = s.sign_up("lee", "short", "customer").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("weak_password"))
+    );
+    let (status, body) = s.sign_up("boss", "long enough", "operator").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_role"))
+    );
+    let (status, body) = s.sign_up("operator", "long enough", "customer").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("username_taken"))
+    );
+    let (status, body) = s.sign_up("no spaces", "long enough", "customer").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_username"))
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_with_retry_after() {
+    let s = service(None).await;
+    s.sign_up("hong", "correct horse", "customer").await;
+    for _ in 0..5 {
+        let (status, _, body) = s.sign_in("hong", "wrong horse").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+        );
+    }
+    let (status, headers, body) = s.sign_in("hong", "correct horse").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let wait: u64 = headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0);
+    // An unknown user is refused like a wrong password.
+    let (status, _, body) = s.sign_in("nobody", "whatever1").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+    );
+}
+
+#[tokio::test]
+async fn the_operator_signs_in_with_the_configured_password() {
+    let s = service(Some("operator-secret")).await;
+    let (status, _, token) = s.sign_in("operator", "operator-secret").await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    let caller = Verifier::new(s.keys.source(), None)
+        .verify(token["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(caller.roles, vec![Role::Operator]);
+    // Without a configured password the operator still exists, with a password nobody guesses.
+    let s = service(None).await;
+    assert_eq!(
+        s.sign_in("operator", "operator-secret").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.sign_up("operator", "long enough", "customer").await.0,
+        StatusCode::CONFLICT
+    );
+}
+
+#[tokio::test]
+async fn the_public_keys_are_published_without_private_parts() {
+    let s = service(None).await;
+    let response = s
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/.well-known/jwks.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let jwks: Value = serde_json::from_slice(&bytes).unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (
+            key["kty"].as_str(),
+            key["crv"].as_str(),
+            key["alg"].as_str()
+        ),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
+    );
+    assert!(key["kid"].is_string() && key["x"].is_string());
+    assert!(key.get("d").is_none(), "no private key material: {key}");
+}
+
+#[tokio::test]
+async fn rotating_keys_is_for_operators_only() {
+    let s = service(None).await;
+    let (status, headers, body) = s.post("/admin/signing-keys/rotate", json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
+    assert!(
+        headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+}
