@@ -80,6 +80,11 @@ impl App {
             open(tanda_ride_history::NAME, tanda_ride_history::MIGRATIONS).await?,
         )
         .await?;
+        let (identity, keys) = tanda_identity::build(
+            open(tanda_identity::NAME, tanda_identity::MIGRATIONS).await?,
+            config.identity(),
+        )
+        .await?;
         let notify = tanda_notify::build(
             open(tanda_notify::NAME, tanda_notify::MIGRATIONS).await?,
             tanda_notify::Config {
@@ -146,6 +151,7 @@ impl App {
             ticket,
             reservation_view,
             notify,
+            identity,
         ];
         let databases: Vec<Db> = services.iter().map(|s| s.db.clone()).collect();
         let breakers: Vec<ServiceBreaker> = services.iter().flat_map(ServiceBreaker::of).collect();
@@ -175,7 +181,8 @@ impl App {
             breakers,
             relayed: false,
         };
-        let router = tanda_gateway::in_process(routers, ops_router(ops));
+        let verifier = config.verifier(keys.source());
+        let router = tanda_gateway::in_process(routers, ops_router(ops), verifier);
         Self::serve(config.http_addr.unwrap_or(DEFAULT_ADDR), router, lifecycle).await
     }
 

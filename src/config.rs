@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tanda_core::auth::{External, HttpJwks, JwksSource, Verifier};
 use tanda_core::db::Durability;
 
 #[derive(Debug, Clone, Parser)]
@@ -53,7 +55,7 @@ pub enum Command {
 
 /// The processes of the distributed topology. Each listens, by default, on its own port counted
 /// from --base-port: gateway +0, book +1, dispatch +2, pay +3, ride-history +4, reservation +5,
-/// payment +6, ticket +7, reservation-view +8, notify +9.
+/// payment +6, ticket +7, reservation-view +8, notify +9, identity +10.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
 pub enum Service {
     Gateway,
@@ -66,10 +68,11 @@ pub enum Service {
     Ticket,
     ReservationView,
     Notify,
+    Identity,
 }
 
 impl Service {
-    pub const ALL: [Service; 10] = [
+    pub const ALL: [Service; 11] = [
         Service::Gateway,
         Service::Book,
         Service::Dispatch,
@@ -80,6 +83,7 @@ impl Service {
         Service::Ticket,
         Service::ReservationView,
         Service::Notify,
+        Service::Identity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -94,15 +98,18 @@ impl Service {
             Service::Ticket => "ticket",
             Service::ReservationView => "reservation-view",
             Service::Notify => "notify",
+            Service::Identity => "identity",
         }
     }
 
-    /// The services this one calls, so it is told where they are when it starts.
+    /// The services this one calls, so it is told where they are when it starts. Every
+    /// service verifies tokens with identity's public keys.
     pub fn calls(self) -> &'static [Service] {
         match self {
             Service::Gateway => &Self::ALL[1..],
-            Service::Dispatch => &[Service::Pay],
-            _ => &[],
+            Service::Dispatch => &[Service::Pay, Service::Identity],
+            Service::Identity => &[],
+            _ => &[Service::Identity],
         }
     }
 
@@ -296,6 +303,50 @@ pub struct RunConfig {
     #[arg(global = true, long, env = "TANDA_CARD_NETWORK_DOWN")]
     pub card_network_down: bool,
 
+    /// The operator account's password. Without it, a random one is made at first start and
+    /// printed once to the log. Setting it and restarting resets the operator's password.
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_OPERATOR_PASSWORD",
+        hide_env_values = true
+    )]
+    pub operator_password: Option<Secret>,
+
+    /// How long an access token (and a web page session) stays valid.
+    #[arg(global = true, long, env = "TANDA_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Also accept the access tokens of this OpenID Connect issuer (its `iss`), e.g. a Keycloak
+    /// realm's URL. Needs --oidc-jwks-url and --oidc-audience.
+    #[arg(global = true, long, env = "TANDA_OIDC_ISSUER", requires_all = ["oidc_jwks_url", "oidc_audience"])]
+    pub oidc_issuer: Option<String>,
+    /// Where the external issuer publishes its public keys (a JWKS URL).
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_OIDC_JWKS_URL",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_jwks_url: Option<reqwest::Url>,
+    /// The `aud` the external issuer's tokens must carry for Tanda.
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_OIDC_AUDIENCE",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_audience: Option<String>,
+    /// Where the roles (customer, driver, operator) are in the external issuer's tokens: a
+    /// claim name or a dotted path, e.g. `realm_access.roles` for Keycloak.
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_OIDC_ROLES_CLAIM",
+        default_value = "roles"
+    )]
+    pub oidc_roles_claim: String,
+
     /// POST every notification as JSON to this http:// URL (at least once, in order).
     #[arg(global = true, long, env = "TANDA_NOTIFY_WEBHOOK")]
     pub notify_webhook: Option<String>,
@@ -309,6 +360,23 @@ pub struct RunConfig {
     /// mainly for tests.
     #[arg(global = true, long, env = "TANDA_DEMO_PACE", default_value_t = 1.0, value_parser = parse_pace)]
     pub demo_pace: f64,
+}
+
+/// A configured secret: never shown by `Debug`, so no log of the configuration prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(Secret(s.to_owned()))
+    }
 }
 
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -378,7 +446,43 @@ impl RunConfig {
         if let Some(url) = &self.notify_webhook {
             env.push(("TANDA_NOTIFY_WEBHOOK", url.clone()));
         }
+        env.push(("TANDA_TOKEN_TTL", ms(self.token_ttl)));
+        env.push(("TANDA_OIDC_ROLES_CLAIM", self.oidc_roles_claim.clone()));
+        if let Some(Secret(password)) = &self.operator_password {
+            env.push(("TANDA_OPERATOR_PASSWORD", password.clone()));
+        }
+        if let (Some(issuer), Some(jwks), Some(audience)) =
+            (&self.oidc_issuer, &self.oidc_jwks_url, &self.oidc_audience)
+        {
+            env.push(("TANDA_OIDC_ISSUER", issuer.clone()));
+            env.push(("TANDA_OIDC_JWKS_URL", jwks.to_string()));
+            env.push(("TANDA_OIDC_AUDIENCE", audience.clone()));
+        }
         env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    /// The identity service's settings.
+    pub fn identity(&self) -> tanda_identity::Config {
+        tanda_identity::Config {
+            operator_password: self.operator_password.clone().map(|Secret(p)| p),
+            token_ttl: self.token_ttl,
+            ..tanda_identity::Config::default()
+        }
+    }
+
+    /// The verifier of bearer tokens: Tanda's own, with keys from `tanda`, and the external
+    /// issuer's when one is configured.
+    pub fn verifier(&self, tanda: Arc<dyn JwksSource>) -> Arc<Verifier> {
+        let external = match (&self.oidc_issuer, &self.oidc_jwks_url, &self.oidc_audience) {
+            (Some(issuer), Some(jwks), Some(audience)) => Some(External {
+                issuer: issuer.clone(),
+                audience: audience.clone(),
+                roles_claim: self.oidc_roles_claim.clone(),
+                jwks: Arc::new(HttpJwks::new(jwks.clone())),
+            }),
+            _ => None,
+        };
+        Arc::new(Verifier::new(tanda, external))
     }
 
     /// The defaults, as `tanda` with no flags and no environment would use them.

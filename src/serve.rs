@@ -8,6 +8,7 @@ use anyhow::Context;
 use reqwest::Url;
 use tanda_cardnet::{CardNetwork, NetworkMode};
 use tanda_catalog::{flight, taxi};
+use tanda_core::auth::{HttpJwks, JwksSource};
 use tanda_core::consumer::Consumers;
 use tanda_core::db::Migration;
 use tanda_core::host::{Ops, ServiceBreaker, ops_router};
@@ -68,6 +69,7 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             ticket: url(Service::Ticket)?,
             reservation_view: url(Service::ReservationView)?,
             notify: url(Service::Notify)?,
+            identity: url(Service::Identity)?,
         };
         let ops = Ops {
             lifecycle: lifecycle.clone(),
@@ -77,7 +79,8 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             breakers: Vec::new(),
             relayed: false,
         };
-        tanda_gateway::proxy(upstreams, ops_router(ops))
+        let verifier = run.verifier(identity_keys(&dist)?);
+        tanda_gateway::proxy(upstreams, ops_router(ops), verifier)
     } else {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let name = service.name();
@@ -91,7 +94,11 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
         db.migrate(migrations(service))
             .await
             .with_context(|| format!("migrating {database}"))?;
-        let parts = build(service, db.clone(), &run, &dist, &lifecycle).await?;
+        let (parts, keys) = build(service, db.clone(), &run, &dist, &lifecycle).await?;
+        let verifier = run.verifier(match keys {
+            Some(keys) => keys.source(),
+            None => identity_keys(&dist)?,
+        });
         let bus = NatsBus::connect(&dist.nats_url, &dist.namespace)
             .await
             .with_context(|| format!("connecting to NATS at {}", dist.nats_url))?;
@@ -115,7 +122,7 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             breakers,
             relayed: true,
         };
-        tanda_gateway::service(parts.router, ops_router(ops))
+        tanda_gateway::service(parts.router, ops_router(ops), verifier)
     };
     App::serve(addr, router, lifecycle).await
 }
@@ -131,18 +138,31 @@ fn migrations(service: Service) -> &'static [Migration] {
         Service::Ticket => tanda_ticket::MIGRATIONS,
         Service::ReservationView => tanda_reservation_view::MIGRATIONS,
         Service::Notify => tanda_notify::MIGRATIONS,
+        Service::Identity => tanda_identity::MIGRATIONS,
         Service::Gateway => &[],
     }
 }
 
+/// Identity's public keys, fetched from its JWKS, for a process that is not identity.
+fn identity_keys(dist: &Distributed) -> anyhow::Result<Arc<dyn JwksSource>> {
+    let url = format!("{}/.well-known/jwks.json", dist.url(Service::Identity));
+    let url = Url::parse(&url).context("the URL of identity")?;
+    Ok(Arc::new(HttpJwks::new(url)))
+}
+
+/// The service's parts, and identity's keys when the service is identity.
 async fn build(
     service: Service,
     db: Db,
     run: &RunConfig,
     dist: &Distributed,
     lifecycle: &Lifecycle,
-) -> anyhow::Result<ServiceParts> {
-    Ok(match service {
+) -> anyhow::Result<(ServiceParts, Option<tanda_identity::Keys>)> {
+    if service == Service::Identity {
+        let (parts, keys) = tanda_identity::build(db, run.identity()).await?;
+        return Ok((parts, Some(keys)));
+    }
+    let parts = match service {
         Service::Book => {
             tanda_book::build(
                 db,
@@ -180,6 +200,8 @@ async fn build(
             };
             tanda_notify::build(db, config, lifecycle).await?
         }
+        Service::Identity => unreachable!("built above"),
         Service::Gateway => unreachable!("the gateway has no database"),
-    })
+    };
+    Ok((parts, None))
 }

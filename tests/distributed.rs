@@ -4,6 +4,8 @@
 mod common;
 #[path = "scenarios/flight.rs"]
 mod flight;
+#[path = "scenarios/identity.rs"]
+mod identity;
 #[path = "scenarios/taxi.rs"]
 mod taxi;
 
@@ -33,4 +35,9 @@ tests_on!(Distributed, flight:
     a_deposit_with_an_idempotency_key_counts_once,
     operators_see_every_service_ready_with_its_breakers_and_outbox,
     the_web_pages_are_served_by_the_gateway_over_the_public_api,
+);
+
+tests_on!(Distributed, identity:
+    a_customer_signs_up_and_signs_in_through_the_gateway,
+    credentials_that_do_not_verify_are_refused_everywhere,
 );

@@ -1,6 +1,8 @@
 //! Every taxi requirement of seed 000, black-box over HTTP against the all-in-one app.
 
 mod common;
+#[path = "scenarios/identity.rs"]
+mod identity;
 #[path = "scenarios/taxi.rs"]
 mod taxi;
 
@@ -18,4 +20,9 @@ tests_on!(AllInOne, taxi:
     bad_input_gets_problems_and_changes_nothing,
     rides_complete_while_ride_history_is_down_and_it_catches_up,
     operations_endpoints,
+);
+
+tests_on!(AllInOne, identity:
+    a_customer_signs_up_and_signs_in_through_the_gateway,
+    credentials_that_do_not_verify_are_refused_everywhere,
 );

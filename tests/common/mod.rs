@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tanda::cluster::Cluster;
-use tanda::config::Distributed;
+use tanda::config::{Distributed, Secret};
 use tanda::{App, RunConfig};
 
 pub const CITY_HALL: (f64, f64) = (37.5663, 126.9779);
@@ -29,8 +29,12 @@ pub fn test_config(data_dir: &Path) -> RunConfig {
     c.dispatch_deadline = Duration::from_secs(60);
     c.no_taxi_retry_after = Duration::from_secs(7);
     c.pay_timeout = Duration::from_secs(2);
+    c.operator_password = Some(Secret(OPERATOR_PASSWORD.to_owned()));
     c
 }
+
+/// The operator's password in every test's Tanda.
+pub const OPERATOR_PASSWORD: &str = "operator-test-password";
 
 pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 pub const NATS: &str = "nats://127.0.0.1:4222";
@@ -234,6 +238,39 @@ impl Api {
     pub async fn put(&self, path: &str, body: Value) -> Answer {
         self.send(self.http.put(format!("{}{path}", self.base)).json(&body))
             .await
+    }
+
+    /// Signs `username` in and returns the access token.
+    pub async fn token(&self, username: &str, password: &str) -> String {
+        let answer = self
+            .post(
+                "/auth/token",
+                json!({"username": username, "password": password}),
+            )
+            .await
+            .expect(200);
+        answer["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `path` with a bearer token.
+    pub async fn get_as(&self, token: &str, path: &str) -> Answer {
+        self.send(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(token),
+        )
+        .await
+    }
+
+    /// A POST with a bearer token.
+    pub async fn post_as(&self, token: &str, path: &str, body: Value) -> Answer {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .json(&body),
+        )
+        .await
     }
 
     /// Polls `path` until `check` holds on a 200 body; returns that body.

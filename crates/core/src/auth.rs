@@ -10,7 +10,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -20,7 +20,7 @@ use crate::id::ClientId;
 use crate::problem::Problem;
 
 pub use crate::jwt::{
-    AUDIENCE, Claims, External, HttpJwks, ISSUER, JwksSource, TokenError, Verifier,
+    AUDIENCE, Claims, External, FixedJwks, HttpJwks, ISSUER, JwksSource, TokenError, Verifier,
 };
 
 /// The cookie the web pages keep their session token in.
@@ -160,7 +160,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 /// the [`Caller`] into it. A request without credentials passes on without one (public routes
 /// need none; the others refuse it through the extractor); a request with credentials that do
 /// not verify is refused here, whatever the route.
-pub async fn authenticate(verifier: Arc<Verifier>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(verifier): State<Arc<Verifier>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     // Nothing outside this middleware may put an identity into a request.
     request.extensions_mut().remove::<Caller>();
     let token = match credentials(request.method(), request.headers()) {

@@ -57,6 +57,17 @@ pub trait JwksSource: Send + Sync {
     }
 }
 
+/// A set of keys given once, e.g. none at all for a process that accepts no tokens.
+#[derive(Default)]
+pub struct FixedJwks(pub JwkSet);
+
+#[async_trait]
+impl JwksSource for FixedJwks {
+    async fn jwks(&self) -> Result<JwkSet, String> {
+        Ok(self.0.clone())
+    }
+}
+
 /// A JWKS served over HTTP.
 pub struct HttpJwks {
     client: reqwest::Client,

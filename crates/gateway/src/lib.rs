@@ -4,12 +4,15 @@
 //! metrics and a problem response for unknown paths, and the gateway serves the web pages
 //! (`tanda-web`), which call the same routes.
 
-use axum::Router;
+use std::sync::Arc;
+
 use axum::http::{Method, StatusCode, header};
+use axum::{Router, middleware};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use tanda_core::Problem;
+use tanda_core::auth::{Verifier, authenticate};
 use tanda_core::host::with_common_layers;
 use tanda_core::http::not_found_fallback;
 
@@ -26,15 +29,19 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Routes to in-process services, with the web pages. `services` have disjoint paths (the API
 /// contract guarantees it); `ops` carries `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
-pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router) -> Router {
+pub fn in_process(
+    services: impl IntoIterator<Item = Router>,
+    ops: Router,
+    verifier: Arc<Verifier>,
+) -> Router {
     let routes = services.into_iter().fold(ops, Router::merge);
-    with_edge_layers(with_pages(with_fallbacks(routes)))
+    with_edge_layers(with_pages(with_fallbacks(routes)), verifier)
 }
 
 /// One service's own HTTP surface when it runs as its own process: its routes and `ops`, with
 /// the same edge handling as the gateway, and no pages.
-pub fn service(routes: Router, ops: Router) -> Router {
-    with_edge_layers(with_fallbacks(routes.merge(ops)))
+pub fn service(routes: Router, ops: Router, verifier: Arc<Verifier>) -> Router {
+    with_edge_layers(with_fallbacks(routes.merge(ops)), verifier)
 }
 
 /// A reverse proxy to services running as their own processes: each request goes to the service
@@ -42,13 +49,13 @@ pub fn service(routes: Router, ops: Router) -> Router {
 /// for dead letters and consumers ask every service. `ops` is the gateway process's own
 /// `/healthz`, `/readyz` and `/metrics`; any `/admin/*` routes in it are shadowed by the
 /// aggregated ones.
-pub fn proxy(upstreams: Upstreams, ops: Router) -> Router {
+pub fn proxy(upstreams: Upstreams, ops: Router, verifier: Arc<Verifier>) -> Router {
     let client = proxy::client();
     let routes = proxy::routes(&upstreams, &client)
         .merge(admin::routes(&upstreams, &client))
         .fallback_service(with_fallbacks(ops))
         .method_not_allowed_fallback(method_not_allowed);
-    with_edge_layers(with_pages(routes))
+    with_edge_layers(with_pages(routes), verifier)
 }
 
 /// The web pages beside the public API they call: each page's request to the API goes through
@@ -63,7 +70,10 @@ fn with_fallbacks(routes: Router) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-fn with_edge_layers(routes: Router) -> Router {
+/// Every process checks the credentials a request carries itself (the gateway is not the only
+/// lock), after the request id is set and before any route sees the request.
+fn with_edge_layers(routes: Router, verifier: Arc<Verifier>) -> Router {
+    let routes = routes.layer(middleware::from_fn_with_state(verifier, authenticate));
     with_common_layers(routes)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(cors())

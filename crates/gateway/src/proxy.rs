@@ -45,11 +45,12 @@ pub struct Upstreams {
     pub ticket: Url,
     pub reservation_view: Url,
     pub notify: Url,
+    pub identity: Url,
 }
 
 impl Upstreams {
     /// Each service: its name, its base URL and the paths it owns (API.md), with what is below them.
-    fn owners(&self) -> [(&'static str, &Url, &'static [&'static str]); 9] {
+    fn owners(&self) -> [(&'static str, &Url, &'static [&'static str]); 10] {
         [
             ("book", &self.book, &["/books"]),
             ("dispatch", &self.dispatch, &["/drivers", "/dispatches"]),
@@ -68,6 +69,11 @@ impl Upstreams {
                 &["/reservationViews"],
             ),
             ("notify", &self.notify, &["/notifications"]),
+            (
+                "identity",
+                &self.identity,
+                &["/auth", "/.well-known", "/admin/signing-keys"],
+            ),
         ]
     }
 
@@ -245,6 +251,7 @@ mod tests {
             ticket: one.clone(),
             reservation_view: one.clone(),
             notify: other,
+            identity: one.clone(),
         };
         let names: Vec<_> = upstreams
             .distinct(&client())

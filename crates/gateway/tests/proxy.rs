@@ -16,10 +16,11 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use tanda_core::auth::{FixedJwks, Verifier};
 use tanda_core::http::not_found_fallback;
 use tanda_gateway::{Upstreams, Url, proxy};
 
-const SERVICES: [&str; 9] = [
+const SERVICES: [&str; 10] = [
     "book",
     "dispatch",
     "pay",
@@ -29,6 +30,7 @@ const SERVICES: [&str; 9] = [
     "ticket",
     "reservation-view",
     "notify",
+    "identity",
 ];
 
 async fn serve(router: Router) -> Url {
@@ -65,7 +67,8 @@ async fn gateway_to(urls: Vec<Url>) -> Client {
         ticket,
         reservation_view,
         notify,
-    ] = <[Url; 9]>::try_from(urls).unwrap();
+        identity,
+    ] = <[Url; 10]>::try_from(urls).unwrap();
     let upstreams = Upstreams {
         book,
         dispatch,
@@ -76,8 +79,10 @@ async fn gateway_to(urls: Vec<Url>) -> Client {
         ticket,
         reservation_view,
         notify,
+        identity,
     };
-    let base = serve(proxy(upstreams, ops())).await;
+    let verifier = Arc::new(Verifier::new(Arc::new(FixedJwks::default()), None));
+    let base = serve(proxy(upstreams, ops(), verifier)).await;
     Client {
         base: base.as_str().trim_end_matches('/').to_owned(),
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
@@ -428,7 +433,7 @@ async fn closed_port() -> Url {
 #[tokio::test]
 async fn a_service_that_cannot_be_reached_is_a_503_naming_it() {
     let down = closed_port().await;
-    let gateway = gateway_to(vec![down; 9]).await;
+    let gateway = gateway_to(vec![down; 10]).await;
 
     let response = gateway.get("/rideHistories/b1").await;
     assert_eq!(response.headers()[header::RETRY_AFTER], "1");
