@@ -1,0 +1,102 @@
+//! Tokens of an external OpenID Connect issuer (how a deployment plugs in Keycloak, Auth0 or
+//! Cognito): verified with the keys its JWKS URL serves, roles read from its configured claim.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tanda_core::auth::{External, FixedJwks, HttpJwks, Role, TokenError, Verifier};
+
+const ISSUER: &str = "https://id.example.test/realms/seoul";
+
+struct Idp {
+    key: SigningKey,
+    jwks_url: reqwest::Url,
+}
+
+/// An issuer whose JWKS this test serves over HTTP.
+async fn idp() -> Idp {
+    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let x = URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
+    let jwks =
+        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "idp-1", "use": "sig"}]});
+    let app = Router::new().route(
+        "/certs",
+        get(move || {
+            let jwks = jwks.clone();
+            async move { axum::Json(jwks) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Idp {
+        key,
+        jwks_url: format!("http://{addr}/certs").parse().unwrap(),
+    }
+}
+
+impl Idp {
+    fn token(&self, claims: Value) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some("idp-1".to_owned());
+        let der = self.key.to_pkcs8_der().unwrap();
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap()
+    }
+
+    fn verifier(&self) -> Verifier {
+        let external = External {
+            issuer: ISSUER.to_owned(),
+            audience: "tanda".to_owned(),
+            roles_claim: "realm_access.roles".to_owned(),
+            jwks: Arc::new(HttpJwks::new(self.jwks_url.clone())),
+        };
+        Verifier::new(Arc::new(FixedJwks::default()), Some(external))
+    }
+}
+
+fn claims(aud: &str) -> Value {
+    let now = jsonwebtoken::get_current_timestamp();
+    json!({"iss": ISSUER, "sub": "kim", "aud": aud, "iat": now, "exp": now + 300,
+           "realm_access": {"roles": ["driver", "offline_access", "uma_authorization"]}})
+}
+
+#[tokio::test]
+async fn an_external_token_is_accepted_with_its_roles_mapped() {
+    let idp = idp().await;
+    let caller = idp
+        .verifier()
+        .verify(&idp.token(claims("tanda")))
+        .await
+        .unwrap();
+    assert_eq!(caller.subject.as_str(), "kim");
+    assert_eq!(caller.roles, vec![Role::Driver]);
+}
+
+#[tokio::test]
+async fn an_external_token_for_another_audience_or_issuer_is_refused() {
+    let idp = idp().await;
+    let verifier = idp.verifier();
+    assert!(matches!(
+        verifier.verify(&idp.token(claims("another-app"))).await,
+        Err(TokenError::Invalid(_))
+    ));
+    let mut elsewhere = claims("tanda");
+    elsewhere["iss"] = json!("https://other.example.test");
+    assert!(matches!(
+        verifier.verify(&idp.token(elsewhere)).await,
+        Err(TokenError::UnknownIssuer)
+    ));
+    // Without an external issuer configured, its tokens are not Tanda's business.
+    let plain = Verifier::new(Arc::new(FixedJwks::default()), None);
+    assert!(matches!(
+        plain.verify(&idp.token(claims("tanda"))).await,
+        Err(TokenError::UnknownIssuer)
+    ));
+}
