@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tanda_cardnet::{CardNumber, tokenize};
 use tanda_core::Problem;
+use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::rfc3339;
 use tanda_core::db::Db;
 use tanda_core::geo::LatLng;
@@ -62,11 +63,12 @@ struct PlaceRequest {
 }
 
 async fn request_book(
+    caller: Caller,
     State(app): State<App>,
     IdempotencyKey(key): IdempotencyKey,
     Json(body): Json<BookRequest>,
 ) -> Result<Response, Problem> {
-    let new = parse(body)?;
+    let new = parse(body, &caller)?;
     // What the Idempotency-Key stands for: the request with the card reduced to its last 4
     // digits, so that not even a hash of the full number is stored.
     let fingerprint = json!({
@@ -102,30 +104,39 @@ struct ListQuery {
 }
 
 async fn list_books(
+    caller: Caller,
     State(app): State<App>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, Problem> {
-    let customer = required(query.customer_id, "customerId")?;
-    let customer =
-        ClientId::parse(&customer).map_err(|e| invalid("invalid_customer_id", "customerId", e))?;
+    let named = customer_id(query.customer_id)?;
+    let customer = caller.act_as(Role::Customer, named.as_ref())?;
     let books = store::list_for_customer(&app.db, &customer).await?;
     Ok(axum::Json(books.iter().map(BookView::from).collect::<Vec<_>>()).into_response())
 }
 
 async fn get_book(
+    caller: Caller,
     State(app): State<App>,
     Path(book_id): Path<String>,
 ) -> Result<Response, Problem> {
-    match store::find(&app.db, &book_id).await? {
-        Some(book) => Ok(axum::Json(BookView::from(&book)).into_response()),
-        None => Err(Error::NotFound(book_id).into()),
+    let book = owned_book(&app, &caller, &book_id).await?;
+    Ok(axum::Json(BookView::from(&book)).into_response())
+}
+
+/// The booking, if it is the caller's to see (someone else's is as good as unknown: 404).
+async fn owned_book(app: &App, caller: &Caller, book_id: &str) -> Result<Book, Problem> {
+    match store::find(&app.db, book_id).await? {
+        Some(book) if caller.may_read(Role::Customer, book.customer_id.as_str()) => Ok(book),
+        _ => Err(Error::NotFound(book_id.to_owned()).into()),
     }
 }
 
 async fn cancel_book(
+    caller: Caller,
     State(app): State<App>,
     Path(book_id): Path<String>,
 ) -> Result<Response, Problem> {
+    owned_book(&app, &caller, &book_id).await?;
     let book = Db::retry_on_conflict(|| async {
         let mut uow = app.db.begin().await?;
         let book = store::execute(&mut uow, &book_id, Command::Cancel, None).await?;
@@ -138,11 +149,21 @@ async fn cancel_book(
 }
 
 /// Parses a booking request, reporting the first invalid field. The card number is tokenised
-/// right here and dropped.
-fn parse(body: BookRequest) -> Result<NewBook, Error> {
-    let customer_id = required(body.customer_id, "customerId")?;
-    let customer_id = ClientId::parse(&customer_id)
-        .map_err(|e| invalid("invalid_customer_id", "customerId", e))?;
+/// right here and dropped. The customer is the caller, or whom an operator names.
+fn parse(mut body: BookRequest, caller: &Caller) -> Result<NewBook, Problem> {
+    let named = customer_id(body.customer_id.take())?;
+    let customer_id = caller.act_as(Role::Customer, named.as_ref())?;
+    Ok(parse_details(body, customer_id)?)
+}
+
+fn customer_id(raw: Option<String>) -> Result<Option<ClientId>, Error> {
+    raw.map(|raw| {
+        ClientId::parse(&raw).map_err(|e| invalid("invalid_customer_id", "customerId", e))
+    })
+    .transpose()
+}
+
+fn parse_details(body: BookRequest, customer_id: ClientId) -> Result<NewBook, Error> {
     let customer_name = required(body.customer_name, "customerName")?;
     let customer_name = CustomerName::parse(&customer_name)
         .map_err(|e| invalid("invalid_customer_name", "customerName", e))?;

@@ -16,6 +16,8 @@ use tanda_catalog::taxi::{
 use tanda_core::consumer::Handler;
 use tanda_core::db::{Db, Durability};
 use tanda_core::sql::{AssertSqlSafe, query, query_scalar};
+use tanda_core::auth::{Caller, Role};
+use tanda_core::id::ClientId;
 use tanda_core::{Envelope, Event, SystemClock};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -60,7 +62,12 @@ struct Answer {
     body: Value,
 }
 
+fn caller(id: &str, role: Role) -> Caller {
+    Caller::new(ClientId::parse(id).unwrap(), vec![role])
+}
+
 impl Service {
+    /// A call by the operator, who may do everything.
     async fn call(
         &self,
         method: &str,
@@ -68,7 +75,22 @@ impl Service {
         body: Option<Value>,
         key: Option<&str>,
     ) -> Answer {
+        let operator = caller("operator", Role::Operator);
+        self.call_as(Some(&operator), method, uri, body, key).await
+    }
+
+    async fn call_as(
+        &self,
+        caller: Option<&Caller>,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(uri);
+        if let Some(caller) = caller {
+            request = request.extension(caller.clone());
+        }
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
@@ -429,6 +451,7 @@ async fn bad_input_is_a_specific_problem_and_changes_nothing() {
         .method("POST")
         .uri("/books")
         .header(header::CONTENT_TYPE, "application/json")
+        .extension(caller("operator", Role::Operator))
         .body(Body::from("{\"customerId\":"))
         .unwrap();
     let response = s.router.clone().oneshot(malformed).await.unwrap();
@@ -633,4 +656,63 @@ async fn events_for_unknown_bookings_are_ignored() {
     let s = service().await;
     s.deliver(&dispatched("nope"), "nope").await;
     assert_eq!(s.count("outbox").await, 0);
+}
+
+/// API.md "Identity and access": a customer books and sees only as themselves; someone else's
+/// booking is as good as unknown; nobody without credentials gets anywhere.
+#[tokio::test]
+async fn customers_book_read_and_cancel_only_their_own() {
+    let s = service().await;
+    s.driver("d-1", "AVAILABLE").await;
+    let hong = caller("hong", Role::Customer);
+    let kim = caller("kim", Role::Customer);
+    let driver = caller("hong", Role::Driver);
+
+    let mut own = request("hong");
+    own.as_object_mut().unwrap().remove("customerId");
+    let booked = s.call_as(Some(&hong), "POST", "/books", Some(own.clone()), None).await;
+    assert_eq!(booked.status, StatusCode::CREATED, "{}", booked.raw);
+    assert_eq!(booked.body["customerId"], "hong");
+    let id = booked.body["bookId"].as_str().unwrap().to_owned();
+
+    let as_other = s.call_as(Some(&hong), "POST", "/books", Some(request("kim")), None).await;
+    assert_problem(&as_other, StatusCode::FORBIDDEN, "forbidden");
+    let as_driver = s.call_as(Some(&driver), "POST", "/books", Some(own.clone()), None).await;
+    assert_problem(&as_driver, StatusCode::FORBIDDEN, "forbidden");
+    let anonymous = s.call_as(None, "POST", "/books", Some(own), None).await;
+    assert_problem(&anonymous, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_eq!(s.count("books").await, 1);
+
+    let path = format!("/books/{id}");
+    assert_eq!(s.call_as(Some(&hong), "GET", &path, None, None).await.status, StatusCode::OK);
+    assert_problem(&s.call_as(Some(&kim), "GET", &path, None, None).await, StatusCode::NOT_FOUND, "not_found");
+    assert_problem(&s.call_as(None, "GET", &path, None, None).await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let list = s.call_as(Some(&hong), "GET", "/books", None, None).await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1, "{}", list.raw);
+    let others = s.call_as(Some(&kim), "GET", "/books?customerId=hong", None, None).await;
+    assert_problem(&others, StatusCode::FORBIDDEN, "forbidden");
+
+    let cancel = format!("/books/{id}/cancel");
+    let cancelled = s.call_as(Some(&kim), "POST", &cancel, None, None).await;
+    assert_problem(&cancelled, StatusCode::NOT_FOUND, "not_found");
+    let book = s.call("GET", &path, None, None).await;
+    assert_eq!(book.body["status"], "REQUESTED", "a stranger's cancel changed nothing");
+    let cancelled = s.call_as(Some(&hong), "POST", &cancel, None, None).await;
+    assert_eq!(cancelled.status, StatusCode::ACCEPTED, "{}", cancelled.raw);
+}
+
+/// The same Idempotency-Key from two customers names two requests.
+#[tokio::test]
+async fn idempotency_keys_belong_to_their_caller() {
+    let s = service().await;
+    s.driver("d-1", "AVAILABLE").await;
+    let hong = caller("hong", Role::Customer);
+    let kim = caller("kim", Role::Customer);
+    let mut body = request("x");
+    body.as_object_mut().unwrap().remove("customerId");
+    let first = s.call_as(Some(&hong), "POST", "/books", Some(body.clone()), Some("k-1")).await;
+    let second = s.call_as(Some(&kim), "POST", "/books", Some(body), Some("k-1")).await;
+    assert_eq!((first.status, second.status), (StatusCode::CREATED, StatusCode::CREATED), "{}", second.raw);
+    assert_eq!(second.body["customerId"], "kim");
+    assert_eq!(s.count("books").await, 2);
 }

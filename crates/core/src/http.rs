@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::auth::Caller;
 use crate::db::StoredResponse;
 use crate::problem::Problem;
 
@@ -56,14 +57,29 @@ impl From<QueryRejection> for Problem {
 }
 
 /// The optional `Idempotency-Key` header of a creating POST: 1–255 visible ASCII characters.
+///
+/// Keys are the caller's own: with a verified caller, the key kept is the caller's id and a
+/// digest of the key, so one caller's key can neither replay nor block another's request.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey(pub Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = Problem;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
-        idempotency_key(&parts.headers).map(IdempotencyKey)
+        let key = idempotency_key(&parts.headers)?;
+        let caller = parts.extensions.get::<Caller>();
+        Ok(IdempotencyKey(key.map(|key| match caller {
+            Some(caller) => scoped(caller, &key),
+            None => key,
+        })))
     }
+}
+
+/// `subject:sha256(key)`: at most 129 characters, within the stored key's 255.
+fn scoped(caller: &Caller, key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    format!("{}:{}", caller.subject, hex::encode(digest))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {

@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tanda_core::Problem;
+use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::rfc3339;
 use tanda_core::db::Db;
 use tanda_core::http::{IdempotencyKey, Json, Path};
@@ -26,22 +27,24 @@ pub fn router(db: Db) -> Router {
 }
 
 async fn get_account(
+    caller: Caller,
     State(db): State<Db>,
     Path(user_id): Path<String>,
 ) -> Result<Response, Problem> {
-    let account = store::account(&db, &user(&user_id)?).await?;
+    let account = store::account(&db, &own(&caller, &user_id)?).await?;
     Ok(axum::Json(AccountView::from(&account)).into_response())
 }
 
 /// `POST /accounts/{userId}/deposit {amount}`. The body is taken as any JSON so that every way of
 /// getting `amount` wrong is answered the same way: a 400 naming it.
 async fn deposit(
+    caller: Caller,
     State(db): State<Db>,
     Path(user_id): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
     Json(body): Json<Value>,
 ) -> Result<Response, Problem> {
-    let user = user(&user_id)?;
+    let user = caller.act_as(Role::Customer, Some(&user(&user_id)?))?;
     let amount = deposit_amount(&body)?;
     let fingerprint = json!({"userId": user.as_str(), "amount": amount.won()});
     let idempotency = key.as_deref().map(|key| Idempotency {
@@ -58,11 +61,22 @@ async fn deposit(
 }
 
 async fn list_movements(
+    caller: Caller,
     State(db): State<Db>,
     Path(user_id): Path<String>,
 ) -> Result<Response, Problem> {
-    let movements = store::movements(&db, &user(&user_id)?).await?;
+    let movements = store::movements(&db, &own(&caller, &user_id)?).await?;
     Ok(axum::Json(movements.iter().map(MovementView::from).collect::<Vec<_>>()).into_response())
+}
+
+/// The wallet of `raw`, if it is the caller's to see; someone else's is as good as unknown.
+fn own(caller: &Caller, raw: &str) -> Result<ClientId, Problem> {
+    let user = user(raw)?;
+    if caller.may_read(Role::Customer, user.as_str()) {
+        Ok(user)
+    } else {
+        Err(Problem::not_found("account", user.as_str()))
+    }
 }
 
 fn user(raw: &str) -> Result<ClientId, Error> {

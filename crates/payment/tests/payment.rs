@@ -13,7 +13,9 @@ use tanda_catalog::flight::{
     PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationCancelRequested,
     ReservationRequested,
 };
+use tanda_core::auth::{Caller, Role};
 use tanda_core::consumer::Handler;
+use tanda_core::id::ClientId;
 use tanda_core::db::{Db, Durability};
 use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Envelope, Event, SystemClock};
@@ -83,9 +85,29 @@ fn cancel(reservation_id: &str, user_id: &str) -> ReservationCancelRequested {
     }
 }
 
+fn caller(id: &str, role: Role) -> Caller {
+    Caller::new(ClientId::parse(id).unwrap(), vec![role])
+}
+
 impl Service {
+    /// A call by the operator, who may do everything.
     async fn call(&self, method: &str, uri: &str, body: Option<&str>, key: Option<&str>) -> Answer {
+        let operator = caller("operator", Role::Operator);
+        self.call_as(Some(&operator), method, uri, body, key).await
+    }
+
+    async fn call_as(
+        &self,
+        caller: Option<&Caller>,
+        method: &str,
+        uri: &str,
+        body: Option<&str>,
+        key: Option<&str>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(uri);
+        if let Some(caller) = caller {
+            request = request.extension(caller.clone());
+        }
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
@@ -532,4 +554,25 @@ async fn bad_input_is_a_400_problem_and_changes_nothing() {
         "the largest deposit is accepted"
     );
     assert_eq!(s.movements("ew").await.len(), 1);
+}
+
+/// API.md "Identity and access": a traveller deposits into and reads only their own wallet.
+#[tokio::test]
+async fn travellers_reach_only_their_own_wallet() {
+    let s = service().await;
+    let hong = caller("hong", Role::Customer);
+    let kim = caller("kim", Role::Customer);
+    let body = json!({"amount": 777}).to_string();
+    let own = s.call_as(Some(&hong), "POST", "/accounts/hong/deposit", Some(&body), None).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.raw);
+    let other = s.call_as(Some(&kim), "POST", "/accounts/hong/deposit", Some(&body), None).await;
+    assert_eq!((other.status, other.body["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    let anonymous = s.call_as(None, "POST", "/accounts/hong/deposit", Some(&body), None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.balance("hong").await, 777, "only the owner's deposit counted");
+    for path in ["/accounts/hong", "/accounts/hong/movements"] {
+        let read = s.call_as(Some(&kim), "GET", path, None, None).await;
+        assert_eq!((read.status, read.body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{path}");
+        assert_eq!(s.call_as(Some(&hong), "GET", path, None, None).await.status, StatusCode::OK);
+    }
 }

@@ -16,7 +16,8 @@ use tanda_catalog::flight::{
 use tanda_core::clock::{Timestamp, rfc3339};
 use tanda_core::consumer::Handler;
 use tanda_core::db::Durability;
-use tanda_core::id::new_id;
+use tanda_core::auth::{Caller, Role};
+use tanda_core::id::{ClientId, new_id};
 use tanda_core::{Db, Envelope, Event, SystemClock};
 use tanda_reservation_view::{MIGRATIONS, NAME, build};
 use tempfile::TempDir;
@@ -71,8 +72,18 @@ impl Service {
         }
     }
 
+    /// A read by the operator, who may read everything.
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        let request = Request::get(uri).body(Body::empty()).unwrap();
+        let operator = Caller::new(ClientId::parse("operator").unwrap(), vec![Role::Operator]);
+        self.get_as(Some(operator), uri).await
+    }
+
+    async fn get_as(&self, caller: Option<Caller>, uri: &str) -> (StatusCode, Value) {
+        let mut request = Request::get(uri);
+        if let Some(caller) = caller {
+            request = request.extension(caller);
+        }
+        let request = request.body(Body::empty()).unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let content_type = response.headers().get("content-type").cloned();
@@ -426,7 +437,7 @@ async fn a_users_reservations_are_listed_newest_first_and_only_theirs() {
 async fn bad_queries_are_problems() {
     let s = service().await;
     for (uri, code) in [
-        ("/reservationViews", "missing_user_id"),
+        ("/reservationViews", "missing_field"),
         ("/reservationViews?userId=", "invalid_user_id"),
         ("/reservationViews?userId=not%20an%20id", "invalid_user_id"),
     ] {
@@ -534,4 +545,20 @@ fn any_order_with_duplicates_converges_on_the_same_view() {
         prop_assert_eq!(status, StatusCode::OK);
         prop_assert_eq!(view, expected);
     });
+}
+
+/// A traveller reads their own reservations only; someone else's is as good as unknown.
+#[tokio::test]
+async fn travellers_read_only_their_own_reservations() {
+    let s = service().await;
+    s.feed(&[requested("r1", "u1", 0)]).await;
+    let u1 = Caller::new(ClientId::parse("u1").unwrap(), vec![Role::Customer]);
+    let u2 = Caller::new(ClientId::parse("u2").unwrap(), vec![Role::Customer]);
+    let (_, own) = s.get_as(Some(u1.clone()), "/reservationViews").await;
+    assert_eq!(own.as_array().unwrap().len(), 1, "{own}");
+    assert_eq!(s.get_as(Some(u1), "/reservationViews/r1").await.0, StatusCode::OK);
+    let (status, problem) = s.get_as(Some(u2.clone()), "/reservationViews/r1").await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(s.get_as(Some(u2), "/reservationViews?userId=u1").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(s.get_as(None, "/reservationViews?userId=u1").await.0, StatusCode::UNAUTHORIZED);
 }

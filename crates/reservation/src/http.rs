@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tanda_core::Problem;
+use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::{parse_rfc3339, rfc3339};
 use tanda_core::db::Db;
 use tanda_core::http::{IdempotencyKey, Json, Path, Query};
@@ -54,10 +55,12 @@ struct FlightRequest {
 }
 
 async fn create_flight(
+    caller: Caller,
     State(app): State<App>,
     IdempotencyKey(key): IdempotencyKey,
     Json(body): Json<FlightRequest>,
 ) -> Result<Response, Problem> {
+    caller.require_operator()?;
     let flight = parse_flight(body)?;
     let view = flight_json(&flight);
     // The key stands for the flight as parsed; its first answer showed every seat free.
@@ -99,11 +102,13 @@ struct ReservationRequest {
 }
 
 async fn reserve(
+    caller: Caller,
     State(app): State<App>,
     IdempotencyKey(key): IdempotencyKey,
     Json(body): Json<ReservationRequest>,
 ) -> Result<Response, Problem> {
-    let user_id = client_id(body.user_id, "userId", "invalid_user_id")?;
+    let named = optional_client_id(body.user_id, "userId", "invalid_user_id")?;
+    let user_id = caller.act_as(Role::Customer, named.as_ref())?;
     let flight_id = client_id(body.flight_id, "flightId", "invalid_flight_id")?;
     let fingerprint = json!({"userId": user_id.as_str(), "flightId": flight_id.as_str()});
     let idempotency = key.as_deref().map(|key| Idempotency {
@@ -140,14 +145,12 @@ struct ListQuery {
 }
 
 async fn list_reservations(
+    caller: Caller,
     State(app): State<App>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, Problem> {
-    let user = client_id(
-        query.user_id.map(Value::String),
-        "userId",
-        "invalid_user_id",
-    )?;
+    let named = optional_client_id(query.user_id.map(Value::String), "userId", "invalid_user_id")?;
+    let user = caller.act_as(Role::Customer, named.as_ref())?;
     let reservations = store::list_for_user(&app.db, &user).await?;
     Ok(axum::Json(
         reservations
@@ -159,19 +162,28 @@ async fn list_reservations(
 }
 
 async fn get_reservation(
+    caller: Caller,
     State(app): State<App>,
     Path(reservation_id): Path<String>,
 ) -> Result<Response, Problem> {
-    match store::find(&app.db, &reservation_id).await? {
-        Some(r) => Ok(axum::Json(ReservationView::from(&r)).into_response()),
-        None => Err(reservation_not_found(reservation_id).into()),
+    let reservation = owned(&app, &caller, &reservation_id).await?;
+    Ok(axum::Json(ReservationView::from(&reservation)).into_response())
+}
+
+/// The reservation, if it is the caller's to see (someone else's is as good as unknown: 404).
+async fn owned(app: &App, caller: &Caller, id: &str) -> Result<Reservation, Problem> {
+    match store::find(&app.db, id).await? {
+        Some(r) if caller.may_read(Role::Customer, r.user_id.as_str()) => Ok(r),
+        _ => Err(reservation_not_found(id.to_owned()).into()),
     }
 }
 
 async fn cancel(
+    caller: Caller,
     State(app): State<App>,
     Path(reservation_id): Path<String>,
 ) -> Result<Response, Problem> {
+    owned(&app, &caller, &reservation_id).await?;
     let reservation = Db::retry_on_conflict(|| async {
         let mut uow = app.db.begin().await?;
         let reservation = store::execute(&mut uow, &reservation_id, Command::Cancel, None).await?;
@@ -242,6 +254,16 @@ fn client_id(value: Option<Value>, field: &str, code: &'static str) -> Result<Cl
         .ok_or(InvalidClientId)
         .and_then(ClientId::parse)
         .map_err(|e| invalid(code, field, e))
+}
+
+fn optional_client_id(
+    value: Option<Value>,
+    field: &str,
+    code: &'static str,
+) -> Result<Option<ClientId>, Error> {
+    value
+        .map(|v| client_id(Some(v), field, code))
+        .transpose()
 }
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {

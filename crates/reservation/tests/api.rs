@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use tanda_catalog::flight::{
     PaymentFailed, PaymentRefunded, PaymentSucceeded, TicketIssued, TicketVoided,
 };
+use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::parse_rfc3339;
+use tanda_core::id::ClientId;
 use tanda_core::consumer::Handler;
 use tanda_core::db::{Db, Durability, Timer};
 use tanda_core::sql::{AssertSqlSafe, query, query_scalar};
@@ -77,6 +79,11 @@ struct Answer {
     body: Value,
 }
 
+fn caller(id: &str, role: Role) -> Caller {
+    Caller::new(ClientId::parse(id).unwrap(), vec![role])
+}
+
+/// A call by the operator, who may do everything.
 async fn call(
     router: &Router,
     method: &str,
@@ -84,7 +91,22 @@ async fn call(
     body: Option<Value>,
     key: Option<&str>,
 ) -> Answer {
+    let operator = caller("operator", Role::Operator);
+    call_as(router, Some(&operator), method, uri, body, key).await
+}
+
+async fn call_as(
+    router: &Router,
+    caller: Option<&Caller>,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    key: Option<&str>,
+) -> Answer {
     let mut request = Request::builder().method(method).uri(uri);
+    if let Some(caller) = caller {
+        request = request.extension(caller.clone());
+    }
     if body.is_some() {
         request = request.header(header::CONTENT_TYPE, "application/json");
     }
@@ -650,6 +672,7 @@ async fn bad_reservation_requests_are_problems_and_change_nothing() {
         .method("POST")
         .uri("/reservations")
         .header(header::CONTENT_TYPE, "application/json")
+        .extension(caller("operator", Role::Operator))
         .body(Body::from("{\"userId\":"))
         .unwrap();
     let response = s.router.clone().oneshot(malformed).await.unwrap();
@@ -953,4 +976,45 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// API.md "Identity and access": flights are the operator's to create and anyone's to read; a
+/// traveller reserves, reads and cancels only as themselves.
+#[tokio::test]
+async fn travellers_reserve_read_and_cancel_only_their_own() {
+    let s = service().await;
+    let hong = caller("hong", Role::Customer);
+    let kim = caller("kim", Role::Customer);
+    let flight = json!({"flightId": "KE1", "from": "ICN", "to": "CJU",
+                        "departsAt": "2099-01-01T09:00:00Z", "seats": 3});
+    let refused = call_as(&s.router, Some(&hong), "POST", "/flights", Some(flight), None).await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(s.count("flights").await, 0);
+    s.add_flight("KE1", 3).await;
+
+    let reserved = call_as(&s.router, Some(&hong), "POST", "/reservations",
+                           Some(json!({"flightId": "KE1"})), None).await;
+    assert_eq!(reserved.status, StatusCode::CREATED, "{}", reserved.raw);
+    assert_eq!(reserved.body["userId"], "hong");
+    let id = reserved.body["reservationId"].as_str().unwrap().to_owned();
+    let for_other = call_as(&s.router, Some(&hong), "POST", "/reservations",
+                            Some(json!({"flightId": "KE1", "userId": "kim"})), None).await;
+    assert_problem(&for_other, StatusCode::FORBIDDEN, "forbidden");
+    let anonymous = call_as(&s.router, None, "POST", "/reservations",
+                            Some(json!({"flightId": "KE1"})), None).await;
+    assert_problem(&anonymous, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_eq!(s.count("reservations").await, 1);
+
+    let path = format!("/reservations/{id}");
+    assert_eq!(call_as(&s.router, Some(&hong), "GET", &path, None, None).await.status, StatusCode::OK);
+    assert_problem(&call_as(&s.router, Some(&kim), "GET", &path, None, None).await,
+                   StatusCode::NOT_FOUND, "not_found");
+    assert_problem(&call_as(&s.router, Some(&kim), "GET", "/reservations?userId=hong", None, None).await,
+                   StatusCode::FORBIDDEN, "forbidden");
+    let cancel = format!("/reservations/{id}/cancel");
+    assert_problem(&call_as(&s.router, Some(&kim), "POST", &cancel, None, None).await,
+                   StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(s.get(&path).await.body["status"], "REQUESTED", "a stranger's cancel changed nothing");
+    // Flights stay public.
+    assert_eq!(call_as(&s.router, None, "GET", "/flights/KE1", None, None).await.status, StatusCode::OK);
 }

@@ -5,6 +5,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use serde::Deserialize;
+use tanda_core::auth::{Caller, Role};
 use tanda_core::http::{Json, Path, Query};
 use tanda_core::id::ClientId;
 use tanda_core::{Db, Problem};
@@ -26,17 +27,14 @@ struct ByCustomer {
     customer_id: Option<String>,
 }
 
+/// The caller's rides (an operator names the customer).
 async fn list(
+    caller: Caller,
     State(db): State<Db>,
     Query(query): Query<ByCustomer>,
 ) -> Result<Json<Vec<RideHistory>>, Problem> {
-    let raw = query.customer_id.ok_or_else(|| {
-        Problem::bad_request(
-            "missing_customer_id",
-            "the customerId query parameter is required",
-        )
-    })?;
-    let customer_id = customer_id(&raw)?;
+    let named = query.customer_id.as_deref().map(customer_id).transpose()?;
+    let customer_id = caller.act_as(Role::Customer, named.as_ref())?;
     Ok(Json(store::by_customer(&db, customer_id.as_str()).await?))
 }
 
@@ -45,22 +43,30 @@ fn customer_id(raw: &str) -> Result<ClientId, Problem> {
         .map_err(|e| Problem::bad_request("invalid_customer_id", format!("customerId {e}")))
 }
 
-/// Rides counted by book status; `customerId` narrows it to one customer.
+/// Rides counted by book status; `customerId` narrows it to one customer. A customer counts
+/// their own; all rides are the operator's to count.
 async fn stats(
+    caller: Caller,
     State(db): State<Db>,
     Query(query): Query<ByCustomer>,
 ) -> Result<Json<RideStats>, Problem> {
-    let customer_id = query.customer_id.as_deref().map(customer_id).transpose()?;
+    let named = query.customer_id.as_deref().map(customer_id).transpose()?;
+    let customer_id = match named {
+        None if caller.is_operator() => None,
+        named => Some(caller.act_as(Role::Customer, named.as_ref())?),
+    };
     let customer_id = customer_id.as_ref().map(ClientId::as_str);
     Ok(Json(store::stats(&db, customer_id).await?))
 }
 
 async fn show(
+    caller: Caller,
     State(db): State<Db>,
     Path(book_id): Path<String>,
 ) -> Result<Json<RideHistory>, Problem> {
     store::by_book(&db, &book_id)
         .await?
+        .filter(|ride| caller.may_read(Role::Customer, &ride.customer_id))
         .map(Json)
         .ok_or_else(|| Problem::not_found("ride history", &book_id))
 }

@@ -16,7 +16,8 @@ use tanda_catalog::taxi::{
 use tanda_core::clock::{Timestamp, rfc3339};
 use tanda_core::consumer::Handler;
 use tanda_core::db::Durability;
-use tanda_core::id::new_id;
+use tanda_core::auth::{Caller, Role};
+use tanda_core::id::{ClientId, new_id};
 use tanda_core::{Db, Envelope, Event, SystemClock};
 use tanda_ride_history::{MIGRATIONS, NAME, build};
 use tempfile::TempDir;
@@ -58,8 +59,18 @@ impl Service {
         }
     }
 
+    /// A read by the operator, who may read everything.
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        let request = Request::get(uri).body(Body::empty()).unwrap();
+        let operator = Caller::new(ClientId::parse("operator").unwrap(), vec![Role::Operator]);
+        self.get_as(Some(operator), uri).await
+    }
+
+    async fn get_as(&self, caller: Option<Caller>, uri: &str) -> (StatusCode, Value) {
+        let mut request = Request::get(uri);
+        if let Some(caller) = caller {
+            request = request.extension(caller);
+        }
+        let request = request.body(Body::empty()).unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let content_type = response.headers().get("content-type").cloned();
@@ -335,9 +346,10 @@ async fn a_customers_rides_are_listed_newest_first_and_only_theirs() {
 #[tokio::test]
 async fn bad_queries_are_problems() {
     let s = service().await;
+    // An operator names the customer whose rides it lists.
     let (status, problem) = s.get("/rideHistories").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(problem["code"], "missing_customer_id");
+    assert_eq!(problem["code"], "missing_field");
     let (status, problem) = s.get("/rideHistories?customerId=not%20an%20id").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(problem["code"], "invalid_customer_id");
@@ -432,4 +444,24 @@ fn any_order_with_duplicates_converges_on_the_same_ride() {
         prop_assert_eq!(status, StatusCode::OK);
         prop_assert_eq!(ride, expected_finished_ride(&book_id));
     });
+}
+
+/// A customer reads their own rides only; someone else's ride is as good as unknown.
+#[tokio::test]
+async fn customers_read_only_their_own_rides() {
+    let s = service().await;
+    s.feed(&[requested("b1", "c1", 0)]).await;
+    let c1 = Caller::new(ClientId::parse("c1").unwrap(), vec![Role::Customer]);
+    let c2 = Caller::new(ClientId::parse("c2").unwrap(), vec![Role::Customer]);
+    assert_eq!(s.get_as(Some(c1.clone()), "/rideHistories/b1").await.0, StatusCode::OK);
+    let (_, own) = s.get_as(Some(c1.clone()), "/rideHistories").await;
+    assert_eq!(own.as_array().unwrap().len(), 1, "{own}");
+    let (status, problem) = s.get_as(Some(c2.clone()), "/rideHistories/b1").await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let (status, _) = s.get_as(Some(c2.clone()), "/rideHistories?customerId=c1").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = s.get_as(Some(c2), "/rideHistories/stats").await;
+    assert_eq!(status, StatusCode::OK, "their own counts");
+    let (status, problem) = s.get_as(None, "/rideHistories?customerId=c1").await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tanda_core::Problem;
+use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::rfc3339;
 use tanda_core::db::Db;
 use tanda_core::http::{Path, Query};
@@ -29,29 +30,36 @@ struct ListQuery {
     user_id: Option<String>,
 }
 
+/// The caller's tickets (an operator names the traveller).
 async fn list_tickets(
+    caller: Caller,
     State(db): State<Db>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, Problem> {
-    let user_id = query.user_id.ok_or_else(|| Error::Invalid {
-        code: "missing_field",
-        detail: "userId is required".to_owned(),
-    })?;
-    let user = ClientId::parse(&user_id).map_err(|e| Error::Invalid {
-        code: "invalid_user_id",
-        detail: format!("userId {e}"),
-    })?;
+    let named = query
+        .user_id
+        .map(|raw| {
+            ClientId::parse(&raw).map_err(|e| Error::Invalid {
+                code: "invalid_user_id",
+                detail: format!("userId {e}"),
+            })
+        })
+        .transpose()?;
+    let user = caller.act_as(Role::Customer, named.as_ref())?;
     let tickets = store::tickets_of(&db, &user).await?;
     Ok(axum::Json(tickets.iter().map(TicketView::from).collect::<Vec<_>>()).into_response())
 }
 
 async fn get_ticket(
+    caller: Caller,
     State(db): State<Db>,
     Path(ticket_id): Path<String>,
 ) -> Result<Response, Problem> {
     match store::ticket(&db, &ticket_id).await? {
-        Some(ticket) => Ok(axum::Json(TicketView::from(&ticket)).into_response()),
-        None => Err(Error::NotFound(ticket_id).into()),
+        Some(ticket) if caller.may_read(Role::Customer, ticket.user_id.as_str()) => {
+            Ok(axum::Json(TicketView::from(&ticket)).into_response())
+        }
+        _ => Err(Error::NotFound(ticket_id).into()),
     }
 }
 
