@@ -13,11 +13,11 @@ use tanda_book::{Config, MIGRATIONS, NAME, build};
 use tanda_catalog::taxi::{
     CancelRejected, DispatchCancelled, DriverStatusChanged, TaxiDispatched, TripEnded, TripStarted,
 };
+use tanda_core::auth::{Caller, Role};
 use tanda_core::consumer::Handler;
 use tanda_core::db::{Db, Durability};
-use tanda_core::sql::{AssertSqlSafe, query, query_scalar};
-use tanda_core::auth::{Caller, Role};
 use tanda_core::id::ClientId;
+use tanda_core::sql::{AssertSqlSafe, query, query_scalar};
 use tanda_core::{Envelope, Event, SystemClock};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -670,33 +670,57 @@ async fn customers_book_read_and_cancel_only_their_own() {
 
     let mut own = request("hong");
     own.as_object_mut().unwrap().remove("customerId");
-    let booked = s.call_as(Some(&hong), "POST", "/books", Some(own.clone()), None).await;
+    let booked = s
+        .call_as(Some(&hong), "POST", "/books", Some(own.clone()), None)
+        .await;
     assert_eq!(booked.status, StatusCode::CREATED, "{}", booked.raw);
     assert_eq!(booked.body["customerId"], "hong");
     let id = booked.body["bookId"].as_str().unwrap().to_owned();
 
-    let as_other = s.call_as(Some(&hong), "POST", "/books", Some(request("kim")), None).await;
+    let as_other = s
+        .call_as(Some(&hong), "POST", "/books", Some(request("kim")), None)
+        .await;
     assert_problem(&as_other, StatusCode::FORBIDDEN, "forbidden");
-    let as_driver = s.call_as(Some(&driver), "POST", "/books", Some(own.clone()), None).await;
+    let as_driver = s
+        .call_as(Some(&driver), "POST", "/books", Some(own.clone()), None)
+        .await;
     assert_problem(&as_driver, StatusCode::FORBIDDEN, "forbidden");
     let anonymous = s.call_as(None, "POST", "/books", Some(own), None).await;
     assert_problem(&anonymous, StatusCode::UNAUTHORIZED, "unauthenticated");
     assert_eq!(s.count("books").await, 1);
 
     let path = format!("/books/{id}");
-    assert_eq!(s.call_as(Some(&hong), "GET", &path, None, None).await.status, StatusCode::OK);
-    assert_problem(&s.call_as(Some(&kim), "GET", &path, None, None).await, StatusCode::NOT_FOUND, "not_found");
-    assert_problem(&s.call_as(None, "GET", &path, None, None).await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_eq!(
+        s.call_as(Some(&hong), "GET", &path, None, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_problem(
+        &s.call_as(Some(&kim), "GET", &path, None, None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_problem(
+        &s.call_as(None, "GET", &path, None, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
     let list = s.call_as(Some(&hong), "GET", "/books", None, None).await;
     assert_eq!(list.body.as_array().unwrap().len(), 1, "{}", list.raw);
-    let others = s.call_as(Some(&kim), "GET", "/books?customerId=hong", None, None).await;
+    let others = s
+        .call_as(Some(&kim), "GET", "/books?customerId=hong", None, None)
+        .await;
     assert_problem(&others, StatusCode::FORBIDDEN, "forbidden");
 
     let cancel = format!("/books/{id}/cancel");
     let cancelled = s.call_as(Some(&kim), "POST", &cancel, None, None).await;
     assert_problem(&cancelled, StatusCode::NOT_FOUND, "not_found");
     let book = s.call("GET", &path, None, None).await;
-    assert_eq!(book.body["status"], "REQUESTED", "a stranger's cancel changed nothing");
+    assert_eq!(
+        book.body["status"], "REQUESTED",
+        "a stranger's cancel changed nothing"
+    );
     let cancelled = s.call_as(Some(&hong), "POST", &cancel, None, None).await;
     assert_eq!(cancelled.status, StatusCode::ACCEPTED, "{}", cancelled.raw);
 }
@@ -710,9 +734,24 @@ async fn idempotency_keys_belong_to_their_caller() {
     let kim = caller("kim", Role::Customer);
     let mut body = request("x");
     body.as_object_mut().unwrap().remove("customerId");
-    let first = s.call_as(Some(&hong), "POST", "/books", Some(body.clone()), Some("k-1")).await;
-    let second = s.call_as(Some(&kim), "POST", "/books", Some(body), Some("k-1")).await;
-    assert_eq!((first.status, second.status), (StatusCode::CREATED, StatusCode::CREATED), "{}", second.raw);
+    let first = s
+        .call_as(
+            Some(&hong),
+            "POST",
+            "/books",
+            Some(body.clone()),
+            Some("k-1"),
+        )
+        .await;
+    let second = s
+        .call_as(Some(&kim), "POST", "/books", Some(body), Some("k-1"))
+        .await;
+    assert_eq!(
+        (first.status, second.status),
+        (StatusCode::CREATED, StatusCode::CREATED),
+        "{}",
+        second.raw
+    );
     assert_eq!(second.body["customerId"], "kim");
     assert_eq!(s.count("books").await, 2);
 }

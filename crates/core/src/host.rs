@@ -17,6 +17,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::info;
 
+use crate::auth::Caller;
 use crate::breaker::CircuitBreaker;
 use crate::consumer::{AdminError, Consumers};
 use crate::db::Db;
@@ -77,7 +78,8 @@ impl ServiceBreaker {
 /// A readiness probe of one dependency: true when it is usable.
 pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
-/// `/healthz`, `/readyz`, `/metrics` and the admin endpoints for dead letters and consumers.
+/// `/healthz`, `/readyz`, `/metrics` (public: for probes and a scraper on the internal network)
+/// and the admin endpoints for dead letters and consumers (the operator's).
 pub fn ops_router(ops: Ops) -> Router {
     metrics_handle(); // install the recorder now, so nothing recorded before the first scrape is lost
     Router::new()
@@ -136,7 +138,11 @@ async fn reachable(db: &Db) -> bool {
 
 /// Each service in this process: ready or not, the events its outbox has yet to publish (when a
 /// relay publishes it), and its circuit breakers.
-async fn list_services(State(ops): State<Ops>) -> Result<Json<Vec<serde_json::Value>>, Problem> {
+async fn list_services(
+    caller: Caller,
+    State(ops): State<Ops>,
+) -> Result<Json<Vec<serde_json::Value>>, Problem> {
+    caller.require_operator()?;
     let others_ok = !ops.lifecycle.is_stopping() && ops.checks.iter().all(|(_, check)| check());
     let mut services = Vec::with_capacity(ops.databases.len());
     for db in &ops.databases {
@@ -191,16 +197,26 @@ impl From<AdminError> for Problem {
     }
 }
 
-async fn list_dead_letters(State(ops): State<Ops>) -> Result<Response, Problem> {
+async fn list_dead_letters(caller: Caller, State(ops): State<Ops>) -> Result<Response, Problem> {
+    caller.require_operator()?;
     Ok(Json(ops.consumers.dead_letters().await?).into_response())
 }
 
-async fn redrive(State(ops): State<Ops>, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn redrive(
+    caller: Caller,
+    State(ops): State<Ops>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    caller.require_operator()?;
     Ok(Json(ops.consumers.redrive(&id).await?).into_response())
 }
 
 /// Every consumer with whether it is paused and how many events it has yet to handle.
-async fn list_consumers(State(ops): State<Ops>) -> Result<Json<Vec<serde_json::Value>>, Problem> {
+async fn list_consumers(
+    caller: Caller,
+    State(ops): State<Ops>,
+) -> Result<Json<Vec<serde_json::Value>>, Problem> {
+    caller.require_operator()?;
     let mut list = Vec::new();
     for name in ops.consumers.names() {
         list.push(json!({
@@ -213,17 +229,21 @@ async fn list_consumers(State(ops): State<Ops>) -> Result<Json<Vec<serde_json::V
 }
 
 async fn pause(
+    caller: Caller,
     State(ops): State<Ops>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
+    caller.require_operator()?;
     ops.consumers.pause(&name)?;
     Ok(Json(json!({"name": name, "paused": true})))
 }
 
 async fn resume(
+    caller: Caller,
     State(ops): State<Ops>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
+    caller.require_operator()?;
     ops.consumers.resume(&name)?;
     Ok(Json(json!({"name": name, "paused": false})))
 }

@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use futures::future::try_join_all;
 use serde_json::Value;
 use tanda_core::Problem;
+use tanda_core::auth::Caller;
 use tanda_core::http::Path;
 
 use crate::error::Error;
@@ -35,21 +36,24 @@ pub(crate) fn routes(upstreams: &Upstreams, client: &reqwest::Client) -> Router 
 /// Every parked event of every service, newest first (`parkedAt` has a fixed width, so the
 /// strings sort as the times do).
 async fn list_dead_letters(
+    caller: Caller,
     services: State<Services>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Json<Vec<Value>>, Error> {
-    let Json(mut all) = gather(services, uri, headers).await?;
+    let Json(mut all) = gather(caller, services, uri, headers).await?;
     all.sort_by(|a, b| b["parkedAt"].as_str().cmp(&a["parkedAt"].as_str()));
     Ok(Json(all))
 }
 
 /// Asks every service for the same list at once and concatenates the answers.
 async fn gather(
+    caller: Caller,
     State(services): State<Services>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Json<Vec<Value>>, Error> {
+    caller.require_operator()?;
     let lists = try_join_all(services.iter().map(|service| async {
         let answer = service
             .send(Method::GET, &uri, &headers, Bytes::new())
@@ -73,11 +77,13 @@ async fn gather(
 }
 
 async fn redrive(
+    caller: Caller,
     State(services): State<Services>,
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
+    caller.require_operator()?;
     first_that_knows(
         &services,
         &uri,
@@ -88,11 +94,13 @@ async fn redrive(
 }
 
 async fn switch_consumer(
+    caller: Caller,
     State(services): State<Services>,
     Path(name): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
+    caller.require_operator()?;
     first_that_knows(
         &services,
         &uri,

@@ -29,11 +29,15 @@ pub(crate) enum Error {
     /// The client's body could not be read (too large, or the client went away).
     #[error(transparent)]
     Body(#[from] BytesRejection),
+    /// The gateway's own refusal (e.g. a caller who may not do this).
+    #[error(transparent)]
+    Refused(#[from] Problem),
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match self {
+            Error::Refused(problem) => problem.into_response(),
             Error::Unreachable { service, .. } => {
                 tracing::warn!(error = %self, "upstream unavailable");
                 Problem::unavailable(

@@ -81,12 +81,48 @@ async fn gateway_to(urls: Vec<Url>) -> Client {
         notify,
         identity,
     };
-    let verifier = Arc::new(Verifier::new(Arc::new(FixedJwks::default()), None));
+    let (verifier, token) = operator();
     let base = serve(proxy(upstreams, ops(), verifier)).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
     Client {
         base: base.as_str().trim_end_matches('/').to_owned(),
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .default_headers(headers)
+            .build()
+            .unwrap(),
     }
+}
+
+/// A verifier that knows one key, and an operator's token signed with it: the gateway's clients
+/// here are the operator.
+fn operator() -> (Arc<Verifier>, String) {
+    use base64::Engine;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
+    let jwks = serde_json::from_value(json!({"keys": [
+        {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA"}
+    ]}))
+    .unwrap();
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = json!({"iss": tanda_core::auth::ISSUER, "aud": tanda_core::auth::AUDIENCE,
+                        "sub": "operator", "roles": ["operator"], "iat": now, "exp": now + 600});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("k1".to_owned());
+    let der = key.to_pkcs8_der().unwrap();
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
+    )
+    .unwrap();
+    let verifier = Verifier::new(Arc::new(FixedJwks(jwks)), None);
+    (Arc::new(verifier), token)
 }
 
 struct Client {
@@ -513,6 +549,27 @@ async fn dead_letters_of_every_service_newest_first() {
     let all: Vec<Value> = response.json().await.unwrap();
     let ids: Vec<_> = all.iter().map(|d| d["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["dl-c", "dl-b", "dl-a"]);
+}
+
+/// The aggregated admin endpoints are the operator's: the gateway refuses anyone else itself,
+/// before asking any service.
+#[tokio::test]
+async fn admin_endpoints_refuse_callers_without_credentials() {
+    let gateway = gateway(with_admin).await;
+    let anonymous = reqwest::Client::builder().no_proxy().build().unwrap();
+    for (method, path) in [
+        (reqwest::Method::GET, "/admin/dead-letters"),
+        (reqwest::Method::GET, "/admin/consumers"),
+        (reqwest::Method::POST, "/admin/dead-letters/dl-a/redrive"),
+        (reqwest::Method::POST, "/admin/consumers/book/pause"),
+    ] {
+        let response = anonymous
+            .request(method, format!("{}{path}", gateway.base))
+            .send()
+            .await
+            .unwrap();
+        expect_problem(response, 401, "unauthenticated").await;
+    }
 }
 
 #[tokio::test]

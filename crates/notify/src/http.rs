@@ -15,6 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures::Stream;
 use serde::Deserialize;
+use tanda_core::auth::{Caller, Role, forbidden};
 use tanda_core::http::{Json, Query};
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::{Db, Problem};
@@ -69,10 +70,11 @@ struct ListParams {
 }
 
 async fn list(
+    caller: Caller,
     State(s): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<Notification>>, Problem> {
-    let receiver = receiver(params.receiver.as_deref())?;
+    let receiver = receiver(&caller, params.receiver.as_deref())?;
     let limit = match params.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(l) => l
@@ -90,11 +92,12 @@ struct StreamParams {
 }
 
 async fn stream(
+    caller: Caller,
     State(s): State<AppState>,
     Query(params): Query<StreamParams>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, axum::Error>>>, Problem> {
-    let receiver = receiver(params.receiver.as_deref())?;
+    let receiver = receiver(&caller, params.receiver.as_deref())?;
     // Where to start is settled before the response goes out, so anything committed after the
     // client sees the headers is streamed.
     let last = match last_event_id(&headers)? {
@@ -122,8 +125,30 @@ async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-fn receiver(raw: Option<&str>) -> Result<Receiver, Error> {
-    Ok(Receiver::parse(raw.unwrap_or_default())?)
+/// The receiver whose notifications the caller asks for: their own only (a customer's
+/// `customer:` and `user:` receivers, a driver's `driver:` one), any for an operator. Omitted, it
+/// is the caller's own: `driver:` for a driver, `customer:` for a customer.
+fn receiver(caller: &Caller, raw: Option<&str>) -> Result<Receiver, Problem> {
+    let receiver = match raw {
+        Some(raw) => Receiver::parse(raw).map_err(Error::from)?,
+        None if caller.has(Role::Driver) => Receiver::Driver(caller.subject.clone()),
+        None if caller.has(Role::Customer) => Receiver::Customer(caller.subject.clone()),
+        None => {
+            return Err(Problem::bad_request(
+                "missing_field",
+                "receiver is required: customer:<id>, driver:<id> or user:<id>",
+            ));
+        }
+    };
+    let (role, id) = match &receiver {
+        Receiver::Customer(id) | Receiver::User(id) => (Role::Customer, id),
+        Receiver::Driver(id) => (Role::Driver, id),
+    };
+    if caller.may_read(role, id.as_str()) {
+        Ok(receiver)
+    } else {
+        Err(forbidden("these are someone else's notifications"))
+    }
 }
 
 /// The `Last-Event-ID` a reconnecting client sends: one of our notification ids (a UUID).

@@ -18,7 +18,9 @@ use tanda_catalog::taxi::{
     BookRequested, BookStatusChanged, CancelRejected, DispatchCancelled, DispatchFailed,
     RideOffered, TaxiDispatched, TripEnded, TripStarted,
 };
+use tanda_core::auth::{Caller, Role};
 use tanda_core::db::Durability;
+use tanda_core::id::ClientId;
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::service::ServiceParts;
 use tanda_core::sql::query_scalar;
@@ -63,9 +65,22 @@ impl Service {
         uow.commit().await.unwrap();
     }
 
+    /// The routes as the operator, who may read everything, calls them.
+    fn router(&self) -> Router {
+        self.router_as(caller("operator", Role::Operator))
+    }
+
+    fn router_as(&self, caller: Caller) -> Router {
+        self.parts.router.clone().layer(axum::Extension(caller))
+    }
+
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        Self::get_from(self.router(), uri).await
+    }
+
+    async fn get_from(router: Router, uri: &str) -> (StatusCode, Value) {
         let request = Request::get(uri).body(Body::empty()).unwrap();
-        let response = self.parts.router.clone().oneshot(request).await.unwrap();
+        let response = router.oneshot(request).await.unwrap();
         let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
@@ -423,7 +438,7 @@ async fn every_step_of_a_reservation_is_told_to_its_user() {
 async fn bad_queries_are_400_problems() {
     let s = start(Config::default()).await;
     for (uri, code) in [
-        ("/notifications", "invalid_receiver"),
+        ("/notifications", "missing_field"),
         ("/notifications?receiver=", "invalid_receiver"),
         ("/notifications?receiver=c1", "invalid_receiver"),
         ("/notifications?receiver=rider:c1", "invalid_receiver"),
@@ -451,8 +466,63 @@ async fn bad_queries_are_400_problems() {
         .header("last-event-id", "not-an-id")
         .body(Body::empty())
         .unwrap();
-    let response = s.parts.router.clone().oneshot(request).await.unwrap();
+    let response = s.router().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+fn caller(id: &str, role: Role) -> Caller {
+    Caller::new(ClientId::parse(id).unwrap(), vec![role])
+}
+
+/// Customers read their own `customer:` and `user:` notifications, drivers their `driver:` ones;
+/// anyone else's are refused, and nothing is read without credentials.
+#[tokio::test]
+async fn each_reads_only_their_own_notifications() {
+    let s = start(Config::default()).await;
+    let hong = s.router_as(caller("hong", Role::Customer));
+    for uri in [
+        "/notifications",
+        "/notifications?receiver=customer:hong",
+        "/notifications?receiver=user:hong",
+    ] {
+        assert_eq!(
+            Service::get_from(hong.clone(), uri).await.0,
+            StatusCode::OK,
+            "{uri}"
+        );
+    }
+    for uri in [
+        "/notifications?receiver=customer:kim",
+        "/notifications?receiver=driver:hong",
+        "/notifications/stream?receiver=user:kim",
+    ] {
+        let (status, problem) = Service::get_from(hong.clone(), uri).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{uri}"
+        );
+    }
+    let kim = s.router_as(caller("kim", Role::Driver));
+    assert_eq!(
+        Service::get_from(kim.clone(), "/notifications").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        Service::get_from(kim, "/notifications?receiver=customer:kim")
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, problem) = Service::get_from(
+        s.parts.router.clone(),
+        "/notifications?receiver=customer:hong",
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
 }
 
 /// Serves `router` on a random local port; returns its base URL.
@@ -521,7 +591,7 @@ async fn open_stream(base: &str, receiver: &str, last_event_id: Option<&str>) ->
 #[tokio::test]
 async fn the_stream_shows_new_notifications_and_replays_after_last_event_id() {
     let s = start(Config::default()).await;
-    let base = serve(s.parts.router.clone()).await;
+    let base = serve(s.router()).await;
     // Already there before connecting: not part of a fresh stream.
     s.deliver(&book_requested("b0", "c1")).await;
 
@@ -561,7 +631,7 @@ async fn the_stream_shows_new_notifications_and_replays_after_last_event_id() {
 #[tokio::test]
 async fn open_streams_end_as_soon_as_shutdown_begins() {
     let s = start(Config::default()).await;
-    let base = serve(s.parts.router.clone()).await;
+    let base = serve(s.router()).await;
     let mut stream = open_stream(&base, "driver:kim", None).await;
     // A graceful shutdown first turns readiness off, then waits for open connections: a stream
     // must end there rather than hold the shutdown up.

@@ -15,8 +15,8 @@ use tanda_catalog::flight::{
 };
 use tanda_core::auth::{Caller, Role};
 use tanda_core::consumer::Handler;
-use tanda_core::id::ClientId;
 use tanda_core::db::{Db, Durability};
+use tanda_core::id::ClientId;
 use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Envelope, Event, SystemClock};
 use tempfile::TempDir;
@@ -563,16 +563,48 @@ async fn travellers_reach_only_their_own_wallet() {
     let hong = caller("hong", Role::Customer);
     let kim = caller("kim", Role::Customer);
     let body = json!({"amount": 777}).to_string();
-    let own = s.call_as(Some(&hong), "POST", "/accounts/hong/deposit", Some(&body), None).await;
+    let own = s
+        .call_as(
+            Some(&hong),
+            "POST",
+            "/accounts/hong/deposit",
+            Some(&body),
+            None,
+        )
+        .await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.raw);
-    let other = s.call_as(Some(&kim), "POST", "/accounts/hong/deposit", Some(&body), None).await;
-    assert_eq!((other.status, other.body["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
-    let anonymous = s.call_as(None, "POST", "/accounts/hong/deposit", Some(&body), None).await;
+    let other = s
+        .call_as(
+            Some(&kim),
+            "POST",
+            "/accounts/hong/deposit",
+            Some(&body),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (other.status, other.body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let anonymous = s
+        .call_as(None, "POST", "/accounts/hong/deposit", Some(&body), None)
+        .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(s.balance("hong").await, 777, "only the owner's deposit counted");
+    assert_eq!(
+        s.balance("hong").await,
+        777,
+        "only the owner's deposit counted"
+    );
     for path in ["/accounts/hong", "/accounts/hong/movements"] {
         let read = s.call_as(Some(&kim), "GET", path, None, None).await;
-        assert_eq!((read.status, read.body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{path}");
-        assert_eq!(s.call_as(Some(&hong), "GET", path, None, None).await.status, StatusCode::OK);
+        assert_eq!(
+            (read.status, read.body["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{path}"
+        );
+        assert_eq!(
+            s.call_as(Some(&hong), "GET", path, None, None).await.status,
+            StatusCode::OK
+        );
     }
 }

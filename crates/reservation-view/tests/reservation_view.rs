@@ -13,10 +13,10 @@ use tanda_catalog::flight::{
     PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationRequested,
     ReservationStatusChanged, TicketIssued, TicketVoided,
 };
+use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::{Timestamp, rfc3339};
 use tanda_core::consumer::Handler;
 use tanda_core::db::Durability;
-use tanda_core::auth::{Caller, Role};
 use tanda_core::id::{ClientId, new_id};
 use tanda_core::{Db, Envelope, Event, SystemClock};
 use tanda_reservation_view::{MIGRATIONS, NAME, build};
@@ -556,9 +556,21 @@ async fn travellers_read_only_their_own_reservations() {
     let u2 = Caller::new(ClientId::parse("u2").unwrap(), vec![Role::Customer]);
     let (_, own) = s.get_as(Some(u1.clone()), "/reservationViews").await;
     assert_eq!(own.as_array().unwrap().len(), 1, "{own}");
-    assert_eq!(s.get_as(Some(u1), "/reservationViews/r1").await.0, StatusCode::OK);
+    assert_eq!(
+        s.get_as(Some(u1), "/reservationViews/r1").await.0,
+        StatusCode::OK
+    );
     let (status, problem) = s.get_as(Some(u2.clone()), "/reservationViews/r1").await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
-    assert_eq!(s.get_as(Some(u2), "/reservationViews?userId=u1").await.0, StatusCode::FORBIDDEN);
-    assert_eq!(s.get_as(None, "/reservationViews?userId=u1").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    assert_eq!(
+        s.get_as(Some(u2), "/reservationViews?userId=u1").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.get_as(None, "/reservationViews?userId=u1").await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }

@@ -149,7 +149,11 @@ async fn list_reservations(
     State(app): State<App>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, Problem> {
-    let named = optional_client_id(query.user_id.map(Value::String), "userId", "invalid_user_id")?;
+    let named = optional_client_id(
+        query.user_id.map(Value::String),
+        "userId",
+        "invalid_user_id",
+    )?;
     let user = caller.act_as(Role::Customer, named.as_ref())?;
     let reservations = store::list_for_user(&app.db, &user).await?;
     Ok(axum::Json(
@@ -261,9 +265,7 @@ fn optional_client_id(
     field: &str,
     code: &'static str,
 ) -> Result<Option<ClientId>, Error> {
-    value
-        .map(|v| client_id(Some(v), field, code))
-        .transpose()
+    value.map(|v| client_id(Some(v), field, code)).transpose()
 }
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {

@@ -17,9 +17,9 @@ use tanda_catalog::flight::{
 };
 use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::parse_rfc3339;
-use tanda_core::id::ClientId;
 use tanda_core::consumer::Handler;
 use tanda_core::db::{Db, Durability, Timer};
+use tanda_core::id::ClientId;
 use tanda_core::sql::{AssertSqlSafe, query, query_scalar};
 use tanda_core::timers::TimerHandler;
 use tanda_core::{Envelope, Event, SystemClock};
@@ -987,34 +987,94 @@ async fn travellers_reserve_read_and_cancel_only_their_own() {
     let kim = caller("kim", Role::Customer);
     let flight = json!({"flightId": "KE1", "from": "ICN", "to": "CJU",
                         "departsAt": "2099-01-01T09:00:00Z", "seats": 3});
-    let refused = call_as(&s.router, Some(&hong), "POST", "/flights", Some(flight), None).await;
+    let refused = call_as(
+        &s.router,
+        Some(&hong),
+        "POST",
+        "/flights",
+        Some(flight),
+        None,
+    )
+    .await;
     assert_problem(&refused, StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(s.count("flights").await, 0);
     s.add_flight("KE1", 3).await;
 
-    let reserved = call_as(&s.router, Some(&hong), "POST", "/reservations",
-                           Some(json!({"flightId": "KE1"})), None).await;
+    let reserved = call_as(
+        &s.router,
+        Some(&hong),
+        "POST",
+        "/reservations",
+        Some(json!({"flightId": "KE1"})),
+        None,
+    )
+    .await;
     assert_eq!(reserved.status, StatusCode::CREATED, "{}", reserved.raw);
     assert_eq!(reserved.body["userId"], "hong");
     let id = reserved.body["reservationId"].as_str().unwrap().to_owned();
-    let for_other = call_as(&s.router, Some(&hong), "POST", "/reservations",
-                            Some(json!({"flightId": "KE1", "userId": "kim"})), None).await;
+    let for_other = call_as(
+        &s.router,
+        Some(&hong),
+        "POST",
+        "/reservations",
+        Some(json!({"flightId": "KE1", "userId": "kim"})),
+        None,
+    )
+    .await;
     assert_problem(&for_other, StatusCode::FORBIDDEN, "forbidden");
-    let anonymous = call_as(&s.router, None, "POST", "/reservations",
-                            Some(json!({"flightId": "KE1"})), None).await;
+    let anonymous = call_as(
+        &s.router,
+        None,
+        "POST",
+        "/reservations",
+        Some(json!({"flightId": "KE1"})),
+        None,
+    )
+    .await;
     assert_problem(&anonymous, StatusCode::UNAUTHORIZED, "unauthenticated");
     assert_eq!(s.count("reservations").await, 1);
 
     let path = format!("/reservations/{id}");
-    assert_eq!(call_as(&s.router, Some(&hong), "GET", &path, None, None).await.status, StatusCode::OK);
-    assert_problem(&call_as(&s.router, Some(&kim), "GET", &path, None, None).await,
-                   StatusCode::NOT_FOUND, "not_found");
-    assert_problem(&call_as(&s.router, Some(&kim), "GET", "/reservations?userId=hong", None, None).await,
-                   StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(
+        call_as(&s.router, Some(&hong), "GET", &path, None, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_problem(
+        &call_as(&s.router, Some(&kim), "GET", &path, None, None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_problem(
+        &call_as(
+            &s.router,
+            Some(&kim),
+            "GET",
+            "/reservations?userId=hong",
+            None,
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
     let cancel = format!("/reservations/{id}/cancel");
-    assert_problem(&call_as(&s.router, Some(&kim), "POST", &cancel, None, None).await,
-                   StatusCode::NOT_FOUND, "not_found");
-    assert_eq!(s.get(&path).await.body["status"], "REQUESTED", "a stranger's cancel changed nothing");
+    assert_problem(
+        &call_as(&s.router, Some(&kim), "POST", &cancel, None, None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_eq!(
+        s.get(&path).await.body["status"],
+        "REQUESTED",
+        "a stranger's cancel changed nothing"
+    );
     // Flights stay public.
-    assert_eq!(call_as(&s.router, None, "GET", "/flights/KE1", None, None).await.status, StatusCode::OK);
+    assert_eq!(
+        call_as(&s.router, None, "GET", "/flights/KE1", None, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
 }

@@ -13,10 +13,10 @@ use tanda_catalog::taxi::{
     BookRequested, BookStatusChanged, DispatchCancelled, PaymentApproved, RideOffered,
     TaxiDispatched, TripEnded, TripStarted,
 };
+use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::{Timestamp, rfc3339};
 use tanda_core::consumer::Handler;
 use tanda_core::db::Durability;
-use tanda_core::auth::{Caller, Role};
 use tanda_core::id::{ClientId, new_id};
 use tanda_core::{Db, Envelope, Event, SystemClock};
 use tanda_ride_history::{MIGRATIONS, NAME, build};
@@ -453,15 +453,26 @@ async fn customers_read_only_their_own_rides() {
     s.feed(&[requested("b1", "c1", 0)]).await;
     let c1 = Caller::new(ClientId::parse("c1").unwrap(), vec![Role::Customer]);
     let c2 = Caller::new(ClientId::parse("c2").unwrap(), vec![Role::Customer]);
-    assert_eq!(s.get_as(Some(c1.clone()), "/rideHistories/b1").await.0, StatusCode::OK);
+    assert_eq!(
+        s.get_as(Some(c1.clone()), "/rideHistories/b1").await.0,
+        StatusCode::OK
+    );
     let (_, own) = s.get_as(Some(c1.clone()), "/rideHistories").await;
     assert_eq!(own.as_array().unwrap().len(), 1, "{own}");
     let (status, problem) = s.get_as(Some(c2.clone()), "/rideHistories/b1").await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
-    let (status, _) = s.get_as(Some(c2.clone()), "/rideHistories?customerId=c1").await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, _) = s
+        .get_as(Some(c2.clone()), "/rideHistories?customerId=c1")
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = s.get_as(Some(c2), "/rideHistories/stats").await;
     assert_eq!(status, StatusCode::OK, "their own counts");
     let (status, problem) = s.get_as(None, "/rideHistories?customerId=c1").await;
-    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
 }

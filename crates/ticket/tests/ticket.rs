@@ -13,8 +13,8 @@ use tanda_catalog::flight::{
 };
 use tanda_core::auth::{Caller, Role};
 use tanda_core::consumer::Handler;
-use tanda_core::id::ClientId;
 use tanda_core::db::{Db, Durability};
+use tanda_core::id::ClientId;
 use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Envelope, Event, SystemClock};
 use tempfile::TempDir;
@@ -102,7 +102,8 @@ fn caller(id: &str, role: Role) -> Caller {
 impl Service {
     /// A read by the operator, who may read everything.
     async fn get(&self, uri: &str) -> Answer {
-        self.get_as(Some(caller("operator", Role::Operator)), uri).await
+        self.get_as(Some(caller("operator", Role::Operator)), uri)
+            .await
     }
 
     async fn get_as(&self, caller: Option<Caller>, uri: &str) -> Answer {
@@ -361,14 +362,29 @@ async fn travellers_see_only_their_own_tickets() {
     let s = service().await;
     s.deliver(&requested("r-1", "ew", "KE-123"), "r-1").await;
     s.deliver(&paid("r-1", "ew"), "r-1").await;
-    let ticket_id = s.tickets("ew").await[0]["ticketId"].as_str().unwrap().to_owned();
+    let ticket_id = s.tickets("ew").await[0]["ticketId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let ew = caller("ew", Role::Customer);
     let kim = caller("kim", Role::Customer);
     let own = s.get_as(Some(ew.clone()), "/tickets").await;
     assert_eq!(own.body.as_array().unwrap().len(), 1, "{}", own.raw);
     let path = format!("/tickets/{ticket_id}");
     assert_eq!(s.get_as(Some(ew), &path).await.status, StatusCode::OK);
-    assert_problem(&s.get_as(Some(kim.clone()), &path).await, StatusCode::NOT_FOUND, "not_found");
-    assert_problem(&s.get_as(Some(kim), "/tickets?userId=ew").await, StatusCode::FORBIDDEN, "forbidden");
-    assert_problem(&s.get_as(None, "/tickets").await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_problem(
+        &s.get_as(Some(kim.clone()), &path).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_problem(
+        &s.get_as(Some(kim), "/tickets?userId=ew").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_problem(
+        &s.get_as(None, "/tickets").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
 }
