@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -148,11 +149,21 @@ fn uuid_like() -> String {
     format!("{:x}{:x}", nanos % 0xffff_ffff, std::process::id())
 }
 
-/// The public HTTP API, as a client sees it.
+/// The public HTTP API, as a client sees it: by default as the operator (signed in on first
+/// use with [`OPERATOR_PASSWORD`]), who may do everything; [`Api::as_token`] and
+/// [`Api::anonymous`] call it as someone else.
 #[derive(Clone)]
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
+    who: Who,
+}
+
+#[derive(Clone)]
+enum Who {
+    Operator(Arc<tokio::sync::OnceCell<String>>),
+    Token(String),
+    Anonymous,
 }
 
 pub struct Answer {
@@ -207,10 +218,57 @@ impl Api {
                 .timeout(Duration::from_secs(20))
                 .build()
                 .unwrap(),
+            who: Who::Operator(Arc::default()),
         }
     }
 
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+    /// The same API, called with this bearer token.
+    pub fn as_token(&self, token: &str) -> Api {
+        Api {
+            who: Who::Token(token.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// The same API, called without credentials.
+    pub fn anonymous(&self) -> Api {
+        Api {
+            who: Who::Anonymous,
+            ..self.clone()
+        }
+    }
+
+    /// Signs up `username` with `role` and returns the API as them.
+    pub async fn signed_up(&self, username: &str, role: &str) -> Api {
+        let password = format!("{username}-password");
+        self.anonymous()
+            .post(
+                "/auth/signup",
+                json!({"username": username, "password": password, "name": "Test User",
+                       "phone": "010-1234-5678", "role": role}),
+            )
+            .await
+            .expect(201);
+        let token = self.token(username, &password).await;
+        self.as_token(&token)
+    }
+
+    async fn bearer(&self) -> Option<String> {
+        match &self.who {
+            Who::Anonymous => None,
+            Who::Token(token) => Some(token.clone()),
+            Who::Operator(cell) => Some(
+                cell.get_or_init(|| self.token("operator", OPERATOR_PASSWORD))
+                    .await
+                    .clone(),
+            ),
+        }
+    }
+
+    pub async fn send(&self, mut req: reqwest::RequestBuilder) -> Answer {
+        if let Some(token) = self.bearer().await {
+            req = req.bearer_auth(token);
+        }
         let r = req.send().await.expect("request reaches tanda");
         let status = r.status();
         let headers = r.headers().clone();
@@ -242,35 +300,24 @@ impl Api {
 
     /// Signs `username` in and returns the access token.
     pub async fn token(&self, username: &str, password: &str) -> String {
-        let answer = self
-            .post(
-                "/auth/token",
-                json!({"username": username, "password": password}),
-            )
-            .await
-            .expect(200);
+        let request = self
+            .http
+            .post(format!("{}/auth/token", self.base))
+            .json(&json!({"username": username, "password": password}));
+        let r = request.send().await.expect("request reaches tanda");
+        assert_eq!(r.status(), 200, "signing {username} in");
+        let answer: Value = r.json().await.unwrap();
         answer["access_token"].as_str().unwrap().to_owned()
     }
 
     /// `path` with a bearer token.
     pub async fn get_as(&self, token: &str, path: &str) -> Answer {
-        self.send(
-            self.http
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(token),
-        )
-        .await
+        self.as_token(token).get(path).await
     }
 
     /// A POST with a bearer token.
     pub async fn post_as(&self, token: &str, path: &str, body: Value) -> Answer {
-        self.send(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .bearer_auth(token)
-                .json(&body),
-        )
-        .await
+        self.as_token(token).post(path, body).await
     }
 
     /// Polls `path` until `check` holds on a 200 body; returns that body.
@@ -482,6 +529,7 @@ impl Proc {
             .env("TANDA_HTTP_ADDR", "127.0.0.1:0")
             .env("TANDA_DATA_DIR", data_dir)
             .env("TANDA_LOG", "warn")
+            .env("TANDA_OPERATOR_PASSWORD", OPERATOR_PASSWORD)
             .envs(extra_env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -233,6 +233,7 @@ pub async fn operators_see_every_service_ready_with_its_breakers_and_outbox(t: T
         "ticket",
         "reservation-view",
         "notify",
+        "identity",
     ] {
         let service = named(&services, "service", name);
         assert_eq!(service["ready"], true, "{service}");
@@ -242,7 +243,7 @@ pub async fn operators_see_every_service_ready_with_its_breakers_and_outbox(t: T
             "only a relay has an outbox to publish: {service}"
         );
     }
-    assert_eq!(names.len(), 9, "each service once: {names:?}");
+    assert_eq!(names.len(), 10, "each service once: {names:?}");
     assert_eq!(
         named(&services, "service", "dispatch")["breakers"],
         json!([{"name": "pay", "state": "CLOSED"}])

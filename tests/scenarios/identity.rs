@@ -61,7 +61,8 @@ pub async fn credentials_that_do_not_verify_are_refused_everywhere(t: Topology) 
         answer.expect_problem(401, "invalid_token");
         assert!(challenge.starts_with("Bearer"), "{challenge}");
     }
-    api.post_empty("/admin/signing-keys/rotate")
+    api.anonymous()
+        .post_empty("/admin/signing-keys/rotate")
         .await
         .expect_problem(401, "unauthenticated");
 
