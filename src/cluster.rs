@@ -40,9 +40,15 @@ pub async fn run(run: RunConfig, dist: Distributed) -> anyhow::Result<()> {
     }
     let url = format!("http://{}", cluster.gateway);
     println!("Tanda is listening on {url}");
-    let demo = run
-        .demo
-        .then(|| crate::demo::start(&url, run.demo_pace, &CancellationToken::new()));
+    let demo = match (&run.demo, &run.operator_password) {
+        (true, Some(crate::config::Secret(password))) => Some(crate::demo::start(
+            &url,
+            run.demo_pace,
+            password,
+            &CancellationToken::new(),
+        )),
+        _ => None,
+    };
     tanda_core::lifecycle::termination_signal().await;
     if let Some(demo) = demo {
         demo.stop().await;

@@ -3,6 +3,7 @@
 //! The demo is a client of the gateway's public HTTP API, exactly like a user's app: it never
 //! reaches into a service, so it works the same against all-in-one and the cluster.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -152,10 +153,17 @@ pub struct Demo {
 }
 
 /// Starts the demo against the gateway at `base_url` (e.g. `http://127.0.0.1:8080`), with every
-/// pause multiplied by `pace`. It runs until `cancel` is cancelled or [`Demo::stop`].
-pub fn start(base_url: &str, pace: f64, cancel: &CancellationToken) -> Demo {
+/// pause multiplied by `pace`. It runs until `cancel` is cancelled or [`Demo::stop`]. The demo
+/// signs in as the operator with `operator_password`: it schedules flights, and registers and
+/// drives its drivers on their behalf, as a fleet operator would.
+pub fn start(
+    base_url: &str,
+    pace: f64,
+    operator_password: &str,
+    cancel: &CancellationToken,
+) -> Demo {
     let cancel = cancel.child_token();
-    let client = Client::new(base_url, pace, cancel.clone());
+    let client = Client::new(base_url, pace, operator_password, cancel.clone());
     let tasks = TaskTracker::new();
     let (ready_tx, ready) = watch::channel(None);
     tasks.spawn(open(client, tasks.clone(), ready_tx));
@@ -628,17 +636,21 @@ impl Answer {
     }
 }
 
-/// The public API at the gateway, with the demo's pace and stop signal.
+/// The public API at the gateway, signed in as the operator, with the demo's pace and stop
+/// signal.
 #[derive(Clone)]
 struct Client {
     http: reqwest::Client,
     base: String,
     pace: f64,
     cancel: CancellationToken,
+    password: Arc<str>,
+    /// The operator's access token, fetched on first use and again when it expires.
+    token: Arc<tokio::sync::Mutex<Option<String>>>,
 }
 
 impl Client {
-    fn new(base: &str, pace: f64, cancel: CancellationToken) -> Self {
+    fn new(base: &str, pace: f64, password: &str, cancel: CancellationToken) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -648,7 +660,37 @@ impl Client {
             base: base.trim_end_matches('/').to_owned(),
             pace,
             cancel,
+            password: password.into(),
+            token: Arc::default(),
         }
+    }
+
+    /// The operator's token, signing in (again, while refused) when there is none.
+    async fn token(&self) -> Step<String> {
+        let mut token = self.token.lock().await;
+        while token.is_none() {
+            let body = json!({"username": "operator", "password": &*self.password});
+            let request = self
+                .http
+                .post(format!("{}/auth/token", self.base))
+                .json(&body);
+            match self.cancel.run_until_cancelled(send(request)).await {
+                None => return Err(Stopped),
+                Some(Ok(answer)) if answer.status == StatusCode::OK => {
+                    *token = answer.body["access_token"].as_str().map(str::to_owned);
+                }
+                Some(Ok(answer)) => {
+                    warn!(status = %answer.status, code = answer.code(),
+                          "the demo cannot sign in as the operator; retrying");
+                    self.pause(RECONNECT * 10.0).await?;
+                }
+                Some(Err(e)) => {
+                    warn!(error = %e, "cannot reach the API to sign in; retrying");
+                    self.pause(RECONNECT).await?;
+                }
+            }
+        }
+        Ok(token.clone().expect("signed in"))
     }
 
     /// Sleeps `seconds` times the pace.
@@ -660,17 +702,26 @@ impl Client {
             .ok_or(Stopped)
     }
 
-    /// Sends until the API answers: when it cannot be reached, logs and tries again shortly.
+    /// Sends until the API answers: when it cannot be reached, logs and tries again shortly;
+    /// when the token has expired, signs in again.
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Step<Answer> {
         loop {
+            let token = self.token().await?;
             let mut request = self
                 .http
-                .request(method.clone(), format!("{}{path}", self.base));
+                .request(method.clone(), format!("{}{path}", self.base))
+                .bearer_auth(&token);
             if let Some(body) = body {
                 request = request.json(body);
             }
             match self.cancel.run_until_cancelled(send(request)).await {
                 None => return Err(Stopped),
+                Some(Ok(answer)) if answer.status == StatusCode::UNAUTHORIZED => {
+                    let mut held = self.token.lock().await;
+                    if held.as_deref() == Some(token.as_str()) {
+                        *held = None;
+                    }
+                }
                 Some(Ok(answer)) => return Ok(answer),
                 Some(Err(e)) => {
                     warn!(error = %e, %method, path, "cannot reach the API; retrying");

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 
 use clap::Parser;
-use tanda::config::{Command, LogFormat, Service};
+use tanda::config::{Command, LogFormat, Secret, Service};
 use tanda::{App, Cli, bench, cluster, demo, serve};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -21,7 +21,14 @@ async fn main() -> ExitCode {
             .with_env_filter(filter)
             .init(),
     }
-    let demo = cli.run.demo.then_some(cli.run.demo_pace);
+    let mut cli = cli;
+    let demo = match demo_password(&mut cli) {
+        Ok(password) => password.map(|p| (cli.run.demo_pace, p)),
+        Err(e) => {
+            eprintln!("tanda: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let outcome = match cli.command {
         None => run(App::start(cli.run).await, "Tanda is listening on", demo).await,
         Some(Command::Serve {
@@ -52,14 +59,43 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Serves until SIGTERM/Ctrl-C; with `demo` (its pace), the demo runs against this process and
-/// stops as soon as shutdown begins.
-async fn run(app: anyhow::Result<App>, banner: &str, demo: Option<f64>) -> anyhow::Result<()> {
+/// The operator password the demo signs in with, when the demo runs. Without a configured one,
+/// all-in-one and the cluster make a fresh one for this run (the operator's password from now
+/// on) and print it, so the operator's page can be opened too; `serve gateway` cannot, since
+/// identity runs elsewhere.
+fn demo_password(cli: &mut Cli) -> anyhow::Result<Option<String>> {
+    if !cli.run.demo {
+        return Ok(None);
+    }
+    if let Some(Secret(password)) = &cli.run.operator_password {
+        return Ok(Some(password.clone()));
+    }
+    if matches!(cli.command, Some(Command::Serve { .. })) {
+        anyhow::bail!("--demo with `serve gateway` needs TANDA_OPERATOR_PASSWORD, identity's");
+    }
+    let password: String = rand::Rng::sample_iter(rand::rng(), rand::distr::Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect();
+    println!(
+        "Demo: sign in as `operator` with the password {password} (set TANDA_OPERATOR_PASSWORD to choose it)"
+    );
+    cli.run.operator_password = Some(Secret(password.clone()));
+    Ok(Some(password))
+}
+
+/// Serves until SIGTERM/Ctrl-C; with `demo` (its pace and the operator's password), the demo
+/// runs against this process and stops as soon as shutdown begins.
+async fn run(
+    app: anyhow::Result<App>,
+    banner: &str,
+    demo: Option<(f64, String)>,
+) -> anyhow::Result<()> {
     let app = app?;
     println!("{banner} http://{}", app.addr());
-    let demo = demo.map(|pace| {
+    let demo = demo.map(|(pace, password)| {
         let url = format!("http://{}", reachable(app.addr()));
-        demo::start(&url, pace, &stop_on_termination())
+        demo::start(&url, pace, &password, &stop_on_termination())
     });
     let outcome = app.wait().await;
     if let Some(demo) = demo {

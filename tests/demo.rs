@@ -60,7 +60,12 @@ async fn demo_drivers(api: &Api) -> Vec<Value> {
 async fn the_demo_fleet_completes_a_booked_ride_and_the_demo_flights_are_on_sale() {
     let app = TestApp::spawn(Topology::AllInOne).await;
     let api = &app.api;
-    let demo = demo::start(&api.base, PACE, &CancellationToken::new());
+    let demo = demo::start(
+        &api.base,
+        PACE,
+        OPERATOR_PASSWORD,
+        &CancellationToken::new(),
+    );
     assert_eq!(demo.ready().await, Some(EVERYTHING));
 
     let drivers = demo_drivers(api).await;
@@ -114,12 +119,17 @@ async fn the_demo_fleet_completes_a_booked_ride_and_the_demo_flights_are_on_sale
 async fn starting_the_demo_again_on_the_same_data_duplicates_nothing() {
     let app = TestApp::spawn(Topology::AllInOne).await;
     let api = &app.api;
-    let first = demo::start(&api.base, PACE, &CancellationToken::new());
+    let first = demo::start(
+        &api.base,
+        PACE,
+        OPERATOR_PASSWORD,
+        &CancellationToken::new(),
+    );
     assert_eq!(first.ready().await, Some(EVERYTHING));
     first.stop().await;
 
     let stop = CancellationToken::new();
-    let again = demo::start(&api.base, PACE, &stop);
+    let again = demo::start(&api.base, PACE, OPERATOR_PASSWORD, &stop);
     assert_eq!(again.ready().await, Some(EVERYTHING));
     let drivers = demo_drivers(api).await;
     let ids: Vec<&str> = drivers
@@ -153,7 +163,12 @@ async fn a_ride_left_in_trip_by_an_earlier_run_is_finished_when_the_demo_starts(
     api.online("demo-01").await;
     let (book_id, _) = api.ride_to_in_trip("cust-left", GOOD_CARD, "demo-01").await;
 
-    let demo = demo::start(&api.base, PACE, &CancellationToken::new());
+    let demo = demo::start(
+        &api.base,
+        PACE,
+        OPERATOR_PASSWORD,
+        &CancellationToken::new(),
+    );
     let book = api.book_status(&book_id, "COMPLETED").await;
     assert!(book["fare"].as_i64().unwrap() > 0, "{book}");
     assert_eq!(demo.ready().await, Some(EVERYTHING));
