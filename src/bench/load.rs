@@ -15,6 +15,28 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
 
+/// The bearer token every connection sends: the operator's, on the target in hand (the bench
+/// measures one target at a time, each with its own keys). See [`sign_in`].
+static TOKEN: std::sync::RwLock<Option<HeaderValue>> = std::sync::RwLock::new(None);
+
+/// Signs in as the operator at `addr`, so that every connection from now on calls as the
+/// operator (who may act for every customer and driver the scenarios invent), as any client
+/// of the API must.
+pub async fn sign_in(addr: SocketAddr, password: &str) -> anyhow::Result<()> {
+    let mut conn = Conn::new(addr);
+    let body = serde_json::json!({"username": "operator", "password": password});
+    let answer = conn
+        .post("/auth/token", &body, StatusCode::OK)
+        .await
+        .map_err(|f| anyhow::anyhow!("signing in as the operator at {addr}: {}", f.0))?;
+    let token = answer["access_token"]
+        .as_str()
+        .context("the token answer has no access_token")?;
+    let value = HeaderValue::from_str(&format!("Bearer {token}"))?;
+    *TOKEN.write().expect("token lock") = Some(value);
+    Ok(())
+}
+
 /// One keep-alive connection to the system under test.
 pub struct Conn {
     addr: SocketAddr,
@@ -83,6 +105,9 @@ impl Conn {
             .header(header::HOST, self.host.clone());
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(token) = TOKEN.read().expect("token lock").clone() {
+            request = request.header(header::AUTHORIZATION, token);
         }
         let request = request.body(Full::new(body.unwrap_or_default()))?;
         self.requests += 1;

@@ -79,7 +79,7 @@ pub enum Scenario {
 }
 
 /// Runs the benchmark, prints its table, and writes it as markdown when asked.
-pub async fn run(args: BenchArgs, run: RunConfig) -> anyhow::Result<()> {
+pub async fn run(args: BenchArgs, mut run: RunConfig) -> anyhow::Result<()> {
     if args.scenario == Scenario::Hello {
         let addr = run
             .http_addr
@@ -88,6 +88,17 @@ pub async fn run(args: BenchArgs, run: RunConfig) -> anyhow::Result<()> {
     }
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
+    }
+    // The Tandas the bench starts get this operator password; one at --url needs its own.
+    if run.operator_password.is_none() {
+        if args.url.is_some() {
+            bail!("--url needs the operator's password (--operator-password or TANDA_OPERATOR_PASSWORD)");
+        }
+        let password: String = rand::Rng::sample_iter(rand::rng(), rand::distr::Alphanumeric)
+            .take(20)
+            .map(char::from)
+            .collect();
+        run.operator_password = Some(crate::config::Secret(password));
     }
     let mut table = Table::new(&args, &run);
     let scenarios = match args.scenario {
@@ -127,6 +138,12 @@ enum Target {
 
 impl Target {
     async fn start(args: &BenchArgs, run: &RunConfig) -> anyhow::Result<Target> {
+        let target = Self::started(args, run).await?;
+        load::sign_in(target.addr(), operator_password(run)).await?;
+        Ok(target)
+    }
+
+    async fn started(args: &BenchArgs, run: &RunConfig) -> anyhow::Result<Target> {
         if let Some(url) = &args.url {
             let authority = url.trim_start_matches("http://").trim_end_matches('/');
             let addr = tokio::net::lookup_host(authority)
@@ -149,7 +166,7 @@ impl Target {
             return Ok(Target::Cluster(Box::new(cluster), dist, logs));
         }
         Ok(Target::AllInOne(
-            Started::all_in_one(&child_args(run)).await?,
+            Started::all_in_one(&child_args(run), &child_env(run)).await?,
         ))
     }
 
@@ -213,6 +230,22 @@ impl Target {
 }
 
 /// The knobs a started all-in-one gets from the bench's own command line.
+/// The operator password `run` was given (`run` sets one when none was).
+fn operator_password(run: &RunConfig) -> &str {
+    let Some(crate::config::Secret(password)) = &run.operator_password else {
+        unreachable!("bench::run sets the operator password")
+    };
+    password
+}
+
+/// The environment of a Tanda the bench starts: its operator password.
+fn child_env(run: &RunConfig) -> Vec<(String, String)> {
+    vec![(
+        "TANDA_OPERATOR_PASSWORD".to_owned(),
+        operator_password(run).to_owned(),
+    )]
+}
+
 fn child_args(run: &RunConfig) -> Vec<String> {
     let sync = match run.sqlite_synchronous {
         tanda_core::db::Durability::Normal => "normal",
@@ -551,14 +584,16 @@ fn cpu_by_process(spent: &CpuUse, operations: u64) -> impl Iterator<Item = Row> 
 async fn footprint(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow::Result<()> {
     let mut starts = Vec::new();
     for _ in 0..5 {
-        starts.push(Started::all_in_one(&child_args(run)).await?.start_to_ready);
+        let started = Started::all_in_one(&child_args(run), &child_env(run)).await?;
+        starts.push(started.start_to_ready);
     }
     starts.sort();
     table.push(Row::plain(
         "start → ready, all-in-one (median of 5)",
         format!("{:.0} ms", starts[2].as_secs_f64() * 1000.0),
     ));
-    let tanda = Started::all_in_one(&child_args(run)).await?;
+    let tanda = Started::all_in_one(&child_args(run), &child_env(run)).await?;
+    load::sign_in(tanda.addr, operator_password(run)).await?;
     let mut conn = Conn::new(tanda.addr);
     scenario::drivers_online(&mut conn, 12).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -619,7 +654,8 @@ async fn one_service(args: &BenchArgs, run: &RunConfig) -> anyhow::Result<(Durat
         "127.0.0.1:0".to_owned(),
     ];
     argv.extend(child_args(run));
-    let env = dist.to_env();
+    let mut env = dist.to_env();
+    env.extend(child_env(run));
     let outcome = async {
         // The first start creates the database; the second is what a restart costs.
         drop(Started::service(&argv, &env).await?);

@@ -30,8 +30,8 @@ impl Started {
         self.child.id()
     }
 
-    /// Tanda all-in-one on a fresh data dir, with `extra` arguments.
-    pub async fn all_in_one(extra: &[String]) -> anyhow::Result<Started> {
+    /// Tanda all-in-one on a fresh data dir, with `extra` arguments and environment.
+    pub async fn all_in_one(extra: &[String], env: &[(String, String)]) -> anyhow::Result<Started> {
         let data = tempfile::tempdir()?;
         let mut args = vec![
             "--data-dir".to_owned(),
@@ -40,7 +40,7 @@ impl Started {
             "127.0.0.1:0".to_owned(),
         ];
         args.extend_from_slice(extra);
-        Self::spawn(&args, &[], "/readyz", Some(data)).await
+        Self::spawn(&args, env, "/readyz", Some(data)).await
     }
 
     /// One service of the distributed topology (`tanda serve <service>`), configured by `env`.
