@@ -207,7 +207,8 @@ pub struct RunConfig {
     #[arg(global = true, long, env = "TANDA_HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
 
-    /// Directory for the per-service SQLite files.
+    /// Directory for the per-service SQLite files (and the cluster's logs); made readable by its
+    /// owner only (0700), each database file 0600.
     #[arg(global = true, long, env = "TANDA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
