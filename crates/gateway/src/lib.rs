@@ -5,9 +5,13 @@
 //! (`tanda-web`), which call the same routes.
 
 use axum::Router;
+use axum::body::{Body, HttpBody};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 
 use tanda_core::Problem;
 use tanda_core::host::with_common_layers;
@@ -64,9 +68,46 @@ fn with_fallbacks(routes: Router) -> Router {
 }
 
 fn with_edge_layers(routes: Router) -> Router {
-    with_common_layers(routes)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(cors())
+    with_common_layers(routes.layer(middleware::from_fn(limit_body))).layer(cors())
+}
+
+/// Reads the request body whole before the route sees it, refusing one over [`MAX_BODY_BYTES`]
+/// with a `413` problem, whether its length was announced or it simply kept coming.
+async fn limit_body(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return too_large().into_response();
+    }
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(body) => {
+            let body = Body::from(body.to_bytes());
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(e) if e.is::<LengthLimitError>() => too_large().into_response(),
+        Err(e) => Problem::bad_request(
+            "invalid_body",
+            format!("the request body could not be read: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+fn too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!(
+            "the request body is larger than {} KiB",
+            MAX_BODY_BYTES / 1024
+        ),
+    )
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {

@@ -1,0 +1,104 @@
+//! What every HTTP process puts between a caller and the routes: a body limit answered as a
+//! problem, however the body arrives.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use axum::response::Response;
+use axum::routing::post;
+use axum::{Form, Router};
+use serde_json::Value;
+use tanda_core::http::Json;
+use tower::ServiceExt;
+
+/// Over the gateway's 64 KiB limit.
+const TOO_LARGE: usize = 65 * 1024;
+
+/// One service's edge with routes that read a body each way the routes do: JSON, a form, bytes.
+fn edge() -> Router {
+    let routes = Router::new()
+        .route("/json", post(|Json(v): Json<Value>| async move { Json(v) }))
+        .route(
+            "/form",
+            post(|Form(f): Form<HashMap<String, String>>| async move { f.len().to_string() }),
+        )
+        .route(
+            "/bytes",
+            post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+        );
+    tanda_gateway::service(routes, Router::new())
+}
+
+async fn problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["code"], code, "{problem}");
+    assert_eq!(problem["status"], status);
+    problem
+}
+
+fn post_to(path: &str, content_type: &str, body: Body) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body)
+        .unwrap()
+}
+
+const ROUTES: [(&str, &str); 3] = [
+    ("/json", "application/json"),
+    ("/form", "application/x-www-form-urlencoded"),
+    ("/bytes", "application/octet-stream"),
+];
+
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_a_413_problem() {
+    for (path, content_type) in ROUTES {
+        let mut request = post_to(path, content_type, Body::from(vec![b' '; TOO_LARGE]));
+        request
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, TOO_LARGE.into());
+        let response = edge().oneshot(request).await.unwrap();
+        problem(response, 413, "body_too_large").await;
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_body_over_the_limit_is_a_413_problem() {
+    for (path, content_type) in ROUTES {
+        // No length announced: the body arrives in chunks until it is too long.
+        let chunks = (0..TOO_LARGE / 1024).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 1024]));
+        let body = Body::from_stream(futures::stream::iter(chunks));
+        let response = edge()
+            .oneshot(post_to(path, content_type, body))
+            .await
+            .unwrap();
+        problem(response, 413, "body_too_large").await;
+    }
+}
+
+#[tokio::test]
+async fn a_body_within_the_limit_reaches_the_route() {
+    let request = post_to("/json", "application/json", Body::from(r#"{"a":1}"#));
+    let response = edge().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let chunks = (0..60).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 1024]));
+    let request = post_to(
+        "/bytes",
+        "application/octet-stream",
+        Body::from_stream(futures::stream::iter(chunks)),
+    );
+    let response = edge().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"61440");
+}
