@@ -15,7 +15,7 @@ use tanda_catalog::taxi::{
 };
 use tanda_core::consumer::{Consumers, Source};
 use tanda_core::db::Migration;
-use tanda_core::host::{Ops, ServiceBreaker, ops_router, serve};
+use tanda_core::host::{HttpConfig, Ops, ServiceBreaker, ops_router, serve};
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::service::ServiceParts;
 use tanda_core::{Clock, Db, SystemClock, housekeeping, timers};
@@ -176,7 +176,8 @@ impl App {
             relayed: false,
         };
         let router = tanda_gateway::in_process(routers, ops_router(ops));
-        Self::serve(config.http_addr.unwrap_or(DEFAULT_ADDR), router, lifecycle).await
+        let addr = config.http_addr.unwrap_or(DEFAULT_ADDR);
+        Self::serve(addr, router, lifecycle, config.http()).await
     }
 
     /// Binds `addr` and serves `router` until shutdown.
@@ -184,12 +185,13 @@ impl App {
         addr: SocketAddr,
         router: axum::Router,
         lifecycle: Lifecycle,
+        http: HttpConfig,
     ) -> anyhow::Result<App> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
         let addr = listener.local_addr()?;
-        let server = tokio::spawn(serve(listener, router, lifecycle.clone()));
+        let server = tokio::spawn(serve(listener, router, lifecycle.clone(), http));
         Ok(App {
             addr,
             lifecycle,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tanda_core::db::Durability;
+use tanda_core::host::{HttpConfig, default_max_connections};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -207,6 +208,23 @@ pub struct RunConfig {
     #[arg(global = true, long, env = "TANDA_HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
 
+    /// How long a client has to send a request's head — from connecting, or from the first byte
+    /// of its next request on a kept-alive connection — and then, again, its body. A connection
+    /// that takes longer is closed (a body that stops arriving is answered `408`).
+    #[arg(global = true, long, env = "TANDA_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub http_header_timeout: Duration,
+
+    /// How long a kept-alive connection may wait for its next request before it is closed. A
+    /// response in progress (a notification stream) is never cut. Tanda's own clients (the
+    /// gateway, dispatch calling pay) drop their idle connections after 30s: keep this above.
+    #[arg(global = true, long, env = "TANDA_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    pub http_idle_timeout: Duration,
+
+    /// Connections served at once; each one beyond is answered `503 too_many_connections`
+    /// (`Retry-After: 1`) and closed. Default: half the process's open-file limit, at most 4096.
+    #[arg(global = true, long, env = "TANDA_HTTP_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: Option<u32>,
+
     /// Directory for the per-service SQLite files (and the cluster's logs); made readable by its
     /// owner only (0700), each database file 0600.
     #[arg(global = true, long, env = "TANDA_DATA_DIR", default_value = "./data")]
@@ -316,6 +334,13 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 15s, 2m)"))
 }
 
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("a timeout above 0, e.g. 10s".to_owned()),
+        d => Ok(d),
+    }
+}
+
 fn parse_pace(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(pace) if pace.is_finite() && pace > 0.0 => Ok(pace),
@@ -334,6 +359,8 @@ impl RunConfig {
     pub fn to_env(&self) -> Vec<(String, String)> {
         let ms = |d: Duration| format!("{}ms", d.as_millis());
         let mut env = vec![
+            ("TANDA_HTTP_HEADER_TIMEOUT", ms(self.http_header_timeout)),
+            ("TANDA_HTTP_IDLE_TIMEOUT", ms(self.http_idle_timeout)),
             ("TANDA_DATA_DIR", self.data_dir.display().to_string()),
             (
                 "TANDA_SQLITE_SYNCHRONOUS",
@@ -376,10 +403,24 @@ impl RunConfig {
                 self.card_network_down.to_string(),
             ),
         ];
+        if let Some(n) = self.http_max_connections {
+            env.push(("TANDA_HTTP_MAX_CONNECTIONS", n.to_string()));
+        }
         if let Some(url) = &self.notify_webhook {
             env.push(("TANDA_NOTIFY_WEBHOOK", url.clone()));
         }
         env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    /// How the HTTP server treats connections.
+    pub fn http(&self) -> HttpConfig {
+        HttpConfig {
+            header_timeout: self.http_header_timeout,
+            idle_timeout: self.http_idle_timeout,
+            max_connections: self
+                .http_max_connections
+                .map_or_else(default_max_connections, |n| n as usize),
+        }
     }
 
     /// The defaults, as `tanda` with no flags and no environment would use them.

@@ -641,6 +641,8 @@ impl Client {
     fn new(base: &str, pace: f64, cancel: CancellationToken) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            // Before the gateway's idle timeout closes them, so a call never races the close.
+            .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_default();
         Self {

@@ -117,7 +117,7 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
         };
         tanda_gateway::service(parts.router, ops_router(ops))
     };
-    App::serve(addr, router, lifecycle).await
+    App::serve(addr, router, lifecycle, run.http()).await
 }
 
 fn migrations(service: Service) -> &'static [Migration] {

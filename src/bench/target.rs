@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::routing::get;
-use tanda_core::host::serve;
+use tanda_core::host::{HttpConfig, serve};
 use tanda_core::lifecycle::Lifecycle;
 use tokio::net::TcpListener;
 
@@ -140,7 +140,7 @@ pub async fn serve_hello(addr: SocketAddr) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("hello is listening on http://{}", listener.local_addr()?);
     let router = Router::new().route("/hello", get(|| async { "hello" }));
-    serve(listener, router, Lifecycle::new()).await?;
+    serve(listener, router, Lifecycle::new(), HttpConfig::default()).await?;
     Ok(())
 }
 

@@ -7,14 +7,14 @@
 use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::Request;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_http::cors::{Any, CorsLayer};
 
 use tanda_core::Problem;
-use tanda_core::host::with_common_layers;
+use tanda_core::host::{BodyTimedOut, with_common_layers};
 use tanda_core::http::not_found_fallback;
 
 mod admin;
@@ -91,12 +91,29 @@ async fn limit_body(request: Request, next: Next) -> Response {
             next.run(Request::from_parts(parts, body)).await
         }
         Err(e) if e.is::<LengthLimitError>() => too_large().into_response(),
+        Err(e) if caused_by::<BodyTimedOut>(&*e) => {
+            let mut response = Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time",
+            )
+            .into_response();
+            // The rest of the body may still be on its way: this connection is done.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
         Err(e) => Problem::bad_request(
             "invalid_body",
             format!("the request body could not be read: {e}"),
         )
         .into_response(),
     }
+}
+
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<E>())
 }
 
 fn too_large() -> Problem {

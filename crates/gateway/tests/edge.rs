@@ -1,5 +1,5 @@
 //! What every HTTP process puts between a caller and the routes: a body limit answered as a
-//! problem, however the body arrives.
+//! problem, however the body arrives, and a body that stops arriving answered as one too.
 
 use std::collections::HashMap;
 
@@ -101,4 +101,18 @@ async fn a_body_within_the_limit_reaches_the_route() {
         .await
         .unwrap();
     assert_eq!(&body[..], b"61440");
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_a_408_problem() {
+    // What the host's connection hands on when a body is still arriving at its deadline.
+    let chunks: Vec<Result<Vec<u8>, tanda_core::host::BodyTimedOut>> =
+        vec![Ok(b"{\"a\":".to_vec()), Err(tanda_core::host::BodyTimedOut)];
+    let body = Body::from_stream(futures::stream::iter(chunks));
+    let response = edge()
+        .oneshot(post_to("/json", "application/json", body))
+        .await
+        .unwrap();
+    assert_eq!(response.headers()[header::CONNECTION], "close");
+    problem(response, 408, "request_timeout").await;
 }
