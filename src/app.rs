@@ -175,7 +175,10 @@ impl App {
             breakers,
             relayed: false,
         };
-        let router = tanda_gateway::in_process(routers, ops_router(ops));
+        let edge = tanda_gateway::Edge {
+            write_limit: config.write_limit(),
+        };
+        let router = tanda_gateway::in_process(routers, ops_router(ops), edge);
         let addr = config.http_addr.unwrap_or(DEFAULT_ADDR);
         Self::serve(addr, router, lifecycle, config.http()).await
     }

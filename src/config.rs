@@ -9,6 +9,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tanda_core::db::Durability;
 use tanda_core::host::{HttpConfig, default_max_connections};
+use tanda_core::rate::RateLimit;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -225,6 +226,22 @@ pub struct RunConfig {
     #[arg(global = true, long, env = "TANDA_HTTP_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
     pub http_max_connections: Option<u32>,
 
+    /// Writes (POST, PUT, PATCH, DELETE) each caller may make per second, on average, at the
+    /// gateway (all-in-one or `serve gateway`); more are answered `429 rate_limited` with
+    /// `Retry-After`. A caller is its IP address (an IPv6 one by its /64). 0: no limit. The
+    /// services behind the gateway limit nobody: every request reaches them from the gateway.
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_WRITE_RATE_LIMIT",
+        default_value_t = 20
+    )]
+    pub write_rate_limit: u32,
+
+    /// Writes a caller may make at once, after a pause, before --write-rate-limit holds it back.
+    #[arg(global = true, long, env = "TANDA_WRITE_RATE_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    pub write_rate_burst: u32,
+
     /// Directory for the per-service SQLite files (and the cluster's logs); made readable by its
     /// owner only (0700), each database file 0600.
     #[arg(global = true, long, env = "TANDA_DATA_DIR", default_value = "./data")]
@@ -361,6 +378,8 @@ impl RunConfig {
         let mut env = vec![
             ("TANDA_HTTP_HEADER_TIMEOUT", ms(self.http_header_timeout)),
             ("TANDA_HTTP_IDLE_TIMEOUT", ms(self.http_idle_timeout)),
+            ("TANDA_WRITE_RATE_LIMIT", self.write_rate_limit.to_string()),
+            ("TANDA_WRITE_RATE_BURST", self.write_rate_burst.to_string()),
             ("TANDA_DATA_DIR", self.data_dir.display().to_string()),
             (
                 "TANDA_SQLITE_SYNCHRONOUS",
@@ -421,6 +440,14 @@ impl RunConfig {
                 .http_max_connections
                 .map_or_else(default_max_connections, |n| n as usize),
         }
+    }
+
+    /// The limit on each caller's writes at the gateway, if any.
+    pub fn write_limit(&self) -> Option<RateLimit> {
+        (self.write_rate_limit > 0).then_some(RateLimit {
+            per_second: self.write_rate_limit,
+            burst: self.write_rate_burst,
+        })
     }
 
     /// The defaults, as `tanda` with no flags and no environment would use them.

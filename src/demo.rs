@@ -662,7 +662,8 @@ impl Client {
             .ok_or(Stopped)
     }
 
-    /// Sends until the API answers: when it cannot be reached, logs and tries again shortly.
+    /// Sends until the API answers: when it cannot be reached, logs and tries again shortly; when
+    /// it is over the write limit, waits and tries again.
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Step<Answer> {
         loop {
             let mut request = self
@@ -673,6 +674,14 @@ impl Client {
             }
             match self.cancel.run_until_cancelled(send(request)).await {
                 None => return Err(Stopped),
+                // Over the gateway's write limit: wait a second (real time, whatever the pace).
+                Some(Ok(answer)) if answer.status == StatusCode::TOO_MANY_REQUESTS => {
+                    debug!(%method, path, "rate limited; retrying");
+                    self.cancel
+                        .run_until_cancelled(tokio::time::sleep(Duration::from_secs(1)))
+                        .await
+                        .ok_or(Stopped)?;
+                }
                 Some(Ok(answer)) => return Ok(answer),
                 Some(Err(e)) => {
                     warn!(error = %e, %method, path, "cannot reach the API; retrying");

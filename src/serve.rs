@@ -77,7 +77,10 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             breakers: Vec::new(),
             relayed: false,
         };
-        tanda_gateway::proxy(upstreams, ops_router(ops))
+        let edge = tanda_gateway::Edge {
+            write_limit: run.write_limit(),
+        };
+        tanda_gateway::proxy(upstreams, ops_router(ops), edge)
     } else {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let name = service.name();

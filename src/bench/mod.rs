@@ -142,6 +142,8 @@ impl Target {
             dist.base_port = 0;
             let mut config = run.clone();
             config.http_addr = None;
+            // The load generator is many clients from one address.
+            config.write_rate_limit = 0;
             let logs = tempfile::tempdir()?;
             config.data_dir = logs.path().to_path_buf();
             let program = std::env::current_exe()?;

@@ -66,6 +66,8 @@ impl Started {
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("TANDA_LOG", "warn")
+            // The load generator is many clients from one address.
+            .env("TANDA_WRITE_RATE_LIMIT", "0")
             .env_remove("TANDA_DEMO")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,8 +1,10 @@
 //! The gateway: the single entry point clients talk to. In all-in-one mode it routes to the
 //! services' routers in the same process; in distributed mode it is a reverse proxy to each
 //! service's own address. Either way every request gets a request id, CORS headers, a body limit,
-//! metrics and a problem response for unknown paths, and the gateway serves the web pages
-//! (`tanda-web`), which call the same routes.
+//! metrics and a problem response for unknown paths, each caller's writes are held to a rate,
+//! and the gateway serves the web pages (`tanda-web`), which call the same routes.
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, HttpBody};
@@ -16,6 +18,7 @@ use tower_http::cors::{Any, CorsLayer};
 use tanda_core::Problem;
 use tanda_core::host::{BodyTimedOut, with_common_layers};
 use tanda_core::http::not_found_fallback;
+use tanda_core::rate::{RateLimit, RateLimiter, limit_writes};
 
 mod admin;
 mod error;
@@ -28,17 +31,25 @@ pub use reqwest::Url;
 /// Request bodies larger than this are refused with 413: no valid request comes close.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// What the entry point holds callers to, beyond what every process does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Edge {
+    /// Each caller's writes (POST, PUT, PATCH, DELETE); `None` lets them all through.
+    pub write_limit: Option<RateLimit>,
+}
+
 /// Routes to in-process services, with the web pages. `services` have disjoint paths (the API
 /// contract guarantees it); `ops` carries `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
-pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router) -> Router {
+pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router, edge: Edge) -> Router {
     let routes = services.into_iter().fold(ops, Router::merge);
-    with_edge_layers(with_pages(with_fallbacks(routes)))
+    with_edge_layers(with_pages(with_fallbacks(routes)), edge)
 }
 
 /// One service's own HTTP surface when it runs as its own process: its routes and `ops`, with
-/// the same edge handling as the gateway, and no pages.
+/// the same edge handling as the gateway, and no pages. Its callers are the gateway and other
+/// services, each one address for many clients, so it limits no caller's rate: the gateway does.
 pub fn service(routes: Router, ops: Router) -> Router {
-    with_edge_layers(with_fallbacks(routes.merge(ops)))
+    with_edge_layers(with_fallbacks(routes.merge(ops)), Edge::default())
 }
 
 /// A reverse proxy to services running as their own processes: each request goes to the service
@@ -46,13 +57,13 @@ pub fn service(routes: Router, ops: Router) -> Router {
 /// for dead letters and consumers ask every service. `ops` is the gateway process's own
 /// `/healthz`, `/readyz` and `/metrics`; any `/admin/*` routes in it are shadowed by the
 /// aggregated ones.
-pub fn proxy(upstreams: Upstreams, ops: Router) -> Router {
+pub fn proxy(upstreams: Upstreams, ops: Router, edge: Edge) -> Router {
     let client = proxy::client();
     let routes = proxy::routes(&upstreams, &client)
         .merge(admin::routes(&upstreams, &client))
         .fallback_service(with_fallbacks(ops))
         .method_not_allowed_fallback(method_not_allowed);
-    with_edge_layers(with_pages(routes))
+    with_edge_layers(with_pages(routes), edge)
 }
 
 /// The web pages beside the public API they call: each page's request to the API goes through
@@ -67,8 +78,16 @@ fn with_fallbacks(routes: Router) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-fn with_edge_layers(routes: Router) -> Router {
-    with_common_layers(routes.layer(middleware::from_fn(limit_body))).layer(cors())
+/// Outermost first: CORS, request ids, tracing and metrics (`with_common_layers`), each
+/// caller's write limit, then the body limit, so a refused write's body is never read. An
+/// authentication layer that sets a `RateKey` belongs outside the write limit.
+fn with_edge_layers(routes: Router, edge: Edge) -> Router {
+    let mut routes = routes.layer(middleware::from_fn(limit_body));
+    if let Some(limit) = edge.write_limit {
+        let limiter = Arc::new(RateLimiter::new(limit));
+        routes = routes.layer(middleware::from_fn_with_state(limiter, limit_writes));
+    }
+    with_common_layers(routes).layer(cors())
 }
 
 /// Reads the request body whole before the route sees it, refusing one over [`MAX_BODY_BYTES`]

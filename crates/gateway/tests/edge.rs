@@ -1,5 +1,6 @@
 //! What every HTTP process puts between a caller and the routes: a body limit answered as a
-//! problem, however the body arrives, and a body that stops arriving answered as one too.
+//! problem, however the body arrives, and a body that stops arriving answered as one too; and
+//! what the entry point adds: a limit on each caller's writes.
 
 use std::collections::HashMap;
 
@@ -115,4 +116,70 @@ async fn a_body_that_stops_arriving_is_a_408_problem() {
         .unwrap();
     assert_eq!(response.headers()[header::CONNECTION], "close");
     problem(response, 408, "request_timeout").await;
+}
+
+/// The entry point with `edge`, served on a free port as every process serves.
+async fn serve_edge(edge: tanda_gateway::Edge) -> String {
+    let things = Router::new().route(
+        "/things",
+        axum::routing::get(|| async { "[]" })
+            .post(|| async { (StatusCode::CREATED, "{}") })
+            .delete(|| async { StatusCode::NO_CONTENT }),
+    );
+    let router = tanda_gateway::in_process([things], Router::new(), edge);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let lifecycle = tanda_core::lifecycle::Lifecycle::new();
+    let config = tanda_core::host::HttpConfig::default();
+    tokio::spawn(tanda_core::host::serve(listener, router, lifecycle, config));
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn writes_beyond_a_callers_limit_are_a_429_problem_and_reads_pass() {
+    let limit = tanda_core::rate::RateLimit {
+        per_second: 1,
+        burst: 5,
+    };
+    let base = serve_edge(tanda_gateway::Edge {
+        write_limit: Some(limit),
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("{base}/things");
+    for _ in 0..5 {
+        let answer = http.post(&url).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::CREATED);
+    }
+    for refused in [http.post(&url), http.delete(&url)] {
+        let answer = refused.send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = answer.headers()[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=2).contains(&wait), "Retry-After: {wait}");
+        assert_eq!(
+            answer.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let problem: Value = answer.json().await.unwrap();
+        assert_eq!(problem["code"], "rate_limited");
+        assert_eq!(problem["status"], 429);
+    }
+    for _ in 0..50 {
+        let answer = http.get(&url).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn without_a_limit_writes_all_pass() {
+    let base = serve_edge(tanda_gateway::Edge::default()).await;
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        let answer = http.post(format!("{base}/things")).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::CREATED);
+    }
 }

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use tanda_core::http::not_found_fallback;
-use tanda_gateway::{Upstreams, Url, proxy};
+use tanda_gateway::{Edge, Upstreams, Url, proxy};
 
 const SERVICES: [&str; 9] = [
     "book",
@@ -77,7 +77,7 @@ async fn gateway_to(urls: Vec<Url>) -> Client {
         reservation_view,
         notify,
     };
-    let base = serve(proxy(upstreams, ops())).await;
+    let base = serve(proxy(upstreams, ops(), Edge::default())).await;
     Client {
         base: base.as_str().trim_end_matches('/').to_owned(),
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
