@@ -15,7 +15,7 @@ use tanda_catalog::taxi::{
 };
 use tanda_core::consumer::{Consumers, Source};
 use tanda_core::db::Migration;
-use tanda_core::host::{Ops, ServiceBreaker, ops_router, serve};
+use tanda_core::host::{HttpConfig, Ops, ServiceBreaker, ops_router, serve};
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::service::ServiceParts;
 use tanda_core::{Clock, Db, SystemClock, housekeeping, timers};
@@ -181,9 +181,13 @@ impl App {
             breakers,
             relayed: false,
         };
-        let verifier = config.verifier(keys.source());
-        let router = tanda_gateway::in_process(routers, ops_router(ops), verifier);
-        Self::serve(config.http_addr.unwrap_or(DEFAULT_ADDR), router, lifecycle).await
+        let edge = tanda_gateway::Edge {
+            verifier: config.verifier(keys.source()),
+            write_limit: config.write_limit(),
+        };
+        let router = tanda_gateway::in_process(routers, ops_router(ops), edge);
+        let addr = config.http_addr.unwrap_or(DEFAULT_ADDR);
+        Self::serve(addr, router, lifecycle, config.http()).await
     }
 
     /// Binds `addr` and serves `router` until shutdown.
@@ -191,12 +195,13 @@ impl App {
         addr: SocketAddr,
         router: axum::Router,
         lifecycle: Lifecycle,
+        http: HttpConfig,
     ) -> anyhow::Result<App> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
         let addr = listener.local_addr()?;
-        let server = tokio::spawn(serve(listener, router, lifecycle.clone()));
+        let server = tokio::spawn(serve(listener, router, lifecycle.clone(), http));
         Ok(App {
             addr,
             lifecycle,

@@ -71,7 +71,9 @@ impl Cluster {
             bail!("the cluster's gateway listens on --base-port; --http-addr is per process");
         }
         let logs = run.data_dir.join("logs");
-        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+        tanda_core::db::private_dir(&run.data_dir)
+            .and_then(|()| std::fs::create_dir_all(&logs))
+            .with_context(|| format!("creating {}", logs.display()))?;
         let mut env = run.to_env();
         env.extend(dist.to_env());
         let mut cluster = Cluster {

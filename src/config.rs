@@ -10,6 +10,8 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tanda_core::auth::{External, HttpJwks, JwksSource, Verifier};
 use tanda_core::db::Durability;
+use tanda_core::host::{HttpConfig, default_max_connections};
+use tanda_core::rate::RateLimit;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -214,7 +216,41 @@ pub struct RunConfig {
     #[arg(global = true, long, env = "TANDA_HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
 
-    /// Directory for the per-service SQLite files.
+    /// How long a client has to send a request's head — from connecting, or from the first byte
+    /// of its next request on a kept-alive connection — and then, again, its body. A connection
+    /// that takes longer is closed (a body that stops arriving is answered `408`).
+    #[arg(global = true, long, env = "TANDA_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub http_header_timeout: Duration,
+
+    /// How long a kept-alive connection may wait for its next request before it is closed. A
+    /// response in progress (a notification stream) is never cut. Tanda's own clients (the
+    /// gateway, dispatch calling pay) drop their idle connections after 30s: keep this above.
+    #[arg(global = true, long, env = "TANDA_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    pub http_idle_timeout: Duration,
+
+    /// Connections served at once; each one beyond is answered `503 too_many_connections`
+    /// (`Retry-After: 1`) and closed. Default: half the process's open-file limit, at most 4096.
+    #[arg(global = true, long, env = "TANDA_HTTP_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: Option<u32>,
+
+    /// Writes (POST, PUT, PATCH, DELETE) each caller may make per second, on average, at the
+    /// gateway (all-in-one or `serve gateway`); more are answered `429 rate_limited` with
+    /// `Retry-After`. A caller is its IP address (an IPv6 one by its /64). 0: no limit. The
+    /// services behind the gateway limit nobody: every request reaches them from the gateway.
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_WRITE_RATE_LIMIT",
+        default_value_t = 20
+    )]
+    pub write_rate_limit: u32,
+
+    /// Writes a caller may make at once, after a pause, before --write-rate-limit holds it back.
+    #[arg(global = true, long, env = "TANDA_WRITE_RATE_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    pub write_rate_burst: u32,
+
+    /// Directory for the per-service SQLite files (and the cluster's logs); made readable by its
+    /// owner only (0700), each database file 0600.
     #[arg(global = true, long, env = "TANDA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
@@ -383,6 +419,13 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 15s, 2m)"))
 }
 
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("a timeout above 0, e.g. 10s".to_owned()),
+        d => Ok(d),
+    }
+}
+
 fn parse_pace(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(pace) if pace.is_finite() && pace > 0.0 => Ok(pace),
@@ -401,6 +444,10 @@ impl RunConfig {
     pub fn to_env(&self) -> Vec<(String, String)> {
         let ms = |d: Duration| format!("{}ms", d.as_millis());
         let mut env = vec![
+            ("TANDA_HTTP_HEADER_TIMEOUT", ms(self.http_header_timeout)),
+            ("TANDA_HTTP_IDLE_TIMEOUT", ms(self.http_idle_timeout)),
+            ("TANDA_WRITE_RATE_LIMIT", self.write_rate_limit.to_string()),
+            ("TANDA_WRITE_RATE_BURST", self.write_rate_burst.to_string()),
             ("TANDA_DATA_DIR", self.data_dir.display().to_string()),
             (
                 "TANDA_SQLITE_SYNCHRONOUS",
@@ -443,6 +490,9 @@ impl RunConfig {
                 self.card_network_down.to_string(),
             ),
         ];
+        if let Some(n) = self.http_max_connections {
+            env.push(("TANDA_HTTP_MAX_CONNECTIONS", n.to_string()));
+        }
         if let Some(url) = &self.notify_webhook {
             env.push(("TANDA_NOTIFY_WEBHOOK", url.clone()));
         }
@@ -483,6 +533,25 @@ impl RunConfig {
             _ => None,
         };
         Arc::new(Verifier::new(tanda, external))
+    }
+
+    /// How the HTTP server treats connections.
+    pub fn http(&self) -> HttpConfig {
+        HttpConfig {
+            header_timeout: self.http_header_timeout,
+            idle_timeout: self.http_idle_timeout,
+            max_connections: self
+                .http_max_connections
+                .map_or_else(default_max_connections, |n| n as usize),
+        }
+    }
+
+    /// The limit on each caller's writes at the gateway, if any.
+    pub fn write_limit(&self) -> Option<RateLimit> {
+        (self.write_rate_limit > 0).then_some(RateLimit {
+            per_second: self.write_rate_limit,
+            burst: self.write_rate_burst,
+        })
     }
 
     /// The defaults, as `tanda` with no flags and no environment would use them.

@@ -653,6 +653,8 @@ impl Client {
     fn new(base: &str, pace: f64, password: &str, cancel: CancellationToken) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            // Before the gateway's idle timeout closes them, so a call never races the close.
+            .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_default();
         Self {
@@ -703,7 +705,8 @@ impl Client {
     }
 
     /// Sends until the API answers: when it cannot be reached, logs and tries again shortly;
-    /// when the token has expired, signs in again.
+    /// when the token has expired, signs in again; when it is over the write limit, waits and
+    /// tries again.
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Step<Answer> {
         loop {
             let token = self.token().await?;
@@ -721,6 +724,14 @@ impl Client {
                     if held.as_deref() == Some(token.as_str()) {
                         *held = None;
                     }
+                }
+                // Over the gateway's write limit: wait a second (real time, whatever the pace).
+                Some(Ok(answer)) if answer.status == StatusCode::TOO_MANY_REQUESTS => {
+                    debug!(%method, path, "rate limited; retrying");
+                    self.cancel
+                        .run_until_cancelled(tokio::time::sleep(Duration::from_secs(1)))
+                        .await
+                        .ok_or(Stopped)?;
                 }
                 Some(Ok(answer)) => return Ok(answer),
                 Some(Err(e)) => {

@@ -79,8 +79,11 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             breakers: Vec::new(),
             relayed: false,
         };
-        let verifier = run.verifier(identity_keys(&dist)?);
-        tanda_gateway::proxy(upstreams, ops_router(ops), verifier)
+        let edge = tanda_gateway::Edge {
+            verifier: run.verifier(identity_keys(&dist)?),
+            write_limit: run.write_limit(),
+        };
+        tanda_gateway::proxy(upstreams, ops_router(ops), edge)
     } else {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let name = service.name();
@@ -124,7 +127,7 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
         };
         tanda_gateway::service(parts.router, ops_router(ops), verifier)
     };
-    App::serve(addr, router, lifecycle).await
+    App::serve(addr, router, lifecycle, run.http()).await
 }
 
 fn migrations(service: Service) -> &'static [Migration] {

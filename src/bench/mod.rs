@@ -92,7 +92,9 @@ pub async fn run(args: BenchArgs, mut run: RunConfig) -> anyhow::Result<()> {
     // The Tandas the bench starts get this operator password; one at --url needs its own.
     if run.operator_password.is_none() {
         if args.url.is_some() {
-            bail!("--url needs the operator's password (--operator-password or TANDA_OPERATOR_PASSWORD)");
+            bail!(
+                "--url needs the operator's password (--operator-password or TANDA_OPERATOR_PASSWORD)"
+            );
         }
         let password: String = rand::Rng::sample_iter(rand::rng(), rand::distr::Alphanumeric)
             .take(20)
@@ -159,6 +161,8 @@ impl Target {
             dist.base_port = 0;
             let mut config = run.clone();
             config.http_addr = None;
+            // The load generator is many clients from one address.
+            config.write_rate_limit = 0;
             let logs = tempfile::tempdir()?;
             config.data_dir = logs.path().to_path_buf();
             let program = std::env::current_exe()?;

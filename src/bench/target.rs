@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::routing::get;
-use tanda_core::host::serve;
+use tanda_core::host::{HttpConfig, serve};
 use tanda_core::lifecycle::Lifecycle;
 use tokio::net::TcpListener;
 
@@ -66,6 +66,8 @@ impl Started {
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("TANDA_LOG", "warn")
+            // The load generator is many clients from one address.
+            .env("TANDA_WRITE_RATE_LIMIT", "0")
             .env_remove("TANDA_DEMO")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -140,7 +142,7 @@ pub async fn serve_hello(addr: SocketAddr) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     println!("hello is listening on http://{}", listener.local_addr()?);
     let router = Router::new().route("/hello", get(|| async { "hello" }));
-    serve(listener, router, Lifecycle::new()).await?;
+    serve(listener, router, Lifecycle::new(), HttpConfig::default()).await?;
     Ok(())
 }
 

@@ -21,7 +21,7 @@ pub const GOOD_CARD: &str = "4242424242424242";
 pub const DECLINED_CARD: &str = "4000000000000002";
 
 /// Config for tests: a free port, the given data dir, timers short enough to test but long
-/// enough not to fire by accident.
+/// enough not to fire by accident, no write limit.
 pub fn test_config(data_dir: &Path) -> RunConfig {
     let mut c = RunConfig::defaults();
     c.http_addr = Some("127.0.0.1:0".parse().unwrap());
@@ -31,6 +31,9 @@ pub fn test_config(data_dir: &Path) -> RunConfig {
     c.no_taxi_retry_after = Duration::from_secs(7);
     c.pay_timeout = Duration::from_secs(2);
     c.operator_password = Some(Secret(OPERATOR_PASSWORD.to_owned()));
+    // The scenarios send, from one address, what many customers and drivers would send from
+    // many: no per-caller write limit (the gateway's own tests cover it).
+    c.write_rate_limit = 0;
     c
 }
 
@@ -530,6 +533,7 @@ impl Proc {
             .env("TANDA_DATA_DIR", data_dir)
             .env("TANDA_LOG", "warn")
             .env("TANDA_OPERATOR_PASSWORD", OPERATOR_PASSWORD)
+            .env("TANDA_WRITE_RATE_LIMIT", "0") // as in `test_config`
             .envs(extra_env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -174,6 +174,9 @@ pub async fn authenticate(
     };
     match verifier.verify(&token).await {
         Ok(caller) => {
+            // The write limit holds each signed-in caller to their own allowance.
+            let key = crate::rate::RateKey(format!("user:{}", caller.subject));
+            request.extensions_mut().insert(key);
             request.extensions_mut().insert(caller);
             next.run(request).await
         }

@@ -361,15 +361,17 @@ impl SqliteReaders {
 impl Db {
     /// Opens (creating if needed) the SQLite file `dir/{name}.db`. SQLite allows one writer at a
     /// time, so writes go through a single connection: commands on one service are serialised
-    /// in-process instead of failing with `SQLITE_BUSY`.
+    /// in-process instead of failing with `SQLITE_BUSY`. The directory and the files are its
+    /// owner's alone ([`private_dir`], [`private_sqlite_file`]).
     pub async fn open_sqlite(
         dir: &Path,
         name: &str,
         durability: Durability,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, DbError> {
-        std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        private_dir(dir).map_err(sqlx::Error::Io)?;
         let path = dir.join(format!("{name}.db"));
+        private_sqlite_file(&path).map_err(sqlx::Error::Io)?;
         let synchronous = match durability {
             Durability::Normal => "NORMAL",
             Durability::Full => "FULL",
@@ -627,6 +629,76 @@ impl Db {
 }
 
 /// Opens one SQLite connection with Tanda's settings.
+/// Creates `dir` (and its missing parents) readable by its owner only, or takes the group's and
+/// others' access away from one that exists: it holds every service's data. A directory this
+/// process may not change (not its owner's) is left as it is, with a warning.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        if let Err(e) = owner_only(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "the data directory stays readable by others");
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// The database file `path` read- and writable by its owner only: created so when new (SQLite
+/// then creates its `-wal` and `-shm` files with the same permissions), tightened when it, its
+/// WAL or its shared memory file was left open to others.
+fn private_sqlite_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match created {
+            // SQLite takes an empty file for a new database.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let mut files = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut companion = path.as_os_str().to_owned();
+            companion.push(suffix);
+            files.push(PathBuf::from(companion));
+        }
+        for file in files {
+            match owner_only(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "a database file stays readable by others")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Takes the group's and others' permissions off `path`, if it has any.
+#[cfg(unix)]
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7700))?;
+    }
+    Ok(())
+}
+
 fn sqlite_open(path: &Path, synchronous: &str) -> Result<rusqlite::Connection, DbError> {
     let conn = rusqlite::Connection::open(path)?;
     conn.execute_batch(&format!(

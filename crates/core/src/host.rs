@@ -1,11 +1,12 @@
 //! The HTTP host every process runs: operational endpoints (`/healthz`, `/readyz`, `/metrics`,
 //! dead-letter and consumer admin), the common middleware, and serving with graceful shutdown.
 
+use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,9 +14,12 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use tracing::info;
+use tracing::{error, info};
 
 use crate::auth::Caller;
 use crate::breaker::CircuitBreaker;
@@ -26,6 +30,10 @@ use crate::lifecycle::{Lifecycle, termination_signal};
 use crate::problem::Problem;
 use crate::service::ServiceParts;
 use crate::sql::query_scalar;
+
+mod connection;
+
+pub use connection::BodyTimedOut;
 
 /// The process-wide Prometheus recorder (installed once, even with several apps in one test).
 pub fn metrics_handle() -> PrometheusHandle {
@@ -260,40 +268,147 @@ pub fn with_common_layers(router: Router) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
+/// Requests are counted by method, route and status, each from a fixed set so that no caller can
+/// add series: a method outside the standard ones is `other`, a path no route matches `unmatched`.
 async fn record_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("tanda_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("tanda_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("tanda_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
 }
 
-/// Serves `router` until SIGTERM/Ctrl-C or `lifecycle`'s shutdown: readiness turns false,
-/// in-flight requests finish, then background work stops after the unit it is in.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// How [`serve`] treats connections.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpConfig {
+    /// How long a client has to send a request's head — from connecting, or from the first byte
+    /// of the next request on a kept-alive connection — and then, again, its body.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request with nothing in flight.
+    pub idle_timeout: Duration,
+    /// Connections served at once; each one beyond is answered `503` and closed.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// Half the process's open-file limit, at most 4096: the other half is left for the databases,
+/// the connections to other services and the logs.
+pub fn default_max_connections() -> usize {
+    #[cfg(unix)]
+    let files = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    #[cfg(not(unix))]
+    let files = None;
+    files.map_or(4096, |n| (n / 2).clamp(1, 4096) as usize)
+}
+
+/// Connections beyond the cap being answered at once; any more are closed without an answer.
+const REFUSALS_AT_ONCE: usize = 64;
+
+/// Serves `router` until SIGTERM/Ctrl-C or `lifecycle`'s shutdown: readiness turns false, the
+/// listener closes, in-flight requests finish (idle connections close), then background work
+/// stops after the unit it is in. Each request carries its peer's address
+/// (`ConnectInfo<SocketAddr>`). Connections are held to `config` ([`HttpConfig`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     lifecycle: Lifecycle,
+    config: HttpConfig,
 ) -> std::io::Result<()> {
     let on_signal = lifecycle.clone();
     let token = lifecycle.token();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = termination_signal() => info!("shutdown requested"),
-                _ = token.cancelled() => {}
+    let mut shutdown = pin!(async move {
+        tokio::select! {
+            _ = termination_signal() => info!("shutdown requested"),
+            _ = token.cancelled() => {}
+        }
+        on_signal.begin_shutdown();
+    });
+    let connections = TaskTracker::new();
+    let closing = CancellationToken::new();
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                // Most likely out of file descriptors: wait for some to close.
+                error!(error = %e, "accepting a connection failed");
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
             }
-            on_signal.begin_shutdown();
-        })
-        .await?;
+        };
+        match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                let (router, closing) = (router.clone(), closing.clone());
+                connections.spawn(async move {
+                    let open = metrics::gauge!("tanda_http_connections");
+                    open.increment(1.0);
+                    connection::run(stream, peer, router, config, closing).await;
+                    open.decrement(1.0);
+                    drop(slot);
+                });
+            }
+            Err(_) => {
+                metrics::counter!("tanda_http_connections_refused_total").increment(1);
+                if let Ok(refusing) = refusals.clone().try_acquire_owned() {
+                    connections.spawn(async move {
+                        connection::refuse(stream).await;
+                        drop(refusing);
+                    });
+                }
+            }
+        }
+    }
+    drop(listener);
+    closing.cancel();
+    connections.close();
+    connections.wait().await;
     lifecycle.stop_background().await;
     Ok(())
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }

@@ -56,6 +56,13 @@ impl Problem {
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
         }
     }
+    /// 429 with `Retry-After`.
+    pub fn too_many_requests(code: &str, detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail)
+        }
+    }
     /// 500: the detail is logged, not shown.
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");

@@ -20,6 +20,8 @@ impl HttpPay {
         let mut pays = base.clone();
         pays.set_path(&format!("{}/pays", base.path().trim_end_matches('/')));
         let client = reqwest::Client::builder()
+            // Before pay's idle timeout closes them, so a call never races the close.
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .build()

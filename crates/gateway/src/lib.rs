@@ -1,20 +1,25 @@
 //! The gateway: the single entry point clients talk to. In all-in-one mode it routes to the
 //! services' routers in the same process; in distributed mode it is a reverse proxy to each
 //! service's own address. Either way every request gets a request id, CORS headers, a body limit,
-//! metrics and a problem response for unknown paths, and the gateway serves the web pages
-//! (`tanda-web`), which call the same routes.
+//! metrics and a problem response for unknown paths, each caller's writes are held to a rate,
+//! and the gateway serves the web pages (`tanda-web`), which call the same routes.
 
 use std::sync::Arc;
 
-use axum::http::{Method, StatusCode, header};
-use axum::{Router, middleware};
+use axum::Router;
+use axum::body::{Body, HttpBody};
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 
 use tanda_core::Problem;
 use tanda_core::auth::{Verifier, authenticate};
-use tanda_core::host::with_common_layers;
+use tanda_core::host::{BodyTimedOut, with_common_layers};
 use tanda_core::http::not_found_fallback;
+use tanda_core::rate::{RateLimit, RateLimiter, limit_writes};
 
 mod admin;
 mod error;
@@ -27,21 +32,32 @@ pub use reqwest::Url;
 /// Request bodies larger than this are refused with 413: no valid request comes close.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// What the entry point holds callers to.
+#[derive(Clone)]
+pub struct Edge {
+    /// Checks the credentials requests carry.
+    pub verifier: Arc<Verifier>,
+    /// Each caller's writes (POST, PUT, PATCH, DELETE); `None` lets them all through.
+    pub write_limit: Option<RateLimit>,
+}
+
 /// Routes to in-process services, with the web pages. `services` have disjoint paths (the API
 /// contract guarantees it); `ops` carries `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
-pub fn in_process(
-    services: impl IntoIterator<Item = Router>,
-    ops: Router,
-    verifier: Arc<Verifier>,
-) -> Router {
+pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router, edge: Edge) -> Router {
     let routes = services.into_iter().fold(ops, Router::merge);
-    with_edge_layers(with_pages(with_fallbacks(routes)), verifier)
+    with_edge_layers(with_pages(with_fallbacks(routes)), edge)
 }
 
 /// One service's own HTTP surface when it runs as its own process: its routes and `ops`, with
-/// the same edge handling as the gateway, and no pages.
+/// the same edge handling as the gateway, and no pages. Its callers are the gateway and other
+/// services, each one address for many clients, so it limits no caller's rate: the gateway does.
+/// It verifies every caller's credentials itself.
 pub fn service(routes: Router, ops: Router, verifier: Arc<Verifier>) -> Router {
-    with_edge_layers(with_fallbacks(routes.merge(ops)), verifier)
+    let edge = Edge {
+        verifier,
+        write_limit: None,
+    };
+    with_edge_layers(with_fallbacks(routes.merge(ops)), edge)
 }
 
 /// A reverse proxy to services running as their own processes: each request goes to the service
@@ -49,13 +65,13 @@ pub fn service(routes: Router, ops: Router, verifier: Arc<Verifier>) -> Router {
 /// for dead letters and consumers ask every service. `ops` is the gateway process's own
 /// `/healthz`, `/readyz` and `/metrics`; any `/admin/*` routes in it are shadowed by the
 /// aggregated ones.
-pub fn proxy(upstreams: Upstreams, ops: Router, verifier: Arc<Verifier>) -> Router {
+pub fn proxy(upstreams: Upstreams, ops: Router, edge: Edge) -> Router {
     let client = proxy::client();
     let routes = proxy::routes(&upstreams, &client)
         .merge(admin::routes(&upstreams, &client))
         .fallback_service(with_fallbacks(ops))
         .method_not_allowed_fallback(method_not_allowed);
-    with_edge_layers(with_pages(routes), verifier)
+    with_edge_layers(with_pages(routes), edge)
 }
 
 /// The web pages beside the public API they call: each page's request to the API goes through
@@ -70,13 +86,74 @@ fn with_fallbacks(routes: Router) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// Every process checks the credentials a request carries itself (the gateway is not the only
-/// lock), after the request id is set and before any route sees the request.
-fn with_edge_layers(routes: Router, verifier: Arc<Verifier>) -> Router {
-    let routes = routes.layer(middleware::from_fn_with_state(verifier, authenticate));
-    with_common_layers(routes)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(cors())
+/// Outermost first: CORS, request ids, tracing and metrics (`with_common_layers`), the
+/// caller's credentials checked (every process checks them itself: the gateway is not the only
+/// lock; it keys the write limit by the verified caller), each caller's write limit, then the
+/// body limit, so a refused write's body is never read.
+fn with_edge_layers(routes: Router, edge: Edge) -> Router {
+    let mut routes = routes.layer(middleware::from_fn(limit_body));
+    if let Some(limit) = edge.write_limit {
+        let limiter = Arc::new(RateLimiter::new(limit));
+        routes = routes.layer(middleware::from_fn_with_state(limiter, limit_writes));
+    }
+    let routes = routes.layer(middleware::from_fn_with_state(edge.verifier, authenticate));
+    with_common_layers(routes).layer(cors())
+}
+
+/// Reads the request body whole before the route sees it, refusing one over [`MAX_BODY_BYTES`]
+/// with a `413` problem, whether its length was announced or it simply kept coming.
+async fn limit_body(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return too_large().into_response();
+    }
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(body) => {
+            let body = Body::from(body.to_bytes());
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(e) if e.is::<LengthLimitError>() => too_large().into_response(),
+        Err(e) if caused_by::<BodyTimedOut>(&*e) => {
+            let mut response = Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time",
+            )
+            .into_response();
+            // The rest of the body may still be on its way: this connection is done.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        Err(e) => Problem::bad_request(
+            "invalid_body",
+            format!("the request body could not be read: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<E>())
+}
+
+fn too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!(
+            "the request body is larger than {} KiB",
+            MAX_BODY_BYTES / 1024
+        ),
+    )
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {

@@ -94,6 +94,8 @@ impl Upstreams {
 pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
+        // Before the services' idle timeout closes them, so a request never races the close.
+        .pool_idle_timeout(Duration::from_secs(30))
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()

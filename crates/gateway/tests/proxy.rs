@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use tanda_core::auth::{FixedJwks, Verifier};
 use tanda_core::http::not_found_fallback;
-use tanda_gateway::{Upstreams, Url, proxy};
+use tanda_gateway::{Edge, Upstreams, Url, proxy};
 
 const SERVICES: [&str; 10] = [
     "book",
@@ -82,7 +82,11 @@ async fn gateway_to(urls: Vec<Url>) -> Client {
         identity,
     };
     let (verifier, token) = operator();
-    let base = serve(proxy(upstreams, ops(), verifier)).await;
+    let edge = Edge {
+        verifier,
+        write_limit: None,
+    };
+    let base = serve(proxy(upstreams, ops(), edge)).await;
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         header::AUTHORIZATION,
