@@ -245,6 +245,7 @@ impl PayTransport for InProcessPay {
             Ok((pay, _created)) => Ok(pay),
             Err(e @ PayError::Declined(_)) => Err(PayCallError::Declined(e.to_string())),
             Err(PayError::Invalid(reason)) => Err(PayCallError::Invalid(reason)),
+            Err(PayError::AmountMismatch(e)) => Err(PayCallError::AmountMismatch(e.to_string())),
             Err(PayError::Unavailable(reason)) => Err(PayCallError::Unavailable(reason)),
             Err(PayError::Db(e)) => Err(PayCallError::Unavailable(e.to_string())),
         }

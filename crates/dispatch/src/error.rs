@@ -24,6 +24,9 @@ pub enum Error {
     },
     #[error("pay refused the charge request: {0}")]
     PaymentInvalid(String),
+    /// The dispatch was charged another amount than the fare computed now.
+    #[error("{0}")]
+    PaymentMismatch(String),
     #[error(transparent)]
     Event(#[from] DecodeError),
     #[error("event {0} has an invalid place: {1}")]
@@ -61,6 +64,10 @@ impl From<Error> for Problem {
                     "payment is unavailable ({reason}); the trip is still in progress, end it again shortly"
                 ),
                 retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            ),
+            Error::PaymentMismatch(reason) => Problem::conflict(
+                "amount_mismatch",
+                format!("{reason}; the trip is still in progress"),
             ),
             e @ (Error::PaymentInvalid(_)
             | Error::Event(_)

@@ -32,6 +32,8 @@ impl HttpPay {
 #[derive(Deserialize)]
 struct Problem {
     detail: String,
+    #[serde(default)]
+    code: String,
 }
 
 #[async_trait]
@@ -53,21 +55,32 @@ impl PayTransport for HttpPay {
             StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
                 Err(PayCallError::Invalid(detail(answer).await))
             }
-            status => Err(PayCallError::Unavailable(format!(
-                "pay answered {status}: {}",
-                detail(answer).await
-            ))),
+            status => {
+                let problem = problem(answer).await;
+                if status == StatusCode::CONFLICT && problem.code == "amount_mismatch" {
+                    return Err(PayCallError::AmountMismatch(problem.detail));
+                }
+                Err(PayCallError::Unavailable(format!(
+                    "pay answered {status}: {}",
+                    problem.detail
+                )))
+            }
         }
     }
 }
 
 /// The problem's `detail`, or the status when the answer is not a problem.
 async fn detail(answer: reqwest::Response) -> String {
+    problem(answer).await.detail
+}
+
+/// The answer as a problem; one that is not a problem reads as its status.
+async fn problem(answer: reqwest::Response) -> Problem {
     let status = answer.status();
-    answer
-        .json::<Problem>()
-        .await
-        .map_or_else(|_| status.to_string(), |problem| problem.detail)
+    answer.json::<Problem>().await.unwrap_or_else(|_| Problem {
+        detail: status.to_string(),
+        code: String::new(),
+    })
 }
 
 #[cfg(test)]
@@ -124,6 +137,13 @@ mod tests {
                 1,
             )
             .into_response(),
+            "charged" => Problem::conflict(
+                "amount_mismatch",
+                "dispatch d1 was already charged 1 won; this request asks for 5200 won",
+            )
+            .into_response(),
+            "busy" => Problem::conflict("concurrent_update", "pay changed concurrently; retry")
+                .into_response(),
             "crash" => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
             _ => (axum::http::StatusCode::CREATED, "not a payment").into_response(),
         }
@@ -186,6 +206,18 @@ mod tests {
                 "outage",
                 PayCallError::Unavailable(
                     "pay answered 503 Service Unavailable: the card network is unavailable".into(),
+                ),
+            ),
+            (
+                "charged",
+                PayCallError::AmountMismatch(
+                    "dispatch d1 was already charged 1 won; this request asks for 5200 won".into(),
+                ),
+            ),
+            (
+                "busy",
+                PayCallError::Unavailable(
+                    "pay answered 409 Conflict: pay changed concurrently; retry".into(),
                 ),
             ),
             (

@@ -156,6 +156,9 @@ pub enum PayCallError {
     /// Pay refused the request itself.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The dispatch was charged another amount already: pay never answers with it instead.
+    #[error("amount mismatch: {0}")]
+    AmountMismatch(String),
 }
 
 /// Builds the service on a migrated database (`db.migrate(MIGRATIONS)` first), loading the index

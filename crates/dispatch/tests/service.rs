@@ -31,12 +31,18 @@ const CITY_HALL: (f64, f64) = (37.5663, 126.9779);
 #[derive(Default)]
 struct FakePay {
     outcomes: Mutex<VecDeque<PayCallError>>,
+    /// Approves with a payment of this amount, whatever was asked (a pay that answers with a
+    /// payment it already had for the dispatch).
+    answered_amount: Mutex<Option<i64>>,
     calls: AtomicU32,
 }
 
 impl FakePay {
     fn fail_next(&self, e: PayCallError) {
         self.outcomes.lock().unwrap().push_back(e);
+    }
+    fn answer_with_amount(&self, amount: Option<i64>) {
+        *self.answered_amount.lock().unwrap() = amount;
     }
     fn calls(&self) -> u32 {
         self.calls.load(Ordering::SeqCst)
@@ -54,7 +60,11 @@ impl PayTransport for FakePay {
             pay_id: format!("pay-{}", request.dispatch_id),
             book_id: request.book_id.clone(),
             dispatch_id: request.dispatch_id.clone(),
-            amount: request.amount,
+            amount: self
+                .answered_amount
+                .lock()
+                .unwrap()
+                .unwrap_or(request.amount),
             card_last4: "4242".into(),
             status: "PAID".into(),
             paid_at: "2027-01-15T08:00:00.000Z".into(),
@@ -621,6 +631,45 @@ async fn cancels_free_the_driver_and_may_arrive_before_the_booking() {
     assert_eq!(cancelled.len(), 2);
     assert_eq!(cancelled[0]["driverId"], "a");
     assert_eq!(cancelled[1]["bookId"], "b2");
+}
+
+/// The fare is dispatch's own: a payment of another amount that pay answers with (one made
+/// earlier for this dispatch, by whoever) never becomes the trip's fare. The trip stays in
+/// progress, nothing is announced, and it ends at its own fare once pay agrees.
+#[tokio::test]
+async fn the_trip_keeps_its_own_fare_whatever_amount_pay_answers_with() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("a", 100.0).await;
+    s.book("b1").await;
+    let id = str_of(&s.dispatch_of("b1").await["dispatchId"]);
+    s.act(&id, "accept", "a").await;
+    s.act(&id, "start", "a").await;
+    let uri = format!("/dispatches/{id}/end");
+    let end = || Some(json!({"driverId": "a", "distanceMeters": 10_000}));
+
+    for amount in [1, 9_999_999] {
+        s.pay.answer_with_amount(Some(amount));
+        let refused = s.call(Method::POST, &uri, end()).await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+        assert_eq!(refused.body["code"], "amount_mismatch");
+        assert_eq!(s.dispatch_of("b1").await["status"], "IN_TRIP");
+        assert!(s.published("taxi.TripEnded").await.is_empty());
+    }
+
+    // Pay refusing to charge another amount than the dispatch's earlier payment: the same.
+    s.pay.answer_with_amount(None);
+    s.pay.fail_next(PayCallError::AmountMismatch(
+        "dispatch was already charged 1 won".into(),
+    ));
+    let refused = s.call(Method::POST, &uri, end()).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(refused.body["code"], "amount_mismatch");
+    assert_eq!(s.dispatch_of("b1").await["status"], "IN_TRIP");
+
+    let ended = s.call(Method::POST, &uri, end()).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["fare"], 11_200);
+    assert_eq!(s.published("taxi.TripEnded").await[0]["fare"], 11_200);
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ use tanda_core::service::ServiceParts;
 use tanda_core::{Db, DbError, Problem};
 
 pub use api::PayApi;
+pub use domain::AmountMismatch;
 
 pub const NAME: &str = "pay";
 
@@ -42,6 +43,9 @@ pub enum PayError {
     Invalid(String),
     #[error("the card was declined ({0})")]
     Declined(String),
+    /// The trip was charged another amount already.
+    #[error(transparent)]
+    AmountMismatch(#[from] AmountMismatch),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -54,6 +58,7 @@ impl From<PayError> for Problem {
         match e {
             PayError::Invalid(_) => Problem::bad_request("invalid_payment", detail),
             PayError::Declined(_) => Problem::payment_declined(detail),
+            PayError::AmountMismatch(_) => Problem::conflict("amount_mismatch", detail),
             PayError::Unavailable(_) => Problem::unavailable("card_network_unavailable", detail, 1),
             PayError::Db(e) => e.into(),
         }
