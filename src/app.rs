@@ -156,6 +156,8 @@ impl App {
                 timers::start(service.db.clone(), handler, &lifecycle);
             }
             consumers.extend(service.consumers);
+            // Internal routes are left out: here services call each other in-process, and the
+            // gateway serves only public routes.
             routers.push(service.router);
         }
         let consumers = Consumers::new(consumers);

@@ -115,7 +115,7 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             breakers,
             relayed: true,
         };
-        tanda_gateway::service(parts.router, ops_router(ops))
+        tanda_gateway::service(parts.router.merge(parts.internal), ops_router(ops))
     };
     App::serve(addr, router, lifecycle).await
 }

@@ -186,6 +186,50 @@ pub async fn a_declined_card_is_a_402_and_the_trip_stays_in_trip(t: Topology) {
     app.shutdown().await;
 }
 
+/// A card token of the simulated network's format, as anyone can write one.
+const FORGED_TOKEN: &str = "tok_4242_ok_0123456789abcdef";
+
+/// The trip's payments, as its customer reads them.
+async fn pays_of(api: &Api, book_id: &str) -> serde_json::Value {
+    api.get(&format!("/pays?bookId={book_id}"))
+        .await
+        .expect(200)
+}
+
+/// The fare is dispatch's: nobody sets it by paying first. `POST /pays` is not routed by the
+/// gateway (405, in both topologies), so neither the customer (1 won) nor a stranger (9,999,999
+/// won) can record a payment, and the trip is charged what its meter says.
+pub async fn the_fare_cannot_be_set_by_paying_first(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("fix", NEAR).await;
+    api.online("fix").await;
+    let (book_id, dispatch_id) = api.ride_to_in_trip("cust-fix", GOOD_CARD, "fix").await;
+
+    for amount in [1, 9_999_999] {
+        let forged = json!({"bookId": book_id, "dispatchId": dispatch_id, "amount": amount,
+                            "cardToken": FORGED_TOKEN});
+        api.post("/pays", forged)
+            .await
+            .expect_problem(405, "method_not_allowed");
+    }
+    assert_eq!(pays_of(api, &book_id).await, json!([]));
+
+    let ended = api
+        .post(
+            &format!("/dispatches/{dispatch_id}/end"),
+            json!({"driverId": "fix", "distanceMeters": 10_000}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ended["fare"], 11_200);
+    let pays = pays_of(api, &book_id).await;
+    assert_eq!(pays.as_array().unwrap().len(), 1, "{pays}");
+    assert_eq!(pays[0]["amount"], 11_200);
+    assert_eq!(api.book_status(&book_id, "COMPLETED").await["fare"], 11_200);
+    app.shutdown().await;
+}
+
 pub async fn the_breaker_opens_while_the_card_network_is_down_and_the_trip_completes_after_recovery(
     t: Topology,
 ) {

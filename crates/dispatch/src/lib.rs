@@ -190,6 +190,7 @@ pub async fn build(
         name: NAME,
         db: db.clone(),
         router,
+        internal: axum::Router::new(),
         consumers: vec![Consumer {
             name: "dispatch",
             db,

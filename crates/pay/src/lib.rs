@@ -1,8 +1,8 @@
 //! The pay service: charges a finished trip's fare through the (simulated) card network, at most
 //! once per dispatch, and announces it with `taxi.PaymentApproved`.
 //!
-//! Dispatch calls it synchronously ([`PayApi`] in-process, `POST /pays` over HTTP); it reacts to no
-//! events and sets no timers. Code map: `domain` (the charge order and the payment), `store` (SQL),
+//! Dispatch calls it synchronously ([`PayApi`] in-process, `POST /pays` over HTTP — an internal
+//! route, which the gateway never serves); it reacts to no events and sets no timers. Code map: `domain` (the charge order and the payment), `store` (SQL),
 //! `api` (the charge flow), `http` (routes).
 
 mod api;
@@ -75,6 +75,7 @@ pub async fn build(db: Db, network: Arc<CardNetwork>) -> Result<(ServiceParts, P
         name: NAME,
         db,
         router: http::router(api.clone()),
+        internal: http::internal(api.clone()),
         consumers: vec![],
         timers: None,
         breakers: Vec::new(),

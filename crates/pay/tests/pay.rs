@@ -1,5 +1,6 @@
-//! Pay on a real temp SQLite database, through its router and its in-process handle: a trip is
-//! charged at most once, declines and outages store nothing, bad input is a 400 problem.
+//! Pay on a real temp SQLite database, through its routes (public, and the internal `POST /pays`)
+//! and its in-process handle: a trip is charged at most once, the amount asked, declines and
+//! outages store nothing, bad input is a 400 problem.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +22,10 @@ use tower::ServiceExt;
 struct Service {
     _dir: TempDir,
     db: Db,
+    /// The public routes, which the gateway serves.
     router: Router,
+    /// `POST /pays`, which only dispatch calls.
+    internal: Router,
     api: PayApi,
     network: Arc<CardNetwork>,
 }
@@ -38,6 +42,7 @@ async fn service() -> Service {
         _dir: dir,
         db,
         router: parts.router,
+        internal: parts.internal,
         api,
         network,
     }
@@ -124,7 +129,7 @@ fn assert_problem(
 async fn paying_a_trip_twice_charges_once_and_answers_200_with_the_same_pay() {
     let s = service().await;
     let body = pay_body("b1", "d1", 7300, &card("4242424242424242"));
-    let (status, _, first) = call(&s.router, "POST", "/pays", Some(body.clone()), None).await;
+    let (status, _, first) = call(&s.internal, "POST", "/pays", Some(body.clone()), None).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     assert_eq!(first["bookId"], "b1");
     assert_eq!(first["dispatchId"], "d1");
@@ -133,7 +138,7 @@ async fn paying_a_trip_twice_charges_once_and_answers_200_with_the_same_pay() {
     assert_eq!(first["status"], "PAID");
     assert!(first["paidAt"].as_str().unwrap().ends_with('Z'));
 
-    let (status, _, again) = call(&s.router, "POST", "/pays", Some(body), None).await;
+    let (status, _, again) = call(&s.internal, "POST", "/pays", Some(body), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again, first);
     assert_eq!(pays_of_dispatch(&s.db, "d1").await, 1);
@@ -160,6 +165,22 @@ async fn paying_a_trip_twice_charges_once_and_answers_200_with_the_same_pay() {
     assert_eq!(envelope["payload"]["amount"], 7300);
 }
 
+/// `POST /pays` is internal: pay's public routes (those the gateway serves) do not take it, so
+/// no client charges a trip — nor sets its fare — by paying it first.
+#[tokio::test]
+async fn the_public_routes_take_no_payment() {
+    let s = service().await;
+    for amount in [1, 9_999_999] {
+        let body = pay_body("b1", "d1", amount, &card("4242424242424242"));
+        let (status, _, _) = call(&s.router, "POST", "/pays", Some(body), None).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+    assert_eq!(pays_of_dispatch(&s.db, "d1").await, 0);
+    assert_eq!(s.network.charge_count(), 0);
+    let (status, _, listed) = call(&s.router, "GET", "/pays?bookId=b1", None, None).await;
+    assert_eq!((status, listed), (StatusCode::OK, json!([])));
+}
+
 /// A trip is charged the fare dispatch computed, once: asked again for another amount, pay
 /// refuses (409) rather than answer with the payment it has, so nobody can make a trip's first
 /// payment decide its fare. The same amount again is the same payment, charged once.
@@ -167,12 +188,12 @@ async fn paying_a_trip_twice_charges_once_and_answers_200_with_the_same_pay() {
 async fn another_amount_for_a_paid_trip_is_refused_and_changes_nothing() {
     let s = service().await;
     let body = |amount| pay_body("b1", "d1", amount, &card("4242424242424242"));
-    let (status, _, first) = call(&s.router, "POST", "/pays", Some(body(11_200)), None).await;
+    let (status, _, first) = call(&s.internal, "POST", "/pays", Some(body(11_200)), None).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
 
     for amount in [1, 11_100, 9_999_999] {
         let (status, headers, problem) =
-            call(&s.router, "POST", "/pays", Some(body(amount)), None).await;
+            call(&s.internal, "POST", "/pays", Some(body(amount)), None).await;
         assert_problem(
             status,
             &headers,
@@ -186,7 +207,7 @@ async fn another_amount_for_a_paid_trip_is_refused_and_changes_nothing() {
             "{detail}"
         );
     }
-    let (status, _, again) = call(&s.router, "POST", "/pays", Some(body(11_200)), None).await;
+    let (status, _, again) = call(&s.internal, "POST", "/pays", Some(body(11_200)), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again, first);
 
@@ -245,8 +266,8 @@ async fn concurrent_payments_of_one_trip_charge_once() {
     });
     let body = pay_body("b2", "d2", 4800, &card("4242424242424242"));
     let (a, b) = tokio::join!(
-        call(&s.router, "POST", "/pays", Some(body.clone()), None),
-        call(&s.router, "POST", "/pays", Some(body), None),
+        call(&s.internal, "POST", "/pays", Some(body.clone()), None),
+        call(&s.internal, "POST", "/pays", Some(body), None),
     );
     let mut statuses = [a.0, b.0];
     statuses.sort();
@@ -276,7 +297,7 @@ async fn concurrent_payments_of_one_trip_charge_once() {
 async fn a_declined_card_is_402_and_stores_nothing() {
     let s = service().await;
     let body = pay_body("b1", "d1", 7300, &card("4000000000000002"));
-    let (status, headers, problem) = call(&s.router, "POST", "/pays", Some(body), None).await;
+    let (status, headers, problem) = call(&s.internal, "POST", "/pays", Some(body), None).await;
     assert_problem(
         status,
         &headers,
@@ -300,7 +321,7 @@ async fn a_network_outage_is_503_with_retry_after_and_the_retry_succeeds() {
 
     let body = pay_body("b1", "d1", 7300, &card("4242424242424242"));
     let (status, headers, problem) =
-        call(&s.router, "POST", "/pays", Some(body.clone()), None).await;
+        call(&s.internal, "POST", "/pays", Some(body.clone()), None).await;
     assert_problem(
         status,
         &headers,
@@ -313,7 +334,7 @@ async fn a_network_outage_is_503_with_retry_after_and_the_retry_succeeds() {
 
     let up = json!({"latencyMs": 0, "down": false});
     call(&s.router, "PUT", "/admin/card-network", Some(up), None).await;
-    let (status, _, _) = call(&s.router, "POST", "/pays", Some(body), None).await;
+    let (status, _, _) = call(&s.internal, "POST", "/pays", Some(body), None).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(pays_of_dispatch(&s.db, "d1").await, 1);
 }
@@ -378,7 +399,7 @@ async fn bad_input_is_a_400_problem_and_stores_nothing() {
         pay_body("b1", "d1", 4800, ""),
         pay_body("b1", "d1", 4800, "tok_not_a_real_token"),
     ] {
-        let (status, headers, problem) = call(&s.router, "POST", "/pays", Some(body), None).await;
+        let (status, headers, problem) = call(&s.internal, "POST", "/pays", Some(body), None).await;
         assert_problem(
             status,
             &headers,
@@ -412,15 +433,16 @@ async fn bad_input_is_a_400_problem_and_stores_nothing() {
 async fn an_idempotency_key_replays_the_first_answer() {
     let s = service().await;
     let body = pay_body("b1", "d1", 4800, &card("4242424242424242"));
-    let (status, _, first) = call(&s.router, "POST", "/pays", Some(body.clone()), Some("k1")).await;
+    let (status, _, first) =
+        call(&s.internal, "POST", "/pays", Some(body.clone()), Some("k1")).await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, headers, again) = call(&s.router, "POST", "/pays", Some(body), Some("k1")).await;
+    let (status, headers, again) = call(&s.internal, "POST", "/pays", Some(body), Some("k1")).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(headers["idempotent-replayed"], "true");
     assert_eq!(again, first);
 
     let other = pay_body("b9", "d9", 4800, &card("4242424242424242"));
-    let (status, _, problem) = call(&s.router, "POST", "/pays", Some(other), Some("k1")).await;
+    let (status, _, problem) = call(&s.internal, "POST", "/pays", Some(other), Some("k1")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["code"], "idempotency_key_reused");
     assert_eq!(pays_of_dispatch(&s.db, "d9").await, 0);
