@@ -19,7 +19,8 @@ pub struct ServiceParts {
     pub router: Router,
     /// Routes only other services call (pay's `POST /pays`), never reachable through the
     /// gateway: all-in-one does not serve them at all (its services call each other in-process),
-    /// and a service's own process serves them beside its public routes.
+    /// and a service's own process serves them only to callers presenting the service credential
+    /// (`credential::require`).
     pub internal: Router,
     pub consumers: Vec<Consumer>,
     pub timers: Option<Arc<dyn TimerHandler>>,

@@ -1,26 +1,30 @@
-//! The pay call over HTTP, for when pay runs as its own process: `POST {pay}/pays`, and pay's
-//! answer read back as a payment or the reason there is none. Timeouts, retries and the breaker
-//! are `payment`'s, around any transport.
+//! The pay call over HTTP, for when pay runs as its own process: `POST {pay}/pays`, an internal
+//! route, with the service credential, and pay's answer read back as a payment or the reason
+//! there is none. Timeouts, retries and the breaker are `payment`'s, around any transport.
 //!
 //! No `Idempotency-Key` is sent: the dispatch id in the body is pay's idempotency key already, and
 //! a key over the whole request would turn a retry with another card (replaced after a decline) or
 //! another amount into `422 idempotency_key_reused` instead of pay's own answer, as in-process.
 
 use async_trait::async_trait;
+use reqwest::header::AUTHORIZATION;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
+use tanda_core::credential::ServiceSecret;
 
 use crate::{PayCallError, PayTransport};
 
 pub struct HttpPay {
     client: reqwest::Client,
     pays: Url,
+    authorization: String,
 }
 
 impl HttpPay {
-    /// Pay at `base`, e.g. `http://127.0.0.1:8083` (a path in it is kept as a prefix).
-    pub fn new(base: Url) -> Self {
+    /// Pay at `base`, e.g. `http://127.0.0.1:8083` (a path in it is kept as a prefix), called
+    /// with the service credential `secret`.
+    pub fn new(base: Url, secret: &ServiceSecret) -> Self {
         let mut pays = base.clone();
         pays.set_path(&format!("{}/pays", base.path().trim_end_matches('/')));
         let client = reqwest::Client::builder()
@@ -28,7 +32,11 @@ impl HttpPay {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain-HTTP client has no TLS backend that could fail to start");
-        Self { client, pays }
+        Self {
+            client,
+            pays,
+            authorization: secret.authorization(),
+        }
     }
 }
 
@@ -46,6 +54,7 @@ impl PayTransport for HttpPay {
         let answer = self
             .client
             .post(self.pays.clone())
+            .header(AUTHORIZATION, &self.authorization)
             .json(request)
             .send()
             .await
@@ -57,6 +66,13 @@ impl PayTransport for HttpPay {
             StatusCode::PAYMENT_REQUIRED => Err(PayCallError::Declined(detail(answer).await)),
             StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
                 Err(PayCallError::Invalid(detail(answer).await))
+            }
+            // A configuration error, not an outage: retrying will not help.
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Err(PayCallError::Invalid(format!(
+                    "pay refused dispatch's service credential ({}); both need the same --service-secret",
+                    detail(answer).await
+                )))
             }
             status => {
                 let problem = problem(answer).await;
@@ -102,7 +118,13 @@ mod tests {
 
     type Seen = Arc<Mutex<Vec<(Option<String>, serde_json::Value)>>>;
 
-    /// A stand-in for pay whose answer depends on the card token.
+    const SECRET: &str = "a-shared-secret-of-32-characters";
+
+    fn secret() -> ServiceSecret {
+        ServiceSecret::new(SECRET).unwrap()
+    }
+
+    /// A stand-in for pay, behind the service credential, whose answer depends on the card token.
     async fn pay_service(State(seen): State<Seen>, headers: HeaderMap, body: String) -> Response {
         let request: PayRequest = serde_json::from_str(&body).unwrap();
         let key = headers
@@ -158,10 +180,11 @@ mod tests {
         let router = Router::new()
             .route("/pays", post(pay_service))
             .with_state(seen.clone());
+        let router = tanda_core::credential::require(secret(), router);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        (HttpPay::new(base.parse().unwrap()), seen)
+        (HttpPay::new(base.parse().unwrap(), &secret()), seen)
     }
 
     fn request(card_token: &str) -> PayRequest {
@@ -236,6 +259,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_credential_pay_refuses_is_a_configuration_error_not_an_outage() {
+        let (pay, seen) = pay().await;
+        let base = pay.pays.as_str().trim_end_matches("pays").to_owned();
+        let wrong = ServiceSecret::new("another-secret-of-32-characters").unwrap();
+        let err = HttpPay::new(base.parse().unwrap(), &wrong)
+            .pay(&request("new"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PayCallError::Invalid(r) if r.contains("--service-secret")),
+            "{err:?}"
+        );
+        assert!(seen.lock().unwrap().is_empty(), "pay never ran the call");
+    }
+
+    #[tokio::test]
     async fn an_unreadable_answer_is_unavailable() {
         let (pay, _) = pay().await;
         let err = pay.pay(&request("garbled")).await.unwrap_err();
@@ -247,7 +286,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let err = HttpPay::new(base.parse().unwrap())
+        let err = HttpPay::new(base.parse().unwrap(), &secret())
             .pay(&request("new"))
             .await
             .unwrap_err();
