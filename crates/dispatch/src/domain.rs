@@ -175,6 +175,10 @@ pub struct Dispatch {
     /// Drivers who declined or let an offer of this dispatch expire: never offered it again.
     pub refused: BTreeSet<ClientId>,
     pub eta_seconds: Option<i64>,
+    /// Metres along the locations the driver reported during the trip: from the pickup through
+    /// each location reported while `IN_TRIP`, in straight lines. `None` until the first such
+    /// report. What the server knows of the road actually driven.
+    pub trip_path_m: Option<f64>,
     pub trip: Option<PaidTrip>,
     /// When the search gives up.
     pub deadline_at: Timestamp,
@@ -382,6 +386,11 @@ pub enum Event {
         dispatch_id: String,
         driver_id: ClientId,
     },
+    /// The driver reported a location during the trip: its path is now `path_m` metres long.
+    TripPathExtended {
+        dispatch_id: String,
+        path_m: f64,
+    },
     TripEnded {
         dispatch_id: String,
         driver_id: ClientId,
@@ -486,11 +495,12 @@ pub fn decide(
             driver_id,
             location,
         } => {
-            fleet.driver(&driver_id)?;
-            Ok(vec![Event::DriverMoved {
+            let extended = trip_path_to(fleet, fleet.driver(&driver_id)?, location);
+            let moved = Event::DriverMoved {
                 driver_id,
                 location,
-            }])
+            };
+            Ok(std::iter::once(moved).chain(extended).collect())
         }
         Command::GoOnline { driver_id } => match fleet.driver(&driver_id)?.status {
             DriverStatus::Offline => Ok(vec![Event::DriverOnline { driver_id }]),
@@ -526,6 +536,7 @@ pub fn decide(
                 offer: None,
                 refused: BTreeSet::new(),
                 eta_seconds: None,
+                trip_path_m: None,
                 trip: None,
                 deadline_at: after(now, rules.deadline),
                 created_at: now,
@@ -653,6 +664,7 @@ pub fn decide(
                     offer: None,
                     refused: BTreeSet::new(),
                     eta_seconds: None,
+                    trip_path_m: None,
                     trip: None,
                     deadline_at: now,
                     created_at: now,
@@ -677,6 +689,27 @@ pub fn decide(
             })
         }
     }
+}
+
+/// A driver in a trip reported `to`: the trip's path, extended by the straight line from where
+/// it last was (the pickup, before the first report) to `to`. `None` for a driver in no trip.
+fn trip_path_to(fleet: &Fleet, driver: &Driver, to: LatLng) -> Option<Event> {
+    if driver.status != DriverStatus::InTrip {
+        return None;
+    }
+    let dispatch = fleet.dispatches.get(driver.dispatch_id.as_deref()?)?;
+    if dispatch.status != DispatchStatus::InTrip || dispatch.driver_id.as_ref() != Some(&driver.id)
+    {
+        return None;
+    }
+    let (from, so_far) = match dispatch.trip_path_m {
+        Some(path_m) => (driver.location, path_m),
+        None => (dispatch.booking.as_ref()?.pickup.at, 0.0),
+    };
+    Some(Event::TripPathExtended {
+        dispatch_id: dispatch.id.clone(),
+        path_m: so_far + from.distance_m(to),
+    })
 }
 
 /// The dispatch, unless it was cancelled or failed.
@@ -822,6 +855,14 @@ pub fn apply(fleet: &mut Fleet, event: &Event) {
                 d.status = DispatchStatus::InTrip;
             }
             set_driver(driver_id, DriverStatus::InTrip, Some(dispatch_id));
+        }
+        Event::TripPathExtended {
+            dispatch_id,
+            path_m,
+        } => {
+            if let Some(d) = dispatches.get_mut(dispatch_id) {
+                d.trip_path_m = Some(*path_m);
+            }
         }
         Event::TripEnded {
             dispatch_id,

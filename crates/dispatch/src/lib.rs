@@ -88,6 +88,13 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "dispatches by driver",
         sql: "CREATE INDEX dispatches_driver ON dispatches (driver_id, created_at)",
     },
+    // The path of the locations the driver reported during the trip, in metres (NULL until the
+    // first): what a reported `distanceMeters` is checked against.
+    Migration {
+        version: 3,
+        name: "trip path",
+        sql: "ALTER TABLE dispatches ADD COLUMN trip_path_m DOUBLE PRECISION",
+    },
 ];
 
 #[derive(Debug, Clone, PartialEq)]

@@ -964,13 +964,92 @@ async fn listing_dispatches_takes_exactly_one_filter() {
     assert_eq!(missing.body["detail"], "give bookId or driverId");
 }
 
+/// The path of a trip as dispatch stored it (`trip_path_m`), in metres.
+async fn trip_path(s: &Service, dispatch_id: &str) -> Option<f64> {
+    query_scalar("SELECT trip_path_m FROM dispatches WHERE id = $1")
+        .bind(dispatch_id)
+        .fetch_one(s.db.reader())
+        .await
+        .unwrap()
+}
+
+async fn move_driver(s: &Service, driver: &str, to: LatLng) {
+    let body = json!({"lat": to.lat, "lng": to.lng});
+    let moved = s
+        .call(
+            Method::PUT,
+            &format!("/drivers/{driver}/location"),
+            Some(body),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+}
+
+/// The locations a driver reports during a trip are summed into the trip's path, from the
+/// pickup, in the dispatch's row: a restart forgets none of it.
 #[tokio::test]
-async fn a_database_from_before_the_driver_index_is_migrated() {
-    let mut s = Service::start_migrated(PaymentPolicy::default(), &MIGRATIONS[..1]).await;
+async fn a_trips_reported_path_is_stored_with_the_dispatch() {
+    let mut s = Service::start(PaymentPolicy::default()).await;
     s.driver_online("a", 100.0).await;
     s.book("b1").await;
     let id = str_of(&s.dispatch_of("b1").await["dispatchId"]);
     s.act(&id, "accept", "a").await;
+    move_driver(&s, "a", north(0.0)).await;
+    s.act(&id, "start", "a").await;
+    assert_eq!(trip_path(&s, &id).await, None);
+
+    move_driver(&s, "a", north(-2000.0)).await;
+    s.restart().await;
+    move_driver(&s, "a", north(-5000.0)).await;
+    let path = trip_path(&s, &id).await.unwrap();
+    assert!((path - 5000.0).abs() < 0.5, "{path}");
+
+    let end = json!({"driverId": "a", "distanceMeters": 10_000});
+    let ended = s
+        .call(Method::POST, &format!("/dispatches/{id}/end"), Some(end))
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    move_driver(&s, "a", north(0.0)).await;
+    assert_eq!(trip_path(&s, &id).await, Some(path), "the trip is over");
+}
+
+/// A database written by an older version: its rows, as that version wrote them, read and move
+/// on once migrated — the driver index is there, and a trip in progress, with no path yet,
+/// starts its path at the pickup.
+#[tokio::test]
+async fn a_database_of_an_older_version_is_migrated() {
+    let mut s = Service::start_migrated(PaymentPolicy::default(), &MIGRATIONS[..1]).await;
+    let (pickup, dropoff) = (north(0.0), LatLng::parse(37.4979, 127.0276).unwrap());
+    let mut uow = s.db.begin().await.unwrap();
+    query(
+        "INSERT INTO drivers (id, name, car_number, phone, lat, lng, status, dispatch_id,
+                              created_at, updated_at, version)
+         VALUES ('a', 'Driver a', '서울12가3456', '010-1234-5678', $1, $2, 'IN_TRIP', 'x1',
+                 $3, $3, 3)",
+    )
+    .bind(pickup.lat)
+    .bind(pickup.lng)
+    .bind(T0)
+    .execute(uow.conn())
+    .await
+    .unwrap();
+    query(
+        "INSERT INTO dispatches (id, book_id, customer_id, card_token, pickup_name, pickup_lat,
+                                 pickup_lng, dropoff_name, dropoff_lat, dropoff_lng, status,
+                                 driver_id, eta_seconds, deadline_at, created_at, updated_at,
+                                 version)
+         VALUES ('x1', 'b1', 'cust-1', 'tok_4242', 'City Hall', $1, $2, 'Gangnam', $3, $4,
+                 'IN_TRIP', 'a', 15, $5, $5, $5, 3)",
+    )
+    .bind(pickup.lat)
+    .bind(pickup.lng)
+    .bind(dropoff.lat)
+    .bind(dropoff.lng)
+    .bind(T0)
+    .execute(uow.conn())
+    .await
+    .unwrap();
+    uow.commit().await.unwrap();
 
     s.db.migrate(MIGRATIONS).await.unwrap();
     s.restart().await;
@@ -983,6 +1062,15 @@ async fn a_database_from_before_the_driver_index_is_migrated() {
     assert_eq!(index, ["dispatches_driver"]);
     assert_eq!(
         s.dispatches_of_driver("a").await,
-        [("b1".to_owned(), "DISPATCHED".to_owned())]
+        [("b1".to_owned(), "IN_TRIP".to_owned())]
     );
+    assert_eq!(trip_path(&s, "x1").await, None);
+
+    move_driver(&s, "a", north(-1000.0)).await;
+    let path = trip_path(&s, "x1").await.unwrap();
+    assert!((path - 1000.0).abs() < 0.5, "{path}");
+    let end = json!({"driverId": "a", "distanceMeters": 10_000});
+    let ended = s.call(Method::POST, "/dispatches/x1/end", Some(end)).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["fare"], 11_200);
 }

@@ -503,6 +503,40 @@ fn a_trip_is_charged_by_distance_and_ends_once() {
     );
 }
 
+#[test]
+fn the_trip_remembers_the_path_its_driver_reports() {
+    let mut w = World::dispatched();
+    let north = |m: f64| at(37.5663 + m / M_PER_DEG, 126.9779);
+    let move_to = |w: &mut World, to: LatLng| {
+        w.ok(Command::MoveDriver {
+            driver_id: id("a"),
+            location: to,
+        })
+    };
+    // Before boarding the driver's moves are not the trip's.
+    move_to(&mut w, north(-300.0));
+    assert_eq!(w.dispatch().trip_path_m, None);
+    w.start("a").unwrap();
+    assert_eq!(w.dispatch().trip_path_m, None, "nothing reported yet");
+
+    // From the pickup (not from where the driver was), then from each report to the next.
+    let events = move_to(&mut w, north(1000.0));
+    assert!(
+        matches!(&events[..], [Event::DriverMoved { .. }, Event::TripPathExtended { dispatch_id, .. }] if dispatch_id == "x1"),
+        "{events:?}"
+    );
+    let path = |w: &World| w.dispatch().trip_path_m.unwrap();
+    assert!((path(&w) - 1000.0).abs() < 0.01, "{}", path(&w));
+    move_to(&mut w, north(400.0));
+    move_to(&mut w, north(2500.0));
+    assert!((path(&w) - 3700.0).abs() < 0.01, "{}", path(&w));
+
+    w.end("a").unwrap();
+    let ended = path(&w);
+    move_to(&mut w, north(9000.0));
+    assert_eq!(path(&w), ended, "the trip is over");
+}
+
 // ---- cancelling ---------------------------------------------------------------------------
 
 #[test]
@@ -867,6 +901,20 @@ mod fleets {
                 Err(_) => assert_eq!(self.fleet, before, "a rejected command changes nothing"),
             }
             for (id, old) in &before.dispatches {
+                let (was, is) = (old.trip_path_m, self.fleet.dispatches[id].trip_path_m);
+                if old.status == DispatchStatus::InTrip {
+                    assert!(
+                        is >= was,
+                        "{id}: a trip's path only grows: {was:?} → {is:?}"
+                    );
+                } else {
+                    assert_eq!(
+                        is, was,
+                        "{id}: only a trip in progress has a path that grows"
+                    );
+                }
+            }
+            for (id, old) in &before.dispatches {
                 let terminal = matches!(
                     old.status,
                     DispatchStatus::Ended | DispatchStatus::Cancelled | DispatchStatus::Failed
@@ -905,6 +953,12 @@ mod fleets {
                 assert!(ended <= 1, "{id} charged {ended} times");
                 assert_eq!(ended == 1, d.status == DispatchStatus::Ended, "{id}");
                 assert_eq!(d.trip.is_some(), d.status == DispatchStatus::Ended, "{id}");
+                if d.trip_path_m.is_some() {
+                    assert!(
+                        matches!(d.status, DispatchStatus::InTrip | DispatchStatus::Ended),
+                        "{id} has a path but no trip"
+                    );
+                }
                 // Cancel and start: exactly one wins.
                 assert!(
                     !(self.cancelled.contains(id) && self.started.contains(id)),
