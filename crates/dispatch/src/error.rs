@@ -49,6 +49,10 @@ impl From<Error> for Problem {
                 Problem::not_found("driver", id.as_str())
             }
             Error::Rejected(Rejection::UnknownDispatch(id)) => Problem::not_found("dispatch", &id),
+            // Bad input, not a state the trip is in: the same distance is refused whenever sent.
+            Error::Rejected(r @ Rejection::ImplausibleDistance { .. }) => {
+                Problem::bad_request(r.code(), r.to_string())
+            }
             Error::Rejected(r) => Problem::conflict(r.code(), r.to_string()),
             Error::Db(e) => e.into(),
             // `reason` is pay's own sentence, e.g. "the card was declined (insufficient_funds)".

@@ -687,7 +687,7 @@ async fn the_breaker_opens_after_repeated_pay_outages() {
     s.act(&id, "accept", "a").await;
     s.act(&id, "start", "a").await;
 
-    let end = || Some(json!({"driverId": "a", "distanceMeters": 1731}));
+    let end = || Some(json!({"driverId": "a", "distanceMeters": 10_000}));
     let uri = format!("/dispatches/{id}/end");
     for _ in 0..2 {
         s.pay.fail_next(PayCallError::Unavailable("down".into()));
@@ -858,7 +858,7 @@ async fn a_drivers_dispatches_are_listed_newest_first() {
     let b2 = str_of(&s.dispatch_of("b2").await["dispatchId"]);
     assert_eq!(s.act(&b2, "accept", "b").await.status, StatusCode::OK);
     s.act(&b1, "start", "a").await;
-    let end = json!({"driverId": "a", "distanceMeters": 2000});
+    let end = json!({"driverId": "a", "distanceMeters": 10_000});
     let ended = s
         .call(Method::POST, &format!("/dispatches/{b1}/end"), Some(end))
         .await;
@@ -906,7 +906,7 @@ async fn dispatches_created_at_the_same_time_are_listed_by_id_descending() {
         let id = str_of(&s.get("/drivers/c").await["dispatchId"]);
         s.act(&id, "accept", "c").await;
         s.act(&id, "start", "c").await;
-        let end = json!({"driverId": "c", "distanceMeters": 1000});
+        let end = json!({"driverId": "c", "distanceMeters": 10_000});
         let ended = s
             .call(Method::POST, &format!("/dispatches/{id}/end"), Some(end))
             .await;
@@ -1011,6 +1011,51 @@ async fn a_trips_reported_path_is_stored_with_the_dispatch() {
     assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
     move_driver(&s, "a", north(0.0)).await;
     assert_eq!(trip_path(&s, &id).await, Some(path), "the trip is over");
+}
+
+/// The fare is dispatch's: a `distanceMeters` far outside what the trip can have driven — from
+/// its straight line, City Hall to Gangnam 8.8 km, and the path its driver reported — is refused
+/// with 400 `implausible_distance`, reaches no payment and leaves the trip in progress. A long
+/// one is taken once the reported locations show the detour.
+#[tokio::test]
+async fn an_implausible_distance_is_refused_and_changes_nothing() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("a", 100.0).await;
+    s.book("b1").await;
+    let id = str_of(&s.dispatch_of("b1").await["dispatchId"]);
+    s.act(&id, "accept", "a").await;
+    s.act(&id, "start", "a").await;
+    let uri = format!("/dispatches/{id}/end");
+    let end = |metres: i64| Some(json!({"driverId": "a", "distanceMeters": metres}));
+
+    for metres in [1_000_000, 18_100, 3_800, 0] {
+        let refused = s.call(Method::POST, &uri, end(metres)).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{metres}: {}",
+            refused.body
+        );
+        assert_eq!(refused.body["code"], "implausible_distance");
+        let detail = refused.body["detail"].as_str().unwrap();
+        assert!(detail.contains(&metres.to_string()), "{detail}");
+    }
+    assert_eq!(
+        s.pay.calls(),
+        0,
+        "an implausible distance never reaches pay"
+    );
+    assert_eq!(s.dispatch_of("b1").await["status"], "IN_TRIP");
+    assert_eq!(s.get("/drivers/a").await["status"], "IN_TRIP");
+    assert!(s.published("taxi.TripEnded").await.is_empty());
+
+    // A detour 10 km north and back down to Gangnam, reported on the way: 28 km driven.
+    move_driver(&s, "a", north(10_000.0)).await;
+    move_driver(&s, "a", LatLng::parse(37.4979, 127.0276).unwrap()).await;
+    let ended = s.call(Method::POST, &uri, end(28_000)).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["fare"], 4800 + 100 * ((28_000 - 1600) / 131));
+    assert_eq!(ended.body["distanceMeters"], 28_000);
 }
 
 /// A database written by an older version: its rows, as that version wrote them, read and move
