@@ -162,6 +162,8 @@ impl App {
                 timers::start(service.db.clone(), handler, &lifecycle);
             }
             consumers.extend(service.consumers);
+            // Internal routes are left out: here services call each other in-process, and the
+            // gateway serves only public routes.
             routers.push(service.router);
         }
         let consumers = Consumers::new(consumers);
@@ -257,6 +259,7 @@ impl PayTransport for InProcessPay {
             Ok((pay, _created)) => Ok(pay),
             Err(e @ PayError::Declined(_)) => Err(PayCallError::Declined(e.to_string())),
             Err(PayError::Invalid(reason)) => Err(PayCallError::Invalid(reason)),
+            Err(PayError::AmountMismatch(e)) => Err(PayCallError::AmountMismatch(e.to_string())),
             Err(PayError::Unavailable(reason)) => Err(PayCallError::Unavailable(reason)),
             Err(PayError::Db(e)) => Err(PayCallError::Unavailable(e.to_string())),
         }

@@ -1,6 +1,7 @@
 //! `tanda cluster`: the whole distributed topology on one machine, for trying it out — every
 //! service as its own `tanda serve` process on the given PostgreSQL and NATS, each with its log
-//! file. SIGTERM or Ctrl-C stops them all gracefully.
+//! file. Pay and dispatch are given the service secret (`--service-secret`, or one made for the
+//! cluster); the other processes are not. SIGTERM or Ctrl-C stops them all gracefully.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use tanda_core::credential::ServiceSecret;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::oneshot;
@@ -25,8 +27,12 @@ pub struct Cluster {
     /// Instances beyond the first of a service ([`Cluster::add_instance`]).
     extra: Vec<Child>,
     env: Vec<(String, String)>,
+    /// The secret pay and dispatch share: the one given, or one made for this cluster.
+    service_secret: ServiceSecret,
     logs: PathBuf,
 }
+
+const SERVICE_SECRET_ENV: &str = "TANDA_SERVICE_SECRET";
 
 /// Runs the cluster (and, with --demo, the demo against its gateway) until SIGTERM/Ctrl-C.
 pub async fn run(run: RunConfig, dist: Distributed) -> anyhow::Result<()> {
@@ -76,6 +82,12 @@ impl Cluster {
             .with_context(|| format!("creating {}", logs.display()))?;
         let mut env = run.to_env();
         env.extend(dist.to_env());
+        // Only the processes that need it are given the service secret (see `spawn`).
+        env.retain(|(k, _)| k != SERVICE_SECRET_ENV);
+        let service_secret = dist
+            .service_secret
+            .clone()
+            .unwrap_or_else(ServiceSecret::random);
         let mut cluster = Cluster {
             program: program.to_path_buf(),
             gateway: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -83,6 +95,7 @@ impl Cluster {
             children: BTreeMap::new(),
             extra: Vec::new(),
             env,
+            service_secret,
             logs,
         };
         let at = |service: Service| {
@@ -165,7 +178,13 @@ impl Cluster {
             .append(true)
             .open(self.log(label))
             .context("opening the log file")?;
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        if service.needs_service_secret() {
+            command.env(SERVICE_SECRET_ENV, self.service_secret.expose());
+        } else {
+            command.env_remove(SERVICE_SECRET_ENV);
+        }
+        let mut child = command
             .args(["serve", service.name()])
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("TANDA_HTTP_ADDR", addr.to_string())

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tanda_core::auth::{External, HttpJwks, JwksSource, Verifier};
+use tanda_core::credential::ServiceSecret;
 use tanda_core::db::Durability;
 use tanda_core::host::{HttpConfig, default_max_connections};
 use tanda_core::rate::RateLimit;
@@ -115,6 +116,12 @@ impl Service {
         }
     }
 
+    /// Whether this process needs the service secret: pay serves an internal route (`POST /pays`)
+    /// only to callers presenting it, and dispatch calls that route with it.
+    pub fn needs_service_secret(self) -> bool {
+        matches!(self, Service::Pay | Service::Dispatch)
+    }
+
     /// The port offset from --base-port.
     pub fn port_offset(self) -> u16 {
         Self::ALL
@@ -150,21 +157,28 @@ pub struct Distributed {
     /// e.g. `--upstream pay=http://pay:8080` (env: comma-separated).
     #[arg(long = "upstream", env = "TANDA_UPSTREAMS", value_delimiter = ',', value_parser = parse_upstream)]
     pub upstreams: Vec<(Service, String)>,
+    /// The service credential: a secret shared by pay and dispatch (at least 16 characters, no
+    /// spaces), which dispatch presents as `Authorization: Bearer <secret>` on pay's internal
+    /// `POST /pays`. Required by `serve pay` and `serve dispatch`; `cluster` generates one when it
+    /// is not given. The gateway never has it and never routes `POST /pays`.
+    #[arg(long, env = "TANDA_SERVICE_SECRET", hide_env_values = true, value_parser = parse_service_secret)]
+    pub service_secret: Option<ServiceSecret>,
 }
 
 impl Distributed {
     /// This configuration as `TANDA_*` environment variables (upstreams excepted).
     pub fn to_env(&self) -> Vec<(String, String)> {
-        [
+        let mut env = vec![
             ("TANDA_POSTGRES_URL", self.postgres_url.clone()),
             ("TANDA_POSTGRES_POOL", self.postgres_pool.to_string()),
             ("TANDA_NATS_URL", self.nats_url.clone()),
             ("TANDA_NAMESPACE", self.namespace.clone()),
             ("TANDA_BASE_PORT", self.base_port.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        ];
+        if let Some(secret) = &self.service_secret {
+            env.push(("TANDA_SERVICE_SECRET", secret.expose().to_owned()));
+        }
+        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 
     /// The base URL of `service`.
@@ -192,6 +206,10 @@ fn parse_namespace(s: &str) -> Result<String, String> {
     } else {
         Err("1-20 of a-z, 0-9 and _, starting with a letter".to_owned())
     }
+}
+
+fn parse_service_secret(s: &str) -> Result<ServiceSecret, String> {
+    ServiceSecret::new(s).map_err(|e| e.to_string())
 }
 
 fn parse_upstream(s: &str) -> Result<(Service, String), String> {

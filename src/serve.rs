@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use reqwest::Url;
 use tanda_cardnet::{CardNetwork, NetworkMode};
 use tanda_catalog::{flight, taxi};
 use tanda_core::auth::{HttpJwks, JwksSource};
 use tanda_core::consumer::Consumers;
+use tanda_core::credential;
 use tanda_core::db::Migration;
 use tanda_core::host::{Ops, ServiceBreaker, ops_router};
 use tanda_core::lifecycle::Lifecycle;
@@ -51,6 +52,15 @@ pub(crate) const SOURCES: &[NatsSource] = &[
 
 /// Starts `service` as this process.
 pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyhow::Result<App> {
+    if service.needs_service_secret() && dist.service_secret.is_none() {
+        bail!(
+            "`tanda serve {name}` needs the service secret: set --service-secret or \
+             TANDA_SERVICE_SECRET, the same for pay and dispatch (at least {min} characters), so \
+             that only dispatch can call pay's internal POST /pays; `tanda cluster` generates one",
+            name = service.name(),
+            min = tanda_core::credential::MIN_SECRET_LEN,
+        );
+    }
     let lifecycle = Lifecycle::new();
     let addr = run
         .http_addr
@@ -125,7 +135,13 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             breakers,
             relayed: true,
         };
-        tanda_gateway::service(parts.router, ops_router(ops), verifier)
+        // Internal routes only for callers with the service credential; a service started
+        // without the secret has none to serve (checked above).
+        let internal = match &dist.service_secret {
+            Some(secret) => credential::require(secret.clone(), parts.internal),
+            None => axum::Router::new(),
+        };
+        tanda_gateway::service(parts.router.merge(internal), ops_router(ops), verifier)
     };
     App::serve(addr, router, lifecycle, run.http()).await
 }
@@ -177,7 +193,11 @@ async fn build(
         }
         Service::Dispatch => {
             let url = Url::parse(&dist.url(Service::Pay)).context("the URL of pay")?;
-            let pay = tanda_dispatch::HttpPay::new(url);
+            let secret = dist
+                .service_secret
+                .as_ref()
+                .context("dispatch calls pay with the service secret")?;
+            let pay = tanda_dispatch::HttpPay::new(url, secret);
             tanda_dispatch::build(db, dispatch_config(run), Arc::new(pay)).await?
         }
         Service::Pay => {

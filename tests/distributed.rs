@@ -12,6 +12,8 @@ mod taxi;
 tests_on!(Distributed, taxi:
     a_full_ride_from_request_to_automatic_payment,
     a_declined_card_is_a_402_and_the_trip_stays_in_trip,
+    the_fare_cannot_be_set_by_paying_first,
+    an_implausible_distance_is_refused_and_the_trip_stays_in_trip,
     the_breaker_opens_while_the_card_network_is_down_and_the_trip_completes_after_recovery,
     cancel_before_accept_withdraws_the_offer,
     cancel_after_dispatch_frees_the_driver,
@@ -41,3 +43,89 @@ tests_on!(Distributed, identity:
     a_customer_signs_up_and_signs_in_through_the_gateway,
     credentials_that_do_not_verify_are_refused_everywhere,
 );
+
+/// `POST /pays` is internal: pay's own process takes it only with the service credential that
+/// dispatch presents — none is 401 (`WWW-Authenticate: Bearer`), a wrong one 403 — and creates
+/// nothing without it. Dispatch, with the credential the cluster gave it, still charges trips.
+#[tokio::test]
+async fn pay_takes_a_payment_only_with_the_service_credential() {
+    let mut app = common::TestApp::spawn(common::Topology::Distributed).await;
+    let pay = common::Api::new(format!("http://{}", app.cluster().addrs["pay"]));
+    let charge = serde_json::json!({"bookId": "b-cred", "dispatchId": "d-cred", "amount": 1,
+                                    "cardToken": "tok_4242_ok_0123456789abcdef"});
+    let none = pay.post("/pays", charge.clone()).await;
+    assert_eq!(none.headers["www-authenticate"], "Bearer");
+    none.expect_problem(401, "unauthenticated");
+    for authorization in [
+        "Bearer not-the-service-secret",
+        "Bearer 0123456789abcdef0123",
+    ] {
+        pay.send(
+            pay.http
+                .post(format!("{}/pays", pay.base))
+                .header("authorization", authorization)
+                .json(&charge),
+        )
+        .await
+        .expect_problem(403, "forbidden");
+    }
+    assert_eq!(
+        pay.get("/pays?bookId=b-cred").await.expect(200),
+        serde_json::json!([])
+    );
+
+    let api = &app.api;
+    api.register_driver("cred", common::CITY_HALL).await;
+    api.online("cred").await;
+    let (book_id, dispatch_id) = api
+        .ride_to_in_trip("cust-cred", common::GOOD_CARD, "cred")
+        .await;
+    let ended = api
+        .post(
+            &format!("/dispatches/{dispatch_id}/end"),
+            serde_json::json!({"driverId": "cred", "distanceMeters": 10_000}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ended["fare"], 11_200);
+    api.book_status(&book_id, "COMPLETED").await;
+    app.shutdown().await;
+}
+
+/// Pay and dispatch refuse to start without the service secret, rather than run with pay's
+/// internal route open; a secret too short to be safe is refused too.
+#[test]
+fn pay_and_dispatch_refuse_to_start_without_the_service_secret() {
+    for (service, secret) in [("pay", None), ("dispatch", None), ("pay", Some("short"))] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tanda"));
+        command
+            .args(["serve", service, "--http-addr", "127.0.0.1:0"])
+            .env("TANDA_NAMESPACE", "nosecret")
+            .env_remove("TANDA_SERVICE_SECRET")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        if let Some(secret) = secret {
+            command.env("TANDA_SERVICE_SECRET", secret);
+        }
+        let mut child = command.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("`tanda serve {service}` started without a usable service secret");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(!status.success(), "{service}: {stderr}");
+        assert!(
+            stderr.contains("--service-secret") || stderr.contains("service secret"),
+            "{service}: {stderr}"
+        );
+    }
+}

@@ -9,6 +9,8 @@ mod taxi;
 tests_on!(AllInOne, taxi:
     a_full_ride_from_request_to_automatic_payment,
     a_declined_card_is_a_402_and_the_trip_stays_in_trip,
+    the_fare_cannot_be_set_by_paying_first,
+    an_implausible_distance_is_refused_and_the_trip_stays_in_trip,
     the_breaker_opens_while_the_card_network_is_down_and_the_trip_completes_after_recovery,
     cancel_before_accept_withdraws_the_offer,
     cancel_after_dispatch_frees_the_driver,

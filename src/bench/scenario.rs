@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tanda_web::places::SEOUL;
+use tanda_core::geo::LatLng;
+use tanda_web::places::{Place, SEOUL};
 
 use super::load::{Conn, Failure, Operation, pause};
 
@@ -16,14 +17,25 @@ const POLL_MAX: Duration = Duration::from_millis(50);
 /// A flow that has not moved on after this long counts as failed.
 const PATIENCE: Duration = Duration::from_secs(30);
 
+fn place(n: u64) -> &'static Place {
+    &SEOUL[(n % SEOUL.len() as u64) as usize]
+}
+
 fn pickup(n: u64) -> Value {
-    let p = &SEOUL[(n % SEOUL.len() as u64) as usize];
+    let p = place(n);
     json!({"name": p.name, "lat": p.lat, "lng": p.lng})
 }
 
 fn dropoff(n: u64) -> Value {
-    let p = &SEOUL[((n + 5) % SEOUL.len() as u64) as usize];
+    let p = place(n + 5);
     json!({"name": p.name, "lat": p.lat, "lng": p.lng})
+}
+
+/// What the meter shows at the end of ride `n`: its straight line and a third more for the
+/// roads, a distance dispatch finds plausible for the trip.
+fn meter_m(n: u64) -> i64 {
+    let at = |p: &Place| LatLng::parse(p.lat, p.lng).expect("the places are on the map");
+    (at(place(n)).distance_m(at(place(n + 5))) * 1.3).round() as i64
 }
 
 fn booking(worker: usize, n: u64) -> Value {
@@ -98,7 +110,7 @@ impl Operation for Ride {
         let path = |action: &str| format!("/dispatches/{dispatch_id}/{action}");
         conn.post(&path("accept"), &me, StatusCode::OK).await?;
         conn.post(&path("start"), &me, StatusCode::OK).await?;
-        let end = json!({"driverId": driver, "distanceMeters": 5000});
+        let end = json!({"driverId": driver, "distanceMeters": meter_m(n)});
         conn.post(&path("end"), &end, StatusCode::OK).await?;
         wait(conn, &format!("/books/{book_id}"), |v| {
             (v["status"] == "COMPLETED").then_some(())

@@ -112,6 +112,7 @@ impl TestApp {
             namespace: format!("t{}", uuid_like()),
             base_port: 0,
             upstreams: Vec::new(),
+            service_secret: None,
         };
         let program = Path::new(env!("CARGO_BIN_EXE_tanda"));
         let cluster = Cluster::start(program, &config, &dist)

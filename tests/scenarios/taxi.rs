@@ -186,6 +186,94 @@ pub async fn a_declined_card_is_a_402_and_the_trip_stays_in_trip(t: Topology) {
     app.shutdown().await;
 }
 
+/// A card token of the simulated network's format, as anyone can write one.
+const FORGED_TOKEN: &str = "tok_4242_ok_0123456789abcdef";
+
+/// The trip's payments, as its customer reads them.
+async fn pays_of(api: &Api, book_id: &str) -> serde_json::Value {
+    api.get(&format!("/pays?bookId={book_id}"))
+        .await
+        .expect(200)
+}
+
+/// The fare is dispatch's: nobody sets it by paying first. `POST /pays` is not routed by the
+/// gateway (405, in both topologies), so neither the customer (1 won) nor a stranger (9,999,999
+/// won) can record a payment, and the trip is charged what its meter says.
+pub async fn the_fare_cannot_be_set_by_paying_first(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("fix", NEAR).await;
+    api.online("fix").await;
+    let (book_id, dispatch_id) = api.ride_to_in_trip("cust-fix", GOOD_CARD, "fix").await;
+
+    for amount in [1, 9_999_999] {
+        let forged = json!({"bookId": book_id, "dispatchId": dispatch_id, "amount": amount,
+                            "cardToken": FORGED_TOKEN});
+        api.post("/pays", forged)
+            .await
+            .expect_problem(405, "method_not_allowed");
+    }
+    assert_eq!(pays_of(api, &book_id).await, json!([]));
+
+    let ended = api
+        .post(
+            &format!("/dispatches/{dispatch_id}/end"),
+            json!({"driverId": "fix", "distanceMeters": 10_000}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ended["fare"], 11_200);
+    let pays = pays_of(api, &book_id).await;
+    assert_eq!(pays.as_array().unwrap().len(), 1, "{pays}");
+    assert_eq!(pays[0]["amount"], 11_200);
+    assert_eq!(api.book_status(&book_id, "COMPLETED").await["fare"], 11_200);
+    app.shutdown().await;
+}
+
+/// A driver's `distanceMeters` far from the trip is refused (400 `implausible_distance`) and
+/// changes nothing; a long one is accepted when the locations the driver reported on the way
+/// show the detour.
+pub async fn an_implausible_distance_is_refused_and_the_trip_stays_in_trip(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("odo", NEAR).await;
+    api.online("odo").await;
+    let (book_id, dispatch_id) = api.ride_to_in_trip("cust-odo", GOOD_CARD, "odo").await;
+    let end = format!("/dispatches/{dispatch_id}/end");
+
+    // City Hall to Gangnam is 8.8 km in a straight line.
+    for metres in [1_000_000, 28_000, 100] {
+        api.post(&end, json!({"driverId": "odo", "distanceMeters": metres}))
+            .await
+            .expect_problem(400, "implausible_distance");
+    }
+    assert_eq!(
+        api.get(&format!("/dispatches/{dispatch_id}"))
+            .await
+            .expect(200)["status"],
+        "IN_TRIP"
+    );
+    assert_eq!(
+        api.get(&format!("/books/{book_id}")).await.expect(200)["status"],
+        "IN_TRIP"
+    );
+    assert_eq!(pays_of(api, &book_id).await, json!([]));
+
+    // A detour by way of a point 10 km north of City Hall, reported as it was driven: 29 km.
+    for at in [(37.6563, 126.9779), GANGNAM] {
+        api.put("/drivers/odo/location", json!({"lat": at.0, "lng": at.1}))
+            .await
+            .expect(200);
+    }
+    let ended = api
+        .post(&end, json!({"driverId": "odo", "distanceMeters": 28_000}))
+        .await
+        .expect(200);
+    assert_eq!(ended["fare"], 4800 + 100 * ((28_000 - 1600) / 131));
+    api.book_status(&book_id, "COMPLETED").await;
+    app.shutdown().await;
+}
+
 pub async fn the_breaker_opens_while_the_card_network_is_down_and_the_trip_completes_after_recovery(
     t: Topology,
 ) {
@@ -247,10 +335,10 @@ pub async fn the_breaker_opens_while_the_card_network_is_down_and_the_trip_compl
     .expect(200);
     tokio::time::sleep(Duration::from_millis(900)).await;
     let ended = api
-        .post(&end, json!({"driverId": "brk", "distanceMeters": 1600}))
+        .post(&end, json!({"driverId": "brk", "distanceMeters": 10_000}))
         .await
         .expect(200);
-    assert_eq!(ended["fare"], 4800);
+    assert_eq!(ended["fare"], 11_200);
     api.book_status(&book_id, "COMPLETED").await;
     assert_eq!(
         api.get(&format!("/pays?bookId={book_id}"))
@@ -622,7 +710,7 @@ pub async fn rides_complete_while_ride_history_is_down_and_it_catches_up(t: Topo
         let (book_id, dispatch_id) = api.ride_to_in_trip("cust-iso", GOOD_CARD, "iso").await;
         api.post(
             &format!("/dispatches/{dispatch_id}/end"),
-            json!({"driverId": "iso", "distanceMeters": 2000 + i}),
+            json!({"driverId": "iso", "distanceMeters": 10_000 + i}),
         )
         .await
         .expect(200);
@@ -646,7 +734,7 @@ pub async fn rides_complete_while_ride_history_is_down_and_it_catches_up(t: Topo
                 .as_array()
                 .unwrap()
                 .iter()
-                .all(|h| h["bookStatus"] == "COMPLETED" && h["fare"] == 5100)
+                .all(|h| h["bookStatus"] == "COMPLETED" && h["fare"] == 11_200)
     })
     .await;
     app.shutdown().await;

@@ -41,6 +41,7 @@ pub async fn build(db: Db, config: Config) -> Result<ServiceParts, DbError> {
     Ok(ServiceParts {
         name: NAME,
         router: http::router(db.clone(), config.no_taxi_retry_after),
+        internal: axum::Router::new(),
         consumers: vec![Consumer {
             name: "book",
             db: db.clone(),

@@ -168,6 +168,9 @@ pub async fn authenticate(
     // Nothing outside this middleware may put an identity into a request.
     request.extensions_mut().remove::<Caller>();
     let token = match credentials(request.method(), request.headers()) {
+        // A bearer that is no JWT is not a user's: the service credential, which only the
+        // internal routes take (`credential::require`), is one.
+        Ok(Some(token)) if token.split('.').count() != 3 => return next.run(request).await,
         Ok(Some(token)) => token,
         Ok(None) => return next.run(request).await,
         Err(detail) => return unauthenticated("invalid_token", detail),

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod breaker;
 pub mod clock;
 pub mod consumer;
+pub mod credential;
 pub mod db;
 pub mod event;
 pub mod geo;

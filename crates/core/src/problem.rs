@@ -33,6 +33,14 @@ impl Problem {
     pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
+    /// 401: no credentials; answered with `WWW-Authenticate: Bearer`.
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
+    }
+    /// 403: credentials that may not do this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
     /// 404.
     pub fn not_found(what: &str, id: &str) -> Self {
         Self::new(
@@ -85,6 +93,10 @@ impl IntoResponse for Problem {
         );
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        // RFC 9110 §15.5.2: a 401 says how to authenticate.
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -41,6 +41,53 @@ impl Fare {
     }
 }
 
+/// The distances a taxi meter could plausibly show at the end of a trip, in metres, built from
+/// what dispatch knows rather than from what the driver says: the straight (great-circle) line
+/// from pickup to drop-off, `s`, and the path of the locations the driver reported during the
+/// trip, `p` (see [`Dispatch::trip_path_m`]). A reported `distanceMeters` outside it is refused.
+///
+/// - at least `s / 2 − 500 m` (never below 0): a road is never shorter than the straight line, and
+///   half of it leaves room for a ride cut short;
+/// - at most `max(2 × s, 1.25 × p) + 500 m`: city roads run up to about twice the straight line
+///   (river crossings, one-way streets); a detour the driver reported is taken as driven, plus a
+///   quarter for the bends a path of sampled points cuts short;
+/// - the 500 m either way is slack for GPS noise and for where the passenger really got in and out.
+///
+/// A 10 km ride on an 8.8 km straight line fits ([3,889 m, 18,056 m]); 1,000 km does not, nor
+/// does a 28 km detour unless the locations reported on the way show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DistanceBand {
+    pub min_m: i64,
+    pub max_m: i64,
+}
+
+impl DistanceBand {
+    /// Share of the straight line a trip drives at least.
+    pub const MIN_SHARE: f64 = 0.5;
+    /// How many times the straight line city roads may run.
+    pub const ROAD_FACTOR: f64 = 2.0;
+    /// Margin over the reported path.
+    pub const PATH_MARGIN: f64 = 1.25;
+    /// Slack either way, for GPS noise and the exact places of boarding and alighting.
+    pub const SLACK_M: f64 = 500.0;
+
+    /// The band for a trip whose pickup and drop-off are `straight_m` apart, whose driver
+    /// reported a path of `path_m` (if any).
+    pub fn around(straight_m: f64, path_m: Option<f64>) -> Self {
+        let min = (straight_m * Self::MIN_SHARE - Self::SLACK_M).max(0.0);
+        let driven = path_m.unwrap_or(0.0) * Self::PATH_MARGIN;
+        let max = (straight_m * Self::ROAD_FACTOR).max(driven) + Self::SLACK_M;
+        Self {
+            min_m: min.floor() as i64,
+            max_m: max.ceil() as i64,
+        }
+    }
+
+    pub fn contains(self, distance_m: i64) -> bool {
+        (self.min_m..=self.max_m).contains(&distance_m)
+    }
+}
+
 /// The tunable parts of the rules: how long offers and searches last, the meter, and the speed
 /// used to promise an arrival time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -175,6 +222,10 @@ pub struct Dispatch {
     /// Drivers who declined or let an offer of this dispatch expire: never offered it again.
     pub refused: BTreeSet<ClientId>,
     pub eta_seconds: Option<i64>,
+    /// Metres along the locations the driver reported during the trip: from the pickup through
+    /// each location reported while `IN_TRIP`, in straight lines. `None` until the first such
+    /// report. What the server knows of the road actually driven (see [`DistanceBand`]).
+    pub trip_path_m: Option<f64>,
     pub trip: Option<PaidTrip>,
     /// When the search gives up.
     pub deadline_at: Timestamp,
@@ -382,6 +433,11 @@ pub enum Event {
         dispatch_id: String,
         driver_id: ClientId,
     },
+    /// The driver reported a location during the trip: its path is now `path_m` metres long.
+    TripPathExtended {
+        dispatch_id: String,
+        path_m: f64,
+    },
     TripEnded {
         dispatch_id: String,
         driver_id: ClientId,
@@ -435,6 +491,24 @@ pub enum Rejection {
     DriverUnavailable(ClientId),
     #[error("driver {1} already turned down dispatch {0}")]
     AlreadyRefused(String, ClientId),
+    #[error("{}", implausible(*reported, *straight_m, *path_m, *band))]
+    ImplausibleDistance {
+        reported: i64,
+        straight_m: i64,
+        path_m: Option<i64>,
+        band: DistanceBand,
+    },
+}
+
+fn implausible(reported: i64, straight_m: i64, path_m: Option<i64>, band: DistanceBand) -> String {
+    let driven = path_m
+        .map(|p| format!(" and {p} m along the locations reported on the way"))
+        .unwrap_or_default();
+    format!(
+        "distanceMeters {reported} is implausible for this trip ({straight_m} m from pickup to \
+         drop-off in a straight line{driven}): it can be {} to {} m",
+        band.min_m, band.max_m
+    )
 }
 
 impl Rejection {
@@ -454,6 +528,7 @@ impl Rejection {
             Self::NotSearching(_) => "not_searching",
             Self::DriverUnavailable(_) => "driver_unavailable",
             Self::AlreadyRefused(..) => "already_refused",
+            Self::ImplausibleDistance { .. } => "implausible_distance",
         }
     }
 }
@@ -486,11 +561,12 @@ pub fn decide(
             driver_id,
             location,
         } => {
-            fleet.driver(&driver_id)?;
-            Ok(vec![Event::DriverMoved {
+            let extended = trip_path_to(fleet, fleet.driver(&driver_id)?, location);
+            let moved = Event::DriverMoved {
                 driver_id,
                 location,
-            }])
+            };
+            Ok(std::iter::once(moved).chain(extended).collect())
         }
         Command::GoOnline { driver_id } => match fleet.driver(&driver_id)?.status {
             DriverStatus::Offline => Ok(vec![Event::DriverOnline { driver_id }]),
@@ -526,6 +602,7 @@ pub fn decide(
                 offer: None,
                 refused: BTreeSet::new(),
                 eta_seconds: None,
+                trip_path_m: None,
                 trip: None,
                 deadline_at: after(now, rules.deadline),
                 created_at: now,
@@ -653,6 +730,7 @@ pub fn decide(
                     offer: None,
                     refused: BTreeSet::new(),
                     eta_seconds: None,
+                    trip_path_m: None,
                     trip: None,
                     deadline_at: now,
                     created_at: now,
@@ -677,6 +755,27 @@ pub fn decide(
             })
         }
     }
+}
+
+/// A driver in a trip reported `to`: the trip's path, extended by the straight line from where
+/// it last was (the pickup, before the first report) to `to`. `None` for a driver in no trip.
+fn trip_path_to(fleet: &Fleet, driver: &Driver, to: LatLng) -> Option<Event> {
+    if driver.status != DriverStatus::InTrip {
+        return None;
+    }
+    let dispatch = fleet.dispatches.get(driver.dispatch_id.as_deref()?)?;
+    if dispatch.status != DispatchStatus::InTrip || dispatch.driver_id.as_ref() != Some(&driver.id)
+    {
+        return None;
+    }
+    let (from, so_far) = match dispatch.trip_path_m {
+        Some(path_m) => (driver.location, path_m),
+        None => (dispatch.booking.as_ref()?.pickup.at, 0.0),
+    };
+    Some(Event::TripPathExtended {
+        dispatch_id: dispatch.id.clone(),
+        path_m: so_far + from.distance_m(to),
+    })
 }
 
 /// The dispatch, unless it was cancelled or failed.
@@ -712,7 +811,10 @@ fn check_can_end<'f>(
 }
 
 /// What ending a trip will charge, and to which card: priced before the card is charged, on the
-/// driver's reported distance, else the great-circle distance from pickup to drop-off.
+/// driver's reported distance if it is plausible ([`DistanceBand`]), else the great-circle
+/// distance from pickup to drop-off. Without a reported distance the reported path is not used,
+/// even when longer: it keeps growing while the driver reports locations, and a trip's fare must
+/// come out the same on every attempt to end it (pay refuses a second amount for a paid trip).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge {
     pub book_id: String,
@@ -735,8 +837,22 @@ pub fn charge(
             dispatch.status,
         ));
     };
-    let distance_meters = reported_distance_m
-        .unwrap_or_else(|| booking.pickup.at.distance_m(booking.dropoff.at).round() as i64);
+    let straight_m = booking.pickup.at.distance_m(booking.dropoff.at);
+    let distance_meters = match reported_distance_m {
+        Some(reported) => {
+            let band = DistanceBand::around(straight_m, dispatch.trip_path_m);
+            if !band.contains(reported) {
+                return Err(Rejection::ImplausibleDistance {
+                    reported,
+                    straight_m: straight_m.round() as i64,
+                    path_m: dispatch.trip_path_m.map(|p| p.round() as i64),
+                    band,
+                });
+            }
+            reported
+        }
+        None => straight_m.round() as i64,
+    };
     Ok(Charge {
         book_id: dispatch.book_id.clone(),
         distance_meters,
@@ -822,6 +938,14 @@ pub fn apply(fleet: &mut Fleet, event: &Event) {
                 d.status = DispatchStatus::InTrip;
             }
             set_driver(driver_id, DriverStatus::InTrip, Some(dispatch_id));
+        }
+        Event::TripPathExtended {
+            dispatch_id,
+            path_m,
+        } => {
+            if let Some(d) = dispatches.get_mut(dispatch_id) {
+                d.trip_path_m = Some(*path_m);
+            }
         }
         Event::TripEnded {
             dispatch_id,

@@ -24,6 +24,9 @@ pub enum Error {
     },
     #[error("pay refused the charge request: {0}")]
     PaymentInvalid(String),
+    /// The dispatch was charged another amount than the fare computed now.
+    #[error("{0}")]
+    PaymentMismatch(String),
     #[error(transparent)]
     Event(#[from] DecodeError),
     #[error("event {0} has an invalid place: {1}")]
@@ -46,6 +49,10 @@ impl From<Error> for Problem {
                 Problem::not_found("driver", id.as_str())
             }
             Error::Rejected(Rejection::UnknownDispatch(id)) => Problem::not_found("dispatch", &id),
+            // Bad input, not a state the trip is in: the same distance is refused whenever sent.
+            Error::Rejected(r @ Rejection::ImplausibleDistance { .. }) => {
+                Problem::bad_request(r.code(), r.to_string())
+            }
             Error::Rejected(r) => Problem::conflict(r.code(), r.to_string()),
             Error::Db(e) => e.into(),
             // `reason` is pay's own sentence, e.g. "the card was declined (insufficient_funds)".
@@ -61,6 +68,10 @@ impl From<Error> for Problem {
                     "payment is unavailable ({reason}); the trip is still in progress, end it again shortly"
                 ),
                 retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            ),
+            Error::PaymentMismatch(reason) => Problem::conflict(
+                "amount_mismatch",
+                format!("{reason}; the trip is still in progress"),
             ),
             e @ (Error::PaymentInvalid(_)
             | Error::Event(_)

@@ -557,9 +557,10 @@ async fn end(
             card_token: charge.card_token,
         })
         .await?;
+    // The fare is the one computed here; `Payments::pay` returns only a payment of that amount.
     let trip = PaidTrip {
         distance_meters: charge.distance_meters,
-        fare: pay.amount,
+        fare: charge.amount,
         pay_id: pay.pay_id,
     };
     let fleet = app

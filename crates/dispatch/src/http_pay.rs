@@ -1,22 +1,30 @@
-//! The pay call over HTTP, for when pay runs as its own process: `POST {pay}/pays` with the
-//! dispatch id as the `Idempotency-Key`, and pay's answer read back as a payment or the reason
+//! The pay call over HTTP, for when pay runs as its own process: `POST {pay}/pays`, an internal
+//! route, with the service credential, and pay's answer read back as a payment or the reason
 //! there is none. Timeouts, retries and the breaker are `payment`'s, around any transport.
+//!
+//! No `Idempotency-Key` is sent: the dispatch id in the body is pay's idempotency key already, and
+//! a key over the whole request would turn a retry with another card (replaced after a decline) or
+//! another amount into `422 idempotency_key_reused` instead of pay's own answer, as in-process.
 
 use async_trait::async_trait;
+use reqwest::header::AUTHORIZATION;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
+use tanda_core::credential::ServiceSecret;
 
 use crate::{PayCallError, PayTransport};
 
 pub struct HttpPay {
     client: reqwest::Client,
     pays: Url,
+    authorization: String,
 }
 
 impl HttpPay {
-    /// Pay at `base`, e.g. `http://127.0.0.1:8083` (a path in it is kept as a prefix).
-    pub fn new(base: Url) -> Self {
+    /// Pay at `base`, e.g. `http://127.0.0.1:8083` (a path in it is kept as a prefix), called
+    /// with the service credential `secret`.
+    pub fn new(base: Url, secret: &ServiceSecret) -> Self {
         let mut pays = base.clone();
         pays.set_path(&format!("{}/pays", base.path().trim_end_matches('/')));
         let client = reqwest::Client::builder()
@@ -26,7 +34,11 @@ impl HttpPay {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain-HTTP client has no TLS backend that could fail to start");
-        Self { client, pays }
+        Self {
+            client,
+            pays,
+            authorization: secret.authorization(),
+        }
     }
 }
 
@@ -34,6 +46,8 @@ impl HttpPay {
 #[derive(Deserialize)]
 struct Problem {
     detail: String,
+    #[serde(default)]
+    code: String,
 }
 
 #[async_trait]
@@ -42,7 +56,7 @@ impl PayTransport for HttpPay {
         let answer = self
             .client
             .post(self.pays.clone())
-            .header("idempotency-key", &request.dispatch_id)
+            .header(AUTHORIZATION, &self.authorization)
             .json(request)
             .send()
             .await
@@ -55,21 +69,39 @@ impl PayTransport for HttpPay {
             StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
                 Err(PayCallError::Invalid(detail(answer).await))
             }
-            status => Err(PayCallError::Unavailable(format!(
-                "pay answered {status}: {}",
-                detail(answer).await
-            ))),
+            // A configuration error, not an outage: retrying will not help.
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Err(PayCallError::Invalid(format!(
+                    "pay refused dispatch's service credential ({}); both need the same --service-secret",
+                    detail(answer).await
+                )))
+            }
+            status => {
+                let problem = problem(answer).await;
+                if status == StatusCode::CONFLICT && problem.code == "amount_mismatch" {
+                    return Err(PayCallError::AmountMismatch(problem.detail));
+                }
+                Err(PayCallError::Unavailable(format!(
+                    "pay answered {status}: {}",
+                    problem.detail
+                )))
+            }
         }
     }
 }
 
 /// The problem's `detail`, or the status when the answer is not a problem.
 async fn detail(answer: reqwest::Response) -> String {
+    problem(answer).await.detail
+}
+
+/// The answer as a problem; one that is not a problem reads as its status.
+async fn problem(answer: reqwest::Response) -> Problem {
     let status = answer.status();
-    answer
-        .json::<Problem>()
-        .await
-        .map_or_else(|_| status.to_string(), |problem| problem.detail)
+    answer.json::<Problem>().await.unwrap_or_else(|_| Problem {
+        detail: status.to_string(),
+        code: String::new(),
+    })
 }
 
 #[cfg(test)]
@@ -88,7 +120,13 @@ mod tests {
 
     type Seen = Arc<Mutex<Vec<(Option<String>, serde_json::Value)>>>;
 
-    /// A stand-in for pay whose answer depends on the card token.
+    const SECRET: &str = "a-shared-secret-of-32-characters";
+
+    fn secret() -> ServiceSecret {
+        ServiceSecret::new(SECRET).unwrap()
+    }
+
+    /// A stand-in for pay, behind the service credential, whose answer depends on the card token.
     async fn pay_service(State(seen): State<Seen>, headers: HeaderMap, body: String) -> Response {
         let request: PayRequest = serde_json::from_str(&body).unwrap();
         let key = headers
@@ -126,6 +164,13 @@ mod tests {
                 1,
             )
             .into_response(),
+            "charged" => Problem::conflict(
+                "amount_mismatch",
+                "dispatch d1 was already charged 1 won; this request asks for 5200 won",
+            )
+            .into_response(),
+            "busy" => Problem::conflict("concurrent_update", "pay changed concurrently; retry")
+                .into_response(),
             "crash" => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
             _ => (axum::http::StatusCode::CREATED, "not a payment").into_response(),
         }
@@ -137,10 +182,11 @@ mod tests {
         let router = Router::new()
             .route("/pays", post(pay_service))
             .with_state(seen.clone());
+        let router = tanda_core::credential::require(secret(), router);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        (HttpPay::new(base.parse().unwrap()), seen)
+        (HttpPay::new(base.parse().unwrap(), &secret()), seen)
     }
 
     fn request(card_token: &str) -> PayRequest {
@@ -153,7 +199,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn posts_the_request_keyed_by_the_dispatch_and_reads_the_payment() {
+    async fn posts_the_request_and_reads_the_payment() {
         let (pay, seen) = pay().await;
         for token in ["new", "again"] {
             let paid = pay.pay(&request(token)).await.unwrap();
@@ -161,7 +207,7 @@ mod tests {
             assert_eq!((paid.dispatch_id.as_str(), paid.amount), ("d1", 5200));
         }
         let (key, body) = seen.lock().unwrap()[0].clone();
-        assert_eq!(key.as_deref(), Some("d1"));
+        assert_eq!(key, None, "the dispatch id in the body is pay's key");
         assert_eq!(
             body,
             serde_json::json!({"bookId": "b1", "dispatchId": "d1", "amount": 5200, "cardToken": "new"})
@@ -191,6 +237,18 @@ mod tests {
                 ),
             ),
             (
+                "charged",
+                PayCallError::AmountMismatch(
+                    "dispatch d1 was already charged 1 won; this request asks for 5200 won".into(),
+                ),
+            ),
+            (
+                "busy",
+                PayCallError::Unavailable(
+                    "pay answered 409 Conflict: pay changed concurrently; retry".into(),
+                ),
+            ),
+            (
                 "crash",
                 PayCallError::Unavailable(
                     "pay answered 500 Internal Server Error: 500 Internal Server Error".into(),
@@ -200,6 +258,22 @@ mod tests {
         for (token, expected) in cases {
             assert_eq!(pay.pay(&request(token)).await.unwrap_err(), expected);
         }
+    }
+
+    #[tokio::test]
+    async fn a_credential_pay_refuses_is_a_configuration_error_not_an_outage() {
+        let (pay, seen) = pay().await;
+        let base = pay.pays.as_str().trim_end_matches("pays").to_owned();
+        let wrong = ServiceSecret::new("another-secret-of-32-characters").unwrap();
+        let err = HttpPay::new(base.parse().unwrap(), &wrong)
+            .pay(&request("new"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PayCallError::Invalid(r) if r.contains("--service-secret")),
+            "{err:?}"
+        );
+        assert!(seen.lock().unwrap().is_empty(), "pay never ran the call");
     }
 
     #[tokio::test]
@@ -214,7 +288,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let err = HttpPay::new(base.parse().unwrap())
+        let err = HttpPay::new(base.parse().unwrap(), &secret())
             .pay(&request("new"))
             .await
             .unwrap_err();

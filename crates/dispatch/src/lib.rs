@@ -88,6 +88,13 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "dispatches by driver",
         sql: "CREATE INDEX dispatches_driver ON dispatches (driver_id, created_at)",
     },
+    // The path of the locations the driver reported during the trip, in metres (NULL until the
+    // first): what a reported `distanceMeters` is checked against.
+    Migration {
+        version: 3,
+        name: "trip path",
+        sql: "ALTER TABLE dispatches ADD COLUMN trip_path_m DOUBLE PRECISION",
+    },
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +163,9 @@ pub enum PayCallError {
     /// Pay refused the request itself.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The dispatch was charged another amount already: pay never answers with it instead.
+    #[error("amount mismatch: {0}")]
+    AmountMismatch(String),
 }
 
 /// Builds the service on a migrated database (`db.migrate(MIGRATIONS)` first), loading the index
@@ -187,6 +197,7 @@ pub async fn build(
         name: NAME,
         db: db.clone(),
         router,
+        internal: axum::Router::new(),
         consumers: vec![Consumer {
             name: "dispatch",
             db,

@@ -42,8 +42,10 @@ impl Payments {
         self.breaker.clone()
     }
 
-    /// Charges the trip. A declined card or a refused request is pay answering: it counts
-    /// toward the breaker as a healthy call and is never retried.
+    /// Charges the trip exactly `request.amount`. A declined card, a refused request or a payment
+    /// of another amount is pay answering: it counts toward the breaker as a healthy call and is
+    /// never retried. A payment is returned only if it is of this dispatch and this amount, so
+    /// the fare a trip records is always the one dispatch computed.
     pub async fn pay(&self, request: &PayRequest) -> Result<Pay, Error> {
         let mut attempt = 0;
         loop {
@@ -56,7 +58,10 @@ impl Payments {
             }
             let outcome = tokio::time::timeout(self.policy.timeout, self.transport.pay(request));
             let reason = match outcome.await {
-                Ok(Ok(pay)) => return self.healthy(Ok(pay)),
+                Ok(Ok(pay)) => return self.healthy(check(request, pay)),
+                Ok(Err(PayCallError::AmountMismatch(r))) => {
+                    return self.healthy(Err(Error::PaymentMismatch(r)));
+                }
                 Ok(Err(PayCallError::Declined(r))) => {
                     return self.healthy(Err(Error::PaymentDeclined(r)));
                 }
@@ -93,6 +98,24 @@ impl Payments {
     fn report(&self) {
         metrics::gauge!("tanda_breaker_state", "name" => "pay").set(self.breaker.state().gauge());
     }
+}
+
+/// `pay`, if it is the payment asked for: this dispatch, this amount.
+fn check(request: &PayRequest, pay: Pay) -> Result<Pay, Error> {
+    if pay.dispatch_id == request.dispatch_id && pay.amount == request.amount {
+        return Ok(pay);
+    }
+    tracing::warn!(
+        dispatch_id = %request.dispatch_id,
+        asked = request.amount,
+        answered_dispatch_id = %pay.dispatch_id,
+        answered = pay.amount,
+        "pay answered with a payment other than the one asked for"
+    );
+    Err(Error::PaymentMismatch(format!(
+        "pay answered with a payment of {} won for dispatch {}, not {} won for dispatch {}",
+        pay.amount, pay.dispatch_id, request.amount, request.dispatch_id
+    )))
 }
 
 #[cfg(test)]
@@ -199,6 +222,44 @@ mod tests {
         }
         assert_eq!(pay.calls(), 10, "a decline is never retried");
         assert_eq!(payments.breaker.state(), BreakerState::Closed);
+    }
+
+    /// Approves every call with a payment of its own amount.
+    struct Answers(i64);
+
+    #[async_trait]
+    impl PayTransport for Answers {
+        async fn pay(&self, request: &PayRequest) -> Result<Pay, PayCallError> {
+            Ok(Pay {
+                pay_id: "pay-1".into(),
+                book_id: request.book_id.clone(),
+                dispatch_id: request.dispatch_id.clone(),
+                amount: self.0,
+                card_last4: "4242".into(),
+                status: "PAID".into(),
+                paid_at: "2026-01-01T00:00:00.000Z".into(),
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_payment_of_another_amount_is_a_mismatch_never_the_fare() {
+        let payments = Payments::new(Arc::new(Answers(1)), PaymentPolicy::default());
+        let err = payments.pay(&request()).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::PaymentMismatch(r) if r.contains("1 won") && r.contains("4800 won")),
+            "{err:?}"
+        );
+        assert_eq!(payments.breaker.state(), BreakerState::Closed);
+
+        let refused = Scripted::new([Some(Err(PayCallError::AmountMismatch("charged".into())))]);
+        let payments = Payments::new(refused.clone(), PaymentPolicy::default());
+        let err = payments.pay(&request()).await.unwrap_err();
+        assert!(matches!(err, Error::PaymentMismatch(_)), "{err:?}");
+        assert_eq!(refused.calls(), 1, "a mismatch is never retried");
+
+        let agreed = Payments::new(Arc::new(Answers(4800)), PaymentPolicy::default());
+        assert_eq!(agreed.pay(&request()).await.unwrap().amount, 4800);
     }
 
     #[tokio::test(start_paused = true)]

@@ -300,7 +300,8 @@ async fn announce(
         Event::DriverRegistered(_)
         | Event::DriverMoved { .. }
         | Event::DriverOnline { .. }
-        | Event::DriverOffline { .. } => {}
+        | Event::DriverOffline { .. }
+        | Event::TripPathExtended { .. } => {}
         Event::DispatchOpened(d) => {
             uow.schedule(DEADLINE_TIMER, &d.id, d.deadline_at, json!({}))
                 .await?;
@@ -622,8 +623,8 @@ macro_rules! dispatch_columns {
     () => {
         "id, book_id, customer_id, card_token, pickup_name, pickup_lat, pickup_lng,
          dropoff_name, dropoff_lat, dropoff_lng, status, driver_id, offer_driver_id,
-         offer_expires_at, eta_seconds, distance_meters, fare, pay_id, deadline_at, created_at,
-         updated_at, version"
+         offer_expires_at, eta_seconds, trip_path_m, distance_meters, fare, pay_id, deadline_at,
+         created_at, updated_at, version"
     };
 }
 
@@ -752,6 +753,7 @@ async fn dispatch_from_row(conn: &mut Conn<'_>, row: &Row) -> Result<Dispatch, E
         offer,
         refused,
         eta_seconds: row.try_get("eta_seconds")?,
+        trip_path_m: row.try_get("trip_path_m")?,
         trip,
         deadline_at: row.try_get("deadline_at")?,
         created_at: row.try_get("created_at")?,
@@ -801,15 +803,17 @@ async fn update_dispatch(conn: &mut Conn<'_>, d: &mut Dispatch) -> Result<(), Er
     let offer = d.offer.as_ref();
     let done = query(
         "UPDATE dispatches SET status = $1, driver_id = $2, offer_driver_id = $3,
-                               offer_expires_at = $4, eta_seconds = $5, distance_meters = $6,
-                               fare = $7, pay_id = $8, updated_at = $9, version = version + 1
-         WHERE id = $10 AND version = $11",
+                               offer_expires_at = $4, eta_seconds = $5, trip_path_m = $6,
+                               distance_meters = $7, fare = $8, pay_id = $9, updated_at = $10,
+                               version = version + 1
+         WHERE id = $11 AND version = $12",
     )
     .bind(d.status.as_str())
     .bind(d.driver_id.as_ref().map(ClientId::as_str))
     .bind(offer.map(|o| o.driver_id.as_str()))
     .bind(offer.map(|o| o.expires_at))
     .bind(d.eta_seconds)
+    .bind(d.trip_path_m)
     .bind(trip.map(|t| t.distance_meters))
     .bind(trip.map(|t| t.fare))
     .bind(trip.map(|t| t.pay_id.as_str()))

@@ -31,12 +31,18 @@ const CITY_HALL: (f64, f64) = (37.5663, 126.9779);
 #[derive(Default)]
 struct FakePay {
     outcomes: Mutex<VecDeque<PayCallError>>,
+    /// Approves with a payment of this amount, whatever was asked (a pay that answers with a
+    /// payment it already had for the dispatch).
+    answered_amount: Mutex<Option<i64>>,
     calls: AtomicU32,
 }
 
 impl FakePay {
     fn fail_next(&self, e: PayCallError) {
         self.outcomes.lock().unwrap().push_back(e);
+    }
+    fn answer_with_amount(&self, amount: Option<i64>) {
+        *self.answered_amount.lock().unwrap() = amount;
     }
     fn calls(&self) -> u32 {
         self.calls.load(Ordering::SeqCst)
@@ -54,7 +60,11 @@ impl PayTransport for FakePay {
             pay_id: format!("pay-{}", request.dispatch_id),
             book_id: request.book_id.clone(),
             dispatch_id: request.dispatch_id.clone(),
-            amount: request.amount,
+            amount: self
+                .answered_amount
+                .lock()
+                .unwrap()
+                .unwrap_or(request.amount),
             card_last4: "4242".into(),
             status: "PAID".into(),
             paid_at: "2027-01-15T08:00:00.000Z".into(),
@@ -623,6 +633,45 @@ async fn cancels_free_the_driver_and_may_arrive_before_the_booking() {
     assert_eq!(cancelled[1]["bookId"], "b2");
 }
 
+/// The fare is dispatch's own: a payment of another amount that pay answers with (one made
+/// earlier for this dispatch, by whoever) never becomes the trip's fare. The trip stays in
+/// progress, nothing is announced, and it ends at its own fare once pay agrees.
+#[tokio::test]
+async fn the_trip_keeps_its_own_fare_whatever_amount_pay_answers_with() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("a", 100.0).await;
+    s.book("b1").await;
+    let id = str_of(&s.dispatch_of("b1").await["dispatchId"]);
+    s.act(&id, "accept", "a").await;
+    s.act(&id, "start", "a").await;
+    let uri = format!("/dispatches/{id}/end");
+    let end = || Some(json!({"driverId": "a", "distanceMeters": 10_000}));
+
+    for amount in [1, 9_999_999] {
+        s.pay.answer_with_amount(Some(amount));
+        let refused = s.call(Method::POST, &uri, end()).await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+        assert_eq!(refused.body["code"], "amount_mismatch");
+        assert_eq!(s.dispatch_of("b1").await["status"], "IN_TRIP");
+        assert!(s.published("taxi.TripEnded").await.is_empty());
+    }
+
+    // Pay refusing to charge another amount than the dispatch's earlier payment: the same.
+    s.pay.answer_with_amount(None);
+    s.pay.fail_next(PayCallError::AmountMismatch(
+        "dispatch was already charged 1 won".into(),
+    ));
+    let refused = s.call(Method::POST, &uri, end()).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(refused.body["code"], "amount_mismatch");
+    assert_eq!(s.dispatch_of("b1").await["status"], "IN_TRIP");
+
+    let ended = s.call(Method::POST, &uri, end()).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["fare"], 11_200);
+    assert_eq!(s.published("taxi.TripEnded").await[0]["fare"], 11_200);
+}
+
 #[tokio::test]
 async fn the_breaker_opens_after_repeated_pay_outages() {
     let policy = PaymentPolicy {
@@ -638,7 +687,7 @@ async fn the_breaker_opens_after_repeated_pay_outages() {
     s.act(&id, "accept", "a").await;
     s.act(&id, "start", "a").await;
 
-    let end = || Some(json!({"driverId": "a", "distanceMeters": 1731}));
+    let end = || Some(json!({"driverId": "a", "distanceMeters": 10_000}));
     let uri = format!("/dispatches/{id}/end");
     for _ in 0..2 {
         s.pay.fail_next(PayCallError::Unavailable("down".into()));
@@ -809,7 +858,7 @@ async fn a_drivers_dispatches_are_listed_newest_first() {
     let b2 = str_of(&s.dispatch_of("b2").await["dispatchId"]);
     assert_eq!(s.act(&b2, "accept", "b").await.status, StatusCode::OK);
     s.act(&b1, "start", "a").await;
-    let end = json!({"driverId": "a", "distanceMeters": 2000});
+    let end = json!({"driverId": "a", "distanceMeters": 10_000});
     let ended = s
         .call(Method::POST, &format!("/dispatches/{b1}/end"), Some(end))
         .await;
@@ -857,7 +906,7 @@ async fn dispatches_created_at_the_same_time_are_listed_by_id_descending() {
         let id = str_of(&s.get("/drivers/c").await["dispatchId"]);
         s.act(&id, "accept", "c").await;
         s.act(&id, "start", "c").await;
-        let end = json!({"driverId": "c", "distanceMeters": 1000});
+        let end = json!({"driverId": "c", "distanceMeters": 10_000});
         let ended = s
             .call(Method::POST, &format!("/dispatches/{id}/end"), Some(end))
             .await;
@@ -915,13 +964,137 @@ async fn listing_dispatches_takes_exactly_one_filter() {
     assert_eq!(missing.body["detail"], "give bookId or driverId");
 }
 
+/// The path of a trip as dispatch stored it (`trip_path_m`), in metres.
+async fn trip_path(s: &Service, dispatch_id: &str) -> Option<f64> {
+    query_scalar("SELECT trip_path_m FROM dispatches WHERE id = $1")
+        .bind(dispatch_id)
+        .fetch_one(s.db.reader())
+        .await
+        .unwrap()
+}
+
+async fn move_driver(s: &Service, driver: &str, to: LatLng) {
+    let body = json!({"lat": to.lat, "lng": to.lng});
+    let moved = s
+        .call(
+            Method::PUT,
+            &format!("/drivers/{driver}/location"),
+            Some(body),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+}
+
+/// The locations a driver reports during a trip are summed into the trip's path, from the
+/// pickup, in the dispatch's row: a restart forgets none of it.
 #[tokio::test]
-async fn a_database_from_before_the_driver_index_is_migrated() {
-    let mut s = Service::start_migrated(PaymentPolicy::default(), &MIGRATIONS[..1]).await;
+async fn a_trips_reported_path_is_stored_with_the_dispatch() {
+    let mut s = Service::start(PaymentPolicy::default()).await;
     s.driver_online("a", 100.0).await;
     s.book("b1").await;
     let id = str_of(&s.dispatch_of("b1").await["dispatchId"]);
     s.act(&id, "accept", "a").await;
+    move_driver(&s, "a", north(0.0)).await;
+    s.act(&id, "start", "a").await;
+    assert_eq!(trip_path(&s, &id).await, None);
+
+    move_driver(&s, "a", north(-2000.0)).await;
+    s.restart().await;
+    move_driver(&s, "a", north(-5000.0)).await;
+    let path = trip_path(&s, &id).await.unwrap();
+    assert!((path - 5000.0).abs() < 0.5, "{path}");
+
+    let end = json!({"driverId": "a", "distanceMeters": 10_000});
+    let ended = s
+        .call(Method::POST, &format!("/dispatches/{id}/end"), Some(end))
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    move_driver(&s, "a", north(0.0)).await;
+    assert_eq!(trip_path(&s, &id).await, Some(path), "the trip is over");
+}
+
+/// The fare is dispatch's: a `distanceMeters` far outside what the trip can have driven — from
+/// its straight line, City Hall to Gangnam 8.8 km, and the path its driver reported — is refused
+/// with 400 `implausible_distance`, reaches no payment and leaves the trip in progress. A long
+/// one is taken once the reported locations show the detour.
+#[tokio::test]
+async fn an_implausible_distance_is_refused_and_changes_nothing() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("a", 100.0).await;
+    s.book("b1").await;
+    let id = str_of(&s.dispatch_of("b1").await["dispatchId"]);
+    s.act(&id, "accept", "a").await;
+    s.act(&id, "start", "a").await;
+    let uri = format!("/dispatches/{id}/end");
+    let end = |metres: i64| Some(json!({"driverId": "a", "distanceMeters": metres}));
+
+    for metres in [1_000_000, 18_100, 3_800, 0] {
+        let refused = s.call(Method::POST, &uri, end(metres)).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{metres}: {}",
+            refused.body
+        );
+        assert_eq!(refused.body["code"], "implausible_distance");
+        let detail = refused.body["detail"].as_str().unwrap();
+        assert!(detail.contains(&metres.to_string()), "{detail}");
+    }
+    assert_eq!(
+        s.pay.calls(),
+        0,
+        "an implausible distance never reaches pay"
+    );
+    assert_eq!(s.dispatch_of("b1").await["status"], "IN_TRIP");
+    assert_eq!(s.get("/drivers/a").await["status"], "IN_TRIP");
+    assert!(s.published("taxi.TripEnded").await.is_empty());
+
+    // A detour 10 km north and back down to Gangnam, reported on the way: 28 km driven.
+    move_driver(&s, "a", north(10_000.0)).await;
+    move_driver(&s, "a", LatLng::parse(37.4979, 127.0276).unwrap()).await;
+    let ended = s.call(Method::POST, &uri, end(28_000)).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["fare"], 4800 + 100 * ((28_000 - 1600) / 131));
+    assert_eq!(ended.body["distanceMeters"], 28_000);
+}
+
+/// A database written by an older version: its rows, as that version wrote them, read and move
+/// on once migrated — the driver index is there, and a trip in progress, with no path yet,
+/// starts its path at the pickup.
+#[tokio::test]
+async fn a_database_of_an_older_version_is_migrated() {
+    let mut s = Service::start_migrated(PaymentPolicy::default(), &MIGRATIONS[..1]).await;
+    let (pickup, dropoff) = (north(0.0), LatLng::parse(37.4979, 127.0276).unwrap());
+    let mut uow = s.db.begin().await.unwrap();
+    query(
+        "INSERT INTO drivers (id, name, car_number, phone, lat, lng, status, dispatch_id,
+                              created_at, updated_at, version)
+         VALUES ('a', 'Driver a', '서울12가3456', '010-1234-5678', $1, $2, 'IN_TRIP', 'x1',
+                 $3, $3, 3)",
+    )
+    .bind(pickup.lat)
+    .bind(pickup.lng)
+    .bind(T0)
+    .execute(uow.conn())
+    .await
+    .unwrap();
+    query(
+        "INSERT INTO dispatches (id, book_id, customer_id, card_token, pickup_name, pickup_lat,
+                                 pickup_lng, dropoff_name, dropoff_lat, dropoff_lng, status,
+                                 driver_id, eta_seconds, deadline_at, created_at, updated_at,
+                                 version)
+         VALUES ('x1', 'b1', 'cust-1', 'tok_4242', 'City Hall', $1, $2, 'Gangnam', $3, $4,
+                 'IN_TRIP', 'a', 15, $5, $5, $5, 3)",
+    )
+    .bind(pickup.lat)
+    .bind(pickup.lng)
+    .bind(dropoff.lat)
+    .bind(dropoff.lng)
+    .bind(T0)
+    .execute(uow.conn())
+    .await
+    .unwrap();
+    uow.commit().await.unwrap();
 
     s.db.migrate(MIGRATIONS).await.unwrap();
     s.restart().await;
@@ -934,6 +1107,15 @@ async fn a_database_from_before_the_driver_index_is_migrated() {
     assert_eq!(index, ["dispatches_driver"]);
     assert_eq!(
         s.dispatches_of_driver("a").await,
-        [("b1".to_owned(), "DISPATCHED".to_owned())]
+        [("b1".to_owned(), "IN_TRIP".to_owned())]
     );
+    assert_eq!(trip_path(&s, "x1").await, None);
+
+    move_driver(&s, "a", north(-1000.0)).await;
+    let path = trip_path(&s, "x1").await.unwrap();
+    assert!((path - 1000.0).abs() < 0.5, "{path}");
+    let end = json!({"driverId": "a", "distanceMeters": 10_000});
+    let ended = s.call(Method::POST, "/dispatches/x1/end", Some(end)).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["fare"], 11_200);
 }

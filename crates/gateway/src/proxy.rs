@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, Method, Uri, header};
 use axum::response::Response;
-use axum::routing::any;
+use axum::routing::{any, get};
 use reqwest::Url;
 
 use crate::error::Error;
@@ -48,31 +48,63 @@ pub struct Upstreams {
     pub identity: Url,
 }
 
+/// Which requests to a path the gateway forwards.
+#[derive(Debug, Clone, Copy)]
+enum Forward {
+    /// Every method.
+    All,
+    /// Reads only (`GET`, and `HEAD` with it): the path's other methods are internal, called by
+    /// services directly and never through the gateway. `POST /pays` is one: only dispatch
+    /// charges a trip, the fare it computed.
+    Reads,
+}
+
+/// A service: its name, its base URL and the paths it owns (API.md), with what is below them and
+/// which of their requests are forwarded.
+type Owner<'a> = (&'static str, &'a Url, &'static [(&'static str, Forward)]);
+
 impl Upstreams {
     /// Each service: its name, its base URL and the paths it owns (API.md), with what is below them.
-    fn owners(&self) -> [(&'static str, &Url, &'static [&'static str]); 10] {
+    fn owners(&self) -> [Owner<'_>; 10] {
+        use Forward::{All, Reads};
         [
-            ("book", &self.book, &["/books"]),
-            ("dispatch", &self.dispatch, &["/drivers", "/dispatches"]),
-            ("pay", &self.pay, &["/pays", "/admin/card-network"]),
-            ("ride-history", &self.ride_history, &["/rideHistories"]),
+            ("book", &self.book, &[("/books", All)]),
+            (
+                "dispatch",
+                &self.dispatch,
+                &[("/drivers", All), ("/dispatches", All)],
+            ),
+            (
+                "pay",
+                &self.pay,
+                &[("/pays", Reads), ("/admin/card-network", All)],
+            ),
+            (
+                "ride-history",
+                &self.ride_history,
+                &[("/rideHistories", All)],
+            ),
             (
                 "reservation",
                 &self.reservation,
-                &["/flights", "/reservations"],
+                &[("/flights", All), ("/reservations", All)],
             ),
-            ("payment", &self.payment, &["/accounts"]),
-            ("ticket", &self.ticket, &["/tickets"]),
+            ("payment", &self.payment, &[("/accounts", All)]),
+            ("ticket", &self.ticket, &[("/tickets", All)]),
             (
                 "reservation-view",
                 &self.reservation_view,
-                &["/reservationViews"],
+                &[("/reservationViews", All)],
             ),
-            ("notify", &self.notify, &["/notifications"]),
+            ("notify", &self.notify, &[("/notifications", All)]),
             (
                 "identity",
                 &self.identity,
-                &["/auth", "/.well-known", "/admin/signing-keys"],
+                &[
+                    ("/auth", All),
+                    ("/.well-known", All),
+                    ("/admin/signing-keys", All),
+                ],
             ),
         ]
     }
@@ -102,15 +134,21 @@ pub(crate) fn client() -> reqwest::Client {
         .expect("a plain-HTTP client has no TLS backend that could fail to start")
 }
 
-/// The routes of every service's paths, each forwarding to its owner.
+/// The routes of every service's paths, each forwarding to its owner. A method a path does not
+/// forward is the gateway's `405 method_not_allowed`, and never reaches the service.
 pub(crate) fn routes(upstreams: &Upstreams, client: &reqwest::Client) -> Router {
     let mut router = Router::new();
     for (name, base, paths) in upstreams.owners() {
-        let forward = any(forward).with_state(Upstream::new(name, base, client));
-        for path in paths {
+        let upstream = Upstream::new(name, base, client);
+        for (path, methods) in paths {
+            let forward = match methods {
+                Forward::All => any(forward),
+                Forward::Reads => get(forward),
+            }
+            .with_state(upstream.clone());
             router = router
                 .route(path, forward.clone())
-                .route(&format!("{path}/{{*rest}}"), forward.clone());
+                .route(&format!("{path}/{{*rest}}"), forward);
         }
     }
     router

@@ -192,7 +192,8 @@ async fn each_path_goes_to_the_service_that_owns_it() {
         ("POST", "/books/b1/cancel", "book"),
         ("PUT", "/drivers/d1/location", "dispatch"),
         ("GET", "/dispatches?bookId=b1", "dispatch"),
-        ("POST", "/pays", "pay"),
+        ("GET", "/pays?bookId=b1", "pay"),
+        ("GET", "/pays/p1", "pay"),
         ("PUT", "/admin/card-network", "pay"),
         ("GET", "/rideHistories/b1", "ride-history"),
         ("GET", "/flights", "reservation"),
@@ -222,6 +223,52 @@ async fn each_path_goes_to_the_service_that_owns_it() {
         assert_eq!(seen["path"], path);
         assert_eq!(seen["query"], json!(query));
     }
+}
+
+/// `POST /pays` is internal (dispatch calls pay directly): the gateway never forwards it, nor
+/// any other write under `/pays`; pay sees nothing of it. Its reads stay public.
+#[tokio::test]
+async fn the_gateway_does_not_forward_payments() {
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let gateway = gateway(|name| {
+        let seen = seen.clone();
+        Router::new().fallback(move |request: Request| async move {
+            seen.lock().unwrap().push(format!(
+                "{name} {} {}",
+                request.method(),
+                request.uri().path()
+            ));
+            "forwarded"
+        })
+    })
+    .await;
+    let charge = r#"{"bookId":"b1","dispatchId":"d1","amount":1,"cardToken":"tok_4242_ok_x"}"#;
+    for (method, path) in [
+        ("POST", "/pays"),
+        ("PUT", "/pays"),
+        ("DELETE", "/pays"),
+        ("POST", "/pays/p1"),
+        ("PATCH", "/pays/p1"),
+    ] {
+        let response = gateway
+            .request(method.parse().unwrap(), path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(charge)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(response, 405, "method_not_allowed").await;
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+
+    for path in ["/pays?bookId=b1", "/pays/p1"] {
+        assert_eq!(gateway.get(path).await.status(), StatusCode::OK, "{path}");
+    }
+    assert_eq!(*seen.lock().unwrap(), ["pay GET /pays", "pay GET /pays/p1"]);
 }
 
 #[tokio::test]

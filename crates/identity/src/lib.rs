@@ -79,6 +79,7 @@ pub async fn build(db: Db, config: Config) -> Result<(ServiceParts, Keys), Error
     let parts = ServiceParts {
         name: NAME,
         router: http::router(Arc::new(http::App::new(keys.clone()))),
+        internal: axum::Router::new(),
         consumers: Vec::new(),
         timers: None,
         breakers: Vec::new(),

@@ -90,6 +90,7 @@ pub async fn build(db: Db, config: Config, lifecycle: &Lifecycle) -> Result<Serv
         name: NAME,
         db,
         router,
+        internal: axum::Router::new(),
         consumers: vec![consumer],
         timers: None,
         breakers: Vec::new(),

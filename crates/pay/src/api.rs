@@ -9,7 +9,7 @@ use tanda_core::id::new_id;
 use tanda_core::{Db, Envelope};
 
 use crate::PayError;
-use crate::domain::{ChargeOrder, Payment};
+use crate::domain::{AmountMismatch, ChargeOrder, Payment};
 use crate::store;
 
 /// The pay service's in-process handle.
@@ -20,11 +20,13 @@ pub struct PayApi {
 }
 
 impl PayApi {
-    /// Charges the trip `request.dispatch_id` unless it was paid already. Returns its payment and
-    /// whether this call created it.
+    /// Charges the trip `request.dispatch_id` its `amount` unless it was paid already. Returns
+    /// its payment and whether this call created it. A trip paid (or charged at the network)
+    /// another amount is refused: the amount is always the one asked, never an earlier one.
     pub async fn pay(&self, request: PayRequest) -> Result<(Pay, bool), PayError> {
         let order = ChargeOrder::parse(request).map_err(|e| PayError::Invalid(e.to_string()))?;
         if let Some(paid) = store::by_dispatch(self.db.reader(), order.dispatch_id()).await? {
+            order.answered_by(paid.amount)?;
             return Ok((paid.view(), false));
         }
         // The dispatch id is the network's idempotency key, so callers racing past the check
@@ -34,7 +36,7 @@ impl PayApi {
             .charge(order.card_token(), order.amount(), order.dispatch_id())
             .await?;
         let mut uow = self.db.begin().await?;
-        let payment = Payment::approved(order, &charge, new_id(), uow.now());
+        let payment = Payment::approved(order, &charge, new_id(), uow.now())?;
         let created = store::insert(&mut uow, &payment).await?;
         if created {
             let event = payment.approved_event();
@@ -49,6 +51,15 @@ impl PayApi {
         let stored = store::by_dispatch(uow.conn(), &payment.dispatch_id)
             .await?
             .expect("the trip's payment was just inserted or already there");
+        // A concurrent call for another amount may have stored the trip's payment first.
+        if stored.amount != payment.amount {
+            return Err(AmountMismatch {
+                dispatch_id: stored.dispatch_id,
+                charged: stored.amount,
+                asked: payment.amount,
+            }
+            .into());
+        }
         uow.commit().await?;
         Ok((stored.view(), created))
     }

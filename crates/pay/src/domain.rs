@@ -25,6 +25,19 @@ pub enum InvalidPayment {
     Amount,
 }
 
+/// A trip is charged one amount, the fare dispatch computed: asked for another once it was
+/// charged, pay refuses rather than answer with the first payment, whose amount would then become
+/// the trip's fare.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "dispatch {dispatch_id} was already charged {charged} won; this request asks for {asked} won"
+)]
+pub struct AmountMismatch {
+    pub dispatch_id: String,
+    pub charged: i64,
+    pub asked: i64,
+}
+
 /// A request that may be sent to the card network: only [`ChargeOrder::parse`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeOrder {
@@ -64,6 +77,20 @@ impl ChargeOrder {
     pub fn card_token(&self) -> &str {
         &self.card_token
     }
+
+    /// Whether an earlier charge of this trip (a stored payment, or the network's answer to its
+    /// idempotency key) of `charged` won answers this order: only if it is the amount asked.
+    pub fn answered_by(&self, charged: i64) -> Result<(), AmountMismatch> {
+        if charged == self.amount {
+            Ok(())
+        } else {
+            Err(AmountMismatch {
+                dispatch_id: self.dispatch_id.clone(),
+                charged,
+                asked: self.amount,
+            })
+        }
+    }
 }
 
 fn text(field: &'static str, value: String, max: usize) -> Result<String, InvalidPayment> {
@@ -88,17 +115,23 @@ pub struct Payment {
 }
 
 impl Payment {
-    /// The payment for `order` once the network approved `charge`. The amount is the one the
-    /// network actually charged: a retried charge returns the first one, whatever it was asked.
-    pub fn approved(order: ChargeOrder, charge: &Charge, pay_id: String, now: Timestamp) -> Self {
-        Self {
+    /// The payment for `order` once the network approved `charge`, which must have charged the
+    /// amount ordered: a retried charge returns the first one, whatever it was asked.
+    pub fn approved(
+        order: ChargeOrder,
+        charge: &Charge,
+        pay_id: String,
+        now: Timestamp,
+    ) -> Result<Self, AmountMismatch> {
+        order.answered_by(charge.amount)?;
+        Ok(Self {
             pay_id,
             book_id: order.book_id,
             dispatch_id: order.dispatch_id,
             amount: charge.amount,
             card_last4: charge.last4.clone(),
             paid_at: now,
-        }
+        })
     }
 
     /// The event announcing this payment.
@@ -179,13 +212,13 @@ mod tests {
 
     #[test]
     fn payment_takes_the_charged_amount_and_card() {
-        let order = ChargeOrder::parse(request(9000)).unwrap();
+        let order = ChargeOrder::parse(request(8000)).unwrap();
         let charge = Charge {
             charge_id: "ch_1".into(),
             last4: "4242".into(),
             amount: 8000,
         };
-        let payment = Payment::approved(order, &charge, "p1".into(), 1_795_000_000_000);
+        let payment = Payment::approved(order, &charge, "p1".into(), 1_795_000_000_000).unwrap();
         let pay = payment.view();
         assert_eq!(
             (pay.amount, pay.card_last4.as_str(), pay.status.as_str()),
@@ -199,7 +232,35 @@ mod tests {
         assert_eq!(event.paid_at, pay.paid_at);
     }
 
+    #[test]
+    fn a_charge_of_another_amount_answers_no_order() {
+        let charge = Charge {
+            charge_id: "ch_1".into(),
+            last4: "4242".into(),
+            amount: 1,
+        };
+        let order = ChargeOrder::parse(request(11_200)).unwrap();
+        let refused = Payment::approved(order, &charge, "p1".into(), 1_795_000_000_000);
+        assert_eq!(
+            refused,
+            Err(AmountMismatch {
+                dispatch_id: "d1".into(),
+                charged: 1,
+                asked: 11_200
+            })
+        );
+    }
+
     proptest! {
+        #[test]
+        fn an_earlier_charge_answers_an_order_exactly_when_amounts_agree(
+            asked in 1..=MAX_AMOUNT,
+            charged in 1..=MAX_AMOUNT,
+        ) {
+            let order = ChargeOrder::parse(request(asked)).unwrap();
+            prop_assert_eq!(order.answered_by(charged).is_ok(), asked == charged);
+        }
+
         #[test]
         fn amount_is_accepted_exactly_in_range(amount in any::<i64>()) {
             let parsed = ChargeOrder::parse(request(amount));

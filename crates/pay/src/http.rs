@@ -1,5 +1,6 @@
-//! Pay's HTTP edge: `POST /pays`, the payment queries, and the operator's control of the simulated
-//! card network (how tests and operators exercise dispatch's circuit breaker).
+//! Pay's HTTP edge: the payment queries and the operator's control of the simulated card network
+//! (how tests and operators exercise dispatch's circuit breaker), public; and `POST /pays`,
+//! internal: only dispatch charges a trip, the fare it computed.
 
 use axum::Router;
 use axum::extract::State;
@@ -18,15 +19,21 @@ use crate::store;
 /// The longest latency an operator may inject: longer would only park callers' connections.
 const MAX_LATENCY_MS: u64 = 60_000;
 
+/// The public routes, which the gateway serves.
 pub fn router(api: PayApi) -> Router {
     Router::new()
-        .route("/pays", post(create).get(list))
+        .route("/pays", get(list))
         .route("/pays/{pay_id}", get(show))
         .route(
             "/admin/card-network",
             get(network_mode).put(set_network_mode),
         )
         .with_state(api)
+}
+
+/// The internal routes: `POST /pays`, for dispatch only (see `ServiceParts::internal`).
+pub fn internal(api: PayApi) -> Router {
+    Router::new().route("/pays", post(create)).with_state(api)
 }
 
 /// 201 with a new payment, 200 with the trip's existing one.

@@ -1,8 +1,8 @@
 //! The pay service: charges a finished trip's fare through the (simulated) card network, at most
 //! once per dispatch, and announces it with `taxi.PaymentApproved`.
 //!
-//! Dispatch calls it synchronously ([`PayApi`] in-process, `POST /pays` over HTTP); it reacts to no
-//! events and sets no timers. Code map: `domain` (the charge order and the payment), `store` (SQL),
+//! Dispatch calls it synchronously ([`PayApi`] in-process, `POST /pays` over HTTP — an internal
+//! route, which the gateway never serves); it reacts to no events and sets no timers. Code map: `domain` (the charge order and the payment), `store` (SQL),
 //! `api` (the charge flow), `http` (routes).
 
 mod api;
@@ -18,6 +18,7 @@ use tanda_core::service::ServiceParts;
 use tanda_core::{Db, DbError, Problem};
 
 pub use api::PayApi;
+pub use domain::AmountMismatch;
 
 pub const NAME: &str = "pay";
 
@@ -42,6 +43,9 @@ pub enum PayError {
     Invalid(String),
     #[error("the card was declined ({0})")]
     Declined(String),
+    /// The trip was charged another amount already.
+    #[error(transparent)]
+    AmountMismatch(#[from] AmountMismatch),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -54,6 +58,7 @@ impl From<PayError> for Problem {
         match e {
             PayError::Invalid(_) => Problem::bad_request("invalid_payment", detail),
             PayError::Declined(_) => Problem::payment_declined(detail),
+            PayError::AmountMismatch(_) => Problem::conflict("amount_mismatch", detail),
             PayError::Unavailable(_) => Problem::unavailable("card_network_unavailable", detail, 1),
             PayError::Db(e) => e.into(),
         }
@@ -70,6 +75,7 @@ pub async fn build(db: Db, network: Arc<CardNetwork>) -> Result<(ServiceParts, P
         name: NAME,
         db,
         router: http::router(api.clone()),
+        internal: http::internal(api.clone()),
         consumers: vec![],
         timers: None,
         breakers: Vec::new(),

@@ -1,5 +1,6 @@
-//! Pay on a real temp SQLite database, through its router and its in-process handle: a trip is
-//! charged at most once, declines and outages store nothing, bad input is a 400 problem.
+//! Pay on a real temp SQLite database, through its routes (public, and the internal `POST /pays`)
+//! and its in-process handle: a trip is charged at most once, the amount asked, declines and
+//! outages store nothing, bad input is a 400 problem.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tanda_cardnet::{CardNetwork, CardNumber, NetworkMode, tokenize};
 use tanda_catalog::taxi::pay::PayRequest;
 use tanda_core::db::Durability;
 use tanda_core::sql::query_scalar;
-use tanda_core::{Db, SystemClock};
+use tanda_core::{Db, Problem, SystemClock};
 use tanda_pay::{MIGRATIONS, NAME, PayApi, PayError, build};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -21,7 +22,10 @@ use tower::ServiceExt;
 struct Service {
     _dir: TempDir,
     db: Db,
+    /// The public routes, which the gateway serves.
     router: Router,
+    /// `POST /pays`, which only dispatch calls.
+    internal: Router,
     api: PayApi,
     network: Arc<CardNetwork>,
 }
@@ -38,6 +42,7 @@ async fn service() -> Service {
         _dir: dir,
         db,
         router: parts.router,
+        internal: parts.internal,
         api,
         network,
     }
@@ -124,7 +129,7 @@ fn assert_problem(
 async fn paying_a_trip_twice_charges_once_and_answers_200_with_the_same_pay() {
     let s = service().await;
     let body = pay_body("b1", "d1", 7300, &card("4242424242424242"));
-    let (status, _, first) = call(&s.router, "POST", "/pays", Some(body.clone()), None).await;
+    let (status, _, first) = call(&s.internal, "POST", "/pays", Some(body.clone()), None).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     assert_eq!(first["bookId"], "b1");
     assert_eq!(first["dispatchId"], "d1");
@@ -133,7 +138,7 @@ async fn paying_a_trip_twice_charges_once_and_answers_200_with_the_same_pay() {
     assert_eq!(first["status"], "PAID");
     assert!(first["paidAt"].as_str().unwrap().ends_with('Z'));
 
-    let (status, _, again) = call(&s.router, "POST", "/pays", Some(body), None).await;
+    let (status, _, again) = call(&s.internal, "POST", "/pays", Some(body), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again, first);
     assert_eq!(pays_of_dispatch(&s.db, "d1").await, 1);
@@ -160,6 +165,97 @@ async fn paying_a_trip_twice_charges_once_and_answers_200_with_the_same_pay() {
     assert_eq!(envelope["payload"]["amount"], 7300);
 }
 
+/// `POST /pays` is internal: pay's public routes (those the gateway serves) do not take it, so
+/// no client charges a trip — nor sets its fare — by paying it first.
+#[tokio::test]
+async fn the_public_routes_take_no_payment() {
+    let s = service().await;
+    for amount in [1, 9_999_999] {
+        let body = pay_body("b1", "d1", amount, &card("4242424242424242"));
+        let (status, _, _) = call(&s.router, "POST", "/pays", Some(body), None).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+    assert_eq!(pays_of_dispatch(&s.db, "d1").await, 0);
+    assert_eq!(s.network.charge_count(), 0);
+    let (status, _, listed) = call(&s.router, "GET", "/pays?bookId=b1", None, None).await;
+    assert_eq!((status, listed), (StatusCode::OK, json!([])));
+}
+
+/// A trip is charged the fare dispatch computed, once: asked again for another amount, pay
+/// refuses (409) rather than answer with the payment it has, so nobody can make a trip's first
+/// payment decide its fare. The same amount again is the same payment, charged once.
+#[tokio::test]
+async fn another_amount_for_a_paid_trip_is_refused_and_changes_nothing() {
+    let s = service().await;
+    let body = |amount| pay_body("b1", "d1", amount, &card("4242424242424242"));
+    let (status, _, first) = call(&s.internal, "POST", "/pays", Some(body(11_200)), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+
+    for amount in [1, 11_100, 9_999_999] {
+        let (status, headers, problem) =
+            call(&s.internal, "POST", "/pays", Some(body(amount)), None).await;
+        assert_problem(
+            status,
+            &headers,
+            &problem,
+            StatusCode::CONFLICT,
+            "amount_mismatch",
+        );
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("11200") && detail.contains(&amount.to_string()),
+            "{detail}"
+        );
+    }
+    let (status, _, again) = call(&s.internal, "POST", "/pays", Some(body(11_200)), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, first);
+
+    let (_, _, listed) = call(&s.router, "GET", "/pays?bookId=b1", None, None).await;
+    assert_eq!(listed, json!([first]));
+    assert_eq!(pays_of_dispatch(&s.db, "d1").await, 1);
+    assert_eq!(approvals_of_book(&s.db, "b1").await, 1);
+    assert_eq!(s.network.charge_count(), 1);
+
+    // The in-process handle dispatch uses refuses it the same way.
+    let other = PayRequest {
+        book_id: "b1".into(),
+        dispatch_id: "d1".into(),
+        amount: 1,
+        card_token: card("4242424242424242"),
+    };
+    let refused = s
+        .api
+        .pay(other)
+        .await
+        .expect_err("another amount is refused");
+    assert_eq!(Problem::from(refused).code, "amount_mismatch");
+}
+
+/// The network's idempotency key is the dispatch id, so a charge it made for the trip under
+/// another amount (pay stopped before storing it) comes back from it: pay refuses that too,
+/// rather than store and answer an amount nobody asked for.
+#[tokio::test]
+async fn a_network_charge_of_another_amount_is_not_taken_for_the_fare() {
+    let s = service().await;
+    let token = card("4242424242424242");
+    s.network.charge(&token, 1, "d1").await.unwrap();
+    let request = PayRequest {
+        book_id: "b1".into(),
+        dispatch_id: "d1".into(),
+        amount: 11_200,
+        card_token: token,
+    };
+    let refused = s
+        .api
+        .pay(request)
+        .await
+        .expect_err("another amount is refused");
+    assert_eq!(Problem::from(refused).code, "amount_mismatch");
+    assert_eq!(pays_of_dispatch(&s.db, "d1").await, 0);
+    assert_eq!(approvals_of_book(&s.db, "b1").await, 0);
+}
+
 #[tokio::test]
 async fn concurrent_payments_of_one_trip_charge_once() {
     let s = service().await;
@@ -170,8 +266,8 @@ async fn concurrent_payments_of_one_trip_charge_once() {
     });
     let body = pay_body("b2", "d2", 4800, &card("4242424242424242"));
     let (a, b) = tokio::join!(
-        call(&s.router, "POST", "/pays", Some(body.clone()), None),
-        call(&s.router, "POST", "/pays", Some(body), None),
+        call(&s.internal, "POST", "/pays", Some(body.clone()), None),
+        call(&s.internal, "POST", "/pays", Some(body), None),
     );
     let mut statuses = [a.0, b.0];
     statuses.sort();
@@ -201,7 +297,7 @@ async fn concurrent_payments_of_one_trip_charge_once() {
 async fn a_declined_card_is_402_and_stores_nothing() {
     let s = service().await;
     let body = pay_body("b1", "d1", 7300, &card("4000000000000002"));
-    let (status, headers, problem) = call(&s.router, "POST", "/pays", Some(body), None).await;
+    let (status, headers, problem) = call(&s.internal, "POST", "/pays", Some(body), None).await;
     assert_problem(
         status,
         &headers,
@@ -225,7 +321,7 @@ async fn a_network_outage_is_503_with_retry_after_and_the_retry_succeeds() {
 
     let body = pay_body("b1", "d1", 7300, &card("4242424242424242"));
     let (status, headers, problem) =
-        call(&s.router, "POST", "/pays", Some(body.clone()), None).await;
+        call(&s.internal, "POST", "/pays", Some(body.clone()), None).await;
     assert_problem(
         status,
         &headers,
@@ -238,7 +334,7 @@ async fn a_network_outage_is_503_with_retry_after_and_the_retry_succeeds() {
 
     let up = json!({"latencyMs": 0, "down": false});
     call(&s.router, "PUT", "/admin/card-network", Some(up), None).await;
-    let (status, _, _) = call(&s.router, "POST", "/pays", Some(body), None).await;
+    let (status, _, _) = call(&s.internal, "POST", "/pays", Some(body), None).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(pays_of_dispatch(&s.db, "d1").await, 1);
 }
@@ -303,7 +399,7 @@ async fn bad_input_is_a_400_problem_and_stores_nothing() {
         pay_body("b1", "d1", 4800, ""),
         pay_body("b1", "d1", 4800, "tok_not_a_real_token"),
     ] {
-        let (status, headers, problem) = call(&s.router, "POST", "/pays", Some(body), None).await;
+        let (status, headers, problem) = call(&s.internal, "POST", "/pays", Some(body), None).await;
         assert_problem(
             status,
             &headers,
@@ -337,15 +433,16 @@ async fn bad_input_is_a_400_problem_and_stores_nothing() {
 async fn an_idempotency_key_replays_the_first_answer() {
     let s = service().await;
     let body = pay_body("b1", "d1", 4800, &card("4242424242424242"));
-    let (status, _, first) = call(&s.router, "POST", "/pays", Some(body.clone()), Some("k1")).await;
+    let (status, _, first) =
+        call(&s.internal, "POST", "/pays", Some(body.clone()), Some("k1")).await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, headers, again) = call(&s.router, "POST", "/pays", Some(body), Some("k1")).await;
+    let (status, headers, again) = call(&s.internal, "POST", "/pays", Some(body), Some("k1")).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(headers["idempotent-replayed"], "true");
     assert_eq!(again, first);
 
     let other = pay_body("b9", "d9", 4800, &card("4242424242424242"));
-    let (status, _, problem) = call(&s.router, "POST", "/pays", Some(other), Some("k1")).await;
+    let (status, _, problem) = call(&s.internal, "POST", "/pays", Some(other), Some("k1")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["code"], "idempotency_key_reused");
     assert_eq!(pays_of_dispatch(&s.db, "d9").await, 0);
@@ -367,15 +464,16 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..3usize, any::<bool>(), 1..20_000i64)
+        // Mostly the one fare, so trips are asked again for the amount they were charged.
+        4 => (0..3usize, any::<bool>(), prop_oneof![3 => Just(11_200i64), 1 => 1..20_000i64])
             .prop_map(|(trip, good_card, amount)| Step::Pay { trip, good_card, amount }),
         1 => any::<bool>().prop_map(|down| Step::Network { down }),
     ]
 }
 
 /// DESIGN §5.5 against a model: whatever the sequence of payments, declines and outages, each trip
-/// gets at most one payment, one event and one network charge, and every later answer is that
-/// same payment.
+/// gets at most one payment, one event and one network charge; every later answer for the same
+/// amount is that same payment, and every later request for another amount is refused.
 #[test]
 fn random_sessions_charge_each_trip_at_most_once() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -393,7 +491,7 @@ fn random_sessions_charge_each_trip_at_most_once() {
         let (_, api) = runtime.block_on(build(s.db.clone(), network.clone())).unwrap();
         let trip_ids: Vec<String> = (0..3).map(|t| format!("s{session}-d{t}")).collect();
         let book_id = format!("s{session}-b");
-        let mut paid: HashMap<usize, String> = HashMap::new();
+        let mut paid: HashMap<usize, (String, i64)> = HashMap::new();
         let mut down = false;
         for step in steps {
             match step {
@@ -410,14 +508,20 @@ fn random_sessions_charge_each_trip_at_most_once() {
                     };
                     let outcome = runtime.block_on(api.pay(request));
                     match (paid.get(&trip), outcome) {
-                        (Some(pay_id), Ok((pay, created))) => {
+                        (Some((pay_id, charged)), Ok((pay, created))) => {
                             prop_assert_eq!(&pay.pay_id, pay_id);
+                            prop_assert_eq!(pay.amount, amount);
+                            prop_assert_eq!(*charged, amount);
                             prop_assert!(!created);
+                        }
+                        (Some((_, charged)), Err(PayError::AmountMismatch(e))) => {
+                            prop_assert_ne!(*charged, amount);
+                            prop_assert_eq!((e.charged, e.asked), (*charged, amount));
                         }
                         (None, Ok((pay, created))) => {
                             prop_assert!(good_card && !down && created);
                             prop_assert_eq!(pay.amount, amount);
-                            paid.insert(trip, pay.pay_id);
+                            paid.insert(trip, (pay.pay_id, amount));
                         }
                         (None, Err(PayError::Unavailable(_))) => prop_assert!(down),
                         (None, Err(PayError::Declined(_))) => prop_assert!(!good_card && !down),

@@ -27,6 +27,7 @@ pub async fn build(db: Db) -> Result<ServiceParts, DbError> {
     Ok(ServiceParts {
         name: NAME,
         router: http::router(db.clone()),
+        internal: axum::Router::new(),
         consumers: vec![Consumer {
             name: NAME,
             db: db.clone(),

@@ -67,6 +67,7 @@ pub async fn build(db: Db) -> Result<ServiceParts, DbError> {
     Ok(ServiceParts {
         name: NAME,
         router: http::router(db.clone()),
+        internal: axum::Router::new(),
         db,
         consumers: vec![consumer],
         timers: None,

@@ -43,6 +43,7 @@ pub async fn build(db: Db, config: Config) -> Result<ServiceParts, DbError> {
     Ok(ServiceParts {
         name: NAME,
         router: http::router(db.clone(), config.payment_pending_after),
+        internal: axum::Router::new(),
         consumers: vec![Consumer {
             name: "reservation",
             db: db.clone(),

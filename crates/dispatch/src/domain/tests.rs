@@ -482,7 +482,28 @@ fn a_trip_is_charged_by_distance_and_ends_once() {
     assert_eq!(straight.amount, 4800 + 100 * 6);
     assert_eq!(straight.card_token, "tok");
     assert_eq!(straight.book_id, "b1");
-    assert_eq!(charge_for(&w, "a", Some(10_000)).unwrap().amount, 11_200);
+    assert_eq!(charge_for(&w, "a", Some(5000)).unwrap().amount, 7300);
+    // 2.5 km in a straight line: 750 m to 5,500 m is plausible, nothing else.
+    let dropoff = w.dispatch().booking.as_ref().unwrap().dropoff.at;
+    let band = DistanceBand::around(pickup().distance_m(dropoff), None);
+    assert_eq!(band.min_m, 750);
+    assert!((5500..=5501).contains(&band.max_m), "{band:?}"); // 2,500 m, give or take rounding
+    for implausible in [0, 749, band.max_m + 1, 10_000, 1_000_000] {
+        assert_eq!(
+            charge_for(&w, "a", Some(implausible)).unwrap_err(),
+            Rejection::ImplausibleDistance {
+                reported: implausible,
+                straight_m: 2500,
+                path_m: None,
+                band,
+            }
+        );
+    }
+    assert_eq!(charge_for(&w, "a", Some(750)).unwrap().amount, 4800);
+    assert_eq!(
+        charge_for(&w, "a", Some(5500)).unwrap().distance_meters,
+        5500
+    );
     assert_eq!(
         charge_for(&w, "b", None).unwrap_err(),
         Rejection::NotAssigned("x1".into(), id("b"))
@@ -501,6 +522,158 @@ fn a_trip_is_charged_by_distance_and_ends_once() {
         charge_for(&w, "a", None).unwrap_err(),
         Rejection::AlreadyEnded("x1".into())
     );
+}
+
+#[test]
+fn the_trip_remembers_the_path_its_driver_reports() {
+    let mut w = World::dispatched();
+    let north = |m: f64| at(37.5663 + m / M_PER_DEG, 126.9779);
+    let move_to = |w: &mut World, to: LatLng| {
+        w.ok(Command::MoveDriver {
+            driver_id: id("a"),
+            location: to,
+        })
+    };
+    // Before boarding the driver's moves are not the trip's.
+    move_to(&mut w, north(-300.0));
+    assert_eq!(w.dispatch().trip_path_m, None);
+    w.start("a").unwrap();
+    assert_eq!(w.dispatch().trip_path_m, None, "nothing reported yet");
+
+    // From the pickup (not from where the driver was), then from each report to the next.
+    let events = move_to(&mut w, north(1000.0));
+    assert!(
+        matches!(&events[..], [Event::DriverMoved { .. }, Event::TripPathExtended { dispatch_id, .. }] if dispatch_id == "x1"),
+        "{events:?}"
+    );
+    let path = |w: &World| w.dispatch().trip_path_m.unwrap();
+    assert!((path(&w) - 1000.0).abs() < 0.01, "{}", path(&w));
+    move_to(&mut w, north(400.0));
+    move_to(&mut w, north(2500.0));
+    assert!((path(&w) - 3700.0).abs() < 0.01, "{}", path(&w));
+
+    w.end("a").unwrap();
+    let ended = path(&w);
+    move_to(&mut w, north(9000.0));
+    assert_eq!(path(&w), ended, "the trip is over");
+}
+
+#[test]
+fn a_reported_detour_widens_the_band_and_nothing_else_does() {
+    let mut w = World::dispatched();
+    w.start("a").unwrap();
+    let charge_for = |w: &World, reported| charge(&w.fleet, &rules(), "x1", &id("a"), reported);
+    assert!(matches!(
+        charge_for(&w, Some(12_000)),
+        Err(Rejection::ImplausibleDistance { .. })
+    ));
+    // 5 km north, back to the pickup, then to the drop-off 2.5 km north: 12.5 km reported.
+    for metres in [5000.0, 0.0, 2500.0] {
+        w.ok(Command::MoveDriver {
+            driver_id: id("a"),
+            location: at(37.5663 + metres / M_PER_DEG, 126.9779),
+        });
+    }
+    let twelve = charge_for(&w, Some(12_000)).unwrap();
+    assert_eq!(twelve.distance_meters, 12_000);
+    assert_eq!(twelve.amount, 4800 + 100 * ((12_000 - 1600) / 131));
+    let Err(Rejection::ImplausibleDistance { band, path_m, .. }) = charge_for(&w, Some(16_200))
+    else {
+        panic!("16.2 km is more than 1.25 × 12.5 km + 500 m");
+    };
+    assert_eq!((band.min_m, path_m), (750, Some(12_500)));
+    assert!((16_125..=16_126).contains(&band.max_m), "{band:?}");
+    // Without a reported distance the fare stays on the straight line, whatever the path.
+    assert_eq!(charge_for(&w, None).unwrap().distance_meters, 2500);
+}
+
+#[test]
+fn distance_band_examples() {
+    // City Hall to Gangnam Station, 8,778 m apart: a 10 km meter reading is fine, 1,000 km not.
+    let band = DistanceBand::around(8778.0, None);
+    assert_eq!(
+        band,
+        DistanceBand {
+            min_m: 3889,
+            max_m: 18_056
+        }
+    );
+    assert!(band.contains(10_000) && !band.contains(1_000_000) && !band.contains(100));
+    // Pickup and drop-off at the same place (a round trip): up to the slack, or the path driven.
+    assert_eq!(
+        DistanceBand::around(0.0, None),
+        DistanceBand {
+            min_m: 0,
+            max_m: 500
+        }
+    );
+    let round_trip = DistanceBand::around(0.0, Some(6000.0));
+    assert_eq!(
+        round_trip,
+        DistanceBand {
+            min_m: 0,
+            max_m: 8000
+        }
+    );
+    // A short reported path never narrows the band the straight line gives.
+    assert_eq!(DistanceBand::around(8778.0, Some(100.0)), band);
+}
+
+mod distance_band {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// A real meter's reading is accepted: anything from the straight line to twice it, and
+        /// anything up to the reported path (with its margin) once that is above the floor.
+        #[test]
+        fn a_real_meters_reading_is_accepted(
+            straight in 0.0..100_000.0f64,
+            path in proptest::option::of(0.0..300_000.0f64),
+            road in 1.0..=2.0f64,
+            along in 0.0..=1.25f64,
+        ) {
+            let band = DistanceBand::around(straight, path);
+            prop_assert!(band.contains((straight * road).round() as i64), "{band:?}");
+            if let Some(path) = path {
+                let driven = (path * along).round() as i64;
+                prop_assert!(band.contains(driven) || driven < band.min_m, "{band:?}");
+            }
+        }
+
+        /// What lies beyond the bounds is refused, and they are where the rule says.
+        #[test]
+        fn the_bounds_are_the_documented_ones(
+            straight in 0.0..100_000.0f64,
+            path in proptest::option::of(0.0..300_000.0f64),
+        ) {
+            let band = DistanceBand::around(straight, path);
+            let max = (2.0 * straight).max(1.25 * path.unwrap_or(0.0)) + 500.0;
+            let min = (straight / 2.0 - 500.0).max(0.0);
+            prop_assert_eq!(band.max_m, max.ceil() as i64);
+            prop_assert_eq!(band.min_m, min.floor() as i64);
+            prop_assert!(!band.contains(band.max_m + 1));
+            prop_assert!(band.min_m == 0 || !band.contains(band.min_m - 1));
+            prop_assert!(band.min_m <= band.max_m);
+        }
+
+        /// More path reported only ever widens the band.
+        #[test]
+        fn a_longer_path_never_refuses_what_a_shorter_one_accepts(
+            straight in 0.0..100_000.0f64,
+            path in 0.0..300_000.0f64,
+            more in 0.0..100_000.0f64,
+        ) {
+            let (shorter, longer) = (
+                DistanceBand::around(straight, Some(path)),
+                DistanceBand::around(straight, Some(path + more)),
+            );
+            prop_assert_eq!(shorter.min_m, longer.min_m);
+            prop_assert!(longer.max_m >= shorter.max_m);
+            prop_assert!(shorter.max_m >= DistanceBand::around(straight, None).max_m);
+        }
+    }
 }
 
 // ---- cancelling ---------------------------------------------------------------------------
@@ -867,6 +1040,20 @@ mod fleets {
                 Err(_) => assert_eq!(self.fleet, before, "a rejected command changes nothing"),
             }
             for (id, old) in &before.dispatches {
+                let (was, is) = (old.trip_path_m, self.fleet.dispatches[id].trip_path_m);
+                if old.status == DispatchStatus::InTrip {
+                    assert!(
+                        is >= was,
+                        "{id}: a trip's path only grows: {was:?} → {is:?}"
+                    );
+                } else {
+                    assert_eq!(
+                        is, was,
+                        "{id}: only a trip in progress has a path that grows"
+                    );
+                }
+            }
+            for (id, old) in &before.dispatches {
                 let terminal = matches!(
                     old.status,
                     DispatchStatus::Ended | DispatchStatus::Cancelled | DispatchStatus::Failed
@@ -905,6 +1092,12 @@ mod fleets {
                 assert!(ended <= 1, "{id} charged {ended} times");
                 assert_eq!(ended == 1, d.status == DispatchStatus::Ended, "{id}");
                 assert_eq!(d.trip.is_some(), d.status == DispatchStatus::Ended, "{id}");
+                if d.trip_path_m.is_some() {
+                    assert!(
+                        matches!(d.status, DispatchStatus::InTrip | DispatchStatus::Ended),
+                        "{id} has a path but no trip"
+                    );
+                }
                 // Cancel and start: exactly one wins.
                 assert!(
                     !(self.cancelled.contains(id) && self.started.contains(id)),
