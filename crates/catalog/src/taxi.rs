@@ -201,6 +201,10 @@ pub mod pay {
     #[serde(rename_all = "camelCase")]
     pub struct PayRequest {
         pub book_id: String,
+        /// Whose trip it is: the customer who may read its payment. Absent from a dispatch of
+        /// before it was added, when only an operator may read the payment.
+        #[serde(default)]
+        pub customer_id: String,
         pub dispatch_id: String,
         pub amount: i64,
         pub card_token: String,

@@ -818,6 +818,7 @@ fn check_can_end<'f>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge {
     pub book_id: String,
+    pub customer_id: String,
     pub distance_meters: i64,
     pub amount: i64,
     pub card_token: String,
@@ -855,6 +856,7 @@ pub fn charge(
     };
     Ok(Charge {
         book_id: dispatch.book_id.clone(),
+        customer_id: dispatch.customer_id.clone(),
         distance_meters,
         amount: rules.fare.for_distance(distance_meters),
         card_token: booking.card_token.clone(),

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use tanda_catalog::taxi::pay::PayRequest;
+use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::rfc3339;
 use tanda_core::geo::{InvalidLatLng, LatLng};
 use tanda_core::http::{IdempotencyKey, Json, Path, Query};
@@ -78,7 +79,8 @@ impl App {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RegisterDriverBody {
-    driver_id: String,
+    /// The driver registering (a driver registers only themselves; an operator names whom).
+    driver_id: Option<String>,
     name: String,
     car_number: String,
     phone: String,
@@ -94,13 +96,14 @@ struct LatLngBody {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DriverBody {
-    driver_id: String,
+    /// Omitted or the caller: a driver acts only as themselves; an operator names the driver.
+    driver_id: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct EndBody {
-    driver_id: String,
+    driver_id: Option<String>,
     #[serde(default)]
     distance_meters: Option<serde_json::Number>,
 }
@@ -120,6 +123,39 @@ struct DispatchesQuery {
 fn driver_id(raw: &str) -> Result<ClientId, Problem> {
     ClientId::parse(raw)
         .map_err(|e| Problem::bad_request("invalid_driver_id", format!("driverId {e}")))
+}
+
+/// The driver a command is done as: the caller, or whom an operator names (403 otherwise).
+fn acting_driver(caller: &Caller, named: Option<&str>) -> Result<ClientId, Problem> {
+    let named = named.map(driver_id).transpose()?;
+    caller.act_as(Role::Driver, named.as_ref())
+}
+
+/// The driver of a path a driver acts on (403 when it is someone else).
+fn own_driver(caller: &Caller, raw: &str) -> Result<ClientId, Problem> {
+    acting_driver(caller, Some(raw))
+}
+
+/// The driver of a path a driver reads: someone else's is as good as unknown (404).
+fn readable_driver(caller: &Caller, raw: &str) -> Result<ClientId, Problem> {
+    let id = driver_id(raw)?;
+    if caller.may_read(Role::Driver, id.as_str()) {
+        Ok(id)
+    } else {
+        Err(Problem::not_found("driver", id.as_str()))
+    }
+}
+
+/// Who may see a dispatch: the customer whose booking it serves, the driver it is offered to or
+/// assigned to, and operators.
+fn may_see(caller: &Caller, dispatch: &Dispatch) -> bool {
+    let is_driver = |id: &ClientId| caller.may_read(Role::Driver, id.as_str());
+    caller.may_read(Role::Customer, &dispatch.customer_id)
+        || dispatch.driver_id.as_ref().is_some_and(is_driver)
+        || dispatch
+            .offer
+            .as_ref()
+            .is_some_and(|o| is_driver(&o.driver_id))
 }
 
 fn driver_status(raw: &str) -> Result<DriverStatus, Problem> {
@@ -300,6 +336,7 @@ fn dispatch_in(fleet: &Fleet, id: &str) -> Result<Json<DispatchView>, Problem> {
 // ---- drivers ------------------------------------------------------------------------------
 
 async fn register_driver(
+    caller: Caller,
     State(app): AppState,
     IdempotencyKey(key): IdempotencyKey,
     Json(request): Json<serde_json::Value>,
@@ -307,7 +344,7 @@ async fn register_driver(
     let body: RegisterDriverBody = serde_json::from_value(request.clone())
         .map_err(|e| Problem::bad_request("invalid_body", e.to_string()))?;
     let new = NewDriver {
-        id: driver_id(&body.driver_id)?,
+        id: acting_driver(&caller, body.driver_id.as_deref())?,
         name: text("name", "invalid_name", &body.name, 100)?,
         car_number: text("carNumber", "invalid_car_number", &body.car_number, 20)?,
         phone: phone(&body.phone)?,
@@ -345,19 +382,22 @@ async fn register_driver(
 }
 
 async fn list_drivers(
+    caller: Caller,
     State(app): AppState,
     Query(query): Query<DriversQuery>,
 ) -> Result<Json<Vec<DriverView>>, Problem> {
+    caller.require_operator()?;
     let status = query.status.as_deref().map(driver_status).transpose()?;
     let drivers = store::drivers(&mut app.read(), status).await?;
     Ok(Json(drivers.iter().map(DriverView::from).collect()))
 }
 
 async fn get_driver(
+    caller: Caller,
     State(app): AppState,
     Path(id): Path<String>,
 ) -> Result<Json<DriverView>, Problem> {
-    let id = driver_id(&id)?;
+    let id = readable_driver(&caller, &id)?;
     let driver = store::driver_by_id(&mut app.read(), &id).await?;
     driver
         .map(|d| Json((&d).into()))
@@ -365,11 +405,12 @@ async fn get_driver(
 }
 
 async fn move_driver(
+    caller: Caller,
     State(app): AppState,
     Path(id): Path<String>,
     Json(body): Json<LatLngBody>,
 ) -> Result<Json<DriverView>, Problem> {
-    let driver_id = driver_id(&id)?;
+    let driver_id = own_driver(&caller, &id)?;
     let location = location(&body)?;
     let fleet = app
         .run(|| Command::MoveDriver {
@@ -381,10 +422,11 @@ async fn move_driver(
 }
 
 async fn go_online(
+    caller: Caller,
     State(app): AppState,
     Path(id): Path<String>,
 ) -> Result<Json<DriverView>, Problem> {
-    let driver_id = driver_id(&id)?;
+    let driver_id = own_driver(&caller, &id)?;
     let fleet = app
         .run(|| Command::GoOnline {
             driver_id: driver_id.clone(),
@@ -394,10 +436,11 @@ async fn go_online(
 }
 
 async fn go_offline(
+    caller: Caller,
     State(app): AppState,
     Path(id): Path<String>,
 ) -> Result<Json<DriverView>, Problem> {
-    let driver_id = driver_id(&id)?;
+    let driver_id = own_driver(&caller, &id)?;
     let fleet = app
         .run(|| Command::GoOffline {
             driver_id: driver_id.clone(),
@@ -408,10 +451,11 @@ async fn go_offline(
 
 /// The offer the driver holds now: none, or one that has not expired yet.
 async fn offers(
+    caller: Caller,
     State(app): AppState,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<OfferView>>, Problem> {
-    let id = driver_id(&id)?;
+    let id = readable_driver(&caller, &id)?;
     let mut conn = app.read();
     let driver = store::driver_by_id(&mut conn, &id)
         .await?
@@ -439,11 +483,13 @@ async fn offers(
 // ---- dispatches ---------------------------------------------------------------------------
 
 async fn get_dispatch(
+    caller: Caller,
     State(app): AppState,
     Path(id): Path<String>,
 ) -> Result<Json<DispatchView>, Problem> {
     let dispatch = store::dispatch_by_id(&mut app.read(), &id).await?;
     dispatch
+        .filter(|d| may_see(&caller, d))
         .map(|d| Json((&d).into()))
         .ok_or_else(|| Problem::not_found("dispatch", &id))
 }
@@ -451,6 +497,7 @@ async fn get_dispatch(
 /// A booking's dispatch, or the latest dispatches a driver was assigned to: exactly one filter.
 /// An empty parameter counts as not given.
 async fn list_dispatches(
+    caller: Caller,
     State(app): AppState,
     Query(query): Query<DispatchesQuery>,
 ) -> Result<Json<Vec<DispatchView>>, Problem> {
@@ -462,7 +509,7 @@ async fn list_dispatches(
             .into_iter()
             .collect(),
         (None, Some(raw)) => {
-            let id = driver_id(&raw)?;
+            let id = own_driver(&caller, &raw)?;
             store::dispatches_for_driver(&mut conn, &id, DRIVER_DISPATCHES).await?
         }
         // The code predates `driverId`; clients already match on it.
@@ -479,15 +526,17 @@ async fn list_dispatches(
             ));
         }
     };
-    Ok(Json(dispatches.iter().map(DispatchView::from).collect()))
+    let visible = dispatches.iter().filter(|d| may_see(&caller, d));
+    Ok(Json(visible.map(DispatchView::from).collect()))
 }
 
 async fn accept(
+    caller: Caller,
     State(app): AppState,
     Path(dispatch_id): Path<String>,
     Json(body): Json<DriverBody>,
 ) -> Result<Json<DispatchView>, Problem> {
-    let driver_id = driver_id(&body.driver_id)?;
+    let driver_id = acting_driver(&caller, body.driver_id.as_deref())?;
     let fleet = app
         .run(|| Command::Accept {
             dispatch_id: dispatch_id.clone(),
@@ -498,11 +547,12 @@ async fn accept(
 }
 
 async fn decline(
+    caller: Caller,
     State(app): AppState,
     Path(dispatch_id): Path<String>,
     Json(body): Json<DriverBody>,
 ) -> Result<Json<DispatchView>, Problem> {
-    let driver_id = driver_id(&body.driver_id)?;
+    let driver_id = acting_driver(&caller, body.driver_id.as_deref())?;
     let fleet = app
         .run(|| Command::Decline {
             dispatch_id: dispatch_id.clone(),
@@ -513,11 +563,12 @@ async fn decline(
 }
 
 async fn start(
+    caller: Caller,
     State(app): AppState,
     Path(dispatch_id): Path<String>,
     Json(body): Json<DriverBody>,
 ) -> Result<Json<DispatchView>, Problem> {
-    let driver_id = driver_id(&body.driver_id)?;
+    let driver_id = acting_driver(&caller, body.driver_id.as_deref())?;
     let fleet = app
         .run(|| Command::Start {
             dispatch_id: dispatch_id.clone(),
@@ -530,11 +581,12 @@ async fn start(
 /// Prices the trip on committed state, charges it outside any transaction (a slow pay never
 /// holds the database), and only then records the trip as ended — if it still is in progress.
 async fn end(
+    caller: Caller,
     State(app): AppState,
     Path(dispatch_id): Path<String>,
     Json(body): Json<EndBody>,
 ) -> Result<Json<DispatchView>, Problem> {
-    let driver_id = driver_id(&body.driver_id)?;
+    let driver_id = acting_driver(&caller, body.driver_id.as_deref())?;
     let reported = body.distance_meters.as_ref().map(distance).transpose()?;
     let mut fleet = Fleet::default();
     if let Some(d) = store::dispatch_by_id(&mut app.read(), &dispatch_id).await? {
@@ -552,6 +604,7 @@ async fn end(
         .payments
         .pay(&PayRequest {
             book_id: charge.book_id,
+            customer_id: charge.customer_id,
             dispatch_id: dispatch_id.clone(),
             amount: charge.amount,
             card_token: charge.card_token,

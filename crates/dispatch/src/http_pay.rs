@@ -192,6 +192,7 @@ mod tests {
     fn request(card_token: &str) -> PayRequest {
         PayRequest {
             book_id: "b1".into(),
+            customer_id: "c1".into(),
             dispatch_id: "d1".into(),
             amount: 5200,
             card_token: card_token.into(),
@@ -210,7 +211,7 @@ mod tests {
         assert_eq!(key, None, "the dispatch id in the body is pay's key");
         assert_eq!(
             body,
-            serde_json::json!({"bookId": "b1", "dispatchId": "d1", "amount": 5200, "cardToken": "new"})
+            serde_json::json!({"bookId": "b1", "customerId": "c1", "dispatchId": "d1", "amount": 5200, "cardToken": "new"})
         );
     }
 

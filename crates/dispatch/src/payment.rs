@@ -175,6 +175,7 @@ mod tests {
     fn request() -> PayRequest {
         PayRequest {
             book_id: "b1".into(),
+            customer_id: "c1".into(),
             dispatch_id: "d1".into(),
             amount: 4800,
             card_token: "tok".into(),

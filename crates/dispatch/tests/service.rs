@@ -14,9 +14,11 @@ use serde_json::{Value, json};
 use tanda_catalog::Place;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
 use tanda_catalog::taxi::{BookCancelRequested, BookRequested};
+use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::{Clock, ManualClock};
 use tanda_core::db::{Durability, Migration, Timer};
 use tanda_core::geo::LatLng;
+use tanda_core::id::ClientId;
 use tanda_core::service::ServiceParts;
 use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Db, Envelope};
@@ -129,8 +131,14 @@ impl Service {
         .unwrap();
     }
 
+    /// The routes as the operator, who may do everything, calls them.
     fn router(&self) -> Router {
-        self.parts.router.clone()
+        let operator = Caller::new(ClientId::parse("operator").unwrap(), vec![Role::Operator]);
+        self.router_as(operator)
+    }
+
+    fn router_as(&self, caller: Caller) -> Router {
+        self.parts.router.clone().layer(axum::Extension(caller))
     }
 
     async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
@@ -139,6 +147,26 @@ impl Service {
 
     async fn call_with(
         &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> Answer {
+        Self::send(self.router(), method, uri, body, idempotency_key).await
+    }
+
+    async fn call_as(
+        &self,
+        who: &Caller,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        Self::send(self.router_as(who.clone()), method, uri, body, None).await
+    }
+
+    async fn send(
+        router: Router,
         method: Method,
         uri: &str,
         body: Option<Value>,
@@ -154,7 +182,7 @@ impl Service {
                 .body(Body::from(b.to_string())),
             None => request.body(Body::empty()),
         };
-        let response = self.router().oneshot(request.unwrap()).await.unwrap();
+        let response = router.oneshot(request.unwrap()).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -1118,4 +1146,153 @@ async fn a_database_of_an_older_version_is_migrated() {
     let ended = s.call(Method::POST, "/dispatches/x1/end", Some(end)).await;
     assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
     assert_eq!(ended.body["fare"], 11_200);
+}
+
+fn who(id: &str, role: Role) -> Caller {
+    Caller::new(ClientId::parse(id).unwrap(), vec![role])
+}
+
+/// API.md "Identity and access": a driver registers, moves, goes online and takes offers only as
+/// themselves; a dispatch is seen by its customer and by the driver it is offered or assigned
+/// to; the fleet's list is the operator's.
+#[tokio::test]
+async fn drivers_and_customers_reach_only_their_own_drivers_and_dispatches() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    let kim = who("kim", Role::Driver);
+    let lee = who("lee", Role::Driver);
+    let at = north(10.0);
+    let mine = json!({"name": "Kim Minsu", "carNumber": "12가3456", "phone": "010-1111-2222",
+                      "location": {"lat": at.lat, "lng": at.lng}});
+    let registered = s
+        .call_as(&kim, Method::POST, "/drivers", Some(mine.clone()))
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.body
+    );
+    assert_eq!(registered.body["driverId"], "kim");
+    let mut as_other = mine.clone();
+    as_other["driverId"] = json!("lee");
+    let refused = s
+        .call_as(&kim, Method::POST, "/drivers", Some(as_other))
+        .await;
+    assert_eq!(
+        (refused.status, refused.body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let customer = who("cust-1", Role::Customer);
+    assert_eq!(
+        s.call_as(&customer, Method::POST, "/drivers", Some(mine))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    let online = s
+        .call_as(&lee, Method::POST, "/drivers/kim/online", None)
+        .await;
+    assert_eq!(online.status, StatusCode::FORBIDDEN, "{}", online.body);
+    assert_eq!(
+        s.call_as(&lee, Method::GET, "/drivers/kim", None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.call_as(&lee, Method::GET, "/drivers/kim/offers", None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.call_as(&kim, Method::GET, "/drivers", None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let moved = s
+        .call_as(
+            &lee,
+            Method::PUT,
+            "/drivers/kim/location",
+            Some(json!({"lat": 37.0, "lng": 127.0})),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.get("/drivers/kim").await["status"],
+        "OFFLINE",
+        "nothing changed"
+    );
+    assert_eq!(
+        s.call_as(&kim, Method::POST, "/drivers/kim/online", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    s.book("b-own").await;
+    let dispatch = s.dispatch_of("b-own").await;
+    let id = str_of(&dispatch["dispatchId"]);
+    let path = format!("/dispatches/{id}");
+    assert_eq!(
+        s.call_as(&kim, Method::GET, &path, None).await.status,
+        StatusCode::OK,
+        "offered to kim"
+    );
+    assert_eq!(
+        s.call_as(&customer, Method::GET, &path, None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.call_as(&lee, Method::GET, &path, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let stranger = who("cust-2", Role::Customer);
+    assert_eq!(
+        s.call_as(&stranger, Method::GET, &path, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let listed = s
+        .call_as(&stranger, Method::GET, "/dispatches?bookId=b-own", None)
+        .await;
+    assert_eq!(
+        listed.body,
+        json!([]),
+        "a stranger sees no dispatch of the booking"
+    );
+
+    let as_kim = s
+        .call_as(
+            &lee,
+            Method::POST,
+            &format!("{path}/accept"),
+            Some(json!({"driverId": "kim"})),
+        )
+        .await;
+    assert_eq!(as_kim.status, StatusCode::FORBIDDEN, "{}", as_kim.body);
+    let not_offered = s
+        .call_as(
+            &lee,
+            Method::POST,
+            &format!("{path}/accept"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        not_offered.status,
+        StatusCode::CONFLICT,
+        "{}",
+        not_offered.body
+    );
+    let accepted = s
+        .call_as(
+            &kim,
+            Method::POST,
+            &format!("{path}/accept"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
+    assert_eq!(accepted.body["driverId"], "kim");
 }

@@ -42,6 +42,7 @@ pub struct AmountMismatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeOrder {
     book_id: String,
+    customer_id: String,
     dispatch_id: String,
     amount: i64,
     card_token: String,
@@ -51,12 +52,18 @@ impl ChargeOrder {
     pub fn parse(request: PayRequest) -> Result<Self, InvalidPayment> {
         let PayRequest {
             book_id,
+            customer_id,
             dispatch_id,
             amount,
             card_token,
         } = request;
         Ok(Self {
             book_id: text("bookId", book_id, MAX_REF_LEN)?,
+            customer_id: if customer_id.chars().count() <= MAX_REF_LEN {
+                customer_id
+            } else {
+                return Err(InvalidPayment::TooLong("customerId", MAX_REF_LEN));
+            },
             dispatch_id: text("dispatchId", dispatch_id, MAX_REF_LEN)?,
             amount: if (1..=MAX_AMOUNT).contains(&amount) {
                 amount
@@ -108,6 +115,7 @@ fn text(field: &'static str, value: String, max: usize) -> Result<String, Invali
 pub struct Payment {
     pub pay_id: String,
     pub book_id: String,
+    pub customer_id: String,
     pub dispatch_id: String,
     pub amount: i64,
     pub card_last4: String,
@@ -127,6 +135,7 @@ impl Payment {
         Ok(Self {
             pay_id,
             book_id: order.book_id,
+            customer_id: order.customer_id,
             dispatch_id: order.dispatch_id,
             amount: charge.amount,
             card_last4: charge.last4.clone(),
@@ -168,6 +177,7 @@ mod tests {
     fn request(amount: i64) -> PayRequest {
         PayRequest {
             book_id: "b1".into(),
+            customer_id: "c1".into(),
             dispatch_id: "d1".into(),
             amount,
             card_token: "tok_4242_ok_0123456789abcdef".into(),
@@ -186,6 +196,7 @@ mod tests {
     fn rejects_blank_and_long_fields_naming_them() {
         let blank_book = PayRequest {
             book_id: "  ".into(),
+            customer_id: "c1".into(),
             ..request(4800)
         };
         assert_eq!(

@@ -11,9 +11,11 @@ use serde::Deserialize;
 use tanda_cardnet::NetworkMode;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
 use tanda_core::Problem;
+use tanda_core::auth::{Caller, Role};
 use tanda_core::http::{IdempotencyKey, Json, Path, Query};
 
 use crate::api::PayApi;
+use crate::domain::Payment;
 use crate::store;
 
 /// The longest latency an operator may inject: longer would only park callers' connections.
@@ -67,7 +69,9 @@ struct ByBook {
     book_id: Option<String>,
 }
 
+/// A booking's payments: those of the caller's own bookings (an operator's: any).
 async fn list(
+    caller: Caller,
     State(api): State<PayApi>,
     Query(query): Query<ByBook>,
 ) -> Result<Json<Vec<Pay>>, Problem> {
@@ -78,24 +82,43 @@ async fn list(
             Problem::bad_request("missing_book_id", "the bookId query parameter is required")
         })?;
     let payments = store::by_book(&api.db, &book_id).await?;
-    Ok(Json(payments.iter().map(|p| p.view()).collect()))
+    let own = payments.iter().filter(|p| may_read(&caller, p));
+    Ok(Json(own.map(|p| p.view()).collect()))
 }
 
-async fn show(State(api): State<PayApi>, Path(pay_id): Path<String>) -> Result<Json<Pay>, Problem> {
+async fn show(
+    caller: Caller,
+    State(api): State<PayApi>,
+    Path(pay_id): Path<String>,
+) -> Result<Json<Pay>, Problem> {
     match store::by_id(&api.db, &pay_id).await? {
-        Some(payment) => Ok(Json(payment.view())),
-        None => Err(Problem::not_found("pay", &pay_id)),
+        Some(payment) if may_read(&caller, &payment) => Ok(Json(payment.view())),
+        _ => Err(Problem::not_found("pay", &pay_id)),
     }
 }
 
-async fn network_mode(State(api): State<PayApi>) -> Json<NetworkMode> {
-    Json(api.network.mode())
+/// A payment is its customer's to read (and an operator's); one of unknown owner, made before
+/// payments knew it, the operator's only.
+fn may_read(caller: &Caller, payment: &Payment) -> bool {
+    caller.is_operator()
+        || (!payment.customer_id.is_empty()
+            && caller.may_read(Role::Customer, &payment.customer_id))
+}
+
+async fn network_mode(
+    caller: Caller,
+    State(api): State<PayApi>,
+) -> Result<Json<NetworkMode>, Problem> {
+    caller.require_operator()?;
+    Ok(Json(api.network.mode()))
 }
 
 async fn set_network_mode(
+    caller: Caller,
     State(api): State<PayApi>,
     Json(mode): Json<NetworkMode>,
 ) -> Result<Json<NetworkMode>, Problem> {
+    caller.require_operator()?;
     if mode.latency_ms > MAX_LATENCY_MS {
         return Err(Problem::bad_request(
             "invalid_latency",

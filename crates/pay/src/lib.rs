@@ -22,11 +22,12 @@ pub use domain::AmountMismatch;
 
 pub const NAME: &str = "pay";
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "pays",
-    // A payment is immutable once stored, so it needs no version column.
-    sql: "CREATE TABLE pays (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "pays",
+        // A payment is immutable once stored, so it needs no version column.
+        sql: "CREATE TABLE pays (
               pay_id VARCHAR(64) PRIMARY KEY,
               book_id VARCHAR(100) NOT NULL,
               dispatch_id VARCHAR(100) NOT NULL UNIQUE,
@@ -34,7 +35,15 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
               card_last4 VARCHAR(4) NOT NULL,
               paid_at BIGINT NOT NULL);
           CREATE INDEX pays_book_id ON pays (book_id, paid_at)",
-}];
+    },
+    // Whose payment it is, so that a customer reads their own only. Payments made before have
+    // no known owner: only an operator reads them.
+    Migration {
+        version: 2,
+        name: "pays' customer",
+        sql: "ALTER TABLE pays ADD COLUMN customer_id VARCHAR(100) NOT NULL DEFAULT ''",
+    },
+];
 
 /// Why a payment was not made; nothing is stored in any case.
 #[derive(Debug, thiserror::Error)]

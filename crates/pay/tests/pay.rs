@@ -12,7 +12,9 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use tanda_cardnet::{CardNetwork, CardNumber, NetworkMode, tokenize};
 use tanda_catalog::taxi::pay::PayRequest;
+use tanda_core::auth::{Caller, Role};
 use tanda_core::db::Durability;
+use tanda_core::id::ClientId;
 use tanda_core::sql::query_scalar;
 use tanda_core::{Db, Problem, SystemClock};
 use tanda_pay::{MIGRATIONS, NAME, PayApi, PayError, build};
@@ -53,9 +55,14 @@ fn card(number: &str) -> String {
 }
 
 fn pay_body(book_id: &str, dispatch_id: &str, amount: i64, token: &str) -> Value {
-    json!({"bookId": book_id, "dispatchId": dispatch_id, "amount": amount, "cardToken": token})
+    json!({"bookId": book_id, "customerId": "c1", "dispatchId": dispatch_id, "amount": amount, "cardToken": token})
 }
 
+fn caller(id: &str, role: Role) -> Caller {
+    Caller::new(ClientId::parse(id).unwrap(), vec![role])
+}
+
+/// A call by the operator, who may do everything.
 async fn call(
     router: &Router,
     method: &str,
@@ -63,7 +70,22 @@ async fn call(
     body: Option<Value>,
     idempotency_key: Option<&str>,
 ) -> (StatusCode, HeaderMap, Value) {
+    let operator = caller("operator", Role::Operator);
+    call_as(router, Some(operator), method, uri, body, idempotency_key).await
+}
+
+async fn call_as(
+    router: &Router,
+    caller: Option<Caller>,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    idempotency_key: Option<&str>,
+) -> (StatusCode, HeaderMap, Value) {
     let mut request = Request::builder().method(method).uri(uri);
+    if let Some(caller) = caller {
+        request = request.extension(caller);
+    }
     if let Some(key) = idempotency_key {
         request = request.header("idempotency-key", key);
     }
@@ -220,6 +242,7 @@ async fn another_amount_for_a_paid_trip_is_refused_and_changes_nothing() {
     // The in-process handle dispatch uses refuses it the same way.
     let other = PayRequest {
         book_id: "b1".into(),
+        customer_id: "c1".into(),
         dispatch_id: "d1".into(),
         amount: 1,
         card_token: card("4242424242424242"),
@@ -242,6 +265,7 @@ async fn a_network_charge_of_another_amount_is_not_taken_for_the_fare() {
     s.network.charge(&token, 1, "d1").await.unwrap();
     let request = PayRequest {
         book_id: "b1".into(),
+        customer_id: "c1".into(),
         dispatch_id: "d1".into(),
         amount: 11_200,
         card_token: token,
@@ -280,6 +304,7 @@ async fn concurrent_payments_of_one_trip_charge_once() {
     // The same through the in-process handle dispatch uses.
     let request = PayRequest {
         book_id: "b3".into(),
+        customer_id: "c1".into(),
         dispatch_id: "d3".into(),
         amount: 5000,
         card_token: card("4242424242424242"),
@@ -502,6 +527,7 @@ fn random_sessions_charge_each_trip_at_most_once() {
                 Step::Pay { trip, good_card, amount } => {
                     let request = PayRequest {
                         book_id: book_id.clone(),
+                        customer_id: "c1".into(),
                         dispatch_id: trip_ids[trip].clone(),
                         amount,
                         card_token: if good_card { good.clone() } else { bad.clone() },
@@ -537,4 +563,66 @@ fn random_sessions_charge_each_trip_at_most_once() {
         prop_assert_eq!(runtime.block_on(approvals_of_book(&s.db, &book_id)), paid.len() as i64);
         prop_assert_eq!(network.charge_count(), paid.len());
     });
+}
+
+/// A customer reads the payments of their own trips only; the card network's controls are the
+/// operator's.
+#[tokio::test]
+async fn customers_read_only_their_own_payments() {
+    let s = service().await;
+    let body = pay_body("b-own", "d-own", 5_000, &card("4242424242424242"));
+    let (status, _, paid) = call(&s.internal, "POST", "/pays", Some(body), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    let pay_id = paid["payId"].as_str().unwrap().to_owned();
+    let owner = caller("c1", Role::Customer);
+    let stranger = caller("c2", Role::Customer);
+    let (_, _, own) = call_as(
+        &s.router,
+        Some(owner.clone()),
+        "GET",
+        "/pays?bookId=b-own",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(own.as_array().unwrap().len(), 1, "{own}");
+    let (_, _, none) = call_as(
+        &s.router,
+        Some(stranger.clone()),
+        "GET",
+        "/pays?bookId=b-own",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(none, json!([]));
+    let path = format!("/pays/{pay_id}");
+    assert_eq!(
+        call_as(&s.router, Some(owner.clone()), "GET", &path, None, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call_as(&s.router, Some(stranger), "GET", &path, None, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call_as(&s.router, None, "GET", &path, None, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let down = json!({"latencyMs": 0, "down": true});
+    let (status, _, _) = call_as(
+        &s.router,
+        Some(owner),
+        "PUT",
+        "/admin/card-network",
+        Some(down),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!s.network.mode().down, "the network was not taken down");
 }
