@@ -141,9 +141,13 @@ async fn killed_with_the_card_network_slow_mid_payment_a_retry_charges_once() {
     .await
     .expect(200);
     let end = format!("{}/dispatches/{dispatch_id}/end", api.base);
+    let token = api.token("operator", OPERATOR_PASSWORD).await;
     let in_flight = tokio::spawn({
         let http = api.http.clone();
-        async move { http.post(end).json(&json!({"driverId": "k4"})).send().await }
+        async move {
+            let body = json!({"driverId": "k4"});
+            http.post(end).bearer_auth(token).json(&body).send().await
+        }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     tanda.kill9(); // the driver's end call dies with the process
