@@ -27,4 +27,5 @@ tests_on!(AllInOne, taxi:
 tests_on!(AllInOne, identity:
     a_customer_signs_up_and_signs_in_through_the_gateway,
     credentials_that_do_not_verify_are_refused_everywhere,
+    secrets_are_kept_and_shown_nowhere,
 );

@@ -125,6 +125,11 @@ impl TestApp {
         }
     }
 
+    /// Where this app keeps its data (all-in-one: every service's SQLite files).
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// The processes of a distributed app, for fault tests (kill, restart, add instances).
     pub fn cluster(&mut self) -> &mut Cluster {
         match &mut self.running {
@@ -255,6 +260,11 @@ impl Api {
             .expect(201);
         let token = self.token(username, &password).await;
         self.as_token(&token)
+    }
+
+    /// The token this API calls with.
+    pub async fn bearer_token(&self) -> String {
+        self.bearer().await.expect("a signed-in API")
     }
 
     async fn bearer(&self) -> Option<String> {

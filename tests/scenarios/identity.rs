@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::common::{OPERATOR_PASSWORD, TestApp, Topology};
+use crate::common::{CITY_HALL, GOOD_CARD, OPERATOR_PASSWORD, TestApp, Topology};
 
 pub async fn a_customer_signs_up_and_signs_in_through_the_gateway(t: Topology) {
     let app = TestApp::spawn(t).await;
@@ -76,5 +76,104 @@ pub async fn credentials_that_do_not_verify_are_refused_everywhere(t: Topology) 
     api.post_as(&operator, "/admin/signing-keys/rotate", json!({}))
         .await
         .expect(200);
+    app.shutdown().await;
+}
+
+/// Passwords, tokens and full card numbers are kept nowhere and shown nowhere: not in any
+/// service's database (rows, outbox, inbox, dead letters, WAL), not in metrics, notifications or
+/// answers. All-in-one, where every database is a file under the data dir to read whole.
+pub async fn secrets_are_kept_and_shown_nowhere(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    let hong = api.signed_up("hong", "customer").await;
+    let token = hong.bearer_token().await;
+    api.register_driver("kim", CITY_HALL).await;
+    api.online("kim").await;
+    let booked = hong
+        .post(
+            "/books",
+            json!({"customerName": "Hong Gildong", "phone": "010-2233-0002", "card": GOOD_CARD,
+                   "pickup": {"name": "Seoul City Hall", "lat": 37.5663, "lng": 126.9779},
+                   "dropoff": {"name": "Gangnam Station", "lat": 37.4979, "lng": 127.0276}}),
+        )
+        .await
+        .expect(201);
+    let book_id = booked["bookId"].as_str().unwrap().to_owned();
+    let offer = api.offer_for("kim").await;
+    let dispatch_id = offer["dispatchId"].as_str().unwrap().to_owned();
+    for step in ["accept", "start"] {
+        api.post(
+            &format!("/dispatches/{dispatch_id}/{step}"),
+            json!({"driverId": "kim"}),
+        )
+        .await
+        .expect(200);
+    }
+    api.post(
+        &format!("/dispatches/{dispatch_id}/end"),
+        json!({"driverId": "kim", "distanceMeters": 10_000}),
+    )
+    .await
+    .expect(200);
+    api.book_status(&book_id, "COMPLETED").await;
+    api.eventually(
+        &format!("/rideHistories/{book_id}"),
+        "the ride's history",
+        |h| h["bookStatus"] == "COMPLETED",
+    )
+    .await;
+
+    let secrets = [
+        ("a customer's password", "hong-password".to_owned()),
+        ("the operator's password", OPERATOR_PASSWORD.to_owned()),
+        ("an access token", token.clone()),
+        (
+            "an access token's signature",
+            token.rsplit('.').next().unwrap().to_owned(),
+        ),
+        ("a full card number", GOOD_CARD.to_owned()),
+    ];
+    let mut shown = vec![
+        ("the booking", booked.to_string()),
+        ("metrics", api.get("/metrics").await.body.to_string()),
+        (
+            "notifications",
+            hong.get("/notifications").await.expect(200).to_string(),
+        ),
+        (
+            "dead letters",
+            api.get("/admin/dead-letters").await.expect(200).to_string(),
+        ),
+        (
+            "the ride",
+            hong.get(&format!("/rideHistories/{book_id}"))
+                .await
+                .expect(200)
+                .to_string(),
+        ),
+        (
+            "the payments",
+            hong.get(&format!("/pays?bookId={book_id}"))
+                .await
+                .expect(200)
+                .to_string(),
+        ),
+    ];
+    for entry in std::fs::read_dir(app.data_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            shown.push((
+                "a data file",
+                format!("{}: {}", path.display(), String::from_utf8_lossy(&bytes)),
+            ));
+        }
+    }
+    assert!(shown.len() > 10, "the databases were read: {}", shown.len());
+    for (what, secret) in &secrets {
+        for (place, text) in &shown {
+            assert!(!text.contains(secret.as_str()), "{what} is in {place}");
+        }
+    }
     app.shutdown().await;
 }

@@ -136,10 +136,18 @@ pub enum TokenError {
 }
 
 /// Checks bearer tokens and says who they belong to.
+///
+/// A token that verified is remembered (by its SHA-256) until it expires, so a client's next
+/// request costs a hash instead of a signature check. Only tokens that verified are remembered
+/// — and a valid token takes a signing key to make — and the memory is bounded.
 pub struct Verifier {
     tanda: KeyCache,
     external: Option<(External, KeyCache)>,
+    verified: std::sync::Mutex<HashMap<[u8; 32], (Caller, u64)>>,
 }
+
+/// The most verified tokens remembered at once.
+const VERIFIED_CAPACITY: usize = 10_000;
 
 impl Verifier {
     pub fn new(tanda: Arc<dyn JwksSource>, external: Option<External>) -> Self {
@@ -150,11 +158,34 @@ impl Verifier {
         Self {
             tanda: KeyCache::new(tanda),
             external,
+            verified: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
     /// The caller a token stands for, if its signature, issuer, audience and lifetime hold.
     pub async fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some((caller, exp)) = self.verified.lock().expect("verified lock").get(&digest)
+            && now < *exp
+        {
+            return Ok(caller.clone());
+        }
+        let (caller, exp) = self.check(token).await?;
+        let mut verified = self.verified.lock().expect("verified lock");
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.retain(|_, (_, exp)| now < *exp);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, (caller.clone(), exp));
+        Ok(caller)
+    }
+
+    /// Checks a token's signature and claims: its caller and when it expires.
+    async fn check(&self, token: &str) -> Result<(Caller, u64), TokenError> {
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
         let kid = header.kid.ok_or(TokenError::Malformed)?;
         let issuer = unverified_issuer(token)?;
@@ -167,7 +198,7 @@ impl Verifier {
                 .map_err(TokenError::Invalid)?
                 .claims;
             let roles = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
-            return caller(&claims.sub, roles);
+            return Ok((caller(&claims.sub, roles)?, claims.exp));
         }
         let Some((external, cache)) = self.external.as_ref().filter(|(e, _)| e.issuer == issuer)
         else {
@@ -182,7 +213,8 @@ impl Verifier {
             .map_err(TokenError::Invalid)?
             .claims;
         let sub = claims["sub"].as_str().ok_or(TokenError::BadSubject)?;
-        caller(sub, roles_at(&claims, &external.roles_claim))
+        let exp = claims["exp"].as_u64().ok_or(TokenError::Malformed)?;
+        Ok((caller(sub, roles_at(&claims, &external.roles_claim))?, exp))
     }
 }
 
