@@ -2,7 +2,8 @@
 //! services' routers in the same process; in distributed mode it is a reverse proxy to each
 //! service's own address. Either way every request gets a request id, CORS headers, a body limit,
 //! metrics and a problem response for unknown paths, each caller's writes are held to a rate,
-//! and the gateway serves the web pages (`tanda-web`), which call the same routes.
+//! every answer carries the browser security headers, and the gateway serves the web pages
+//! (`tanda-web`), which call the same routes.
 
 use std::sync::Arc;
 
@@ -86,7 +87,8 @@ fn with_fallbacks(routes: Router) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// Outermost first: CORS, request ids, tracing and metrics (`with_common_layers`), the
+/// Outermost first: the browser security headers, CORS, request ids, tracing and metrics
+/// (`with_common_layers`), the
 /// caller's credentials checked (every process checks them itself: the gateway is not the only
 /// lock; it keys the write limit by the verified caller), each caller's write limit, then the
 /// body limit, so a refused write's body is never read.
@@ -97,7 +99,36 @@ fn with_edge_layers(routes: Router, edge: Edge) -> Router {
         routes = routes.layer(middleware::from_fn_with_state(limiter, limit_writes));
     }
     let routes = routes.layer(middleware::from_fn_with_state(edge.verifier, authenticate));
-    with_common_layers(routes).layer(cors())
+    with_common_layers(routes)
+        .layer(cors())
+        .layer(middleware::map_response(browser_headers))
+}
+
+/// What every answer tells a browser, whatever answered it (a page, an asset, the API, a problem,
+/// the edge itself): run only this site's own scripts and styles (nothing inline, so injected
+/// markup cannot run), never inside another site's frame, no guessing of content types, and the
+/// referrer kept to this site. `strict-origin-when-cross-origin` rather than `no-referrer`: under
+/// `no-referrer` a browser sends `Origin: null` with a plain form's POST, and the pages' forms
+/// check the origin they come from.
+const BROWSER_HEADERS: [(&str, &str); 4] = [
+    (
+        "content-security-policy",
+        "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; \
+         object-src 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("x-frame-options", "DENY"),
+];
+
+async fn browser_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in BROWSER_HEADERS {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Reads the request body whole before the route sees it, refusing one over [`MAX_BODY_BYTES`]
