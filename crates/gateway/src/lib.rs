@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use tanda_core::Problem;
 use tanda_core::auth::{Verifier, authenticate};
@@ -40,6 +40,9 @@ pub struct Edge {
     pub verifier: Arc<Verifier>,
     /// Each caller's writes (POST, PUT, PATCH, DELETE); `None` lets them all through.
     pub write_limit: Option<RateLimit>,
+    /// The web origins (e.g. `https://app.example`) whose pages may call the API from a browser
+    /// (CORS); none: only this site's own pages.
+    pub cors_allow_origins: Vec<String>,
 }
 
 /// Routes to in-process services, with the web pages. `services` have disjoint paths (the API
@@ -52,11 +55,18 @@ pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router, edge:
 /// One service's own HTTP surface when it runs as its own process: its routes and `ops`, with
 /// the same edge handling as the gateway, and no pages. Its callers are the gateway and other
 /// services, each one address for many clients, so it limits no caller's rate: the gateway does.
-/// It verifies every caller's credentials itself.
-pub fn service(routes: Router, ops: Router, verifier: Arc<Verifier>) -> Router {
+/// It verifies every caller's credentials itself, and answers browsers of `cors_allow_origins`
+/// as the gateway does.
+pub fn service(
+    routes: Router,
+    ops: Router,
+    verifier: Arc<Verifier>,
+    cors_allow_origins: &[String],
+) -> Router {
     let edge = Edge {
         verifier,
         write_limit: None,
+        cors_allow_origins: cors_allow_origins.to_vec(),
     };
     with_edge_layers(with_fallbacks(routes.merge(ops)), edge)
 }
@@ -99,9 +109,12 @@ fn with_edge_layers(routes: Router, edge: Edge) -> Router {
         routes = routes.layer(middleware::from_fn_with_state(limiter, limit_writes));
     }
     let routes = routes.layer(middleware::from_fn_with_state(edge.verifier, authenticate));
-    with_common_layers(routes)
-        .layer(cors())
-        .layer(middleware::map_response(browser_headers))
+    let routes = with_common_layers(routes);
+    let routes = match cors(&edge.cors_allow_origins) {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    routes.layer(middleware::map_response(browser_headers))
 }
 
 /// What every answer tells a browser, whatever answered it (a page, an asset, the API, a problem,
@@ -195,12 +208,28 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {
     )
 }
 
-/// Any origin may call the public API from a browser (it carries no cookies).
-fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(Any)
+/// The origins listed may call the public API from a browser, with a bearer token (never with
+/// the pages' session cookie: credentials are not allowed). With none listed there are no CORS
+/// headers at all, and browsers keep every other site to the same-origin rules.
+fn cors(allowed_origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = allowed_origins
+        .iter()
+        .filter_map(|origin| match HeaderValue::from_str(origin) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                tracing::warn!(origin, "not an origin; not allowed");
+                None
+            }
+        })
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([
+            header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::HeaderName::from_static("idempotency-key"),
             header::HeaderName::from_static("last-event-id"),
@@ -208,5 +237,7 @@ fn cors() -> CorsLayer {
         .expose_headers([
             header::RETRY_AFTER,
             header::HeaderName::from_static("x-request-id"),
-        ])
+            header::WWW_AUTHENTICATE,
+        ]);
+    Some(cors)
 }

@@ -1,6 +1,7 @@
 //! What the gateway tells browsers on every answer — pages, assets, the API, problems, even a
 //! refusal at the edge: a content security policy that keeps pages from being framed or from
-//! running anything but their own scripts, no MIME sniffing, a referrer kept to the site.
+//! running anything but their own scripts, no MIME sniffing, a referrer kept to the site. And
+//! cross-origin reads only for the origins the gateway is told to allow, never `*`.
 
 use std::sync::Arc;
 
@@ -12,8 +13,9 @@ use tokio::net::TcpListener;
 use tanda_core::Problem;
 use tanda_core::auth::{FixedJwks, Verifier};
 
-/// An all-in-one gateway in front of one stand-in service, on a real port.
-async fn gateway() -> String {
+/// An all-in-one gateway in front of one stand-in service, on a real port, allowing cross-origin
+/// calls from `origins`.
+async fn gateway_allowing(origins: &[&str]) -> String {
     let service = Router::new().route(
         "/things",
         get(|| async { axum::Json(json!([])) })
@@ -24,12 +26,17 @@ async fn gateway() -> String {
     let edge = tanda_gateway::Edge {
         verifier,
         write_limit: None,
+        cors_allow_origins: origins.iter().map(|o| o.to_string()).collect(),
     };
     let router = tanda_gateway::in_process([service], ops, edge);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{addr}")
+}
+
+async fn gateway() -> String {
+    gateway_allowing(&[]).await
 }
 
 fn client() -> reqwest::Client {
@@ -82,5 +89,89 @@ async fn every_answer_carries_the_browser_security_headers() {
             "{what}"
         );
         assert_eq!(headers["x-frame-options"], "DENY", "{what}");
+    }
+}
+
+const APP: &str = "https://app.example";
+const EVIL: &str = "https://evil.example";
+
+/// A CORS preflight for a call with a bearer token, from `origin`.
+fn preflight(http: &reqwest::Client, base: &str, origin: &str) -> reqwest::RequestBuilder {
+    http.request(reqwest::Method::OPTIONS, format!("{base}/things"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,idempotency-key",
+        )
+}
+
+#[tokio::test]
+async fn cross_origin_calls_are_allowed_only_from_listed_origins() {
+    let http = client();
+
+    // By default no other origin is allowed: no CORS headers at all.
+    let base = gateway().await;
+    for origin in [APP, EVIL] {
+        let answer = http
+            .get(format!("{base}/things"))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert!(
+            answer
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{origin}"
+        );
+        let answer = preflight(&http, &base, origin).send().await.unwrap();
+        assert!(
+            answer
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{origin}"
+        );
+    }
+
+    // With an allow-list, that origin and only that one, named (never `*`).
+    let base = gateway_allowing(&[APP]).await;
+    let answer = http
+        .get(format!("{base}/things"))
+        .header("origin", APP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.headers()["access-control-allow-origin"], APP);
+    let answer = preflight(&http, &base, APP).send().await.unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    assert_eq!(answer.headers()["access-control-allow-origin"], APP);
+    let allowed = answer.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    for header in ["authorization", "content-type", "idempotency-key"] {
+        assert!(allowed.contains(header), "{allowed}");
+    }
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none(),
+        "calls from other origins carry tokens, never the session cookie"
+    );
+    for answer in [
+        http.get(format!("{base}/things"))
+            .header("origin", EVIL)
+            .send()
+            .await
+            .unwrap(),
+        preflight(&http, &base, EVIL).send().await.unwrap(),
+    ] {
+        let allowed = answer.headers().get("access-control-allow-origin");
+        assert!(allowed.is_none(), "{allowed:?}");
     }
 }
