@@ -217,6 +217,7 @@ async fn switch_consumer(
             status: axum::http::StatusCode::NOT_FOUND,
             code: "unknown_action".to_owned(),
             detail: format!("a consumer can be paused or resumed, not \"{other}\""),
+            retry_after: None,
         }),
     };
     after(&api, outcome).await
