@@ -49,7 +49,7 @@ pub struct Edge {
 /// contract guarantees it); `ops` carries `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
 pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router, edge: Edge) -> Router {
     let routes = services.into_iter().fold(ops, Router::merge);
-    with_edge_layers(with_pages(with_fallbacks(routes)), edge)
+    with_edge_layers(with_pages(with_fallbacks(routes), &edge), edge)
 }
 
 /// One service's own HTTP surface when it runs as its own process: its routes and `ops`, with
@@ -82,13 +82,23 @@ pub fn proxy(upstreams: Upstreams, ops: Router, edge: Edge) -> Router {
         .merge(admin::routes(&upstreams, &client))
         .fallback_service(with_fallbacks(ops))
         .method_not_allowed_fallback(method_not_allowed);
-    with_edge_layers(with_pages(routes), edge)
+    with_edge_layers(with_pages(routes, &edge), edge)
 }
 
 /// The web pages beside the public API they call: each page's request to the API goes through
-/// `api`, the same routes an outside client reaches.
-fn with_pages(api: Router) -> Router {
-    tanda_web::router(tanda_web::Api::new(api.clone())).merge(api)
+/// `api`, the same routes an outside client reaches, and through the same check of the bearer
+/// token it carries (the session's).
+fn with_pages(api: Router, edge: &Edge) -> Router {
+    let checked = api.clone().layer(middleware::from_fn_with_state(
+        edge.verifier.clone(),
+        authenticate,
+    ));
+    tanda_web::router(
+        tanda_web::Api::new(checked),
+        edge.verifier.clone(),
+        &edge.cors_allow_origins,
+    )
+    .merge(api)
 }
 
 fn with_fallbacks(routes: Router) -> Router {
