@@ -186,6 +186,7 @@ impl App {
         let edge = tanda_gateway::Edge {
             verifier: config.verifier(keys.source()),
             write_limit: config.write_limit(),
+            cors_allow_origins: config.cors_allow_origins.clone(),
         };
         let router = tanda_gateway::in_process(routers, ops_router(ops), edge);
         let addr = config.http_addr.unwrap_or(DEFAULT_ADDR);

@@ -401,6 +401,18 @@ pub struct RunConfig {
     )]
     pub oidc_roles_claim: String,
 
+    /// A web origin (e.g. `https://app.example`) whose pages may call the API from a browser
+    /// (CORS), with a bearer token; repeatable (env: comma-separated). By default none: only
+    /// Tanda's own pages, from its own origin.
+    #[arg(
+        global = true,
+        long = "cors-allow-origin",
+        env = "TANDA_CORS_ALLOW_ORIGIN",
+        value_delimiter = ',',
+        value_parser = parse_origin
+    )]
+    pub cors_allow_origins: Vec<String>,
+
     /// POST every notification as JSON to this http:// URL (at least once, in order).
     #[arg(global = true, long, env = "TANDA_NOTIFY_WEBHOOK")]
     pub notify_webhook: Option<String>,
@@ -442,6 +454,23 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         d if d.is_zero() => Err("a timeout above 0, e.g. 10s".to_owned()),
         d => Ok(d),
     }
+}
+
+/// A web origin as browsers send it: `scheme://host[:port]`, lower case, without a default port
+/// or a path.
+fn parse_origin(s: &str) -> Result<String, String> {
+    let expected = || format!("`{s}` is not an origin (e.g. https://app.example:8443)");
+    let url = reqwest::Url::parse(s.trim()).map_err(|_| expected())?;
+    let bare = url.path() == "/"
+        && !s.trim().ends_with('/')
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if !matches!(url.scheme(), "http" | "https") || !bare {
+        return Err(expected());
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 fn parse_pace(s: &str) -> Result<f64, String> {
@@ -514,6 +543,9 @@ impl RunConfig {
         if let Some(url) = &self.notify_webhook {
             env.push(("TANDA_NOTIFY_WEBHOOK", url.clone()));
         }
+        if !self.cors_allow_origins.is_empty() {
+            env.push(("TANDA_CORS_ALLOW_ORIGIN", self.cors_allow_origins.join(",")));
+        }
         env.push(("TANDA_TOKEN_TTL", ms(self.token_ttl)));
         env.push(("TANDA_OIDC_ROLES_CLAIM", self.oidc_roles_claim.clone()));
         if let Some(Secret(password)) = &self.operator_password {
@@ -575,5 +607,45 @@ impl RunConfig {
     /// The defaults, as `tanda` with no flags and no environment would use them.
     pub fn defaults() -> Self {
         Cli::parse_from(["tanda"]).run
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_are_origins_as_browsers_send_them() {
+        let cli = Cli::parse_from([
+            "tanda",
+            "--cors-allow-origin",
+            "https://App.Example",
+            "--cors-allow-origin",
+            "http://localhost:3000",
+        ]);
+        assert_eq!(
+            cli.run.cors_allow_origins,
+            ["https://app.example", "http://localhost:3000"]
+        );
+        let env = cli.run.to_env();
+        assert!(env.contains(&(
+            "TANDA_CORS_ALLOW_ORIGIN".to_owned(),
+            "https://app.example,http://localhost:3000".to_owned()
+        )));
+        assert_eq!(
+            parse_origin("https://app.example:443").unwrap(),
+            "https://app.example"
+        );
+        for bad in [
+            "*",
+            "app.example",
+            "https://app.example/",
+            "https://app.example/path",
+            "ftp://app.example",
+            "https://user@app.example",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+        assert!(RunConfig::defaults().cors_allow_origins.is_empty());
     }
 }

@@ -92,6 +92,7 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
         let edge = tanda_gateway::Edge {
             verifier: run.verifier(identity_keys(&dist)?),
             write_limit: run.write_limit(),
+            cors_allow_origins: run.cors_allow_origins.clone(),
         };
         tanda_gateway::proxy(upstreams, ops_router(ops), edge)
     } else {
@@ -141,7 +142,12 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             Some(secret) => credential::require(secret.clone(), parts.internal),
             None => axum::Router::new(),
         };
-        tanda_gateway::service(parts.router.merge(internal), ops_router(ops), verifier)
+        tanda_gateway::service(
+            parts.router.merge(internal),
+            ops_router(ops),
+            verifier,
+            &run.cors_allow_origins,
+        )
     };
     App::serve(addr, router, lifecycle, run.http()).await
 }

@@ -1,6 +1,8 @@
 //! The web pages in a real browser: headless Chromium driven over WebDriver (chromedriver), against
-//! a whole Tanda on a random port. Every click goes through the pages exactly as a person's would,
-//! and the pages reach the system only through its public API. Each test saves screenshots under
+//! a whole Tanda on a random port. Every click goes through the pages exactly as a person's would —
+//! signing up and in included — and the pages reach the system only through its public API. Every
+//! page is checked for what the browser refused to run or apply (the content security policy
+//! allows no inline script or style) and for script errors. Each test saves screenshots under
 //! `target/tmp/screenshots/` as artifacts.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them when missing).
@@ -12,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestApp, Topology};
+use common::{OPERATOR_PASSWORD, TestApp, Topology, password_of};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
@@ -88,12 +90,25 @@ impl Browser {
             .connect(&self.url)
             .await
             .expect("a Chromium session opens");
-        Window {
+        let window = Window {
             client,
             name: name.to_owned(),
-        }
+        };
+        window.watch(&self.url).await;
+        window
     }
 }
+
+/// Runs in every page before its own scripts: records what the content security policy blocked
+/// and any script error, for [`Window::assert_clean`].
+const WATCH: &str = r#"
+window.__tandaProblems = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__tandaProblems.push("CSP " + e.violatedDirective + " blocked " + (e.blockedURI || "inline")
+    + " (" + e.sourceFile + ":" + e.lineNumber + ")");
+});
+window.addEventListener("error", function (e) { window.__tandaProblems.push("error: " + e.message); });
+"#;
 
 impl Drop for Browser {
     fn drop(&mut self) {
@@ -109,8 +124,106 @@ struct Window {
 }
 
 impl Window {
+    /// Has Chromium run [`WATCH`] in every document this window opens.
+    async fn watch(&self, driver: &str) {
+        let session = self.client.session_id().await.unwrap().unwrap();
+        let answer = reqwest::Client::new()
+            .post(format!("{driver}/session/{session}/goog/cdp/execute"))
+            .json(&json!({"cmd": "Page.addScriptToEvaluateOnNewDocument",
+                          "params": {"source": WATCH}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().is_success(),
+            "{}",
+            answer.text().await.unwrap()
+        );
+    }
+
+    /// The page now open ran no blocked script or style and no script failed, and it is styled
+    /// by the site's stylesheet.
+    async fn assert_clean(&self) {
+        let problems = self
+            .client
+            .execute("return window.__tandaProblems || ['not watched'];", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            problems,
+            json!([]),
+            "[{}] on {:?}",
+            self.name,
+            self.url().await
+        );
+        let inline_styles = self
+            .client
+            .execute(
+                "return document.querySelectorAll('style, [style]').length;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(inline_styles, json!(0), "[{}] inline styles", self.name);
+        let header = self
+            .client
+            .execute(
+                "return getComputedStyle(document.querySelector('header.top')).backgroundColor;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(header, json!("rgb(28, 35, 48)"), "[{}] styled", self.name);
+    }
+
+    async fn url(&self) -> String {
+        self.client.current_url().await.unwrap().to_string()
+    }
+
+    /// Opens `url` after checking the page it leaves.
     async fn open(&self, url: &str) {
+        if self.url().await.starts_with("http") {
+            self.assert_clean().await;
+        }
         self.client.goto(url).await.expect("the page opens");
+    }
+
+    /// Signs up on the sign-up page (`role` is `customer` or `driver`) and waits for the page it
+    /// leads to.
+    async fn sign_up(&self, base: &str, username: &str, role: &str, next: &str) {
+        self.open(&format!("{base}/signup?next={next}")).await;
+        self.click(&format!("input[name=role][value={role}]")).await;
+        self.fill("#signup-form input[name=username]", username)
+            .await;
+        self.fill("#signup-form input[name=password]", &password_of(username))
+            .await;
+        self.fill(
+            "#signup-form input[name=name]",
+            &format!("Name of {username}"),
+        )
+        .await;
+        self.fill("#signup-form input[name=phone]", "010-2345-6789")
+            .await;
+        self.select("#signup-form select[name=locale]", "en").await;
+        self.press("#signup-form", "Sign up").await;
+        self.wait_text("#signed-in-as", username).await;
+    }
+
+    /// Signs in on the sign-in page and waits for the page it leads to.
+    async fn sign_in(&self, base: &str, username: &str, password: &str) {
+        self.open(&format!("{base}/signin")).await;
+        self.fill("#signin-form input[name=username]", username)
+            .await;
+        self.fill("#signin-form input[name=password]", password)
+            .await;
+        self.press("#signin-form", "Sign in").await;
+        self.wait_text("#signed-in-as", username).await;
+    }
+
+    async fn sign_out(&self) {
+        self.assert_clean().await;
+        self.press("header", "Sign out").await;
+        self.wait_text("header", "Sign in").await;
     }
 
     /// Waits until `css` matches an element whose text contains `needle`; returns that text.
@@ -222,7 +335,9 @@ impl Window {
         path
     }
 
+    /// Closes the window after checking the page it shows.
     async fn close(self) {
+        self.assert_clean().await;
         let _ = self.client.close().await;
     }
 }
@@ -247,9 +362,10 @@ async fn a_ride_by_clicks_with_customer_and_driver_watching_each_other_live() {
     let driver = browser.window("driver", 1100, 900).await;
     let customer = browser.window("customer", 430, 932).await;
 
-    // The driver registers on the driver page and goes online.
-    driver.open(&format!("{base}/driver")).await;
-    driver.fill("input[name=driverId]", "d-web").await;
+    // The driver signs up as a driver, registers their taxi once, and goes online.
+    driver.sign_up(&base, "d-web", "driver", "").await;
+    driver.wait_text("#register-form", "Car number").await;
+    driver.shot("0-register").await;
     driver.fill("input[name=name]", "Kim Minjun").await;
     driver.fill("input[name=carNumber]", "12가 3456").await;
     driver.fill("input[name=phone]", "010-2222-3333").await;
@@ -262,10 +378,30 @@ async fn a_ride_by_clicks_with_customer_and_driver_watching_each_other_live() {
         .await;
     driver.shot("1-online").await;
 
-    // The customer requests a ride from Seoul Station to Gangnam Station.
+    // The customer signs up, signs out, and signs in again; a page asked for while signed out
+    // comes back after signing in.
+    customer.sign_up(&base, "c-web", "customer", "").await;
+    customer.wait_text("h1", "Ride").await;
+    customer.sign_out().await;
+    customer.open(&format!("{base}/customer")).await;
+    customer.wait_text("h1", "Sign in").await;
+    customer.fill("input[name=username]", "c-web").await;
     customer
-        .open(&format!("{base}/customer?customerId=c-web"))
+        .fill("input[name=password]", "not my password")
         .await;
+    customer.press("#signin-form", "Sign in").await;
+    customer
+        .wait_text(".alert", "username and password do not match")
+        .await;
+    customer.shot("0-wrong-password").await;
+    customer
+        .fill("input[name=password]", &password_of("c-web"))
+        .await;
+    customer.press("#signin-form", "Sign in").await;
+    customer.wait_text("#who", "c-web").await;
+    assert!(customer.url().await.ends_with("/customer"));
+
+    // The customer requests a ride from Seoul Station to Gangnam Station.
     customer.fill("input[name=customerName]", "Lee Minji").await;
     customer.fill("input[name=phone]", "010-9876-5432").await;
     customer
@@ -331,7 +467,12 @@ async fn a_ride_by_clicks_with_customer_and_driver_watching_each_other_live() {
     customer.shot("4-completed").await;
 
     // What the pages show is what the API says.
-    let book = &app.api.get("/books?customerId=c-web").await.expect(200)[0];
+    let token = app.api.token("c-web", &password_of("c-web")).await;
+    let book = &app
+        .api
+        .get_as(&token, "/books?customerId=c-web")
+        .await
+        .expect(200)[0];
     assert_eq!(book["status"], "COMPLETED");
     let won = book["fare"].as_i64().unwrap();
     assert_eq!(fare, format_won(won));
@@ -339,8 +480,12 @@ async fn a_ride_by_clicks_with_customer_and_driver_watching_each_other_live() {
     assert_eq!(earnings, format_won(won));
     driver.shot("3-earned").await;
 
-    // The operator's page counts the ride and sees every service ready.
+    // The driver's session does not open the operator's page; the operator's does, and counts
+    // the ride and sees every service ready.
     driver.open(&format!("{base}/operator")).await;
+    driver.wait_text("h1", "Not for this account").await;
+    driver.sign_out().await;
+    driver.sign_in(&base, "operator", OPERATOR_PASSWORD).await;
     driver
         .wait_text("#ride-counts tr[data-status=COMPLETED]", "1")
         .await;
@@ -354,6 +499,15 @@ async fn a_ride_by_clicks_with_customer_and_driver_watching_each_other_live() {
         .await;
     driver.wait_text("#consumers", "ride-history").await;
     driver.shot("4-operator").await;
+
+    // On behalf of the customer, the operator sees the customer's page.
+    driver.open(&format!("{base}/customer")).await;
+    driver.fill("input[name=customerId]", "c-web").await;
+    driver.press("main", "Open").await;
+    driver
+        .wait_attr("#ride-status", "data-status", "COMPLETED")
+        .await;
+    driver.wait_text("h1", "for c-web").await;
 
     customer.close().await;
     driver.close().await;
@@ -374,7 +528,7 @@ async fn a_reservation_and_its_cancellation_by_clicks_with_the_wallet_following(
         .expect(201);
     let browser = Browser::start().await;
     let w = browser.window("traveller", 1100, 1000).await;
-    w.open(&format!("{base}/traveller?userId=u-web")).await;
+    w.sign_up(&base, "u-web", "customer", "/traveller").await;
     w.wait_attr("#balance", "data-balance", "0").await;
     w.wait_text("#flights tr[data-flight=KE703] .seats-left", "3")
         .await;
@@ -409,15 +563,25 @@ async fn a_reservation_and_its_cancellation_by_clicks_with_the_wallet_following(
     w.wait_text("#notifications", "Refunded 189,000 won").await;
     w.shot("2-cancelled").await;
 
-    let account = app.api.get("/accounts/u-web").await.expect(200);
+    let token = app.api.token("u-web", &password_of("u-web")).await;
+    let account = app.api.get_as(&token, "/accounts/u-web").await.expect(200);
     assert_eq!(account["balance"], 500000);
-    let reservations = app.api.get("/reservations?userId=u-web").await.expect(200);
+    let reservations = app
+        .api
+        .get_as(&token, "/reservations?userId=u-web")
+        .await
+        .expect(200);
     assert_eq!(
         reservations.as_array().unwrap().len(),
         1,
         "one click, one reservation"
     );
     assert_eq!(reservations[0]["status"], "CANCELLED");
+
+    // Another traveller's page is not this session's to open.
+    w.open(&format!("{base}/traveller?userId=someone-else"))
+        .await;
+    w.wait_text("h1", "Not your page").await;
 
     w.close().await;
     app.shutdown().await;
@@ -432,8 +596,22 @@ async fn invalid_forms_say_what_is_wrong_and_keep_what_was_typed() {
     let browser = Browser::start().await;
     let w = browser.window("forms", 430, 932).await;
 
-    // A card number that fails the Luhn check.
-    w.open(&format!("{base}/customer?customerId=c-typo")).await;
+    // A username that is taken, then a card number that fails the Luhn check.
+    w.sign_up(&base, "c-typo", "customer", "").await;
+    w.sign_out().await;
+    w.open(&format!("{base}/signup")).await;
+    w.fill("#signup-form input[name=username]", "c-typo").await;
+    w.fill("#signup-form input[name=password]", &password_of("c-typo"))
+        .await;
+    w.fill("#signup-form input[name=name]", "Park Jiho").await;
+    w.fill("#signup-form input[name=phone]", "010-5555-6666")
+        .await;
+    w.press("#signup-form", "Sign up").await;
+    w.wait_text(".alert", "That username is taken").await;
+    assert_eq!(w.value("#signup-form input[name=name]").await, "Park Jiho");
+    assert_eq!(w.value("#signup-form input[name=password]").await, "");
+    w.sign_in(&base, "c-typo", &password_of("c-typo")).await;
+
     w.fill("input[name=customerName]", "Park Jiho").await;
     w.fill("input[name=phone]", "010-5555-6666").await;
     w.fill("input[name=card]", "4242 4242 4242 4241").await;
@@ -453,8 +631,12 @@ async fn invalid_forms_say_what_is_wrong_and_keep_what_was_typed() {
     w.press("#book-form", "Request taxi").await;
     w.wait_text("#book-error .alert", "\"north\" is not a number")
         .await;
+    let token = app.api.token("c-typo", &password_of("c-typo")).await;
     assert_eq!(
-        app.api.get("/books?customerId=c-typo").await.expect(200),
+        app.api
+            .get_as(&token, "/books?customerId=c-typo")
+            .await
+            .expect(200),
         json!([]),
         "nothing was booked"
     );
@@ -468,7 +650,7 @@ async fn invalid_forms_say_what_is_wrong_and_keep_what_was_typed() {
     assert_eq!(errors, "", "the old message is cleared");
 
     // A deposit that is not an amount, then one the API refuses.
-    w.open(&format!("{base}/traveller?userId=u-typo")).await;
+    w.open(&format!("{base}/traveller")).await;
     w.fill("#deposit-form input[name=amount]", "lots").await;
     w.press("#deposit-form", "Deposit").await;
     w.wait_text("#wallet-error .alert", "\"lots\" is not a whole number")
@@ -484,14 +666,19 @@ async fn invalid_forms_say_what_is_wrong_and_keep_what_was_typed() {
     );
     w.shot("2-bad-deposit").await;
     assert_eq!(
-        app.api.get("/accounts/u-typo").await.expect(200)["balance"],
+        app.api.get_as(&token, "/accounts/c-typo").await.expect(200)["balance"],
         0
     );
 
-    // An id the API would refuse is caught on the sign-in page.
-    w.open(&format!("{base}/customer?customerId=no%20spaces"))
+    // A session that ended sends the page to sign in, and back after.
+    w.sign_out().await;
+    w.open(&format!("{base}/traveller")).await;
+    w.wait_text("h1", "Sign in").await;
+    w.fill("#signin-form input[name=username]", "c-typo").await;
+    w.fill("#signin-form input[name=password]", &password_of("c-typo"))
         .await;
-    w.wait_text(".alert", "must be 1-64 characters").await;
+    w.press("#signin-form", "Sign in").await;
+    w.wait_attr("#balance", "data-balance", "0").await;
 
     w.close().await;
     app.shutdown().await;

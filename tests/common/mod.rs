@@ -247,9 +247,10 @@ impl Api {
         }
     }
 
-    /// Signs up `username` with `role` and returns the API as them.
+    /// Signs up `username` with `role` (and the password [`password_of`] them) and returns the
+    /// API as them.
     pub async fn signed_up(&self, username: &str, role: &str) -> Api {
-        let password = format!("{username}-password");
+        let password = password_of(username);
         self.anonymous()
             .post(
                 "/auth/signup",
@@ -332,6 +333,81 @@ impl Api {
     /// A POST with a bearer token.
     pub async fn post_as(&self, token: &str, path: &str, body: Value) -> Answer {
         self.as_token(token).post(path, body).await
+    }
+
+    /// Signs in on the pages' sign-in form, as a browser does, and returns the session.
+    pub async fn page_session(&self, username: &str, password: &str) -> PageSession {
+        let form = self
+            .http
+            .get(format!("{}/signin", self.base))
+            .send()
+            .await
+            .unwrap();
+        let form_cookie = cookie_of(form.headers(), "tanda_form").expect("the form's cookie");
+        let csrf = hidden_field(&form.text().await.unwrap(), "csrf");
+        let answer = no_redirects()
+            .post(format!("{}/ui/signin", self.base))
+            .header("cookie", &form_cookie)
+            .header("content-type", FORM)
+            .body(form_body(&[
+                ("csrf", csrf.as_str()),
+                ("username", username),
+                ("password", password),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 303, "signing in as {username}");
+        let cookie = cookie_of(answer.headers(), "tanda_session").expect("the session cookie");
+        let home = self
+            .http
+            .get(format!("{}/", self.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let at = home
+            .find(r#""X-CSRF-Token": ""#)
+            .expect("the page's CSRF token")
+            + 17;
+        let csrf = home[at..at + 64].to_owned();
+        PageSession { cookie, csrf }
+    }
+
+    /// A page (or fragment) as the browser of `session` gets it: status and HTML.
+    pub async fn page(&self, session: &PageSession, path: &str) -> (StatusCode, String) {
+        let r = no_redirects()
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &session.cookie)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    /// A page's form, sent as htmx sends it from a page of `session` (same origin, the page's
+    /// CSRF token).
+    pub async fn page_form(
+        &self,
+        session: &PageSession,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        let r = no_redirects()
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &session.cookie)
+            .header("origin", &self.base)
+            .header("hx-request", "true")
+            .header("x-csrf-token", &session.csrf)
+            .header("content-type", FORM)
+            .body(form_body(form))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
     }
 
     /// Polls `path` until `check` holds on a 200 body; returns that body.
@@ -527,6 +603,71 @@ impl Api {
             .as_i64()
             .unwrap()
     }
+}
+
+/// The password of an account the tests signed up.
+pub fn password_of(username: &str) -> String {
+    format!("{username}-password")
+}
+
+/// A browser's session on the pages.
+pub struct PageSession {
+    /// `tanda_session=…`, for a `Cookie` header.
+    pub cookie: String,
+    /// The CSRF token the session's pages carry.
+    pub csrf: String,
+}
+
+pub const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A form's fields as a browser sends them.
+pub fn form_body(fields: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".to_owned(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A client that shows redirects instead of following them.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// `name=value` of the cookie `name` set by an answer.
+pub fn cookie_of(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// The value of the hidden input `name` in a page.
+pub fn hidden_field(page: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let at = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in the page"))
+        + marker.len();
+    page[at..at + page[at..].find('"').unwrap()].to_owned()
 }
 
 /// Tanda as a real child process, so tests can kill it with SIGKILL and start it again.

@@ -340,42 +340,54 @@ pub async fn the_web_pages_are_served_by_the_gateway_over_the_public_api(t: Topo
     let app = TestApp::spawn(t).await;
     let api = &app.api;
     api.flight("KE11", 4).await;
-    api.deposit("web-u", 250).await;
-    let page = |path: &'static str| async move {
-        let r = api
-            .http
-            .get(format!("{}{path}", api.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{path}");
-        assert_eq!(
-            r.headers()["content-type"],
-            "text/html; charset=utf-8",
-            "{path}"
-        );
-        r.text().await.unwrap()
+    api.signed_up("web-u", "customer").await;
+    let traveller = api.page_session("web-u", &password_of("web-u")).await;
+    let (status, _) = api
+        .page_form(&traveller, "/ui/traveller/deposit", &[("amount", "250")])
+        .await;
+    assert_eq!(status, 200);
+    let page = |session: &PageSession, path: &'static str| {
+        let cookie = session.cookie.clone();
+        async move {
+            let r = api
+                .http
+                .get(format!("{}{path}", api.base))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            assert_eq!(
+                r.headers()["content-type"],
+                "text/html; charset=utf-8",
+                "{path}"
+            );
+            r.text().await.unwrap()
+        }
     };
-    let traveller = page("/traveller?userId=web-u").await;
+    let html = page(&traveller, "/traveller").await;
     assert!(
-        traveller.contains(r#"data-flight="KE11""#),
+        html.contains(r#"data-flight="KE11""#),
         "the flight is listed"
     );
-    assert!(
-        traveller.contains(r#"data-balance="250""#),
-        "the wallet is read"
-    );
-    assert!(
-        page("/customer?customerId=web-c")
-            .await
-            .contains("Request taxi")
-    );
-    let operator = page("/ui/operator/panel").await;
+    assert!(html.contains(r#"data-balance="250""#), "the wallet is read");
+    assert!(page(&traveller, "/customer").await.contains("Request taxi"));
+    // Without a session a page sends its reader to sign in.
+    let r = no_redirects()
+        .get(format!("{}/customer", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/signin?next=%2Fcustomer");
+    let operator = api.page_session("operator", OPERATOR_PASSWORD).await;
+    let panel = page(&operator, "/ui/operator/panel").await;
     assert_eq!(
-        operator
+        panel
             .matches(r#"<span class="badge ok">ready</span>"#)
             .count(),
-        9
+        10,
+        "every service, identity among them"
     );
     let js = api
         .http

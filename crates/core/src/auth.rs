@@ -158,8 +158,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
 /// The edge middleware of every process: verifies the credentials a request carries and puts
 /// the [`Caller`] into it. A request without credentials passes on without one (public routes
-/// need none; the others refuse it through the extractor); a request with credentials that do
-/// not verify is refused here, whatever the route.
+/// need none; the others refuse it through the extractor); a bearer token that does not verify
+/// is refused here, whatever the route. A session cookie that does not verify (most often one
+/// that expired) counts as no credentials: the browser keeps sending it until it is replaced,
+/// and the page it asked for then sends its reader to sign in again.
 pub async fn authenticate(
     State(verifier): State<Arc<Verifier>>,
     mut request: Request,
@@ -167,15 +169,17 @@ pub async fn authenticate(
 ) -> Response {
     // Nothing outside this middleware may put an identity into a request.
     request.extensions_mut().remove::<Caller>();
-    let token = match credentials(request.method(), request.headers()) {
+    let presented = match credentials(request.method(), request.headers()) {
         // A bearer that is no JWT is not a user's: the service credential, which only the
         // internal routes take (`credential::require`), is one.
-        Ok(Some(token)) if token.split('.').count() != 3 => return next.run(request).await,
-        Ok(Some(token)) => token,
+        Ok(Some(Presented::Bearer(token))) if token.split('.').count() != 3 => {
+            return next.run(request).await;
+        }
+        Ok(Some(presented)) => presented,
         Ok(None) => return next.run(request).await,
         Err(detail) => return unauthenticated("invalid_token", detail),
     };
-    match verifier.verify(&token).await {
+    match verifier.verify(presented.token()).await {
         Ok(caller) => {
             // The write limit holds each signed-in caller to their own allowance.
             let key = crate::rate::RateKey(format!("user:{}", caller.subject));
@@ -183,7 +187,23 @@ pub async fn authenticate(
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
+        Err(_) if matches!(presented, Presented::Cookie(_)) => next.run(request).await,
         Err(e) => unauthenticated("invalid_token", e.to_string()),
+    }
+}
+
+/// A token and where the request carried it.
+#[derive(Debug, PartialEq, Eq)]
+enum Presented {
+    Bearer(String),
+    Cookie(String),
+}
+
+impl Presented {
+    fn token(&self) -> &str {
+        match self {
+            Presented::Bearer(t) | Presented::Cookie(t) => t,
+        }
     }
 }
 
@@ -191,7 +211,7 @@ pub async fn authenticate(
 /// that changes nothing (a page's own reads and its notification stream). A cookie never
 /// authenticates a state-changing request: the pages' forms exchange it for a bearer token after
 /// their cross-site checks, so another site cannot ride on it.
-fn credentials(method: &Method, headers: &HeaderMap) -> Result<Option<String>, &'static str> {
+fn credentials(method: &Method, headers: &HeaderMap) -> Result<Option<Presented>, &'static str> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value
             .to_str()
@@ -202,10 +222,10 @@ fn credentials(method: &Method, headers: &HeaderMap) -> Result<Option<String>, &
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
             return Err("Authorization must be `Bearer <token>`");
         }
-        return Ok(Some(token.trim().to_owned()));
+        return Ok(Some(Presented::Bearer(token.trim().to_owned())));
     }
     if matches!(*method, Method::GET | Method::HEAD) {
-        return Ok(session_cookie(headers));
+        return Ok(session_cookie(headers).map(Presented::Cookie));
     }
     Ok(None)
 }
@@ -274,16 +294,58 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, "a=1; tanda_session=abc".parse().unwrap());
         assert_eq!(
-            credentials(&Method::GET, &headers).unwrap().as_deref(),
-            Some("abc")
+            credentials(&Method::GET, &headers).unwrap(),
+            Some(Presented::Cookie("abc".to_owned()))
         );
         assert_eq!(credentials(&Method::POST, &headers).unwrap(), None);
         headers.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
         assert_eq!(
-            credentials(&Method::POST, &headers).unwrap().as_deref(),
-            Some("xyz")
+            credentials(&Method::POST, &headers).unwrap(),
+            Some(Presented::Bearer("xyz".to_owned()))
         );
         headers.insert(header::AUTHORIZATION, "Basic xyz".parse().unwrap());
         assert!(credentials(&Method::GET, &headers).is_err());
+    }
+
+    /// A route behind the middleware that says whether a caller reached it.
+    async fn who(request: Request) -> Response {
+        let app = axum::Router::new()
+            .route(
+                "/",
+                axum::routing::get(|caller: Option<axum::Extension<Caller>>| async move {
+                    caller.map_or("nobody".to_owned(), |c| c.subject.to_string())
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(Verifier::new(
+                    Arc::new(crate::jwt::FixedJwks::default()),
+                    None,
+                )),
+                authenticate,
+            ));
+        tower::ServiceExt::oneshot(app, request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_session_cookie_that_no_longer_verifies_is_no_credentials_but_a_bearer_is_refused() {
+        let expired = "eyJhbGciOiJFZERTQSIsImtpZCI6Im9sZCJ9.eyJpc3MiOiJ0YW5kYSJ9.c2ln";
+        let by_cookie = Request::builder()
+            .uri("/")
+            .header(header::COOKIE, format!("{SESSION_COOKIE}={expired}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let answer = who(by_cookie).await;
+        assert_eq!(answer.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(answer.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"nobody");
+
+        let by_bearer = Request::builder()
+            .uri("/")
+            .header(header::AUTHORIZATION, format!("Bearer {expired}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(who(by_bearer).await.status(), StatusCode::UNAUTHORIZED);
     }
 }

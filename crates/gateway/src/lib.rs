@@ -2,7 +2,8 @@
 //! services' routers in the same process; in distributed mode it is a reverse proxy to each
 //! service's own address. Either way every request gets a request id, CORS headers, a body limit,
 //! metrics and a problem response for unknown paths, each caller's writes are held to a rate,
-//! and the gateway serves the web pages (`tanda-web`), which call the same routes.
+//! every answer carries the browser security headers, and the gateway serves the web pages
+//! (`tanda-web`), which call the same routes.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use tanda_core::Problem;
 use tanda_core::auth::{Verifier, authenticate};
@@ -39,23 +40,33 @@ pub struct Edge {
     pub verifier: Arc<Verifier>,
     /// Each caller's writes (POST, PUT, PATCH, DELETE); `None` lets them all through.
     pub write_limit: Option<RateLimit>,
+    /// The web origins (e.g. `https://app.example`) whose pages may call the API from a browser
+    /// (CORS); none: only this site's own pages.
+    pub cors_allow_origins: Vec<String>,
 }
 
 /// Routes to in-process services, with the web pages. `services` have disjoint paths (the API
 /// contract guarantees it); `ops` carries `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
 pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router, edge: Edge) -> Router {
     let routes = services.into_iter().fold(ops, Router::merge);
-    with_edge_layers(with_pages(with_fallbacks(routes)), edge)
+    with_edge_layers(with_pages(with_fallbacks(routes), &edge), edge)
 }
 
 /// One service's own HTTP surface when it runs as its own process: its routes and `ops`, with
 /// the same edge handling as the gateway, and no pages. Its callers are the gateway and other
 /// services, each one address for many clients, so it limits no caller's rate: the gateway does.
-/// It verifies every caller's credentials itself.
-pub fn service(routes: Router, ops: Router, verifier: Arc<Verifier>) -> Router {
+/// It verifies every caller's credentials itself, and answers browsers of `cors_allow_origins`
+/// as the gateway does.
+pub fn service(
+    routes: Router,
+    ops: Router,
+    verifier: Arc<Verifier>,
+    cors_allow_origins: &[String],
+) -> Router {
     let edge = Edge {
         verifier,
         write_limit: None,
+        cors_allow_origins: cors_allow_origins.to_vec(),
     };
     with_edge_layers(with_fallbacks(routes.merge(ops)), edge)
 }
@@ -71,13 +82,23 @@ pub fn proxy(upstreams: Upstreams, ops: Router, edge: Edge) -> Router {
         .merge(admin::routes(&upstreams, &client))
         .fallback_service(with_fallbacks(ops))
         .method_not_allowed_fallback(method_not_allowed);
-    with_edge_layers(with_pages(routes), edge)
+    with_edge_layers(with_pages(routes, &edge), edge)
 }
 
 /// The web pages beside the public API they call: each page's request to the API goes through
-/// `api`, the same routes an outside client reaches.
-fn with_pages(api: Router) -> Router {
-    tanda_web::router(tanda_web::Api::new(api.clone())).merge(api)
+/// `api`, the same routes an outside client reaches, and through the same check of the bearer
+/// token it carries (the session's).
+fn with_pages(api: Router, edge: &Edge) -> Router {
+    let checked = api.clone().layer(middleware::from_fn_with_state(
+        edge.verifier.clone(),
+        authenticate,
+    ));
+    tanda_web::router(
+        tanda_web::Api::new(checked),
+        edge.verifier.clone(),
+        &edge.cors_allow_origins,
+    )
+    .merge(api)
 }
 
 fn with_fallbacks(routes: Router) -> Router {
@@ -86,7 +107,8 @@ fn with_fallbacks(routes: Router) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// Outermost first: CORS, request ids, tracing and metrics (`with_common_layers`), the
+/// Outermost first: the browser security headers, CORS, request ids, tracing and metrics
+/// (`with_common_layers`), the
 /// caller's credentials checked (every process checks them itself: the gateway is not the only
 /// lock; it keys the write limit by the verified caller), each caller's write limit, then the
 /// body limit, so a refused write's body is never read.
@@ -97,7 +119,39 @@ fn with_edge_layers(routes: Router, edge: Edge) -> Router {
         routes = routes.layer(middleware::from_fn_with_state(limiter, limit_writes));
     }
     let routes = routes.layer(middleware::from_fn_with_state(edge.verifier, authenticate));
-    with_common_layers(routes).layer(cors())
+    let routes = with_common_layers(routes);
+    let routes = match cors(&edge.cors_allow_origins) {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    routes.layer(middleware::map_response(browser_headers))
+}
+
+/// What every answer tells a browser, whatever answered it (a page, an asset, the API, a problem,
+/// the edge itself): run only this site's own scripts and styles (nothing inline, so injected
+/// markup cannot run), never inside another site's frame, no guessing of content types, and the
+/// referrer kept to this site. `strict-origin-when-cross-origin` rather than `no-referrer`: under
+/// `no-referrer` a browser sends `Origin: null` with a plain form's POST, and the pages' forms
+/// check the origin they come from.
+const BROWSER_HEADERS: [(&str, &str); 4] = [
+    (
+        "content-security-policy",
+        "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; \
+         object-src 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("x-frame-options", "DENY"),
+];
+
+async fn browser_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in BROWSER_HEADERS {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Reads the request body whole before the route sees it, refusing one over [`MAX_BODY_BYTES`]
@@ -164,12 +218,28 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {
     )
 }
 
-/// Any origin may call the public API from a browser (it carries no cookies).
-fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(Any)
+/// The origins listed may call the public API from a browser, with a bearer token (never with
+/// the pages' session cookie: credentials are not allowed). With none listed there are no CORS
+/// headers at all, and browsers keep every other site to the same-origin rules.
+fn cors(allowed_origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = allowed_origins
+        .iter()
+        .filter_map(|origin| match HeaderValue::from_str(origin) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                tracing::warn!(origin, "not an origin; not allowed");
+                None
+            }
+        })
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([
+            header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::HeaderName::from_static("idempotency-key"),
             header::HeaderName::from_static("last-event-id"),
@@ -177,5 +247,7 @@ fn cors() -> CorsLayer {
         .expose_headers([
             header::RETRY_AFTER,
             header::HeaderName::from_static("x-request-id"),
-        ])
+            header::WWW_AUTHENTICATE,
+        ]);
+    Some(cors)
 }

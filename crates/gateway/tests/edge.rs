@@ -28,7 +28,7 @@ fn edge() -> Router {
             "/bytes",
             post(|body: axum::body::Bytes| async move { body.len().to_string() }),
         );
-    tanda_gateway::service(routes, Router::new(), no_keys())
+    tanda_gateway::service(routes, Router::new(), no_keys(), &[])
 }
 
 async fn problem(response: Response, status: u16, code: &str) -> Value {
@@ -150,6 +150,7 @@ async fn writes_beyond_a_callers_limit_are_a_429_problem_and_reads_pass() {
     let base = serve_edge(tanda_gateway::Edge {
         verifier: no_keys(),
         write_limit: Some(limit),
+        cors_allow_origins: Vec::new(),
     })
     .await;
     let http = reqwest::Client::new();
@@ -186,6 +187,7 @@ async fn without_a_limit_writes_all_pass() {
     let base = serve_edge(tanda_gateway::Edge {
         verifier: no_keys(),
         write_limit: None,
+        cors_allow_origins: Vec::new(),
     })
     .await;
     let http = reqwest::Client::new();

@@ -85,6 +85,7 @@ async fn gateway_to(urls: Vec<Url>) -> Client {
     let edge = Edge {
         verifier,
         write_limit: None,
+        cors_allow_origins: Vec::new(),
     };
     let base = serve(proxy(upstreams, ops(), edge)).await;
     let mut headers = reqwest::header::HeaderMap::new();

@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::fmt::{self, Write};
+use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request, StatusCode, header};
@@ -17,9 +18,13 @@ use tower::util::BoxCloneSyncService;
 /// No answer of the public API comes near this; a larger one is refused as unreadable.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
-/// A client of the public API.
+/// A client of the public API, with no credentials or, made by [`Api::as_user`], with a user's.
 #[derive(Clone)]
-pub struct Api(BoxCloneSyncService<Request<Body>, Response, Infallible>);
+pub struct Api {
+    routes: BoxCloneSyncService<Request<Body>, Response, Infallible>,
+    /// The bearer token sent with every call. Never logged, never shown.
+    token: Option<Arc<str>>,
+}
 
 /// A call that did not succeed: the problem the API answered, or why there was no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +32,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub detail: String,
+    /// The `Retry-After` of a 429 or 503, in seconds.
+    pub retry_after: Option<u64>,
 }
 
 impl fmt::Display for ApiError {
@@ -48,7 +55,19 @@ impl Api {
             + 'static,
         S::Future: Send + 'static,
     {
-        Self(BoxCloneSyncService::new(routes))
+        Self {
+            routes: BoxCloneSyncService::new(routes),
+            token: None,
+        }
+    }
+
+    /// The same API, every call of which carries `token` as its bearer token: what a page does,
+    /// it does as its signed-in user.
+    pub fn as_user(&self, token: &str) -> Api {
+        Api {
+            routes: self.routes.clone(),
+            token: Some(Arc::from(token)),
+        }
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
@@ -108,11 +127,18 @@ impl Api {
         if let Some(key) = idempotency_key {
             request = request.header("idempotency-key", key);
         }
+        if let Some(token) = &self.token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
         let request = request
             .body(body.map_or_else(Body::empty, Body::from))
             .map_err(|e| unusable(format!("cannot form a request for {path}: {e}")))?;
-        let Ok(response) = self.0.clone().oneshot(request).await;
+        let Ok(response) = self.routes.clone().oneshot(request).await;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
         let bytes = to_bytes(response.into_body(), MAX_ANSWER_BYTES)
             .await
             .map_err(|e| unusable(format!("the answer to {path} could not be read: {e}")))?;
@@ -120,7 +146,10 @@ impl Api {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| unusable(format!("the answer to {path} was not understood: {e}")));
         }
-        Err(problem(status, &bytes))
+        Err(ApiError {
+            retry_after,
+            ..problem(status, &bytes)
+        })
     }
 }
 
@@ -133,6 +162,7 @@ fn unusable(detail: String) -> ApiError {
         status: StatusCode::BAD_GATEWAY,
         code: "bad_gateway".to_owned(),
         detail,
+        retry_after: None,
     }
 }
 
@@ -151,11 +181,13 @@ fn problem(status: StatusCode, bytes: &[u8]) -> ApiError {
             status,
             code: p.code.unwrap_or_else(|| "error".to_owned()),
             detail: p.detail.or(p.title).unwrap_or_else(|| reason.to_owned()),
+            retry_after: None,
         },
         None => ApiError {
             status,
             code: "error".to_owned(),
             detail: format!("{} {reason}", status.as_u16()),
+            retry_after: None,
         },
     }
 }
@@ -202,6 +234,21 @@ mod tests {
                     }),
                 )
                 .route(
+                    "/whoami",
+                    get(|headers: axum::http::HeaderMap| async move {
+                        let auth = headers
+                            .get("authorization")
+                            .map(|v| v.to_str().unwrap().to_owned());
+                        axum::Json(json!({"authorization": auth}))
+                    }),
+                )
+                .route(
+                    "/busy",
+                    get(|| async {
+                        tanda_core::Problem::unavailable("busy", "try again shortly", 7)
+                    }),
+                )
+                .route(
                     "/broken",
                     get(|| async {
                         tanda_core::Problem::conflict("sold_out", "no seats are left on KE703")
@@ -231,6 +278,27 @@ mod tests {
         let err = api().get::<Value>("/nowhere").await.unwrap_err();
         assert_eq!(err.status, StatusCode::NOT_FOUND);
         assert_eq!(err.detail, "404 Not Found");
+    }
+
+    #[tokio::test]
+    async fn a_users_calls_carry_their_token_and_no_one_elses() {
+        let anonymous = api();
+        let minji = anonymous.as_user("minji.token.sig");
+        let got: Value = minji.get("/whoami").await.unwrap();
+        assert_eq!(got["authorization"], "Bearer minji.token.sig");
+        let got: Value = anonymous.get("/whoami").await.unwrap();
+        assert_eq!(
+            got["authorization"],
+            Value::Null,
+            "the original stays anonymous"
+        );
+    }
+
+    #[tokio::test]
+    async fn retry_after_comes_back_with_the_problem() {
+        let err = api().get::<Value>("/busy").await.unwrap_err();
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.retry_after, Some(7));
     }
 
     #[test]

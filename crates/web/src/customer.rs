@@ -3,30 +3,41 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde_json::json;
+use tanda_core::Problem;
+use tanda_core::auth::Role;
 use tanda_core::id::new_id;
 
 use crate::api::{Api, ApiError, enc};
 use crate::model::{Book, RideHistory};
 use crate::notifications;
 use crate::places::{Place, SEOUL};
-use crate::view::{self, api_error_in, badge, client_id, done, error_in, html, render};
+use crate::session::{Acting, Pages, Refusal, User};
+use crate::view::{self, Frame, api_error_in, badge, done, error_in, html, render};
 
-pub(crate) fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Pages> {
     Router::new()
         .route("/customer", get(page))
-        .route("/ui/customer/{id}/ride", get(ride_fragment))
-        .route("/ui/customer/{id}/rides", post(request_ride))
-        .route(
-            "/ui/customer/{id}/rides/{book_id}/cancel",
-            post(cancel_ride),
-        )
-        .route("/ui/customer/{id}/history", get(history_fragment))
+        .route("/ui/customer/ride", get(ride_fragment))
+        .route("/ui/customer/rides", post(request_ride))
+        .route("/ui/customer/rides/{book_id}/cancel", post(cancel_ride))
+        .route("/ui/customer/history", get(history_fragment))
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// The customer the page or action is for: the user, or whom an operator names.
+fn customer(user: &User, q: &HashMap<String, String>) -> Result<Acting, Refusal> {
+    user.acting(
+        Role::Customer,
+        "customerId",
+        q.get("customerId").map(String::as_str),
+    )
 }
 
 const TEST_CARD: &str = "4242 4242 4242 4242";
@@ -34,10 +45,10 @@ const TEST_CARD: &str = "4242 4242 4242 4242";
 #[derive(Template)]
 #[template(path = "customer.html")]
 struct CustomerPage<'a> {
-    title: &'a str,
-    nav: &'a str,
+    frame: Frame,
     id: String,
-    id_q: String,
+    for_someone: bool,
+    q: String,
     receiver_q: String,
     key: String,
     name: String,
@@ -51,37 +62,29 @@ struct CustomerPage<'a> {
     notifications: String,
 }
 
-async fn page(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some(raw) = q.get("customerId") else {
-        return crate::signin(
-            "Ride",
-            "customer",
-            "/customer",
-            "customerId",
-            "Your customer id",
-            None,
-        );
-    };
-    let id = match client_id("A customer id", raw) {
-        Ok(id) => id,
-        Err(e) => {
-            return crate::signin(
-                "Ride",
-                "customer",
+async fn page(user: User, Query(q): Params) -> Response {
+    let frame = Frame::of(Some(&user), "Ride", "customer");
+    let acting = match customer(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => {
+            return crate::refused_page(
+                &user,
+                refusal,
+                frame,
                 "/customer",
                 "customerId",
-                "Your customer id",
-                Some(e),
+                "The customer's id",
             );
         }
     };
-    let books = books(&api, &id).await.unwrap_or_default();
+    let api = &user.api;
+    let id = acting.id;
+    let books = books(api, &id).await.unwrap_or_default();
     let last = books.first();
     let receiver = format!("customer:{id}");
     html(&CustomerPage {
-        title: "Ride",
-        nav: "customer",
-        id_q: enc(&id),
+        frame,
+        for_someone: acting.for_someone,
         receiver_q: enc(&receiver),
         key: new_id(),
         name: last.map(|b| b.customer_name.clone()).unwrap_or_default(),
@@ -90,9 +93,10 @@ async fn page(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) 
         places: &SEOUL,
         pickup: SEOUL[0].key,
         dropoff: SEOUL[1].key,
-        ride: render(&ride_panel(&id, last)),
-        history: history(&api, &id).await,
-        notifications: notifications::panel(&api, &receiver).await,
+        ride: render(&ride_panel(&acting.q, last)),
+        history: history(api, &id, &acting.q).await,
+        notifications: notifications::panel(api, &receiver).await,
+        q: acting.q,
         id,
     })
 }
@@ -133,7 +137,7 @@ struct Ride {
 #[derive(Template)]
 #[template(path = "customer_ride.html")]
 struct RidePanel {
-    id_q: String,
+    q: String,
     active: bool,
     ride: Option<Ride>,
 }
@@ -146,7 +150,7 @@ const STEPS: [(&str, &str); 4] = [
     ("COMPLETED", "Completed"),
 ];
 
-fn ride_panel(id: &str, book: Option<&Book>) -> RidePanel {
+fn ride_panel(q: &str, book: Option<&Book>) -> RidePanel {
     let ride = book.map(|b| {
         let reached = STEPS.iter().position(|(s, _)| *s == b.status);
         let steps = STEPS
@@ -192,7 +196,7 @@ fn ride_panel(id: &str, book: Option<&Book>) -> RidePanel {
         )
     });
     RidePanel {
-        id_q: enc(id),
+        q: q.to_owned(),
         active,
         ride,
     }
@@ -211,18 +215,27 @@ fn note(status: &str) -> &'static str {
     }
 }
 
-async fn ride_fragment(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    match books(&api, &id).await {
-        Ok(books) => html(&ride_panel(&id, books.first())),
+async fn ride_fragment(user: User, Query(q): Params) -> Response {
+    let acting = match customer(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => return refusal.problem(),
+    };
+    match books(&user.api, &acting.id).await {
+        Ok(books) => html(&ride_panel(&acting.q, books.first())),
         Err(e) => api_error_in("ride-error", &e),
     }
 }
 
 async fn request_ride(
-    State(api): State<Api>,
-    Path(id): Path<String>,
+    user: User,
+    Query(q): Params,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    let acting = match customer(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => return refusal.problem(),
+    };
+    let id = &acting.id;
     let field = |name: &str| form.get(name).map(|v| v.trim()).unwrap_or_default();
     let (pickup, dropoff) = match (place(&form, "pickup"), place(&form, "dropoff")) {
         (Ok(p), Ok(d)) => (p, d),
@@ -244,7 +257,7 @@ async fn request_ride(
         "" => new_id(),
         key => key.to_owned(),
     };
-    match api.create::<Book>("/books", &body, &key).await {
+    match user.api.create::<Book>("/books", &body, &key).await {
         Ok(book) => {
             let fresh_key = format!(
                 r#"<input type="hidden" name="idempotencyKey" id="book-key" value="{}" hx-swap-oob="true">"#,
@@ -252,7 +265,7 @@ async fn request_ride(
             );
             done(
                 "book-error",
-                render(&ride_panel(&id, Some(&book))) + &fresh_key,
+                render(&ride_panel(&acting.q, Some(&book))) + &fresh_key,
             )
         }
         Err(e) => api_error_in("book-error", &e),
@@ -291,15 +304,27 @@ fn place(form: &HashMap<String, String>, which: &str) -> Result<serde_json::Valu
     Ok(json!({"name": format!("{lat:.5}, {lng:.5}"), "lat": lat, "lng": lng}))
 }
 
-async fn cancel_ride(
-    State(api): State<Api>,
-    Path((id, book_id)): Path<(String, String)>,
-) -> Response {
-    match api
+async fn cancel_ride(user: User, Query(q): Params, Path(book_id): Path<String>) -> Response {
+    let acting = match customer(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => return refusal.problem(),
+    };
+    // Only a ride of the customer the page is for (someone else's is as if it did not exist).
+    match user
+        .api
+        .get::<Book>(&format!("/books/{}", enc(&book_id)))
+        .await
+    {
+        Ok(book) if book.customer_id == acting.id => {}
+        Ok(_) => return Problem::not_found("book", &book_id).into_response(),
+        Err(e) => return api_error_in("ride-error", &e),
+    }
+    match user
+        .api
         .post_empty::<Book>(&format!("/books/{}/cancel", enc(&book_id)))
         .await
     {
-        Ok(book) => done("ride-error", render(&ride_panel(&id, Some(&book)))),
+        Ok(book) => done("ride-error", render(&ride_panel(&acting.q, Some(&book)))),
         Err(e) => api_error_in("ride-error", &e),
     }
 }
@@ -319,12 +344,12 @@ struct HistoryRow {
 #[derive(Template)]
 #[template(path = "customer_history.html")]
 struct HistoryPanel {
-    id_q: String,
+    q: String,
     rides: Vec<HistoryRow>,
     error: Option<String>,
 }
 
-async fn history(api: &Api, id: &str) -> String {
+async fn history(api: &Api, id: &str, q: &str) -> String {
     let (rides, error) = api
         .list::<RideHistory>(&format!("/rideHistories?customerId={}", enc(id)))
         .await;
@@ -346,12 +371,15 @@ async fn history(api: &Api, id: &str) -> String {
         })
         .collect();
     render(&HistoryPanel {
-        id_q: enc(id),
+        q: q.to_owned(),
         rides: rows,
         error,
     })
 }
 
-async fn history_fragment(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    Html(history(&api, &id).await).into_response()
+async fn history_fragment(user: User, Query(q): Params) -> Response {
+    match customer(&user, &q) {
+        Ok(acting) => Html(history(&user.api, &acting.id, &acting.q).await).into_response(),
+        Err(refusal) => refusal.problem(),
+    }
 }

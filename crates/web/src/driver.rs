@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde_json::json;
 use tanda_core::SystemClock;
+use tanda_core::auth::Role;
 use tanda_core::clock::Clock;
 use tanda_core::geo::LatLng;
 
@@ -18,27 +19,36 @@ use crate::api::{Api, ApiError, enc};
 use crate::model::{Dispatch, Driver, Offer};
 use crate::notifications;
 use crate::places::{self, Place, SEOUL};
-use crate::view::{self, api_error_in, badge, client_id, done, error_in, html, render};
+use crate::session::{Acting, Pages, Refusal, User};
+use crate::view::{self, Frame, api_error_in, badge, done, error_in, html, render};
 
-pub(crate) fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Pages> {
     Router::new()
         .route("/driver", get(page))
         .route("/ui/drivers", post(register))
-        .route("/ui/driver/{id}/panel", get(panel_fragment))
-        .route("/ui/driver/{id}/trips", get(trips_fragment))
-        .route("/ui/driver/{id}/online", post(go_online))
-        .route("/ui/driver/{id}/offline", post(go_offline))
-        .route("/ui/driver/{id}/move", post(move_to))
-        .route(
-            "/ui/driver/{id}/dispatches/{dispatch_id}/{action}",
-            post(act),
-        )
+        .route("/ui/driver/panel", get(panel_fragment))
+        .route("/ui/driver/trips", get(trips_fragment))
+        .route("/ui/driver/online", post(go_online))
+        .route("/ui/driver/offline", post(go_offline))
+        .route("/ui/driver/move", post(move_to))
+        .route("/ui/driver/dispatches/{dispatch_id}/{action}", post(act))
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// The driver the page or action is for: the user, or whom an operator names.
+fn driver(user: &User, named: Option<&str>) -> Result<Acting, Refusal> {
+    user.acting(Role::Driver, "driverId", named)
+}
+
+fn driver_in(user: &User, q: &HashMap<String, String>) -> Result<Acting, Refusal> {
+    driver(user, q.get("driverId").map(String::as_str))
 }
 
 /// A trip's distance is estimated as the straight line between pickup and drop-off times this.
 const ROAD_FACTOR: f64 = 1.3;
 
-// ---- choosing a driver --------------------------------------------------------------------
+// ---- registering, and the operator's choice of driver -------------------------------------
 
 struct DriverRow {
     id: String,
@@ -52,8 +62,9 @@ struct DriverRow {
 #[derive(Template)]
 #[template(path = "drivers.html")]
 struct DriversPage<'a> {
-    title: &'a str,
-    nav: &'a str,
+    frame: Frame,
+    /// The operator's page: every driver to choose from, and registering names the driver.
+    operator: bool,
     drivers: Vec<DriverRow>,
     error: Option<String>,
     suggestion: String,
@@ -62,10 +73,10 @@ struct DriversPage<'a> {
 
 #[derive(Template)]
 #[template(path = "driver.html")]
-struct DriverPage<'a> {
-    title: &'a str,
-    nav: &'a str,
+struct DriverPage {
+    frame: Frame,
     id: String,
+    for_someone: bool,
     name: String,
     car: String,
     receiver_q: String,
@@ -74,45 +85,58 @@ struct DriverPage<'a> {
     notifications: String,
 }
 
-async fn page(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some(raw) = q.get("driverId") else {
-        return choose(&api, None).await;
+async fn page(user: User, Query(q): Params) -> Response {
+    let frame = Frame::of(Some(&user), "Drive", "driver");
+    let acting = match driver_in(&user, &q) {
+        Ok(acting) => acting,
+        Err(Refusal::ChooseWho) => return choose(&user, frame, None).await,
+        Err(Refusal::Invalid(e)) => return choose(&user, frame, Some(e)).await,
+        Err(refusal) => {
+            return crate::refused_page(&user, refusal, frame, "/driver", "driverId", "");
+        }
     };
-    let id = match client_id("A driver id", raw) {
-        Ok(id) => id,
-        Err(e) => return choose(&api, Some(e)).await,
-    };
+    let api = &user.api;
+    let id = acting.id;
     let driver = match api.get::<Driver>(&format!("/drivers/{}", enc(&id))).await {
         Ok(d) => d,
-        Err(e) => return choose(&api, Some(e.detail)).await,
+        // A driver who has not registered their car yet does so first.
+        Err(e) if e.status == StatusCode::NOT_FOUND && !acting.for_someone => {
+            return register_page(frame, None);
+        }
+        Err(e) => return choose(&user, frame, Some(e.detail)).await,
     };
     let receiver = format!("driver:{id}");
     html(&DriverPage {
-        title: "Drive",
-        nav: "driver",
+        frame,
+        for_someone: acting.for_someone,
         name: driver.name.clone(),
         car: driver.car_number.clone(),
         receiver_q: enc(&receiver),
-        panel: match panel(&api, driver).await {
+        panel: match panel(api, driver, &acting.q).await {
             Ok(p) => render(&p),
             Err(e) => render(&view::Alert { message: &e.detail }),
         },
-        trips: render(&trips(&api, &id).await),
-        notifications: notifications::panel(&api, &receiver).await,
+        trips: render(&trips(api, &id, &acting.q).await),
+        notifications: notifications::panel(api, &receiver).await,
         id,
     })
 }
 
-async fn choose(api: &Api, error: Option<String>) -> Response {
-    let (drivers, load_error) = api.list::<Driver>("/drivers").await;
+/// The operator's page without a driver: every driver to open, and registering a new one.
+/// (A driver only ever sees their own page, or the form to register their car.)
+async fn choose(user: &User, frame: Frame, error: Option<String>) -> Response {
+    if !user.is_operator() {
+        return register_page(frame, error);
+    }
+    let (drivers, load_error) = user.api.list::<Driver>("/drivers").await;
     let status = if error.is_some() {
         StatusCode::NOT_FOUND
     } else {
         StatusCode::OK
     };
     let page = DriversPage {
-        title: "Drive",
-        nav: "driver",
+        frame,
+        operator: true,
         drivers: drivers
             .into_iter()
             .map(|d| {
@@ -134,24 +158,46 @@ async fn choose(api: &Api, error: Option<String>) -> Response {
     (status, html(&page)).into_response()
 }
 
-async fn register(State(api): State<Api>, Form(form): Form<HashMap<String, String>>) -> Response {
+/// A driver's first visit: the car they drive, their phone and where they start.
+fn register_page(frame: Frame, error: Option<String>) -> Response {
+    html(&DriversPage {
+        frame,
+        operator: false,
+        drivers: Vec::new(),
+        error,
+        suggestion: String::new(),
+        places: &SEOUL,
+    })
+}
+
+async fn register(user: User, Form(form): Form<HashMap<String, String>>) -> Response {
     let field = |name: &str| form.get(name).map(|v| v.trim()).unwrap_or_default();
-    let id = match client_id("The driver id", field("driverId")) {
-        Ok(id) => id,
-        Err(e) => return error_in("register-error", StatusCode::BAD_REQUEST, &e),
+    let acting = match driver(&user, Some(field("driverId")).filter(|f| !f.is_empty())) {
+        Ok(acting) => acting,
+        Err(Refusal::ChooseWho) => {
+            return error_in(
+                "register-error",
+                StatusCode::BAD_REQUEST,
+                "Enter the driver's id.",
+            );
+        }
+        Err(Refusal::Invalid(e)) => {
+            return error_in("register-error", StatusCode::BAD_REQUEST, &e);
+        }
+        Err(refusal) => return refusal.problem(),
     };
     let place = places::by_key(field("place")).unwrap_or(&SEOUL[0]);
     let body = json!({
-        "driverId": id,
+        "driverId": acting.id,
         "name": field("name"),
         "carNumber": field("carNumber"),
         "phone": field("phone"),
         "location": {"lat": place.lat, "lng": place.lng},
     });
-    match api.post::<Driver>("/drivers", &body).await {
+    match user.api.post::<Driver>("/drivers", &body).await {
         Ok(_) => {
             let mut response = StatusCode::NO_CONTENT.into_response();
-            let to = format!("/driver?driverId={}", enc(&id));
+            let to = format!("/driver{}", acting.q);
             if let Ok(to) = HeaderValue::from_str(&to) {
                 response.headers_mut().insert("hx-redirect", to);
             }
@@ -185,7 +231,7 @@ struct TripCard {
 #[derive(Template)]
 #[template(path = "driver_panel.html")]
 struct Panel<'a> {
-    id_q: String,
+    q: String,
     status: String,
     badge: &'static str,
     badge_class: &'static str,
@@ -197,7 +243,7 @@ struct Panel<'a> {
 }
 
 /// The driver's status with the offer they hold and the trip they are on, if any.
-async fn panel(api: &Api, driver: Driver) -> Result<Panel<'static>, ApiError> {
+async fn panel(api: &Api, driver: Driver, q: &str) -> Result<Panel<'static>, ApiError> {
     let id_q = enc(&driver.driver_id);
     let offer = match driver.status.as_str() {
         "OFFERED" => api
@@ -224,7 +270,7 @@ async fn panel(api: &Api, driver: Driver) -> Result<Panel<'static>, ApiError> {
     };
     let (badge, badge_class) = badge(&driver.status);
     Ok(Panel {
-        id_q,
+        q: q.to_owned(),
         polling: driver.status != "OFFLINE",
         near: nearest_place(driver.location.lat, driver.location.lng).name,
         status: driver.status,
@@ -285,50 +331,66 @@ async fn dispatches(api: &Api, driver_id: &str) -> Result<Vec<Dispatch>, ApiErro
 }
 
 /// The panel after an action, or the action's error under it.
-async fn panel_after(api: &Api, id: &str, outcome: Result<(), ApiError>) -> Response {
+async fn panel_after(api: &Api, acting: &Acting, outcome: Result<(), ApiError>) -> Response {
     if let Err(e) = outcome {
         return api_error_in("driver-error", &e);
     }
     let refreshed = async {
-        let driver = api.get::<Driver>(&format!("/drivers/{}", enc(id))).await?;
-        panel(api, driver).await
+        let path = format!("/drivers/{}", enc(&acting.id));
+        let driver = api.get::<Driver>(&path).await?;
+        panel(api, driver, &acting.q).await
     };
     match refreshed.await {
-        Ok(p) => done("driver-error", render(&p) + &oob_trips(api, id).await),
+        Ok(p) => done("driver-error", render(&p) + &oob_trips(api, acting).await),
         Err(e) => api_error_in("driver-error", &e),
     }
 }
 
-async fn panel_fragment(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    let driver = match api.get::<Driver>(&format!("/drivers/{}", enc(&id))).await {
+async fn panel_fragment(user: User, Query(q): Params) -> Response {
+    let acting = match driver_in(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => return refusal.problem(),
+    };
+    let path = format!("/drivers/{}", enc(&acting.id));
+    let driver = match user.api.get::<Driver>(&path).await {
         Ok(d) => d,
         Err(e) => return api_error_in("driver-error", &e),
     };
-    match panel(&api, driver).await {
+    match panel(&user.api, driver, &acting.q).await {
         Ok(p) => html(&p),
         Err(e) => api_error_in("driver-error", &e),
     }
 }
 
-async fn go_online(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    let outcome = api
-        .post_empty::<Driver>(&format!("/drivers/{}/online", enc(&id)))
-        .await;
-    panel_after(&api, &id, outcome.map(drop)).await
+async fn go_online(user: User, Query(q): Params) -> Response {
+    switch(user, q, "online").await
 }
 
-async fn go_offline(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    let outcome = api
-        .post_empty::<Driver>(&format!("/drivers/{}/offline", enc(&id)))
+async fn go_offline(user: User, Query(q): Params) -> Response {
+    switch(user, q, "offline").await
+}
+
+async fn switch(user: User, q: HashMap<String, String>, to: &str) -> Response {
+    let acting = match driver_in(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => return refusal.problem(),
+    };
+    let outcome = user
+        .api
+        .post_empty::<Driver>(&format!("/drivers/{}/{to}", enc(&acting.id)))
         .await;
-    panel_after(&api, &id, outcome.map(drop)).await
+    panel_after(&user.api, &acting, outcome.map(drop)).await
 }
 
 async fn move_to(
-    State(api): State<Api>,
-    Path(id): Path<String>,
+    user: User,
+    Query(q): Params,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    let acting = match driver_in(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => return refusal.problem(),
+    };
     let key = form.get("place").map(String::as_str).unwrap_or_default();
     let Some(place) = places::by_key(key) else {
         return error_in(
@@ -337,22 +399,28 @@ async fn move_to(
             "Choose a place to move to.",
         );
     };
-    let outcome = api
+    let outcome = user
+        .api
         .put::<Driver>(
-            &format!("/drivers/{}/location", enc(&id)),
+            &format!("/drivers/{}/location", enc(&acting.id)),
             &json!({"lat": place.lat, "lng": place.lng}),
         )
         .await;
-    panel_after(&api, &id, outcome.map(drop)).await
+    panel_after(&user.api, &acting, outcome.map(drop)).await
 }
 
 /// Accept, decline, start or end: the dispatch commands a driver gives.
 async fn act(
-    State(api): State<Api>,
-    Path((id, dispatch_id, action)): Path<(String, String, String)>,
+    user: User,
+    Query(q): Params,
+    Path((dispatch_id, action)): Path<(String, String)>,
     form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let mut body = json!({"driverId": id});
+    let acting = match driver_in(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => return refusal.problem(),
+    };
+    let mut body = json!({"driverId": acting.id});
     match action.as_str() {
         "accept" | "decline" | "start" => {}
         "end" => {
@@ -381,13 +449,14 @@ async fn act(
             );
         }
     }
-    let outcome = api
+    let outcome = user
+        .api
         .post::<Dispatch>(
             &format!("/dispatches/{}/{action}", enc(&dispatch_id)),
             &body,
         )
         .await;
-    panel_after(&api, &id, outcome.map(drop)).await
+    panel_after(&user.api, &acting, outcome.map(drop)).await
 }
 
 // ---- today ------------------------------------------------------------------------------
@@ -404,14 +473,14 @@ struct TripRow {
 struct Trips {
     /// Sent beside another fragment, to replace the panel already on the page.
     oob: bool,
-    id_q: String,
+    q: String,
     earnings: String,
     rows: Vec<TripRow>,
     error: Option<String>,
 }
 
 /// The trips the driver ended today (Seoul time) and what they earned.
-async fn trips(api: &Api, id: &str) -> Trips {
+async fn trips(api: &Api, id: &str, q: &str) -> Trips {
     let today = view::seoul_day(SystemClock.now());
     let (list, error) = api
         .list::<Dispatch>(&format!("/dispatches?driverId={}", enc(id)))
@@ -435,7 +504,7 @@ async fn trips(api: &Api, id: &str) -> Trips {
         .collect();
     Trips {
         oob: false,
-        id_q: enc(id),
+        q: q.to_owned(),
         earnings: view::won(earned),
         rows,
         error,
@@ -443,15 +512,18 @@ async fn trips(api: &Api, id: &str) -> Trips {
 }
 
 /// Today's trips, swapped in beside an action's answer.
-async fn oob_trips(api: &Api, id: &str) -> String {
+async fn oob_trips(api: &Api, acting: &Acting) -> String {
     render(&Trips {
         oob: true,
-        ..trips(api, id).await
+        ..trips(api, &acting.id, &acting.q).await
     })
 }
 
-async fn trips_fragment(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    html(&trips(&api, &id).await)
+async fn trips_fragment(user: User, Query(q): Params) -> Response {
+    match driver_in(&user, &q) {
+        Ok(acting) => html(&trips(&user.api, &acting.id, &acting.q).await),
+        Err(refusal) => refusal.problem(),
+    }
 }
 
 #[cfg(test)]

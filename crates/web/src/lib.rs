@@ -4,7 +4,14 @@
 //! vendored under `assets/`, so nothing is fetched from the internet.
 //!
 //! Every page talks to the system only through the public API ([`Api`]), exactly as any other
-//! client would: the pages are a client, not a back door.
+//! client would: the pages are a client, not a back door. They sign in like one too: the sign-in
+//! form exchanges a password for an access token (`POST /auth/token`), kept in the `HttpOnly`
+//! session cookie, and every call a page makes carries it as its bearer token, so the API decides
+//! what the page's user may see and do. A page knows its user from the session alone; only an
+//! operator may open a page on someone's behalf. Forms posted from another site are refused
+//! before anything happens (`session`).
+
+use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
@@ -12,7 +19,9 @@ use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tanda_core::auth::Verifier;
 
+mod account;
 mod api;
 mod customer;
 mod driver;
@@ -20,77 +29,122 @@ mod model;
 mod notifications;
 mod operator;
 pub mod places;
+mod session;
+#[cfg(test)]
+mod tests;
 mod traveller;
 mod view;
 
 pub use api::{Api, ApiError};
 
-/// The pages and their fragments, calling `api` for everything they show or do.
-pub fn router(api: Api) -> Router {
+use session::{Pages, Refusal, User};
+use view::{Frame, html};
+
+/// The pages and their fragments, calling `api` for everything they show or do. `verifier`
+/// checks the session token a form sends; `allowed_origins` are the origins besides this site's
+/// own that may send its forms (the CORS allow-list).
+pub fn router(api: Api, verifier: Arc<Verifier>, allowed_origins: &[String]) -> Router {
+    let pages = Pages {
+        api,
+        verifier,
+        allowed_origins: allowed_origins.into(),
+    };
     Router::new()
         .route("/", get(home))
         .route("/assets/{file}", get(asset))
+        .merge(account::routes())
         .merge(customer::routes())
         .merge(driver::routes())
         .merge(traveller::routes())
         .merge(operator::routes())
         .merge(notifications::routes())
-        .with_state(api)
+        .with_state(pages)
 }
 
 #[derive(Template)]
 #[template(path = "home.html")]
-struct Home<'a> {
-    title: &'a str,
-    nav: &'a str,
+struct Home {
+    frame: Frame,
 }
 
-async fn home() -> Response {
-    view::html(&Home {
-        title: "Welcome",
-        nav: "",
+async fn home(user: Option<User>) -> Response {
+    html(&Home {
+        frame: Frame::of(user.as_ref(), "Welcome", ""),
     })
 }
 
 #[derive(Template)]
-#[template(path = "signin.html")]
-struct SignIn<'a> {
-    title: &'a str,
-    nav: &'a str,
+#[template(path = "choose.html")]
+struct Choose<'a> {
+    frame: Frame,
     heading: &'a str,
     action: &'a str,
     field: &'a str,
     label: &'a str,
-    suggestion: String,
+    value: String,
     error: Option<String>,
 }
 
-/// "Who are you?": the pages have no accounts, only the ids the API takes.
-fn signin(
-    title: &str,
-    nav: &str,
+#[derive(Template)]
+#[template(path = "message.html")]
+struct Message<'a> {
+    frame: Frame,
+    heading: &'a str,
+    message: String,
+    links: Vec<(&'a str, &'a str)>,
+}
+
+/// What a page shows when `user` may not have it: the operator is asked for whom (`field` is the
+/// query parameter naming them), anyone else is told why not and where to go instead.
+fn refused_page(
+    user: &User,
+    refusal: Refusal,
+    frame: Frame,
     action: &str,
     field: &str,
     label: &str,
-    error: Option<String>,
 ) -> Response {
-    let suggestion = format!("{nav}-{}", &tanda_core::id::new_id()[9..13]);
-    let page = SignIn {
-        title,
-        nav,
-        heading: title,
+    let (status, error) = match refusal {
+        Refusal::ChooseWho => (StatusCode::OK, None),
+        Refusal::Invalid(e) => (StatusCode::BAD_REQUEST, Some(e)),
+        Refusal::NotYours => {
+            let page = Message {
+                heading: "Not your page",
+                message: format!(
+                    "You are signed in as {}: this page is someone else's.",
+                    user.id()
+                ),
+                links: vec![(action, "Open yours")],
+                frame,
+            };
+            return (StatusCode::FORBIDDEN, html(&page)).into_response();
+        }
+        Refusal::WrongRole(role) => {
+            let home = session::home_of(&user.caller);
+            let page = Message {
+                heading: "Not for this account",
+                message: format!(
+                    "This page is for {}s; you are signed in as {}. Sign out and sign in with a {} account, or go to your own page.",
+                    role.as_str(),
+                    user.id(),
+                    role.as_str(),
+                ),
+                links: vec![(home, "Your page")],
+                frame,
+            };
+            return (StatusCode::FORBIDDEN, html(&page)).into_response();
+        }
+    };
+    let page = Choose {
+        heading: frame.title,
+        frame,
         action,
         field,
         label,
-        suggestion,
+        value: String::new(),
         error,
     };
-    let status = if page.error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    (status, view::html(&page)).into_response()
+    (status, html(&page)).into_response()
 }
 
 /// The vendored scripts and the stylesheet, compiled into the binary.

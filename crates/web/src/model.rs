@@ -29,6 +29,7 @@ pub struct Taxi {
 #[serde(rename_all = "camelCase")]
 pub struct Book {
     pub book_id: String,
+    pub customer_id: String,
     pub customer_name: String,
     pub phone: String,
     pub card_last4: String,
@@ -98,6 +99,12 @@ pub struct Flight {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Account {
     pub balance: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reservation {
+    pub user_id: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -5,19 +5,21 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::extract::Query;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tanda_core::Problem;
+use tanda_core::auth::Role;
 
 use crate::api::{Api, enc};
 use crate::model::Notification;
-use crate::view::{error_in, html, render};
+use crate::session::{Pages, User};
+use crate::view::{html, render};
 
 /// How many of the newest notifications a panel shows.
 const SHOWN: usize = 8;
 
-pub(crate) fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Pages> {
     Router::new().route("/ui/notifications", get(fragment))
 }
 
@@ -46,13 +48,23 @@ pub(crate) async fn panel(api: &Api, receiver: &str) -> String {
     render(&load(api, receiver).await)
 }
 
-async fn fragment(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {
-    match q.get("receiver") {
-        Some(receiver) => html(&load(&api, receiver).await),
-        None => error_in(
-            "notifications",
-            StatusCode::BAD_REQUEST,
-            "the receiver query parameter is required",
-        ),
+/// The panel of a receiver the user is (or, for an operator, any receiver).
+async fn fragment(user: User, Query(q): Query<HashMap<String, String>>) -> Response {
+    let receiver = q.get("receiver").map(String::as_str).unwrap_or_default();
+    let (role, key, id) = match receiver.split_once(':') {
+        Some(("customer", id)) => (Role::Customer, "customerId", id),
+        Some(("user", id)) => (Role::Customer, "userId", id),
+        Some(("driver", id)) => (Role::Driver, "driverId", id),
+        _ => {
+            return Problem::bad_request(
+                "invalid_receiver",
+                "receiver is customer:{id}, driver:{id} or user:{id}",
+            )
+            .into_response();
+        }
+    };
+    match user.acting(role, key, Some(id)) {
+        Ok(_) => html(&load(&user.api, receiver).await),
+        Err(refusal) => refusal.problem(),
     }
 }

@@ -3,16 +3,18 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
+use tanda_core::auth::Role;
 
 use crate::api::{Api, ApiError, enc};
 use crate::model::{Consumer, DeadLetter, ServiceStatus, Stats};
-use crate::view::{badge, html, render};
+use crate::session::{Pages, Refusal, User};
+use crate::view::{Frame, badge, html, render};
 
-pub(crate) fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Pages> {
     Router::new()
         .route("/operator", get(page))
         .route("/ui/operator/panel", get(panel_fragment))
@@ -25,17 +27,28 @@ pub(crate) fn routes() -> Router<Api> {
 
 #[derive(Template)]
 #[template(path = "operator.html")]
-struct OperatorPage<'a> {
-    title: &'a str,
-    nav: &'a str,
+struct OperatorPage {
+    frame: Frame,
     panel: String,
 }
 
-async fn page(State(api): State<Api>) -> Response {
+/// Only the operator has this page and its actions.
+fn operator_only(user: &User) -> Result<(), Refusal> {
+    if user.is_operator() {
+        Ok(())
+    } else {
+        Err(Refusal::WrongRole(Role::Operator))
+    }
+}
+
+async fn page(user: User) -> Response {
+    let frame = Frame::of(Some(&user), "Operate", "operator");
+    if let Err(refusal) = operator_only(&user) {
+        return crate::refused_page(&user, refusal, frame, "/operator", "", "");
+    }
     html(&OperatorPage {
-        title: "Operate",
-        nav: "operator",
-        panel: render(&panel(&api, Vec::new()).await),
+        frame,
+        panel: render(&panel(&user.api, Vec::new()).await),
     })
 }
 
@@ -187,8 +200,11 @@ async fn panel(api: &Api, mut errors: Vec<String>) -> Panel {
     }
 }
 
-async fn panel_fragment(State(api): State<Api>) -> Response {
-    html(&panel(&api, Vec::new()).await)
+async fn panel_fragment(user: User) -> Response {
+    match operator_only(&user) {
+        Ok(()) => html(&panel(&user.api, Vec::new()).await),
+        Err(refusal) => refusal.problem(),
+    }
 }
 
 /// The panel after an action, with the action's error on top if it failed.
@@ -197,17 +213,22 @@ async fn after(api: &Api, outcome: Result<serde_json::Value, ApiError>) -> Respo
     html(&panel(api, errors).await)
 }
 
-async fn redrive(State(api): State<Api>, Path(id): Path<String>) -> Response {
+async fn redrive(user: User, Path(id): Path<String>) -> Response {
+    if let Err(refusal) = operator_only(&user) {
+        return refusal.problem();
+    }
+    let api = &user.api;
     let outcome = api
         .post_empty(&format!("/admin/dead-letters/{}/redrive", enc(&id)))
         .await;
-    after(&api, outcome).await
+    after(api, outcome).await
 }
 
-async fn switch_consumer(
-    State(api): State<Api>,
-    Path((name, switch)): Path<(String, String)>,
-) -> Response {
+async fn switch_consumer(user: User, Path((name, switch)): Path<(String, String)>) -> Response {
+    if let Err(refusal) = operator_only(&user) {
+        return refusal.problem();
+    }
+    let api = &user.api;
     let outcome = match switch.as_str() {
         "pause" | "resume" => {
             api.post_empty(&format!("/admin/consumers/{}/{switch}", enc(&name)))
@@ -217,7 +238,8 @@ async fn switch_consumer(
             status: axum::http::StatusCode::NOT_FOUND,
             code: "unknown_action".to_owned(),
             detail: format!("a consumer can be paused or resumed, not \"{other}\""),
+            retry_after: None,
         }),
     };
-    after(&api, outcome).await
+    after(api, outcome).await
 }

@@ -4,43 +4,57 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde_json::json;
+use tanda_core::Problem;
+use tanda_core::auth::Role;
 use tanda_core::id::new_id;
 
 use crate::api::{Api, enc};
-use crate::model::{Account, Flight, ReservationView, Ticket};
+use crate::model::{Account, Flight, Reservation, ReservationView, Ticket};
 use crate::notifications;
-use crate::view::{self, api_error_in, badge, client_id, done, error_in, html, render};
+use crate::session::{Acting, Pages, Refusal, User};
+use crate::view::{self, Frame, api_error_in, badge, done, error_in, html, render};
 
-pub(crate) fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Pages> {
     Router::new()
         .route("/traveller", get(page))
-        .route("/ui/traveller/{id}/balance", get(balance_fragment))
-        .route("/ui/traveller/{id}/deposit", post(deposit))
-        .route("/ui/traveller/{id}/flights", get(flights_fragment))
+        .route("/ui/traveller/balance", get(balance_fragment))
+        .route("/ui/traveller/deposit", post(deposit))
+        .route("/ui/traveller/flights", get(flights_fragment))
         .route(
-            "/ui/traveller/{id}/reservations",
+            "/ui/traveller/reservations",
             get(reservations_fragment).post(reserve),
         )
         .route(
-            "/ui/traveller/{id}/reservations/{reservation_id}/cancel",
+            "/ui/traveller/reservations/{reservation_id}/cancel",
             post(cancel),
         )
-        .route("/ui/traveller/{id}/tickets", get(tickets_fragment))
+        .route("/ui/traveller/tickets", get(tickets_fragment))
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// The traveller (a customer) the page or action is for: the user, or whom an operator names.
+fn traveller(user: &User, q: &HashMap<String, String>) -> Result<Acting, Refusal> {
+    user.acting(
+        Role::Customer,
+        "userId",
+        q.get("userId").map(String::as_str),
+    )
 }
 
 #[derive(Template)]
 #[template(path = "traveller.html")]
-struct TravellerPage<'a> {
-    title: &'a str,
-    nav: &'a str,
+struct TravellerPage {
+    frame: Frame,
     id: String,
-    id_q: String,
+    for_someone: bool,
+    q: String,
     receiver_q: String,
     balance: String,
     flights: String,
@@ -49,42 +63,34 @@ struct TravellerPage<'a> {
     notifications: String,
 }
 
-async fn page(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some(raw) = q.get("userId") else {
-        return crate::signin(
-            "Fly",
-            "traveller",
-            "/traveller",
-            "userId",
-            "Your user id",
-            None,
-        );
-    };
-    let id = match client_id("A user id", raw) {
-        Ok(id) => id,
-        Err(e) => {
-            return crate::signin(
-                "Fly",
-                "traveller",
+async fn page(user: User, Query(q): Params) -> Response {
+    let frame = Frame::of(Some(&user), "Fly", "traveller");
+    let acting = match traveller(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => {
+            return crate::refused_page(
+                &user,
+                refusal,
+                frame,
                 "/traveller",
                 "userId",
-                "Your user id",
-                Some(e),
+                "The traveller's user id",
             );
         }
     };
+    let (api, id, q) = (&user.api, &acting.id, &acting.q);
     let receiver = format!("user:{id}");
     html(&TravellerPage {
-        title: "Fly",
-        nav: "traveller",
-        id_q: enc(&id),
+        frame,
+        for_someone: acting.for_someone,
         receiver_q: enc(&receiver),
-        balance: balance(&api, &id).await,
-        flights: render(&flights(&api, &id).await),
-        reservations: render(&reservations(&api, &id).await),
-        tickets: render(&tickets(&api, &id).await),
-        notifications: notifications::panel(&api, &receiver).await,
-        id,
+        balance: balance(api, id, q).await,
+        flights: render(&flights(api, q).await),
+        reservations: render(&reservations(api, id, q).await),
+        tickets: render(&tickets(api, id, q).await),
+        notifications: notifications::panel(api, &receiver).await,
+        q: q.clone(),
+        id: id.clone(),
     })
 }
 
@@ -93,38 +99,50 @@ async fn page(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) 
 #[derive(Template)]
 #[template(path = "traveller_balance.html")]
 struct Balance {
-    id_q: String,
+    q: String,
     amount: i64,
     text: String,
 }
 
-fn balance_of(id: &str, account: &Account) -> Balance {
+fn balance_of(q: &str, account: &Account) -> Balance {
     Balance {
-        id_q: enc(id),
+        q: q.to_owned(),
         amount: account.balance,
         text: view::won(account.balance),
     }
 }
 
-async fn balance(api: &Api, id: &str) -> String {
+async fn balance(api: &Api, id: &str, q: &str) -> String {
     match api.get::<Account>(&format!("/accounts/{}", enc(id))).await {
-        Ok(account) => render(&balance_of(id, &account)),
+        Ok(account) => render(&balance_of(q, &account)),
         Err(e) => render(&view::Alert { message: &e.detail }),
     }
 }
 
-async fn balance_fragment(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    match api.get::<Account>(&format!("/accounts/{}", enc(&id))).await {
-        Ok(account) => html(&balance_of(&id, &account)),
+async fn balance_fragment(user: User, Query(q): Params) -> Response {
+    let acting = match traveller(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => return refusal.problem(),
+    };
+    match user
+        .api
+        .get::<Account>(&format!("/accounts/{}", enc(&acting.id)))
+        .await
+    {
+        Ok(account) => html(&balance_of(&acting.q, &account)),
         Err(e) => api_error_in("wallet-error", &e),
     }
 }
 
 async fn deposit(
-    State(api): State<Api>,
-    Path(id): Path<String>,
+    user: User,
+    Query(q): Params,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    let acting = match traveller(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => return refusal.problem(),
+    };
     let raw = form
         .get("amount")
         .map(|v| v.trim().replace([',', '_', '₩', ' '], ""))
@@ -136,14 +154,15 @@ async fn deposit(
             &format!("The amount \"{raw}\" is not a whole number of won."),
         );
     };
-    match api
+    match user
+        .api
         .post::<Account>(
-            &format!("/accounts/{}/deposit", enc(&id)),
+            &format!("/accounts/{}/deposit", enc(&acting.id)),
             &json!({"amount": amount}),
         )
         .await
     {
-        Ok(account) => done("wallet-error", render(&balance_of(&id, &account))),
+        Ok(account) => done("wallet-error", render(&balance_of(&acting.q, &account))),
         Err(e) => api_error_in("wallet-error", &e),
     }
 }
@@ -166,16 +185,16 @@ struct FlightRow {
 struct Flights {
     /// Sent beside another fragment, to replace the table already on the page.
     oob: bool,
-    id_q: String,
+    q: String,
     rows: Vec<FlightRow>,
     error: Option<String>,
 }
 
-async fn flights(api: &Api, id: &str) -> Flights {
+async fn flights(api: &Api, q: &str) -> Flights {
     let (list, error) = api.list::<Flight>("/flights").await;
     Flights {
         oob: false,
-        id_q: enc(id),
+        q: q.to_owned(),
         rows: list
             .into_iter()
             .map(|f| FlightRow {
@@ -192,8 +211,11 @@ async fn flights(api: &Api, id: &str) -> Flights {
     }
 }
 
-async fn flights_fragment(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    html(&flights(&api, &id).await)
+async fn flights_fragment(user: User, Query(q): Params) -> Response {
+    match traveller(&user, &q) {
+        Ok(acting) => html(&flights(&user.api, &acting.q).await),
+        Err(refusal) => refusal.problem(),
+    }
 }
 
 // ---- reservations -------------------------------------------------------------------------
@@ -215,7 +237,7 @@ struct ReservationRow {
 #[derive(Template)]
 #[template(path = "traveller_reservations.html")]
 struct Reservations {
-    id_q: String,
+    q: String,
     active: bool,
     rows: Vec<ReservationRow>,
     error: Option<String>,
@@ -224,7 +246,7 @@ struct Reservations {
 /// Statuses a reservation leaves by itself (payment, ticketing, a cancellation in progress).
 const MOVING: [&str; 4] = ["REQUESTED", "PENDING", "PAID", "CANCEL_REQUESTED"];
 
-async fn reservations(api: &Api, id: &str) -> Reservations {
+async fn reservations(api: &Api, id: &str, q: &str) -> Reservations {
     let (list, error) = api
         .list::<ReservationView>(&format!("/reservationViews?userId={}", enc(id)))
         .await;
@@ -254,34 +276,41 @@ async fn reservations(api: &Api, id: &str) -> Reservations {
         })
         .collect();
     Reservations {
-        id_q: enc(id),
+        q: q.to_owned(),
         active: rows.iter().any(|r| MOVING.contains(&r.status.as_str())),
         rows,
         error,
     }
 }
 
-async fn reservations_fragment(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    html(&reservations(&api, &id).await)
+async fn reservations_fragment(user: User, Query(q): Params) -> Response {
+    match traveller(&user, &q) {
+        Ok(acting) => html(&reservations(&user.api, &acting.id, &acting.q).await),
+        Err(refusal) => refusal.problem(),
+    }
 }
 
 /// The reservation list after an action, with the flights table (seats left) beside it.
-async fn after_action(api: &Api, id: &str) -> Response {
-    let mut list = reservations(api, id).await;
+async fn after_action(api: &Api, acting: &Acting) -> Response {
+    let mut list = reservations(api, &acting.id, &acting.q).await;
     // The read model may not have seen the new request yet: keep polling until it settles.
     list.active = true;
     let flights = render(&Flights {
         oob: true,
-        ..flights(api, id).await
+        ..flights(api, &acting.q).await
     });
     done("reserve-error", render(&list) + &flights)
 }
 
 async fn reserve(
-    State(api): State<Api>,
-    Path(id): Path<String>,
+    user: User,
+    Query(q): Params,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    let acting = match traveller(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => return refusal.problem(),
+    };
     let flight_id = form.get("flightId").map(|v| v.trim()).unwrap_or_default();
     if flight_id.is_empty() {
         return error_in(
@@ -294,25 +323,36 @@ async fn reserve(
         Some(key) if !key.is_empty() => key.to_owned(),
         _ => new_id(),
     };
-    let body = json!({"userId": id, "flightId": flight_id});
-    match api
+    let body = json!({"userId": acting.id, "flightId": flight_id});
+    match user
+        .api
         .create::<serde_json::Value>("/reservations", &body, &key)
         .await
     {
-        Ok(_) => after_action(&api, &id).await,
+        Ok(_) => after_action(&user.api, &acting).await,
         Err(e) => api_error_in("reserve-error", &e),
     }
 }
 
-async fn cancel(
-    State(api): State<Api>,
-    Path((id, reservation_id)): Path<(String, String)>,
-) -> Response {
-    match api
-        .post_empty::<serde_json::Value>(&format!("/reservations/{}/cancel", enc(&reservation_id)))
+async fn cancel(user: User, Query(q): Params, Path(reservation_id): Path<String>) -> Response {
+    let acting = match traveller(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => return refusal.problem(),
+    };
+    let path = format!("/reservations/{}", enc(&reservation_id));
+    // Only a reservation of the traveller the page is for (someone else's is as if it did not
+    // exist).
+    match user.api.get::<Reservation>(&path).await {
+        Ok(r) if r.user_id == acting.id => {}
+        Ok(_) => return Problem::not_found("reservation", &reservation_id).into_response(),
+        Err(e) => return api_error_in("reserve-error", &e),
+    }
+    match user
+        .api
+        .post_empty::<serde_json::Value>(&format!("{path}/cancel"))
         .await
     {
-        Ok(_) => after_action(&api, &id).await,
+        Ok(_) => after_action(&user.api, &acting).await,
         Err(e) => api_error_in("reserve-error", &e),
     }
 }
@@ -330,17 +370,17 @@ struct TicketRow {
 #[derive(Template)]
 #[template(path = "traveller_tickets.html")]
 struct Tickets {
-    id_q: String,
+    q: String,
     rows: Vec<TicketRow>,
     error: Option<String>,
 }
 
-async fn tickets(api: &Api, id: &str) -> Tickets {
+async fn tickets(api: &Api, id: &str, q: &str) -> Tickets {
     let (list, error) = api
         .list::<Ticket>(&format!("/tickets?userId={}", enc(id)))
         .await;
     Tickets {
-        id_q: enc(id),
+        q: q.to_owned(),
         rows: list
             .into_iter()
             .map(|t| {
@@ -358,6 +398,9 @@ async fn tickets(api: &Api, id: &str) -> Tickets {
     }
 }
 
-async fn tickets_fragment(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    html(&tickets(&api, &id).await)
+async fn tickets_fragment(user: User, Query(q): Params) -> Response {
+    match traveller(&user, &q) {
+        Ok(acting) => html(&tickets(&user.api, &acting.id, &acting.q).await),
+        Err(refusal) => refusal.problem(),
+    }
 }

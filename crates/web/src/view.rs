@@ -6,9 +6,66 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use tanda_core::Timestamp;
 use tanda_core::clock::parse_rfc3339;
-use tanda_core::id::ClientId;
 
 use crate::api::ApiError;
+use crate::session::User;
+
+/// What the layout around every page shows: the title, which page the navigation marks, and
+/// who is signed in (with the page's CSRF token for its forms).
+pub struct Frame {
+    pub title: &'static str,
+    pub nav: &'static str,
+    pub user: Option<String>,
+    /// The CSRF token htmx sends with every request of the page; empty when nobody is signed in.
+    pub csrf: String,
+    operator: bool,
+    customer: bool,
+    driver: bool,
+}
+
+impl Frame {
+    /// A page for whoever comes, signed in or not.
+    pub fn guest(title: &'static str, nav: &'static str) -> Frame {
+        Frame {
+            title,
+            nav,
+            user: None,
+            csrf: String::new(),
+            operator: false,
+            customer: false,
+            driver: false,
+        }
+    }
+
+    /// A page for `user` (or for whoever comes, when nobody is signed in).
+    pub fn of(user: Option<&User>, title: &'static str, nav: &'static str) -> Frame {
+        let Some(user) = user else {
+            return Frame::guest(title, nav);
+        };
+        Frame {
+            title,
+            nav,
+            user: Some(user.id().to_owned()),
+            csrf: user.csrf.clone(),
+            operator: user.is_operator(),
+            customer: user.caller.has(tanda_core::auth::Role::Customer),
+            driver: user.caller.has(tanda_core::auth::Role::Driver),
+        }
+    }
+
+    /// Whether the navigation offers `page` (`customer`, `driver`, `traveller`, `operator`):
+    /// every page to someone not signed in (it asks them to), the pages of their role to a user.
+    pub fn shows(&self, page: &str) -> bool {
+        if self.user.is_none() || self.operator {
+            return true;
+        }
+        match page {
+            "customer" | "traveller" => self.customer,
+            "driver" => self.driver,
+            _ => false,
+        }
+    }
+}
 
 /// A rendered template as a `200 text/html` response.
 pub fn html(template: &impl Template) -> Response {
@@ -71,14 +128,6 @@ pub fn done(slot: &str, fragment: String) -> Response {
     .into_response()
 }
 
-/// A client-named id (customer, driver, user) from a form or URL, or why it is not one.
-pub fn client_id(what: &str, raw: &str) -> Result<String, String> {
-    let raw = raw.trim();
-    ClientId::parse(raw)
-        .map(|id| id.as_str().to_owned())
-        .map_err(|e| format!("{what} {e}"))
-}
-
 /// `₩12,300`.
 pub fn won(amount: i64) -> String {
     let digits = amount.unsigned_abs().to_string();
@@ -110,6 +159,15 @@ pub fn minutes(seconds: i64) -> String {
     match (seconds + 30) / 60 {
         0 => "under a minute".to_owned(),
         n => format!("about {n} min"),
+    }
+}
+
+/// `42 seconds`, `about 5 min`: how long to wait.
+pub fn minutes_or_seconds(seconds: u64) -> String {
+    match seconds {
+        1 => "1 second".to_owned(),
+        0..60 => format!("{seconds} seconds"),
+        _ => format!("about {} min", seconds.div_ceil(60)),
     }
 }
 
@@ -164,6 +222,8 @@ mod tests {
         assert_eq!(distance(12_440), "12.4 km");
         assert_eq!(minutes(20), "under a minute");
         assert_eq!(minutes(400), "about 7 min");
+        assert_eq!(minutes_or_seconds(42), "42 seconds");
+        assert_eq!(minutes_or_seconds(299), "about 5 min");
     }
 
     #[test]
@@ -201,12 +261,5 @@ mod tests {
         let after = parse_rfc3339("2026-11-21T15:00:00Z").unwrap();
         assert_eq!(seoul_day(after) - seoul_day(before), 1);
         assert_eq!(seoul_day_of("2026-11-21T15:00:00Z"), Some(seoul_day(after)));
-    }
-
-    #[test]
-    fn ids_are_checked_with_a_readable_reason() {
-        assert_eq!(client_id("customer id", " minji "), Ok("minji".to_owned()));
-        let e = client_id("customer id", "min ji").unwrap_err();
-        assert!(e.starts_with("customer id must be 1-64 characters"), "{e}");
     }
 }
