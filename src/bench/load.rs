@@ -37,6 +37,12 @@ pub async fn sign_in(addr: SocketAddr, password: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Forgets the token: the next target has keys of its own, and a token it cannot verify would be
+/// refused even on its public routes.
+pub fn sign_out() {
+    *TOKEN.write().expect("token lock") = None;
+}
+
 /// One keep-alive connection to the system under test.
 pub struct Conn {
     addr: SocketAddr,

@@ -140,6 +140,7 @@ enum Target {
 
 impl Target {
     async fn start(args: &BenchArgs, run: &RunConfig) -> anyhow::Result<Target> {
+        load::sign_out();
         let target = Self::started(args, run).await?;
         load::sign_in(target.addr(), operator_password(run)).await?;
         Ok(target)

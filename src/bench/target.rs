@@ -61,6 +61,7 @@ impl Started {
         data: Option<tempfile::TempDir>,
     ) -> anyhow::Result<Started> {
         let program = std::env::current_exe().context("finding this program")?;
+        super::load::sign_out();
         let t0 = Instant::now();
         let mut child = Command::new(&program)
             .args(args)
