@@ -352,14 +352,7 @@ fn cookie(name: &str, value: &str, max_age: u64, same_site: &str, secure: bool) 
 
 /// The sign-in forms' secret from its cookie, if it has one of the expected form.
 pub(crate) fn form_secret(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == FORM_COOKIE)
-        .map(|(_, value)| value.to_owned())
+    tanda_core::auth::cookie(headers, FORM_COOKIE)
         .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
