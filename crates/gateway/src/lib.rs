@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, HttpBody};
-use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -49,7 +49,11 @@ pub struct Edge {
 /// contract guarantees it); `ops` carries `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
 pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router, edge: Edge) -> Router {
     let routes = services.into_iter().fold(ops, Router::merge);
-    with_edge_layers(with_pages(with_fallbacks(routes), &edge), edge)
+    with_edge_layers(
+        with_pages(with_fallbacks(routes), &edge),
+        edge,
+        Client::Peer,
+    )
 }
 
 /// One service's own HTTP surface when it runs as its own process: its routes and `ops`, with
@@ -68,7 +72,7 @@ pub fn service(
         write_limit: None,
         cors_allow_origins: cors_allow_origins.to_vec(),
     };
-    with_edge_layers(with_fallbacks(routes.merge(ops)), edge)
+    with_edge_layers(with_fallbacks(routes.merge(ops)), edge, Client::Forwarded)
 }
 
 /// A reverse proxy to services running as their own processes: each request goes to the service
@@ -82,7 +86,7 @@ pub fn proxy(upstreams: Upstreams, ops: Router, edge: Edge) -> Router {
         .merge(admin::routes(&upstreams, &client))
         .fallback_service(with_fallbacks(ops))
         .method_not_allowed_fallback(method_not_allowed);
-    with_edge_layers(with_pages(routes, &edge), edge)
+    with_edge_layers(with_pages(routes, &edge), edge, Client::Peer)
 }
 
 /// The web pages beside the public API they call: each page's request to the API goes through
@@ -112,8 +116,10 @@ fn with_fallbacks(routes: Router) -> Router {
 /// caller's credentials checked (every process checks them itself: the gateway is not the only
 /// lock; it keys the write limit by the verified caller), each caller's write limit, then the
 /// body limit, so a refused write's body is never read.
-fn with_edge_layers(routes: Router, edge: Edge) -> Router {
-    let mut routes = routes.layer(middleware::from_fn(limit_body));
+fn with_edge_layers(routes: Router, edge: Edge, client: Client) -> Router {
+    let mut routes = routes
+        .layer(middleware::from_fn(limit_body))
+        .layer(middleware::from_fn_with_state(client, client_address));
     if let Some(limit) = edge.write_limit {
         let limiter = Arc::new(RateLimiter::new(limit));
         routes = routes.layer(middleware::from_fn_with_state(limiter, limit_writes));
@@ -208,6 +214,36 @@ fn too_large() -> Problem {
             MAX_BODY_BYTES / 1024
         ),
     )
+}
+
+/// Where a request's client is, as `X-Forwarded-For` tells the routes (sign-in throttles by it).
+#[derive(Debug, Clone, Copy)]
+enum Client {
+    /// The entry point: the connection's peer is the client; whatever a client claims in
+    /// `X-Forwarded-For` is replaced.
+    Peer,
+    /// A service behind the gateway, whose one caller is the gateway: the address the gateway
+    /// put there stands (the peer's only when none did).
+    Forwarded,
+}
+
+async fn client_address(
+    State(client): State<Client>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let forwarded = HeaderName::from_static("x-forwarded-for");
+    if matches!(client, Client::Peer) || !request.headers().contains_key(&forwarded) {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        request.headers_mut().remove(&forwarded);
+        if let Some(ip) = peer.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
+            request.headers_mut().insert(forwarded, ip);
+        }
+    }
+    next.run(request).await
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {

@@ -126,12 +126,19 @@ fn no_keys() -> std::sync::Arc<tanda_core::auth::Verifier> {
 }
 
 async fn serve_edge(edge: tanda_gateway::Edge) -> String {
-    let things = Router::new().route(
-        "/things",
-        axum::routing::get(|| async { "[]" })
-            .post(|| async { (StatusCode::CREATED, "{}") })
-            .delete(|| async { StatusCode::NO_CONTENT }),
-    );
+    let things = Router::new()
+        .route(
+            "/things",
+            axum::routing::get(|| async { "[]" })
+                .post(|| async { (StatusCode::CREATED, "{}") })
+                .delete(|| async { StatusCode::NO_CONTENT }),
+        )
+        .route(
+            "/client",
+            axum::routing::get(|headers: axum::http::HeaderMap| async move {
+                headers["x-forwarded-for"].to_str().unwrap().to_owned()
+            }),
+        );
     let router = tanda_gateway::in_process([things], Router::new(), edge);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -195,4 +202,47 @@ async fn without_a_limit_writes_all_pass() {
         let answer = http.post(format!("{base}/things")).send().await.unwrap();
         assert_eq!(answer.status(), StatusCode::CREATED);
     }
+}
+
+/// The client's address the routes see (sign-in throttles by it) is the connection's peer at the
+/// entry point, whatever the client claims; a service behind the gateway keeps the gateway's.
+#[tokio::test]
+async fn the_client_address_is_the_peers_at_the_entry_point() {
+    let base = serve_edge(tanda_gateway::Edge {
+        verifier: no_keys(),
+        write_limit: None,
+        cors_allow_origins: Vec::new(),
+    })
+    .await;
+    let seen = reqwest::Client::new()
+        .get(format!("{base}/client"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(seen, "127.0.0.1", "a client's claim is replaced");
+
+    let routes = Router::new().route(
+        "/client",
+        axum::routing::get(|headers: axum::http::HeaderMap| async move {
+            headers["x-forwarded-for"].to_str().unwrap().to_owned()
+        }),
+    );
+    let service = tanda_gateway::service(routes, Router::new(), no_keys(), &[]);
+    let request = Request::get("/client")
+        .header("x-forwarded-for", "198.51.100.4")
+        .body(Body::empty())
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        &body[..],
+        b"198.51.100.4",
+        "behind the gateway, its address stands"
+    );
 }

@@ -1,14 +1,13 @@
 //! Identity's HTTP edge (API.md "Identity and access"): sign-up, sign-in (`POST /auth/token`,
 //! answering with OAuth 2.0's field names), the public keys, and the operator's key rotation.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
-use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::json;
 use tanda_core::Problem;
@@ -139,12 +138,12 @@ static DECOY: LazyLock<String> =
 
 async fn token(
     State(app): AppState,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     Json(body): Json<TokenBody>,
 ) -> Result<Response, Problem> {
     let username = required(body.username, "username")?;
     let password = Password::typed(required(body.password, "password")?);
-    let address = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
+    let address = client_address(&headers);
     app.by_account.check(&username).map_err(Error::Throttled)?;
     if let Some(address) = &address {
         app.by_address.check(address).map_err(Error::Throttled)?;
@@ -191,6 +190,14 @@ async fn rotate(State(app): AppState, caller: Caller) -> Result<Response, Proble
     caller.require_operator()?;
     let kid = app.keys.rotate().await.map_err(Error::from)?;
     Ok(axum::Json(json!({"kid": kid})).into_response())
+}
+
+/// The client's address, as the edge in front of every process sets it (`X-Forwarded-For`: the
+/// connection's peer at the entry point, passed on by the gateway to the services behind it).
+fn client_address(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-forwarded-for")?.to_str().ok()?;
+    let last = value.rsplit(',').next()?.trim();
+    (!last.is_empty()).then(|| last.to_owned())
 }
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {

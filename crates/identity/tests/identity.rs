@@ -40,7 +40,18 @@ async fn service(operator_password: Option<&str>) -> Service {
 
 impl Service {
     async fn post(&self, uri: &str, body: Value) -> (StatusCode, axum::http::HeaderMap, Value) {
+        self.post_from("192.0.2.1", uri, body).await
+    }
+
+    /// A POST from a client at `address`, as the edge in front of identity tells it.
+    async fn post_from(
+        &self,
+        address: &str,
+        uri: &str,
+        body: Value,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
         let request = Request::post(uri)
+            .header("x-forwarded-for", address)
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.to_string()))
             .unwrap();
@@ -226,4 +237,24 @@ async fn rotating_keys_is_for_operators_only() {
             .unwrap()
             .starts_with("Bearer")
     );
+}
+
+/// Guessing across many accounts from one address is throttled too, and only that address.
+#[tokio::test]
+async fn repeated_failures_from_one_address_are_throttled() {
+    let s = service(None).await;
+    s.sign_up("hong", "correct horse", "customer").await;
+    let guess = |n: usize| json!({"username": format!("user{n}"), "password": "guess-guess"});
+    for n in 0..20 {
+        let (status, _, _) = s.post_from("203.0.113.7", "/auth/token", guess(n)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let right = json!({"username": "hong", "password": "correct horse"});
+    let (status, headers, _) = s
+        .post_from("203.0.113.7", "/auth/token", right.clone())
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    let (status, _, _) = s.post_from("198.51.100.2", "/auth/token", right).await;
+    assert_eq!(status, StatusCode::OK, "another address is not held back");
 }
