@@ -9,7 +9,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
@@ -20,6 +19,8 @@ use tokio_util::task::TaskTracker;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::{error, info};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::breaker::CircuitBreaker;
@@ -90,19 +91,40 @@ pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 /// and the admin endpoints for dead letters and consumers (the operator's).
 pub fn ops_router(ops: Ops) -> Router {
     metrics_handle(); // install the recorder now, so nothing recorded before the first scrape is lost
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
-        .route("/admin/dead-letters", get(list_dead_letters))
-        .route("/admin/dead-letters/{id}/redrive", post(redrive))
-        .route("/admin/services", get(list_services))
-        .route("/admin/consumers", get(list_consumers))
-        .route("/admin/consumers/{name}/pause", post(pause))
-        .route("/admin/consumers/{name}/resume", post(resume))
-        .with_state(ops)
+    ops_routes().with_state(ops).into()
 }
 
+/// What `ops_router` serves, as part of the API's document.
+pub fn ops_openapi() -> utoipa::openapi::OpenApi {
+    ops_routes().into_openapi()
+}
+
+fn ops_routes() -> OpenApiRouter<Ops> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(render_metrics))
+        .routes(routes!(list_dead_letters))
+        .routes(routes!(redrive))
+        .routes(routes!(list_services))
+        .routes(routes!(list_consumers))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", security(()),
+    responses((status = OK, description = "Alive", body = Object, example = json!({"status": "ok"}))))]
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: every database this process uses answers, and every other dependency checked.
+#[utoipa::path(get, path = "/readyz", security(()), responses(
+    (status = OK, description = "Ready", body = Object,
+        example = json!({"ready": true, "dependencies": {"book": "ok"}})),
+    (status = SERVICE_UNAVAILABLE, description = "Not ready (or shutting down)", body = Object),
+))]
 async fn readyz(State(ops): State<Ops>) -> Response {
     if ops.lifecycle.is_stopping() {
         return Problem::unavailable("shutting_down", "this instance is shutting down", 1)
@@ -146,6 +168,8 @@ async fn reachable(db: &Db) -> bool {
 
 /// Each service in this process: ready or not, the events its outbox has yet to publish (when a
 /// relay publishes it), and its circuit breakers.
+#[utoipa::path(get, path = "/admin/services",
+    responses((status = OK, description = "The services", body = Vec<Object>)))]
 async fn list_services(
     caller: Caller,
     State(ops): State<Ops>,
@@ -179,6 +203,10 @@ async fn list_services(
     Ok(Json(services))
 }
 
+/// Prometheus text. No personal data; every label takes a bounded set of values.
+#[utoipa::path(get, path = "/metrics", security(()),
+    responses((status = OK, description = "Prometheus text exposition", body = String,
+        content_type = "text/plain")))]
 async fn render_metrics(State(ops): State<Ops>) -> Response {
     if let Ok(n) = ops.consumers.dead_letter_count().await {
         metrics::gauge!("tanda_dead_letters").set(n as f64);
@@ -205,11 +233,22 @@ impl From<AdminError> for Problem {
     }
 }
 
+/// Events parked after a handler refused them.
+#[utoipa::path(get, path = "/admin/dead-letters",
+    responses((status = OK, description = "Parked events", body = Vec<Object>)))]
 async fn list_dead_letters(caller: Caller, State(ops): State<Ops>) -> Result<Response, Problem> {
     caller.require_operator()?;
     Ok(Json(ops.consumers.dead_letters().await?).into_response())
 }
 
+/// Hands a parked event to its handler again.
+#[utoipa::path(post, path = "/admin/dead-letters/{id}/redrive",
+    params(("id" = String, Path, description = "The dead letter")),
+    responses(
+        (status = OK, description = "Handled", body = Object),
+        (status = CONFLICT, description = "Already redriven, or the handler refused it again",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn redrive(
     caller: Caller,
     State(ops): State<Ops>,
@@ -220,6 +259,8 @@ async fn redrive(
 }
 
 /// Every consumer with whether it is paused and how many events it has yet to handle.
+#[utoipa::path(get, path = "/admin/consumers",
+    responses((status = OK, description = "The consumers", body = Vec<Object>)))]
 async fn list_consumers(
     caller: Caller,
     State(ops): State<Ops>,
@@ -236,6 +277,10 @@ async fn list_consumers(
     Ok(Json(list))
 }
 
+/// Stops a consumer taking events; they wait in its source until it resumes.
+#[utoipa::path(post, path = "/admin/consumers/{name}/pause",
+    params(("name" = String, Path, description = "The consumer")),
+    responses((status = OK, description = "Paused", body = Object)))]
 async fn pause(
     caller: Caller,
     State(ops): State<Ops>,
@@ -246,6 +291,10 @@ async fn pause(
     Ok(Json(json!({"name": name, "paused": true})))
 }
 
+/// Lets a paused consumer take events again.
+#[utoipa::path(post, path = "/admin/consumers/{name}/resume",
+    params(("name" = String, Path, description = "The consumer")),
+    responses((status = OK, description = "Resumed", body = Object)))]
 async fn resume(
     caller: Caller,
     State(ops): State<Ops>,

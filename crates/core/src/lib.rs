@@ -20,6 +20,7 @@ pub mod id;
 pub mod jwt;
 pub mod lifecycle;
 pub mod nats;
+pub mod openapi;
 pub mod problem;
 pub mod rate;
 pub mod service;

@@ -6,13 +6,19 @@ use serde::Serialize;
 
 use crate::db::DbError;
 
-#[derive(Debug, Clone, Serialize)]
+/// An RFC 9457 problem: `code` says what went wrong, for a program; `detail`, for a person.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
     pub kind: String,
+    #[schema(example = "Not Found")]
     pub title: String,
+    #[schema(example = 404)]
     pub status: u16,
+    #[schema(example = "no booking 0193…")]
     pub detail: String,
+    #[schema(example = "not_found")]
     pub code: String,
     #[serde(skip)]
     pub retry_after_secs: Option<u64>,
