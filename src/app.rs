@@ -188,7 +188,8 @@ impl App {
             write_limit: config.write_limit(),
             cors_allow_origins: config.cors_allow_origins.clone(),
         };
-        let router = tanda_gateway::in_process(routers, ops_router(ops), edge);
+        let router =
+            tanda_gateway::in_process(routers, ops_router(ops), edge, &crate::contract::document());
         let addr = config.http_addr.unwrap_or(DEFAULT_ADDR);
         Self::serve(addr, router, lifecycle, config.http()).await
     }

@@ -5,6 +5,7 @@ pub mod app;
 pub mod bench;
 pub mod cluster;
 pub mod config;
+pub mod contract;
 pub mod demo;
 pub mod serve;
 

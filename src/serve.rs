@@ -94,7 +94,12 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             write_limit: run.write_limit(),
             cors_allow_origins: run.cors_allow_origins.clone(),
         };
-        tanda_gateway::proxy(upstreams, ops_router(ops), edge)
+        tanda_gateway::proxy(
+            upstreams,
+            ops_router(ops),
+            edge,
+            &crate::contract::document(),
+        )
     } else {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let name = service.name();

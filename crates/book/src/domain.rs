@@ -164,7 +164,7 @@ pub struct Place {
 }
 
 /// The taxi dispatch sent, as the customer sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Taxi {
     pub driver_id: String,

@@ -7,7 +7,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tanda_cardnet::{CardNumber, tokenize};
@@ -18,6 +17,9 @@ use tanda_core::db::Db;
 use tanda_core::geo::LatLng;
 use tanda_core::http::{IdempotencyKey, Json, Path, Query};
 use tanda_core::id::{ClientId, new_id};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::Error;
 use crate::domain::{Book, Command, CustomerName, NewBook, Phone, Place, PlaceName, Taxi};
@@ -35,33 +37,68 @@ pub fn router(db: Db, no_taxi_retry_after: Duration) -> Router {
         // Retry-After counts whole seconds; never tell a client to retry at once.
         no_taxi_retry_after_secs: no_taxi_retry_after.as_secs_f64().ceil().max(1.0) as u64,
     };
-    Router::new()
-        .route("/books", post(request_book).get(list_books))
-        .route("/books/{book_id}", get(get_book))
-        .route("/books/{book_id}/cancel", post(cancel_book))
-        .with_state(app)
+    routes().with_state(app).into()
 }
 
-/// `POST /books`. Every field is optional here so that a missing one gets its own problem.
-#[derive(Deserialize)]
+/// The operations `router` serves, documented.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(request_book, list_books))
+        .routes(routes!(get_book))
+        .routes(routes!(cancel_book))
+}
+
+/// `POST /books`. Every field is optional here so that a missing one gets its own problem; the
+/// document says which are required.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct BookRequest {
+    /// The customer; omitted: the caller. Only an operator may name another.
     customer_id: Option<String>,
+    #[schema(required = true, nullable = false)]
     customer_name: Option<String>,
+    #[schema(required = true, nullable = false)]
     phone: Option<String>,
-    /// Any JSON value: a mistyped card must not be echoed back in a deserialization error.
+    /// The card number (12–19 digits, Luhn-valid); only its last 4 digits are kept. Any JSON
+    /// value here: a mistyped card must not be echoed back in a deserialization error.
+    #[schema(required = true, value_type = String, example = "4242424242424242")]
     card: Option<Value>,
+    #[schema(required = true, nullable = false)]
     pickup: Option<PlaceRequest>,
+    #[schema(required = true, nullable = false)]
     dropoff: Option<PlaceRequest>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct PlaceRequest {
+    #[schema(required = true, nullable = false)]
     name: Option<String>,
+    #[schema(required = true, nullable = false, minimum = -90, maximum = 90)]
     lat: Option<f64>,
+    #[schema(required = true, nullable = false, minimum = -180, maximum = 180)]
     lng: Option<f64>,
 }
 
+/// Requests a taxi. The customer is the caller (or whom an operator names).
+#[utoipa::path(post, path = "/books",
+    security(("bearer" = ["customer"])),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "The same key again returns the first answer and books nothing new")),
+    request_body(content = BookRequest, example = json!({
+        "customerName": "Kim Minji", "phone": "010-1234-5678", "card": "4242424242424242",
+        "pickup": {"name": "Gangnam Station", "lat": 37.4979, "lng": 127.0276},
+        "dropoff": {"name": "Seoul Station", "lat": 37.5547, "lng": 126.9707}
+    })),
+    responses(
+        (status = CREATED, description = "Requested (or, for a repeated Idempotency-Key, the \
+            first answer, with `Idempotent-Replayed: true`)", body = BookView),
+        (status = SERVICE_UNAVAILABLE, description = "`no_taxi_available`: call again a bit later",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn request_book(
     caller: Caller,
     State(app): State<App>,
@@ -97,12 +134,17 @@ async fn request_book(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Whose bookings; omitted: the caller's.
     customer_id: Option<String>,
 }
 
+/// A customer's bookings, newest first.
+#[utoipa::path(get, path = "/books", security(("bearer" = ["customer"])), params(ListQuery),
+    responses((status = OK, description = "The bookings", body = Vec<BookView>)))]
 async fn list_books(
     caller: Caller,
     State(app): State<App>,
@@ -114,6 +156,9 @@ async fn list_books(
     Ok(axum::Json(books.iter().map(BookView::from).collect::<Vec<_>>()).into_response())
 }
 
+#[utoipa::path(get, path = "/books/{bookId}", security(("bearer" = ["customer"])),
+    params(("bookId" = String, Path)),
+    responses((status = OK, description = "The booking", body = BookView)))]
 async fn get_book(
     caller: Caller,
     State(app): State<App>,
@@ -131,6 +176,14 @@ async fn owned_book(app: &App, caller: &Caller, book_id: &str) -> Result<Book, P
     }
 }
 
+/// Asks to cancel; dispatch answers whether the trip can still be cancelled.
+#[utoipa::path(post, path = "/books/{bookId}/cancel", security(("bearer" = ["customer"])),
+    params(("bookId" = String, Path)),
+    responses(
+        (status = ACCEPTED, description = "`CANCEL_REQUESTED`", body = BookView),
+        (status = CONFLICT, description = "It can no longer be cancelled", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
 async fn cancel_book(
     caller: Caller,
     State(app): State<App>,
@@ -219,8 +272,8 @@ fn invalid(code: &'static str, field: &str, e: impl std::fmt::Display) -> Error 
     }
 }
 
-/// API.md's Book.
-#[derive(Serialize)]
+/// A booking, as its customer sees it. The full card number never comes back.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct BookView<'a> {
     book_id: &'a str,
@@ -230,6 +283,9 @@ struct BookView<'a> {
     card_last4: &'a str,
     pickup: PlaceView<'a>,
     dropoff: PlaceView<'a>,
+    /// `REQUESTED`, `DISPATCHED`, `IN_TRIP`, `COMPLETED`, `CANCEL_REQUESTED`,
+    /// `CANCELLED_BY_CUSTOMER` or `CANCELLED_BY_SYSTEM`.
+    #[schema(example = "REQUESTED")]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     dispatch_id: Option<&'a str>,
@@ -239,7 +295,9 @@ struct BookView<'a> {
     fare: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pay_id: Option<&'a str>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -268,7 +326,7 @@ fn book_json(book: &Book) -> Value {
     serde_json::to_value(BookView::from(book)).expect("a book view is plain JSON")
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PlaceView<'a> {
     name: &'a str,
     lat: f64,

@@ -21,6 +21,9 @@ use crate::domain::Rejection;
 pub const NAME: &str = "book";
 pub const MIGRATIONS: &[Migration] = store::MIGRATIONS;
 
+/// The service's public operations, documented (the same routes `build` serves).
+pub use http::openapi;
+
 /// The book service's settings.
 #[derive(Debug, Clone)]
 pub struct Config {

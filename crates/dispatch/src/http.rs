@@ -7,7 +7,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use tanda_catalog::taxi::pay::PayRequest;
 use tanda_core::auth::{Caller, Role};
@@ -17,13 +16,16 @@ use tanda_core::http::{IdempotencyKey, Json, Path, Query};
 use tanda_core::id::ClientId;
 use tanda_core::sql::Conn;
 use tanda_core::{Db, Problem};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::domain::{
     self, Command, Dispatch, Driver, DriverStatus, Fleet, NewDriver, PaidTrip, Rejection,
 };
 use crate::error::Error;
 use crate::payment::Payments;
-use crate::store::{self, Store, catalog_place};
+use crate::store::{self, Store};
 
 /// Where `POST /drivers` keeps its `Idempotency-Key` responses.
 const REGISTER_SCOPE: &str = "dispatch.drivers";
@@ -38,20 +40,28 @@ pub struct App {
 }
 
 pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/drivers", get(list_drivers).post(register_driver))
-        .route("/drivers/{driver_id}", get(get_driver))
-        .route("/drivers/{driver_id}/location", put(move_driver))
-        .route("/drivers/{driver_id}/online", post(go_online))
-        .route("/drivers/{driver_id}/offline", post(go_offline))
-        .route("/drivers/{driver_id}/offers", get(offers))
-        .route("/dispatches", get(list_dispatches))
-        .route("/dispatches/{dispatch_id}", get(get_dispatch))
-        .route("/dispatches/{dispatch_id}/accept", post(accept))
-        .route("/dispatches/{dispatch_id}/decline", post(decline))
-        .route("/dispatches/{dispatch_id}/start", post(start))
-        .route("/dispatches/{dispatch_id}/end", post(end))
-        .with_state(Arc::new(app))
+    routes().with_state(Arc::new(app)).into()
+}
+
+/// The operations `router` serves, documented.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_drivers, register_driver))
+        .routes(routes!(get_driver))
+        .routes(routes!(move_driver))
+        .routes(routes!(go_online))
+        .routes(routes!(go_offline))
+        .routes(routes!(offers))
+        .routes(routes!(list_dispatches))
+        .routes(routes!(get_dispatch))
+        .routes(routes!(accept))
+        .routes(routes!(decline))
+        .routes(routes!(start))
+        .routes(routes!(end))
 }
 
 type AppState = State<Arc<App>>;
@@ -76,47 +86,65 @@ impl App {
 
 // ---- requests -----------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RegisterDriverBody {
     /// The driver registering (a driver registers only themselves; an operator names whom).
     driver_id: Option<String>,
+    /// 1–100 characters.
     name: String,
+    /// 1–20 characters.
     car_number: String,
+    /// 3–15 digits, optionally with spaces, `+`, `-`, `(` and `)`.
     phone: String,
+    /// Where the driver is now.
     location: LatLngBody,
 }
 
-#[derive(Deserialize)]
+/// A WGS84 position.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = LatLng)]
 struct LatLngBody {
+    #[schema(minimum = -90, maximum = 90)]
     lat: f64,
+    #[schema(minimum = -180, maximum = 180)]
     lng: f64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DriverBody {
     /// Omitted or the caller: a driver acts only as themselves; an operator names the driver.
     driver_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct EndBody {
+    /// Omitted or the caller: a driver acts only as themselves; an operator names the driver.
     driver_id: Option<String>,
+    /// The distance driven, in metres. Omitted: the straight line from pickup to drop-off.
     #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1000000)]
     distance_meters: Option<serde_json::Number>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DriversQuery {
+    /// Only drivers in this status: `OFFLINE`, `AVAILABLE`, `OFFERED`, `DISPATCHED` or `IN_TRIP`.
     status: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `bookId` and `driverId` (an empty one counts as not given).
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct DispatchesQuery {
+    /// The booking whose dispatch to answer with.
     book_id: Option<String>,
+    /// The driver whose latest dispatches (at most 100, newest first) to answer with; a driver
+    /// names only themselves.
     driver_id: Option<String>,
 }
 
@@ -218,15 +246,21 @@ fn distance(raw: &serde_json::Number) -> Result<i64, Problem> {
 
 // ---- responses ----------------------------------------------------------------------------
 
-#[derive(Serialize)]
+/// A driver.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DriverView {
     driver_id: String,
     name: String,
     car_number: String,
     phone: String,
+    #[schema(value_type = LatLngBody)]
     location: LatLng,
+    /// `OFFLINE`, `AVAILABLE`, `OFFERED`, `DISPATCHED` or `IN_TRIP`.
+    #[schema(example = "AVAILABLE")]
     status: &'static str,
+    /// The dispatch offered to or assigned to the driver (when `OFFERED`, `DISPATCHED` or
+    /// `IN_TRIP`).
     #[serde(skip_serializing_if = "Option::is_none")]
     dispatch_id: Option<String>,
 }
@@ -245,39 +279,70 @@ impl From<&Driver> for DriverView {
     }
 }
 
-#[derive(Serialize)]
+/// A booking's search for a taxi, and then its trip.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DispatchView {
     dispatch_id: String,
     book_id: String,
     customer_id: String,
+    /// The driver who accepted it.
     #[serde(skip_serializing_if = "Option::is_none")]
     driver_id: Option<String>,
+    /// `SEARCHING`, `DISPATCHED`, `IN_TRIP`, `ENDED`, `CANCELLED` or `FAILED`.
+    #[schema(example = "DISPATCHED")]
     status: &'static str,
+    /// The promised time for the taxi to reach the pickup, once dispatched.
     #[serde(skip_serializing_if = "Option::is_none")]
     eta_seconds: Option<i64>,
+    /// Won, once the trip ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     fare: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pay_id: Option<String>,
+    /// The distance charged, once the trip ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     distance_meters: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pickup: Option<tanda_catalog::Place>,
+    pickup: Option<PlaceView>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    dropoff: Option<tanda_catalog::Place>,
+    dropoff: Option<PlaceView>,
+    /// The offer open now, while `SEARCHING`.
     #[serde(skip_serializing_if = "Option::is_none")]
     offer: Option<OfferHolder>,
+    /// When the search for a driver gives up.
+    #[schema(format = DateTime)]
     deadline_at: String,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
-#[derive(Serialize)]
+/// Whom a dispatch is offered to now, and until when.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct OfferHolder {
     driver_id: String,
+    #[schema(format = DateTime)]
     expires_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct PlaceView {
+    name: String,
+    lat: f64,
+    lng: f64,
+}
+
+impl From<&domain::Place> for PlaceView {
+    fn from(place: &domain::Place) -> Self {
+        Self {
+            name: place.name.clone(),
+            lat: place.at.lat,
+            lng: place.at.lng,
+        }
+    }
 }
 
 impl From<&Dispatch> for DispatchView {
@@ -293,8 +358,8 @@ impl From<&Dispatch> for DispatchView {
             fare: trip.map(|t| t.fare),
             pay_id: trip.map(|t| t.pay_id.clone()),
             distance_meters: trip.map(|t| t.distance_meters),
-            pickup: d.booking.as_ref().map(|b| catalog_place(&b.pickup)),
-            dropoff: d.booking.as_ref().map(|b| catalog_place(&b.dropoff)),
+            pickup: d.booking.as_ref().map(|b| PlaceView::from(&b.pickup)),
+            dropoff: d.booking.as_ref().map(|b| PlaceView::from(&b.dropoff)),
             offer: d.offer.as_ref().map(|o| OfferHolder {
                 driver_id: o.driver_id.to_string(),
                 expires_at: rfc3339(o.expires_at),
@@ -307,13 +372,15 @@ impl From<&Dispatch> for DispatchView {
 }
 
 /// An offer as the driver holding it sees it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct OfferView {
     dispatch_id: String,
     book_id: String,
-    pickup: tanda_catalog::Place,
-    dropoff: tanda_catalog::Place,
+    pickup: PlaceView,
+    dropoff: PlaceView,
+    /// Accept before then, or the offer goes to the next driver.
+    #[schema(format = DateTime)]
     expires_at: String,
 }
 
@@ -335,6 +402,23 @@ fn dispatch_in(fleet: &Fleet, id: &str) -> Result<Json<DispatchView>, Problem> {
 
 // ---- drivers ------------------------------------------------------------------------------
 
+/// Registers a driver, `OFFLINE`.
+///
+/// A driver registers themselves; an operator names whom.
+#[utoipa::path(post, path = "/drivers",
+    security(("bearer" = ["driver"])),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "The same key again returns the first answer and registers nothing new")),
+    request_body(content = RegisterDriverBody, example = json!({
+        "name": "Park Jisoo", "carNumber": "12가3456", "phone": "010-9876-5432",
+        "location": {"lat": 37.4979, "lng": 127.0276}
+    })),
+    responses(
+        (status = CREATED, description = "Registered (or the first answer to this Idempotency-Key)",
+            body = DriverView),
+        (status = CONFLICT, description = "`driver_exists`: this driver is already registered",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn register_driver(
     caller: Caller,
     State(app): AppState,
@@ -381,6 +465,9 @@ async fn register_driver(
     Ok(response)
 }
 
+/// Every driver, optionally only those in one status.
+#[utoipa::path(get, path = "/drivers", params(DriversQuery),
+    responses((status = OK, description = "The drivers", body = Vec<DriverView>)))]
 async fn list_drivers(
     caller: Caller,
     State(app): AppState,
@@ -392,6 +479,10 @@ async fn list_drivers(
     Ok(Json(drivers.iter().map(DriverView::from).collect()))
 }
 
+/// A driver.
+#[utoipa::path(get, path = "/drivers/{driverId}", security(("bearer" = ["driver"])),
+    params(("driverId" = String, Path)),
+    responses((status = OK, description = "The driver", body = DriverView)))]
 async fn get_driver(
     caller: Caller,
     State(app): AppState,
@@ -404,6 +495,11 @@ async fn get_driver(
         .ok_or_else(|| Problem::not_found("driver", id.as_str()))
 }
 
+/// Reports where the driver is now.
+#[utoipa::path(put, path = "/drivers/{driverId}/location", security(("bearer" = ["driver"])),
+    params(("driverId" = String, Path)),
+    request_body(content = LatLngBody, example = json!({"lat": 37.5665, "lng": 126.9780})),
+    responses((status = OK, description = "The driver, moved", body = DriverView)))]
 async fn move_driver(
     caller: Caller,
     State(app): AppState,
@@ -421,6 +517,10 @@ async fn move_driver(
     driver_in(&fleet, &driver_id)
 }
 
+/// Goes on line: `AVAILABLE` for offers (already on line: no change).
+#[utoipa::path(post, path = "/drivers/{driverId}/online", security(("bearer" = ["driver"])),
+    params(("driverId" = String, Path)),
+    responses((status = OK, description = "The driver", body = DriverView)))]
 async fn go_online(
     caller: Caller,
     State(app): AppState,
@@ -435,6 +535,14 @@ async fn go_online(
     driver_in(&fleet, &driver_id)
 }
 
+/// Goes off line, turning down an offer in hand; not during a trip.
+#[utoipa::path(post, path = "/drivers/{driverId}/offline", security(("bearer" = ["driver"])),
+    params(("driverId" = String, Path)),
+    responses(
+        (status = OK, description = "The driver, `OFFLINE`", body = DriverView),
+        (status = CONFLICT, description = "`driver_busy`: the driver is on a dispatch or a trip",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn go_offline(
     caller: Caller,
     State(app): AppState,
@@ -450,6 +558,9 @@ async fn go_offline(
 }
 
 /// The offer the driver holds now: none, or one that has not expired yet.
+#[utoipa::path(get, path = "/drivers/{driverId}/offers", security(("bearer" = ["driver"])),
+    params(("driverId" = String, Path)),
+    responses((status = OK, description = "At most one offer", body = Vec<OfferView>)))]
 async fn offers(
     caller: Caller,
     State(app): AppState,
@@ -472,8 +583,8 @@ async fn offers(
         (offer.driver_id == id && now < offer.expires_at).then(|| OfferView {
             dispatch_id: d.id.clone(),
             book_id: d.book_id.clone(),
-            pickup: catalog_place(&booking.pickup),
-            dropoff: catalog_place(&booking.dropoff),
+            pickup: PlaceView::from(&booking.pickup),
+            dropoff: PlaceView::from(&booking.dropoff),
             expires_at: rfc3339(offer.expires_at),
         })
     });
@@ -482,6 +593,10 @@ async fn offers(
 
 // ---- dispatches ---------------------------------------------------------------------------
 
+/// A dispatch: its customer's, or the driver's it is offered to or assigned to.
+#[utoipa::path(get, path = "/dispatches/{dispatchId}", security(("bearer" = ["customer", "driver"])),
+    params(("dispatchId" = String, Path)),
+    responses((status = OK, description = "The dispatch", body = DispatchView)))]
 async fn get_dispatch(
     caller: Caller,
     State(app): AppState,
@@ -495,7 +610,11 @@ async fn get_dispatch(
 }
 
 /// A booking's dispatch, or the latest dispatches a driver was assigned to: exactly one filter.
-/// An empty parameter counts as not given.
+///
+/// An empty parameter counts as not given. Only the dispatches the caller may see are listed.
+#[utoipa::path(get, path = "/dispatches", security(("bearer" = ["customer", "driver"])),
+    params(DispatchesQuery),
+    responses((status = OK, description = "The dispatches, newest first", body = Vec<DispatchView>)))]
 async fn list_dispatches(
     caller: Caller,
     State(app): AppState,
@@ -530,6 +649,14 @@ async fn list_dispatches(
     Ok(Json(visible.map(DispatchView::from).collect()))
 }
 
+/// Accepts the offer: the taxi is dispatched.
+#[utoipa::path(post, path = "/dispatches/{dispatchId}/accept", security(("bearer" = ["driver"])),
+    params(("dispatchId" = String, Path)),
+    request_body(content = DriverBody, example = json!({})),
+    responses(
+        (status = OK, description = "The dispatch, `DISPATCHED` with `etaSeconds`", body = DispatchView),
+        (status = CONFLICT, description = "`not_offered` to this driver, `offer_expired`, or `dispatch_closed` (cancelled or failed)", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn accept(
     caller: Caller,
     State(app): AppState,
@@ -546,6 +673,14 @@ async fn accept(
     dispatch_in(&fleet, &dispatch_id)
 }
 
+/// Turns the offer down: it goes to the next driver.
+#[utoipa::path(post, path = "/dispatches/{dispatchId}/decline", security(("bearer" = ["driver"])),
+    params(("dispatchId" = String, Path)),
+    request_body(content = DriverBody, example = json!({})),
+    responses(
+        (status = OK, description = "The dispatch", body = DispatchView),
+        (status = CONFLICT, description = "`not_offered` to this driver, or `dispatch_closed` (cancelled or failed)", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn decline(
     caller: Caller,
     State(app): AppState,
@@ -562,6 +697,14 @@ async fn decline(
     dispatch_in(&fleet, &dispatch_id)
 }
 
+/// Starts the trip: the customer is on board.
+#[utoipa::path(post, path = "/dispatches/{dispatchId}/start", security(("bearer" = ["driver"])),
+    params(("dispatchId" = String, Path)),
+    request_body(content = DriverBody, example = json!({})),
+    responses(
+        (status = OK, description = "The dispatch, `IN_TRIP`", body = DispatchView),
+        (status = CONFLICT, description = "`not_dispatched`, `not_assigned` to this driver, or `dispatch_closed` (cancelled or failed)", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn start(
     caller: Caller,
     State(app): AppState,
@@ -578,8 +721,26 @@ async fn start(
     dispatch_in(&fleet, &dispatch_id)
 }
 
-/// Prices the trip on committed state, charges it outside any transaction (a slow pay never
-/// holds the database), and only then records the trip as ended — if it still is in progress.
+/// Ends the trip and charges the fare to the customer's card.
+///
+/// The fare is on `distanceMeters` when it is plausible for the trip (400 `implausible_distance`
+/// otherwise). When the charge fails the dispatch stays `IN_TRIP`, and ending it again is safe.
+// Prices the trip on committed state, charges it outside any transaction (a slow pay never
+// holds the database), and only then records the trip as ended — if it still is in progress.
+#[utoipa::path(post, path = "/dispatches/{dispatchId}/end", security(("bearer" = ["driver"])),
+    params(("dispatchId" = String, Path)),
+    request_body(content = EndBody, example = json!({"distanceMeters": 8200})),
+    responses(
+        (status = OK, description = "The dispatch, `ENDED` with `fare` and `payId`",
+            body = DispatchView),
+        (status = PAYMENT_REQUIRED, description = "`card_declined`: the trip stays `IN_TRIP`",
+            body = Problem, content_type = "application/problem+json"),
+        (status = CONFLICT, description = "`not_in_trip`, `already_ended`, `not_assigned` to this \
+            driver, `dispatch_closed`, or `amount_mismatch` (charged another fare already)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = SERVICE_UNAVAILABLE, description = "`payment_unavailable`: the trip stays \
+            `IN_TRIP`; end it again after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn end(
     caller: Caller,
     State(app): AppState,

@@ -27,6 +27,8 @@ mod policy;
 mod store;
 
 pub use domain::Fare;
+/// The service's public operations, documented (the same routes `build` serves).
+pub use http::openapi;
 pub use http_pay::HttpPay;
 /// Not part of the service's interface: reachable only for `benches/nearest.rs`.
 #[doc(hidden)]

@@ -8,11 +8,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, HttpBody};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -46,9 +47,18 @@ pub struct Edge {
 }
 
 /// Routes to in-process services, with the web pages. `services` have disjoint paths (the API
-/// contract guarantees it); `ops` carries `/healthz`, `/readyz`, `/metrics` and `/admin/*`.
-pub fn in_process(services: impl IntoIterator<Item = Router>, ops: Router, edge: Edge) -> Router {
-    let routes = services.into_iter().fold(ops, Router::merge);
+/// contract guarantees it); `ops` carries `/healthz`, `/readyz`, `/metrics` and `/admin/*`;
+/// `contract` is the API's OpenAPI document, served at `/openapi.json`.
+pub fn in_process(
+    services: impl IntoIterator<Item = Router>,
+    ops: Router,
+    edge: Edge,
+    contract: &serde_json::Value,
+) -> Router {
+    let routes = services
+        .into_iter()
+        .fold(ops, Router::merge)
+        .merge(openapi(contract));
     with_edge_layers(
         with_pages(with_fallbacks(routes), &edge),
         edge,
@@ -80,13 +90,28 @@ pub fn service(
 /// for dead letters and consumers ask every service. `ops` is the gateway process's own
 /// `/healthz`, `/readyz` and `/metrics`; any `/admin/*` routes in it are shadowed by the
 /// aggregated ones.
-pub fn proxy(upstreams: Upstreams, ops: Router, edge: Edge) -> Router {
+pub fn proxy(
+    upstreams: Upstreams,
+    ops: Router,
+    edge: Edge,
+    contract: &serde_json::Value,
+) -> Router {
     let client = proxy::client();
     let routes = proxy::routes(&upstreams, &client)
         .merge(admin::routes(&upstreams, &client))
+        .merge(openapi(contract))
         .fallback_service(with_fallbacks(ops))
         .method_not_allowed_fallback(method_not_allowed);
     with_edge_layers(with_pages(routes, &edge), edge, Client::Peer)
+}
+
+/// `GET /openapi.json`: the document, serialized once. Public: it describes, it grants nothing.
+fn openapi(contract: &serde_json::Value) -> Router {
+    let body = Bytes::from(serde_json::to_vec(contract).expect("a JSON value serializes"));
+    Router::new().route(
+        "/openapi.json",
+        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], body) }),
+    )
 }
 
 /// The web pages beside the public API they call: each page's request to the API goes through

@@ -28,7 +28,7 @@ async fn gateway_allowing(origins: &[&str]) -> String {
         write_limit: None,
         cors_allow_origins: origins.iter().map(|o| o.to_string()).collect(),
     };
-    let router = tanda_gateway::in_process([service], ops, edge);
+    let router = tanda_gateway::in_process([service], ops, edge, &serde_json::json!({}));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });

@@ -139,7 +139,7 @@ async fn serve_edge(edge: tanda_gateway::Edge) -> String {
                 headers["x-forwarded-for"].to_str().unwrap().to_owned()
             }),
         );
-    let router = tanda_gateway::in_process([things], Router::new(), edge);
+    let router = tanda_gateway::in_process([things], Router::new(), edge, &serde_json::json!({}));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let lifecycle = tanda_core::lifecycle::Lifecycle::new();

@@ -87,7 +87,7 @@ async fn gateway_to(urls: Vec<Url>) -> Client {
         write_limit: None,
         cors_allow_origins: Vec::new(),
     };
-    let base = serve(proxy(upstreams, ops(), edge)).await;
+    let base = serve(proxy(upstreams, ops(), edge, &serde_json::json!({}))).await;
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         header::AUTHORIZATION,

@@ -3,18 +3,19 @@
 
 use std::sync::{Arc, LazyLock};
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::json;
+use axum::Router;
+use serde::{Deserialize, Serialize};
 use tanda_core::Problem;
 use tanda_core::auth::{Caller, Role};
 use tanda_core::http::Json;
 use tanda_core::id::ClientId;
 use tokio::sync::Semaphore;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::account::{Locale, NewAccount, Password, phone, text};
 use crate::attempts::{ACCOUNT_FAILURES, ADDRESS_FAILURES, Attempts};
@@ -54,26 +55,71 @@ impl App {
 }
 
 pub(crate) fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/auth/signup", post(sign_up))
-        .route("/auth/token", post(token))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/admin/signing-keys/rotate", post(rotate))
-        .with_state(app)
+    routes().with_state(app).into()
+}
+
+/// The operations `router` serves, documented.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_up))
+        .routes(routes!(token))
+        .routes(routes!(jwks))
+        .routes(routes!(rotate))
 }
 
 type AppState = State<Arc<App>>;
 
-#[derive(Deserialize)]
+// Every field is optional here so that a missing one gets its own problem; the document says
+// which are required.
+/// A new account.
+#[derive(Deserialize, ToSchema)]
 struct SignUpBody {
+    /// Also the userId: 1–64 letters, digits, `-` or `_`.
+    #[schema(required = true, nullable = false)]
     username: Option<String>,
+    /// At least 8 characters (else `weak_password`).
+    #[schema(required = true, nullable = false, min_length = 8)]
     password: Option<String>,
+    #[schema(required = true, nullable = false)]
     name: Option<String>,
+    #[schema(required = true, nullable = false)]
     phone: Option<String>,
+    /// `customer` or `driver`.
+    #[schema(required = true, nullable = false, example = "customer")]
     role: Option<String>,
+    /// The language of the account's notifications: `ko` (omitted) or `en`.
+    #[schema(example = "ko")]
     locale: Option<String>,
 }
 
+/// The account made.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SignedUp<'a> {
+    /// The username: the customerId or driverId of the calls.
+    user_id: &'a str,
+    username: &'a str,
+    #[schema(example = "customer")]
+    role: &'a str,
+    #[schema(example = "ko")]
+    locale: &'a str,
+}
+
+/// Creates a customer's or driver's account.
+#[utoipa::path(post, path = "/auth/signup", security(()),
+    request_body(content = SignUpBody, example = json!({
+        "username": "kim-minji", "password": "correct-horse-42", "name": "Kim Minji",
+        "phone": "010-1234-5678", "role": "customer", "locale": "en"
+    })),
+    responses(
+        (status = CREATED, description = "Signed up", body = SignedUp),
+        (status = CONFLICT, description = "`username_taken`", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
 async fn sign_up(State(app): AppState, Json(body): Json<SignUpBody>) -> Result<Response, Problem> {
     let (account, password) = parse_sign_up(body)?;
     let hash = app.hashing(move || password.hash()).await?;
@@ -84,12 +130,12 @@ async fn sign_up(State(app): AppState, Json(body): Json<SignUpBody>) -> Result<R
         return Err(Error::Taken(account.user_id.to_string()).into());
     }
     tracing::info!(user_id = %account.user_id, role = %account.role, "account created");
-    let body = json!({
-        "userId": account.user_id.as_str(),
-        "username": account.user_id.as_str(),
-        "role": account.role.as_str(),
-        "locale": account.locale.as_str(),
-    });
+    let body = SignedUp {
+        user_id: account.user_id.as_str(),
+        username: account.user_id.as_str(),
+        role: account.role.as_str(),
+        locale: account.locale.as_str(),
+    };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
@@ -125,10 +171,26 @@ fn parse_sign_up(body: SignUpBody) -> Result<(NewAccount, Password), Error> {
     Ok((account, password))
 }
 
-#[derive(Deserialize)]
+// Both fields are optional here so that a missing one gets its own problem.
+/// A username and password.
+#[derive(Deserialize, ToSchema)]
 struct TokenBody {
+    #[schema(required = true, nullable = false)]
     username: Option<String>,
+    #[schema(required = true, nullable = false)]
     password: Option<String>,
+}
+
+/// An access token, with OAuth 2.0's field names.
+#[derive(Serialize, ToSchema)]
+struct TokenAnswer {
+    /// A signed JWT: `sub` is the userId, `roles` the account's roles.
+    access_token: String,
+    #[schema(example = "Bearer")]
+    token_type: &'static str,
+    /// Seconds until the token expires.
+    #[schema(example = 3600)]
+    expires_in: u64,
 }
 
 /// A password's hash to check unknown usernames against, so that an unknown name takes as long
@@ -136,6 +198,19 @@ struct TokenBody {
 static DECOY: LazyLock<String> =
     LazyLock::new(|| Password::typed("not anyone's password".to_owned()).hash());
 
+/// Signs in: an access token for a username and password.
+#[utoipa::path(post, path = "/auth/token", security(()),
+    request_body(content = TokenBody,
+        example = json!({"username": "kim-minji", "password": "correct-horse-42"})),
+    responses(
+        (status = OK, description = "Signed in", body = TokenAnswer),
+        (status = UNAUTHORIZED, description = "`invalid_credentials`: unknown username or wrong \
+            password", body = Problem, content_type = "application/problem+json"),
+        (status = TOO_MANY_REQUESTS, description = "`too_many_attempts`: too many failed \
+            sign-ins for this username or from this address",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ))]
 async fn token(
     State(app): AppState,
     headers: HeaderMap,
@@ -173,23 +248,46 @@ async fn token(
         )
         .await
         .map_err(Error::from)?;
-    Ok(axum::Json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": app.keys.token_ttl.as_secs(),
-    }))
+    Ok(axum::Json(TokenAnswer {
+        access_token: token,
+        token_type: "Bearer",
+        expires_in: app.keys.token_ttl.as_secs(),
+    })
     .into_response())
 }
 
+/// The public keys that verify Tanda's tokens (a JSON Web Key Set).
+#[utoipa::path(get, path = "/.well-known/jwks.json", security(()),
+    responses((status = OK, description = "The keys (RFC 7517): Ed25519, one per `kid`",
+        body = Object,
+        headers(("Cache-Control" = String, description = "`public, max-age=60`")),
+        example = json!({"keys": [{
+            "use": "sig", "alg": "EdDSA", "kid": "0196f0c4-8a2b-7c3d-9e4f-5a6b7c8d9e0f",
+            "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+        }]}))))]
 async fn jwks(State(app): AppState) -> Result<Response, Problem> {
     let set = app.keys.jwks().await.map_err(Error::from)?;
     Ok(([("cache-control", "public, max-age=60")], axum::Json(set)).into_response())
 }
 
+/// The signing key made.
+#[derive(Serialize, ToSchema)]
+struct Rotated {
+    /// The new key's id, in the JWKS now; it signs once every verifier can know it.
+    #[schema(format = "uuid")]
+    kid: String,
+}
+
+/// Makes a new signing key.
+///
+/// The new key is published at once and signs tokens after the rotation delay; the keys it
+/// replaces stay published while tokens they signed are valid.
+#[utoipa::path(post, path = "/admin/signing-keys/rotate",
+    responses((status = OK, description = "Rotated", body = Rotated)))]
 async fn rotate(State(app): AppState, caller: Caller) -> Result<Response, Problem> {
     caller.require_operator()?;
     let kid = app.keys.rotate().await.map_err(Error::from)?;
-    Ok(axum::Json(json!({"kid": kid})).into_response())
+    Ok(axum::Json(Rotated { kid }).into_response())
 }
 
 /// The client's address, as the edge in front of every process sets it (`X-Forwarded-For`: the

@@ -25,6 +25,8 @@ use tanda_core::service::ServiceParts;
 
 use crate::account::{Locale, NewAccount, Password};
 pub use crate::keys::Keys;
+/// The service's public operations, documented (the same routes `build` serves).
+pub use http::openapi;
 
 pub const NAME: &str = "identity";
 pub const MIGRATIONS: &[Migration] = store::MIGRATIONS;

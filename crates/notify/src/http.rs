@@ -12,7 +12,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
 use futures::Stream;
 use serde::Deserialize;
 use tanda_core::auth::{Caller, Role, forbidden};
@@ -21,6 +20,9 @@ use tanda_core::lifecycle::Lifecycle;
 use tanda_core::{Db, Problem};
 use tokio::sync::watch;
 use tracing::warn;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::Error;
 use crate::domain::Receiver;
@@ -40,10 +42,18 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/notifications", get(list))
-        .route("/notifications/stream", get(stream))
-        .with_state(state)
+    routes().with_state(state).into()
+}
+
+/// The operations `router` serves, documented.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_notifications))
+        .routes(routes!(stream_notifications))
 }
 
 impl From<Error> for Problem {
@@ -63,13 +73,24 @@ impl From<Error> for Problem {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// `customer:{customerId}`, `driver:{driverId}` or `user:{userId}`; omitted: the caller's own
+    /// (`driver:` for a driver, `customer:` for a customer). An operator names one.
+    #[param(example = "customer:kim-minji")]
     receiver: Option<String>,
+    /// How many, newest first.
+    // A string here so that a bad one gets its own problem.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500, default = 100)]
     limit: Option<String>,
 }
 
-async fn list(
+/// The receiver's latest notifications, newest first.
+#[utoipa::path(get, path = "/notifications", security(("bearer" = ["customer", "driver"])),
+    params(ListParams),
+    responses((status = OK, description = "The notifications", body = Vec<Notification>)))]
+async fn list_notifications(
     caller: Caller,
     State(s): State<AppState>,
     Query(params): Query<ListParams>,
@@ -86,12 +107,28 @@ async fn list(
     Ok(Json(store::newest(&s.db, &receiver, limit).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StreamParams {
+    /// `customer:{customerId}`, `driver:{driverId}` or `user:{userId}`; omitted: the caller's own
+    /// (`driver:` for a driver, `customer:` for a customer). An operator names one.
+    #[param(example = "customer:kim-minji")]
     receiver: Option<String>,
 }
 
-async fn stream(
+/// The receiver's new notifications, live, as Server-Sent Events.
+///
+/// One `notification` event per notification stored after the stream starts (or after the one
+/// `Last-Event-ID` names): its `id` is the notificationId, its `data` the notification as JSON.
+#[utoipa::path(get, path = "/notifications/stream",
+    security(("bearer" = ["customer", "driver"])),
+    params(StreamParams,
+        ("Last-Event-ID" = Option<String>, Header, format = "uuid",
+            description = "The last notificationId received: a reconnecting client gets what \
+                came after it")),
+    responses((status = OK, description = "An endless stream of `notification` events",
+        body = String, content_type = "text/event-stream")))]
+async fn stream_notifications(
     caller: Caller,
     State(s): State<AppState>,
     Query(params): Query<StreamParams>,

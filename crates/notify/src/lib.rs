@@ -39,6 +39,9 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
           CREATE INDEX notifications_by_delivery ON notifications (delivered_at, notification_id)",
 }];
 
+/// The service's public operations, documented (the same routes `build` serves).
+pub use http::openapi;
+
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     /// An absolute `http://` URL every notification is POSTed to; `None`: no webhook.

@@ -10,15 +10,21 @@ use tanda_core::{Db, DbError, Uow};
 use crate::domain::{Message, Receiver};
 
 /// A stored notification, as `GET /notifications`, the SSE stream and the webhook show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
+    #[schema(format = "uuid")]
     pub notification_id: String,
+    /// `customer:{customerId}`, `driver:{driverId}` or `user:{userId}`.
+    #[schema(example = "customer:kim-minji")]
     pub receiver: String,
+    /// Short and machine-friendly.
+    #[schema(example = "taxi.dispatched")]
     pub subject: String,
     pub message: String,
     /// The saga it belongs to: the booking id for taxi events, the reservation id for flight ones.
     pub correlation_id: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 

@@ -6,13 +6,15 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
-use tanda_cardnet::NetworkMode;
+use axum::routing::post;
+use serde::{Deserialize, Serialize};
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
 use tanda_core::Problem;
 use tanda_core::auth::{Caller, Role};
 use tanda_core::http::{IdempotencyKey, Json, Path, Query};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::PayApi;
 use crate::domain::Payment;
@@ -23,14 +25,19 @@ const MAX_LATENCY_MS: u64 = 60_000;
 
 /// The public routes, which the gateway serves.
 pub fn router(api: PayApi) -> Router {
-    Router::new()
-        .route("/pays", get(list))
-        .route("/pays/{pay_id}", get(show))
-        .route(
-            "/admin/card-network",
-            get(network_mode).put(set_network_mode),
-        )
-        .with_state(api)
+    routes().with_state(api).into()
+}
+
+/// The operations `router` serves, documented (`POST /pays`, internal, is not among them).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+fn routes() -> OpenApiRouter<PayApi> {
+    OpenApiRouter::new()
+        .routes(routes!(list_pays))
+        .routes(routes!(get_pay))
+        .routes(routes!(get_network_mode, set_network_mode))
 }
 
 /// The internal routes: `POST /pays`, for dispatch only (see `ServiceParts::internal`).
@@ -63,18 +70,25 @@ async fn create(
     Ok((status, Json(pay)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ByBook {
+    /// The booking whose payments to list.
+    // Optional here only so that a missing one gets its own problem.
+    #[param(required = true)]
     book_id: Option<String>,
 }
 
 /// A booking's payments: those of the caller's own bookings (an operator's: any).
-async fn list(
+#[utoipa::path(get, path = "/pays", security(("bearer" = ["customer"])), params(ByBook),
+    responses((status = OK, description = "The booking's payments (none if not the caller's)",
+        body = Vec<PayView>)))]
+async fn list_pays(
     caller: Caller,
     State(api): State<PayApi>,
     Query(query): Query<ByBook>,
-) -> Result<Json<Vec<Pay>>, Problem> {
+) -> Result<Json<Vec<PayView>>, Problem> {
     let book_id = query
         .book_id
         .filter(|id| !id.trim().is_empty())
@@ -83,16 +97,20 @@ async fn list(
         })?;
     let payments = store::by_book(&api.db, &book_id).await?;
     let own = payments.iter().filter(|p| may_read(&caller, p));
-    Ok(Json(own.map(|p| p.view()).collect()))
+    Ok(Json(own.map(|p| p.view().into()).collect()))
 }
 
-async fn show(
+/// One payment, if it is of one of the caller's bookings.
+#[utoipa::path(get, path = "/pays/{payId}", security(("bearer" = ["customer"])),
+    params(("payId" = String, Path)),
+    responses((status = OK, description = "The payment", body = PayView)))]
+async fn get_pay(
     caller: Caller,
     State(api): State<PayApi>,
     Path(pay_id): Path<String>,
-) -> Result<Json<Pay>, Problem> {
+) -> Result<Json<PayView>, Problem> {
     match store::by_id(&api.db, &pay_id).await? {
-        Some(payment) if may_read(&caller, &payment) => Ok(Json(payment.view())),
+        Some(payment) if may_read(&caller, &payment) => Ok(Json(payment.view().into())),
         _ => Err(Problem::not_found("pay", &pay_id)),
     }
 }
@@ -105,14 +123,23 @@ fn may_read(caller: &Caller, payment: &Payment) -> bool {
             && caller.may_read(Role::Customer, &payment.customer_id))
 }
 
-async fn network_mode(
+/// The simulated card network's current behaviour.
+#[utoipa::path(get, path = "/admin/card-network",
+    responses((status = OK, description = "The network's behaviour", body = NetworkMode)))]
+async fn get_network_mode(
     caller: Caller,
     State(api): State<PayApi>,
 ) -> Result<Json<NetworkMode>, Problem> {
     caller.require_operator()?;
-    Ok(Json(api.network.mode()))
+    Ok(Json(api.network.mode().into()))
 }
 
+/// Sets the simulated card network's latency and whether it is down.
+///
+/// How tests and operators exercise dispatch's circuit breaker.
+#[utoipa::path(put, path = "/admin/card-network",
+    request_body(content = NetworkMode, example = json!({"latencyMs": 2000, "down": false})),
+    responses((status = OK, description = "The network's behaviour now", body = NetworkMode)))]
 async fn set_network_mode(
     caller: Caller,
     State(api): State<PayApi>,
@@ -125,6 +152,80 @@ async fn set_network_mode(
             format!("latencyMs must be at most {MAX_LATENCY_MS}"),
         ));
     }
-    api.network.set_mode(mode);
-    Ok(Json(api.network.mode()))
+    api.network.set_mode(mode.into());
+    Ok(Json(api.network.mode().into()))
+}
+
+// The contract's `Pay` as the document describes it (the catalog's type derives no schema).
+/// A trip's payment. Only approved charges are stored, and a trip has at most one.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct PayView {
+    pay_id: String,
+    book_id: String,
+    dispatch_id: String,
+    /// The fare dispatch computed, in won.
+    amount: i64,
+    card_last4: String,
+    /// Always `PAID`: declined charges are not stored.
+    #[schema(example = "PAID")]
+    status: String,
+    #[schema(format = DateTime)]
+    paid_at: String,
+}
+
+impl From<Pay> for PayView {
+    fn from(pay: Pay) -> Self {
+        // Every field named, so that one added to `Pay` cannot be left out of the answer unseen.
+        let Pay {
+            pay_id,
+            book_id,
+            dispatch_id,
+            amount,
+            card_last4,
+            status,
+            paid_at,
+        } = pay;
+        Self {
+            pay_id,
+            book_id,
+            dispatch_id,
+            amount,
+            card_last4,
+            status,
+            paid_at,
+        }
+    }
+}
+
+// The card network's `NetworkMode` as the document describes it (that crate derives no schema).
+/// How the simulated card network behaves.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct NetworkMode {
+    /// Latency added to every charge, in milliseconds.
+    // The schema takes a literal only: the assertion below keeps it `MAX_LATENCY_MS`.
+    #[schema(maximum = 60_000)]
+    latency_ms: u64,
+    /// Whether every charge fails as unavailable.
+    down: bool,
+}
+
+const _: () = assert!(
+    MAX_LATENCY_MS == 60_000,
+    "update NetworkMode's documented maximum"
+);
+
+impl From<tanda_cardnet::NetworkMode> for NetworkMode {
+    fn from(mode: tanda_cardnet::NetworkMode) -> Self {
+        let tanda_cardnet::NetworkMode { latency_ms, down } = mode;
+        Self { latency_ms, down }
+    }
+}
+
+impl From<NetworkMode> for tanda_cardnet::NetworkMode {
+    fn from(mode: NetworkMode) -> Self {
+        let NetworkMode { latency_ms, down } = mode;
+        Self { latency_ms, down }
+    }
 }

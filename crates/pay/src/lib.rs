@@ -19,6 +19,9 @@ use tanda_core::{Db, DbError, Problem};
 
 pub use api::PayApi;
 pub use domain::AmountMismatch;
+/// The service's public operations, documented (the same routes `build` serves publicly;
+/// `POST /pays`, internal, is not among them).
+pub use http::openapi;
 
 pub const NAME: &str = "pay";
 

@@ -4,7 +4,6 @@
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tanda_core::Problem;
@@ -13,19 +12,34 @@ use tanda_core::clock::rfc3339;
 use tanda_core::db::Db;
 use tanda_core::http::{IdempotencyKey, Json, Path};
 use tanda_core::id::ClientId;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::Error;
 use crate::domain::{Account, Deposit, Movement};
 use crate::store::{self, Deposited, Idempotency};
 
 pub fn router(db: Db) -> Router {
-    Router::new()
-        .route("/accounts/{user_id}", get(get_account))
-        .route("/accounts/{user_id}/deposit", post(deposit))
-        .route("/accounts/{user_id}/movements", get(list_movements))
-        .with_state(db)
+    routes().with_state(db).into()
 }
 
+/// The operations `router` serves, documented.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+fn routes() -> OpenApiRouter<Db> {
+    OpenApiRouter::new()
+        .routes(routes!(get_account))
+        .routes(routes!(deposit))
+        .routes(routes!(list_movements))
+}
+
+/// A traveller's wallet (an empty one for a user never seen).
+#[utoipa::path(get, path = "/accounts/{userId}", security(("bearer" = ["customer"])),
+    params(("userId" = String, Path)),
+    responses((status = OK, description = "The wallet", body = AccountView)))]
 async fn get_account(
     caller: Caller,
     State(db): State<Db>,
@@ -35,8 +49,35 @@ async fn get_account(
     Ok(axum::Json(AccountView::from(&account)).into_response())
 }
 
-/// `POST /accounts/{userId}/deposit {amount}`. The body is taken as any JSON so that every way of
-/// getting `amount` wrong is answered the same way: a 400 naming it.
+/// A deposit.
+// Only the document's: the handler takes any JSON, so that every way of getting `amount` wrong is
+// answered the same way, a 400 naming it.
+#[derive(ToSchema)]
+#[expect(
+    dead_code,
+    reason = "only describes the body, which is read as any JSON"
+)]
+struct DepositRequest {
+    /// Won to add to the balance.
+    #[schema(minimum = 1, maximum = 100_000_000)]
+    amount: i64,
+}
+
+/// Adds money to a traveller's wallet.
+#[utoipa::path(post, path = "/accounts/{userId}/deposit", security(("bearer" = ["customer"])),
+    params(("userId" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "The same key again returns the first answer and deposits nothing more")),
+    request_body(content = DepositRequest, example = json!({"amount": 50000})),
+    responses(
+        (status = OK, description = "The wallet, with the new balance (or the first answer to \
+            this Idempotency-Key)", body = AccountView),
+        (status = CONFLICT, description = "`balance_limit`: the balance would exceed its limit",
+            body = Problem, content_type = "application/problem+json"),
+        (status = UNPROCESSABLE_ENTITY,
+            description = "`idempotency_key_reused`: this key came with a different request",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn deposit(
     caller: Caller,
     State(db): State<Db>,
@@ -60,6 +101,10 @@ async fn deposit(
     })
 }
 
+/// A wallet's ledger: its deposits, debits and refunds.
+#[utoipa::path(get, path = "/accounts/{userId}/movements", security(("bearer" = ["customer"])),
+    params(("userId" = String, Path)),
+    responses((status = OK, description = "The movements", body = Vec<MovementView>)))]
 async fn list_movements(
     caller: Caller,
     State(db): State<Db>,
@@ -107,11 +152,12 @@ fn deposit_amount(body: &Value) -> Result<Deposit, Error> {
     }
 }
 
-/// API.md's Account.
-#[derive(Serialize)]
+/// A traveller's wallet.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AccountView<'a> {
     user_id: &'a str,
+    /// Won; never negative.
     balance: i64,
 }
 
@@ -129,15 +175,20 @@ fn account_json(account: &Account) -> Value {
 }
 
 /// One ledger line.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct MovementView<'a> {
     movement_id: &'a str,
+    /// `DEPOSIT`, `DEBIT` or `REFUND`.
+    #[schema(example = "DEPOSIT")]
     kind: &'static str,
+    /// Won moved, whatever the direction (never negative).
     amount: i64,
+    /// The reservation a debit or refund is for.
     #[serde(skip_serializing_if = "Option::is_none")]
     reservation_id: Option<&'a str>,
     balance_after: i64,
+    #[schema(format = DateTime)]
     at: String,
 }
 

@@ -22,6 +22,9 @@ use crate::domain::Rejection;
 pub const NAME: &str = "payment";
 pub const MIGRATIONS: &[Migration] = store::MIGRATIONS;
 
+/// The service's public operations, documented (the same routes `build` serves).
+pub use http::openapi;
+
 /// Payment's parts (the database is already migrated): the routes and one consumer, no timers.
 pub async fn build(db: Db) -> Result<ServiceParts, DbError> {
     Ok(ServiceParts {

@@ -192,9 +192,9 @@ fn facts(event: &Envelope) -> Result<Option<(String, Vec<Fact>)>, DecodeError> {
     Ok(Some(found))
 }
 
-/// A reservation as `GET /reservationViews` shows it (API.md "Flight"). The ticket fields are
-/// absent until ticket said something about this reservation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A reservation as the list shows it: what reservation, payment and ticket each said of it. The
+/// ticket fields are absent until ticket said something about this reservation.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationView {
     pub reservation_id: String,
@@ -202,26 +202,38 @@ pub struct ReservationView {
     pub flight_id: String,
     pub from: String,
     pub to: String,
+    #[schema(format = DateTime)]
     pub departs_at: String,
+    /// The price in won.
     pub price: i64,
+    /// The reservation's status, as reservation last announced it: `REQUESTED`, `PENDING`,
+    /// `PAID`, `CONFIRMED`, `PAYMENT_FAILED`, `CANCEL_REQUESTED` or `CANCELLED`.
+    #[schema(example = "CONFIRMED")]
     pub status: String,
+    /// `PENDING` (payment has not answered yet), `PAID`, `FAILED` or `REFUNDED`.
+    #[schema(example = "PAID")]
     pub payment_status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket_id: Option<String>,
+    /// `ISSUED` or `VOID`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ISSUED")]
     pub ticket_status: Option<String>,
     /// When the user reserved (the list's order).
+    #[schema(format = DateTime)]
     pub requested_at: String,
     /// The time of the latest event that changed this reservation's view.
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
 /// `GET /reservationViews/stats`: how many reservations are listed, and how many are in each
 /// status (only statuses that some reservation is in).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationStats {
     pub total: i64,
+    /// Reservations per status, e.g. `{"CONFIRMED": 2, "CANCELLED": 1}`.
     pub by_status: BTreeMap<String, i64>,
 }
 

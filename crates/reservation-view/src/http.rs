@@ -3,32 +3,47 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use serde::Deserialize;
 use tanda_core::auth::{Caller, Role};
 use tanda_core::http::{Json, Path, Query};
 use tanda_core::id::ClientId;
 use tanda_core::{Db, Problem};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::domain::{ReservationStats, ReservationView};
 use crate::store;
 
 pub fn router(db: Db) -> Router {
-    Router::new()
-        .route("/reservationViews", get(list))
-        .route("/reservationViews/stats", get(stats))
-        .route("/reservationViews/{reservation_id}", get(show))
-        .with_state(db)
+    routes().with_state(db).into()
 }
 
-#[derive(Deserialize)]
+/// The operations `router` serves, documented.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+fn routes() -> OpenApiRouter<Db> {
+    OpenApiRouter::new()
+        .routes(routes!(list_reservation_views))
+        .routes(routes!(reservation_view_stats))
+        .routes(routes!(get_reservation_view))
+}
+
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ByUser {
+    /// Whose reservations; omitted: the caller's. Only an operator may name another.
     user_id: Option<String>,
 }
 
-/// The caller's reservations (an operator names the traveller).
-async fn list(
+/// The caller's reservations, newest first (an operator names the traveller).
+#[utoipa::path(get, path = "/reservationViews", security(("bearer" = ["customer"])),
+    params(ByUser),
+    responses((status = OK, description = "The reservations", body = Vec<ReservationView>)))]
+async fn list_reservation_views(
     caller: Caller,
     State(db): State<Db>,
     Query(query): Query<ByUser>,
@@ -42,9 +57,14 @@ fn user_id(raw: &str) -> Result<ClientId, Problem> {
     ClientId::parse(raw).map_err(|e| Problem::bad_request("invalid_user_id", format!("userId {e}")))
 }
 
-/// Reservations counted by status; `userId` narrows it to one user. A traveller counts their
-/// own; all reservations are the operator's to count.
-async fn stats(
+/// Reservations counted by status.
+///
+/// `userId` narrows it to one user. A traveller counts their own; all reservations are the
+/// operator's to count.
+#[utoipa::path(get, path = "/reservationViews/stats", security(("bearer" = ["customer"])),
+    params(ByUser),
+    responses((status = OK, description = "The counts", body = ReservationStats)))]
+async fn reservation_view_stats(
     caller: Caller,
     State(db): State<Db>,
     Query(query): Query<ByUser>,
@@ -58,7 +78,11 @@ async fn stats(
     Ok(Json(store::stats(&db, user_id).await?))
 }
 
-async fn show(
+/// One of the caller's reservations.
+#[utoipa::path(get, path = "/reservationViews/{reservationId}",
+    security(("bearer" = ["customer"])), params(("reservationId" = String, Path)),
+    responses((status = OK, description = "The reservation", body = ReservationView)))]
+async fn get_reservation_view(
     caller: Caller,
     State(db): State<Db>,
     Path(reservation_id): Path<String>,

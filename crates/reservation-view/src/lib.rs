@@ -20,6 +20,9 @@ use tanda_core::{Db, DbError};
 
 pub const NAME: &str = "reservation-view";
 
+/// The service's public operations, documented (the same routes `build` serves).
+pub use http::openapi;
+
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "reservation_views",

@@ -7,7 +7,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tanda_core::Problem;
@@ -16,6 +15,9 @@ use tanda_core::clock::{parse_rfc3339, rfc3339};
 use tanda_core::db::Db;
 use tanda_core::http::{IdempotencyKey, Json, Path, Query};
 use tanda_core::id::{ClientId, InvalidClientId, new_id};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::Error;
 use crate::domain::{Command, Flight, InvalidField, PlaceName, Price, Reservation, Seats};
@@ -32,28 +34,66 @@ pub fn router(db: Db, payment_pending_after: Duration) -> Router {
         db,
         payment_pending_after,
     };
-    Router::new()
-        .route("/flights", post(create_flight).get(list_flights))
-        .route("/flights/{flight_id}", get(get_flight))
-        .route("/reservations", post(reserve).get(list_reservations))
-        .route("/reservations/{reservation_id}", get(get_reservation))
-        .route("/reservations/{reservation_id}/cancel", post(cancel))
-        .with_state(app)
+    routes().with_state(app).into()
 }
 
-/// `POST /flights`. Every field is any JSON here, so that a missing or mistyped one gets its own
-/// problem.
-#[derive(Deserialize)]
+/// The operations `router` serves, documented.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(create_flight, list_flights))
+        .routes(routes!(get_flight))
+        .routes(routes!(reserve, list_reservations))
+        .routes(routes!(get_reservation))
+        .routes(routes!(cancel_reservation))
+}
+
+/// A flight to schedule.
+// Every field is any JSON here, so that a missing or mistyped one gets its own problem; the
+// document says which are required and of what type.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct FlightRequest {
+    /// The flight's id, named by the client (1–64 letters, digits, `-`, `_`).
+    #[schema(required = true, value_type = String, example = "KE1101")]
     flight_id: Option<Value>,
+    /// Where it leaves from (1–100 characters, not blank).
+    #[schema(required = true, value_type = String, example = "Seoul/Gimpo (GMP)")]
     from: Option<Value>,
+    /// Where it goes (1–100 characters, not blank; not the same place as `from`).
+    #[schema(required = true, value_type = String, example = "Jeju (CJU)")]
     to: Option<Value>,
+    /// When it departs, an RFC 3339 UTC time.
+    #[schema(required = true, value_type = String, format = DateTime)]
     departs_at: Option<Value>,
+    /// Its capacity.
+    #[schema(required = true, value_type = i64, minimum = 1, maximum = 1000)]
     seats: Option<Value>,
+    /// The price of a seat in won; omitted: 100.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 10_000_000, default = 100)]
     price: Option<Value>,
 }
 
+/// Schedules a flight, every seat free.
+#[utoipa::path(post, path = "/flights",
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "The same key again returns the first answer and schedules nothing new")),
+    request_body(content = FlightRequest, example = json!({
+        "flightId": "KE1101", "from": "Seoul/Gimpo (GMP)", "to": "Jeju (CJU)",
+        "departsAt": "2030-05-01T09:30:00Z", "seats": 180, "price": 85000
+    })),
+    responses(
+        (status = CREATED, description = "Scheduled (or the first answer to this Idempotency-Key)",
+            body = FlightView),
+        (status = CONFLICT, description = "`flight_exists`: a flight with this id exists",
+            body = Problem, content_type = "application/problem+json"),
+        (status = UNPROCESSABLE_ENTITY,
+            description = "`idempotency_key_reused`: this key came with a different request",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn create_flight(
     caller: Caller,
     State(app): State<App>,
@@ -74,11 +114,18 @@ async fn create_flight(
     }
 }
 
+/// Every flight, by departure.
+#[utoipa::path(get, path = "/flights", security(()),
+    responses((status = OK, description = "The flights", body = Vec<FlightView>)))]
 async fn list_flights(State(app): State<App>) -> Result<Response, Problem> {
     let flights = store::list_flights(&app.db).await?;
     Ok(axum::Json(flights.iter().map(FlightView::from).collect::<Vec<_>>()).into_response())
 }
 
+/// One flight.
+#[utoipa::path(get, path = "/flights/{flightId}", security(()),
+    params(("flightId" = String, Path)),
+    responses((status = OK, description = "The flight", body = FlightView)))]
 async fn get_flight(
     State(app): State<App>,
     Path(flight_id): Path<String>,
@@ -93,14 +140,36 @@ async fn get_flight(
     }
 }
 
-/// `POST /reservations`.
-#[derive(Deserialize)]
+/// A seat to reserve.
+// Every field is any JSON here, so that a missing or mistyped one gets its own problem.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ReservationRequest {
+    /// The traveller; omitted: the caller. Only an operator may name another (and must).
+    #[schema(value_type = Option<String>)]
     user_id: Option<Value>,
+    #[schema(required = true, value_type = String, example = "KE1101")]
     flight_id: Option<Value>,
 }
 
+/// Reserves a seat: it is held now, and payment is asked to debit the traveller's wallet.
+#[utoipa::path(post, path = "/reservations",
+    security(("bearer" = ["customer"])),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "The same key again returns the first answer and reserves nothing new")),
+    request_body(content = ReservationRequest, example = json!({"flightId": "KE1101"})),
+    responses(
+        (status = CREATED,
+            description = "`REQUESTED` (or the first answer to this Idempotency-Key)",
+            body = ReservationView),
+        (status = NOT_FOUND, description = "No such flight", body = Problem,
+            content_type = "application/problem+json"),
+        (status = CONFLICT, description = "`sold_out`: the flight has no seat left",
+            body = Problem, content_type = "application/problem+json"),
+        (status = UNPROCESSABLE_ENTITY,
+            description = "`idempotency_key_reused`: this key came with a different request",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn reserve(
     caller: Caller,
     State(app): State<App>,
@@ -138,12 +207,18 @@ async fn reserve(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Whose reservations; omitted: the caller's. Only an operator may name another (and must).
     user_id: Option<String>,
 }
 
+/// A traveller's reservations.
+#[utoipa::path(get, path = "/reservations", security(("bearer" = ["customer"])),
+    params(ListQuery),
+    responses((status = OK, description = "The reservations", body = Vec<ReservationView>)))]
 async fn list_reservations(
     caller: Caller,
     State(app): State<App>,
@@ -165,6 +240,10 @@ async fn list_reservations(
     .into_response())
 }
 
+/// One of the caller's reservations.
+#[utoipa::path(get, path = "/reservations/{reservationId}", security(("bearer" = ["customer"])),
+    params(("reservationId" = String, Path)),
+    responses((status = OK, description = "The reservation", body = ReservationView)))]
 async fn get_reservation(
     caller: Caller,
     State(app): State<App>,
@@ -182,7 +261,17 @@ async fn owned(app: &App, caller: &Caller, id: &str) -> Result<Reservation, Prob
     }
 }
 
-async fn cancel(
+/// Asks to cancel: the debit is refunded, the ticket voided and the seat released.
+#[utoipa::path(post, path = "/reservations/{reservationId}/cancel",
+    security(("bearer" = ["customer"])),
+    params(("reservationId" = String, Path)),
+    responses(
+        (status = ACCEPTED, description = "`CANCEL_REQUESTED`", body = ReservationView),
+        (status = CONFLICT, description = "`already_cancelled`, `payment_failed` or \
+            `cancel_pending`: it can no longer be cancelled", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+async fn cancel_reservation(
     caller: Caller,
     State(app): State<App>,
     Path(reservation_id): Path<String>,
@@ -282,16 +371,18 @@ fn invalid(code: &'static str, field: &str, e: impl std::fmt::Display) -> Error 
     }
 }
 
-/// API.md's Flight.
-#[derive(Serialize)]
+/// A flight, with the seats still on sale.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct FlightView<'a> {
     flight_id: &'a str,
     from: &'a str,
     to: &'a str,
+    #[schema(format = DateTime)]
     departs_at: String,
     seats: i64,
     seats_left: i64,
+    /// The price of a seat in won.
     price: i64,
 }
 
@@ -313,21 +404,31 @@ fn flight_json(flight: &Flight) -> Value {
     serde_json::to_value(FlightView::from(flight)).expect("a flight view is plain JSON")
 }
 
-/// API.md's Reservation, with the flight's route and departure.
-#[derive(Serialize)]
+/// A reservation of one seat, with the flight's route and departure.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+// `ReservationView` is reservation-view's list item, in the same document.
+#[schema(as = Reservation)]
 struct ReservationView<'a> {
     reservation_id: &'a str,
     user_id: &'a str,
     flight_id: &'a str,
     from: &'a str,
     to: &'a str,
+    #[schema(format = DateTime)]
     departs_at: String,
+    /// The flight's price in won when the reservation was made.
     price: i64,
+    /// `REQUESTED`, `PENDING` (payment is slow), `PAID`, `CONFIRMED` (ticket issued),
+    /// `PAYMENT_FAILED`, `CANCEL_REQUESTED` or `CANCELLED`.
+    #[schema(example = "REQUESTED")]
     status: &'static str,
+    /// Once a ticket was issued.
     #[serde(skip_serializing_if = "Option::is_none")]
     ticket_id: Option<&'a str>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 

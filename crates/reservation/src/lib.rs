@@ -22,6 +22,9 @@ use crate::domain::Rejection;
 pub const NAME: &str = "reservation";
 pub const MIGRATIONS: &[Migration] = store::MIGRATIONS;
 
+/// The service's public operations, documented (the same routes `build` serves).
+pub use http::openapi;
+
 /// The reservation service's settings.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -16,6 +16,8 @@ use tanda_catalog::taxi::{
 use tanda_core::clock::{Timestamp, parse_rfc3339};
 use tanda_core::event::DecodeError;
 use tanda_core::{Envelope, Event};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
 
 use crate::RideHistoryError;
 
@@ -33,8 +35,10 @@ pub const SOURCES: &[&str] = &[
 ];
 
 /// The taxi that took (or was to take) the ride.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+// Book's `Taxi` schema has no driver name; documents merge schemas by name.
+#[schema(as = RideHistoryTaxi)]
 pub struct Taxi {
     pub driver_id: String,
     pub driver_name: String,
@@ -167,31 +171,59 @@ fn facts(event: &Envelope) -> Result<Option<(String, Vec<Fact>)>, DecodeError> {
 }
 
 /// A ride as `GET /rideHistories` shows it. Fields the ride has not reached yet are `null`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RideHistory {
     pub book_id: String,
     pub dispatch_id: Option<String>,
     pub customer_id: String,
     pub customer_name: String,
+    #[schema(schema_with = place_schema)]
     pub pickup: Place,
+    #[schema(schema_with = place_schema)]
     pub dropoff: Place,
     pub taxi: Option<Taxi>,
+    /// The booking's status, as book's events tell it.
+    #[schema(example = "COMPLETED")]
     pub book_status: String,
+    /// The dispatch's status, as dispatch's events tell it.
+    #[schema(example = "ENDED")]
     pub dispatch_status: Option<String>,
+    /// In won.
     pub fare: Option<i64>,
     pub pay_id: Option<String>,
     pub distance_meters: Option<i64>,
     /// When the customer asked for the ride (the list's order).
+    #[schema(format = DateTime)]
     pub requested_at: String,
     /// The time of the latest event seen for this ride.
+    #[schema(format = DateTime)]
     pub updated_at: String,
+}
+
+/// The schema of the catalog's [`Place`] (which derives none), as it serializes.
+fn place_schema() -> Object {
+    let number = || {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
+    };
+    ObjectBuilder::new()
+        .description(Some("A named place with coordinates"))
+        .property("name", Object::with_type(Type::String))
+        .property("lat", number())
+        .property("lng", number())
+        .required("name")
+        .required("lat")
+        .required("lng")
+        .build()
 }
 
 /// `GET /rideHistories/stats`: how many rides are listed, and how many are in each book status
 /// (only statuses that some ride is in).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"total": 3, "byStatus": {"COMPLETED": 2, "CANCELLED_BY_CUSTOMER": 1}}))]
 pub struct RideStats {
     pub total: i64,
     pub by_status: BTreeMap<String, i64>,

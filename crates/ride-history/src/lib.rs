@@ -19,6 +19,9 @@ use tanda_core::{Db, DbError};
 
 pub const NAME: &str = "ride-history";
 
+/// The service's public operations, documented (the same routes `build` serves).
+pub use http::openapi;
+
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "ride_histories",

@@ -4,7 +4,6 @@
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tanda_core::Problem;
 use tanda_core::auth::{Caller, Role};
@@ -12,25 +11,40 @@ use tanda_core::clock::rfc3339;
 use tanda_core::db::Db;
 use tanda_core::http::{Path, Query};
 use tanda_core::id::ClientId;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::Error;
 use crate::domain::Ticket;
 use crate::store;
 
 pub fn router(db: Db) -> Router {
-    Router::new()
-        .route("/tickets", get(list_tickets))
-        .route("/tickets/{ticket_id}", get(get_ticket))
-        .with_state(db)
+    routes().with_state(db).into()
 }
 
-#[derive(Deserialize)]
+/// The operations `router` serves, documented.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+fn routes() -> OpenApiRouter<Db> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tickets))
+        .routes(routes!(get_ticket))
+}
+
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Whose tickets; omitted: the caller's. Only an operator may name another (and must).
     user_id: Option<String>,
 }
 
 /// The caller's tickets (an operator names the traveller).
+#[utoipa::path(get, path = "/tickets", security(("bearer" = ["customer"])), params(ListQuery),
+    responses((status = OK, description = "The tickets", body = Vec<TicketView>)))]
 async fn list_tickets(
     caller: Caller,
     State(db): State<Db>,
@@ -50,6 +64,10 @@ async fn list_tickets(
     Ok(axum::Json(tickets.iter().map(TicketView::from).collect::<Vec<_>>()).into_response())
 }
 
+/// One of the caller's tickets.
+#[utoipa::path(get, path = "/tickets/{ticketId}", security(("bearer" = ["customer"])),
+    params(("ticketId" = String, Path)),
+    responses((status = OK, description = "The ticket", body = TicketView)))]
 async fn get_ticket(
     caller: Caller,
     State(db): State<Db>,
@@ -63,17 +81,21 @@ async fn get_ticket(
     }
 }
 
-/// API.md's Ticket.
-#[derive(Serialize)]
+/// A ticket for one paid reservation's seat.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TicketView<'a> {
     ticket_id: &'a str,
     reservation_id: &'a str,
     flight_id: &'a str,
     user_id: &'a str,
+    /// `ISSUED`, or `VOID` once its reservation was cancelled.
+    #[schema(example = "ISSUED")]
     status: &'static str,
+    #[schema(format = DateTime)]
     issued_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     voided_at: Option<String>,
 }
 

@@ -19,6 +19,9 @@ use tanda_core::service::ServiceParts;
 pub const NAME: &str = "ticket";
 pub const MIGRATIONS: &[Migration] = store::MIGRATIONS;
 
+/// The service's public operations, documented (the same routes `build` serves).
+pub use http::openapi;
+
 /// Ticket's parts (the database is already migrated): the routes and one consumer, no timers.
 pub async fn build(db: Db) -> Result<ServiceParts, DbError> {
     Ok(ServiceParts {

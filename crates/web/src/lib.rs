@@ -1,7 +1,7 @@
 //! Tanda's web pages, served by the gateway in both run modes: one page each for the customer,
 //! the driver, the traveller and the operator, plus the landing page. Pages are rendered on the
-//! server (askama) and kept live with htmx and Server-Sent Events; htmx and its SSE extension are
-//! vendored under `assets/`, so nothing is fetched from the internet.
+//! server (askama) and kept live with htmx and Server-Sent Events; htmx and its SSE extension (and RapiDoc,
+//! which renders the API document at `/docs`) are vendored under `assets/`, so nothing is fetched from the internet.
 //!
 //! Every page talks to the system only through the public API ([`Api`]), exactly as any other
 //! client would: the pages are a client, not a back door. They sign in like one too: the sign-in
@@ -52,6 +52,7 @@ pub fn router(api: Api, verifier: Arc<Verifier>, allowed_origins: &[String]) -> 
     Router::new()
         .route("/", get(home))
         .route("/assets/{file}", get(asset))
+        .route("/docs", get(docs))
         .merge(account::routes())
         .merge(customer::routes())
         .merge(driver::routes())
@@ -147,8 +148,17 @@ fn refused_page(
     (status, html(&page)).into_response()
 }
 
+/// `/docs`: the API's OpenAPI document (`/openapi.json`, served beside it by the gateway),
+/// rendered in the browser by the vendored RapiDoc viewer. Public, like the document.
+async fn docs() -> Response {
+    #[derive(Template)]
+    #[template(path = "docs.html")]
+    struct Docs;
+    html(&Docs)
+}
+
 /// The vendored scripts and the stylesheet, compiled into the binary.
-const ASSETS: [(&str, &str, &str); 4] = [
+const ASSETS: [(&str, &str, &str); 5] = [
     (
         "htmx-2.0.11.min.js",
         "text/javascript",
@@ -165,6 +175,11 @@ const ASSETS: [(&str, &str, &str); 4] = [
         include_str!("../assets/tanda.js"),
     ),
     ("tanda.css", "text/css", include_str!("../assets/tanda.css")),
+    (
+        "rapidoc-9.3.8.min.js",
+        "text/javascript",
+        include_str!("../assets/rapidoc-9.3.8.min.js"),
+    ),
 ];
 
 async fn asset(Path(file): Path<String>) -> Response {
