@@ -22,15 +22,15 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A body that is not JSON, or not JSON of the right shape (axum would say 422 for the latter),
+/// is one that no state of the system would accept: 400, as API.md's rule for 400 and 422 has it.
 impl From<JsonRejection> for Problem {
     fn from(r: JsonRejection) -> Self {
-        let status = r.status();
-        let code = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-            "unsupported_media_type"
+        if r.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            Problem::new(r.status(), "unsupported_media_type", r.body_text())
         } else {
-            "invalid_body"
-        };
-        Problem::new(status, code, r.body_text())
+            Problem::bad_request("invalid_body", r.body_text())
+        }
     }
 }
 
