@@ -2,6 +2,8 @@
 //! its own process on PostgreSQL and NATS JetStream, behind the gateway (`tanda cluster`).
 
 mod common;
+#[path = "scenarios/contract.rs"]
+mod contract;
 #[path = "scenarios/flight.rs"]
 mod flight;
 #[path = "scenarios/identity.rs"]
@@ -133,3 +135,5 @@ fn pay_and_dispatch_refuse_to_start_without_the_service_secret() {
         );
     }
 }
+
+tests_on!(Distributed, contract: every_documented_operation_checks_who_calls);

@@ -1,6 +1,8 @@
 //! Every taxi requirement of seed 000, black-box over HTTP against the all-in-one app.
 
 mod common;
+#[path = "scenarios/contract.rs"]
+mod contract;
 #[path = "scenarios/identity.rs"]
 mod identity;
 #[path = "scenarios/taxi.rs"]
@@ -29,3 +31,5 @@ tests_on!(AllInOne, identity:
     credentials_that_do_not_verify_are_refused_everywhere,
     secrets_are_kept_and_shown_nowhere,
 );
+
+tests_on!(AllInOne, contract: every_documented_operation_checks_who_calls);

@@ -130,6 +130,14 @@ impl TestApp {
         self._dir.path()
     }
 
+    /// Where each process of a distributed app listens, by service name.
+    pub fn cluster_addrs(&self) -> &std::collections::BTreeMap<&'static str, std::net::SocketAddr> {
+        match &self.running {
+            Some(Running::Cluster(cluster, _)) => &cluster.addrs,
+            _ => panic!("only a distributed TestApp has a cluster"),
+        }
+    }
+
     /// The processes of a distributed app, for fault tests (kill, restart, add instances).
     pub fn cluster(&mut self) -> &mut Cluster {
         match &mut self.running {
@@ -266,6 +274,11 @@ impl Api {
     /// The token this API calls with.
     pub async fn bearer_token(&self) -> String {
         self.bearer().await.expect("a signed-in API")
+    }
+
+    /// The token this API calls with, if it calls with one.
+    pub async fn token_if_any(&self) -> Option<String> {
+        self.bearer().await
     }
 
     async fn bearer(&self) -> Option<String> {
