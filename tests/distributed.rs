@@ -44,6 +44,7 @@ tests_on!(Distributed, flight:
 tests_on!(Distributed, identity:
     a_customer_signs_up_and_signs_in_through_the_gateway,
     credentials_that_do_not_verify_are_refused_everywhere,
+    a_stranger_cannot_sign_up_as_someone_an_operator_acted_for,
 );
 
 /// `POST /pays` is internal: pay's own process takes it only with the service credential that

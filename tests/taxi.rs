@@ -30,6 +30,7 @@ tests_on!(AllInOne, identity:
     a_customer_signs_up_and_signs_in_through_the_gateway,
     credentials_that_do_not_verify_are_refused_everywhere,
     secrets_are_kept_and_shown_nowhere,
+    a_stranger_cannot_sign_up_as_someone_an_operator_acted_for,
 );
 
 tests_on!(AllInOne, contract: every_documented_operation_checks_who_calls);

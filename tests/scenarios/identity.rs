@@ -178,3 +178,88 @@ pub async fn secrets_are_kept_and_shown_nowhere(t: Topology) {
     }
     app.shutdown().await;
 }
+
+/// An operator acts for people without accounts (a call centre books for a caller, a fleet
+/// operator registers a driver, a wallet is topped up at a counter): whoever signs up later with
+/// one of those ids must not inherit what was done for someone else.
+pub async fn a_stranger_cannot_sign_up_as_someone_an_operator_acted_for(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let operator = &app.api;
+    operator.register_driver("fleet-7", CITY_HALL).await;
+    operator.online("fleet-7").await;
+    let booked = operator.book("walk-in", GOOD_CARD).await;
+    operator.deposit("counter-1", 5000).await;
+    claims_remembered(operator).await;
+
+    let signup = |username: &str, role: &str| {
+        json!({"username": username, "password": "a stranger's password", "name": "Stranger",
+               "phone": "010-9999-0000", "role": role})
+    };
+    let anonymous = operator.anonymous();
+    for (username, role) in [
+        ("walk-in", "customer"),
+        ("fleet-7", "driver"),
+        ("counter-1", "customer"),
+    ] {
+        anonymous
+            .post("/auth/signup", signup(username, role))
+            .await
+            .expect_problem(409, "username_taken");
+    }
+    // Nobody can read what was done for them but the operator...
+    let stranger = operator.signed_up("not-walk-in", "customer").await;
+    let book_path = format!("/books/{}", booked["bookId"].as_str().unwrap());
+    stranger
+        .get(&book_path)
+        .await
+        .expect_problem(404, "not_found");
+
+    // ...who can open the account for its owner, having checked who is asking.
+    operator
+        .post("/auth/signup", signup("walk-in", "customer"))
+        .await
+        .expect(201);
+    let owner = operator.as_token(&operator.token("walk-in", "a stranger's password").await);
+    assert_eq!(
+        owner.get(&book_path).await.expect(200)["customerId"],
+        "walk-in"
+    );
+    app.shutdown().await;
+}
+
+/// Waits until identity has heard of everything done so far: every outbox relayed (distributed)
+/// and identity's consumer of those events caught up.
+async fn claims_remembered(operator: &crate::common::Api) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let services = operator.get("/admin/services").await.expect(200);
+        let relayed = services
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["outboxUnpublished"].as_i64().unwrap_or(0) == 0);
+        let consumers = operator.get("/admin/consumers").await.expect(200);
+        let caught_up = consumers
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"] == "identity-claims")
+            .all(|c| c["lag"] == 0);
+        assert!(
+            consumers
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "identity-claims"),
+            "{consumers}"
+        );
+        if relayed && caught_up {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{services} {consumers}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

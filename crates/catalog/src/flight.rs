@@ -119,6 +119,24 @@ pub struct TicketVoided {
 }
 event!(TicketVoided);
 
+// ---- produced by payment for a deposit ----------------------------------------------------
+
+/// Money was put into a user's wallet (by the user, or by an operator for them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deposited {
+    pub user_id: String,
+    pub amount: i64,
+    pub balance: i64,
+}
+
+impl Event for Deposited {
+    const TYPE: &'static str = "flight.Deposited";
+    fn aggregate_id(&self) -> &str {
+        &self.user_id
+    }
+}
+
 /// What each flight service publishes (the bus wires consumers to producers from these).
 pub const RESERVATION_EVENTS: &[&str] = &[
     ReservationRequested::TYPE,
@@ -126,6 +144,7 @@ pub const RESERVATION_EVENTS: &[&str] = &[
     ReservationStatusChanged::TYPE,
 ];
 pub const PAYMENT_EVENTS: &[&str] = &[
+    Deposited::TYPE,
     PaymentSucceeded::TYPE,
     PaymentFailed::TYPE,
     PaymentRefunded::TYPE,

@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::{Extension, Router};
 use serde::{Deserialize, Serialize};
 use tanda_core::Problem;
 use tanda_core::auth::{Caller, Role};
@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 use crate::account::{Locale, NewAccount, Password, phone, text};
 use crate::attempts::{ACCOUNT_FAILURES, ADDRESS_FAILURES, Attempts};
 use crate::keys::Keys;
-use crate::{Error, store};
+use crate::{Error, claims, store};
 
 /// At most this many password hashes are computed at once: each holds Argon2id's 19 MiB.
 const HASHING_AT_ONCE: usize = 4;
@@ -109,7 +109,9 @@ struct SignedUp<'a> {
     locale: &'a str,
 }
 
-/// Creates a customer's or driver's account.
+/// Creates a customer's or driver's account. A username that something was already done for (an
+/// operator booked, reserved or deposited for it, or registered it as a driver) is taken, unless
+/// the operator is the one opening the account.
 #[utoipa::path(post, path = "/auth/signup", security(()),
     request_body(content = SignUpBody, example = json!({
         "username": "kim-minji", "password": "correct-horse-42", "name": "Kim Minji",
@@ -117,11 +119,24 @@ struct SignedUp<'a> {
     })),
     responses(
         (status = CREATED, description = "Signed up", body = SignedUp),
-        (status = CONFLICT, description = "`username_taken`", body = Problem,
+        (status = CONFLICT, description = "`username_taken`: an account has it, or an operator \
+            already acted for it", body = Problem,
             content_type = "application/problem+json"),
     ))]
-async fn sign_up(State(app): AppState, Json(body): Json<SignUpBody>) -> Result<Response, Problem> {
+async fn sign_up(
+    State(app): AppState,
+    caller: Option<Extension<Caller>>,
+    Json(body): Json<SignUpBody>,
+) -> Result<Response, Problem> {
     let (account, password) = parse_sign_up(body)?;
+    let operator = caller.is_some_and(|Extension(c)| c.is_operator());
+    if !operator
+        && claims::is_claimed(&app.keys.db, &account.user_id)
+            .await
+            .map_err(Error::from)?
+    {
+        return Err(Error::Claimed(account.user_id.to_string()).into());
+    }
     let hash = app.hashing(move || password.hash()).await?;
     if !store::insert(&app.keys.db, &account, &hash)
         .await

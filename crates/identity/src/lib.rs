@@ -5,10 +5,12 @@
 //! (`tanda_core::auth`); this service only issues them.
 //!
 //! Code map: `account` (sign-up parsing, Argon2id hashing), `keys` (the signing keys, rotation,
-//! the JWKS), `attempts` (sign-in throttling), `store` (SQL), `http` (routes).
+//! the JWKS), `attempts` (sign-in throttling), `claims` (ids an operator already acted for, which
+//! a stranger may not sign up as), `store` (SQL), `http` (routes).
 
 mod account;
 mod attempts;
+mod claims;
 mod http;
 mod keys;
 mod store;
@@ -82,7 +84,12 @@ pub async fn build(db: Db, config: Config) -> Result<(ServiceParts, Keys), Error
         name: NAME,
         router: http::router(Arc::new(http::App::new(keys.clone()))),
         internal: axum::Router::new(),
-        consumers: Vec::new(),
+        consumers: vec![tanda_core::consumer::Consumer {
+            name: "identity-claims",
+            db: db.clone(),
+            types: claims::TYPES,
+            handler: Arc::new(claims::RememberClaims),
+        }],
         timers: None,
         breakers: Vec::new(),
         db,
@@ -160,6 +167,11 @@ pub enum Error {
     Invalid { code: String, detail: String },
     #[error("the username {0} is taken")]
     Taken(String),
+    #[error(
+        "something was already done for {0} (a booking, a reservation, a driver's registration or \
+         a deposit): an operator can open this account for its owner"
+    )]
+    Claimed(String),
     #[error("unknown username or wrong password")]
     InvalidCredentials,
     #[error("too many failed sign-ins; try again later")]
@@ -181,7 +193,7 @@ impl Error {
     pub fn code(&self) -> &str {
         match self {
             Error::Invalid { code, .. } => code,
-            Error::Taken(_) => "username_taken",
+            Error::Taken(_) | Error::Claimed(_) => "username_taken",
             Error::InvalidCredentials => "invalid_credentials",
             Error::Throttled(_) => "too_many_attempts",
             Error::Internal(_) => "internal",
@@ -196,7 +208,7 @@ impl From<Error> for Problem {
         let code = e.code().to_owned();
         match e {
             Error::Invalid { .. } => Problem::bad_request(&code, detail),
-            Error::Taken(_) => Problem::conflict(&code, detail),
+            Error::Taken(_) | Error::Claimed(_) => Problem::conflict(&code, detail),
             Error::InvalidCredentials => Problem::new(StatusCode::UNAUTHORIZED, &code, detail),
             Error::Throttled(wait) => Problem {
                 retry_after_secs: Some(wait.as_secs().max(1)),

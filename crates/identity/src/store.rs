@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[Migration] = &[
                   created_at BIGINT NOT NULL)",
     },
     crate::keys::MIGRATION,
+    crate::claims::MIGRATION,
 ];
 
 /// Stores a new account with its password hash; false when the user id is taken.

@@ -4,7 +4,7 @@
 //! balances are updated only if they stay non-negative, and the ledger holds at most one debit
 //! and one refund per reservation. Runs on SQLite and PostgreSQL alike.
 
-use tanda_catalog::flight::{PaymentFailed, PaymentRefunded, PaymentSucceeded};
+use tanda_catalog::flight::{self, PaymentFailed, PaymentRefunded, PaymentSucceeded};
 use tanda_core::db::Tx;
 use tanda_core::db::{Migration, StoredResponse};
 use tanda_core::id::{ClientId, new_id};
@@ -178,7 +178,14 @@ fn announcement(state: &State, event: &WalletEvent, cause: Option<&Envelope>) ->
         Envelope::new(&e, reservation_id, cause, at)
     };
     Some(match &event.change {
-        Change::Deposited { .. } => return None,
+        Change::Deposited { amount } => {
+            let e = flight::Deposited {
+                user_id: user_id.clone(),
+                amount: *amount,
+                balance,
+            };
+            Envelope::new(&e, &user_id, cause, at)
+        }
         Change::Debited {
             reservation_id,
             amount,

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use tanda_catalog::flight::{
-    PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationCancelRequested,
+    Deposited, PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationCancelRequested,
     ReservationRequested,
 };
 use tanda_core::auth::{Caller, Role};
@@ -167,8 +167,17 @@ impl Service {
         envelope
     }
 
-    /// `(type, envelope)` of every outbox row, in order.
+    /// `(type, envelope)` of every outbox row about a reservation, in order: the deposits that
+    /// set a test's scene announce `Deposited` too, which `deposits_announced` checks.
     async fn outbox(&self) -> Vec<(String, Value)> {
+        self.all_outbox()
+            .await
+            .into_iter()
+            .filter(|(kind, _)| kind != Deposited::TYPE)
+            .collect()
+    }
+
+    async fn all_outbox(&self) -> Vec<(String, Value)> {
         query("SELECT type, envelope FROM outbox ORDER BY seq")
             .fetch_all(self.db.reader())
             .await
@@ -178,6 +187,16 @@ impl Service {
                 let envelope: String = r.get("envelope");
                 (r.get("type"), serde_json::from_str(&envelope).unwrap())
             })
+            .collect()
+    }
+
+    /// The `Deposited` events published, in order.
+    async fn deposits_announced(&self) -> Vec<Deposited> {
+        self.all_outbox()
+            .await
+            .into_iter()
+            .filter(|(kind, _)| kind == Deposited::TYPE)
+            .map(|(_, envelope)| serde_json::from_value(envelope["payload"].clone()).unwrap())
             .collect()
     }
 
@@ -252,7 +271,19 @@ async fn deposits_show_in_the_balance_and_the_ledger() {
     assert!(movements[0]["at"].as_str().unwrap().ends_with('Z'));
     assert!(movements[0]["movementId"].as_str().is_some());
     assert_eq!(s.ledger_sum("ew").await, 175);
-    assert!(s.outbox().await.is_empty(), "deposits announce nothing");
+    assert!(
+        s.outbox().await.is_empty(),
+        "a deposit is no reservation's business"
+    );
+    // ...but whose wallet it was is announced: identity learns that the id is someone's.
+    let announced = s.deposits_announced().await;
+    assert_eq!(
+        announced
+            .iter()
+            .map(|d| (d.user_id.as_str(), d.amount, d.balance))
+            .collect::<Vec<_>>(),
+        [("ew", 150, 150), ("ew", 25, 175)]
+    );
 }
 
 #[tokio::test]
