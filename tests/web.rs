@@ -401,3 +401,33 @@ async fn every_page_asset_and_api_answer_carries_the_browser_security_headers() 
     }
     app.shutdown().await;
 }
+
+/// Guessing passwords on the sign-in page is throttled by the guesser's address, as through the
+/// API: after 20 failures from one address, even a username not yet tried is refused for a while
+/// (the page says so).
+#[tokio::test]
+async fn guessing_on_the_sign_in_page_is_throttled_by_address() {
+    let app = spawn().await;
+    let (cookie, csrf) = form(&app, "/signin").await;
+    let guess = async |username: &str| {
+        let answer = submit(
+            &app,
+            "/ui/signin",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("username", username),
+                ("password", "a guess"),
+            ],
+        )
+        .await;
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    };
+    for n in 0..20 {
+        let (status, page) = guess(&format!("victim-{n}")).await;
+        assert_eq!(status, 401, "{page}");
+    }
+    let (status, page) = guess("victim-20").await;
+    assert_eq!(status, 429, "{page}");
+    assert!(page.contains("Too many failed attempts"), "{page}");
+}

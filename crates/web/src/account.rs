@@ -171,6 +171,7 @@ async fn sign_in(
     let password = form.get("password").map(String::as_str).unwrap_or_default();
     let token = pages
         .api
+        .for_client(&headers)
         .post::<Token>(
             "/auth/token",
             &json!({"username": username, "password": password}),
@@ -240,19 +241,15 @@ async fn sign_up(
     if !locale.is_empty() {
         body["locale"] = json!(locale);
     }
-    let created = pages
-        .api
-        .post::<serde_json::Value>("/auth/signup", &body)
-        .await;
+    let api = pages.api.for_client(&headers);
+    let created = api.post::<serde_json::Value>("/auth/signup", &body).await;
     let token = match created {
         Ok(_) => {
-            pages
-                .api
-                .post::<Token>(
-                    "/auth/token",
-                    &json!({"username": username, "password": password}),
-                )
-                .await
+            api.post::<Token>(
+                "/auth/token",
+                &json!({"username": username, "password": password}),
+            )
+            .await
         }
         Err(e) => Err(e),
     };

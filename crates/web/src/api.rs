@@ -8,7 +8,7 @@ use std::fmt::{self, Write};
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,7 +24,11 @@ pub struct Api {
     routes: BoxCloneSyncService<Request<Body>, Response, Infallible>,
     /// The bearer token sent with every call. Never logged, never shown.
     token: Option<Arc<str>>,
+    /// The address of the person at the browser, as the edge put it on the page's request.
+    client: Option<HeaderValue>,
 }
+
+const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// A call that did not succeed: the problem the API answered, or why there was no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +62,17 @@ impl Api {
         Self {
             routes: BoxCloneSyncService::new(routes),
             token: None,
+            client: None,
+        }
+    }
+
+    /// The same API, every call of which says it comes from the client of the page request
+    /// `headers` belong to (`X-Forwarded-For`, as the edge set it): sign-in is throttled by the
+    /// client's address, and a page's calls must count against the person at the browser.
+    pub fn for_client(&self, headers: &HeaderMap) -> Api {
+        Api {
+            client: headers.get(FORWARDED_FOR).cloned(),
+            ..self.clone()
         }
     }
 
@@ -65,8 +80,8 @@ impl Api {
     /// it does as its signed-in user.
     pub fn as_user(&self, token: &str) -> Api {
         Api {
-            routes: self.routes.clone(),
             token: Some(Arc::from(token)),
+            ..self.clone()
         }
     }
 
@@ -129,6 +144,9 @@ impl Api {
         }
         if let Some(token) = &self.token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(client) = &self.client {
+            request = request.header(FORWARDED_FOR, client);
         }
         let request = request
             .body(body.map_or_else(Body::empty, Body::from))
