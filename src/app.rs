@@ -184,7 +184,7 @@ impl App {
             relayed: false,
         };
         let edge = tanda_gateway::Edge {
-            verifier: config.verifier(keys.source()),
+            verifier: config.verifier(keys.source())?,
             write_limit: config.write_limit(),
             cors_allow_origins: config.cors_allow_origins.clone(),
         };

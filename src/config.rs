@@ -391,6 +391,15 @@ pub struct RunConfig {
         requires = "oidc_issuer"
     )]
     pub oidc_audience: Option<String>,
+    /// Certificates (PEM) to trust for the issuer's HTTPS JWKS URL besides the system's: a
+    /// private issuer's own CA.
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_OIDC_CA_FILE",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_ca_file: Option<PathBuf>,
     /// Where the roles (customer, driver, operator) are in the external issuer's tokens: a
     /// claim name or a dotted path, e.g. `realm_access.roles` for Keycloak.
     #[arg(
@@ -557,6 +566,9 @@ impl RunConfig {
             env.push(("TANDA_OIDC_ISSUER", issuer.clone()));
             env.push(("TANDA_OIDC_JWKS_URL", jwks.to_string()));
             env.push(("TANDA_OIDC_AUDIENCE", audience.clone()));
+            if let Some(file) = &self.oidc_ca_file {
+                env.push(("TANDA_OIDC_CA_FILE", file.display().to_string()));
+            }
         }
         env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
@@ -572,17 +584,26 @@ impl RunConfig {
 
     /// The verifier of bearer tokens: Tanda's own, with keys from `tanda`, and the external
     /// issuer's when one is configured.
-    pub fn verifier(&self, tanda: Arc<dyn JwksSource>) -> Arc<Verifier> {
+    pub fn verifier(&self, tanda: Arc<dyn JwksSource>) -> anyhow::Result<Arc<Verifier>> {
         let external = match (&self.oidc_issuer, &self.oidc_jwks_url, &self.oidc_audience) {
             (Some(issuer), Some(jwks), Some(audience)) => Some(External {
                 issuer: issuer.clone(),
                 audience: audience.clone(),
                 roles_claim: self.oidc_roles_claim.clone(),
-                jwks: Arc::new(HttpJwks::new(jwks.clone())),
+                jwks: Arc::new(HttpJwks::with_roots(jwks.clone(), self.oidc_roots()?)),
             }),
             _ => None,
         };
-        Arc::new(Verifier::new(tanda, external))
+        Ok(Arc::new(Verifier::new(tanda, external)))
+    }
+
+    fn oidc_roots(&self) -> anyhow::Result<Vec<tanda_core::jwt::Certificate<'static>>> {
+        let Some(file) = &self.oidc_ca_file else {
+            return Ok(Vec::new());
+        };
+        use anyhow::Context;
+        let pem = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        tanda_core::jwt::pem_roots(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
     }
 
     /// How the HTTP server treats connections.
@@ -613,6 +634,39 @@ impl RunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_issuers_ca_file_is_read_at_start_and_passed_to_every_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.pem");
+        let cli = |file: &std::path::Path| {
+            Cli::parse_from([
+                "tanda",
+                "--oidc-issuer",
+                "https://id.example.test/realms/seoul",
+                "--oidc-jwks-url",
+                "https://id.example.test/realms/seoul/certs",
+                "--oidc-audience",
+                "tanda",
+                "--oidc-ca-file",
+                file.to_str().unwrap(),
+            ])
+            .run
+        };
+        let keys: Arc<dyn JwksSource> = Arc::new(tanda_core::auth::FixedJwks::default());
+        let missing = cli(&file).verifier(keys.clone()).err().unwrap();
+        assert!(format!("{missing:#}").contains("ca.pem"), "{missing:#}");
+        std::fs::write(&file, "not a certificate").unwrap();
+        assert!(
+            cli(&file).verifier(keys).is_err(),
+            "a file with no certificate is refused"
+        );
+        assert!(
+            cli(&file)
+                .to_env()
+                .contains(&("TANDA_OIDC_CA_FILE".to_owned(), file.display().to_string()))
+        );
+    }
 
     #[test]
     fn cors_origins_are_origins_as_browsers_send_them() {

@@ -90,7 +90,7 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             relayed: false,
         };
         let edge = tanda_gateway::Edge {
-            verifier: run.verifier(identity_keys(&dist)?),
+            verifier: run.verifier(identity_keys(&dist)?)?,
             write_limit: run.write_limit(),
             cors_allow_origins: run.cors_allow_origins.clone(),
         };
@@ -117,7 +117,7 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
         let verifier = run.verifier(match keys {
             Some(keys) => keys.source(),
             None => identity_keys(&dist)?,
-        });
+        })?;
         let bus = NatsBus::connect(&dist.nats_url, &dist.namespace)
             .await
             .with_context(|| format!("connecting to NATS at {}", dist.nats_url))?;

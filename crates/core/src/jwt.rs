@@ -15,6 +15,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+pub use rustls::pki_types::CertificateDer as Certificate;
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, Role};
@@ -68,43 +70,148 @@ impl JwksSource for FixedJwks {
     }
 }
 
-/// A JWKS served over HTTP.
+/// A JWKS served over HTTP or HTTPS: identity's own inside a cluster (plain HTTP on the private
+/// network), or an external issuer's (HTTPS, verified against the system's roots and any roots
+/// configured for a private issuer).
 pub struct HttpJwks {
     client: reqwest::Client,
+    tls: Arc<rustls::ClientConfig>,
     url: reqwest::Url,
 }
 
+/// A JWKS is a few keys; an answer larger than this is refused.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl HttpJwks {
     pub fn new(url: reqwest::Url) -> Self {
+        Self::with_roots(url, Vec::new())
+    }
+
+    /// The same, trusting `roots` besides the system's (a private issuer's own CA).
+    pub fn with_roots(url: reqwest::Url, roots: Vec<CertificateDer<'static>>) -> Self {
         let client = reqwest::Client::builder()
             .no_proxy()
-            .timeout(Duration::from_secs(5))
+            .timeout(FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a plain-HTTP client has no TLS backend that could fail to start");
-        Self { client, url }
+        Self {
+            client,
+            tls: Arc::new(tls_config(roots)),
+            url,
+        }
     }
-}
 
-#[async_trait]
-impl JwksSource for HttpJwks {
-    async fn jwks(&self) -> Result<JwkSet, String> {
+    async fn fetch_http(&self) -> Result<Vec<u8>, String> {
         let answer = self
             .client
             .get(self.url.clone())
             .send()
             .await
-            .map_err(|e| format!("the JWKS at {} cannot be fetched: {e}", self.url))?;
+            .map_err(|e| e.to_string())?;
         if !answer.status().is_success() {
-            return Err(format!(
-                "the JWKS at {} answered {}",
-                self.url,
-                answer.status()
-            ));
+            return Err(format!("it answered {}", answer.status()));
         }
-        answer
-            .json()
+        let body = answer.bytes().await.map_err(|e| e.to_string())?;
+        Ok(body.to_vec())
+    }
+
+    /// One `GET` over TLS (rustls on ring, HTTP/1.1): all an issuer's JWKS needs.
+    async fn fetch_https(&self) -> Result<Vec<u8>, String> {
+        use http_body_util::{BodyExt, Empty, Limited};
+        let host = self.url.host_str().ok_or("the URL has no host")?.to_owned();
+        let port = self.url.port_or_known_default().unwrap_or(443);
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
+            .map_err(|e| e.to_string())?;
+        let name = ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        let io = hyper_util::rt::TokioIo::new(tls);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        let target = match self.url.query() {
+            Some(query) => format!("{}?{query}", self.url.path()),
+            None => self.url.path().to_owned(),
+        };
+        let request = axum::http::Request::get(target)
+            .header(axum::http::header::HOST, authority(&self.url))
+            .header(axum::http::header::ACCEPT, "application/json")
+            .body(Empty::<axum::body::Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let answer = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !answer.status().is_success() {
+            return Err(format!("it answered {}", answer.status()));
+        }
+        let body = Limited::new(answer.into_body(), MAX_JWKS_BYTES)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(body.to_bytes().to_vec())
+    }
+}
+
+/// `host[:port]`, as the `Host` header wants it.
+fn authority(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// TLS as a browser would: the system's roots (`ca-certificates`) and the extra ones given,
+/// TLS 1.2 or 1.3, ring's cryptography (the provider is passed, never installed process-wide).
+fn tls_config(extra: Vec<CertificateDer<'static>>) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let system = rustls_native_certs::load_native_certs();
+    for error in &system.errors {
+        tracing::warn!(%error, "a system root certificate could not be read");
+    }
+    let (added, _ignored) = roots.add_parsable_certificates(system.certs);
+    let (extra_added, _) = roots.add_parsable_certificates(extra);
+    tracing::debug!(system = added, extra = extra_added, "TLS roots for JWKS");
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// The certificates of a PEM bundle (a private issuer's CA), for [`HttpJwks::with_roots`].
+pub fn pem_roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let roots = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if roots.is_empty() {
+        return Err("it holds no certificate".to_owned());
+    }
+    Ok(roots)
+}
+
+#[async_trait]
+impl JwksSource for HttpJwks {
+    async fn jwks(&self) -> Result<JwkSet, String> {
+        let fetch = async {
+            match self.url.scheme() {
+                "https" => self.fetch_https().await,
+                _ => self.fetch_http().await,
+            }
+        };
+        let body = tokio::time::timeout(FETCH_TIMEOUT, fetch)
+            .await
+            .map_err(|_| format!("the JWKS at {} did not answer in time", self.url))?
+            .map_err(|e| format!("the JWKS at {} cannot be fetched: {e}", self.url))?;
+        serde_json::from_slice(&body)
             .map_err(|e| format!("the JWKS at {} cannot be read: {e}", self.url))
     }
 }

@@ -42,7 +42,61 @@ async fn idp() -> Idp {
     }
 }
 
+/// An issuer whose JWKS this test serves over HTTPS, with a certificate of its own CA (as a
+/// private Keycloak's would be): the CA's certificate in PEM, and the issuer.
+async fn idp_over_https() -> (Idp, String) {
+    let plain = idp().await;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let pem = certified.cert.pem();
+    let chain = vec![certified.cert.der().clone()];
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der()).unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Each connection is relayed to the plain server: TLS is all this adds.
+    let plain_addr = (
+        plain.jwks_url.host_str().unwrap().to_owned(),
+        plain.jwks_url.port().unwrap(),
+    );
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            let plain_addr = plain_addr.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut upstream = tokio::net::TcpStream::connect(plain_addr).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+            });
+        }
+    });
+    let jwks_url = format!("https://localhost:{port}/certs").parse().unwrap();
+    (Idp { jwks_url, ..plain }, pem)
+}
+
 impl Idp {
+    fn with_roots(&self, pem: &str) -> Verifier {
+        let roots = tanda_core::jwt::pem_roots(pem.as_bytes()).unwrap();
+        let external = External {
+            issuer: ISSUER.to_owned(),
+            audience: "tanda".to_owned(),
+            roles_claim: "realm_access.roles".to_owned(),
+            jwks: Arc::new(HttpJwks::with_roots(self.jwks_url.clone(), roots)),
+        };
+        Verifier::new(Arc::new(FixedJwks::default()), Some(external))
+    }
+
     fn token(&self, claims: Value) -> String {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some("idp-1".to_owned());
@@ -99,4 +153,22 @@ async fn an_external_token_for_another_audience_or_issuer_is_refused() {
         plain.verify(&idp.token(claims("tanda"))).await,
         Err(TokenError::UnknownIssuer)
     ));
+}
+
+#[tokio::test]
+async fn an_issuers_keys_are_fetched_over_https_from_a_trusted_root_only() {
+    let (idp, ca) = idp_over_https().await;
+    let caller = idp
+        .with_roots(&ca)
+        .verify(&idp.token(claims("tanda")))
+        .await
+        .unwrap();
+    assert_eq!(caller.roles, vec![Role::Driver]);
+    // The same server, its certificate not trusted: no keys, so no token of its verifies.
+    let untrusting = idp.verifier();
+    match untrusting.verify(&idp.token(claims("tanda"))).await {
+        Err(TokenError::KeysUnavailable(why)) => assert!(why.contains("TLS"), "{why}"),
+        other => panic!("an untrusted JWKS was used: {other:?}"),
+    }
+    assert!(tanda_core::jwt::pem_roots(b"not a certificate").is_err());
 }
