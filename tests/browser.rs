@@ -696,3 +696,96 @@ fn format_won(amount: i64) -> String {
     }
     out
 }
+
+/// Another site's page that posts a form to Tanda as soon as it loads: here a page on another
+/// port of the same host, which is the same *site* to the browser, so it sends the victim's
+/// `SameSite=Lax` session cookie along (a page on another domain would not even get that far).
+/// The origin the browser reports gives it away, and nothing is deposited.
+#[tokio::test]
+async fn a_cross_site_form_riding_on_the_session_is_refused_in_a_real_browser() {
+    let app = spawn().await;
+    let base = app.api.base.clone();
+    let browser = Browser::start().await;
+    let w = browser.window("victim", 1100, 900).await;
+    w.sign_up(&base, "v-web", "customer", "/traveller").await;
+    w.wait_attr("#balance", "data-balance", "0").await;
+
+    let attack = format!(
+        r#"<!doctype html><html><body>
+        <form id="f" method="post" action="{base}/ui/traveller/deposit">
+          <input name="amount" value="777"></form>
+        <script>document.getElementById("f").submit();</script></body></html>"#
+    );
+    let page = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let attack = attack.clone();
+            async move { axum::response::Html(attack) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let evil = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, page).await.unwrap() });
+
+    w.client
+        .goto(&evil)
+        .await
+        .expect("the other site's page opens");
+    w.wait_text("body", "csrf_rejected").await;
+    w.shot("1-refused").await;
+    let token = app.api.token("v-web", &password_of("v-web")).await;
+    let account = app.api.get_as(&token, "/accounts/v-web").await.expect(200);
+    assert_eq!(account["balance"], 0, "nothing was deposited");
+
+    // The victim's own page still deposits.
+    w.client.goto(&format!("{base}/traveller")).await.unwrap();
+    w.fill("#deposit-form input[name=amount]", "5,000").await;
+    w.press("#deposit-form", "Deposit").await;
+    w.wait_attr("#balance", "data-balance", "5000").await;
+    w.close().await;
+    app.shutdown().await;
+}
+
+/// `/docs` renders the API's own document with the vendored viewer: nothing from another site,
+/// nothing the content security policy blocks, every service's operations listed.
+#[tokio::test]
+async fn the_api_document_renders_at_docs() {
+    let app = spawn().await;
+    let base = app.api.base.clone();
+    let browser = Browser::start().await;
+    let w = browser.window("docs", 1200, 900).await;
+    w.client.goto(&format!("{base}/docs")).await.unwrap();
+    let rendered = "const d = document.querySelector('rapi-doc'); \
+                    return d && d.shadowRoot ? d.shadowRoot.textContent : '';";
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = w.client.execute(rendered, vec![]).await.unwrap();
+        let text = text.as_str().unwrap_or_default();
+        if [
+            "/books/{bookId}",
+            "/reservations",
+            "/auth/token",
+            "/admin/dead-letters",
+        ]
+        .iter()
+        .all(|path| text.contains(path))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the viewer did not render: {text:.2000}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    w.shot("1-docs").await;
+    let problems = w
+        .client
+        .execute("return window.__tandaProblems || ['not watched'];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(problems, json!([]), "the viewer ran into the page's policy");
+    // (Not `close`: its checks are the site's pages', and the viewer is styled its own way.)
+    let _ = w.client.close().await;
+    app.shutdown().await;
+}
