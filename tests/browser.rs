@@ -522,7 +522,7 @@ async fn a_reservation_and_its_cancellation_by_clicks_with_the_wallet_following(
         .post(
             "/flights",
             json!({"flightId": "KE703", "from": "ICN", "to": "NRT",
-                   "departsAt": "2027-01-15T01:30:00Z", "seats": 3, "price": 189000}),
+                   "departsAt": "2099-01-15T01:30:00Z", "seats": 3, "price": 189000}),
         )
         .await
         .expect(201);

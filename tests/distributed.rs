@@ -39,6 +39,7 @@ tests_on!(Distributed, flight:
     a_deposit_with_an_idempotency_key_counts_once,
     operators_see_every_service_ready_with_its_breakers_and_outbox,
     the_web_pages_are_served_by_the_gateway_over_the_public_api,
+    a_departed_flight_is_neither_scheduled_nor_sold_nor_refunded,
 );
 
 tests_on!(Distributed, identity:

@@ -579,7 +579,7 @@ impl Api {
     pub async fn flight(&self, id: &str, seats: i64) -> Value {
         self.post(
             "/flights",
-            json!({"flightId": id, "from": "GMP", "to": "CJU", "departsAt": "2026-12-24T09:00:00Z", "seats": seats}),
+            json!({"flightId": id, "from": "GMP", "to": "CJU", "departsAt": departs_in(Duration::from_secs(30 * 86_400)), "seats": seats}),
         )
         .await
         .expect(201)
@@ -616,6 +616,12 @@ impl Api {
             .as_i64()
             .unwrap()
     }
+}
+
+/// A departure time `after` from now, as the API writes times: flights are sold only before
+/// they leave, so no test may name a fixed date that will one day be past.
+pub fn departs_in(after: Duration) -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now() + after).to_string()
 }
 
 /// The password of an account the tests signed up.

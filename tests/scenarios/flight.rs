@@ -260,15 +260,19 @@ pub async fn operators_see_every_service_ready_with_its_breakers_and_outbox(t: T
 pub async fn bad_flight_input_gets_problems_and_changes_nothing(t: Topology) {
     let app = TestApp::spawn(t).await;
     let api = &app.api;
+    let later = departs_in(Duration::from_secs(86_400));
     api.flight("KE1", 3).await;
-    api.post("/flights", json!({"flightId": "KE1", "from": "GMP", "to": "CJU", "departsAt": "2026-12-24T09:00:00Z", "seats": 3}))
-        .await
-        .expect_problem(409, "flight_exists");
+    api.post(
+        "/flights",
+        json!({"flightId": "KE1", "from": "GMP", "to": "CJU", "departsAt": later, "seats": 3}),
+    )
+    .await
+    .expect_problem(409, "flight_exists");
     for bad in [
-        json!({"flightId": "bad id", "from": "GMP", "to": "CJU", "departsAt": "2026-12-24T09:00:00Z", "seats": 3}),
+        json!({"flightId": "bad id", "from": "GMP", "to": "CJU", "departsAt": later, "seats": 3}),
         json!({"flightId": "KE2", "from": "GMP", "to": "CJU", "departsAt": "tomorrow", "seats": 3}),
-        json!({"flightId": "KE2", "from": "GMP", "to": "CJU", "departsAt": "2026-12-24T09:00:00Z", "seats": 0}),
-        json!({"flightId": "KE2", "from": "GMP", "to": "CJU", "departsAt": "2026-12-24T09:00:00Z", "seats": 3, "price": -5}),
+        json!({"flightId": "KE2", "from": "GMP", "to": "CJU", "departsAt": later, "seats": 0}),
+        json!({"flightId": "KE2", "from": "GMP", "to": "CJU", "departsAt": later, "seats": 3, "price": -5}),
         json!({"flightId": "KE2", "from": "GMP", "to": "CJU"}),
     ] {
         assert_eq!(
@@ -397,5 +401,64 @@ pub async fn the_web_pages_are_served_by_the_gateway_over_the_public_api(t: Topo
         .unwrap();
     assert_eq!(js.status(), 200);
     assert_eq!(js.headers()["content-type"], "text/javascript");
+    app.shutdown().await;
+}
+
+/// A flight that has left is not scheduled, not sold and not refunded; what was asked before
+/// it left still completes.
+pub async fn a_departed_flight_is_neither_scheduled_nor_sold_nor_refunded(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    let past = departs_in(Duration::ZERO);
+    api.post(
+        "/flights",
+        json!({"flightId": "KE0", "from": "GMP", "to": "CJU", "departsAt": past, "seats": 3}),
+    )
+    .await
+    .expect_problem(400, "departed");
+    api.get("/flights/KE0")
+        .await
+        .expect_problem(404, "not_found");
+
+    // A flight leaving in a moment: two travellers book, one cancels before it leaves.
+    let leaves = std::time::SystemTime::now() + Duration::from_secs(3);
+    let departs_at = humantime::format_rfc3339_millis(leaves).to_string();
+    api.post(
+        "/flights",
+        json!({"flightId": "KE9", "from": "GMP", "to": "CJU", "departsAt": departs_at, "seats": 3}),
+    )
+    .await
+    .expect(201);
+    for user in ["early", "late"] {
+        api.deposit(user, 1000).await;
+    }
+    let early = api.reserve("early", "KE9").await.expect(201);
+    let early_id = early["reservationId"].as_str().unwrap().to_owned();
+    api.reservation_status(&early_id, "CONFIRMED").await;
+    let leaving = api.reserve("late", "KE9").await.expect(201);
+    let leaving_id = leaving["reservationId"].as_str().unwrap().to_owned();
+    api.reservation_status(&leaving_id, "CONFIRMED").await;
+    api.post_empty(&format!("/reservations/{leaving_id}/cancel"))
+        .await
+        .expect(202);
+
+    // The server's clock, not the test's, says when it has left: wait past it.
+    if let Ok(wait) = leaves.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    }
+    api.reserve("late", "KE9")
+        .await
+        .expect_problem(409, "flight_departed");
+    api.post_empty(&format!("/reservations/{early_id}/cancel"))
+        .await
+        .expect_problem(409, "flight_departed");
+    api.reservation_status(&leaving_id, "CANCELLED").await;
+    api.reservation_status(&early_id, "CONFIRMED").await;
+    assert_eq!(api.balance("early").await, 900, "no refund after departure");
+    assert_eq!(
+        api.balance("late").await,
+        1000,
+        "refunded: asked before it left"
+    );
     app.shutdown().await;
 }

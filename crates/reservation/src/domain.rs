@@ -19,6 +19,8 @@ pub enum InvalidField {
     Price,
     #[error("must differ from `from`")]
     SameAsOrigin,
+    #[error("must be in the future: a flight that has left cannot be scheduled")]
+    Departed,
 }
 
 /// Where a flight leaves from or goes to, as the airline names it: 1–100 characters, not blank.
@@ -96,7 +98,8 @@ pub struct Flight {
 }
 
 impl Flight {
-    /// A new flight, every seat free. A flight goes somewhere else than where it leaves from.
+    /// A new flight, every seat free. A flight goes somewhere else than where it leaves from,
+    /// and leaves after `now`.
     pub fn schedule(
         id: ClientId,
         from: PlaceName,
@@ -104,9 +107,13 @@ impl Flight {
         departs_at: Timestamp,
         seats: Seats,
         price: Price,
+        now: Timestamp,
     ) -> Result<Self, InvalidField> {
         if from.same_place(&to) {
             return Err(InvalidField::SameAsOrigin);
+        }
+        if departs_at <= now {
+            return Err(InvalidField::Departed);
         }
         Ok(Self {
             id,
@@ -117,6 +124,13 @@ impl Flight {
             seats_left: seats.get(),
             price,
         })
+    }
+}
+
+impl Flight {
+    /// True once the flight has left: its seats are no longer sold.
+    pub fn has_departed(&self, now: Timestamp) -> bool {
+        self.departs_at <= now
     }
 }
 
@@ -271,6 +285,8 @@ pub enum Rejection {
     PaymentFailed,
     #[error("a cancellation is already pending for this reservation")]
     CancelPending,
+    #[error("the flight has departed: the reservation can no longer be cancelled for a refund")]
+    FlightDeparted,
 }
 
 impl Rejection {
@@ -279,6 +295,7 @@ impl Rejection {
             Rejection::AlreadyCancelled => "already_cancelled",
             Rejection::PaymentFailed => "payment_failed",
             Rejection::CancelPending => "cancel_pending",
+            Rejection::FlightDeparted => "flight_departed",
         }
     }
 }
@@ -294,6 +311,9 @@ pub fn decide(
     use Status::*;
     let r = reservation;
     let changes = match (command, r.status) {
+        (Command::Cancel, Requested | Pending | Paid | Confirmed) if r.departs_at <= now => {
+            return Err(Rejection::FlightDeparted);
+        }
         (Command::Cancel, Requested | Pending | Paid | Confirmed) => vec![Change::CancelRequested],
         (Command::Cancel, CancelRequested) => return Err(Rejection::CancelPending),
         (Command::Cancel, Cancelled) => return Err(Rejection::AlreadyCancelled),

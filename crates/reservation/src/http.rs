@@ -9,12 +9,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tanda_core::Problem;
 use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::{parse_rfc3339, rfc3339};
 use tanda_core::db::Db;
 use tanda_core::http::{IdempotencyKey, Json, Path, Query};
 use tanda_core::id::{ClientId, InvalidClientId, new_id};
+use tanda_core::{Problem, Timestamp};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -101,7 +101,7 @@ async fn create_flight(
     Json(body): Json<FlightRequest>,
 ) -> Result<Response, Problem> {
     caller.require_operator()?;
-    let flight = parse_flight(body)?;
+    let flight = parse_flight(body, app.db.now())?;
     let view = flight_json(&flight);
     // The key stands for the flight as parsed; its first answer showed every seat free.
     let idempotency = key.as_deref().map(|key| Idempotency {
@@ -164,8 +164,9 @@ struct ReservationRequest {
             body = ReservationView),
         (status = NOT_FOUND, description = "No such flight", body = Problem,
             content_type = "application/problem+json"),
-        (status = CONFLICT, description = "`sold_out`: the flight has no seat left",
-            body = Problem, content_type = "application/problem+json"),
+        (status = CONFLICT, description = "`sold_out`: the flight has no seat left; \
+            `flight_departed`: it has left", body = Problem,
+            content_type = "application/problem+json"),
         (status = UNPROCESSABLE_ENTITY,
             description = "`idempotency_key_reused`: this key came with a different request",
             body = Problem, content_type = "application/problem+json"),
@@ -267,8 +268,8 @@ async fn owned(app: &App, caller: &Caller, id: &str) -> Result<Reservation, Prob
     params(("reservationId" = String, Path)),
     responses(
         (status = ACCEPTED, description = "`CANCEL_REQUESTED`", body = ReservationView),
-        (status = CONFLICT, description = "`already_cancelled`, `payment_failed` or \
-            `cancel_pending`: it can no longer be cancelled", body = Problem,
+        (status = CONFLICT, description = "`already_cancelled`, `payment_failed`, \
+            `cancel_pending` or `flight_departed`: it can no longer be cancelled", body = Problem,
             content_type = "application/problem+json"),
     ))]
 async fn cancel_reservation(
@@ -300,7 +301,7 @@ fn reservation_not_found(id: String) -> Error {
 }
 
 /// Parses a flight request, reporting the first invalid field.
-fn parse_flight(body: FlightRequest) -> Result<Flight, Error> {
+fn parse_flight(body: FlightRequest, now: Timestamp) -> Result<Flight, Error> {
     let id = client_id(body.flight_id, "flightId", "invalid_flight_id")?;
     let from = required(body.from, "from")?;
     let from = place(&from).map_err(|e| invalid("invalid_from", "from", e))?;
@@ -324,8 +325,10 @@ fn parse_flight(body: FlightRequest) -> Result<Flight, Error> {
             .map_err(|e| invalid("invalid_price", "price", e))?,
         None => Price::DEFAULT,
     };
-    Flight::schedule(id, from, to, departs_at, seats, price)
-        .map_err(|e| invalid("same_from_and_to", "to", e))
+    Flight::schedule(id, from, to, departs_at, seats, price, now).map_err(|e| match e {
+        InvalidField::Departed => invalid("departed", "departsAt", e),
+        e => invalid("same_from_and_to", "to", e),
+    })
 }
 
 fn place(value: &Value) -> Result<PlaceName, InvalidField> {
@@ -463,6 +466,7 @@ impl From<Error> for Problem {
             Error::NotFound { what, id } => Problem::not_found(what, &id),
             Error::FlightExists(_) => Problem::conflict("flight_exists", detail),
             Error::SoldOut(_) => Problem::conflict("sold_out", detail),
+            Error::FlightDeparted(_) => Problem::conflict("flight_departed", detail),
             Error::Rejected(r) => Problem::conflict(r.code(), detail),
             Error::Inconsistent(_) => Problem::internal(&e),
             Error::Db(e) => e.into(),

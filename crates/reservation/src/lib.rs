@@ -71,6 +71,8 @@ pub enum Error {
     FlightExists(String),
     #[error("flight {0} has no seat left")]
     SoldOut(String),
+    #[error("flight {0} has departed: its seats are no longer sold")]
+    FlightDeparted(String),
     #[error(transparent)]
     Rejected(#[from] Rejection),
     /// The stored state breaks an invariant: worth a retry, then a dead letter, never a guess.

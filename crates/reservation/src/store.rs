@@ -172,6 +172,9 @@ pub async fn reserve(
             what: "flight",
             id: new.flight_id.to_string(),
         })?;
+    if flight.has_departed(uow.now()) {
+        return Err(Error::FlightDeparted(flight.id.to_string()));
+    }
     let held = query(
         "UPDATE flights SET seats_left = seats_left - 1 WHERE flight_id = $1 AND seats_left > 0",
     )

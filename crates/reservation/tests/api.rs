@@ -295,7 +295,7 @@ fn flight(flight_id: &str, seats: i64) -> Value {
         "flightId": flight_id,
         "from": "Seoul (ICN)",
         "to": "Jeju (CJU)",
-        "departsAt": "2027-03-01T09:30:00Z",
+        "departsAt": "2099-03-01T09:30:00Z",
         "seats": seats,
     })
 }
@@ -370,15 +370,15 @@ async fn flights_are_created_listed_and_fetched() {
     assert_eq!(
         answer.body,
         json!({"flightId": "KE123", "from": "Seoul (ICN)", "to": "Jeju (CJU)",
-               "departsAt": "2027-03-01T09:30:00.000Z", "seats": 3, "seatsLeft": 3, "price": 250})
+               "departsAt": "2099-03-01T09:30:00.000Z", "seats": 3, "seatsLeft": 3, "price": 250})
     );
 
     // Without a price, the seed's 100 won; listed by departure.
     let mut early = flight("OZ8901", 5);
-    early["departsAt"] = json!("2027-02-01T07:00:00.5Z");
+    early["departsAt"] = json!("2099-02-01T07:00:00.5Z");
     let answer = s.call("POST", "/flights", Some(early), None).await;
     assert_eq!(answer.body["price"], 100);
-    assert_eq!(answer.body["departsAt"], "2027-02-01T07:00:00.500Z");
+    assert_eq!(answer.body["departsAt"], "2099-02-01T07:00:00.500Z");
     let list = s.get("/flights").await;
     assert_eq!(list.status, StatusCode::OK);
     let ids: Vec<&str> = list
@@ -527,7 +527,7 @@ async fn a_reservation_holds_a_seat_and_announces_itself() {
     assert_eq!(r["flightId"], "KE123");
     assert_eq!(r["from"], "Seoul (ICN)");
     assert_eq!(r["to"], "Jeju (CJU)");
-    assert_eq!(r["departsAt"], "2027-03-01T09:30:00.000Z");
+    assert_eq!(r["departsAt"], "2099-03-01T09:30:00.000Z");
     assert_eq!(r["price"], 100);
     assert_eq!(r["status"], "REQUESTED");
     assert!(r.get("ticketId").is_none());
@@ -551,7 +551,7 @@ async fn a_reservation_holds_a_seat_and_announces_itself() {
     assert_eq!(
         outbox[0].1["payload"],
         json!({"reservationId": id, "userId": "u-1", "flightId": "KE123", "price": 100,
-               "from": "Seoul (ICN)", "to": "Jeju (CJU)", "departsAt": "2027-03-01T09:30:00.000Z"})
+               "from": "Seoul (ICN)", "to": "Jeju (CJU)", "departsAt": "2099-03-01T09:30:00.000Z"})
     );
     assert_eq!(s.statuses_published(id).await, ["REQUESTED"]);
 

@@ -13,12 +13,15 @@ fn flight() -> Flight {
         ClientId::parse("KE123").unwrap(),
         PlaceName::parse("Seoul (ICN)").unwrap(),
         PlaceName::parse("Jeju (CJU)").unwrap(),
-        1_800_000_000_000,
+        DEPARTS_AT,
         Seats::parse(10).unwrap(),
         Price::parse(PRICE).unwrap(),
+        1_000,
     )
     .unwrap()
 }
+
+const DEPARTS_AT: Timestamp = 1_800_000_000_000;
 
 fn reservation() -> Reservation {
     Reservation::request(
@@ -364,11 +367,46 @@ fn flight_fields_are_parsed() {
         f.id.clone(),
         PlaceName::parse("ICN").unwrap(),
         PlaceName::parse(" icn ").unwrap(),
-        0,
+        DEPARTS_AT,
         f.seats,
         f.price,
+        0,
     );
     assert_eq!(same, Err(InvalidField::SameAsOrigin));
+    for now in [DEPARTS_AT, DEPARTS_AT + 1] {
+        let gone = Flight::schedule(
+            f.id.clone(),
+            f.from.clone(),
+            f.to.clone(),
+            DEPARTS_AT,
+            f.seats,
+            f.price,
+            now,
+        );
+        assert_eq!(gone, Err(InvalidField::Departed), "scheduled at {now}");
+    }
+    assert!(!f.has_departed(DEPARTS_AT - 1) && f.has_departed(DEPARTS_AT));
+}
+
+#[test]
+fn a_departed_flights_reservation_cannot_be_cancelled_for_a_refund() {
+    let confirmed = after([Command::PaymentSucceeded, issued()]);
+    assert!(decide(&confirmed, Command::Cancel, DEPARTS_AT - 1).is_ok());
+    assert_eq!(
+        decide(&confirmed, Command::Cancel, DEPARTS_AT),
+        Err(Rejection::FlightDeparted)
+    );
+    // What was already asked before departure still completes: payment and ticket answer.
+    let mut pending = after([Command::PaymentSucceeded, issued(), Command::Cancel]);
+    for (answer, at) in [
+        (refunded(PRICE), DEPARTS_AT + 1),
+        (voided(Some("t-1")), DEPARTS_AT + 2),
+    ] {
+        for e in &decide(&pending, answer, at).unwrap() {
+            apply(&mut pending, e);
+        }
+    }
+    assert_eq!(pending.status, Status::Cancelled);
 }
 
 // ---- randomized ---------------------------------------------------------------------------
