@@ -210,16 +210,20 @@ pub mod pay {
         pub card_token: String,
     }
 
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    /// A trip's payment. Only approved charges are stored, and a trip has at most one.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct Pay {
         pub pay_id: String,
         pub book_id: String,
         pub dispatch_id: String,
+        /// The fare dispatch computed, in won.
         pub amount: i64,
         pub card_last4: String,
         /// Always `PAID`: declined charges are not stored.
+        #[schema(example = "PAID")]
         pub status: String,
+        #[schema(format = DateTime)]
         pub paid_at: String,
     }
 }

@@ -83,12 +83,12 @@ struct ByBook {
 /// A booking's payments: those of the caller's own bookings (an operator's: any).
 #[utoipa::path(get, path = "/pays", security(("bearer" = ["customer"])), params(ByBook),
     responses((status = OK, description = "The booking's payments (none if not the caller's)",
-        body = Vec<PayView>)))]
+        body = Vec<Pay>)))]
 async fn list_pays(
     caller: Caller,
     State(api): State<PayApi>,
     Query(query): Query<ByBook>,
-) -> Result<Json<Vec<PayView>>, Problem> {
+) -> Result<Json<Vec<Pay>>, Problem> {
     let book_id = query
         .book_id
         .filter(|id| !id.trim().is_empty())
@@ -97,20 +97,20 @@ async fn list_pays(
         })?;
     let payments = store::by_book(&api.db, &book_id).await?;
     let own = payments.iter().filter(|p| may_read(&caller, p));
-    Ok(Json(own.map(|p| p.view().into()).collect()))
+    Ok(Json(own.map(|p| p.view()).collect()))
 }
 
 /// One payment, if it is of one of the caller's bookings.
 #[utoipa::path(get, path = "/pays/{payId}", security(("bearer" = ["customer"])),
     params(("payId" = String, Path)),
-    responses((status = OK, description = "The payment", body = PayView)))]
+    responses((status = OK, description = "The payment", body = Pay)))]
 async fn get_pay(
     caller: Caller,
     State(api): State<PayApi>,
     Path(pay_id): Path<String>,
-) -> Result<Json<PayView>, Problem> {
+) -> Result<Json<Pay>, Problem> {
     match store::by_id(&api.db, &pay_id).await? {
-        Some(payment) if may_read(&caller, &payment) => Ok(Json(payment.view().into())),
+        Some(payment) if may_read(&caller, &payment) => Ok(Json(payment.view())),
         _ => Err(Problem::not_found("pay", &pay_id)),
     }
 }
@@ -154,48 +154,6 @@ async fn set_network_mode(
     }
     api.network.set_mode(mode.into());
     Ok(Json(api.network.mode().into()))
-}
-
-// The contract's `Pay` as the document describes it (the catalog's type derives no schema).
-/// A trip's payment. Only approved charges are stored, and a trip has at most one.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct PayView {
-    pay_id: String,
-    book_id: String,
-    dispatch_id: String,
-    /// The fare dispatch computed, in won.
-    amount: i64,
-    card_last4: String,
-    /// Always `PAID`: declined charges are not stored.
-    #[schema(example = "PAID")]
-    status: String,
-    #[schema(format = DateTime)]
-    paid_at: String,
-}
-
-impl From<Pay> for PayView {
-    fn from(pay: Pay) -> Self {
-        // Every field named, so that one added to `Pay` cannot be left out of the answer unseen.
-        let Pay {
-            pay_id,
-            book_id,
-            dispatch_id,
-            amount,
-            card_last4,
-            status,
-            paid_at,
-        } = pay;
-        Self {
-            pay_id,
-            book_id,
-            dispatch_id,
-            amount,
-            card_last4,
-            status,
-            paid_at,
-        }
-    }
 }
 
 // The card network's `NetworkMode` as the document describes it (that crate derives no schema).
