@@ -24,6 +24,7 @@ tests_on!(AllInOne, taxi:
     bad_input_gets_problems_and_changes_nothing,
     rides_complete_while_ride_history_is_down_and_it_catches_up,
     operations_endpoints,
+    the_story_reads_in_order_after_a_notify_outage,
 );
 
 tests_on!(AllInOne, identity:

@@ -766,3 +766,71 @@ pub async fn operations_endpoints(t: Topology) {
     );
     app.shutdown().await;
 }
+
+/// Notify is down for a whole ride and a reservation; when it is back it learns of book's,
+/// dispatch's, pay's, reservation's, payment's and ticket's events source by source. Each
+/// person's list still reads in the order things happened.
+pub async fn the_story_reads_in_order_after_a_notify_outage(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let api = &app.api;
+    api.register_driver("story-d", NEAR).await;
+    api.online("story-d").await;
+    api.flight("KE77", 5).await;
+    api.post_empty("/admin/consumers/notify/pause")
+        .await
+        .expect(200);
+
+    let (book_id, dispatch_id) = api.ride_to_in_trip("story-c", GOOD_CARD, "story-d").await;
+    api.post(
+        &format!("/dispatches/{dispatch_id}/end"),
+        json!({"driverId": "story-d", "distanceMeters": 5_000}),
+    )
+    .await
+    .expect(200);
+    api.book_status(&book_id, "COMPLETED").await;
+    api.deposit("story-u", 1000).await;
+    let reservation = api.reserve("story-u", "KE77").await.expect(201);
+    let reservation_id = reservation["reservationId"].as_str().unwrap().to_owned();
+    api.reservation_status(&reservation_id, "CONFIRMED").await;
+
+    api.post_empty("/admin/consumers/notify/resume")
+        .await
+        .expect(200);
+    api.wait_message("customer:story-c", "won").await;
+    api.wait_message("user:story-u", "issued").await;
+    for (receiver, story) in [
+        (
+            "customer:story-c",
+            ["Looking for a taxi", "on its way", "started", "won"].as_slice(),
+        ),
+        ("user:story-u", ["Paid", "issued"].as_slice()),
+    ] {
+        let newest_first = api
+            .get(&format!("/notifications?receiver={receiver}"))
+            .await
+            .expect(200);
+        let list = newest_first.as_array().unwrap();
+        let told: Vec<&str> = list
+            .iter()
+            .rev()
+            .map(|n| n["message"].as_str().unwrap())
+            .collect();
+        let at = |needle: &str| {
+            told.iter()
+                .position(|m| m.contains(needle))
+                .unwrap_or_else(|| panic!("{receiver} was not told {needle:?}: {told:?}"))
+        };
+        for pair in story.windows(2) {
+            assert!(at(pair[0]) < at(pair[1]), "{receiver}: {told:?}");
+        }
+        let times: Vec<&str> = list
+            .iter()
+            .map(|n| n["occurredAt"].as_str().unwrap())
+            .collect();
+        assert!(
+            times.windows(2).all(|w| w[0] >= w[1]),
+            "{receiver}: not newest first by occurrence: {newest_first}"
+        );
+    }
+    app.shutdown().await;
+}

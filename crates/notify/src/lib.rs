@@ -37,6 +37,15 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
               correlation_id VARCHAR(200) NOT NULL, created_at BIGINT NOT NULL, delivered_at BIGINT);
           CREATE INDEX notifications_by_receiver ON notifications (receiver, notification_id);
           CREATE INDEX notifications_by_delivery ON notifications (delivered_at, notification_id)",
+}, Migration {
+    version: 2,
+    name: "notifications in the order things happened",
+    // Older rows keep the time notify learned of them: the best it knows of when they happened.
+    sql: "ALTER TABLE notifications ADD COLUMN occurred_at BIGINT NOT NULL DEFAULT 0;
+          ALTER TABLE notifications ADD COLUMN event_id VARCHAR(64) NOT NULL DEFAULT '';
+          UPDATE notifications SET occurred_at = created_at, event_id = notification_id;
+          CREATE INDEX notifications_by_occurrence
+              ON notifications (receiver, occurred_at, event_id, notification_id)",
 }];
 
 /// The service's public operations, documented (the same routes `build` serves).

@@ -10,6 +10,7 @@ use tanda_catalog::taxi::{
     BookRequested, CancelRejected, DispatchCancelled, DispatchFailed, RideOffered, TaxiDispatched,
     TripEnded, TripStarted,
 };
+use tanda_core::clock::parse_rfc3339;
 use tanda_core::consumer::{Handler, HandlerError};
 use tanda_core::{Envelope, Uow};
 use tokio::sync::watch;
@@ -86,8 +87,14 @@ impl Handler for Notifier {
         if messages.is_empty() {
             return Ok(());
         }
+        let fact = store::Fact {
+            event_id: &event.id,
+            correlation_id: &event.correlation_id,
+            // An envelope's time is the producer's own, always RFC 3339; failing that, now.
+            occurred_at: parse_rfc3339(&event.occurred_at).unwrap_or_else(|| uow.now()),
+        };
         for message in &messages {
-            store::insert(uow, message, &event.correlation_id).await?;
+            store::insert(uow, message, &fact).await?;
         }
         let wake = self.wake.clone();
         uow.after_commit(move || wake.send_modify(|n| *n = n.wrapping_add(1)));

@@ -1,11 +1,14 @@
-//! The `notifications` table: what was said to whom. Readers get it newest first; the live tail and
-//! the webhook read it oldest first, each remembering how far it got (ids are time-ordered UUIDv7).
+//! The `notifications` table: what was said to whom. Readers get it newest first by when the fact
+//! it tells of happened (`occurred_at`, the event's own time; ties by the event's id, UUIDv7, so in
+//! the order its producer made them), so one ride's story reads in order even when notify learned
+//! of its events out of order. The live tail and the webhook read it in the order it was stored,
+//! each remembering how far it got (notification ids are time-ordered UUIDv7).
 
 use serde::Serialize;
 use tanda_core::clock::rfc3339;
 use tanda_core::id::new_id;
 use tanda_core::sql::{Row, query, query_scalar};
-use tanda_core::{Db, DbError, Uow};
+use tanda_core::{Db, DbError, Timestamp, Uow};
 
 use crate::domain::{Message, Receiver};
 
@@ -24,8 +27,22 @@ pub struct Notification {
     pub message: String,
     /// The saga it belongs to: the booking id for taxi events, the reservation id for flight ones.
     pub correlation_id: String,
+    /// When the fact it tells of happened (not when notify learned of it).
+    #[schema(format = DateTime)]
+    pub occurred_at: String,
     #[schema(format = DateTime)]
     pub created_at: String,
+}
+
+/// `SELECT` with the columns every read takes, then the rest of the statement.
+macro_rules! select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT notification_id, receiver, subject, message, correlation_id, occurred_at, ",
+            "created_at FROM notifications ",
+            $rest
+        )
+    };
 }
 
 fn notification(row: &Row) -> Result<Notification, DbError> {
@@ -35,22 +52,33 @@ fn notification(row: &Row) -> Result<Notification, DbError> {
         subject: row.try_get("subject")?,
         message: row.try_get("message")?,
         correlation_id: row.try_get("correlation_id")?,
+        occurred_at: rfc3339(row.try_get("occurred_at")?),
         created_at: rfc3339(row.try_get("created_at")?),
     })
 }
 
+/// What a notification is about: the event that told of it.
+pub struct Fact<'a> {
+    pub event_id: &'a str,
+    pub correlation_id: &'a str,
+    pub occurred_at: Timestamp,
+}
+
 /// Stores `message` in `uow`: it exists only if the unit of work commits.
-pub async fn insert(uow: &mut Uow, message: &Message, correlation_id: &str) -> Result<(), DbError> {
+pub async fn insert(uow: &mut Uow, message: &Message, fact: &Fact<'_>) -> Result<(), DbError> {
     let now = uow.now();
     query(
-        "INSERT INTO notifications (notification_id, receiver, subject, message, correlation_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO notifications (notification_id, receiver, subject, message, correlation_id,
+                                    occurred_at, event_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(new_id())
     .bind(message.receiver.to_string())
     .bind(message.subject)
     .bind(&message.text)
-    .bind(correlation_id)
+    .bind(fact.correlation_id)
+    .bind(fact.occurred_at)
+    .bind(fact.event_id)
     .bind(now)
     .execute(uow.conn())
     .await?;
@@ -63,10 +91,10 @@ pub async fn newest(
     receiver: &Receiver,
     limit: i64,
 ) -> Result<Vec<Notification>, DbError> {
-    let rows = query(
-        "SELECT notification_id, receiver, subject, message, correlation_id, created_at
-         FROM notifications WHERE receiver = $1 ORDER BY notification_id DESC LIMIT $2",
-    )
+    let rows = query(select!(
+        "WHERE receiver = $1 ORDER BY occurred_at DESC, event_id DESC, notification_id DESC
+         LIMIT $2"
+    ))
     .bind(receiver.to_string())
     .bind(limit)
     .fetch_all(db.reader())
@@ -81,11 +109,9 @@ pub async fn after(
     after: &str,
     limit: i64,
 ) -> Result<Vec<Notification>, DbError> {
-    let rows = query(
-        "SELECT notification_id, receiver, subject, message, correlation_id, created_at
-         FROM notifications WHERE receiver = $1 AND notification_id > $2
-         ORDER BY notification_id LIMIT $3",
-    )
+    let rows = query(select!(
+        "WHERE receiver = $1 AND notification_id > $2 ORDER BY notification_id LIMIT $3"
+    ))
     .bind(receiver.to_string())
     .bind(after)
     .bind(limit)
@@ -106,10 +132,9 @@ pub async fn latest_id(db: &Db, receiver: &Receiver) -> Result<Option<String>, D
 
 /// The oldest notifications the webhook has not delivered yet, in order.
 pub async fn undelivered(db: &Db, limit: i64) -> Result<Vec<Notification>, DbError> {
-    let rows = query(
-        "SELECT notification_id, receiver, subject, message, correlation_id, created_at
-         FROM notifications WHERE delivered_at IS NULL ORDER BY notification_id LIMIT $1",
-    )
+    let rows = query(select!(
+        "WHERE delivered_at IS NULL ORDER BY notification_id LIMIT $1"
+    ))
     .bind(limit)
     .fetch_all(db.reader())
     .await?;

@@ -65,6 +65,15 @@ impl Service {
         uow.commit().await.unwrap();
     }
 
+    /// Runs `event` through the handler as if its producer made it at `occurred_at` (ms).
+    async fn deliver_made_at<E: Event>(&self, event: &E, occurred_at: i64) {
+        let envelope = Envelope::new(event, event.aggregate_id(), None, occurred_at);
+        let consumer = &self.parts.consumers[0];
+        let mut uow = self.db.begin().await.unwrap();
+        consumer.handler.handle(&mut uow, &envelope).await.unwrap();
+        uow.commit().await.unwrap();
+    }
+
     /// The routes as the operator, who may read everything, calls them.
     fn router(&self) -> Router {
         self.router_as(caller("operator", Role::Operator))
@@ -743,4 +752,40 @@ async fn a_webhook_that_is_not_an_http_url_is_refused() {
             "{bad}"
         );
     }
+}
+
+/// After an outage notify learns of a ride's events out of order (each producer's outbox is
+/// tailed on its own): the list still tells the story in the order it happened.
+#[tokio::test]
+async fn notifications_are_listed_in_the_order_things_happened() {
+    let s = start(Config::default()).await;
+    let t0 = s.db.now() - 60_000;
+    // The trip's start (dispatch) arrives before the booking (book) it follows.
+    s.deliver_made_at(&trip_started("b7", "c7"), t0 + 2_000)
+        .await;
+    s.deliver_made_at(&book_requested("b7", "c7"), t0).await;
+    let (status, list) = s.get("/notifications?receiver=customer:c7").await;
+    assert_eq!(status, StatusCode::OK);
+    let order: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["subject"].as_str().unwrap(),
+                n["occurredAt"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(order.len(), 2, "{list}");
+    assert_eq!(
+        order[0].0, "trip.started",
+        "newest first by occurrence: {list}"
+    );
+    assert_eq!(order[1].0, "book.requested", "{list}");
+    assert!(order[0].1 > order[1].1, "{list}");
+    assert_ne!(
+        list[0]["occurredAt"], list[0]["createdAt"],
+        "the producer's time, not notify's"
+    );
 }
