@@ -98,6 +98,7 @@ impl App {
             open(tanda_reservation::NAME, tanda_reservation::MIGRATIONS).await?,
             tanda_reservation::Config {
                 payment_pending_after: config.payment_pending_after,
+                payment_backlog_limit: config.payment_backlog_limit,
             },
         )
         .await?;

@@ -331,6 +331,16 @@ pub struct RunConfig {
     #[arg(global = true, long, env = "TANDA_PAYMENT_PENDING_AFTER", default_value = "5s", value_parser = parse_duration)]
     pub payment_pending_after: Duration,
 
+    /// With this many reservations waiting for payment's answer, `POST /reservations` answers
+    /// `503 payment_overloaded` (with `Retry-After`) until payment catches up; 0: never.
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_PAYMENT_BACKLOG_LIMIT",
+        default_value_t = 1000
+    )]
+    pub payment_backlog_limit: u64,
+
     /// Timeout of one call from dispatch to pay.
     #[arg(global = true, long, env = "TANDA_PAY_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub pay_timeout: Duration,
@@ -532,6 +542,10 @@ impl RunConfig {
             (
                 "TANDA_PAYMENT_PENDING_AFTER",
                 ms(self.payment_pending_after),
+            ),
+            (
+                "TANDA_PAYMENT_BACKLOG_LIMIT",
+                self.payment_backlog_limit.to_string(),
             ),
             ("TANDA_PAY_TIMEOUT", ms(self.pay_timeout)),
             ("TANDA_PAY_RETRIES", self.pay_retries.to_string()),

@@ -222,6 +222,7 @@ async fn build(
         Service::Reservation => {
             let config = tanda_reservation::Config {
                 payment_pending_after: run.payment_pending_after,
+                payment_backlog_limit: run.payment_backlog_limit,
             };
             tanda_reservation::build(db, config).await?
         }

@@ -41,6 +41,7 @@ tests_on!(Distributed, flight:
     operators_see_every_service_ready_with_its_breakers_and_outbox,
     the_web_pages_are_served_by_the_gateway_over_the_public_api,
     a_departed_flight_is_neither_scheduled_nor_sold_nor_refunded,
+    reservations_pause_while_payment_is_overloaded,
 );
 
 tests_on!(Distributed, identity:

@@ -462,3 +462,47 @@ pub async fn a_departed_flight_is_neither_scheduled_nor_sold_nor_refunded(t: Top
     );
     app.shutdown().await;
 }
+
+/// Below its backlog limit a reservation is taken however far behind payment is; at it, new ones
+/// are refused for a moment with `503 payment_overloaded` and `Retry-After`, and taken again once
+/// payment catches up. A refused request holds no seat.
+pub async fn reservations_pause_while_payment_is_overloaded(t: Topology) {
+    let app = TestApp::spawn_with(t, |c| {
+        c.payment_backlog_limit = 2;
+        c.payment_pending_after = Duration::from_secs(2);
+    })
+    .await;
+    let api = &app.api;
+    api.flight("KE1301", 5).await;
+    for u in ["o1", "o2", "o3"] {
+        api.deposit(u, 100).await;
+    }
+    api.post_empty("/admin/consumers/payment/pause")
+        .await
+        .expect(200);
+    let mut ids = Vec::new();
+    for u in ["o1", "o2"] {
+        let r = api.reserve(u, "KE1301").await.expect(201);
+        ids.push(r["reservationId"].as_str().unwrap().to_owned());
+    }
+    let refused = api.reserve("o3", "KE1301").await;
+    let retry_after = refused.headers["retry-after"].to_str().unwrap().to_owned();
+    refused.expect_problem(503, "payment_overloaded");
+    assert_eq!(retry_after, "2");
+    assert_eq!(
+        api.seats_left("KE1301").await,
+        3,
+        "the refused request holds no seat"
+    );
+
+    api.post_empty("/admin/consumers/payment/resume")
+        .await
+        .expect(200);
+    for id in &ids {
+        api.reservation_status(id, "CONFIRMED").await;
+    }
+    let taken = api.reserve("o3", "KE1301").await.expect(201);
+    api.reservation_status(taken["reservationId"].as_str().unwrap(), "CONFIRMED")
+        .await;
+    app.shutdown().await;
+}

@@ -27,12 +27,14 @@ use crate::store::{self, Created, Idempotency, NewReservation};
 struct App {
     db: Db,
     payment_pending_after: Duration,
+    payment_backlog_limit: u64,
 }
 
-pub fn router(db: Db, payment_pending_after: Duration) -> Router {
+pub fn router(db: Db, config: &crate::Config) -> Router {
     let app = App {
         db,
-        payment_pending_after,
+        payment_pending_after: config.payment_pending_after,
+        payment_backlog_limit: config.payment_backlog_limit,
     };
     routes().with_state(app).into()
 }
@@ -170,6 +172,9 @@ struct ReservationRequest {
         (status = UNPROCESSABLE_ENTITY,
             description = "`idempotency_key_reused`: this key came with a different request",
             body = Problem, content_type = "application/problem+json"),
+        (status = SERVICE_UNAVAILABLE, description = "`payment_overloaded`: payment is behind \
+            with its answers; try again after `Retry-After`", body = Problem,
+            content_type = "application/problem+json"),
     ))]
 async fn reserve(
     caller: Caller,
@@ -185,6 +190,7 @@ async fn reserve(
         key,
         request: &fingerprint,
     });
+    refuse_while_payment_is_overloaded(&app).await?;
     let new = NewReservation {
         id: new_id(),
         user_id,
@@ -206,6 +212,24 @@ async fn reserve(
             .into_response()),
         Created::Replayed(first) => Ok(first.into_response()),
     }
+}
+
+/// "When payment is overloaded, stop taking reservations for a moment and ask to try later":
+/// below the limit a reservation is taken however slow or down payment is (it waits, `PENDING`);
+/// at it, the traveller is asked to come back once payment has had time to answer.
+async fn refuse_while_payment_is_overloaded(app: &App) -> Result<(), Problem> {
+    if app.payment_backlog_limit == 0 {
+        return Ok(());
+    }
+    let waiting = store::awaiting_payment(&app.db).await?;
+    if waiting < i64::try_from(app.payment_backlog_limit).unwrap_or(i64::MAX) {
+        return Ok(());
+    }
+    Err(Problem::unavailable(
+        "payment_overloaded",
+        "payment is behind with its answers; please try again in a moment",
+        app.payment_pending_after.as_secs().max(1),
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -30,12 +30,16 @@ pub use http::openapi;
 pub struct Config {
     /// How long a reservation waits for payment's answer before it shows `PENDING`.
     pub payment_pending_after: Duration,
+    /// With this many reservations waiting for payment's answer, new ones are refused for a
+    /// moment (`503 payment_overloaded`); 0: never.
+    pub payment_backlog_limit: u64,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             payment_pending_after: Duration::from_secs(5),
+            payment_backlog_limit: 1000,
         }
     }
 }
@@ -45,7 +49,7 @@ impl Default for Config {
 pub async fn build(db: Db, config: Config) -> Result<ServiceParts, DbError> {
     Ok(ServiceParts {
         name: NAME,
-        router: http::router(db.clone(), config.payment_pending_after),
+        router: http::router(db.clone(), &config),
         internal: axum::Router::new(),
         consumers: vec![Consumer {
             name: "reservation",

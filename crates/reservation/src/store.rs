@@ -16,7 +16,7 @@ use tanda_core::clock::rfc3339;
 use tanda_core::db::Tx;
 use tanda_core::db::{Migration, StoredResponse};
 use tanda_core::id::ClientId;
-use tanda_core::sql::{Executor, Row, query};
+use tanda_core::sql::{Executor, Row, query, query_scalar};
 use tanda_core::{Db, DbError, Envelope, Timestamp, Uow};
 
 use crate::Error;
@@ -24,12 +24,13 @@ use crate::domain::{
     self, Change, Command, Flight, PlaceName, Price, Reservation, ReservationEvent, Seats, Status,
 };
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "flights and reservations",
-    // The CHECK is the last line of defence for the seat invariant; the conditional updates
-    // below never reach it.
-    sql: "CREATE TABLE flights (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "flights and reservations",
+        // The CHECK is the last line of defence for the seat invariant; the conditional updates
+        // below never reach it.
+        sql: "CREATE TABLE flights (
             flight_id VARCHAR(64) PRIMARY KEY,
             origin VARCHAR(100) NOT NULL,
             destination VARCHAR(100) NOT NULL,
@@ -56,7 +57,23 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             updated_at BIGINT NOT NULL,
             version BIGINT NOT NULL);
         CREATE INDEX reservations_by_user ON reservations (user_id, created_at)",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "reservations by status",
+        sql: "CREATE INDEX reservations_by_status ON reservations (status)",
+    },
+];
+
+/// How many reservations wait for payment's answer: payment's backlog, as reservation sees it
+/// from its own side, with no call to payment.
+pub async fn awaiting_payment(db: &Db) -> Result<i64, DbError> {
+    query_scalar::<i64>("SELECT COUNT(*) FROM reservations WHERE status IN ($1, $2)")
+        .bind(Status::Requested.as_str())
+        .bind(Status::Pending.as_str())
+        .fetch_one(db.reader())
+        .await
+}
 
 /// The timer that shows a reservation `PENDING` when payment is slow; keyed by reservation id.
 pub const PENDING_TIMER: &str = "reservation.pending";

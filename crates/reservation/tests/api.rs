@@ -45,6 +45,7 @@ async fn service() -> Service {
     db.migrate(MIGRATIONS).await.unwrap();
     let config = Config {
         payment_pending_after: PENDING_AFTER,
+        ..Config::default()
     };
     let mut parts = build(db.clone(), config).await.unwrap();
     assert_eq!(parts.name, "reservation");
