@@ -544,6 +544,8 @@ pub async fn nobody_accepts_so_the_system_cancels_within_the_deadline_and_tells_
     );
     assert!(millis(&cancelled["updatedAt"]) >= millis(&cancelled["createdAt"]));
     api.wait_message("customer:cust-n", "no taxi").await;
+    // The first driver let the offer run out, and was told it had gone to someone else.
+    api.wait_message("driver:n1", "expired").await;
     api.driver_status("n1", "AVAILABLE").await;
     api.driver_status("n2", "AVAILABLE").await;
     app.shutdown().await;

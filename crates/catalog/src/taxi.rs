@@ -124,8 +124,21 @@ pub struct DispatchFailed {
     pub book_id: String,
     pub customer_id: String,
     pub reason: String,
+    /// The driver whose offer was still open when the deadline came: it is withdrawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_id: Option<String>,
 }
 event!(DispatchFailed, book_id);
+
+/// A driver let an offer run out: it goes to the next driver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferExpired {
+    pub dispatch_id: String,
+    pub book_id: String,
+    pub driver_id: String,
+}
+event!(OfferExpired, book_id);
 
 /// The dispatch was cancelled at the customer's request (the driver, if any, is free again).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,6 +200,7 @@ pub const DISPATCH_EVENTS: &[&str] = &[
     TripStarted::TYPE,
     TripEnded::TYPE,
     DispatchFailed::TYPE,
+    OfferExpired::TYPE,
     DispatchCancelled::TYPE,
     CancelRejected::TYPE,
     DriverStatusChanged::TYPE,

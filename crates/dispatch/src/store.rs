@@ -335,7 +335,21 @@ async fn announce(
             )
             .await?;
         }
-        Event::OfferDeclined { dispatch_id, .. } | Event::OfferExpired { dispatch_id, .. } => {
+        Event::OfferDeclined { dispatch_id, .. } => {
+            uow.cancel_timer(OFFER_TIMER, dispatch_id).await?;
+        }
+        Event::OfferExpired {
+            dispatch_id,
+            driver_id,
+        } => {
+            let d = dispatch(dispatch_id);
+            let expired = taxi::OfferExpired {
+                dispatch_id: d.id.clone(),
+                book_id: d.book_id.clone(),
+                driver_id: driver_id.to_string(),
+            };
+            uow.publish(&Envelope::new(&expired, &d.book_id, cause, now))
+                .await?;
             uow.cancel_timer(OFFER_TIMER, dispatch_id).await?;
         }
         Event::Dispatched {
@@ -426,13 +440,17 @@ async fn announce(
             uow.publish(&Envelope::new(&rejected, &d.book_id, cause, now))
                 .await?;
         }
-        Event::Failed { dispatch_id, .. } => {
+        Event::Failed {
+            dispatch_id,
+            driver_id,
+        } => {
             let d = dispatch(dispatch_id);
             let failed = taxi::DispatchFailed {
                 dispatch_id: d.id.clone(),
                 book_id: d.book_id.clone(),
                 customer_id: d.customer_id.clone(),
                 reason: "no driver accepted before the deadline".to_owned(),
+                driver_id: driver_id.as_ref().map(ClientId::to_string),
             };
             uow.publish(&Envelope::new(&failed, &d.book_id, cause, now))
                 .await?;

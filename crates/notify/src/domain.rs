@@ -8,8 +8,8 @@ use tanda_catalog::flight::{
     ReservationStatusChanged, TicketIssued, TicketVoided,
 };
 use tanda_catalog::taxi::{
-    BookRequested, CancelRejected, DispatchCancelled, DispatchFailed, RideOffered, TaxiDispatched,
-    TripEnded, TripStarted,
+    BookRequested, CancelRejected, DispatchCancelled, DispatchFailed, OfferExpired, RideOffered,
+    TaxiDispatched, TripEnded, TripStarted,
 };
 use tanda_core::Event;
 use tanda_core::id::ClientId;
@@ -168,10 +168,25 @@ impl Notifies for TripEnded {
 impl Notifies for DispatchFailed {
     fn messages(&self) -> Result<Vec<Message>, InvalidReceiver> {
         let text = "Sorry, no taxi could be found. Please try again in a little while.".to_owned();
-        Ok(vec![to_customer(
-            &self.customer_id,
-            "dispatch.failed",
-            text,
+        let mut messages = vec![to_customer(&self.customer_id, "dispatch.failed", text)?];
+        if let Some(driver) = &self.driver_id {
+            messages.push(to_driver(
+                driver,
+                "offer.withdrawn",
+                "The ride offer was withdrawn: the booking has closed.".to_owned(),
+            )?);
+        }
+        Ok(messages)
+    }
+}
+
+impl Notifies for OfferExpired {
+    fn messages(&self) -> Result<Vec<Message>, InvalidReceiver> {
+        Ok(vec![to_driver(
+            &self.driver_id,
+            "offer.expired",
+            "The ride offer expired before you accepted it; it has gone to another driver."
+                .to_owned(),
         )?])
     }
 }

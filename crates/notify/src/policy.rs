@@ -7,8 +7,8 @@ use tanda_catalog::flight::{
     ReservationStatusChanged, TicketIssued, TicketVoided,
 };
 use tanda_catalog::taxi::{
-    BookRequested, CancelRejected, DispatchCancelled, DispatchFailed, RideOffered, TaxiDispatched,
-    TripEnded, TripStarted,
+    BookRequested, CancelRejected, DispatchCancelled, DispatchFailed, OfferExpired, RideOffered,
+    TaxiDispatched, TripEnded, TripStarted,
 };
 use tanda_core::clock::parse_rfc3339;
 use tanda_core::consumer::{Handler, HandlerError};
@@ -23,9 +23,10 @@ use crate::store;
 type Rule = (&'static str, fn(&Envelope) -> Result<Vec<Message>, Error>);
 
 /// Every event notify speaks about, one line each.
-const RULES: [Rule; 15] = [
+const RULES: [Rule; 16] = [
     rule::<BookRequested>(),
     rule::<RideOffered>(),
+    rule::<OfferExpired>(),
     rule::<TaxiDispatched>(),
     rule::<TripStarted>(),
     rule::<TripEnded>(),

@@ -16,7 +16,7 @@ use tanda_catalog::flight::{
 };
 use tanda_catalog::taxi::{
     BookRequested, BookStatusChanged, CancelRejected, DispatchCancelled, DispatchFailed,
-    RideOffered, TaxiDispatched, TripEnded, TripStarted,
+    OfferExpired, RideOffered, TaxiDispatched, TripEnded, TripStarted,
 };
 use tanda_core::auth::{Caller, Role};
 use tanda_core::db::Durability;
@@ -254,6 +254,13 @@ async fn failures_and_cancels_are_told_too() {
         book_id: "b2".into(),
         customer_id: "c2".into(),
         reason: "no driver accepted".into(),
+        driver_id: Some("yoon".into()),
+    })
+    .await;
+    s.deliver(&OfferExpired {
+        dispatch_id: "d2".into(),
+        book_id: "b2".into(),
+        driver_id: "han".into(),
     })
     .await;
     s.deliver(&DispatchCancelled {
@@ -305,6 +312,9 @@ async fn failures_and_cancels_are_told_too() {
         )]
     );
     assert!(s.texts("user:c2").await.is_empty());
+    // A driver hears when an offer runs out, and when the booking it was for closes.
+    assert_eq!(s.texts("driver:han").await[0].0, "offer.expired");
+    assert_eq!(s.texts("driver:yoon").await[0].0, "offer.withdrawn");
 }
 
 fn reservation_status(reservation: &str, status: &str) -> ReservationStatusChanged {
