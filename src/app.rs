@@ -243,6 +243,7 @@ pub(crate) fn dispatch_config(c: &RunConfig) -> tanda_dispatch::Config {
             unit_price: c.fare_unit_price,
         },
         speed_kmh: c.taxi_speed_kmh,
+        max_pickup_m: c.dispatch_max_pickup_distance,
         payment: tanda_dispatch::PaymentPolicy {
             timeout: c.pay_timeout,
             retries: c.pay_retries,

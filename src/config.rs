@@ -331,6 +331,10 @@ pub struct RunConfig {
     #[arg(global = true, long, env = "TANDA_PAYMENT_PENDING_AFTER", default_value = "5s", value_parser = parse_duration)]
     pub payment_pending_after: Duration,
 
+    /// Only drivers within this distance of the pickup are offered a ride, e.g. `5km` or `800m`.
+    #[arg(global = true, long, env = "TANDA_DISPATCH_MAX_PICKUP_DISTANCE", default_value = "5km", value_parser = parse_metres)]
+    pub dispatch_max_pickup_distance: f64,
+
     /// With this many reservations waiting for payment's answer, `POST /reservations` answers
     /// `503 payment_overloaded` (with `Retry-After`) until payment catches up; 0: never.
     #[arg(
@@ -468,6 +472,19 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 15s, 2m)"))
 }
 
+/// A distance: metres (`800`, `800m`) or kilometres (`5km`, `2.5km`), above 0.
+fn parse_metres(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let (number, unit) = match s.strip_suffix("km") {
+        Some(n) => (n, 1000.0),
+        None => (s.strip_suffix('m').unwrap_or(s), 1.0),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n * unit),
+        _ => Err("a distance above 0, e.g. 5km or 800m".to_owned()),
+    }
+}
+
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     match parse_duration(s)? {
         d if d.is_zero() => Err("a timeout above 0, e.g. 10s".to_owned()),
@@ -542,6 +559,10 @@ impl RunConfig {
             (
                 "TANDA_PAYMENT_PENDING_AFTER",
                 ms(self.payment_pending_after),
+            ),
+            (
+                "TANDA_DISPATCH_MAX_PICKUP_DISTANCE",
+                format!("{}m", self.dispatch_max_pickup_distance),
             ),
             (
                 "TANDA_PAYMENT_BACKLOG_LIMIT",
@@ -648,6 +669,20 @@ impl RunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distances_read_in_metres_or_kilometres() {
+        assert_eq!(parse_metres("5km"), Ok(5_000.0));
+        assert_eq!(parse_metres("2.5km"), Ok(2_500.0));
+        assert_eq!(parse_metres("800m"), Ok(800.0));
+        assert_eq!(parse_metres("800"), Ok(800.0));
+        for bad in ["", "0", "-1km", "far", "NaNm", "infkm"] {
+            assert!(parse_metres(bad).is_err(), "{bad}");
+        }
+        let run = Cli::parse_from(["tanda", "--dispatch-max-pickup-distance", "3km"]).run;
+        assert_eq!(run.dispatch_max_pickup_distance, 3_000.0);
+        assert_eq!(RunConfig::defaults().dispatch_max_pickup_distance, 5_000.0);
+    }
 
     #[test]
     fn an_issuers_ca_file_is_read_at_start_and_passed_to_every_process() {

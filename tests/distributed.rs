@@ -28,6 +28,7 @@ tests_on!(Distributed, taxi:
     rides_complete_while_ride_history_is_down_and_it_catches_up,
     operations_endpoints,
     the_story_reads_in_order_after_a_notify_outage,
+    a_driver_outside_the_pickup_radius_is_never_offered,
 );
 
 tests_on!(Distributed, flight:

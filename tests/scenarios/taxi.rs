@@ -836,3 +836,39 @@ pub async fn the_story_reads_in_order_after_a_notify_outage(t: Topology) {
     }
     app.shutdown().await;
 }
+
+/// The only free driver is in Busan, 325 km away: a customer at City Hall is not offered a
+/// 13-hour ride. The booking waits for a nearby driver and, none coming, gets the system's
+/// answer at the deadline; a driver who comes online within the radius is offered the next one.
+pub async fn a_driver_outside_the_pickup_radius_is_never_offered(t: Topology) {
+    let app = TestApp::spawn_with(t, |c| {
+        c.dispatch_deadline = Duration::from_millis(1500);
+        c.dispatch_max_pickup_distance = 5_000.0;
+    })
+    .await;
+    let api = &app.api;
+    api.register_driver("busan", (35.1151, 129.0415)).await;
+    api.online("busan").await;
+    let first = api.book("cust-r", GOOD_CARD).await;
+    api.book_status(first["bookId"].as_str().unwrap(), "CANCELLED_BY_SYSTEM")
+        .await;
+    // Notify words dispatch's events in order: once the customer has heard "no taxi", any
+    // offer made before it would have reached the driver too.
+    api.wait_message("customer:cust-r", "no taxi").await;
+    assert_eq!(
+        api.messages("driver:busan").await,
+        Vec::<String>::new(),
+        "a driver 325 km away was offered the ride"
+    );
+    api.driver_status("busan", "AVAILABLE").await;
+
+    api.register_driver("seoul", MID).await;
+    api.online("seoul").await;
+    api.book("cust-r", GOOD_CARD).await;
+    api.offer_for("seoul").await;
+    assert_eq!(
+        api.get("/drivers/busan/offers").await.expect(200),
+        json!([])
+    );
+    app.shutdown().await;
+}

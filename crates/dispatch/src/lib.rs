@@ -109,6 +109,8 @@ pub struct Config {
     /// Average speed for the arrival time promised to the customer.
     pub speed_kmh: f64,
     pub payment: PaymentPolicy,
+    /// Only drivers within this many metres of the pickup are offered the ride.
+    pub max_pickup_m: f64,
 }
 
 impl Default for Config {
@@ -119,6 +121,7 @@ impl Default for Config {
             fare: Fare::default(),
             speed_kmh: 25.0,
             payment: PaymentPolicy::default(),
+            max_pickup_m: 5_000.0,
         }
     }
 }
@@ -187,6 +190,7 @@ pub async fn build(
     let store = Arc::new(store::Store::new(
         rules,
         Arc::new(nearby::AvailableDrivers::new(available)),
+        config.max_pickup_m,
     ));
     let payments = payment::Payments::new(pay, config.payment);
     let breakers = vec![("pay", payments.breaker())];

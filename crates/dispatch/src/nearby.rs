@@ -65,22 +65,34 @@ impl AvailableDrivers {
         }
     }
 
-    /// Up to `limit` available drivers nearest to `to`, nearest first, leaving out those `skip`s.
+    /// Up to `limit` available drivers within `within_m` metres of `to`, nearest first, leaving
+    /// out those `skip`s.
     pub fn nearest(
         &self,
         to: LatLng,
+        within_m: f64,
         limit: usize,
         skip: impl Fn(&ClientId) -> bool,
     ) -> Vec<ClientId> {
+        let max_chord_2 = chord_2(within_m);
         self.lock()
             .tree
-            .nearest_neighbor_iter(&to.unit_vector())
-            .map(|e| &e.data)
+            .nearest_neighbor_iter_with_distance_2(&to.unit_vector())
+            .take_while(|(_, d2)| *d2 <= max_chord_2)
+            .map(|(e, _)| &e.data)
             .filter(|id| !skip(id))
             .take(limit)
             .cloned()
             .collect()
     }
+}
+
+/// The squared straight-line distance, on the unit sphere, between two points `metres` apart on
+/// Earth's surface: what the tree measures, for a great-circle radius.
+fn chord_2(metres: f64) -> f64 {
+    let angle = (metres / tanda_core::geo::EARTH_RADIUS_M).min(std::f64::consts::PI);
+    let chord = 2.0 * (angle / 2.0).sin();
+    chord * chord
 }
 
 #[cfg(test)]
@@ -103,19 +115,42 @@ mod tests {
         ]);
         drivers.set(id("mid"), Some(at(37.5700, 126.9850)));
         assert_eq!(
-            drivers.nearest(city_hall, 10, |_| false),
+            drivers.nearest(city_hall, f64::INFINITY, 10, |_| false),
             [id("near"), id("mid"), id("far")]
         );
         assert_eq!(
-            drivers.nearest(city_hall, 1, |d| *d == id("near")),
+            drivers.nearest(city_hall, f64::INFINITY, 1, |d| *d == id("near")),
             [id("mid")]
         );
 
         drivers.set(id("near"), None);
         drivers.set(id("far"), Some(at(37.5664, 126.9779)));
         assert_eq!(
-            drivers.nearest(city_hall, 10, |_| false),
+            drivers.nearest(city_hall, f64::INFINITY, 10, |_| false),
             [id("far"), id("mid")]
+        );
+    }
+
+    #[test]
+    fn only_drivers_within_the_radius() {
+        let city_hall = at(37.5663, 126.9779);
+        let drivers = AvailableDrivers::new([
+            (id("mid"), at(37.5700, 126.9850)),   // ~750 m
+            (id("busan"), at(35.1151, 129.0415)), // ~325 km
+        ]);
+        assert_eq!(
+            drivers.nearest(city_hall, 5_000.0, 10, |_| false),
+            [id("mid")]
+        );
+        assert!(drivers.nearest(city_hall, 500.0, 10, |_| false).is_empty());
+        let busan = at(35.1151, 129.0415).distance_m(city_hall);
+        assert_eq!(
+            drivers.nearest(city_hall, busan + 1.0, 10, |_| false).len(),
+            2
+        );
+        assert_eq!(
+            drivers.nearest(city_hall, busan - 1.0, 10, |_| false).len(),
+            1
         );
     }
 
@@ -126,6 +161,9 @@ mod tests {
             (id("east"), at(-17.0, -179.9)),
             (id("west"), at(-17.0, 179.0)),
         ]);
-        assert_eq!(drivers.nearest(fiji, 1, |_| false), [id("east")]);
+        assert_eq!(
+            drivers.nearest(fiji, f64::INFINITY, 1, |_| false),
+            [id("east")]
+        );
     }
 }

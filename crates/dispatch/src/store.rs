@@ -30,11 +30,17 @@ const CANDIDATES: usize = 8;
 pub struct Store {
     rules: Rules,
     available: Arc<AvailableDrivers>,
+    /// Only drivers this close to the pickup are offered its ride.
+    max_pickup_m: f64,
 }
 
 impl Store {
-    pub fn new(rules: Rules, available: Arc<AvailableDrivers>) -> Self {
-        Self { rules, available }
+    pub fn new(rules: Rules, available: Arc<AvailableDrivers>, max_pickup_m: f64) -> Self {
+        Self {
+            rules,
+            available,
+            max_pickup_m,
+        }
     }
 
     pub fn rules(&self) -> &Rules {
@@ -126,9 +132,11 @@ impl Store {
         let mut tried = HashSet::new();
         let mut caught_up = false;
         loop {
-            let candidates = self.available.nearest(pickup, CANDIDATES, |d| {
-                refused.contains(d) || tried.contains(d)
-            });
+            let candidates = self
+                .available
+                .nearest(pickup, self.max_pickup_m, CANDIDATES, |d| {
+                    refused.contains(d) || tried.contains(d)
+                });
             if candidates.is_empty() {
                 if caught_up {
                     return Ok(ToMatch::default());
