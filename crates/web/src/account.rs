@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tanda_core::auth::session_cookie;
 
-use crate::api::{ApiError, enc};
+use crate::api::{Api, ApiError, enc};
 use crate::session::{
     self, CSRF_FIELD, Pages, User, check_origin, csrf_rejected, csrf_token, form_secret, same,
 };
@@ -153,6 +153,16 @@ struct Token {
     expires_in: u64,
 }
 
+/// Exchanges a username and password for an access token, as the browser's client (`api` is
+/// [`Api::for_client`]'s, so failed attempts count against the browser's address).
+async fn sign_in_with(api: &Api, username: &str, password: &str) -> Result<Token, ApiError> {
+    api.post::<Token>(
+        "/auth/token",
+        &json!({"username": username, "password": password}),
+    )
+    .await
+}
+
 async fn sign_in(
     State(pages): State<Pages>,
     headers: HeaderMap,
@@ -169,14 +179,7 @@ async fn sign_in(
         .to_owned();
     // The password is passed on as typed, and kept nowhere.
     let password = form.get("password").map(String::as_str).unwrap_or_default();
-    let token = pages
-        .api
-        .for_client(&headers)
-        .post::<Token>(
-            "/auth/token",
-            &json!({"username": username, "password": password}),
-        )
-        .await;
+    let token = sign_in_with(&pages.api.for_client(&headers), &username, password).await;
     match token {
         Ok(token) => signed_in(&pages, &headers, token, &next).await,
         Err(e) => {
@@ -244,13 +247,7 @@ async fn sign_up(
     let api = pages.api.for_client(&headers);
     let created = api.post::<serde_json::Value>("/auth/signup", &body).await;
     let token = match created {
-        Ok(_) => {
-            api.post::<Token>(
-                "/auth/token",
-                &json!({"username": username, "password": password}),
-            )
-            .await
-        }
+        Ok(_) => sign_in_with(&api, &username, password).await,
         Err(e) => Err(e),
     };
     match token {
