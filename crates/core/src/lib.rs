@@ -19,6 +19,7 @@ pub mod http;
 pub mod id;
 pub mod jwt;
 pub mod lifecycle;
+pub mod locale;
 pub mod nats;
 pub mod openapi;
 pub mod problem;

@@ -14,25 +14,7 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longer ones too: hashing cost must not be the caller's to choose.
 pub const MAX_PASSWORD_BYTES: usize = 256;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Locale {
-    Ko,
-    En,
-}
-
-impl Locale {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Locale::Ko => "ko",
-            Locale::En => "en",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Locale> {
-        [Locale::Ko, Locale::En]
-            .into_iter()
-            .find(|l| l.as_str() == s)
-    }
-}
+pub use tanda_core::locale::Locale;
 
 /// A password as typed: only ever hashed or checked against a hash.
 pub struct Password(String);
