@@ -17,6 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::id::ClientId;
+use crate::locale::Locale;
 use crate::problem::Problem;
 
 pub use crate::jwt::{
@@ -62,11 +63,21 @@ impl fmt::Display for Role {
 pub struct Caller {
     pub subject: ClientId,
     pub roles: Vec<Role>,
+    /// The language the user chose (the token's `locale` claim), when the token says.
+    pub locale: Option<Locale>,
 }
 
 impl Caller {
     pub fn new(subject: ClientId, roles: Vec<Role>) -> Self {
-        Self { subject, roles }
+        Self {
+            subject,
+            roles,
+            locale: None,
+        }
+    }
+
+    pub fn with_locale(self, locale: Option<Locale>) -> Self {
+        Self { locale, ..self }
     }
 
     pub fn has(&self, role: Role) -> bool {

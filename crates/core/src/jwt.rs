@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, Role};
 use crate::id::ClientId;
+use crate::locale::Locale;
 
 /// The `iss` of Tanda's own tokens.
 pub const ISSUER: &str = "tanda";
@@ -305,7 +306,8 @@ impl Verifier {
                 .map_err(TokenError::Invalid)?
                 .claims;
             let roles = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
-            return Ok((caller(&claims.sub, roles)?, claims.exp));
+            let locale = claims.locale.as_deref().and_then(Locale::parse);
+            return Ok((caller(&claims.sub, roles)?.with_locale(locale), claims.exp));
         }
         let Some((external, cache)) = self.external.as_ref().filter(|(e, _)| e.issuer == issuer)
         else {
