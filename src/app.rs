@@ -65,9 +65,7 @@ impl App {
             tanda_pay::build(open(tanda_pay::NAME, tanda_pay::MIGRATIONS).await?, network).await?;
         let book = tanda_book::build(
             open(tanda_book::NAME, tanda_book::MIGRATIONS).await?,
-            tanda_book::Config {
-                no_taxi_retry_after: config.no_taxi_retry_after,
-            },
+            book_config(&config),
         )
         .await?;
         let dispatch = tanda_dispatch::build(
@@ -140,6 +138,10 @@ impl App {
             Source {
                 db: ticket.db.clone(),
                 produces: flight::TICKET_EVENTS,
+            },
+            Source {
+                db: identity.db.clone(),
+                produces: tanda_catalog::identity::IDENTITY_EVENTS,
             },
         ];
         let services: Vec<ServiceParts> = vec![
@@ -229,6 +231,16 @@ impl App {
         self.lifecycle.token().cancel();
         tokio::time::timeout(Duration::from_secs(30), self.server).await???;
         Ok(())
+    }
+}
+
+/// Book answers each booking by dispatch's deadline and refuses one with no driver within
+/// dispatch's pickup radius: it is given the same knobs.
+pub(crate) fn book_config(c: &RunConfig) -> tanda_book::Config {
+    tanda_book::Config {
+        no_taxi_retry_after: c.no_taxi_retry_after,
+        dispatch_deadline: c.dispatch_deadline,
+        max_pickup_m: c.dispatch_max_pickup_distance,
     }
 }
 

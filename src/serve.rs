@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use reqwest::Url;
 use tanda_cardnet::{CardNetwork, NetworkMode};
-use tanda_catalog::{flight, taxi};
+use tanda_catalog::{flight, identity, taxi};
 use tanda_core::auth::{HttpJwks, JwksSource};
 use tanda_core::consumer::Consumers;
 use tanda_core::credential;
@@ -19,7 +19,7 @@ use tanda_core::service::ServiceParts;
 use tanda_core::{Clock, Db, SystemClock, housekeeping, timers};
 use tanda_gateway::Upstreams;
 
-use crate::app::{App, dispatch_config};
+use crate::app::{App, book_config, dispatch_config};
 use crate::config::{Distributed, RunConfig, Service};
 
 /// Every producing service: consumers find their events here.
@@ -47,6 +47,10 @@ pub(crate) const SOURCES: &[NatsSource] = &[
     NatsSource {
         service: "ticket",
         produces: flight::TICKET_EVENTS,
+    },
+    NatsSource {
+        service: "identity",
+        produces: identity::IDENTITY_EVENTS,
     },
 ];
 
@@ -193,15 +197,7 @@ async fn build(
         return Ok((parts, Some(keys)));
     }
     let parts = match service {
-        Service::Book => {
-            tanda_book::build(
-                db,
-                tanda_book::Config {
-                    no_taxi_retry_after: run.no_taxi_retry_after,
-                },
-            )
-            .await?
-        }
+        Service::Book => tanda_book::build(db, book_config(run)).await?,
         Service::Dispatch => {
             let url = Url::parse(&dist.url(Service::Pay)).context("the URL of pay")?;
             let secret = dist

@@ -81,7 +81,8 @@ async fn killed_while_an_offer_is_pending_the_timers_still_fire_after_restart() 
     api.book_status(&book_id, "CANCELLED_BY_SYSTEM").await;
     api.driver_status("k2", "AVAILABLE").await;
     assert_eq!(api.get("/drivers/k2/offers").await.expect(200), json!([]));
-    api.wait_message("customer:cust-k2", "no taxi").await;
+    api.wait_message("customer:cust-k2", "택시를 찾지 못했어요")
+        .await;
 }
 
 #[tokio::test]

@@ -29,6 +29,11 @@ tests_on!(Distributed, taxi:
     operations_endpoints,
     the_story_reads_in_order_after_a_notify_outage,
     a_driver_outside_the_pickup_radius_is_never_offered,
+    a_declined_card_is_replaced_and_the_ride_is_paid,
+    a_declined_card_is_settled_in_cash_and_the_driver_is_free,
+    with_dispatch_paused_the_customer_is_answered_by_the_deadline_and_nothing_is_offered_after,
+    a_dispatch_that_lands_after_the_system_cancel_is_compensated,
+    booking_far_from_every_free_driver_answers_503,
 );
 
 tests_on!(Distributed, flight:
@@ -49,6 +54,7 @@ tests_on!(Distributed, identity:
     a_customer_signs_up_and_signs_in_through_the_gateway,
     credentials_that_do_not_verify_are_refused_everywhere,
     a_stranger_cannot_sign_up_as_someone_an_operator_acted_for,
+    a_korean_and_an_english_receiver_read_their_own_language,
 );
 
 /// `POST /pays` is internal: pay's own process takes it only with the service credential that

@@ -434,7 +434,10 @@ async fn ride(args: &BenchArgs, run: &RunConfig, table: &mut Table) -> anyhow::R
     let target = Target::start(args, run).await?;
     let ceiling = commit_ceiling(args, run, &target, table).await?;
     let addr = target.addr();
-    scenario::drivers_online(&mut Conn::new(addr), args.concurrency * 2).await?;
+    // Two drivers per worker, and at least one at every named place: a pickup with no driver
+    // within the pickup radius is refused (503), and a ride must find one to measure.
+    let drivers = (args.concurrency * 2).max(tanda_web::places::SEOUL.len());
+    scenario::drivers_online(&mut Conn::new(addr), drivers).await?;
     closed_loop(
         addr,
         args.concurrency,

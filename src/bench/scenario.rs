@@ -89,13 +89,16 @@ pub struct Ride;
 
 impl Operation for Ride {
     async fn run(&self, conn: &mut Conn, worker: usize, n: u64) -> Result<(), Failure> {
+        let started = tokio::time::Instant::now();
         let book = loop {
             match conn
                 .post("/books", &booking(worker, n), StatusCode::CREATED)
                 .await
             {
-                // Every driver is busy: wait for one, as a customer would.
-                Err(Failure(kind)) if kind.starts_with("503") => pause(POLL).await,
+                // Every driver near the pickup is busy: wait for one, as a customer would.
+                Err(Failure(kind)) if kind.starts_with("503") && started.elapsed() < PATIENCE => {
+                    pause(POLL).await
+                }
                 other => break other?,
             }
         };

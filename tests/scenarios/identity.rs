@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::common::{CITY_HALL, GOOD_CARD, OPERATOR_PASSWORD, TestApp, Topology};
+use crate::common::{Api, CITY_HALL, GOOD_CARD, OPERATOR_PASSWORD, TestApp, Topology, password_of};
 
 pub async fn a_customer_signs_up_and_signs_in_through_the_gateway(t: Topology) {
     let app = TestApp::spawn(t).await;
@@ -262,4 +262,130 @@ async fn claims_remembered(operator: &crate::common::Api) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Two travellers, one who chose Korean at sign-up and one English, take the same flight: each
+/// reads every notification in their own language, money written their way. Then the English
+/// reader switches to Korean and reads everything, what came before included, in Korean.
+pub async fn a_korean_and_an_english_receiver_read_their_own_language(t: Topology) {
+    let app = TestApp::spawn(t).await;
+    let operator = &app.api;
+    operator.flight("KE1301", 10).await;
+    let minji = signed_up_in(operator, "minji", "ko").await;
+    let sam = signed_up_in(operator, "sam", "en").await;
+    for (traveller, id) in [(&minji, "minji"), (&sam, "sam")] {
+        traveller
+            .post(&format!("/accounts/{id}/deposit"), json!({"amount": 1000}))
+            .await
+            .expect(200);
+        let reserved = traveller
+            .post("/reservations", json!({"flightId": "KE1301"}))
+            .await
+            .expect(201);
+        let reservation = reserved["reservationId"].as_str().unwrap();
+        traveller.reservation_status(reservation, "CONFIRMED").await;
+    }
+
+    let told = [
+        "reservation.requested",
+        "payment.succeeded",
+        "ticket.issued",
+        "reservation.confirmed",
+    ];
+    let minji_read = read_in(&minji, "user:minji", &told, Language::Korean).await;
+    let paid = said(&minji_read, "payment.succeeded");
+    assert!(paid.contains("100원") && !paid.contains('₩'), "{paid}");
+    let sam_read = read_in(&sam, "user:sam", &told, Language::English).await;
+    let paid = said(&sam_read, "payment.succeeded");
+    assert!(paid.contains("₩100") && !paid.contains('원'), "{paid}");
+    assert!(sam_read.iter().all(|n| n["locale"] == "en"), "{sam_read:?}");
+
+    // A stranger may neither read nor set someone's language.
+    minji
+        .get("/auth/users/sam")
+        .await
+        .expect_problem(404, "not_found");
+    minji
+        .put("/auth/users/sam/locale", json!({"locale": "ko"}))
+        .await
+        .expect_problem(404, "not_found");
+    sam.put("/auth/users/sam/locale", json!({"locale": "jp"}))
+        .await
+        .expect_problem(400, "invalid_locale");
+
+    let set = sam
+        .put("/auth/users/sam/locale", json!({"locale": "ko"}))
+        .await
+        .expect(200);
+    assert_eq!(set, json!({"userId": "sam", "locale": "ko"}));
+    assert_eq!(
+        sam.get("/auth/users/sam").await.expect(200),
+        json!({"userId": "sam", "username": "sam", "role": "customer", "locale": "ko"})
+    );
+    let sam_read = read_in(&sam, "user:sam", &told, Language::Korean).await;
+    let paid = said(&sam_read, "payment.succeeded");
+    assert!(paid.contains("100원") && !paid.contains('₩'), "{paid}");
+    // Minji's are as they were.
+    read_in(&minji, "user:minji", &told, Language::Korean).await;
+    app.shutdown().await;
+}
+
+/// Signs `username` up as a customer reading `locale` and returns the API as them.
+async fn signed_up_in(operator: &Api, username: &str, locale: &str) -> Api {
+    let password = password_of(username);
+    operator
+        .anonymous()
+        .post(
+            "/auth/signup",
+            json!({"username": username, "password": password, "name": "Test Traveller",
+                   "phone": "010-1234-5678", "role": "customer", "locale": locale}),
+        )
+        .await
+        .expect(201);
+    let token = operator.token(username, &password).await;
+    operator.as_token(&token)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Language {
+    Korean,
+    English,
+}
+
+fn hangul(text: &str) -> bool {
+    text.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c))
+}
+
+/// Waits until `receiver` has a notification of each of `subjects`, every one of them in
+/// `language` (notify learns a receiver's language from identity's events, a moment after it
+/// changes); returns the list.
+async fn read_in(
+    api: &Api,
+    receiver: &str,
+    subjects: &[&str],
+    language: Language,
+) -> Vec<serde_json::Value> {
+    let path = format!("/notifications?receiver={receiver}");
+    let list = api
+        .eventually(&path, &format!("{subjects:?} in {language:?}"), |list| {
+            let list = list.as_array().unwrap();
+            subjects
+                .iter()
+                .all(|s| list.iter().any(|n| n["subject"] == *s))
+                && list.iter().all(|n| {
+                    let text = n["message"].as_str().unwrap();
+                    hangul(text) == (language == Language::Korean)
+                })
+        })
+        .await;
+    list.as_array().unwrap().clone()
+}
+
+/// The message of the notification with `subject`.
+fn said(list: &[serde_json::Value], subject: &str) -> String {
+    list.iter()
+        .find(|n| n["subject"] == subject)
+        .and_then(|n| n["message"].as_str())
+        .unwrap_or_else(|| panic!("no {subject} in {list:?}"))
+        .to_owned()
 }

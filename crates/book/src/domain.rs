@@ -1,6 +1,10 @@
 //! The booking as a pure state machine: what the customer asked for, how far the ride has got, and
 //! which commands and dispatch answers may move it. No I/O: `store` persists it, `http` and
 //! `policy` feed it commands.
+//!
+//! Book owns the customer's answer: a booking still waiting for a taxi when its answer is due
+//! (`answer_by`) is cancelled by the system right here, whatever dispatch is doing; dispatch
+//! follows (`BookExpired`), and book ignores a taxi that lands after.
 
 use serde::Serialize;
 use tanda_cardnet::Token;
@@ -80,6 +84,18 @@ impl Status {
             "CANCELLED_BY_SYSTEM" => Some(Status::CancelledBySystem),
             other => stage(other).map(Status::from),
         }
+    }
+
+    /// Still waiting for a taxi: nobody accepted yet (as far as book knows), whatever the
+    /// customer asked meanwhile. Such a booking is cancelled by the system when its answer is due.
+    pub fn waiting(self) -> bool {
+        matches!(
+            self,
+            Status::Requested
+                | Status::CancelRequested {
+                    from: Stage::Requested
+                }
+        )
     }
 
     /// Where the ride stands while the booking is live; `None` once it is terminal.
@@ -201,13 +217,16 @@ pub struct Book {
     pub pay_id: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// When the customer's answer is due: a taxi dispatched by then, or the system's cancel.
+    /// `None` for a booking of before book kept it (dispatch's deadline answered those).
+    pub answer_by: Option<Timestamp>,
     /// The stored row's version, for optimistic concurrency (`store` checks and bumps it).
     pub version: i64,
 }
 
 impl Book {
-    /// A new booking, waiting for dispatch.
-    pub fn request(id: String, new: NewBook, now: Timestamp) -> Self {
+    /// A new booking, waiting for dispatch; answered by `answer_by` at the latest.
+    pub fn request(id: String, new: NewBook, now: Timestamp, answer_by: Timestamp) -> Self {
         Self {
             id,
             customer_id: new.customer_id,
@@ -223,16 +242,21 @@ impl Book {
             pay_id: None,
             created_at: now,
             updated_at: now,
+            answer_by: Some(answer_by),
             version: 0,
         }
     }
 }
 
-/// What may be asked of a booking: the customer's cancel, and dispatch's answers (`policy` turns
-/// dispatch's events into these).
+/// What may be asked of a booking: the customer's cancel and card, the answer deadline, and
+/// dispatch's answers (`policy` turns dispatch's events and the answer timer into these).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Cancel,
+    /// The customer's new card (already tokenised), charged at the end of the trip from now on.
+    ReplaceCard(Token),
+    /// The answer is due (`answer_by`): a booking still waiting for a taxi is cancelled.
+    Expire,
     TaxiDispatched {
         dispatch_id: String,
         taxi: Taxi,
@@ -254,6 +278,7 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     CancelRequested,
+    CardReplaced(Token),
     TaxiAssigned {
         dispatch_id: String,
         taxi: Taxi,
@@ -301,9 +326,9 @@ impl Rejection {
     }
 }
 
-/// Decides what `command` does to `book`. Only the customer's cancel can be refused; a dispatch
-/// answer that no longer applies (a duplicate, a late or reordered delivery, anything after a
-/// terminal status) changes nothing.
+/// Decides what `command` does to `book`. Only the customer's commands (cancel, card) can be
+/// refused; a dispatch answer or a timer that no longer applies (a duplicate, a late or
+/// reordered delivery, anything after a terminal status) changes nothing.
 pub fn decide(book: &Book, command: Command, now: Timestamp) -> Result<Vec<BookEvent>, Rejection> {
     let stage = book.status.stage();
     let pending_cancel = matches!(book.status, Status::CancelRequested { .. });
@@ -317,6 +342,18 @@ pub fn decide(book: &Book, command: Command, now: Timestamp) -> Result<Vec<BookE
                 return Err(Rejection::AlreadyCancelled);
             }
         },
+        // The card may change until the fare is paid, while a cancel is pending too: the trip
+        // may still go ahead.
+        Command::ReplaceCard(card) => match book.status {
+            Status::Completed => return Err(Rejection::Completed),
+            Status::CancelledByCustomer | Status::CancelledBySystem => {
+                return Err(Rejection::AlreadyCancelled);
+            }
+            _ => Change::CardReplaced(card),
+        },
+        // Nobody accepted in time, as far as book knows: the customer's answer is "no taxi".
+        // A taxi that accepted meanwhile is dispatch's to call back.
+        Command::Expire if book.status.waiting() => Change::CancelledBySystem,
         Command::TaxiDispatched { dispatch_id, taxi } => match stage {
             Some(Stage::Requested) => Change::TaxiAssigned { dispatch_id, taxi },
             // Boarding was delivered first: keep the taxi's details all the same.
@@ -369,6 +406,7 @@ pub fn apply(book: &mut Book, event: &BookEvent) {
                 book.status = Status::CancelRequested { from };
             }
         }
+        Change::CardReplaced(card) => book.card = card.clone(),
         Change::TaxiAssigned { dispatch_id, taxi } => {
             book.dispatch_id = Some(dispatch_id.clone());
             book.taxi = Some(taxi.clone());

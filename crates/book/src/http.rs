@@ -1,8 +1,6 @@
 //! The customer's HTTP API (API.md "Bookings"): requests are parsed into domain types here, so
 //! nothing past this file sees a raw string or a card number.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,21 +19,26 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::Error;
 use crate::domain::{Book, Command, CustomerName, NewBook, Phone, Place, PlaceName, Taxi};
 use crate::store::{self, Created, Idempotency};
+use crate::{Config, Error};
 
 #[derive(Clone)]
 struct App {
     db: Db,
     no_taxi_retry_after_secs: u64,
+    /// Milliseconds from acceptance to the customer's answer.
+    answer_within_ms: i64,
+    max_pickup_m: f64,
 }
 
-pub fn router(db: Db, no_taxi_retry_after: Duration) -> Router {
+pub fn router(db: Db, config: &Config) -> Router {
     let app = App {
         db,
         // Retry-After counts whole seconds; never tell a client to retry at once.
-        no_taxi_retry_after_secs: no_taxi_retry_after.as_secs_f64().ceil().max(1.0) as u64,
+        no_taxi_retry_after_secs: config.no_taxi_retry_after.as_secs_f64().ceil().max(1.0) as u64,
+        answer_within_ms: i64::try_from(config.dispatch_deadline.as_millis()).unwrap_or(i64::MAX),
+        max_pickup_m: config.max_pickup_m,
     };
     routes().with_state(app).into()
 }
@@ -50,6 +53,7 @@ fn routes() -> OpenApiRouter<App> {
         .routes(routes!(request_book, list_books))
         .routes(routes!(get_book))
         .routes(routes!(cancel_book))
+        .routes(routes!(replace_card))
 }
 
 /// `POST /books`. Every field is optional here so that a missing one gets its own problem; the
@@ -116,19 +120,20 @@ async fn request_book(
         "pickup": PlaceView::from(&new.pickup),
         "dropoff": PlaceView::from(&new.dropoff),
     });
-    let book = Book::request(new_id(), new, app.db.now());
+    let now = app.db.now();
+    let book = Book::request(new_id(), new, now, now.saturating_add(app.answer_within_ms));
     let view = book_json(&book);
     let idempotency = key.as_deref().map(|key| Idempotency {
         key,
         request: &fingerprint,
         response: &view,
     });
-    match store::create(&app.db, &book, idempotency).await? {
+    match store::create(&app.db, &book, app.max_pickup_m, idempotency).await? {
         Created::New => Ok((StatusCode::CREATED, axum::Json(view)).into_response()),
         Created::Replayed(first) => Ok(first.into_response()),
         Created::NoTaxi => Err(Problem::unavailable(
             "no_taxi_available",
-            "no taxi is available right now; please call again a bit later",
+            "no taxi is available near the pickup right now; please call again a bit later",
             app.no_taxi_retry_after_secs,
         )),
     }
@@ -201,6 +206,47 @@ async fn cancel_book(
     Ok((StatusCode::ACCEPTED, axum::Json(BookView::from(&book))).into_response())
 }
 
+/// `PUT /books/{bookId}/card`. Optional here so that a missing card gets its own problem.
+#[derive(Deserialize, ToSchema)]
+struct CardRequest {
+    /// The new card number (12–19 digits, Luhn-valid); only its last 4 digits are kept. Any
+    /// JSON value here, as in `POST /books`: a mistyped card is never echoed back.
+    #[schema(required = true, value_type = String, example = "4242424242424242")]
+    card: Option<Value>,
+}
+
+/// Replaces the booking's card: the trip is charged to the new one when it ends.
+///
+/// After a declined charge, the customer's way on: the driver's next end of the trip charges
+/// this card. Until the booking is completed or cancelled.
+#[utoipa::path(put, path = "/books/{bookId}/card", security(("bearer" = ["customer"])),
+    params(("bookId" = String, Path)),
+    request_body(content = CardRequest, example = json!({"card": "4242424242424242"})),
+    responses(
+        (status = OK, description = "The booking, with the new `cardLast4`", body = BookView),
+        (status = CONFLICT, description = "`already_completed` or `already_cancelled`",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn replace_card(
+    caller: Caller,
+    State(app): State<App>,
+    Path(book_id): Path<String>,
+    Json(body): Json<CardRequest>,
+) -> Result<Response, Problem> {
+    owned_book(&app, &caller, &book_id).await?;
+    let card = tokenize(&card_number(body.card)?);
+    let book = Db::retry_on_conflict(|| async {
+        let mut uow = app.db.begin().await?;
+        let command = Command::ReplaceCard(card.clone());
+        let book = store::execute(&mut uow, &book_id, command, None).await?;
+        uow.commit().await?;
+        Ok::<_, Error>(book)
+    })
+    .await?
+    .ok_or_else(|| Error::NotFound(book_id.clone()))?;
+    Ok(axum::Json(BookView::from(&book)).into_response())
+}
+
 /// Parses a booking request, reporting the first invalid field. The card number is tokenised
 /// right here and dropped. The customer is the caller, or whom an operator names.
 fn parse(mut body: BookRequest, caller: &Caller) -> Result<NewBook, Problem> {
@@ -222,17 +268,7 @@ fn parse_details(body: BookRequest, customer_id: ClientId) -> Result<NewBook, Er
         .map_err(|e| invalid("invalid_customer_name", "customerName", e))?;
     let phone = required(body.phone, "phone")?;
     let phone = Phone::parse(&phone).map_err(|e| invalid("invalid_phone", "phone", e))?;
-    let card = match required(body.card, "card")? {
-        Value::String(number) => {
-            CardNumber::parse(&number).map_err(|e| invalid("invalid_card", "card", e))?
-        }
-        _ => {
-            return Err(Error::Invalid {
-                code: "invalid_card",
-                detail: "card must be a string of 12-19 digits".to_owned(),
-            });
-        }
-    };
+    let card = card_number(body.card)?;
     Ok(NewBook {
         customer_id,
         customer_name,
@@ -241,6 +277,20 @@ fn parse_details(body: BookRequest, customer_id: ClientId) -> Result<NewBook, Er
         pickup: place(body.pickup, "pickup")?,
         dropoff: place(body.dropoff, "dropoff")?,
     })
+}
+
+/// A card number, never echoed back: a value that is not a Luhn-valid string of digits is
+/// refused by what is wrong with it.
+fn card_number(card: Option<Value>) -> Result<CardNumber, Error> {
+    match required(card, "card")? {
+        Value::String(number) => {
+            CardNumber::parse(&number).map_err(|e| invalid("invalid_card", "card", e))
+        }
+        _ => Err(Error::Invalid {
+            code: "invalid_card",
+            detail: "card must be a string of 12-19 digits".to_owned(),
+        }),
+    }
 }
 
 fn place(body: Option<PlaceRequest>, field: &str) -> Result<Place, Error> {
@@ -299,6 +349,11 @@ struct BookView<'a> {
     created_at: String,
     #[schema(format = DateTime)]
     updated_at: String,
+    /// When the customer is answered at the latest: by then a taxi is dispatched, or the
+    /// booking is `CANCELLED_BY_SYSTEM`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    answer_by: Option<String>,
 }
 
 impl<'a> From<&'a Book> for BookView<'a> {
@@ -318,6 +373,7 @@ impl<'a> From<&'a Book> for BookView<'a> {
             pay_id: book.pay_id.as_deref(),
             created_at: rfc3339(book.created_at),
             updated_at: rfc3339(book.updated_at),
+            answer_by: book.answer_by.map(rfc3339),
         }
     }
 }

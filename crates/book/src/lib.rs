@@ -1,8 +1,10 @@
 //! The book service: the customer's taxi booking, from request to completion or cancellation.
 //!
-//! `domain` is the booking's state machine, `store` its SQL and outbox, `http` the customer's API
-//! (API.md "Bookings"), `policy` the reactions to dispatch's events and to driver availability,
-//! which feeds the no-taxi breaker of `POST /books`.
+//! `domain` is the booking's state machine, `store` its SQL, outbox and answer timer, `http` the
+//! customer's API (API.md "Bookings"), `policy` the reactions to dispatch's events, to driver
+//! availability (which feeds the no-taxi breaker of `POST /books`) and to the answer timer. Book
+//! answers each customer by the dispatch deadline on its own, so that a booking never waits on
+//! the health of another service for its answer.
 
 mod domain;
 mod http;
@@ -29,12 +31,20 @@ pub use http::openapi;
 pub struct Config {
     /// The `Retry-After` of a `503 no_taxi_available`: when a customer should try again.
     pub no_taxi_retry_after: Duration,
+    /// How long after it is accepted a booking is answered at the latest (`--dispatch-deadline`,
+    /// the same dispatch searches for).
+    pub dispatch_deadline: Duration,
+    /// Only a driver available within this many metres of the pickup keeps `POST /books` from
+    /// answering `503 no_taxi_available` (`--dispatch-max-pickup-distance`, dispatch's radius).
+    pub max_pickup_m: f64,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             no_taxi_retry_after: Duration::from_secs(10),
+            dispatch_deadline: Duration::from_secs(60),
+            max_pickup_m: 5_000.0,
         }
     }
 }
@@ -43,7 +53,7 @@ impl Default for Config {
 pub async fn build(db: Db, config: Config) -> Result<ServiceParts, DbError> {
     Ok(ServiceParts {
         name: NAME,
-        router: http::router(db.clone(), config.no_taxi_retry_after),
+        router: http::router(db.clone(), &config),
         internal: axum::Router::new(),
         consumers: vec![Consumer {
             name: "book",
@@ -51,7 +61,7 @@ pub async fn build(db: Db, config: Config) -> Result<ServiceParts, DbError> {
             types: policy::TYPES,
             handler: Arc::new(policy::BookPolicy),
         }],
-        timers: None,
+        timers: Some(Arc::new(policy::AnswerDue)),
         breakers: Vec::new(),
         db,
     })

@@ -1,12 +1,17 @@
-//! The book service's SQL: bookings (loaded, decided on and saved with the events they publish in
-//! one unit of work) and the projection of available drivers behind the no-taxi breaker.
-//! Runs on SQLite and PostgreSQL alike.
+//! The book service's SQL: bookings (loaded, decided on and saved with the events they publish
+//! and the answer timer in one unit of work) and the projection of where available drivers are,
+//! behind the no-taxi breaker. Runs on SQLite and PostgreSQL alike.
 
+use serde_json::json;
 use tanda_cardnet::Token;
-use tanda_catalog::taxi::{BookCancelRequested, BookRequested, BookStatusChanged};
+use tanda_catalog::taxi::{
+    AREA_CELL_SLACK_M, BookCancelRequested, BookCardReplaced, BookExpired, BookRequested,
+    BookStatusChanged,
+};
+use tanda_core::clock::rfc3339;
 use tanda_core::db::Tx;
 use tanda_core::db::{Migration, StoredResponse};
-use tanda_core::geo::LatLng;
+use tanda_core::geo::{EARTH_RADIUS_M, LatLng};
 use tanda_core::id::ClientId;
 use tanda_core::sql::{Executor, Row, query, query_scalar};
 use tanda_core::{Db, DbError, Envelope, Timestamp, Uow};
@@ -16,10 +21,14 @@ use crate::domain::{
     self, Book, BookEvent, Change, Command, CustomerName, Phone, Place, PlaceName, Status, Taxi,
 };
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "books and available drivers",
-    sql: "CREATE TABLE books (
+/// The timer that answers the customer when no taxi came in time; its key is the book id.
+pub const ANSWER_TIMER: &str = "book.answer";
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "books and available drivers",
+        sql: "CREATE TABLE books (
             id VARCHAR(64) PRIMARY KEY,
             customer_id VARCHAR(64) NOT NULL,
             customer_name VARCHAR(100) NOT NULL,
@@ -51,14 +60,25 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             available INTEGER NOT NULL,
             as_of BIGINT NOT NULL);
         CREATE INDEX drivers_available ON drivers (available)",
-}];
+    },
+    // When each booking's answer is due (NULL for bookings of before: dispatch answered those),
+    // and where each driver is, as dispatch last announced it (NULL: not known, anywhere).
+    Migration {
+        version: 2,
+        name: "answer deadlines and drivers' places",
+        sql: "ALTER TABLE books ADD COLUMN answer_by BIGINT;
+            ALTER TABLE drivers ADD COLUMN lat DOUBLE PRECISION;
+            ALTER TABLE drivers ADD COLUMN lng DOUBLE PRECISION;
+            CREATE INDEX drivers_available_at ON drivers (available, lat)",
+    },
+];
 
 macro_rules! book_columns {
     () => {
         "id, customer_id, customer_name, phone, card_token, card_last4,
          pickup_name, pickup_lat, pickup_lng, dropoff_name, dropoff_lat, dropoff_lng,
          status, cancel_from, dispatch_id, driver_id, driver_name, car_number, driver_phone,
-         eta_seconds, fare, pay_id, created_at, updated_at, version"
+         eta_seconds, fare, pay_id, created_at, updated_at, answer_by, version"
     };
 }
 
@@ -76,15 +96,17 @@ pub enum Created {
     New,
     /// The key was used before: its first response, and nothing new was stored.
     Replayed(StoredResponse),
-    /// No driver is available: nothing was stored.
+    /// No driver is available near the pickup: nothing was stored.
     NoTaxi,
 }
 
-/// Stores a new booking and publishes `BookRequested` and its first status, unless the
-/// idempotency key was already used or no driver is available.
+/// Stores a new booking, its answer timer, and publishes `BookRequested` and its first status,
+/// unless the idempotency key was already used or no driver is available within `radius_m` of
+/// the pickup.
 pub async fn create(
     db: &Db,
     book: &Book,
+    radius_m: f64,
     idempotency: Option<Idempotency<'_>>,
 ) -> Result<Created, DbError> {
     let mut uow = db.begin().await?;
@@ -95,10 +117,14 @@ pub async fn create(
     {
         return Ok(Created::Replayed(first));
     }
-    if !any_driver_available(uow.conn()).await? {
+    if !any_driver_near(uow.conn(), book.pickup.location, radius_m).await? {
         return Ok(Created::NoTaxi);
     }
     insert(uow.conn(), book).await?;
+    if let Some(answer_by) = book.answer_by {
+        uow.schedule(ANSWER_TIMER, &book.id, answer_by, json!({}))
+            .await?;
+    }
     let requested = BookRequested {
         book_id: book.id.clone(),
         customer_id: book.customer_id.to_string(),
@@ -108,6 +134,7 @@ pub async fn create(
         card_last4: book.card.last4.clone(),
         pickup: catalog_place(&book.pickup),
         dropoff: catalog_place(&book.dropoff),
+        answer_by: book.answer_by.map(rfc3339),
     };
     let at = book.created_at;
     uow.publish(&Envelope::new(&requested, &book.id, None, at))
@@ -144,6 +171,9 @@ pub async fn execute(
     }
     update(uow.conn(), &book).await?;
     book.version += 1;
+    if before.waiting() && !book.status.waiting() {
+        uow.cancel_timer(ANSWER_TIMER, &book.id).await?;
+    }
     for event in &events {
         publish_change(uow, &book, event, cause).await?;
     }
@@ -171,50 +201,124 @@ pub async fn list_for_customer(db: &Db, customer: &ClientId) -> Result<Vec<Book>
     rows.iter().map(book_from_row).collect::<Result<_, _>>()
 }
 
-/// Keeps the projection of which drivers are available. An event older than the one already
-/// applied for that driver (a reordered delivery) changes nothing.
+/// Keeps the projection of which drivers are available and where (`None`: not known). An event
+/// older than the one already applied for that driver (a reordered delivery) changes nothing.
 pub async fn record_driver_status(
     uow: &mut Uow,
     driver_id: &str,
     available: bool,
+    location: Option<LatLng>,
     as_of: Timestamp,
 ) -> Result<(), DbError> {
     query(
-        "INSERT INTO drivers (driver_id, available, as_of) VALUES ($1, $2, $3)
-         ON CONFLICT (driver_id) DO UPDATE SET available = excluded.available, as_of = excluded.as_of
+        "INSERT INTO drivers (driver_id, available, lat, lng, as_of) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (driver_id) DO UPDATE SET available = excluded.available,
+             lat = excluded.lat, lng = excluded.lng, as_of = excluded.as_of
          WHERE drivers.as_of <= excluded.as_of",
     )
     .bind(driver_id)
     .bind(i32::from(available))
+    .bind(location.map(|l| l.lat))
+    .bind(location.map(|l| l.lng))
     .bind(as_of)
     .execute(uow.conn())
     .await?;
     Ok(())
 }
 
-async fn any_driver_available(conn: &mut Tx) -> Result<bool, DbError> {
-    let found: Option<String> =
-        query_scalar("SELECT driver_id FROM drivers WHERE available = 1 LIMIT 1")
-            .fetch_optional(conn)
-            .await?;
+/// Whether some driver is available within `radius_m` of `pickup` as far as the projection
+/// knows, allowing for the area cell a driver may have moved within since dispatch last said
+/// where they are, and counting drivers of unknown place. It may say yes for a driver a little
+/// farther (dispatch's deadline answers that booking), never no for one within the radius.
+async fn any_driver_near(conn: &mut Tx, pickup: LatLng, radius_m: f64) -> Result<bool, DbError> {
+    let area = Area::around(pickup, radius_m + AREA_CELL_SLACK_M);
+    let found: Option<String> = query_scalar(
+        "SELECT driver_id FROM drivers WHERE available = 1
+           AND (lat IS NULL OR (lat BETWEEN $1 AND $2 AND lng BETWEEN $3 AND $4))
+         LIMIT 1",
+    )
+    .bind(area.lat.0)
+    .bind(area.lat.1)
+    .bind(area.lng.0)
+    .bind(area.lng.1)
+    .fetch_optional(conn)
+    .await?;
     Ok(found.is_some())
 }
 
+/// The latitudes and longitudes (each a closed range, in degrees) of a box holding every point
+/// within some distance of a centre: cheap to look up, never too small.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Area {
+    lat: (f64, f64),
+    lng: (f64, f64),
+}
+
+impl Area {
+    fn around(centre: LatLng, radius_m: f64) -> Self {
+        let metres_per_degree = EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
+        let dlat = radius_m / metres_per_degree;
+        let lat = (centre.lat - dlat, centre.lat + dlat);
+        let everywhere = (-180.0, 180.0);
+        if lat.0 <= -90.0 || lat.1 >= 90.0 {
+            return Self {
+                lat,
+                lng: everywhere,
+            };
+        }
+        // A degree of longitude is shortest on the box's edge nearest a pole.
+        let widest = lat.0.abs().max(lat.1.abs()).to_radians().cos();
+        let dlng = radius_m / (metres_per_degree * widest);
+        let lng = (centre.lng - dlng, centre.lng + dlng);
+        // Across the antimeridian: every longitude, rather than two ranges.
+        if lng.0 < -180.0 || lng.1 > 180.0 {
+            return Self {
+                lat,
+                lng: everywhere,
+            };
+        }
+        Self { lat, lng }
+    }
+}
+
+/// Publishes what a change tells other services beyond the status (which `execute` announces).
 async fn publish_change(
     uow: &mut Uow,
     book: &Book,
     event: &BookEvent,
     cause: Option<&Envelope>,
 ) -> Result<(), DbError> {
-    if event.change == Change::CancelRequested {
-        let cancel = BookCancelRequested {
-            book_id: book.id.clone(),
-            customer_id: book.customer_id.to_string(),
-        };
-        uow.publish(&Envelope::new(&cancel, &book.id, cause, event.at))
-            .await?;
-    }
-    Ok(())
+    let customer_id = book.customer_id.to_string();
+    let envelope = match &event.change {
+        Change::CancelRequested => {
+            let cancel = BookCancelRequested {
+                book_id: book.id.clone(),
+                customer_id,
+            };
+            Envelope::new(&cancel, &book.id, cause, event.at)
+        }
+        Change::CardReplaced(card) => {
+            let replaced = BookCardReplaced {
+                book_id: book.id.clone(),
+                customer_id,
+                driver_id: book.taxi.as_ref().map(|t| t.driver_id.clone()),
+                card_token: card.token.clone(),
+                card_last4: card.last4.clone(),
+            };
+            Envelope::new(&replaced, &book.id, cause, event.at)
+        }
+        // However the system came to cancel (book's own answer deadline, or dispatch's failure
+        // heard first), the customer is answered by this one event.
+        Change::CancelledBySystem => {
+            let expired = BookExpired {
+                book_id: book.id.clone(),
+                customer_id,
+            };
+            Envelope::new(&expired, &book.id, cause, event.at)
+        }
+        _ => return Ok(()),
+    };
+    uow.publish(&envelope).await
 }
 
 fn status_changed(book: &Book, cause: Option<&Envelope>, at: Timestamp) -> Envelope {
@@ -254,7 +358,7 @@ async fn insert(conn: &mut Tx, book: &Book) -> Result<(), DbError> {
         "INSERT INTO books (",
         book_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21, $22, $23, $24, $25)"
+                   $18, $19, $20, $21, $22, $23, $24, $25, $26)"
     ))
     .bind(&book.id)
     .bind(book.customer_id.as_str())
@@ -280,6 +384,7 @@ async fn insert(conn: &mut Tx, book: &Book) -> Result<(), DbError> {
     .bind(book.pay_id.as_deref())
     .bind(book.created_at)
     .bind(book.updated_at)
+    .bind(book.answer_by)
     .bind(book.version)
     .execute(conn)
     .await?;
@@ -291,8 +396,8 @@ async fn update(conn: &mut Tx, book: &Book) -> Result<(), DbError> {
     let done = query(
         "UPDATE books SET status = $1, cancel_from = $2, dispatch_id = $3, driver_id = $4,
              driver_name = $5, car_number = $6, driver_phone = $7, eta_seconds = $8, fare = $9,
-             pay_id = $10, updated_at = $11, version = $12
-         WHERE id = $13 AND version = $14",
+             pay_id = $10, updated_at = $11, version = $12, card_token = $13, card_last4 = $14
+         WHERE id = $15 AND version = $16",
     )
     .bind(book.status.as_str())
     .bind(cancel_from(book.status))
@@ -306,6 +411,8 @@ async fn update(conn: &mut Tx, book: &Book) -> Result<(), DbError> {
     .bind(book.pay_id.as_deref())
     .bind(book.updated_at)
     .bind(book.version + 1)
+    .bind(&book.card.token)
+    .bind(&book.card.last4)
     .bind(&book.id)
     .bind(book.version)
     .execute(conn)
@@ -377,6 +484,61 @@ fn book_from_row(row: &Row) -> Result<Book, DbError> {
         pay_id: row.try_get("pay_id")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        answer_by: row.try_get("answer_by")?,
         version: row.try_get("version")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(lat: f64, lng: f64) -> LatLng {
+        LatLng::parse(lat, lng).unwrap()
+    }
+
+    fn holds(area: Area, p: LatLng) -> bool {
+        (area.lat.0..=area.lat.1).contains(&p.lat) && (area.lng.0..=area.lng.1).contains(&p.lng)
+    }
+
+    /// The point `metres` from `from` on `bearing` (degrees from north), on the sphere.
+    fn towards(from: LatLng, bearing: f64, metres: f64) -> LatLng {
+        let d = metres / EARTH_RADIUS_M;
+        let (p1, l1, b) = (
+            from.lat.to_radians(),
+            from.lng.to_radians(),
+            bearing.to_radians(),
+        );
+        let p2 = (p1.sin() * d.cos() + p1.cos() * d.sin() * b.cos()).asin();
+        let l2 = l1 + (b.sin() * d.sin() * p1.cos()).atan2(d.cos() - p1.sin() * p2.sin());
+        let lng = (l2.to_degrees() + 540.0) % 360.0 - 180.0;
+        at(p2.to_degrees(), lng)
+    }
+
+    #[test]
+    fn the_area_holds_every_point_within_the_distance() {
+        for centre in [
+            at(37.5663, 126.9779),
+            at(0.0, 0.0),
+            at(-33.87, 151.21),
+            at(69.65, 18.96),
+            at(89.99, 0.0),
+            at(0.0, 179.99),
+        ] {
+            let area = Area::around(centre, 6_573.0);
+            for bearing in (0..360).step_by(5) {
+                let p = towards(centre, f64::from(bearing), 6_572.0);
+                assert!(holds(area, p), "{centre:?} {bearing}° {p:?} {area:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_area_leaves_out_what_is_far() {
+        let city_hall = at(37.5663, 126.9779);
+        let area = Area::around(city_hall, 5_000.0 + AREA_CELL_SLACK_M);
+        assert!(!holds(area, towards(city_hall, 0.0, 30_000.0)));
+        assert!(!holds(area, towards(city_hall, 90.0, 8_000.0)));
+        assert!(holds(area, towards(city_hall, 0.0, 6_000.0)));
+    }
 }

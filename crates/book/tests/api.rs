@@ -1,6 +1,7 @@
-//! The book service on a real temporary SQLite database, driven through its router and its event
-//! handler: the no-taxi breaker, card handling, idempotency, input problems, cancellation and
-//! dispatch's answers, checked in the responses, the tables and the outbox.
+//! The book service on a real temporary SQLite database, driven through its router, its event
+//! handler and its answer timer: the no-taxi breaker (near the pickup), card handling and
+//! replacement, idempotency, input problems, cancellation, dispatch's answers and the answer
+//! deadline, checked in the responses, the tables and the outbox.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,13 +12,16 @@ use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use tanda_book::{Config, MIGRATIONS, NAME, build};
 use tanda_catalog::taxi::{
-    CancelRejected, DispatchCancelled, DriverStatusChanged, TaxiDispatched, TripEnded, TripStarted,
+    CancelRejected, DispatchCancelled, DispatchFailed, DriverStatusChanged, EXPIRED,
+    TaxiDispatched, TripEnded, TripStarted,
 };
 use tanda_core::auth::{Caller, Role};
 use tanda_core::consumer::Handler;
-use tanda_core::db::{Db, Durability};
+use tanda_core::db::{Db, Durability, Timer};
+use tanda_core::geo::LatLng;
 use tanda_core::id::ClientId;
 use tanda_core::sql::{AssertSqlSafe, query, query_scalar};
+use tanda_core::timers::TimerHandler;
 use tanda_core::{Envelope, Event, SystemClock};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -29,7 +33,11 @@ struct Service {
     db: Db,
     router: Router,
     handler: Arc<dyn Handler>,
+    timers: Arc<dyn TimerHandler>,
 }
+
+/// The answer deadline of the test service.
+const DEADLINE_MS: i64 = 60_000;
 
 async fn service() -> Service {
     let dir = tempfile::tempdir().unwrap();
@@ -39,6 +47,8 @@ async fn service() -> Service {
     db.migrate(MIGRATIONS).await.unwrap();
     let config = Config {
         no_taxi_retry_after: Duration::from_secs(7),
+        dispatch_deadline: Duration::from_millis(DEADLINE_MS as u64),
+        max_pickup_m: 5_000.0,
     };
     let mut parts = build(db.clone(), config).await.unwrap();
     assert_eq!(parts.name, "book");
@@ -52,6 +62,7 @@ async fn service() -> Service {
         db,
         router: parts.router,
         handler: consumer.handler,
+        timers: parts.timers.expect("book answers by its own timer"),
     }
 }
 
@@ -136,12 +147,65 @@ impl Service {
         uow.commit().await.unwrap();
     }
 
+    /// A driver's status, as dispatch announced it before it told where drivers are.
     async fn driver(&self, driver_id: &str, status: &str) {
         let changed = DriverStatusChanged {
             driver_id: driver_id.to_owned(),
             status: status.to_owned(),
+            location: None,
         };
         self.deliver(&changed, driver_id).await;
+    }
+
+    async fn driver_at(&self, driver_id: &str, status: &str, lat: f64, lng: f64) {
+        let changed = DriverStatusChanged {
+            driver_id: driver_id.to_owned(),
+            status: status.to_owned(),
+            location: Some(LatLng::parse(lat, lng).unwrap()),
+        };
+        self.deliver(&changed, driver_id).await;
+    }
+
+    /// The answer timers set: `(key, fire_at)`.
+    async fn answer_timers(&self) -> Vec<(String, i64)> {
+        query("SELECT key, fire_at FROM timers WHERE kind = 'book.answer'")
+            .fetch_all(self.db.reader())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("key"), r.get("fire_at")))
+            .collect()
+    }
+
+    /// Fires a booking's answer timer, as the timer loop does when it is due.
+    async fn answer_due(&self, book_id: &str) {
+        let timer = Timer {
+            id: "t".into(),
+            kind: "book.answer".into(),
+            key: book_id.into(),
+            fire_at: self.db.now(),
+            payload: json!({}),
+        };
+        let mut uow = self.db.begin().await.unwrap();
+        self.timers.fire(&mut uow, &timer).await.unwrap();
+        uow.commit().await.unwrap();
+    }
+
+    async fn status(&self, book_id: &str) -> Value {
+        self.call("GET", &format!("/books/{book_id}"), None, None)
+            .await
+            .body["status"]
+            .clone()
+    }
+
+    /// The payloads of the outbox events of this type, in order.
+    async fn published(&self, kind: &str) -> Vec<Value> {
+        self.outbox()
+            .await
+            .into_iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, e)| e["payload"].clone())
+            .collect()
     }
 
     async fn count(&self, table: &str) -> i64 {
@@ -298,6 +362,7 @@ async fn driver_availability_ignores_stale_and_duplicate_events() {
     let available = DriverStatusChanged {
         driver_id: "d-1".into(),
         status: "AVAILABLE".into(),
+        location: None,
     };
     let mut stale = Envelope::new(&available, "d-1", None, s.db.now() - 60_000);
     s.driver("d-1", "OFFLINE").await;
@@ -553,6 +618,7 @@ async fn cancel_is_requested_from_dispatch_and_confirmed() {
         book_id: id.clone(),
         customer_id: "c-1".into(),
         driver_id: None,
+        reason: None,
     };
     let envelope = s.deliver(&confirmed, &id).await;
     let book = s
@@ -627,6 +693,7 @@ async fn a_ride_follows_dispatch_and_a_late_cancel_is_refused() {
         distance_meters: 8_600,
         fare: 10_100,
         pay_id: "p-1".into(),
+        method: "CARD".into(),
     };
     s.deliver(&ended, &id).await;
     let book = s.call("GET", &get, None, None).await.body;
@@ -754,4 +821,258 @@ async fn idempotency_keys_belong_to_their_caller() {
     );
     assert_eq!(second.body["customerId"], "kim");
     assert_eq!(s.count("books").await, 2);
+}
+
+// ---- the answer deadline ------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_booking_is_answered_by_its_deadline_and_a_late_taxi_changes_nothing() {
+    let s = service().await;
+    let id = new_book(&s).await;
+    let book = s
+        .call("GET", &format!("/books/{id}"), None, None)
+        .await
+        .body;
+    let answer_by = tanda_core::clock::parse_rfc3339(book["answerBy"].as_str().unwrap()).unwrap();
+    let created_at = tanda_core::clock::parse_rfc3339(book["createdAt"].as_str().unwrap()).unwrap();
+    assert_eq!(answer_by - created_at, DEADLINE_MS);
+    // The timer is set with the booking, and dispatch is told the same deadline.
+    assert_eq!(s.answer_timers().await, [(id.clone(), answer_by)]);
+    let requested = s.published("taxi.BookRequested").await;
+    assert_eq!(requested[0]["answerBy"], book["answerBy"]);
+
+    s.answer_due(&id).await;
+    assert_eq!(s.status(&id).await, "CANCELLED_BY_SYSTEM");
+    assert_eq!(
+        s.published("taxi.BookExpired").await,
+        [json!({"bookId": id, "customerId": "c-1"})]
+    );
+    assert_eq!(
+        s.statuses_published(&id).await,
+        ["REQUESTED", "CANCELLED_BY_SYSTEM"]
+    );
+
+    // The taxi accepted just before, but book hears of it after: dispatch calls it back.
+    let outbox = s.count("outbox").await;
+    s.deliver(&dispatched(&id), &id).await;
+    s.answer_due(&id).await;
+    assert_eq!(s.status(&id).await, "CANCELLED_BY_SYSTEM");
+    assert_eq!(s.count("outbox").await, outbox, "nothing more to say");
+    let card = s
+        .call(
+            "PUT",
+            &format!("/books/{id}/card"),
+            Some(json!({"card": CARD})),
+            None,
+        )
+        .await;
+    assert_problem(&card, StatusCode::CONFLICT, "already_cancelled");
+}
+
+#[tokio::test]
+async fn a_pending_cancel_still_waiting_is_answered_by_the_deadline() {
+    let s = service().await;
+    let id = new_book(&s).await;
+    s.call("POST", &format!("/books/{id}/cancel"), None, None)
+        .await;
+    assert_eq!(s.answer_timers().await.len(), 1, "still waiting for a taxi");
+    s.answer_due(&id).await;
+    assert_eq!(s.status(&id).await, "CANCELLED_BY_SYSTEM");
+    assert_eq!(s.published("taxi.BookExpired").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_dispatched_booking_drops_its_answer_timer() {
+    let s = service().await;
+    let id = new_book(&s).await;
+    s.deliver(&dispatched(&id), &id).await;
+    assert_eq!(s.answer_timers().await, []);
+    // Had it fired all the same (a timer claimed just before), it changes nothing.
+    s.answer_due(&id).await;
+    assert_eq!(s.status(&id).await, "DISPATCHED");
+    assert_eq!(s.published("taxi.BookExpired").await, Vec::<Value>::new());
+}
+
+/// However the system's cancel comes — dispatch's failure heard first, or dispatch cancelling a
+/// dispatch as expired — the customer is answered once, with `BookExpired`.
+#[tokio::test]
+async fn every_system_cancel_answers_the_customer_once() {
+    let s = service().await;
+    let failed_first = new_book(&s).await;
+    let failed = DispatchFailed {
+        dispatch_id: "x-1".into(),
+        book_id: failed_first.clone(),
+        customer_id: "c-1".into(),
+        reason: "no driver accepted before the deadline".into(),
+        driver_id: None,
+    };
+    s.deliver(&failed, &failed_first).await;
+    s.answer_due(&failed_first).await;
+    assert_eq!(s.status(&failed_first).await, "CANCELLED_BY_SYSTEM");
+
+    let cancelling = new_book(&s).await;
+    s.call("POST", &format!("/books/{cancelling}/cancel"), None, None)
+        .await;
+    s.deliver(&dispatched(&cancelling), &cancelling).await;
+    let expired = DispatchCancelled {
+        dispatch_id: "x-1".into(),
+        book_id: cancelling.clone(),
+        customer_id: "c-1".into(),
+        driver_id: Some("d-1".into()),
+        reason: Some(EXPIRED.into()),
+    };
+    s.deliver(&expired, &cancelling).await;
+    assert_eq!(s.status(&cancelling).await, "CANCELLED_BY_SYSTEM");
+
+    let told: Vec<Value> = s
+        .published("taxi.BookExpired")
+        .await
+        .iter()
+        .map(|e| e["bookId"].clone())
+        .collect();
+    assert_eq!(told, [json!(failed_first), json!(cancelling)]);
+    assert_eq!(s.answer_timers().await, []);
+}
+
+// ---- the card -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_card_is_replaced_until_the_fare_is_paid_and_never_kept_in_full() {
+    let s = service().await;
+    let id = new_book(&s).await;
+    let path = format!("/books/{id}/card");
+    let outbox = s.count("outbox").await;
+    for (body, code) in [
+        (json!({"card": "4242424242424241"}), "invalid_card"),
+        (json!({"card": 4242424242424242u64}), "invalid_card"),
+        (json!({"card": "42"}), "invalid_card"),
+        (json!({}), "missing_field"),
+    ] {
+        let answer = s.call("PUT", &path, Some(body), None).await;
+        assert_problem(&answer, StatusCode::BAD_REQUEST, code);
+        assert!(!answer.raw.contains("424242424242424"), "{}", answer.raw);
+    }
+    assert_eq!(
+        s.count("outbox").await,
+        outbox,
+        "a refused card changes nothing"
+    );
+
+    s.deliver(&dispatched(&id), &id).await;
+    s.deliver(&started(&id), &id).await;
+    let new_card = "5555555555554444";
+    let answer = s
+        .call("PUT", &path, Some(json!({"card": new_card})), None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.raw);
+    assert_eq!(answer.body["cardLast4"], "4444");
+    assert_eq!(answer.body["status"], "IN_TRIP");
+    assert!(!answer.raw.contains(new_card));
+    let replaced = s.published("taxi.BookCardReplaced").await;
+    assert_eq!(replaced.len(), 1);
+    assert_eq!(replaced[0]["bookId"], id.as_str());
+    assert_eq!(replaced[0]["customerId"], "c-1");
+    assert_eq!(replaced[0]["driverId"], "d-1");
+    assert_eq!(replaced[0]["cardLast4"], "4444");
+    assert!(
+        replaced[0]["cardToken"]
+            .as_str()
+            .unwrap()
+            .starts_with("tok_4444_")
+    );
+    assert!(!s.books_dump().await.contains(new_card));
+    assert!(
+        s.books_dump()
+            .await
+            .contains(replaced[0]["cardToken"].as_str().unwrap())
+    );
+    for (_, envelope) in s.outbox().await {
+        assert!(!envelope.to_string().contains(new_card));
+    }
+    assert_eq!(
+        s.statuses_published(&id).await,
+        ["REQUESTED", "DISPATCHED", "IN_TRIP"],
+        "the card is not a status"
+    );
+
+    let someone_else = caller("c-2", Role::Customer);
+    let answer = s
+        .call_as(
+            Some(&someone_else),
+            "PUT",
+            &path,
+            Some(json!({"card": CARD})),
+            None,
+        )
+        .await;
+    assert_problem(&answer, StatusCode::NOT_FOUND, "not_found");
+    let owner = caller("c-1", Role::Customer);
+    let answer = s
+        .call_as(
+            Some(&owner),
+            "PUT",
+            &path,
+            Some(json!({"card": CARD})),
+            None,
+        )
+        .await;
+    assert_eq!(answer.body["cardLast4"], "4242");
+
+    let ended = TripEnded {
+        dispatch_id: "x-1".into(),
+        book_id: id.clone(),
+        customer_id: "c-1".into(),
+        driver_id: "d-1".into(),
+        distance_meters: 8_600,
+        fare: 10_100,
+        pay_id: "p-1".into(),
+        method: "CARD".into(),
+    };
+    s.deliver(&ended, &id).await;
+    let late = s
+        .call("PUT", &path, Some(json!({"card": new_card})), None)
+        .await;
+    assert_problem(&late, StatusCode::CONFLICT, "already_completed");
+    let missing = s
+        .call("PUT", "/books/nope/card", Some(json!({"card": CARD})), None)
+        .await;
+    assert_problem(&missing, StatusCode::NOT_FOUND, "not_found");
+}
+
+// ---- the breaker looks near the pickup ------------------------------------------------------
+
+#[tokio::test]
+async fn only_a_driver_near_the_pickup_keeps_book_from_refusing() {
+    let s = service().await;
+    // The pickup of `request` is at 37.3591, 127.1052; a degree of latitude is 111.2 km.
+    s.driver_at("far", "AVAILABLE", 37.3591 + 0.27, 127.1052)
+        .await; // 30 km north
+    let answer = s.post_book(request("c-1")).await;
+    assert_problem(
+        &answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_taxi_available",
+    );
+    // 6 km: beyond the 5 km radius, but within the area cell book allows for. Taken.
+    s.driver_at("far", "AVAILABLE", 37.3591 + 0.054, 127.1052)
+        .await;
+    assert_eq!(
+        s.post_book(request("c-1")).await.status,
+        StatusCode::CREATED
+    );
+    // 8 km east: refused again.
+    s.driver_at("far", "AVAILABLE", 37.3591, 127.1052 + 0.0903)
+        .await;
+    let answer = s.post_book(request("c-1")).await;
+    assert_problem(
+        &answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_taxi_available",
+    );
+    // A driver whose place book does not know counts anywhere: never a false refusal.
+    s.driver("somewhere", "AVAILABLE").await;
+    assert_eq!(
+        s.post_book(request("c-1")).await.status,
+        StatusCode::CREATED
+    );
 }

@@ -4,6 +4,7 @@
 //! tolerate fields added later. Changing a field's meaning means a new type or a new version.
 
 pub mod flight;
+pub mod identity;
 pub mod taxi;
 
 /// A named place with coordinates, as clients send it (`{name, lat, lng}`).

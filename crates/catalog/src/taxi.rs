@@ -1,12 +1,16 @@
 //! Taxi events (seed 000) and the pay contract. Every event's ordering key is its booking id,
 //! except driver availability, which is ordered per driver.
 //!
-//! Flow: book `BookRequested` → dispatch `RideOffered`… `TaxiDispatched` → `TripStarted` →
-//! (dispatch calls pay synchronously; pay `PaymentApproved`) → dispatch `TripEnded`.
-//! Compensation: `DispatchFailed`; `BookCancelRequested` → `DispatchCancelled` | `CancelRejected`.
+//! Flow: book `BookRequested` (answer due by `answerBy`) → dispatch `RideOffered`…
+//! `TaxiDispatched` → `TripStarted` → (dispatch calls pay synchronously; pay `PaymentApproved`)
+//! → dispatch `TripEnded`. A declined card: dispatch `PaymentDeclined` → book `BookCardReplaced`
+//! (or the driver settles in cash). Compensation: `DispatchFailed`; book `BookExpired` at the
+//! answer deadline → `DispatchCancelled` (reason `expired`); `BookCancelRequested` →
+//! `DispatchCancelled` | `CancelRejected`.
 
 use serde::{Deserialize, Serialize};
 use tanda_core::Event;
+use tanda_core::geo::LatLng;
 
 use crate::Place;
 
@@ -36,8 +40,39 @@ pub struct BookRequested {
     pub card_last4: String,
     pub pickup: Place,
     pub dropoff: Place,
+    /// When the customer's answer is due (RFC 3339): book cancels the booking then if no taxi
+    /// was dispatched, so dispatch offers it to nobody after. Absent from bookings made before
+    /// it was added (dispatch then counts its own deadline from when it heard of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_by: Option<String>,
 }
 event!(BookRequested, book_id);
+
+/// The customer replaced the booking's card (after a declined charge, typically): the trip is
+/// charged to this token from now on. Tokenised like `BookRequested`'s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookCardReplaced {
+    pub book_id: String,
+    pub customer_id: String,
+    /// The taxi's driver, if book knows of one yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_id: Option<String>,
+    pub card_token: String,
+    pub card_last4: String,
+}
+event!(BookCardReplaced, book_id);
+
+/// No taxi was dispatched by the booking's answer deadline: book cancelled it
+/// (`CANCELLED_BY_SYSTEM`) and the customer is told. Dispatch closes whatever it still has open
+/// for the booking, even a taxi that accepted too late for book to hear of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookExpired {
+    pub book_id: String,
+    pub customer_id: String,
+}
+event!(BookExpired, book_id);
 
 /// The customer asked to cancel before boarding; dispatch answers `DispatchCancelled` or
 /// `CancelRejected`.
@@ -113,8 +148,37 @@ pub struct TripEnded {
     pub distance_meters: i64,
     pub fare: i64,
     pub pay_id: String,
+    /// How the fare was paid: [`CARD`] or [`CASH`] (to the driver). Absent from trips ended
+    /// before it was added, which were all paid by card.
+    #[serde(default = "card")]
+    pub method: String,
 }
 event!(TripEnded, book_id);
+
+/// The fare was charged to the booking's card.
+pub const CARD: &str = "CARD";
+/// The fare was paid to the driver in cash.
+pub const CASH: &str = "CASH";
+
+fn card() -> String {
+    CARD.to_owned()
+}
+
+/// The card was declined when the driver ended the trip; the trip is still `IN_TRIP`. The
+/// customer may replace the card or pay the driver in cash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentDeclined {
+    pub dispatch_id: String,
+    pub book_id: String,
+    pub customer_id: String,
+    pub driver_id: String,
+    /// The fare that was asked, in won.
+    pub fare: i64,
+    /// Why, as the card network said it, e.g. `the card was declined (card_declined)`.
+    pub reason: String,
+}
+event!(PaymentDeclined, book_id);
 
 /// No driver accepted before the dispatch deadline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,7 +204,8 @@ pub struct OfferExpired {
 }
 event!(OfferExpired, book_id);
 
-/// The dispatch was cancelled at the customer's request (the driver, if any, is free again).
+/// The dispatch was cancelled (the driver, if any, is free again): at the customer's request, or
+/// because the booking expired before book heard of its taxi (`reason`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DispatchCancelled {
@@ -149,8 +214,16 @@ pub struct DispatchCancelled {
     pub customer_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver_id: Option<String>,
+    /// [`BY_CUSTOMER`] or [`EXPIRED`]; absent means by the customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 event!(DispatchCancelled, book_id);
+
+/// `DispatchCancelled::reason`: the customer cancelled.
+pub const BY_CUSTOMER: &str = "customer";
+/// `DispatchCancelled::reason`: the booking's answer deadline passed (`BookExpired`).
+pub const EXPIRED: &str = "expired";
 
 /// The cancel came too late: the trip had already started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,19 +236,42 @@ pub struct CancelRejected {
 }
 event!(CancelRejected, book_id);
 
-/// A driver's status changed (`OFFLINE`, `AVAILABLE`, `OFFERED`, `DISPATCHED`, `IN_TRIP`).
-/// Book keeps a local count of available drivers from these, for its no-taxi breaker.
+/// A driver's status changed (`OFFLINE`, `AVAILABLE`, `OFFERED`, `DISPATCHED`, `IN_TRIP`), or an
+/// available driver moved into another area cell ([`area_cell`]; the status is repeated). Book
+/// keeps a projection of where available drivers are from these, for its quick "no taxi" answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DriverStatusChanged {
     pub driver_id: String,
     pub status: String,
+    /// Where the driver is. Absent from events of before it was added: anywhere, as far as a
+    /// reader knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<LatLng>,
 }
 event!(DriverStatusChanged, driver_id);
 
+/// The side of an area cell, in degrees of latitude and of longitude: about 1.1 km north–south
+/// and at most that east–west. Dispatch announces an available driver's move only when it
+/// crosses into another cell, so that a driver's reports do not flood the stream, and a reader
+/// of these events knows each available driver's place to within one cell.
+pub const AREA_CELL_DEG: f64 = 0.01;
+
+/// How far an available driver may be from the location last announced for them: the diagonal of
+/// an area cell (0.01° × 111,195 m × √2), rounded up. What a reader adds to a radius so that it
+/// never leaves out a driver who is inside it.
+pub const AREA_CELL_SLACK_M: f64 = 1_573.0;
+
+/// The area cell a position is in (see [`AREA_CELL_DEG`]).
+pub fn area_cell(at: LatLng) -> (i64, i64) {
+    let index = |degrees: f64| (degrees / AREA_CELL_DEG).floor() as i64;
+    (index(at.lat), index(at.lng))
+}
+
 // ---- produced by pay ----------------------------------------------------------------------
 
-/// A trip's fare was charged (at most once per dispatch).
+/// A trip's fare was paid (at most once per dispatch): charged to the card, or recorded as paid
+/// to the driver in cash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentApproved {
@@ -183,8 +279,13 @@ pub struct PaymentApproved {
     pub book_id: String,
     pub dispatch_id: String,
     pub amount: i64,
+    /// The card charged; empty (absent) for cash.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub card_last4: String,
     pub paid_at: String,
+    /// [`CARD`] or [`CASH`]; absent from payments of before it was added, all by card.
+    #[serde(default = "card")]
+    pub method: String,
 }
 event!(PaymentApproved, book_id);
 
@@ -193,6 +294,8 @@ pub const BOOK_EVENTS: &[&str] = &[
     BookRequested::TYPE,
     BookCancelRequested::TYPE,
     BookStatusChanged::TYPE,
+    BookCardReplaced::TYPE,
+    BookExpired::TYPE,
 ];
 pub const DISPATCH_EVENTS: &[&str] = &[
     RideOffered::TYPE,
@@ -204,12 +307,15 @@ pub const DISPATCH_EVENTS: &[&str] = &[
     DispatchCancelled::TYPE,
     CancelRejected::TYPE,
     DriverStatusChanged::TYPE,
+    PaymentDeclined::TYPE,
 ];
 pub const PAY_EVENTS: &[&str] = &[PaymentApproved::TYPE];
 
 /// The synchronous pay call (`POST /pays`), shared by pay and its clients.
 pub mod pay {
     use serde::{Deserialize, Serialize};
+
+    use super::card;
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -221,10 +327,17 @@ pub mod pay {
         pub customer_id: String,
         pub dispatch_id: String,
         pub amount: i64,
+        /// The card to charge; empty (absent) for cash.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         pub card_token: String,
+        /// [`CARD`](super::CARD) (charge `card_token`) or [`CASH`](super::CASH) (record the fare
+        /// as paid to the driver; no card is charged). Absent: card.
+        #[serde(default = "card")]
+        pub method: String,
     }
 
-    /// A trip's payment. Only approved charges are stored, and a trip has at most one.
+    /// A trip's payment. Only approved charges (and cash the driver took) are stored, and a trip
+    /// has at most one.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct Pay {
@@ -233,7 +346,13 @@ pub mod pay {
         pub dispatch_id: String,
         /// The fare dispatch computed, in won.
         pub amount: i64,
-        pub card_last4: String,
+        /// `CARD` (charged to the card) or `CASH` (paid to the driver).
+        #[serde(default = "card")]
+        #[schema(example = "CARD")]
+        pub method: String,
+        /// The card charged; absent for cash.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub card_last4: Option<String>,
         /// Always `PAID`: declined charges are not stored.
         #[schema(example = "PAID")]
         pub status: String,
@@ -250,5 +369,29 @@ mod tests {
     fn type_names_are_namespaced() {
         assert_eq!(BookRequested::TYPE, "taxi.BookRequested");
         assert_eq!(PaymentApproved::TYPE, "taxi.PaymentApproved");
+        assert_eq!(BookCardReplaced::TYPE, "taxi.BookCardReplaced");
+        assert_eq!(BookExpired::TYPE, "taxi.BookExpired");
+        assert_eq!(PaymentDeclined::TYPE, "taxi.PaymentDeclined");
+    }
+
+    #[test]
+    fn the_slack_covers_a_whole_cell() {
+        let metres_per_degree = tanda_core::geo::EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
+        let diagonal = AREA_CELL_DEG * metres_per_degree * std::f64::consts::SQRT_2;
+        assert!(AREA_CELL_SLACK_M >= diagonal && AREA_CELL_SLACK_M - diagonal < 1.0);
+        // The farthest corners of one cell, at the equator (where a cell is widest).
+        let a = LatLng::parse(0.0, 0.0).unwrap();
+        let b = LatLng::parse(0.009_999_9, 0.009_999_9).unwrap();
+        assert_eq!(area_cell(a), area_cell(b));
+        assert!(a.distance_m(b) <= AREA_CELL_SLACK_M);
+    }
+
+    #[test]
+    fn cells_split_the_map() {
+        let at = |lat, lng| area_cell(LatLng::parse(lat, lng).unwrap());
+        assert_eq!(at(37.5663, 126.9779), (3756, 12697));
+        assert_eq!(at(37.5699, 126.9799), (3756, 12697));
+        assert_ne!(at(37.5701, 126.9779), at(37.5663, 126.9779));
+        assert_eq!(at(-0.001, -0.001), (-1, -1));
     }
 }

@@ -23,6 +23,8 @@ const PICKUPS: usize = 4096;
 /// Drivers who already turned the dispatch down, in the "declined" case.
 const DECLINED: usize = 3;
 const CHECKS: usize = 100;
+/// Dispatch's default pickup radius: only drivers this close are candidates.
+const RADIUS_M: f64 = 5_000.0;
 
 fn seoul(rng: &mut StdRng) -> LatLng {
     LatLng::parse(
@@ -54,7 +56,12 @@ impl Fixture {
         let pickups: Vec<_> = (0..PICKUPS).map(|_| seoul(&mut rng)).collect();
         let declined = pickups
             .iter()
-            .map(|&p| index.nearest(p, DECLINED, |_| false).into_iter().collect())
+            .map(|&p| {
+                index
+                    .nearest(p, RADIUS_M, DECLINED, |_| false)
+                    .into_iter()
+                    .collect()
+            })
             .collect();
         let fixture = Self {
             drivers,
@@ -69,7 +76,7 @@ impl Fixture {
     /// What dispatch does when it offers a ride (`Store::offer_nearest_driver`).
     fn offer_candidates(&self, pickup: LatLng, refused: &BTreeSet<ClientId>) -> Vec<ClientId> {
         let tried: HashSet<ClientId> = HashSet::new();
-        self.index.nearest(pickup, CANDIDATES, |d| {
+        self.index.nearest(pickup, RADIUS_M, CANDIDATES, |d| {
             refused.contains(d) || tried.contains(d)
         })
     }
@@ -133,7 +140,8 @@ fn nearest(c: &mut Criterion) {
     group.bench_function("nearest 1", |b| {
         b.iter(|| {
             i = (i + 1) % PICKUPS;
-            f.index.nearest(black_box(f.pickups[i]), 1, |_| false)
+            f.index
+                .nearest(black_box(f.pickups[i]), RADIUS_M, 1, |_| false)
         })
     });
     group.finish();

@@ -1,5 +1,10 @@
 //! The dispatch domain as a pure state machine: drivers, dispatches, offers, trips and fares.
 //!
+//! Book owns the customer's answer: a booking comes with the time it is answered by, dispatch
+//! searches no longer than that, and when book says the booking expired dispatch closes whatever
+//! it still had open for it. After a declined card the trip stays `IN_TRIP` until the customer's
+//! new card is charged or the driver takes the fare in cash.
+//!
 //! A command touches one dispatch and the drivers around it, so the state is a [`Fleet`]: the store
 //! loads the part a command needs, the tests hold all of it. [`decide`] checks a command against
 //! that state and says what happens; [`apply`] makes it so. No I/O, no clock: time comes in.
@@ -200,12 +205,59 @@ pub struct Offer {
     pub expires_at: Timestamp,
 }
 
-/// What a paid trip was charged.
+/// How a trip's fare is paid: charged to the booking's card (the default), or in cash to the
+/// driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Settlement {
+    #[default]
+    Card,
+    Cash,
+}
+
+impl Settlement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settlement::Card => tanda_catalog::taxi::CARD,
+            Settlement::Cash => tanda_catalog::taxi::CASH,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            tanda_catalog::taxi::CARD => Some(Settlement::Card),
+            tanda_catalog::taxi::CASH => Some(Settlement::Cash),
+            _ => None,
+        }
+    }
+}
+
+/// What a paid trip was charged, and how it was paid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaidTrip {
     pub distance_meters: i64,
     pub fare: i64,
     pub pay_id: String,
+    pub method: Settlement,
+}
+
+/// The card charge last declined for a trip, and when: the customer is told once per card, not
+/// at every retry of the driver's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decline {
+    pub card_token: String,
+    pub at: Timestamp,
+}
+
+/// How long a declined card is not told about again.
+pub const DECLINE_QUIET_MS: i64 = 60_000;
+
+/// Why a dispatch was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The customer asked.
+    Customer,
+    /// The booking's answer came due before book heard of a taxi (`BookExpired`).
+    Expired,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -227,7 +279,9 @@ pub struct Dispatch {
     /// report. What the server knows of the road actually driven (see [`DistanceBand`]).
     pub trip_path_m: Option<f64>,
     pub trip: Option<PaidTrip>,
-    /// When the search gives up.
+    /// The card charge last declined while `IN_TRIP`.
+    pub declined: Option<Decline>,
+    /// When the search gives up: when the booking's answer is due.
     pub deadline_at: Timestamp,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -291,6 +345,9 @@ pub struct NewDispatch {
     pub book_id: String,
     pub customer_id: String,
     pub booking: Booking,
+    /// When book answers the customer; `None` for a booking of before book set it (dispatch then
+    /// searches for its own deadline from now).
+    pub answer_by: Option<Timestamp>,
 }
 
 pub enum Command {
@@ -346,6 +403,23 @@ pub enum Command {
         customer_id: String,
         unseen_id: String,
     },
+    /// Book answered the customer "no taxi" (`BookExpired`): nothing may stay open for it.
+    Expire {
+        book_id: String,
+    },
+    /// The customer replaced the booking's card.
+    ReplaceCard {
+        book_id: String,
+        card_token: String,
+    },
+    /// Charging `card_token` the trip's `fare` was declined for `reason`.
+    RecordDecline {
+        dispatch_id: String,
+        driver_id: ClientId,
+        card_token: String,
+        fare: i64,
+        reason: String,
+    },
 }
 
 /// How a command names the dispatch it touches.
@@ -365,7 +439,9 @@ impl Command {
                 (None, Some(driver_id))
             }
             Open(d) => (Some(DispatchRef::Book(&d.book_id)), None),
-            Cancel { book_id, .. } => (Some(DispatchRef::Book(book_id)), None),
+            Cancel { book_id, .. } | Expire { book_id } | ReplaceCard { book_id, .. } => {
+                (Some(DispatchRef::Book(book_id)), None)
+            }
             Deadline { dispatch_id } => (Some(DispatchRef::Id(dispatch_id)), None),
             Offer {
                 dispatch_id,
@@ -388,6 +464,11 @@ impl Command {
                 driver_id,
             }
             | End {
+                dispatch_id,
+                driver_id,
+                ..
+            }
+            | RecordDecline {
                 dispatch_id,
                 driver_id,
                 ..
@@ -443,10 +524,24 @@ pub enum Event {
         driver_id: ClientId,
         trip: PaidTrip,
     },
-    /// Cancelled by the customer; `driver_id` is the driver set free, if any.
+    /// Cancelled (`reason`); `driver_id` is the driver set free, if any.
     Cancelled {
         dispatch_id: String,
         driver_id: Option<ClientId>,
+        reason: CancelReason,
+    },
+    /// The booking's card was replaced: the trip is charged to this token from now on.
+    CardReplaced {
+        dispatch_id: String,
+        card_token: String,
+    },
+    /// Charging the trip was declined; the customer is told.
+    PaymentDeclined {
+        dispatch_id: String,
+        driver_id: ClientId,
+        fare: i64,
+        reason: String,
+        decline: Decline,
     },
     /// A cancel arrived before its booking: the booking is recorded as cancelled.
     CancelledUnseen(Dispatch),
@@ -592,8 +687,9 @@ pub fn decide(
             if fleet.dispatch_for_book(&new.book_id).is_some() {
                 return Ok(vec![]);
             }
-            Ok(vec![Event::DispatchOpened(Dispatch {
-                id: new.id,
+            let deadline_at = new.answer_by.unwrap_or_else(|| after(now, rules.deadline));
+            let opened = Event::DispatchOpened(Dispatch {
+                id: new.id.clone(),
                 book_id: new.book_id,
                 customer_id: new.customer_id,
                 booking: Some(new.booking),
@@ -604,11 +700,22 @@ pub fn decide(
                 eta_seconds: None,
                 trip_path_m: None,
                 trip: None,
-                deadline_at: after(now, rules.deadline),
+                declined: None,
+                deadline_at,
                 created_at: now,
                 updated_at: now,
                 version: 0,
-            })])
+            });
+            // Heard of after the customer's answer was due (book has said "no taxi"): recorded
+            // as failed at once, offered to nobody.
+            if now >= deadline_at {
+                let failed = Event::Failed {
+                    dispatch_id: new.id,
+                    driver_id: None,
+                };
+                return Ok(vec![opened, failed]);
+            }
+            Ok(vec![opened])
         }
         Command::Offer {
             dispatch_id,
@@ -732,6 +839,7 @@ pub fn decide(
                     eta_seconds: None,
                     trip_path_m: None,
                     trip: None,
+                    declined: None,
                     deadline_at: now,
                     created_at: now,
                     updated_at: now,
@@ -740,20 +848,103 @@ pub fn decide(
             };
             let dispatch_id = dispatch.id.clone();
             Ok(match dispatch.status {
-                DispatchStatus::Searching => vec![Event::Cancelled {
-                    dispatch_id,
-                    driver_id: dispatch.offer.as_ref().map(|o| o.driver_id.clone()),
-                }],
-                DispatchStatus::Dispatched => vec![Event::Cancelled {
-                    dispatch_id,
-                    driver_id: dispatch.driver_id.clone(),
-                }],
+                DispatchStatus::Searching | DispatchStatus::Dispatched => {
+                    vec![cancel(dispatch, CancelReason::Customer)]
+                }
                 DispatchStatus::InTrip | DispatchStatus::Ended => {
                     vec![Event::CancelRejected { dispatch_id }]
                 }
                 DispatchStatus::Cancelled | DispatchStatus::Failed => vec![],
             })
         }
+        Command::Expire { book_id } => Ok(expire(fleet, &book_id)),
+        Command::ReplaceCard {
+            book_id,
+            card_token,
+        } => Ok(replace_card(fleet, &book_id, card_token)),
+        Command::RecordDecline {
+            dispatch_id,
+            driver_id,
+            card_token,
+            fare,
+            reason,
+        } => {
+            let Ok(dispatch) = check_can_end(fleet, &dispatch_id, &driver_id) else {
+                return Ok(vec![]);
+            };
+            if !worth_telling(dispatch, &card_token, now) {
+                return Ok(vec![]);
+            }
+            Ok(vec![Event::PaymentDeclined {
+                dispatch_id,
+                driver_id,
+                fare,
+                reason,
+                decline: Decline {
+                    card_token,
+                    at: now,
+                },
+            }])
+        }
+    }
+}
+
+/// Whether the customer is told that `card_token` was declined: it is still the trip's card (not
+/// one replaced meanwhile), and they were not just told of it.
+fn worth_telling(dispatch: &Dispatch, card_token: &str, now: Timestamp) -> bool {
+    let current = dispatch.booking.as_ref().map(|b| b.card_token.as_str());
+    let told = dispatch
+        .declined
+        .as_ref()
+        .is_some_and(|d| d.card_token == card_token && now - d.at < DECLINE_QUIET_MS);
+    current == Some(card_token) && !told
+}
+
+/// Cancels a searching or dispatched `dispatch`, freeing whoever holds its offer or drives it.
+fn cancel(dispatch: &Dispatch, reason: CancelReason) -> Event {
+    let driver_id = match dispatch.status {
+        DispatchStatus::Searching => dispatch.offer.as_ref().map(|o| o.driver_id.clone()),
+        _ => dispatch.driver_id.clone(),
+    };
+    Event::Cancelled {
+        dispatch_id: dispatch.id.clone(),
+        driver_id,
+        reason,
+    }
+}
+
+/// Book answered "no taxi": a search is called off, and a taxi that accepted too late for book
+/// to hear of it is called back. A trip already under way (its driver started before this was
+/// heard) is left to finish: a customer on board is never cancelled.
+fn expire(fleet: &Fleet, book_id: &str) -> Vec<Event> {
+    match fleet.dispatch_for_book(book_id) {
+        Some(d)
+            if matches!(
+                d.status,
+                DispatchStatus::Searching | DispatchStatus::Dispatched
+            ) =>
+        {
+            vec![cancel(d, CancelReason::Expired)]
+        }
+        _ => vec![],
+    }
+}
+
+/// The booking's new card, for a trip that has yet to be paid.
+fn replace_card(fleet: &Fleet, book_id: &str, card_token: String) -> Vec<Event> {
+    let Some(d) = fleet.dispatch_for_book(book_id) else {
+        return vec![];
+    };
+    let open = matches!(
+        d.status,
+        DispatchStatus::Searching | DispatchStatus::Dispatched | DispatchStatus::InTrip
+    );
+    match &d.booking {
+        Some(b) if open && b.card_token != card_token => vec![Event::CardReplaced {
+            dispatch_id: d.id.clone(),
+            card_token,
+        }],
+        _ => vec![],
     }
 }
 
@@ -963,6 +1154,7 @@ pub fn apply(fleet: &mut Fleet, event: &Event) {
         Event::Cancelled {
             dispatch_id,
             driver_id,
+            ..
         }
         | Event::Failed {
             dispatch_id,
@@ -978,6 +1170,26 @@ pub fn apply(fleet: &mut Fleet, event: &Event) {
             }
             if let Some(driver_id) = driver_id {
                 set_driver(driver_id, DriverStatus::Available, None);
+            }
+        }
+        Event::CardReplaced {
+            dispatch_id,
+            card_token,
+        } => {
+            if let Some(b) = dispatches
+                .get_mut(dispatch_id)
+                .and_then(|d| d.booking.as_mut())
+            {
+                b.card_token = card_token.clone();
+            }
+        }
+        Event::PaymentDeclined {
+            dispatch_id,
+            decline,
+            ..
+        } => {
+            if let Some(d) = dispatches.get_mut(dispatch_id) {
+                d.declined = Some(decline.clone());
             }
         }
         Event::CancelRejected { .. } => {}

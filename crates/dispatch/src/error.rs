@@ -31,6 +31,8 @@ pub enum Error {
     Event(#[from] DecodeError),
     #[error("event {0} has an invalid place: {1}")]
     InvalidPlace(String, InvalidLatLng),
+    #[error("event {0} has an invalid answerBy `{1}`")]
+    InvalidAnswerBy(String, String),
     /// A row or timer this service wrote does not read back: a bug or a hand edit.
     #[error("stored {0} is invalid")]
     Corrupt(String),
@@ -76,6 +78,7 @@ impl From<Error> for Problem {
             e @ (Error::PaymentInvalid(_)
             | Error::Event(_)
             | Error::InvalidPlace(..)
+            | Error::InvalidAnswerBy(..)
             | Error::Corrupt(_)) => Problem::internal(&e),
         }
     }

@@ -21,7 +21,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::{
-    self, Command, Dispatch, Driver, DriverStatus, Fleet, NewDriver, PaidTrip, Rejection,
+    self, Charge, Command, Dispatch, Driver, DriverStatus, Fleet, NewDriver, PaidTrip, Rejection,
+    Settlement,
 };
 use crate::error::Error;
 use crate::payment::Payments;
@@ -82,6 +83,45 @@ impl App {
     fn read(&self) -> Conn<'_> {
         self.db.reader().into()
     }
+
+    /// Tells the customer the card was declined (`PaymentDeclined`), in a unit of its own: the
+    /// trip stays as it is. The driver is answered 402 whatever happens here.
+    async fn tell_declined(
+        &self,
+        dispatch_id: &str,
+        driver_id: &ClientId,
+        charge: &Charge,
+        reason: &str,
+    ) {
+        let told = self
+            .run(|| Command::RecordDecline {
+                dispatch_id: dispatch_id.to_owned(),
+                driver_id: driver_id.clone(),
+                card_token: charge.card_token.clone(),
+                fare: charge.amount,
+                reason: reason.to_owned(),
+            })
+            .await;
+        if let Err(e) = told {
+            tracing::warn!(dispatch_id, error = %e, "the declined card could not be told");
+        }
+    }
+}
+
+/// What pay is asked for a trip: its fare, charged to the booking's card or taken in cash.
+fn pay_request(dispatch_id: &str, charge: &Charge, settled: Settlement) -> PayRequest {
+    let card_token = match settled {
+        Settlement::Card => charge.card_token.clone(),
+        Settlement::Cash => String::new(),
+    };
+    PayRequest {
+        book_id: charge.book_id.clone(),
+        customer_id: charge.customer_id.clone(),
+        dispatch_id: dispatch_id.to_owned(),
+        amount: charge.amount,
+        card_token,
+        method: settled.as_str().to_owned(),
+    }
 }
 
 // ---- requests -----------------------------------------------------------------------------
@@ -127,6 +167,12 @@ struct EndBody {
     #[serde(default)]
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 1000000)]
     distance_meters: Option<serde_json::Number>,
+    /// How the fare is paid: `CARD` (omitted: charged to the booking's card) or `CASH` (the
+    /// customer paid the driver; nothing is charged). Any JSON value here, so that anything else
+    /// gets its own problem.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "CARD")]
+    settlement: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -231,6 +277,15 @@ fn phone(raw: &str) -> Result<String, Problem> {
     Ok(value.to_owned())
 }
 
+fn settlement(raw: &serde_json::Value) -> Result<Settlement, Problem> {
+    raw.as_str().and_then(Settlement::parse).ok_or_else(|| {
+        Problem::bad_request(
+            "invalid_settlement",
+            "settlement must be CARD (the default) or CASH",
+        )
+    })
+}
+
 fn distance(raw: &serde_json::Number) -> Result<i64, Problem> {
     raw.as_i64()
         .filter(|d| (0..=MAX_DISTANCE_M).contains(d))
@@ -300,6 +355,10 @@ struct DispatchView {
     fare: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pay_id: Option<String>,
+    /// How the fare was paid, once the trip ended: `CARD` or `CASH`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "CARD")]
+    payment_method: Option<&'static str>,
     /// The distance charged, once the trip ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     distance_meters: Option<i64>,
@@ -310,6 +369,11 @@ struct DispatchView {
     /// The offer open now, while `SEARCHING`.
     #[serde(skip_serializing_if = "Option::is_none")]
     offer: Option<OfferHolder>,
+    /// Where the taxi is now, while it drives to the pickup and during the trip (`DISPATCHED`
+    /// or `IN_TRIP`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LatLngBody>)]
+    taxi_location: Option<LatLng>,
     /// When the search for a driver gives up.
     #[schema(format = DateTime)]
     deadline_at: String,
@@ -357,6 +421,7 @@ impl From<&Dispatch> for DispatchView {
             eta_seconds: d.eta_seconds,
             fare: trip.map(|t| t.fare),
             pay_id: trip.map(|t| t.pay_id.clone()),
+            payment_method: trip.map(|t| t.method.as_str()),
             distance_meters: trip.map(|t| t.distance_meters),
             pickup: d.booking.as_ref().map(|b| PlaceView::from(&b.pickup)),
             dropoff: d.booking.as_ref().map(|b| PlaceView::from(&b.dropoff)),
@@ -364,6 +429,7 @@ impl From<&Dispatch> for DispatchView {
                 driver_id: o.driver_id.to_string(),
                 expires_at: rfc3339(o.expires_at),
             }),
+            taxi_location: None,
             deadline_at: rfc3339(d.deadline_at),
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),
@@ -396,8 +462,33 @@ fn dispatch_in(fleet: &Fleet, id: &str) -> Result<Json<DispatchView>, Problem> {
     fleet
         .dispatches
         .get(id)
-        .map(|d| Json(d.into()))
+        .map(|d| {
+            let mut view = DispatchView::from(d);
+            view.taxi_location = taxi_of(d)
+                .and_then(|driver| fleet.drivers.get(driver))
+                .map(|driver| driver.location);
+            Json(view)
+        })
         .ok_or_else(|| Problem::not_found("dispatch", id))
+}
+
+/// The driver whose position a dispatch shows: its taxi, on the way to the pickup or on the trip.
+fn taxi_of(d: &Dispatch) -> Option<&ClientId> {
+    matches!(
+        d.status,
+        domain::DispatchStatus::Dispatched | domain::DispatchStatus::InTrip
+    )
+    .then_some(d.driver_id.as_ref())
+    .flatten()
+}
+
+/// A dispatch as answered, with where its taxi is now (read from the driver's row).
+async fn view_with_taxi(conn: &mut Conn<'_>, d: &Dispatch) -> Result<DispatchView, Error> {
+    let mut view = DispatchView::from(d);
+    if let Some(driver) = taxi_of(d) {
+        view.taxi_location = store::driver_by_id(conn, driver).await?.map(|t| t.location);
+    }
+    Ok(view)
 }
 
 // ---- drivers ------------------------------------------------------------------------------
@@ -602,11 +693,12 @@ async fn get_dispatch(
     State(app): AppState,
     Path(id): Path<String>,
 ) -> Result<Json<DispatchView>, Problem> {
-    let dispatch = store::dispatch_by_id(&mut app.read(), &id).await?;
-    dispatch
-        .filter(|d| may_see(&caller, d))
-        .map(|d| Json((&d).into()))
-        .ok_or_else(|| Problem::not_found("dispatch", &id))
+    let mut conn = app.read();
+    let dispatch = store::dispatch_by_id(&mut conn, &id).await?;
+    match dispatch.filter(|d| may_see(&caller, d)) {
+        Some(d) => Ok(Json(view_with_taxi(&mut conn, &d).await?)),
+        None => Err(Problem::not_found("dispatch", &id)),
+    }
 }
 
 /// A booking's dispatch, or the latest dispatches a driver was assigned to: exactly one filter.
@@ -645,8 +737,11 @@ async fn list_dispatches(
             ));
         }
     };
-    let visible = dispatches.iter().filter(|d| may_see(&caller, d));
-    Ok(Json(visible.map(DispatchView::from).collect()))
+    let mut views = Vec::with_capacity(dispatches.len());
+    for d in dispatches.iter().filter(|d| may_see(&caller, d)) {
+        views.push(view_with_taxi(&mut conn, d).await?);
+    }
+    Ok(Json(views))
 }
 
 /// Accepts the offer: the taxi is dispatched.
@@ -721,19 +816,22 @@ async fn start(
     dispatch_in(&fleet, &dispatch_id)
 }
 
-/// Ends the trip and charges the fare to the customer's card.
+/// Ends the trip and charges the fare to the customer's card, or records it as paid in cash.
 ///
 /// The fare is on `distanceMeters` when it is plausible for the trip (400 `implausible_distance`
 /// otherwise). When the charge fails the dispatch stays `IN_TRIP`, and ending it again is safe.
+/// After a declined card the customer is told at once: ending again charges the card they put
+/// in its place, or `settlement: "CASH"` ends the trip with the fare paid to the driver.
 // Prices the trip on committed state, charges it outside any transaction (a slow pay never
 // holds the database), and only then records the trip as ended — if it still is in progress.
 #[utoipa::path(post, path = "/dispatches/{dispatchId}/end", security(("bearer" = ["driver"])),
     params(("dispatchId" = String, Path)),
     request_body(content = EndBody, example = json!({"distanceMeters": 8200})),
     responses(
-        (status = OK, description = "The dispatch, `ENDED` with `fare` and `payId`",
-            body = DispatchView),
-        (status = PAYMENT_REQUIRED, description = "`card_declined`: the trip stays `IN_TRIP`",
+        (status = OK, description = "The dispatch, `ENDED` with `fare`, `payId` and \
+            `paymentMethod`", body = DispatchView),
+        (status = PAYMENT_REQUIRED, description = "`card_declined`: the trip stays `IN_TRIP` \
+            and the customer is told; end it again once they replaced the card, or in cash",
             body = Problem, content_type = "application/problem+json"),
         (status = CONFLICT, description = "`not_in_trip`, `already_ended`, `not_assigned` to this \
             driver, `dispatch_closed`, or `amount_mismatch` (charged another fare already)",
@@ -749,6 +847,8 @@ async fn end(
 ) -> Result<Json<DispatchView>, Problem> {
     let driver_id = acting_driver(&caller, body.driver_id.as_deref())?;
     let reported = body.distance_meters.as_ref().map(distance).transpose()?;
+    let settled = body.settlement.as_ref().map(settlement).transpose()?;
+    let settled = settled.unwrap_or_default();
     let mut fleet = Fleet::default();
     if let Some(d) = store::dispatch_by_id(&mut app.read(), &dispatch_id).await? {
         fleet.dispatches.insert(d.id.clone(), d);
@@ -761,21 +861,26 @@ async fn end(
         reported,
     )
     .map_err(Error::from)?;
-    let pay = app
+    let pay = match app
         .payments
-        .pay(&PayRequest {
-            book_id: charge.book_id,
-            customer_id: charge.customer_id,
-            dispatch_id: dispatch_id.clone(),
-            amount: charge.amount,
-            card_token: charge.card_token,
-        })
-        .await?;
+        .pay(&pay_request(&dispatch_id, &charge, settled))
+        .await
+    {
+        Ok(pay) => pay,
+        Err(Error::PaymentDeclined(reason)) => {
+            app.tell_declined(&dispatch_id, &driver_id, &charge, &reason)
+                .await;
+            return Err(Error::PaymentDeclined(reason).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     // The fare is the one computed here; `Payments::pay` returns only a payment of that amount.
+    // A trip paid already (an earlier end whose answer was lost) keeps the way it was paid.
     let trip = PaidTrip {
         distance_meters: charge.distance_meters,
         fare: charge.amount,
         pay_id: pay.pay_id,
+        method: Settlement::parse(&pay.method).unwrap_or(settled),
     };
     let fleet = app
         .run(|| Command::End {

@@ -140,7 +140,8 @@ mod tests {
             book_id: request.book_id,
             dispatch_id: request.dispatch_id,
             amount: request.amount,
-            card_last4: "4242".into(),
+            method: "CARD".into(),
+            card_last4: Some("4242".into()),
             status: "PAID".into(),
             paid_at: "2026-01-01T00:00:00.000Z".into(),
         };
@@ -196,6 +197,7 @@ mod tests {
             dispatch_id: "d1".into(),
             amount: 5200,
             card_token: card_token.into(),
+            method: "CARD".into(),
         }
     }
 
@@ -211,7 +213,7 @@ mod tests {
         assert_eq!(key, None, "the dispatch id in the body is pay's key");
         assert_eq!(
             body,
-            serde_json::json!({"bookId": "b1", "customerId": "c1", "dispatchId": "d1", "amount": 5200, "cardToken": "new"})
+            serde_json::json!({"bookId": "b1", "customerId": "c1", "dispatchId": "d1", "amount": 5200, "cardToken": "new", "method": "CARD"})
         );
     }
 

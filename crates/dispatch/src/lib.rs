@@ -1,6 +1,7 @@
 //! The dispatch service (API.md "Drivers" and "Dispatches"): drivers going on and off line,
-//! matching each booking to the nearest available driver, offers that expire, trips, and the fare
-//! charged through pay when a trip ends.
+//! matching each booking to the nearest available driver until the booking's answer is due,
+//! offers that expire, trips, and the fare paid through pay when a trip ends (charged to the
+//! card, replaced after a decline if need be, or taken in cash by the driver).
 //!
 //! Where things are: `domain` is the state machine (pure), `store` the SQL and the one way state
 //! changes (including matching), `nearby` the in-memory index of available drivers, `payment` the
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
-use tanda_catalog::taxi::{BookCancelRequested, BookRequested};
+use tanda_catalog::taxi::{BookCancelRequested, BookCardReplaced, BookExpired, BookRequested};
 use tanda_core::consumer::Consumer;
 use tanda_core::db::Migration;
 use tanda_core::service::ServiceParts;
@@ -97,13 +98,23 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "trip path",
         sql: "ALTER TABLE dispatches ADD COLUMN trip_path_m DOUBLE PRECISION",
     },
+    // How an ended trip was paid (`CARD`, `CASH`; NULL: by card, as every trip before), and the
+    // card charge last declined and when, so that the customer is told of it once.
+    Migration {
+        version: 4,
+        name: "settlement and declines",
+        sql: "ALTER TABLE dispatches ADD COLUMN pay_method VARCHAR(8);
+        ALTER TABLE dispatches ADD COLUMN declined_card_token TEXT;
+        ALTER TABLE dispatches ADD COLUMN declined_at BIGINT",
+    },
 ];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// How long a driver has to accept an offer before it goes to the next driver.
     pub offer_timeout: Duration,
-    /// How long a booking may search for a driver before it fails.
+    /// How long a booking may search for a driver before it fails, for bookings that do not say
+    /// when their answer is due (book's own `answerBy` rules otherwise).
     pub deadline: Duration,
     pub fare: Fare,
     /// Average speed for the arrival time promised to the customer.
@@ -207,7 +218,12 @@ pub async fn build(
         consumers: vec![Consumer {
             name: "dispatch",
             db,
-            types: &[BookRequested::TYPE, BookCancelRequested::TYPE],
+            types: &[
+                BookRequested::TYPE,
+                BookCancelRequested::TYPE,
+                BookCardReplaced::TYPE,
+                BookExpired::TYPE,
+            ],
             handler: Arc::new(policy::Bookings {
                 store: store.clone(),
             }),

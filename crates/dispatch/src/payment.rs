@@ -165,7 +165,8 @@ mod tests {
                 book_id: request.book_id.clone(),
                 dispatch_id: request.dispatch_id.clone(),
                 amount: request.amount,
-                card_last4: "4242".into(),
+                method: "CARD".into(),
+                card_last4: Some("4242".into()),
                 status: "PAID".into(),
                 paid_at: "2026-01-01T00:00:00.000Z".into(),
             })
@@ -179,6 +180,7 @@ mod tests {
             dispatch_id: "d1".into(),
             amount: 4800,
             card_token: "tok".into(),
+            method: "CARD".into(),
         }
     }
 
@@ -236,7 +238,8 @@ mod tests {
                 book_id: request.book_id.clone(),
                 dispatch_id: request.dispatch_id.clone(),
                 amount: self.0,
-                card_last4: "4242".into(),
+                method: "CARD".into(),
+                card_last4: Some("4242".into()),
                 status: "PAID".into(),
                 paid_at: "2026-01-01T00:00:00.000Z".into(),
             })

@@ -1,12 +1,15 @@
-//! Reactions: to bookings (a booking opens a dispatch, a cancel closes it or is refused) and to
-//! this service's own timers (an offer expiring, a search running out of time). Each runs inside
-//! the unit of work the runtime opened for it; one that no longer applies changes nothing.
+//! Reactions: to bookings (a booking opens a dispatch, a cancel closes it or is refused, an
+//! expired booking closes whatever is still open for it, a replaced card is charged from then
+//! on) and to this service's own timers (an offer expiring, a search running out of time). Each
+//! runs inside the unit of work the runtime opened for it; one that no longer applies changes
+//! nothing.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tanda_catalog::taxi::{BookCancelRequested, BookRequested};
+use tanda_catalog::taxi::{BookCancelRequested, BookCardReplaced, BookExpired, BookRequested};
 use tanda_core::Uow;
+use tanda_core::clock::parse_rfc3339;
 use tanda_core::consumer::{Handler, HandlerError};
 use tanda_core::db::Timer;
 use tanda_core::event::Envelope;
@@ -28,25 +31,17 @@ pub struct Bookings {
 impl Handler for Bookings {
     async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
         let command = if event.is::<BookRequested>() {
-            let booked = event.decode::<BookRequested>()?;
-            let place = |p: &tanda_catalog::Place| {
-                LatLng::parse(p.lat, p.lng)
-                    .map(|at| Place {
-                        name: p.name.clone(),
-                        at,
-                    })
-                    .map_err(|e| Error::InvalidPlace(event.id.clone(), e))
-            };
-            Command::Open(NewDispatch {
-                id: new_id(),
-                booking: Booking {
-                    card_token: booked.card_token,
-                    pickup: place(&booked.pickup)?,
-                    dropoff: place(&booked.dropoff)?,
-                },
-                book_id: booked.book_id,
-                customer_id: booked.customer_id,
-            })
+            open(event)?
+        } else if event.is::<BookExpired>() {
+            Command::Expire {
+                book_id: event.decode::<BookExpired>()?.book_id,
+            }
+        } else if event.is::<BookCardReplaced>() {
+            let replaced = event.decode::<BookCardReplaced>()?;
+            Command::ReplaceCard {
+                book_id: replaced.book_id,
+                card_token: replaced.card_token,
+            }
         } else if event.is::<BookCancelRequested>() {
             let cancel = event.decode::<BookCancelRequested>()?;
             Command::Cancel {
@@ -60,6 +55,37 @@ impl Handler for Bookings {
         self.store.execute(uow, command, Some(event)).await?;
         Ok(())
     }
+}
+
+/// A booking as the dispatch it opens.
+fn open(event: &Envelope) -> Result<Command, Error> {
+    let booked = event.decode::<BookRequested>()?;
+    let place = |p: &tanda_catalog::Place| {
+        LatLng::parse(p.lat, p.lng)
+            .map(|at| Place {
+                name: p.name.clone(),
+                at,
+            })
+            .map_err(|e| Error::InvalidPlace(event.id.clone(), e))
+    };
+    let answer_by = match &booked.answer_by {
+        Some(at) => Some(
+            parse_rfc3339(at)
+                .ok_or_else(|| Error::InvalidAnswerBy(event.id.clone(), at.clone()))?,
+        ),
+        None => None,
+    };
+    Ok(Command::Open(NewDispatch {
+        id: new_id(),
+        booking: Booking {
+            card_token: booked.card_token,
+            pickup: place(&booked.pickup)?,
+            dropoff: place(&booked.dropoff)?,
+        },
+        book_id: booked.book_id,
+        customer_id: booked.customer_id,
+        answer_by,
+    }))
 }
 
 /// Offer and deadline timers; the key of both is the dispatch id.

@@ -15,8 +15,9 @@ use tanda_core::sql::{Conn, Row, query, query_scalar};
 use tanda_core::{DbError, Envelope, Timestamp, Uow, clock::rfc3339};
 
 use crate::domain::{
-    Booking, Command, Dispatch, DispatchRef, DispatchStatus, Driver, DriverStatus, Event, Fleet,
-    Offer, PaidTrip, Place, Rejection, Rules, ToMatch, apply, decide, to_match,
+    Booking, CancelReason, Command, Decline, Dispatch, DispatchRef, DispatchStatus, Driver,
+    DriverStatus, Event, Fleet, Offer, PaidTrip, Place, Rejection, Rules, Settlement, ToMatch,
+    apply, decide, to_match,
 };
 use crate::error::Error;
 use crate::nearby::AvailableDrivers;
@@ -261,7 +262,7 @@ impl Store {
                 None => insert_driver(&mut uow.conn().into(), driver, now).await?,
                 Some(_) => update_driver(&mut uow.conn().into(), driver, now).await?,
             }
-            if old.map(|o| o.status) != Some(driver.status) {
+            if announces_status(old, driver) {
                 // The ride this change belongs to, if any, is its saga.
                 let ride = driver
                     .dispatch_id
@@ -272,6 +273,7 @@ impl Store {
                 let event = taxi::DriverStatusChanged {
                     driver_id: driver.id.to_string(),
                     status: driver.status.as_str().to_owned(),
+                    location: Some(driver.location),
                 };
                 uow.publish(&Envelope::new(&event, correlation, cause, now))
                     .await?;
@@ -285,6 +287,20 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a driver's change is announced (`DriverStatusChanged`): a new status, or an available
+/// driver now in another area cell — so that a reader knows where each available driver is to
+/// within a cell, without an event for every location reported.
+fn announces_status(old: Option<&Driver>, driver: &Driver) -> bool {
+    match old {
+        None => true,
+        Some(old) if old.status != driver.status => true,
+        Some(old) => {
+            driver.status == DriverStatus::Available
+                && taxi::area_cell(old.location) != taxi::area_cell(driver.location)
+        }
     }
 }
 
@@ -309,7 +325,8 @@ async fn announce(
         | Event::DriverMoved { .. }
         | Event::DriverOnline { .. }
         | Event::DriverOffline { .. }
-        | Event::TripPathExtended { .. } => {}
+        | Event::TripPathExtended { .. }
+        | Event::CardReplaced { .. } => {}
         Event::DispatchOpened(d) => {
             uow.schedule(DEADLINE_TIMER, &d.id, d.deadline_at, json!({}))
                 .await?;
@@ -408,20 +425,46 @@ async fn announce(
                 distance_meters: trip.distance_meters,
                 fare: trip.fare,
                 pay_id: trip.pay_id.clone(),
+                method: trip.method.as_str().to_owned(),
             };
             uow.publish(&Envelope::new(&ended, &d.book_id, cause, now))
+                .await?;
+        }
+        Event::PaymentDeclined {
+            dispatch_id,
+            driver_id,
+            fare,
+            reason,
+            ..
+        } => {
+            let d = dispatch(dispatch_id);
+            let declined = taxi::PaymentDeclined {
+                dispatch_id: d.id.clone(),
+                book_id: d.book_id.clone(),
+                customer_id: d.customer_id.clone(),
+                driver_id: driver_id.to_string(),
+                fare: *fare,
+                reason: reason.clone(),
+            };
+            uow.publish(&Envelope::new(&declined, &d.book_id, cause, now))
                 .await?;
         }
         Event::Cancelled {
             dispatch_id,
             driver_id,
+            reason,
         } => {
             let d = dispatch(dispatch_id);
+            let reason = match reason {
+                CancelReason::Customer => taxi::BY_CUSTOMER,
+                CancelReason::Expired => taxi::EXPIRED,
+            };
             let cancelled = taxi::DispatchCancelled {
                 dispatch_id: d.id.clone(),
                 book_id: d.book_id.clone(),
                 customer_id: d.customer_id.clone(),
                 driver_id: driver_id.as_ref().map(ClientId::to_string),
+                reason: Some(reason.to_owned()),
             };
             uow.publish(&Envelope::new(&cancelled, &d.book_id, cause, now))
                 .await?;
@@ -433,6 +476,7 @@ async fn announce(
                 book_id: d.book_id.clone(),
                 customer_id: d.customer_id.clone(),
                 driver_id: None,
+                reason: Some(taxi::BY_CUSTOMER.to_owned()),
             };
             uow.publish(&Envelope::new(&cancelled, &d.book_id, cause, now))
                 .await?;
@@ -453,11 +497,16 @@ async fn announce(
             driver_id,
         } => {
             let d = dispatch(dispatch_id);
+            let reason = if d.created_at >= d.deadline_at {
+                "the booking was answered before dispatch heard of it"
+            } else {
+                "no driver accepted before the deadline"
+            };
             let failed = taxi::DispatchFailed {
                 dispatch_id: d.id.clone(),
                 book_id: d.book_id.clone(),
                 customer_id: d.customer_id.clone(),
-                reason: "no driver accepted before the deadline".to_owned(),
+                reason: reason.to_owned(),
                 driver_id: driver_id.as_ref().map(ClientId::to_string),
             };
             uow.publish(&Envelope::new(&failed, &d.book_id, cause, now))
@@ -649,8 +698,8 @@ macro_rules! dispatch_columns {
     () => {
         "id, book_id, customer_id, card_token, pickup_name, pickup_lat, pickup_lng,
          dropoff_name, dropoff_lat, dropoff_lng, status, driver_id, offer_driver_id,
-         offer_expires_at, eta_seconds, trip_path_m, distance_meters, fare, pay_id, deadline_at,
-         created_at, updated_at, version"
+         offer_expires_at, eta_seconds, trip_path_m, distance_meters, fare, pay_id, pay_method,
+         declined_card_token, declined_at, deadline_at, created_at, updated_at, version"
     };
 }
 
@@ -749,6 +798,11 @@ async fn dispatch_from_row(conn: &mut Conn<'_>, row: &Row) -> Result<Dispatch, E
         }),
         _ => None,
     };
+    // Trips paid before the method was kept were all paid by card.
+    let method = match row.try_get::<Option<String>, _>("pay_method")? {
+        Some(m) => Settlement::parse(&m).ok_or_else(corrupt)?,
+        None => Settlement::Card,
+    };
     let trip = match (
         row.try_get("distance_meters")?,
         row.try_get("fare")?,
@@ -758,7 +812,15 @@ async fn dispatch_from_row(conn: &mut Conn<'_>, row: &Row) -> Result<Dispatch, E
             distance_meters,
             fare,
             pay_id,
+            method,
         }),
+        _ => None,
+    };
+    let declined = match (
+        row.try_get::<Option<String>, _>("declined_card_token")?,
+        row.try_get::<Option<i64>, _>("declined_at")?,
+    ) {
+        (Some(card_token), Some(at)) => Some(Decline { card_token, at }),
         _ => None,
     };
     let refused: Vec<String> =
@@ -781,6 +843,7 @@ async fn dispatch_from_row(conn: &mut Conn<'_>, row: &Row) -> Result<Dispatch, E
         eta_seconds: row.try_get("eta_seconds")?,
         trip_path_m: row.try_get("trip_path_m")?,
         trip,
+        declined,
         deadline_at: row.try_get("deadline_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -827,12 +890,14 @@ async fn insert_dispatch(conn: &mut Conn<'_>, d: &Dispatch) -> Result<(), Error>
 async fn update_dispatch(conn: &mut Conn<'_>, d: &mut Dispatch) -> Result<(), Error> {
     let trip = d.trip.as_ref();
     let offer = d.offer.as_ref();
+    let declined = d.declined.as_ref();
     let done = query(
         "UPDATE dispatches SET status = $1, driver_id = $2, offer_driver_id = $3,
                                offer_expires_at = $4, eta_seconds = $5, trip_path_m = $6,
                                distance_meters = $7, fare = $8, pay_id = $9, updated_at = $10,
-                               version = version + 1
-         WHERE id = $11 AND version = $12",
+                               card_token = $11, pay_method = $12, declined_card_token = $13,
+                               declined_at = $14, version = version + 1
+         WHERE id = $15 AND version = $16",
     )
     .bind(d.status.as_str())
     .bind(d.driver_id.as_ref().map(ClientId::as_str))
@@ -844,6 +909,10 @@ async fn update_dispatch(conn: &mut Conn<'_>, d: &mut Dispatch) -> Result<(), Er
     .bind(trip.map(|t| t.fare))
     .bind(trip.map(|t| t.pay_id.as_str()))
     .bind(d.updated_at)
+    .bind(d.booking.as_ref().map(|b| b.card_token.as_str()))
+    .bind(trip.map(|t| t.method.as_str()))
+    .bind(declined.map(|x| x.card_token.as_str()))
+    .bind(declined.map(|x| x.at))
     .bind(&d.id)
     .bind(d.version)
     .execute(conn)

@@ -13,7 +13,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tanda_catalog::Place;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
-use tanda_catalog::taxi::{BookCancelRequested, BookRequested};
+use tanda_catalog::taxi::{BookCancelRequested, BookCardReplaced, BookExpired, BookRequested};
 use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::{Clock, ManualClock};
 use tanda_core::db::{Durability, Migration, Timer};
@@ -37,6 +37,8 @@ struct FakePay {
     /// payment it already had for the dispatch).
     answered_amount: Mutex<Option<i64>>,
     calls: AtomicU32,
+    /// Every request, in order.
+    requests: Mutex<Vec<PayRequest>>,
 }
 
 impl FakePay {
@@ -49,12 +51,21 @@ impl FakePay {
     fn calls(&self) -> u32 {
         self.calls.load(Ordering::SeqCst)
     }
+    fn last_request(&self) -> PayRequest {
+        self.requests
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("pay was called")
+    }
 }
 
 #[async_trait]
 impl PayTransport for FakePay {
     async fn pay(&self, request: &PayRequest) -> Result<Pay, PayCallError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.requests.lock().unwrap().push(request.clone());
         if let Some(e) = self.outcomes.lock().unwrap().pop_front() {
             return Err(e);
         }
@@ -67,7 +78,8 @@ impl PayTransport for FakePay {
                 .lock()
                 .unwrap()
                 .unwrap_or(request.amount),
-            card_last4: "4242".into(),
+            method: request.method.clone(),
+            card_last4: (request.method == "CARD").then(|| "4242".into()),
             status: "PAID".into(),
             paid_at: "2027-01-15T08:00:00.000Z".into(),
         })
@@ -252,6 +264,45 @@ impl Service {
             card_last4: "4242".into(),
             pickup: place("City Hall", north(0.0)),
             dropoff: place("Gangnam", LatLng::parse(37.4979, 127.0276).unwrap()),
+            answer_by: None,
+        };
+        self.deliver(&Envelope::new(&event, book_id, None, self.clock.now()))
+            .await;
+    }
+
+    /// A booking whose answer book gives at `answer_by`.
+    async fn book_answered_by(&self, book_id: &str, answer_by: i64) {
+        let event = BookRequested {
+            book_id: book_id.into(),
+            customer_id: "cust-1".into(),
+            customer_name: "Kim".into(),
+            phone: "010-9999-0000".into(),
+            card_token: "tok_4242".into(),
+            card_last4: "4242".into(),
+            pickup: place("City Hall", north(0.0)),
+            dropoff: place("Gangnam", LatLng::parse(37.4979, 127.0276).unwrap()),
+            answer_by: Some(tanda_core::clock::rfc3339(answer_by)),
+        };
+        self.deliver(&Envelope::new(&event, book_id, None, self.clock.now()))
+            .await;
+    }
+
+    async fn expired(&self, book_id: &str) {
+        let event = BookExpired {
+            book_id: book_id.into(),
+            customer_id: "cust-1".into(),
+        };
+        self.deliver(&Envelope::new(&event, book_id, None, self.clock.now()))
+            .await;
+    }
+
+    async fn card_replaced(&self, book_id: &str, card_token: &str) {
+        let event = BookCardReplaced {
+            book_id: book_id.into(),
+            customer_id: "cust-1".into(),
+            driver_id: Some("a".into()),
+            card_token: card_token.into(),
+            card_last4: "4444".into(),
         };
         self.deliver(&Envelope::new(&event, book_id, None, self.clock.now()))
             .await;
@@ -1295,4 +1346,281 @@ async fn drivers_and_customers_reach_only_their_own_drivers_and_dispatches() {
         .await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
     assert_eq!(accepted.body["driverId"], "kim");
+}
+
+/// A dispatch shows where its taxi is while it drives to the pickup and during the trip, from
+/// the locations its driver reports; neither before a driver accepts nor after the trip.
+#[tokio::test]
+async fn a_dispatch_shows_where_its_taxi_is_while_on_the_way_and_on_the_trip() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("a", 300.0).await;
+    s.book("b1").await;
+    let id = str_of(&s.dispatch_of("b1").await["dispatchId"]);
+    let path = format!("/dispatches/{id}");
+    assert_eq!(s.get(&path).await["taxiLocation"], Value::Null, "searching");
+
+    let at = |v: &Value| (v["lat"].as_f64().unwrap(), v["lng"].as_f64().unwrap());
+    let accepted = s.act(&id, "accept", "a").await;
+    let start = north(300.0);
+    assert_eq!(at(&accepted.body["taxiLocation"]), (start.lat, start.lng));
+    move_driver(&s, "a", north(100.0)).await;
+    let near = north(100.0);
+    assert_eq!(
+        at(&s.get(&path).await["taxiLocation"]),
+        (near.lat, near.lng)
+    );
+    assert_eq!(s.dispatches_of_driver("a").await.len(), 1, "listed alike");
+
+    move_driver(&s, "a", north(0.0)).await;
+    let started = s.act(&id, "start", "a").await;
+    assert_eq!(
+        at(&started.body["taxiLocation"]),
+        (CITY_HALL.0, CITY_HALL.1)
+    );
+    let end = json!({"driverId": "a", "distanceMeters": 9_000});
+    let ended = s
+        .call(Method::POST, &format!("{path}/end"), Some(end))
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["taxiLocation"], Value::Null);
+    assert_eq!(s.get(&path).await["taxiLocation"], Value::Null, "ended");
+}
+
+// ---- the booking's answer, a declined card, cash, and where drivers are -----------------------
+
+/// `a` at the pickup, booking `b1` offered to them, accepted and started; the dispatch id.
+async fn trip_in_progress(s: &Service) -> String {
+    s.driver_online("a", 0.0).await;
+    s.book("b1").await;
+    let id = str_of(&s.dispatch_of("b1").await["dispatchId"]);
+    assert_eq!(s.act(&id, "accept", "a").await.status, StatusCode::OK);
+    assert_eq!(s.act(&id, "start", "a").await.status, StatusCode::OK);
+    id
+}
+
+#[tokio::test]
+async fn the_search_ends_when_the_bookings_answer_is_due() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.book_answered_by("b1", T0 + 5_000).await;
+    let dispatch = s.dispatch_of("b1").await;
+    assert_eq!(
+        dispatch["deadlineAt"],
+        tanda_core::clock::rfc3339(T0 + 5_000)
+    );
+    let id = str_of(&dispatch["dispatchId"]);
+    s.clock.advance(Duration::from_secs(5));
+    assert_eq!(s.fire_due_timers().await, ["dispatch.deadline"]);
+    assert_eq!(
+        s.get(&format!("/dispatches/{id}")).await["status"],
+        "FAILED"
+    );
+}
+
+#[tokio::test]
+async fn a_booking_heard_of_after_its_answer_is_offered_to_nobody() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("a", 100.0).await;
+    s.clock.advance(Duration::from_secs(61));
+    s.book_answered_by("b1", T0 + 60_000).await;
+    let dispatch = s.dispatch_of("b1").await;
+    assert_eq!(dispatch["status"], "FAILED");
+    assert!(dispatch.get("offer").is_none(), "{dispatch}");
+    assert_eq!(s.get("/drivers/a").await["status"], "AVAILABLE");
+    assert_eq!(s.get("/drivers/a/offers").await, json!([]));
+    assert_eq!(s.published("taxi.RideOffered").await, Vec::<Value>::new());
+    let failed = s.published("taxi.DispatchFailed").await;
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].get("driverId").is_none());
+    assert_eq!(
+        s.timers_of(&str_of(&dispatch["dispatchId"])).await,
+        Vec::<String>::new()
+    );
+    // Then book's answer arrives: nothing is left to close.
+    s.expired("b1").await;
+    assert_eq!(
+        s.published("taxi.DispatchCancelled").await,
+        Vec::<Value>::new()
+    );
+}
+
+#[tokio::test]
+async fn an_expired_booking_withdraws_the_offer_or_calls_back_the_taxi() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("a", 100.0).await;
+    s.book("b1").await;
+    let id = str_of(&s.dispatch_of("b1").await["dispatchId"]);
+    assert_eq!(s.get("/drivers/a").await["status"], "OFFERED");
+    s.expired("b1").await;
+    assert_eq!(
+        s.get(&format!("/dispatches/{id}")).await["status"],
+        "CANCELLED"
+    );
+    assert_eq!(s.get("/drivers/a").await["status"], "AVAILABLE");
+    assert_eq!(s.timers_of(&id).await, Vec::<String>::new());
+
+    // The late-dispatch race: accepted, but book answered "no taxi" first.
+    s.book("b2").await;
+    let id = str_of(&s.dispatch_of("b2").await["dispatchId"]);
+    assert_eq!(s.act(&id, "accept", "a").await.status, StatusCode::OK);
+    s.expired("b2").await;
+    assert_eq!(
+        s.get(&format!("/dispatches/{id}")).await["status"],
+        "CANCELLED"
+    );
+    assert_eq!(s.get("/drivers/a").await["status"], "AVAILABLE");
+    let cancelled = s.published("taxi.DispatchCancelled").await;
+    assert_eq!(cancelled.len(), 2);
+    for (c, book) in cancelled.iter().zip(["b1", "b2"]) {
+        assert_eq!(c["bookId"], book);
+        assert_eq!(c["driverId"], "a");
+        assert_eq!(c["reason"], "expired");
+    }
+    assert_eq!(
+        s.act(&id, "start", "a").await.body["code"],
+        "dispatch_closed"
+    );
+
+    // A customer's cancel says so.
+    s.book("b3").await;
+    s.cancel("b3").await;
+    assert_eq!(
+        s.published("taxi.DispatchCancelled").await[2]["reason"],
+        "customer"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_booking_leaves_a_trip_under_way_alone() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    let id = trip_in_progress(&s).await;
+    s.expired("b1").await;
+    assert_eq!(
+        s.get(&format!("/dispatches/{id}")).await["status"],
+        "IN_TRIP"
+    );
+    assert_eq!(s.get("/drivers/a").await["status"], "IN_TRIP");
+}
+
+#[tokio::test]
+async fn a_declined_card_is_told_once_and_the_replaced_card_is_charged() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    let id = trip_in_progress(&s).await;
+    let end = format!("/dispatches/{id}/end");
+    let body = json!({"driverId": "a", "distanceMeters": 10_000});
+    for _ in 0..2 {
+        s.pay.fail_next(PayCallError::Declined(
+            "the card was declined (card_declined)".into(),
+        ));
+        let declined = s.call(Method::POST, &end, Some(body.clone())).await;
+        assert_eq!(
+            declined.status,
+            StatusCode::PAYMENT_REQUIRED,
+            "{}",
+            declined.body
+        );
+        assert_eq!(declined.body["code"], "card_declined");
+    }
+    let told = s.published("taxi.PaymentDeclined").await;
+    assert_eq!(
+        told.len(),
+        1,
+        "two retries in a moment are told once: {told:?}"
+    );
+    assert_eq!(
+        told[0],
+        json!({"dispatchId": id, "bookId": "b1", "customerId": "cust-1", "driverId": "a",
+               "fare": 11_200, "reason": "the card was declined (card_declined)"})
+    );
+    assert_eq!(
+        s.get(&format!("/dispatches/{id}")).await["status"],
+        "IN_TRIP"
+    );
+    let offline = s.call(Method::POST, "/drivers/a/offline", None).await;
+    assert_eq!(offline.body["code"], "driver_busy");
+
+    s.card_replaced("b1", "tok_4444_ok_new").await;
+    let ended = s.call(Method::POST, &end, Some(body)).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["paymentMethod"], "CARD");
+    let asked = s.pay.last_request();
+    assert_eq!(
+        (asked.card_token.as_str(), asked.method.as_str()),
+        ("tok_4444_ok_new", "CARD")
+    );
+    assert_eq!(asked.amount, 11_200);
+    assert_eq!(s.published("taxi.TripEnded").await[0]["method"], "CARD");
+    assert_eq!(s.get("/drivers/a").await["status"], "AVAILABLE");
+    // A card replaced after the fare was paid changes nothing.
+    s.card_replaced("b1", "tok_5555_ok_later").await;
+    assert_eq!(s.published("taxi.PaymentDeclined").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_trip_settled_in_cash_is_paid_through_pay_with_no_card() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    let id = trip_in_progress(&s).await;
+    let end = format!("/dispatches/{id}/end");
+    for settlement in [
+        json!("CHEQUE"),
+        json!("cash"),
+        json!(7),
+        json!({"method": "CASH"}),
+    ] {
+        let body = json!({"driverId": "a", "settlement": settlement});
+        let refused = s.call(Method::POST, &end, Some(body)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert_eq!(refused.body["code"], "invalid_settlement");
+    }
+    assert_eq!(s.pay.calls(), 0, "a bad request reaches no payment");
+
+    let body = json!({"driverId": "a", "distanceMeters": 10_000, "settlement": "CASH"});
+    let ended = s.call(Method::POST, &end, Some(body)).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["status"], "ENDED");
+    assert_eq!(ended.body["fare"], 11_200);
+    assert_eq!(ended.body["paymentMethod"], "CASH");
+    let asked = s.pay.last_request();
+    assert_eq!(
+        (asked.method.as_str(), asked.card_token.as_str()),
+        ("CASH", "")
+    );
+    assert_eq!(asked.amount, 11_200, "the fare computed as for a card");
+    let ended_event = &s.published("taxi.TripEnded").await[0];
+    assert_eq!(ended_event["method"], "CASH");
+    assert_eq!(ended_event["fare"], 11_200);
+    assert_eq!(s.get("/drivers/a").await["status"], "AVAILABLE");
+    let offline = s.call(Method::POST, "/drivers/a/offline", None).await;
+    assert_eq!(offline.body["status"], "OFFLINE");
+}
+
+#[tokio::test]
+async fn drivers_are_announced_with_where_they_are_and_when_they_change_area() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    s.driver_online("a", 0.0).await;
+    let announced = |list: Vec<Value>| -> Vec<(String, f64)> {
+        list.iter()
+            .map(|e| (str_of(&e["status"]), e["location"]["lat"].as_f64().unwrap()))
+            .collect()
+    };
+    let start = north(0.0);
+    assert_eq!(
+        announced(s.published("taxi.DriverStatusChanged").await),
+        [
+            ("OFFLINE".to_owned(), start.lat),
+            ("AVAILABLE".to_owned(), start.lat)
+        ]
+    );
+    // City Hall is at 37.5663: 37.5699 is the same cell, 37.5702 the next one north.
+    move_driver(&s, "a", LatLng::parse(37.5699, 126.9779).unwrap()).await;
+    assert_eq!(s.published("taxi.DriverStatusChanged").await.len(), 2);
+    move_driver(&s, "a", LatLng::parse(37.5702, 126.9779).unwrap()).await;
+    let all = announced(s.published("taxi.DriverStatusChanged").await);
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2], ("AVAILABLE".to_owned(), 37.5702));
+    // Off line, moves are nobody's business.
+    s.call(Method::POST, "/drivers/a/offline", None).await;
+    move_driver(&s, "a", north(5_000.0)).await;
+    let all = announced(s.published("taxi.DriverStatusChanged").await);
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[3], ("OFFLINE".to_owned(), 37.5702));
 }

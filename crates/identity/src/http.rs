@@ -1,5 +1,6 @@
 //! Identity's HTTP edge (API.md "Identity and access"): sign-up, sign-in (`POST /auth/token`,
-//! answering with OAuth 2.0's field names), the public keys, and the operator's key rotation.
+//! answering with OAuth 2.0's field names), an account and its language (`/auth/users/{userId}`),
+//! the public keys, and the operator's key rotation.
 
 use std::sync::{Arc, LazyLock};
 
@@ -10,7 +11,7 @@ use axum::{Extension, Router};
 use serde::{Deserialize, Serialize};
 use tanda_core::Problem;
 use tanda_core::auth::{Caller, Role};
-use tanda_core::http::Json;
+use tanda_core::http::{Json, Path};
 use tanda_core::id::ClientId;
 use tokio::sync::Semaphore;
 use utoipa::ToSchema;
@@ -67,6 +68,8 @@ fn routes() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
         .routes(routes!(sign_up))
         .routes(routes!(token))
+        .routes(routes!(get_user))
+        .routes(routes!(set_locale))
         .routes(routes!(jwks))
         .routes(routes!(rotate))
 }
@@ -173,8 +176,7 @@ fn parse_sign_up(body: SignUpBody) -> Result<(NewAccount, Password), Error> {
     };
     let locale = match body.locale.as_deref() {
         None => Locale::Ko,
-        Some(raw) => Locale::parse(raw)
-            .ok_or_else(|| Error::invalid("invalid_locale", "locale must be ko or en"))?,
+        Some(raw) => locale(raw)?,
     };
     let account = NewAccount {
         user_id,
@@ -184,6 +186,114 @@ fn parse_sign_up(body: SignUpBody) -> Result<(NewAccount, Password), Error> {
         locale,
     };
     Ok((account, password))
+}
+
+fn locale(raw: &str) -> Result<Locale, Error> {
+    Locale::parse(raw).ok_or_else(|| Error::invalid("invalid_locale", "locale must be ko or en"))
+}
+
+/// An account, as its owner and the operator see it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct UserView<'a> {
+    user_id: &'a str,
+    username: &'a str,
+    #[schema(example = "customer")]
+    role: &'a str,
+    /// The language of the account's notifications: `ko` or `en`.
+    #[schema(example = "ko")]
+    locale: &'a str,
+}
+
+/// The account `raw` names, if it is the caller's to see: their own, or any for an operator.
+/// Someone else's is as good as unknown.
+fn own(caller: &Caller, raw: &str) -> Result<ClientId, Problem> {
+    let user_id = ClientId::parse(raw)
+        .map_err(|e| Error::invalid("invalid_user_id", format!("userId {e}")))?;
+    if caller.is_operator() || caller.subject == user_id {
+        Ok(user_id)
+    } else {
+        Err(Problem::not_found("account", user_id.as_str()))
+    }
+}
+
+/// An account: its role and the language of its notifications.
+#[utoipa::path(get, path = "/auth/users/{userId}", security(("bearer" = ["customer", "driver"])),
+    params(("userId" = String, Path)),
+    responses((status = OK, description = "The account", body = UserView)))]
+async fn get_user(
+    State(app): AppState,
+    caller: Caller,
+    Path(user_id): Path<String>,
+) -> Result<Response, Problem> {
+    let user_id = own(&caller, &user_id)?;
+    let Some(account) = store::find(&app.keys.db, &user_id)
+        .await
+        .map_err(Error::from)?
+    else {
+        return Err(Problem::not_found("account", user_id.as_str()));
+    };
+    Ok(axum::Json(UserView {
+        user_id: account.user_id.as_str(),
+        username: account.user_id.as_str(),
+        role: account.role.as_str(),
+        locale: account.locale.as_str(),
+    })
+    .into_response())
+}
+
+// Optional here so that a missing locale gets its own problem.
+/// The language to read Tanda in.
+#[derive(Deserialize, ToSchema)]
+struct LocaleBody {
+    /// `ko` or `en`.
+    #[schema(required = true, nullable = false, example = "en")]
+    locale: Option<String>,
+}
+
+/// An account's language, as it is now.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct LocaleView<'a> {
+    user_id: &'a str,
+    #[schema(example = "en")]
+    locale: &'a str,
+}
+
+/// Changes the language of an account's notifications.
+///
+/// Everything the account reads from then on is in the new language, notifications told
+/// before the change included. An access token keeps the `locale` claim it was issued with until
+/// its owner signs in again.
+#[utoipa::path(put, path = "/auth/users/{userId}/locale",
+    security(("bearer" = ["customer", "driver"])),
+    params(("userId" = String, Path)),
+    request_body(content = LocaleBody, example = json!({"locale": "en"})),
+    responses(
+        (status = OK, description = "The language set", body = LocaleView),
+        (status = BAD_REQUEST, description = "`invalid_locale`: not `ko` or `en`", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+async fn set_locale(
+    State(app): AppState,
+    caller: Caller,
+    Path(user_id): Path<String>,
+    Json(body): Json<LocaleBody>,
+) -> Result<Response, Problem> {
+    let user_id = own(&caller, &user_id)?;
+    let locale = locale(&required(body.locale, "locale")?)?;
+    let Some(account) = store::set_locale(&app.keys.db, &user_id, locale)
+        .await
+        .map_err(Error::from)?
+    else {
+        return Err(Problem::not_found("account", user_id.as_str()));
+    };
+    tracing::info!(user_id = %account.user_id, locale = %account.locale, "locale set");
+    Ok(axum::Json(LocaleView {
+        user_id: account.user_id.as_str(),
+        locale: account.locale.as_str(),
+    })
+    .into_response())
 }
 
 // Both fields are optional here so that a missing one gets its own problem.

@@ -4,9 +4,12 @@
 //! public keys anyone can fetch at `/.well-known/jwks.json`. Every service verifies tokens itself
 //! (`tanda_core::auth`); this service only issues them.
 //!
+//! Identity also publishes events (`AccountOpened`, `LocaleChanged`) through its outbox, so that
+//! notify speaks to each receiver in the language they chose.
+//!
 //! Code map: `account` (sign-up parsing, Argon2id hashing), `keys` (the signing keys, rotation,
 //! the JWKS), `attempts` (sign-in throttling), `claims` (ids an operator already acted for, which
-//! a stranger may not sign up as), `store` (SQL), `http` (routes).
+//! a stranger may not sign up as), `store` (SQL and the events), `http` (routes).
 
 mod account;
 mod attempts;
@@ -80,6 +83,13 @@ pub async fn build(db: Db, config: Config) -> Result<(ServiceParts, Keys), Error
     };
     keys.ensure_one().await?;
     bootstrap_operator(&db, config.operator_password).await?;
+    let announced = store::announce_earlier_accounts(&db).await?;
+    if announced > 0 {
+        tracing::info!(
+            accounts = announced,
+            "announced accounts made before AccountOpened"
+        );
+    }
     let parts = ServiceParts {
         name: NAME,
         router: http::router(Arc::new(http::App::new(keys.clone()))),

@@ -1,5 +1,6 @@
 //! The identity service through its routes on a real SQLite database: sign-up, sign-in, the
-//! throttling of failed sign-ins, the operator's account and the published keys.
+//! throttling of failed sign-ins, the operator's account, the published keys, an account's
+//! language and the events that tell of accounts.
 
 use std::sync::Arc;
 
@@ -7,21 +8,29 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
-use tanda_core::SystemClock;
-use tanda_core::auth::{Role, Verifier};
+use tanda_core::auth::{Caller, Role, Verifier};
 use tanda_core::db::{Db, Durability};
+use tanda_core::id::ClientId;
+use tanda_core::locale::Locale;
+use tanda_core::sql::query;
+use tanda_core::{Envelope, SystemClock};
 use tanda_identity::{Config, Keys, MIGRATIONS, NAME, build};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
 struct Service {
-    _dir: TempDir,
+    dir: TempDir,
+    db: Db,
     router: Router,
     keys: Keys,
 }
 
 async fn service(operator_password: Option<&str>) -> Service {
-    let dir = tempfile::tempdir().unwrap();
+    service_in(tempfile::tempdir().unwrap(), operator_password).await
+}
+
+/// Identity on the database in `dir` (a new one, or one an earlier start left).
+async fn service_in(dir: TempDir, operator_password: Option<&str>) -> Service {
     let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
         .await
         .unwrap();
@@ -30,15 +39,63 @@ async fn service(operator_password: Option<&str>) -> Service {
         operator_password: operator_password.map(str::to_owned),
         ..Config::default()
     };
-    let (parts, keys) = build(db, config).await.unwrap();
+    let (parts, keys) = build(db.clone(), config).await.unwrap();
     Service {
-        _dir: dir,
+        dir,
+        db,
         router: parts.router,
         keys,
     }
 }
 
+fn caller(id: &str, role: Role) -> Caller {
+    Caller::new(ClientId::parse(id).unwrap(), vec![role])
+}
+
 impl Service {
+    /// A call as `caller` (the edge in front of identity verified who it is).
+    async fn call_as(
+        &self,
+        caller: &Caller,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let request = Request::builder().method(method).uri(uri);
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let router = self.router.clone().layer(axum::Extension(caller.clone()));
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Every event identity published, in order, as `(type, payload)`.
+    async fn published(&self) -> Vec<(String, Value)> {
+        let rows = query("SELECT envelope FROM outbox ORDER BY seq")
+            .fetch_all(self.db.reader())
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| {
+                let envelope: Envelope =
+                    serde_json::from_str(&row.get::<String, _>("envelope")).unwrap();
+                (envelope.kind, envelope.payload)
+            })
+            .collect()
+    }
+
     async fn post(&self, uri: &str, body: Value) -> (StatusCode, axum::http::HeaderMap, Value) {
         self.post_from("192.0.2.1", uri, body).await
     }
@@ -257,4 +314,184 @@ async fn repeated_failures_from_one_address_are_throttled() {
     assert!(headers.contains_key(header::RETRY_AFTER));
     let (status, _, _) = s.post_from("198.51.100.2", "/auth/token", right).await;
     assert_eq!(status, StatusCode::OK, "another address is not held back");
+}
+
+#[tokio::test]
+async fn every_account_is_announced_with_its_language() {
+    let s = service(None).await;
+    let body = json!({"username": "amy", "password": "correct horse", "name": "Amy Lee",
+                      "phone": "010-2233-0002", "role": "driver", "locale": "en"});
+    assert_eq!(s.post("/auth/signup", body).await.0, StatusCode::CREATED);
+    s.sign_up("hong", "correct horse", "customer").await;
+    // A sign-up that fails announces nothing.
+    s.sign_up("hong", "correct horse", "customer").await;
+    assert_eq!(
+        s.published().await,
+        [
+            (
+                "identity.AccountOpened".to_owned(),
+                json!({"userId": "operator", "role": "operator", "locale": "ko"})
+            ),
+            (
+                "identity.AccountOpened".to_owned(),
+                json!({"userId": "amy", "role": "driver", "locale": "en"})
+            ),
+            (
+                "identity.AccountOpened".to_owned(),
+                json!({"userId": "hong", "role": "customer", "locale": "ko"})
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn accounts_made_before_events_are_announced_once_at_the_next_start() {
+    let s = service(None).await;
+    s.sign_up("hong", "correct horse", "customer").await;
+    // As identity left them before it published events.
+    let mut uow = s.db.begin().await.unwrap();
+    query("UPDATE accounts SET announced_at = NULL")
+        .execute(uow.conn())
+        .await
+        .unwrap();
+    query("DELETE FROM outbox")
+        .execute(uow.conn())
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let Service { dir, db, .. } = s;
+    db.close().await;
+
+    let s = service_in(dir, None).await;
+    let mut announced: Vec<Value> = s.published().await.into_iter().map(|(_, p)| p).collect();
+    announced.sort_by_key(|p| p["userId"].as_str().unwrap().to_owned());
+    assert_eq!(
+        announced,
+        [
+            json!({"userId": "hong", "role": "customer", "locale": "ko"}),
+            json!({"userId": "operator", "role": "operator", "locale": "ko"}),
+        ]
+    );
+    let Service { dir, db, .. } = s;
+    db.close().await;
+    let s = service_in(dir, None).await;
+    assert_eq!(s.published().await.len(), 2, "announced once");
+}
+
+#[tokio::test]
+async fn an_account_s_language_is_changed_by_its_owner_or_the_operator() {
+    let s = service(None).await;
+    s.sign_up("hong", "correct horse", "customer").await;
+    s.sign_up("mallory", "correct horse", "customer").await;
+    let (hong, mallory) = (
+        caller("hong", Role::Customer),
+        caller("mallory", Role::Customer),
+    );
+    let operator = caller("operator", Role::Operator);
+
+    let (status, body) = s.call_as(&hong, "GET", "/auth/users/hong", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"userId": "hong", "username": "hong", "role": "customer", "locale": "ko"})
+    );
+    let (status, body) = s
+        .call_as(
+            &hong,
+            "PUT",
+            "/auth/users/hong/locale",
+            Some(json!({"locale": "en"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"userId": "hong", "locale": "en"}))
+    );
+    // The same again changes nothing and tells nobody.
+    let (status, _) = s
+        .call_as(
+            &hong,
+            "PUT",
+            "/auth/users/hong/locale",
+            Some(json!({"locale": "en"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let changes: Vec<Value> = s
+        .published()
+        .await
+        .into_iter()
+        .filter(|(kind, _)| kind == "identity.LocaleChanged")
+        .map(|(_, payload)| payload)
+        .collect();
+    assert_eq!(changes, [json!({"userId": "hong", "locale": "en"})]);
+
+    // The next token names the new language.
+    let (_, _, token) = s.sign_in("hong", "correct horse").await;
+    let verified = Verifier::new(s.keys.source(), None)
+        .verify(token["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(verified.locale, Some(Locale::En));
+
+    // Someone else's account is as good as unknown; the operator may set anyone's.
+    for (method, body) in [("GET", None), ("PUT", Some(json!({"locale": "ko"})))] {
+        let path = if method == "GET" {
+            "/auth/users/hong"
+        } else {
+            "/auth/users/hong/locale"
+        };
+        let (status, problem) = s.call_as(&mallory, method, path, body).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{method}"
+        );
+    }
+    let (status, body) = s
+        .call_as(
+            &operator,
+            "PUT",
+            "/auth/users/hong/locale",
+            Some(json!({"locale": "ko"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["locale"].as_str()),
+        (StatusCode::OK, Some("ko"))
+    );
+    let (status, _) = s
+        .call_as(
+            &operator,
+            "PUT",
+            "/auth/users/nobody/locale",
+            Some(json!({"locale": "ko"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = s
+        .call_as(&operator, "GET", "/auth/users/nobody", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    for (body, code) in [
+        (json!({"locale": "fr"}), "invalid_locale"),
+        (json!({"locale": "EN"}), "invalid_locale"),
+        (json!({}), "missing_field"),
+    ] {
+        let (status, problem) = s
+            .call_as(&hong, "PUT", "/auth/users/hong/locale", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{body}"
+        );
+    }
+    // Without a verified caller, nothing.
+    let request = Request::get("/auth/users/hong")
+        .body(Body::empty())
+        .unwrap();
+    let response = s.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }

@@ -87,6 +87,9 @@ struct ListParams {
 }
 
 /// The receiver's latest notifications, newest first.
+///
+/// Each is worded in the receiver's language as it is now: the one they chose at sign-up or
+/// since (`PUT /auth/users/{userId}/locale`), Korean by default.
 #[utoipa::path(get, path = "/notifications", security(("bearer" = ["customer", "driver"])),
     params(ListParams),
     responses((status = OK, description = "The notifications", body = Vec<Notification>)))]

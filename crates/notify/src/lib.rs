@@ -1,15 +1,20 @@
 //! notify — the seeds' Kakao/alarm service (DESIGN §2): turns taxi and flight events into
-//! plain-English messages for customers, drivers and users, stores them, streams them live over
-//! Server-Sent Events and, when configured, POSTs each one to a webhook.
+//! messages for customers, drivers and users, stores them, streams them live over Server-Sent
+//! Events and, when configured, POSTs each one to a webhook. Each receiver reads them in their
+//! own language, Korean (the default) or English, as identity tells it.
 //!
-//! Code map: `domain` (receivers and the wording of each event), `policy` (the consumer),
-//! `store` (the `notifications` table), `http` (list and live stream), `webhook` (delivery task).
+//! Code map: `domain` (receivers and the messages each event causes), `wording` (the words of
+//! each message in each language, `locales/*/notify.ftl`), `locales` (each receiver's language),
+//! `policy` (the consumer), `store` (the `notifications` table), `http` (list and live stream),
+//! `webhook` (delivery task).
 
 mod domain;
 mod http;
+mod locales;
 mod policy;
 mod store;
 mod webhook;
+mod wording;
 
 use std::sync::Arc;
 
@@ -46,7 +51,14 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
           UPDATE notifications SET occurred_at = created_at, event_id = notification_id;
           CREATE INDEX notifications_by_occurrence
               ON notifications (receiver, occurred_at, event_id, notification_id)",
-}];
+}, Migration {
+    version: 3,
+    name: "notifications worded when read",
+    // Rows before this keep their English text; later ones a message key and its arguments.
+    sql: "ALTER TABLE notifications RENAME COLUMN message TO legacy_message;
+          ALTER TABLE notifications ADD COLUMN message_key VARCHAR(100);
+          ALTER TABLE notifications ADD COLUMN message_args TEXT",
+}, locales::MIGRATION];
 
 /// The service's public operations, documented (the same routes `build` serves).
 pub use http::openapi;
@@ -78,8 +90,9 @@ pub enum Error {
     Db(#[from] DbError),
 }
 
-/// Wires notify: its routes, its consumer of the taxi and flight events and, with a webhook
-/// configured, the delivery task (stopped by `lifecycle`).
+/// Wires notify: its routes, its consumers (of the taxi and flight events, and of identity's for
+/// each receiver's language) and, with a webhook configured, the delivery task (stopped by
+/// `lifecycle`).
 pub async fn build(db: Db, config: Config, lifecycle: &Lifecycle) -> Result<ServiceParts, Error> {
     let wake = watch::Sender::new(0);
     if let Some(url) = &config.webhook {
@@ -92,18 +105,24 @@ pub async fn build(db: Db, config: Config, lifecycle: &Lifecycle) -> Result<Serv
         wake: wake.clone(),
         lifecycle: lifecycle.clone(),
     });
-    let consumer = Consumer {
+    let notifier = Consumer {
         name: NAME,
         db: db.clone(),
         types: &policy::TYPES,
         handler: Arc::new(Notifier { wake }),
+    };
+    let languages = Consumer {
+        name: locales::CONSUMER,
+        db: db.clone(),
+        types: locales::TYPES,
+        handler: Arc::new(locales::Locales),
     };
     Ok(ServiceParts {
         name: NAME,
         db,
         router,
         internal: axum::Router::new(),
-        consumers: vec![consumer],
+        consumers: vec![notifier, languages],
         timers: None,
         breakers: Vec::new(),
     })

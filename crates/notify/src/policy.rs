@@ -7,8 +7,9 @@ use tanda_catalog::flight::{
     ReservationStatusChanged, TicketIssued, TicketVoided,
 };
 use tanda_catalog::taxi::{
-    BookRequested, CancelRejected, DispatchCancelled, DispatchFailed, OfferExpired, RideOffered,
-    TaxiDispatched, TripEnded, TripStarted,
+    BookCardReplaced, BookExpired, BookRequested, CancelRejected, DispatchCancelled,
+    DispatchFailed, OfferExpired, PaymentDeclined, RideOffered, TaxiDispatched, TripEnded,
+    TripStarted,
 };
 use tanda_core::clock::parse_rfc3339;
 use tanda_core::consumer::{Handler, HandlerError};
@@ -19,12 +20,15 @@ use crate::Error;
 use crate::domain::{Message, Notifies};
 use crate::store;
 
-/// An event type and how to word it.
+/// An event type and the messages it causes.
 type Rule = (&'static str, fn(&Envelope) -> Result<Vec<Message>, Error>);
 
-/// Every event notify speaks about, one line each.
-const RULES: [Rule; 16] = [
+/// Every event notify speaks about, one line each (identity's, which only say how to speak to
+/// someone, are `locales`').
+const RULES: [Rule; 19] = [
     rule::<BookRequested>(),
+    rule::<BookExpired>(),
+    rule::<BookCardReplaced>(),
     rule::<RideOffered>(),
     rule::<OfferExpired>(),
     rule::<TaxiDispatched>(),
@@ -33,6 +37,7 @@ const RULES: [Rule; 16] = [
     rule::<DispatchFailed>(),
     rule::<DispatchCancelled>(),
     rule::<CancelRejected>(),
+    rule::<PaymentDeclined>(),
     rule::<ReservationRequested>(),
     rule::<ReservationStatusChanged>(),
     rule::<PaymentSucceeded>(),

@@ -1,5 +1,6 @@
-//! notify as the binary wires it, on a temp SQLite database: events through its consumer's
-//! handler, the list over HTTP, the live SSE stream over a real socket, and webhook delivery.
+//! notify as the binary wires it, on a temp SQLite database: events through its consumers'
+//! handlers, the list over HTTP in each receiver's language, the live SSE stream over a real
+//! socket, and webhook delivery.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,16 +15,18 @@ use tanda_catalog::flight::{
     PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationCancelRequested,
     ReservationRequested, ReservationStatusChanged, TicketIssued, TicketVoided,
 };
+use tanda_catalog::identity::{AccountOpened, LocaleChanged};
 use tanda_catalog::taxi::{
-    BookRequested, BookStatusChanged, CancelRejected, DispatchCancelled, DispatchFailed,
-    OfferExpired, RideOffered, TaxiDispatched, TripEnded, TripStarted,
+    BookCardReplaced, BookExpired, BookRequested, BookStatusChanged, CancelRejected,
+    DispatchCancelled, DispatchFailed, OfferExpired, PaymentDeclined, RideOffered, TaxiDispatched,
+    TripEnded, TripStarted,
 };
 use tanda_core::auth::{Caller, Role};
 use tanda_core::db::Durability;
 use tanda_core::id::ClientId;
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::service::ServiceParts;
-use tanda_core::sql::query_scalar;
+use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Db, Envelope, Event, SystemClock};
 use tanda_notify::{Config, MIGRATIONS, NAME, build};
 use tempfile::TempDir;
@@ -56,19 +59,20 @@ async fn start(config: Config) -> Service {
 }
 
 impl Service {
-    /// Runs `event` through notify's consumer handler in one committed unit of work.
+    /// Runs `event` through the handler of notify's consumer of its type (any, for a type no
+    /// consumer takes) in one committed unit of work.
     async fn deliver<E: Event>(&self, event: &E) {
-        let envelope = Envelope::new(event, event.aggregate_id(), None, self.db.now());
-        let consumer = &self.parts.consumers[0];
-        let mut uow = self.db.begin().await.unwrap();
-        consumer.handler.handle(&mut uow, &envelope).await.unwrap();
-        uow.commit().await.unwrap();
+        self.deliver_made_at(event, self.db.now()).await;
     }
 
     /// Runs `event` through the handler as if its producer made it at `occurred_at` (ms).
     async fn deliver_made_at<E: Event>(&self, event: &E, occurred_at: i64) {
         let envelope = Envelope::new(event, event.aggregate_id(), None, occurred_at);
-        let consumer = &self.parts.consumers[0];
+        let consumers = &self.parts.consumers;
+        let consumer = consumers
+            .iter()
+            .find(|c| c.types.contains(&E::TYPE))
+            .unwrap_or(&consumers[0]);
         let mut uow = self.db.begin().await.unwrap();
         consumer.handler.handle(&mut uow, &envelope).await.unwrap();
         uow.commit().await.unwrap();
@@ -133,6 +137,16 @@ fn book_requested(book: &str, customer: &str) -> BookRequested {
         card_last4: "4242".into(),
         pickup: place("Gangnam Station"),
         dropoff: place("Seoul Station"),
+        answer_by: None,
+    }
+}
+
+/// `user` signed up choosing `locale`.
+fn opened(user: &str, locale: &str) -> AccountOpened {
+    AccountOpened {
+        user_id: user.into(),
+        role: "customer".into(),
+        locale: locale.into(),
     }
 }
 
@@ -148,8 +162,9 @@ fn trip_started(book: &str, customer: &str) -> TripStarted {
 #[tokio::test]
 async fn every_event_is_told_to_the_right_people() {
     let s = start(Config::default()).await;
+    let names: Vec<&str> = s.parts.consumers.iter().map(|c| c.name).collect();
+    assert_eq!(names, ["notify", "notify-locales"]);
     let consumer = &s.parts.consumers[0];
-    assert_eq!((consumer.name, s.parts.consumers.len()), ("notify", 1));
     for kind in [
         BookRequested::TYPE,
         RideOffered::TYPE,
@@ -159,10 +174,19 @@ async fn every_event_is_told_to_the_right_people() {
         DispatchFailed::TYPE,
         DispatchCancelled::TYPE,
         CancelRejected::TYPE,
+        BookExpired::TYPE,
+        PaymentDeclined::TYPE,
+        BookCardReplaced::TYPE,
     ] {
         assert!(consumer.types.contains(&kind), "{kind}");
     }
+    assert_eq!(
+        s.parts.consumers[1].types,
+        [AccountOpened::TYPE, LocaleChanged::TYPE]
+    );
     assert!(s.parts.timers.is_none());
+    // The customer reads English; the driver, of whom notify knows nothing, Korean.
+    s.deliver(&opened("c1", "en")).await;
     s.deliver(&book_requested("b1", "c1")).await;
     s.deliver(&RideOffered {
         dispatch_id: "d1".into(),
@@ -194,6 +218,7 @@ async fn every_event_is_told_to_the_right_people() {
         distance_meters: 9_000,
         fare: 11_200,
         pay_id: "p1".into(),
+        method: "CARD".into(),
     })
     .await;
     // Not something notify speaks about: stores nothing.
@@ -208,7 +233,7 @@ async fn every_event_is_told_to_the_right_people() {
     let expected_customer = [
         (
             "trip.ended",
-            "You have arrived. 11,200 won was charged (payment p1).",
+            "You have arrived. ₩11,200 was charged (payment p1).",
         ),
         ("trip.started", "Your trip has started."),
         (
@@ -226,11 +251,14 @@ async fn every_event_is_told_to_the_right_people() {
     );
     let driver = s.texts("driver:kim").await;
     let expected_driver = [
-        ("trip.ended", "Trip complete: 11,200 won."),
-        ("ride.accepted", "Ride accepted; head to the pickup."),
+        ("trip.ended", "운행이 끝났어요. 요금은 11,200원이에요."),
+        (
+            "ride.accepted",
+            "배차가 확정됐어요. 승차 위치로 이동해 주세요.",
+        ),
         (
             "ride.offered",
-            "New ride: Gangnam Station → Seoul Station. Accept by 18:30:15 (Seoul time).",
+            "새 호출이 왔어요: Gangnam Station → Seoul Station. 11월 21일 18:30까지 수락해 주세요.",
         ),
     ];
     assert_eq!(driver, expected_driver.map(|(a, b)| (a.into(), b.into())));
@@ -241,6 +269,7 @@ async fn every_event_is_told_to_the_right_people() {
     assert_eq!(list.len(), 1);
     let n = &list[0];
     assert_eq!(n["receiver"], "customer:c1");
+    assert_eq!(n["locale"], "en");
     assert_eq!(n["correlationId"], "b1");
     assert!(n["notificationId"].as_str().unwrap().len() == 36);
     assert!(n["createdAt"].as_str().unwrap().ends_with('Z'));
@@ -249,6 +278,11 @@ async fn every_event_is_told_to_the_right_people() {
 #[tokio::test]
 async fn failures_and_cancels_are_told_too() {
     let s = start(Config::default()).await;
+    s.deliver(&BookExpired {
+        book_id: "b2".into(),
+        customer_id: "c2".into(),
+    })
+    .await;
     s.deliver(&DispatchFailed {
         dispatch_id: "d2".into(),
         book_id: "b2".into(),
@@ -268,6 +302,7 @@ async fn failures_and_cancels_are_told_too() {
         book_id: "b3".into(),
         customer_id: "c2".into(),
         driver_id: Some("park".into()),
+        reason: None,
     })
     .await;
     s.deliver(&DispatchCancelled {
@@ -275,6 +310,17 @@ async fn failures_and_cancels_are_told_too() {
         book_id: "b4".into(),
         customer_id: "c2".into(),
         driver_id: None,
+        reason: Some("customer".into()),
+    })
+    .await;
+    // A booking that ran out closes the ride of a driver already on the way; its customer heard
+    // of it from `BookExpired`.
+    s.deliver(&DispatchCancelled {
+        dispatch_id: "d6".into(),
+        book_id: "b6".into(),
+        customer_id: "c6".into(),
+        driver_id: Some("seo".into()),
+        reason: Some("expired".into()),
     })
     .await;
     s.deliver(&CancelRejected {
@@ -302,13 +348,21 @@ async fn failures_and_cancels_are_told_too() {
     );
     assert_eq!(
         s.texts("customer:c2").await[0].1,
-        "Too late to cancel: your trip has already started."
+        "이미 운행이 시작되어 취소할 수 없어요."
     );
     assert_eq!(
         s.texts("driver:park").await,
         [(
             "ride.cancelled".to_owned(),
-            "The customer cancelled the ride.".to_owned()
+            "고객님이 호출을 취소했어요.".to_owned()
+        )]
+    );
+    assert!(s.texts("customer:c6").await.is_empty());
+    assert_eq!(
+        s.texts("driver:seo").await,
+        [(
+            "ride.cancelled".to_owned(),
+            "운행을 시작하기 전에 예약이 마감됐어요. 다음 호출을 받을 수 있어요.".to_owned()
         )]
     );
     assert!(s.texts("user:c2").await.is_empty());
@@ -416,24 +470,34 @@ async fn every_step_of_a_reservation_is_told_to_its_user() {
     })
     .await;
 
+    // Korean: notify knows nothing of u1's language.
     let expected = [
         (
             "payment.failed",
-            "Payment failed: your balance of 0 won is below the price of 100 won.",
+            "결제에 실패했어요. 잔액 0원이 요금 100원보다 적어요.",
         ),
-        ("reservation.cancelled", "Your reservation is cancelled."),
-        ("ticket.voided", "Ticket t1 is void."),
-        ("payment.refunded", "Refunded 100 won; balance 5,000 won."),
-        ("reservation.confirmed", "Your reservation is confirmed."),
-        ("ticket.issued", "Ticket t1 issued for flight KE701."),
-        ("payment.succeeded", "Paid 100 won; balance 4,900 won."),
+        ("reservation.cancelled", "예약이 취소됐어요."),
+        ("ticket.voided", "탑승권이 취소됐어요. (탑승권 번호 t1)"),
+        (
+            "payment.refunded",
+            "100원을 환불했어요. 남은 잔액은 5,000원이에요.",
+        ),
+        ("reservation.confirmed", "예약이 확정됐어요."),
+        (
+            "ticket.issued",
+            "KE701 항공편 탑승권이 발급됐어요. (탑승권 번호 t1)",
+        ),
+        (
+            "payment.succeeded",
+            "100원을 결제했어요. 남은 잔액은 4,900원이에요.",
+        ),
         (
             "reservation.pending",
-            "Payment is delayed; your reservation is pending and will complete on its own.",
+            "결제가 늦어지고 있어요. 예약은 대기 중이며 결제가 끝나면 자동으로 완료돼요.",
         ),
         (
             "reservation.requested",
-            "Reservation received for flight KE701 (ICN → NRT); paying 100 won.",
+            "KE701 항공편(ICN → NRT, 12월 24일 18:30 출발) 예약을 접수했어요. 100원을 결제할게요.",
         ),
     ];
     assert_eq!(
@@ -692,6 +756,7 @@ async fn the_webhook_gets_every_notification_in_order_despite_failures() {
         webhook: Some(format!("{hook}/hook")),
     })
     .await;
+    s.deliver(&opened("c1", "en")).await;
     s.deliver(&book_requested("b1", "c1")).await;
     s.deliver(&TripEnded {
         dispatch_id: "d1".into(),
@@ -701,6 +766,7 @@ async fn the_webhook_gets_every_notification_in_order_despite_failures() {
         distance_meters: 3_000,
         fare: 5_800,
         pay_id: "p1".into(),
+        method: "CASH".into(),
     })
     .await;
     s.deliver(&trip_started("b2", "c2")).await;
@@ -735,11 +801,37 @@ async fn the_webhook_gets_every_notification_in_order_despite_failures() {
     for (key, body) in &calls {
         assert_eq!(body["notificationId"], key.as_str());
     }
+    // Each in its receiver's language: c1 chose English, kim and c2 read the default.
+    let said: Vec<(&str, &str)> = calls[1..]
+        .iter()
+        .map(|(_, n)| {
+            (
+                n["receiver"].as_str().unwrap(),
+                n["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        calls[1].1["message"],
-        "Looking for a taxi from Gangnam Station to Seoul Station."
+        said,
+        [
+            (
+                "customer:c1",
+                "Looking for a taxi from Gangnam Station to Seoul Station."
+            ),
+            (
+                "customer:c1",
+                "You have arrived. The ₩5,800 fare was paid in cash."
+            ),
+            (
+                "driver:kim",
+                "운행이 끝났어요. 요금 5,800원은 현금 결제예요."
+            ),
+            (
+                "customer:c2",
+                "운행이 시작됐어요. 목적지까지 안전하게 모실게요."
+            ),
+        ]
     );
-    assert_eq!(calls.last().unwrap().1["receiver"], "customer:c2");
 
     // The delivery task stops with the service.
     tokio::time::timeout(PATIENCE, s.lifecycle.stop_background())
@@ -798,4 +890,174 @@ async fn notifications_are_listed_in_the_order_things_happened() {
         list[0]["occurredAt"], list[0]["createdAt"],
         "the producer's time, not notify's"
     );
+}
+
+/// A receiver reads every notification in the language they have now: one told before notify
+/// heard of their account, and one told before they changed it, included.
+#[tokio::test]
+async fn each_reads_in_the_language_they_have_now() {
+    let s = start(Config::default()).await;
+    let t0 = s.db.now() - 60_000;
+    // Told before notify learned anything of the account: Korean, the default...
+    s.deliver_made_at(&book_requested("b1", "amy"), t0).await;
+    let korean = "택시를 찾고 있어요: Gangnam Station → Seoul Station";
+    assert_eq!(s.texts("customer:amy").await[0].1, korean);
+    // ...and English as soon as notify learns that amy chose English.
+    s.deliver_made_at(&opened("amy", "en"), t0 + 1_000).await;
+    let english = "Looking for a taxi from Gangnam Station to Seoul Station.";
+    assert_eq!(s.texts("customer:amy").await[0].1, english);
+    // Her flight notifications too: one person, whatever the receiver.
+    s.deliver_made_at(&reservation_status_of("amy", "CONFIRMED"), t0 + 2_000)
+        .await;
+    assert_eq!(
+        s.texts("user:amy").await[0].1,
+        "Your reservation is confirmed."
+    );
+
+    // She changes her mind: everything reads Korean again, what came before included.
+    s.deliver_made_at(
+        &LocaleChanged {
+            user_id: "amy".into(),
+            locale: "ko".into(),
+        },
+        t0 + 3_000,
+    )
+    .await;
+    assert_eq!(s.texts("customer:amy").await[0].1, korean);
+    assert_eq!(s.texts("user:amy").await[0].1, "예약이 확정됐어요.");
+    let (_, list) = s.get("/notifications?receiver=customer:amy").await;
+    assert_eq!(list[0]["locale"], "ko");
+
+    // A change identity made earlier, arriving late, does not undo a later one.
+    s.deliver_made_at(
+        &LocaleChanged {
+            user_id: "amy".into(),
+            locale: "en".into(),
+        },
+        t0 + 2_500,
+    )
+    .await;
+    assert_eq!(s.texts("customer:amy").await[0].1, korean);
+    // Nor does a language this version does not speak confuse anyone: the default.
+    s.deliver_made_at(
+        &LocaleChanged {
+            user_id: "amy".into(),
+            locale: "ja".into(),
+        },
+        t0 + 4_000,
+    )
+    .await;
+    assert_eq!(s.texts("customer:amy").await[0].1, korean);
+
+    // The live stream words each notification the same way.
+    s.deliver_made_at(&opened("ben", "en"), t0).await;
+    let base = serve(s.router()).await;
+    let mut live = open_stream(&base, "customer:ben", None).await;
+    s.deliver(&book_requested("b2", "ben")).await;
+    let (_, n) = live.next().await.unwrap();
+    assert_eq!(
+        (n["message"].as_str(), n["locale"].as_str()),
+        (Some(english), Some("en"))
+    );
+    s.lifecycle.stop_background().await;
+}
+
+fn reservation_status_of(user: &str, status: &str) -> ReservationStatusChanged {
+    ReservationStatusChanged {
+        user_id: user.into(),
+        ..reservation_status("r1", status)
+    }
+}
+
+/// Notifications stored before messages were worded when read keep their English text.
+#[tokio::test]
+async fn notifications_stored_as_text_are_still_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    // A notify of before: its tables, and a row it wrote in words.
+    db.migrate(&MIGRATIONS[..2]).await.unwrap();
+    let mut uow = db.begin().await.unwrap();
+    query(
+        "INSERT INTO notifications (notification_id, receiver, subject, message, correlation_id,
+                                    created_at, occurred_at, event_id)
+         VALUES ('0190a4c0-0000-7000-8000-000000000001', 'customer:old', 'trip.started',
+                 'Your trip has started.', 'b-old', 1000, 1000, 'e-old')",
+    )
+    .execute(uow.conn())
+    .await
+    .unwrap();
+    uow.commit().await.unwrap();
+    db.migrate(MIGRATIONS).await.unwrap();
+    let lifecycle = Lifecycle::new();
+    let s = Service {
+        parts: build(db.clone(), Config::default(), &lifecycle)
+            .await
+            .unwrap(),
+        _dir: dir,
+        db,
+        lifecycle,
+    };
+    s.deliver(&opened("old", "ko")).await;
+    s.deliver(&trip_started("b-new", "old")).await;
+    let (_, list) = s.get("/notifications?receiver=customer:old").await;
+    let read: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["message"].as_str().unwrap(),
+                n["locale"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        read,
+        [
+            ("운행이 시작됐어요. 목적지까지 안전하게 모실게요.", "ko"),
+            ("Your trip has started.", "en"),
+        ]
+    );
+}
+
+/// A declined card and its replacement are told to those who can act on them.
+#[tokio::test]
+async fn a_declined_card_and_its_replacement_are_told() {
+    let s = start(Config::default()).await;
+    s.deliver(&opened("c1", "en")).await;
+    s.deliver(&PaymentDeclined {
+        dispatch_id: "d1".into(),
+        book_id: "b1".into(),
+        customer_id: "c1".into(),
+        driver_id: "kim".into(),
+        fare: 11_200,
+        reason: "the card was declined (card_declined)".into(),
+    })
+    .await;
+    s.deliver(&BookCardReplaced {
+        book_id: "b1".into(),
+        customer_id: "c1".into(),
+        driver_id: Some("kim".into()),
+        card_token: "tok".into(),
+        card_last4: "1881".into(),
+    })
+    .await;
+    assert_eq!(
+        s.texts("customer:c1").await,
+        [(
+            "payment.declined".to_owned(),
+            "Your card was declined for the ₩11,200 fare: replace the card in the app, or pay \
+             the driver in cash."
+                .to_owned()
+        )]
+    );
+    let driver: Vec<String> = s
+        .texts("driver:kim")
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(driver, ["card.replaced", "payment.declined"]);
 }

@@ -9,7 +9,7 @@ use tanda_core::id::new_id;
 use tanda_core::{Db, Envelope};
 
 use crate::PayError;
-use crate::domain::{AmountMismatch, ChargeOrder, Payment};
+use crate::domain::{AmountMismatch, ChargeOrder, Payment, Settlement};
 use crate::store;
 
 /// The pay service's in-process handle.
@@ -20,23 +20,33 @@ pub struct PayApi {
 }
 
 impl PayApi {
-    /// Charges the trip `request.dispatch_id` its `amount` unless it was paid already. Returns
-    /// its payment and whether this call created it. A trip paid (or charged at the network)
-    /// another amount is refused: the amount is always the one asked, never an earlier one.
+    /// Pays the trip `request.dispatch_id` its `amount` unless it was paid already: charged to
+    /// the card, or recorded as taken in cash. Returns its payment and whether this call created
+    /// it. A trip paid (or charged at the network) another amount is refused: the amount is
+    /// always the one asked, never an earlier one. A trip already paid one way answers a request
+    /// to pay it the other with that payment: it is paid.
     pub async fn pay(&self, request: PayRequest) -> Result<(Pay, bool), PayError> {
         let order = ChargeOrder::parse(request).map_err(|e| PayError::Invalid(e.to_string()))?;
         if let Some(paid) = store::by_dispatch(self.db.reader(), order.dispatch_id()).await? {
             order.answered_by(paid.amount)?;
             return Ok((paid.view(), false));
         }
-        // The dispatch id is the network's idempotency key, so callers racing past the check
-        // above still charge the card once; the UNIQUE dispatch id then keeps one payment.
-        let charge = self
-            .network
-            .charge(order.card_token(), order.amount(), order.dispatch_id())
-            .await?;
+        let charge = match order.settlement() {
+            // The dispatch id is the network's idempotency key, so callers racing past the check
+            // above still charge the card once; the UNIQUE dispatch id then keeps one payment.
+            Settlement::Card { token } => Some(
+                self.network
+                    .charge(token, order.amount(), order.dispatch_id())
+                    .await?,
+            ),
+            Settlement::Cash => None,
+        };
         let mut uow = self.db.begin().await?;
-        let payment = Payment::approved(order, &charge, new_id(), uow.now())?;
+        let payment = match &charge {
+            Some(charge) => Payment::approved(order, charge, new_id(), uow.now())?,
+            None => Payment::in_cash(order, new_id(), uow.now())
+                .expect("only a cash order goes without a charge"),
+        };
         let created = store::insert(&mut uow, &payment).await?;
         if created {
             let event = payment.approved_event();

@@ -1,10 +1,10 @@
 //! A trip's payment: the charge order parsed at the edge, and the payment it becomes once the card
-//! network approves it. A stored payment is always `PAID` (declined charges are never kept), and a
-//! trip (dispatch) has at most one.
+//! network approves it (or, for cash, at once: the driver took the fare). A stored payment is
+//! always `PAID` (declined charges are never kept), and a trip (dispatch) has at most one.
 
 use tanda_cardnet::Charge;
-use tanda_catalog::taxi::PaymentApproved;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
+use tanda_catalog::taxi::{CARD, CASH, PaymentApproved};
 use tanda_core::clock::{Timestamp, rfc3339};
 
 /// The largest fare pay accepts, in won: far above any taxi ride, low enough to catch a unit slip.
@@ -23,6 +23,19 @@ pub enum InvalidPayment {
     TooLong(&'static str, usize),
     #[error("amount must be between 1 and {MAX_AMOUNT} won")]
     Amount,
+    #[error("method must be CARD or CASH")]
+    Method,
+    #[error("cardToken must be absent when the method is CASH")]
+    TokenWithCash,
+}
+
+/// How a trip's fare is settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// Charged to this card token through the network.
+    Card { token: String },
+    /// Paid to the driver in cash: nothing is charged.
+    Cash,
 }
 
 /// A trip is charged one amount, the fare dispatch computed: asked for another once it was
@@ -45,7 +58,7 @@ pub struct ChargeOrder {
     customer_id: String,
     dispatch_id: String,
     amount: i64,
-    card_token: String,
+    settlement: Settlement,
 }
 
 impl ChargeOrder {
@@ -56,7 +69,16 @@ impl ChargeOrder {
             dispatch_id,
             amount,
             card_token,
+            method,
         } = request;
+        let settlement = match method.as_str() {
+            CARD => Settlement::Card {
+                token: text("cardToken", card_token, MAX_TOKEN_LEN)?,
+            },
+            CASH if card_token.is_empty() => Settlement::Cash,
+            CASH => return Err(InvalidPayment::TokenWithCash),
+            _ => return Err(InvalidPayment::Method),
+        };
         Ok(Self {
             book_id: text("bookId", book_id, MAX_REF_LEN)?,
             customer_id: if customer_id.chars().count() <= MAX_REF_LEN {
@@ -70,7 +92,7 @@ impl ChargeOrder {
             } else {
                 return Err(InvalidPayment::Amount);
             },
-            card_token: text("cardToken", card_token, MAX_TOKEN_LEN)?,
+            settlement,
         })
     }
 
@@ -81,8 +103,8 @@ impl ChargeOrder {
     pub fn amount(&self) -> i64 {
         self.amount
     }
-    pub fn card_token(&self) -> &str {
-        &self.card_token
+    pub fn settlement(&self) -> &Settlement {
+        &self.settlement
     }
 
     /// Whether an earlier charge of this trip (a stored payment, or the network's answer to its
@@ -118,6 +140,9 @@ pub struct Payment {
     pub customer_id: String,
     pub dispatch_id: String,
     pub amount: i64,
+    /// `CARD` or `CASH`.
+    pub method: String,
+    /// Empty for cash.
     pub card_last4: String,
     pub paid_at: Timestamp,
 }
@@ -138,7 +163,23 @@ impl Payment {
             customer_id: order.customer_id,
             dispatch_id: order.dispatch_id,
             amount: charge.amount,
+            method: CARD.to_owned(),
             card_last4: charge.last4.clone(),
+            paid_at: now,
+        })
+    }
+
+    /// The payment for `order` settled in cash: the driver took the fare ordered, no card was
+    /// charged. `None` for an order to be charged to a card.
+    pub fn in_cash(order: ChargeOrder, pay_id: String, now: Timestamp) -> Option<Self> {
+        (order.settlement == Settlement::Cash).then(|| Self {
+            pay_id,
+            book_id: order.book_id,
+            customer_id: order.customer_id,
+            dispatch_id: order.dispatch_id,
+            amount: order.amount,
+            method: CASH.to_owned(),
+            card_last4: String::new(),
             paid_at: now,
         })
     }
@@ -152,6 +193,7 @@ impl Payment {
             amount: self.amount,
             card_last4: self.card_last4.clone(),
             paid_at: rfc3339(self.paid_at),
+            method: self.method.clone(),
         }
     }
 
@@ -162,7 +204,8 @@ impl Payment {
             book_id: self.book_id.clone(),
             dispatch_id: self.dispatch_id.clone(),
             amount: self.amount,
-            card_last4: self.card_last4.clone(),
+            method: self.method.clone(),
+            card_last4: (!self.card_last4.is_empty()).then(|| self.card_last4.clone()),
             status: PAID.to_owned(),
             paid_at: rfc3339(self.paid_at),
         }
@@ -181,6 +224,15 @@ mod tests {
             dispatch_id: "d1".into(),
             amount,
             card_token: "tok_4242_ok_0123456789abcdef".into(),
+            method: CARD.into(),
+        }
+    }
+
+    fn cash(amount: i64) -> PayRequest {
+        PayRequest {
+            card_token: String::new(),
+            method: CASH.into(),
+            ..request(amount)
         }
     }
 
@@ -189,7 +241,58 @@ mod tests {
         let order = ChargeOrder::parse(request(4800)).unwrap();
         assert_eq!(order.dispatch_id(), "d1");
         assert_eq!(order.amount(), 4800);
-        assert_eq!(order.card_token(), "tok_4242_ok_0123456789abcdef");
+        assert_eq!(
+            order.settlement(),
+            &Settlement::Card {
+                token: "tok_4242_ok_0123456789abcdef".into()
+            }
+        );
+    }
+
+    #[test]
+    fn cash_needs_no_card_and_takes_none() {
+        let order = ChargeOrder::parse(cash(4800)).unwrap();
+        assert_eq!(order.settlement(), &Settlement::Cash);
+        let with_token = PayRequest {
+            card_token: "tok_4242_ok_0123456789abcdef".into(),
+            ..cash(4800)
+        };
+        assert_eq!(
+            ChargeOrder::parse(with_token),
+            Err(InvalidPayment::TokenWithCash)
+        );
+        let cheque = PayRequest {
+            method: "CHEQUE".into(),
+            ..request(4800)
+        };
+        assert_eq!(ChargeOrder::parse(cheque), Err(InvalidPayment::Method));
+        let card_without_token = PayRequest {
+            card_token: String::new(),
+            ..request(4800)
+        };
+        assert_eq!(
+            ChargeOrder::parse(card_without_token),
+            Err(InvalidPayment::Blank("cardToken"))
+        );
+    }
+
+    #[test]
+    fn a_cash_payment_is_the_fare_ordered_with_no_card() {
+        let payment = Payment::in_cash(ChargeOrder::parse(cash(11_200)).unwrap(), "p1".into(), 7)
+            .expect("a cash order");
+        let pay = payment.view();
+        assert_eq!((pay.amount, pay.method.as_str()), (11_200, CASH));
+        assert_eq!(pay.card_last4, None);
+        let event = payment.approved_event();
+        assert_eq!(
+            (event.method.as_str(), event.card_last4.as_str()),
+            (CASH, "")
+        );
+        assert_eq!(
+            Payment::in_cash(ChargeOrder::parse(request(11_200)).unwrap(), "p2".into(), 7),
+            None,
+            "a card order is charged, never taken as cash"
+        );
     }
 
     #[test]
@@ -232,9 +335,10 @@ mod tests {
         let payment = Payment::approved(order, &charge, "p1".into(), 1_795_000_000_000).unwrap();
         let pay = payment.view();
         assert_eq!(
-            (pay.amount, pay.card_last4.as_str(), pay.status.as_str()),
-            (8000, "4242", PAID)
+            (pay.amount, pay.card_last4.as_deref(), pay.status.as_str()),
+            (8000, Some("4242"), PAID)
         );
+        assert_eq!(pay.method, CARD);
         let event = payment.approved_event();
         assert_eq!(
             (event.pay_id.as_str(), event.book_id.as_str()),

@@ -1,5 +1,7 @@
-//! The pay service: charges a finished trip's fare through the (simulated) card network, at most
-//! once per dispatch, and announces it with `taxi.PaymentApproved`.
+//! The pay service: charges a finished trip's fare through the (simulated) card network, or
+//! records it as paid to the driver in cash, at most once per dispatch, and announces it with
+//! `taxi.PaymentApproved`. Cash goes through pay too so that every trip has exactly one payment
+//! of the fare dispatch computed, whichever way it was settled.
 //!
 //! Dispatch calls it synchronously ([`PayApi`] in-process, `POST /pays` over HTTP — an internal
 //! route, which the gateway never serves); it reacts to no events and sets no timers. Code map: `domain` (the charge order and the payment), `store` (SQL),
@@ -45,6 +47,13 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "pays' customer",
         sql: "ALTER TABLE pays ADD COLUMN customer_id VARCHAR(100) NOT NULL DEFAULT ''",
+    },
+    // How the fare was paid: by card (every payment made before), or in cash to the driver, with
+    // an empty `card_last4`.
+    Migration {
+        version: 3,
+        name: "pays' method",
+        sql: "ALTER TABLE pays ADD COLUMN method VARCHAR(8) NOT NULL DEFAULT 'CARD'",
     },
 ];
 

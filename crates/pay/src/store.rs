@@ -17,6 +17,7 @@ fn payment(row: &Row) -> Result<Payment, DbError> {
         customer_id: row.try_get("customer_id")?,
         dispatch_id: row.try_get("dispatch_id")?,
         amount: row.try_get("amount")?,
+        method: row.try_get("method")?,
         card_last4: row.try_get("card_last4")?,
         paid_at: row.try_get("paid_at")?,
     })
@@ -28,8 +29,8 @@ pub async fn by_dispatch<'c>(
     dispatch_id: &str,
 ) -> Result<Option<Payment>, DbError> {
     let row = query(
-        "SELECT pay_id, book_id, customer_id, dispatch_id, amount, card_last4, paid_at FROM pays
-         WHERE dispatch_id = $1",
+        "SELECT pay_id, book_id, customer_id, dispatch_id, amount, method, card_last4, paid_at
+         FROM pays WHERE dispatch_id = $1",
     )
     .bind(dispatch_id)
     .fetch_optional(conn)
@@ -39,8 +40,8 @@ pub async fn by_dispatch<'c>(
 
 pub async fn by_id(db: &Db, pay_id: &str) -> Result<Option<Payment>, DbError> {
     let row = query(
-        "SELECT pay_id, book_id, customer_id, dispatch_id, amount, card_last4, paid_at FROM pays
-         WHERE pay_id = $1",
+        "SELECT pay_id, book_id, customer_id, dispatch_id, amount, method, card_last4, paid_at
+         FROM pays WHERE pay_id = $1",
     )
     .bind(pay_id)
     .fetch_optional(db.reader())
@@ -51,8 +52,8 @@ pub async fn by_id(db: &Db, pay_id: &str) -> Result<Option<Payment>, DbError> {
 /// A booking's payments, oldest first.
 pub async fn by_book(db: &Db, book_id: &str) -> Result<Vec<Payment>, DbError> {
     let rows = query(
-        "SELECT pay_id, book_id, customer_id, dispatch_id, amount, card_last4, paid_at FROM pays
-         WHERE book_id = $1 ORDER BY paid_at, pay_id",
+        "SELECT pay_id, book_id, customer_id, dispatch_id, amount, method, card_last4, paid_at
+         FROM pays WHERE book_id = $1 ORDER BY paid_at, pay_id",
     )
     .bind(book_id)
     .fetch_all(db.reader())
@@ -63,14 +64,16 @@ pub async fn by_book(db: &Db, book_id: &str) -> Result<Vec<Payment>, DbError> {
 /// Stores `payment` unless its trip already has one; true if this call stored it.
 pub async fn insert(uow: &mut Uow, payment: &Payment) -> Result<bool, DbError> {
     let done = query(
-        "INSERT INTO pays (pay_id, book_id, customer_id, dispatch_id, amount, card_last4, paid_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dispatch_id) DO NOTHING",
+        "INSERT INTO pays (pay_id, book_id, customer_id, dispatch_id, amount, method, card_last4,
+                           paid_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dispatch_id) DO NOTHING",
     )
     .bind(&payment.pay_id)
     .bind(&payment.book_id)
     .bind(&payment.customer_id)
     .bind(&payment.dispatch_id)
     .bind(payment.amount)
+    .bind(&payment.method)
     .bind(&payment.card_last4)
     .bind(payment.paid_at)
     .execute(uow.conn())

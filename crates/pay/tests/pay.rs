@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use tanda_cardnet::{CardNetwork, CardNumber, NetworkMode, tokenize};
 use tanda_catalog::taxi::pay::PayRequest;
+use tanda_catalog::taxi::{CARD, CASH};
 use tanda_core::auth::{Caller, Role};
 use tanda_core::db::Durability;
 use tanda_core::id::ClientId;
@@ -56,6 +57,10 @@ fn card(number: &str) -> String {
 
 fn pay_body(book_id: &str, dispatch_id: &str, amount: i64, token: &str) -> Value {
     json!({"bookId": book_id, "customerId": "c1", "dispatchId": dispatch_id, "amount": amount, "cardToken": token})
+}
+
+fn cash_body(book_id: &str, dispatch_id: &str, amount: i64) -> Value {
+    json!({"bookId": book_id, "customerId": "c1", "dispatchId": dispatch_id, "amount": amount, "method": "CASH"})
 }
 
 fn caller(id: &str, role: Role) -> Caller {
@@ -157,6 +162,7 @@ async fn paying_a_trip_twice_charges_once_and_answers_200_with_the_same_pay() {
     assert_eq!(first["dispatchId"], "d1");
     assert_eq!(first["amount"], 7300);
     assert_eq!(first["cardLast4"], "4242");
+    assert_eq!(first["method"], "CARD");
     assert_eq!(first["status"], "PAID");
     assert!(first["paidAt"].as_str().unwrap().ends_with('Z'));
 
@@ -246,6 +252,7 @@ async fn another_amount_for_a_paid_trip_is_refused_and_changes_nothing() {
         dispatch_id: "d1".into(),
         amount: 1,
         card_token: card("4242424242424242"),
+        method: CARD.into(),
     };
     let refused = s
         .api
@@ -269,6 +276,7 @@ async fn a_network_charge_of_another_amount_is_not_taken_for_the_fare() {
         dispatch_id: "d1".into(),
         amount: 11_200,
         card_token: token,
+        method: CARD.into(),
     };
     let refused = s
         .api
@@ -308,6 +316,7 @@ async fn concurrent_payments_of_one_trip_charge_once() {
         dispatch_id: "d3".into(),
         amount: 5000,
         card_token: card("4242424242424242"),
+        method: CARD.into(),
     };
     let (x, y) = tokio::join!(s.api.pay(request.clone()), s.api.pay(request));
     let (x, y) = (x.unwrap(), y.unwrap());
@@ -316,6 +325,100 @@ async fn concurrent_payments_of_one_trip_charge_once() {
     assert_eq!(pays_of_dispatch(&s.db, "d3").await, 1);
     assert_eq!(approvals_of_book(&s.db, "b3").await, 1);
     assert_eq!(s.network.charge_count(), 2);
+}
+
+/// Cash the driver took is recorded like a charge — the fare asked, once per trip, announced —
+/// without touching the card network; after a declined card too.
+#[tokio::test]
+async fn a_trip_settled_in_cash_is_paid_once_with_no_card() {
+    let s = service().await;
+    let declined = pay_body("b1", "d1", 7300, &card("4000000000000002"));
+    let (status, _, _) = call(&s.internal, "POST", "/pays", Some(declined), None).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+
+    let (status, _, first) = call(
+        &s.internal,
+        "POST",
+        "/pays",
+        Some(cash_body("b1", "d1", 7300)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["method"], "CASH");
+    assert_eq!(first["amount"], 7300);
+    assert!(first.get("cardLast4").is_none(), "{first}");
+    let (status, _, again) = call(
+        &s.internal,
+        "POST",
+        "/pays",
+        Some(cash_body("b1", "d1", 7300)),
+        None,
+    )
+    .await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
+    // Asked again by card, the trip is paid already: the cash payment answers, nothing is charged.
+    let by_card = pay_body("b1", "d1", 7300, &card("4242424242424242"));
+    let (status, _, answered) = call(&s.internal, "POST", "/pays", Some(by_card), None).await;
+    assert_eq!((status, &answered), (StatusCode::OK, &first));
+    let (status, headers, problem) = call(
+        &s.internal,
+        "POST",
+        "/pays",
+        Some(cash_body("b1", "d1", 1)),
+        None,
+    )
+    .await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::CONFLICT,
+        "amount_mismatch",
+    );
+
+    assert_eq!(s.network.charge_count(), 0);
+    assert_eq!(pays_of_dispatch(&s.db, "d1").await, 1);
+    assert_eq!(approvals_of_book(&s.db, "b1").await, 1);
+    let event: String = query_scalar(
+        "SELECT envelope FROM outbox WHERE type = 'taxi.PaymentApproved' AND aggregate_id = $1",
+    )
+    .bind("b1")
+    .fetch_one(s.db.reader())
+    .await
+    .unwrap();
+    let event: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(event["payload"]["method"], "CASH");
+    assert!(event["payload"].get("cardLast4").is_none(), "{event}");
+    let (_, _, listed) = call(&s.router, "GET", "/pays?bookId=b1", None, None).await;
+    assert_eq!(listed, json!([first]));
+
+    let mut with_token = cash_body("b2", "d2", 7300);
+    with_token["cardToken"] = json!(card("4242424242424242"));
+    let mut cheque = cash_body("b2", "d2", 7300);
+    cheque["method"] = json!("CHEQUE");
+    for body in [with_token, cheque] {
+        let (status, headers, problem) = call(&s.internal, "POST", "/pays", Some(body), None).await;
+        assert_problem(
+            status,
+            &headers,
+            &problem,
+            StatusCode::BAD_REQUEST,
+            "invalid_payment",
+        );
+    }
+    assert_eq!(pays_of_dispatch(&s.db, "d2").await, 0);
+    let cash = PayRequest {
+        book_id: "b3".into(),
+        customer_id: "c1".into(),
+        dispatch_id: "d3".into(),
+        amount: 4800,
+        card_token: String::new(),
+        method: CASH.into(),
+    };
+    let (pay, created) = s.api.pay(cash).await.unwrap();
+    assert!(created);
+    assert_eq!((pay.method.as_str(), pay.card_last4), (CASH, None));
 }
 
 #[tokio::test]
@@ -531,6 +634,7 @@ fn random_sessions_charge_each_trip_at_most_once() {
                         dispatch_id: trip_ids[trip].clone(),
                         amount,
                         card_token: if good_card { good.clone() } else { bad.clone() },
+                        method: CARD.into(),
                     };
                     let outcome = runtime.block_on(api.pay(request));
                     match (paid.get(&trip), outcome) {

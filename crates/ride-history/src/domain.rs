@@ -67,10 +67,11 @@ pub enum Fact {
     Taxi(Taxi),
     /// The distance the driver reported at the end of the trip.
     Distance(i64),
-    /// The fare charged for the ride.
+    /// The fare paid for the ride, and how (`CARD` or `CASH`).
     Paid {
         pay_id: String,
         fare: i64,
+        method: String,
     },
 }
 
@@ -146,6 +147,7 @@ fn facts(event: &Envelope) -> Result<Option<(String, Vec<Fact>)>, DecodeError> {
             Fact::Paid {
                 pay_id: e.pay_id,
                 fare: e.fare,
+                method: e.method,
             },
         ];
         (e.book_id, facts)
@@ -162,6 +164,7 @@ fn facts(event: &Envelope) -> Result<Option<(String, Vec<Fact>)>, DecodeError> {
         let facts = vec![Fact::Paid {
             pay_id: e.pay_id,
             fare: e.amount,
+            method: e.method,
         }];
         (e.book_id, facts)
     } else {
@@ -192,6 +195,9 @@ pub struct RideHistory {
     /// In won.
     pub fare: Option<i64>,
     pub pay_id: Option<String>,
+    /// How the fare was paid, once it was: `CARD` or `CASH` (to the driver).
+    #[schema(example = "CARD")]
+    pub payment_method: Option<String>,
     pub distance_meters: Option<i64>,
     /// When the customer asked for the ride (the list's order).
     #[schema(format = DateTime)]
@@ -252,6 +258,7 @@ mod tests {
             card_last4: "4242".into(),
             pickup: place("City Hall"),
             dropoff: place("Gangnam"),
+            answer_by: None,
         };
         let change = Change::of(&Envelope::new(&event, "b1", None, 1_000))
             .unwrap()
@@ -282,6 +289,7 @@ mod tests {
             distance_meters: 5_000,
             fare: 7_300,
             pay_id: "p1".into(),
+            method: "CASH".into(),
         };
         let change = Change::of(&Envelope::new(&event, "b1", None, 9))
             .unwrap()
@@ -293,7 +301,8 @@ mod tests {
                 Fact::Distance(5_000),
                 Fact::Paid {
                     pay_id: "p1".into(),
-                    fare: 7_300
+                    fare: 7_300,
+                    method: "CASH".into(),
                 },
             ]
         );
@@ -308,6 +317,7 @@ mod tests {
             amount: 7_300,
             card_last4: "4242".into(),
             paid_at: "2026-11-21T09:30:00.000Z".into(),
+            method: "CARD".into(),
         };
         let change = Change::of(&Envelope::new(&event, "b1", None, 9))
             .unwrap()
@@ -316,9 +326,63 @@ mod tests {
             change.facts,
             vec![Fact::Paid {
                 pay_id: "p1".into(),
-                fare: 7_300
+                fare: 7_300,
+                method: "CARD".into(),
             }]
         );
+    }
+
+    #[test]
+    fn a_payment_of_before_methods_were_recorded_was_by_card() {
+        let mut event = Envelope::new(
+            &TripEnded {
+                dispatch_id: "d1".into(),
+                book_id: "b1".into(),
+                customer_id: "c1".into(),
+                driver_id: "drv".into(),
+                distance_meters: 5_000,
+                fare: 7_300,
+                pay_id: "p1".into(),
+                method: "CASH".into(),
+            },
+            "b1",
+            None,
+            9,
+        );
+        event.payload.as_object_mut().unwrap().remove("method");
+        let paid = Change::of(&event).unwrap().unwrap().facts.pop().unwrap();
+        assert_eq!(
+            paid,
+            Fact::Paid {
+                pay_id: "p1".into(),
+                fare: 7_300,
+                method: "CARD".into()
+            }
+        );
+        let mut event = Envelope::new(
+            &PaymentApproved {
+                pay_id: "p1".into(),
+                book_id: "b1".into(),
+                dispatch_id: "d1".into(),
+                amount: 7_300,
+                card_last4: String::new(),
+                paid_at: "2026-11-21T09:30:00.000Z".into(),
+                method: "CASH".into(),
+            },
+            "b1",
+            None,
+            9,
+        );
+        assert!(
+            event.payload.get("cardLast4").is_none(),
+            "cash names no card"
+        );
+        event.payload.as_object_mut().unwrap().remove("method");
+        event.payload["cardLast4"] = "4242".into();
+        let Fact::Paid { method, .. } = &Change::of(&event).unwrap().unwrap().facts[0] else {
+            panic!("a payment is a paid fact");
+        };
+        assert_eq!(method, "CARD");
     }
 
     #[test]

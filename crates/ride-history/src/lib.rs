@@ -22,12 +22,13 @@ pub const NAME: &str = "ride-history";
 /// The service's public operations, documented (the same routes `build` serves).
 pub use http::openapi;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "ride_histories",
-    // Every column but the key is filled by some event, in whatever order they come;
-    // `*_status_at` is the time of the event a status came from.
-    sql: "CREATE TABLE ride_histories (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "ride_histories",
+        // Every column but the key is filled by some event, in whatever order they come;
+        // `*_status_at` is the time of the event a status came from.
+        sql: "CREATE TABLE ride_histories (
               book_id VARCHAR(200) PRIMARY KEY,
               customer_id VARCHAR(64),
               customer_name TEXT,
@@ -53,7 +54,16 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
               pay_id VARCHAR(200),
               updated_at BIGINT NOT NULL);
           CREATE INDEX ride_histories_customer ON ride_histories (customer_id, requested_at)",
-}];
+    },
+    // How the fare was paid (`CARD`, `CASH`), from the payment or the trip's end, whichever comes
+    // first; rides paid before it was recorded were all paid by card.
+    Migration {
+        version: 2,
+        name: "ride_histories' payment method",
+        sql: "ALTER TABLE ride_histories ADD COLUMN payment_method VARCHAR(8);
+          UPDATE ride_histories SET payment_method = 'CARD' WHERE pay_id IS NOT NULL",
+    },
+];
 
 /// An event the read model cannot use: a real failure, so the consumer retries and then parks it.
 #[derive(Debug, thiserror::Error)]

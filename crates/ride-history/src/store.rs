@@ -80,12 +80,18 @@ pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
                     .bind(book_id)
                     .bind(*meters)
             }
-            Fact::Paid { pay_id, fare } => {
-                query("UPDATE ride_histories SET pay_id = $2, fare = $3 WHERE book_id = $1")
-                    .bind(book_id)
-                    .bind(pay_id)
-                    .bind(*fare)
-            }
+            Fact::Paid {
+                pay_id,
+                fare,
+                method,
+            } => query(
+                "UPDATE ride_histories SET pay_id = $2, fare = $3, payment_method = $4
+                 WHERE book_id = $1",
+            )
+            .bind(book_id)
+            .bind(pay_id)
+            .bind(*fare)
+            .bind(method),
         };
         update.execute(uow.conn()).await?;
     }
@@ -99,7 +105,8 @@ macro_rules! select_rides {
             "SELECT book_id, dispatch_id, customer_id, customer_name,
                  pickup_name, pickup_lat, pickup_lng, dropoff_name, dropoff_lat, dropoff_lng,
                  driver_id, driver_name, car_number, driver_phone, eta_seconds,
-                 book_status, dispatch_status, fare, pay_id, distance_meters, requested_at, updated_at
+                 book_status, dispatch_status, fare, pay_id, payment_method, distance_meters,
+                 requested_at, updated_at
              FROM ride_histories WHERE customer_id IS NOT NULL AND ",
             $filter
         )
@@ -189,6 +196,7 @@ fn ride(row: &Row) -> Result<RideHistory, DbError> {
         dispatch_status: row.try_get("dispatch_status")?,
         fare: row.try_get("fare")?,
         pay_id: row.try_get("pay_id")?,
+        payment_method: row.try_get("payment_method")?,
         distance_meters: row.try_get("distance_meters")?,
         requested_at: rfc3339(row.try_get("requested_at")?),
         updated_at: rfc3339(row.try_get("updated_at")?),

@@ -109,6 +109,7 @@ fn requested(book_id: &str, customer_id: &str, ms: i64) -> Envelope {
         card_last4: "4242".into(),
         pickup: place("Seoul City Hall", 37.5663, 126.9779),
         dropoff: place("Gangnam Station", 37.4979, 127.0276),
+        answer_by: None,
     };
     at(event, book_id, ms)
 }
@@ -181,6 +182,7 @@ fn finished_ride(book_id: &str) -> [Vec<Envelope>; 3] {
                 distance_meters: 9_100,
                 fare: 10_500,
                 pay_id: format!("{book_id}-p"),
+                method: "CARD".into(),
             },
             book_id,
             6_000,
@@ -194,6 +196,7 @@ fn finished_ride(book_id: &str) -> [Vec<Envelope>; 3] {
             amount: 10_500,
             card_last4: "4242".into(),
             paid_at: rfc3339(T0 + 5_500),
+            method: "CARD".into(),
         },
         book_id,
         5_500,
@@ -220,6 +223,7 @@ fn expected_finished_ride(book_id: &str) -> Value {
         "dispatchStatus": "ENDED",
         "fare": 10_500,
         "payId": format!("{book_id}-p"),
+        "paymentMethod": "CARD",
         "distanceMeters": 9_100,
         "requestedAt": rfc3339(T0),
         "updatedAt": rfc3339(T0 + 6_500),
@@ -297,6 +301,7 @@ async fn a_late_replay_never_moves_a_cancelled_ride_back() {
             book_id: "b1".into(),
             customer_id: "c1".into(),
             driver_id: Some("drv-a".into()),
+            reason: None,
         },
         "b1",
         3_000,

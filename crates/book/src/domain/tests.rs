@@ -1,6 +1,7 @@
 //! The booking state machine: every transition and rejection, the cancel-versus-boarding races,
-//! and randomized runs (arbitrary inputs, and a simulated dispatch with duplicated, reordered
-//! deliveries) checking the invariants.
+//! the answer deadline and its race with a late taxi, the card replaced, and randomized runs
+//! (arbitrary inputs, and a simulated dispatch with duplicated, reordered deliveries) checking
+//! the invariants.
 
 use proptest::prelude::*;
 
@@ -22,7 +23,14 @@ fn book() -> Book {
         pickup: place("분당 KT 본사", 37.3591, 127.1052),
         dropoff: place("강남역", 37.4979, 127.0276),
     };
-    Book::request("b-1".to_owned(), new, 1_000)
+    Book::request("b-1".to_owned(), new, 1_000, 61_000)
+}
+
+fn new_card() -> Token {
+    Token {
+        token: "tok_5555_ok_fedcba9876543210".to_owned(),
+        last4: "5555".to_owned(),
+    }
 }
 
 fn taxi() -> Taxi {
@@ -84,6 +92,7 @@ fn a_new_booking_is_requested() {
     assert_eq!(b.status, Status::Requested);
     assert_eq!(b.status.as_str(), "REQUESTED");
     assert_eq!((b.created_at, b.updated_at), (1_000, 1_000));
+    assert_eq!(b.answer_by, Some(61_000));
     assert!(b.taxi.is_none() && b.fare.is_none() && b.dispatch_id.is_none());
 }
 
@@ -127,6 +136,73 @@ fn dispatch_failure_never_cancels_a_dispatched_or_boarded_ride() {
         let before = b.clone();
         assert_eq!(run(&mut b, Command::DispatchFailed), Ok(vec![]));
         assert_eq!(b, before);
+    }
+}
+
+#[test]
+fn the_answer_deadline_cancels_a_booking_still_waiting_for_a_taxi() {
+    for mut b in [book(), after([Command::Cancel])] {
+        assert!(b.status.waiting());
+        let events = run(&mut b, Command::Expire).unwrap();
+        assert_eq!(events[0].change, Change::CancelledBySystem);
+        assert_eq!(b.status, Status::CancelledBySystem);
+        assert!(!b.status.waiting());
+    }
+}
+
+#[test]
+fn the_answer_deadline_leaves_a_dispatched_or_finished_booking_alone() {
+    for mut b in [
+        after([dispatched()]),
+        after([dispatched(), Command::Cancel]),
+        after([started()]),
+        after([dispatched(), started(), ended()]),
+        after([Command::Cancel, Command::DispatchCancelled]),
+        after([Command::DispatchFailed]),
+    ] {
+        assert!(!b.status.waiting(), "{:?}", b.status);
+        let before = b.clone();
+        assert_eq!(run(&mut b, Command::Expire), Ok(vec![]));
+        assert_eq!(b, before);
+    }
+}
+
+#[test]
+fn a_taxi_landing_after_the_system_cancel_changes_nothing() {
+    let mut b = after([Command::Expire]);
+    for late in [dispatched(), started(), Command::DispatchCancelled] {
+        assert_eq!(run(&mut b, late), Ok(vec![]));
+        assert_eq!(b.status, Status::CancelledBySystem);
+    }
+    assert_eq!(b.taxi, None, "the late taxi is not the customer's");
+}
+
+#[test]
+fn the_card_is_replaced_until_the_booking_is_completed_or_cancelled() {
+    for mut b in [
+        book(),
+        after([dispatched()]),
+        after([dispatched(), started()]),
+        after([dispatched(), Command::Cancel]),
+    ] {
+        let status = b.status;
+        let events = run(&mut b, Command::ReplaceCard(new_card())).unwrap();
+        assert_eq!(events[0].change, Change::CardReplaced(new_card()));
+        assert_eq!(b.card, new_card());
+        assert_eq!(b.status, status, "the ride goes on as it was");
+    }
+    for (b, rejection) in [
+        (after([ended()]), Rejection::Completed),
+        (after([Command::Expire]), Rejection::AlreadyCancelled),
+        (
+            after([Command::Cancel, Command::DispatchCancelled]),
+            Rejection::AlreadyCancelled,
+        ),
+    ] {
+        assert_eq!(
+            decide(&b, Command::ReplaceCard(new_card()), 9),
+            Err(rejection)
+        );
     }
 }
 
@@ -378,6 +454,8 @@ const API_STATUSES: [&str; 7] = [
 fn any_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         Just(Command::Cancel),
+        Just(Command::ReplaceCard(new_card())),
+        Just(Command::Expire),
         Just(dispatched()),
         Just(started()),
         Just(ended()),
@@ -394,6 +472,8 @@ proptest! {
         let mut b = book();
         let mut trip_ended = false;
         let mut dispatch_failed = false;
+        let mut expired = false;
+        let mut card = book().card;
         // The latest accepted cancel, until dispatch refuses it.
         let mut cancel_pending = false;
         for command in commands {
@@ -403,24 +483,31 @@ proptest! {
             if before.status.stage().is_none() {
                 prop_assert_eq!(&b, &before, "terminal states stay terminal");
             }
-            // Only the customer's cancel is ever refused, and a refusal changes nothing.
+            // Only the customer's commands are ever refused, and a refusal changes nothing.
+            let customers = matches!(command, Command::Cancel | Command::ReplaceCard(_));
             match &result {
                 Err(_) => {
-                    prop_assert_eq!(&command, &Command::Cancel);
+                    prop_assert!(customers, "{:?} refused", command);
                     prop_assert_eq!(&b, &before);
                 }
                 Ok(events) => prop_assert!(events.len() <= 1),
             }
             let changed = result.as_ref().is_ok_and(|e| !e.is_empty());
-            match command {
+            match &command {
                 Command::TripEnded { .. } if changed => trip_ended = true,
                 Command::DispatchFailed if changed => dispatch_failed = true,
+                Command::Expire if changed => {
+                    prop_assert!(before.status.waiting(), "only a waiting booking expires");
+                    expired = true;
+                }
                 Command::Cancel if changed => cancel_pending = true,
                 Command::CancelRejected if changed => cancel_pending = false,
+                Command::ReplaceCard(new) if changed => card = new.clone(),
                 _ => {}
             }
+            prop_assert_eq!(&b.card, &card, "the card is the latest one accepted");
             // A duplicate delivery of the same input is a no-op.
-            if changed && command != Command::Cancel {
+            if changed && !customers {
                 let again = b.clone();
                 prop_assert_eq!(run(&mut b, command), Ok(vec![]));
                 prop_assert_eq!(&b, &again);
@@ -430,7 +517,7 @@ proptest! {
                 prop_assert!(b.fare.is_some() && b.pay_id.is_some());
             }
             if b.status == Status::CancelledBySystem {
-                prop_assert!(dispatch_failed);
+                prop_assert!(dispatch_failed || expired);
             }
             if b.status == Status::CancelledByCustomer {
                 prop_assert!(cancel_pending, "a rejected cancel never ends cancelled");
@@ -496,6 +583,25 @@ impl Dispatch {
             Ride::Cancelled | Ride::Failed => None,
         }
     }
+
+    /// Answers a `BookExpired`: whatever is still open is cancelled as expired (book hears it as
+    /// the system's cancel); a trip under way is left to finish.
+    fn expire(&mut self) -> Option<Command> {
+        match self.ride {
+            Ride::Searching | Ride::Dispatched => {
+                self.ride = Ride::Cancelled;
+                Some(Command::DispatchFailed)
+            }
+            Ride::InTrip | Ride::Ended | Ride::Cancelled | Ride::Failed => None,
+        }
+    }
+}
+
+/// What book sends dispatch, in order.
+#[derive(Debug, Clone, Copy)]
+enum ToDispatch {
+    Cancel,
+    Expired,
 }
 
 /// One scheduler decision of the simulation.
@@ -505,10 +611,12 @@ enum Step {
     Progress,
     /// The customer asks to cancel.
     Cancel,
+    /// Book's answer timer fires.
+    Expire,
     /// An in-flight event reaches book (picked by index); `keep` leaves a copy in flight to be
     /// delivered again later.
     DeliverToBook { pick: usize, keep: bool },
-    /// An in-flight cancel request reaches dispatch.
+    /// The next of book's in-flight events reaches dispatch.
     DeliverToDispatch,
 }
 
@@ -537,6 +645,7 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         2 => Just(Step::Progress),
         1 => Just(Step::Cancel),
+        1 => Just(Step::Expire),
         4 => (any::<usize>(), prop::bool::weighted(0.2)).prop_map(|(pick, keep)| Step::DeliverToBook { pick, keep }),
         2 => Just(Step::DeliverToDispatch),
     ]
@@ -560,29 +669,40 @@ proptest! {
         let mut b = book();
         let mut dispatch = Dispatch { ride: Ride::Searching, script, rejected_a_cancel: false };
         let mut to_book: Vec<Command> = Vec::new();
-        let mut cancels_to_dispatch = 0usize;
+        let mut to_dispatch = std::collections::VecDeque::new();
+        let mut expired = false;
+        let answer = |dispatch: &mut Dispatch, event: ToDispatch| match event {
+            ToDispatch::Cancel => dispatch.cancel(),
+            ToDispatch::Expired => dispatch.expire(),
+        };
         for s in steps {
             match s {
                 Step::Progress => to_book.extend(dispatch.step()),
-                Step::Cancel => cancels_to_dispatch += usize::from(run(&mut b, Command::Cancel).is_ok()),
+                Step::Cancel if run(&mut b, Command::Cancel).is_ok() => {
+                    to_dispatch.push_back(ToDispatch::Cancel);
+                }
+                Step::Expire if run(&mut b, Command::Expire).is_ok_and(|e| !e.is_empty()) => {
+                    expired = true;
+                    to_dispatch.push_back(ToDispatch::Expired);
+                }
                 Step::DeliverToBook { pick, keep } if !to_book.is_empty() => {
                     let i = pick % to_book.len();
                     let event = if keep { to_book[i].clone() } else { to_book.swap_remove(i) };
                     deliver(&mut b, event, &dispatch)?;
                 }
-                Step::DeliverToDispatch if cancels_to_dispatch > 0 => {
-                    cancels_to_dispatch -= 1;
-                    to_book.extend(dispatch.cancel());
+                Step::DeliverToDispatch => {
+                    if let Some(event) = to_dispatch.pop_front() {
+                        to_book.extend(answer(&mut dispatch, event));
+                    }
                 }
                 _ => {}
             }
         }
-        // Quiesce: dispatch answers every cancel and finishes its script; everything in flight
-        // is delivered.
+        // Quiesce: dispatch answers everything book sent and finishes its script; everything in
+        // flight is delivered.
         loop {
-            if cancels_to_dispatch > 0 {
-                cancels_to_dispatch -= 1;
-                to_book.extend(dispatch.cancel());
+            if let Some(event) = to_dispatch.pop_front() {
+                to_book.extend(answer(&mut dispatch, event));
             } else if let Some(event) = dispatch.step() {
                 to_book.push(event);
             } else if let Some(event) = to_book.pop() {
@@ -590,6 +710,13 @@ proptest! {
             } else {
                 break;
             }
+        }
+        if expired {
+            // Book's answer stands, and dispatch offers no taxi after it: one outcome. (A trip
+            // its driver started before dispatch heard of the expiry is left to finish.)
+            prop_assert_eq!(b.status, Status::CancelledBySystem);
+            prop_assert!(dispatch.ride != Ride::Dispatched, "a taxi still on its way");
+            return Ok(());
         }
         let expected = match dispatch.ride {
             Ride::Searching => unreachable!("quiesced dispatch always decides"),

@@ -89,6 +89,11 @@ impl World {
 
     /// Books dispatch `x1` for booking `b1`, from the pickup to ~2.5 km north.
     fn book(&mut self) {
+        self.book_answered_by(None);
+    }
+
+    /// Books `x1`, whose answer book gives by `answer_by`.
+    fn book_answered_by(&mut self, answer_by: Option<Timestamp>) -> Vec<Event> {
         self.ok(Command::Open(NewDispatch {
             id: "x1".into(),
             book_id: "b1".into(),
@@ -98,7 +103,39 @@ impl World {
                 pickup: place("City Hall", pickup()),
                 dropoff: place("North", at(37.5663 + 2500.0 / M_PER_DEG, 126.9779)),
             },
-        }));
+            answer_by,
+        }))
+    }
+
+    fn replace_card_of_unknown(&mut self) -> Vec<Event> {
+        self.ok(Command::ReplaceCard {
+            book_id: "b-unknown".into(),
+            card_token: "tok".into(),
+        })
+    }
+
+    fn expire(&mut self) -> Vec<Event> {
+        self.ok(Command::Expire {
+            book_id: "b1".into(),
+        })
+    }
+
+    fn replace_card(&mut self, card_token: &str) -> Vec<Event> {
+        self.ok(Command::ReplaceCard {
+            book_id: "b1".into(),
+            card_token: card_token.into(),
+        })
+    }
+
+    /// The charge of `card_token` was declined.
+    fn declined(&mut self, d: &str, card_token: &str) -> Vec<Event> {
+        self.ok(Command::RecordDecline {
+            dispatch_id: "x1".into(),
+            driver_id: id(d),
+            card_token: card_token.into(),
+            fare: 5400,
+            reason: "the card was declined (card_declined)".into(),
+        })
     }
 
     fn offer(&mut self, d: &str) -> Vec<Event> {
@@ -130,6 +167,7 @@ impl World {
                 distance_meters: 2500,
                 fare: 4800 + 100 * 6,
                 pay_id: "p1".into(),
+                method: Settlement::Card,
             },
         })
     }
@@ -690,6 +728,7 @@ fn cancelling_a_search_withdraws_the_offer() {
         [Event::Cancelled {
             dispatch_id: "x1".into(),
             driver_id: Some(id("a")),
+            reason: CancelReason::Customer,
         }]
     );
     assert_eq!(w.dispatch().status, DispatchStatus::Cancelled);
@@ -740,6 +779,213 @@ fn a_cancel_before_its_booking_is_remembered() {
     assert_eq!(w.fleet.dispatches.len(), 1, "the late booking is ignored");
 }
 
+// ---- the booking's answer ------------------------------------------------------------------
+
+#[test]
+fn the_search_lasts_until_the_bookings_answer_is_due() {
+    let mut w = World::new();
+    w.online("a", pickup());
+    w.book_answered_by(Some(T0 + 5_000));
+    assert_eq!(
+        w.dispatch().deadline_at,
+        T0 + 5_000,
+        "book's deadline, not dispatch's"
+    );
+    let offered = w.offer("a");
+    assert!(
+        matches!(offered[..], [Event::Offered { expires_at, .. }] if expires_at == T0 + 5_000),
+        "an offer never outlives the answer: {offered:?}"
+    );
+}
+
+#[test]
+fn a_booking_heard_of_after_its_answer_is_due_fails_at_once_and_is_offered_to_nobody() {
+    let mut w = World::new();
+    w.online("a", pickup());
+    w.now = T0 + 61_000;
+    let events = w.book_answered_by(Some(T0 + 60_000));
+    assert!(matches!(
+        events[..],
+        [
+            Event::DispatchOpened(_),
+            Event::Failed {
+                driver_id: None,
+                ..
+            }
+        ]
+    ));
+    assert_eq!(w.dispatch().status, DispatchStatus::Failed);
+    assert!(!w.dispatch().wants_driver(w.now));
+    assert_eq!(w.driver("a").status, DriverStatus::Available);
+    assert_eq!(
+        w.rejected(Command::Offer {
+            dispatch_id: "x1".into(),
+            driver_id: id("a"),
+        }),
+        Rejection::NotSearching("x1".into())
+    );
+    assert_eq!(w.book_answered_by(Some(T0 + 60_000)), [], "heard of once");
+}
+
+#[test]
+fn an_expired_booking_calls_off_the_search_and_withdraws_the_offer() {
+    let mut w = World::new();
+    w.online("a", pickup());
+    w.book();
+    w.offer("a");
+    assert_eq!(
+        w.expire(),
+        [Event::Cancelled {
+            dispatch_id: "x1".into(),
+            driver_id: Some(id("a")),
+            reason: CancelReason::Expired,
+        }]
+    );
+    assert_eq!(w.dispatch().status, DispatchStatus::Cancelled);
+    assert_eq!(w.driver("a").status, DriverStatus::Available);
+    assert_eq!(w.expire(), [], "told twice, closed once");
+}
+
+/// The late-dispatch race: the driver accepted just before the deadline, book had not heard of
+/// it when it answered the customer; dispatch calls the taxi back.
+#[test]
+fn an_expired_booking_calls_back_a_taxi_that_accepted_too_late() {
+    let mut w = World::dispatched();
+    assert_eq!(
+        w.expire(),
+        [Event::Cancelled {
+            dispatch_id: "x1".into(),
+            driver_id: Some(id("a")),
+            reason: CancelReason::Expired,
+        }]
+    );
+    assert_eq!(w.driver("a").status, DriverStatus::Available);
+    assert_eq!(w.driver("a").dispatch_id, None);
+    assert_eq!(
+        w.start("a").unwrap_err(),
+        Rejection::DispatchClosed("x1".into(), DispatchStatus::Cancelled)
+    );
+}
+
+#[test]
+fn an_expired_booking_never_cancels_a_trip_under_way_or_a_closed_dispatch() {
+    let mut w = World::dispatched();
+    w.start("a").unwrap();
+    let before = w.fleet.clone();
+    assert_eq!(w.expire(), [], "a customer on board is never cancelled");
+    assert_eq!(w.fleet, before);
+    w.end("a").unwrap();
+    assert_eq!(w.expire(), []);
+    assert_eq!(w.dispatch().status, DispatchStatus::Ended);
+
+    let mut w = World::new();
+    assert_eq!(w.expire(), [], "no dispatch for it: nothing to close");
+    w.book();
+    w.ok(Command::Deadline {
+        dispatch_id: "x1".into(),
+    });
+    assert_eq!(w.expire(), []);
+    assert_eq!(w.dispatch().status, DispatchStatus::Failed);
+}
+
+// ---- a declined card ------------------------------------------------------------------------
+
+#[test]
+fn a_replaced_card_is_charged_from_then_on() {
+    let mut w = World::dispatched();
+    w.start("a").unwrap();
+    let charged = |w: &World| charge(&w.fleet, &rules(), "x1", &id("a"), None).unwrap();
+    assert_eq!(charged(&w).card_token, "tok");
+    assert_eq!(
+        w.replace_card("tok-new"),
+        [Event::CardReplaced {
+            dispatch_id: "x1".into(),
+            card_token: "tok-new".into(),
+        }]
+    );
+    assert_eq!(charged(&w).card_token, "tok-new");
+    assert_eq!(w.dispatch().status, DispatchStatus::InTrip);
+    assert_eq!(
+        w.replace_card("tok-new"),
+        [],
+        "the same card again changes nothing"
+    );
+    w.end("a").unwrap();
+    assert_eq!(
+        w.replace_card("tok-later"),
+        [],
+        "a paid trip keeps its card"
+    );
+    assert_eq!(w.replace_card_of_unknown(), []);
+}
+
+#[test]
+fn a_declined_card_is_told_once_per_card_and_the_trip_goes_on() {
+    let mut w = World::dispatched();
+    assert_eq!(
+        w.declined("a", "tok"),
+        [],
+        "not in a trip: nothing was charged"
+    );
+    w.start("a").unwrap();
+    let told = w.declined("a", "tok");
+    assert!(
+        matches!(&told[..], [Event::PaymentDeclined { fare: 5400, driver_id, decline, .. }]
+            if *driver_id == id("a") && decline.card_token == "tok" && decline.at == T0),
+        "{told:?}"
+    );
+    assert_eq!(w.dispatch().status, DispatchStatus::InTrip);
+    assert_eq!(w.driver("a").status, DriverStatus::InTrip);
+    // The driver retries at once: the customer was just told.
+    w.now += 1_000;
+    assert_eq!(w.declined("a", "tok"), []);
+    assert_eq!(w.declined("b", "tok"), [], "only the trip's driver ends it");
+    // A decline of the old card heard after the card was replaced: nothing to tell.
+    w.replace_card("tok-2");
+    assert_eq!(w.declined("a", "tok"), []);
+    assert_eq!(
+        w.declined("a", "tok-2").len(),
+        1,
+        "the new card is told about"
+    );
+    // A while later the same card declined again is told again.
+    w.now += DECLINE_QUIET_MS;
+    assert_eq!(w.declined("a", "tok-2").len(), 1);
+}
+
+#[test]
+fn a_trip_paid_in_cash_ends_like_one_paid_by_card() {
+    let mut w = World::dispatched();
+    w.start("a").unwrap();
+    w.declined("a", "tok");
+    let trip = PaidTrip {
+        distance_meters: 2500,
+        fare: 5400,
+        pay_id: "p1".into(),
+        method: Settlement::Cash,
+    };
+    w.ok(Command::End {
+        dispatch_id: "x1".into(),
+        driver_id: id("a"),
+        trip: trip.clone(),
+    });
+    assert_eq!(w.dispatch().status, DispatchStatus::Ended);
+    assert_eq!(w.dispatch().trip, Some(trip));
+    assert_eq!(w.driver("a").status, DriverStatus::Available);
+    w.ok(Command::GoOffline { driver_id: id("a") });
+    assert_eq!(w.driver("a").status, DriverStatus::Offline);
+}
+
+#[test]
+fn settlements_are_named_card_or_cash() {
+    assert_eq!(Settlement::default(), Settlement::Card);
+    for s in [Settlement::Card, Settlement::Cash] {
+        assert_eq!(Settlement::parse(s.as_str()), Some(s));
+    }
+    assert_eq!(Settlement::parse("cash"), None);
+    assert_eq!(Settlement::parse("CHEQUE"), None);
+}
+
 // ---- randomized fleets --------------------------------------------------------------------
 
 mod fleets {
@@ -762,7 +1008,8 @@ mod fleets {
         Move(usize, usize),
         Online(usize),
         Offline(usize),
-        Book(usize, usize, usize),
+        /// Booking, pickup, drop-off, and whether book said when it answers.
+        Book(usize, usize, usize, bool),
         /// `None`: the driver holding the offer (or assigned), as a well-behaved client would.
         Accept(usize, Option<usize>),
         Decline(usize, Option<usize>),
@@ -770,8 +1017,13 @@ mod fleets {
         Deadline(usize),
         Start(usize, Option<usize>),
         EndPaid(usize, Option<usize>, Option<i64>),
+        EndInCash(usize, Option<usize>),
+        /// The card is declined, and the decline recorded (the customer told).
         EndDeclined(usize, Option<usize>),
         Cancel(usize),
+        /// Book answered "no taxi" (`BookExpired`).
+        BookExpired(usize),
+        ReplaceCard(usize),
         Wait(u32),
     }
 
@@ -785,7 +1037,7 @@ mod fleets {
             (d.clone(), s.clone()).prop_map(|(d, s)| Op::Move(d, s)),
             d.clone().prop_map(Op::Online),
             d.clone().prop_map(Op::Offline),
-            (b.clone(), s.clone(), s).prop_map(|(b, p, q)| Op::Book(b, p, q)),
+            (b.clone(), s.clone(), s, any::<bool>()).prop_map(|(b, p, q, a)| Op::Book(b, p, q, a)),
             (b.clone(), who.clone()).prop_map(|(b, d)| Op::Accept(b, d)),
             (b.clone(), who.clone()).prop_map(|(b, d)| Op::Decline(b, d)),
             b.clone().prop_map(Op::Expire),
@@ -793,8 +1045,11 @@ mod fleets {
             (b.clone(), who.clone()).prop_map(|(b, d)| Op::Start(b, d)),
             (b.clone(), who.clone(), proptest::option::of(0..20_000i64))
                 .prop_map(|(b, d, m)| Op::EndPaid(b, d, m)),
+            (b.clone(), who.clone()).prop_map(|(b, d)| Op::EndInCash(b, d)),
             (b.clone(), who).prop_map(|(b, d)| Op::EndDeclined(b, d)),
-            b.prop_map(Op::Cancel),
+            b.clone().prop_map(Op::Cancel),
+            b.clone().prop_map(Op::BookExpired),
+            b.prop_map(Op::ReplaceCard),
             (0..20_000u32).prop_map(Op::Wait),
         ]
     }
@@ -935,7 +1190,7 @@ mod fleets {
                 Op::Offline(d) => self.run(Command::GoOffline {
                     driver_id: driver_id(d),
                 }),
-                Op::Book(b, p, q) => {
+                Op::Book(b, p, q, answered) => {
                     self.next += 1;
                     self.run(Command::Open(NewDispatch {
                         id: format!("dispatch-{}", self.next),
@@ -946,6 +1201,9 @@ mod fleets {
                             pickup: place("from", spot(p)),
                             dropoff: place("to", spot(q)),
                         },
+                        // Sometimes heard of late: due a little before now.
+                        answer_by: answered
+                            .then(|| self.now + i64::from(self.next % 3) * 30_000 - 1),
                     }))
                 }
                 Op::Accept(b, d) => self.run(Command::Accept {
@@ -988,20 +1246,78 @@ mod fleets {
                                 distance_meters: c.distance_meters,
                                 fare: c.amount,
                                 pay_id: format!("pay-{}", self.next),
+                                method: Settlement::Card,
                             },
                         }),
                         Err(r) => Err(r),
                     }
                 }
-                // The card is declined: priced, never recorded.
-                Op::EndDeclined(b, d) => charge(
-                    &self.fleet,
-                    &rules(),
-                    &self.dispatch_id(b),
-                    &self.who(b, d),
-                    None,
-                )
-                .map(|_| vec![]),
+                Op::EndInCash(b, d) => {
+                    let (dispatch_id, driver_id) = (self.dispatch_id(b), self.who(b, d));
+                    match charge(&self.fleet, &rules(), &dispatch_id, &driver_id, None) {
+                        Ok(c) => self.run(Command::End {
+                            dispatch_id,
+                            driver_id,
+                            trip: PaidTrip {
+                                distance_meters: c.distance_meters,
+                                fare: c.amount,
+                                pay_id: format!("cash-{}", self.next),
+                                method: Settlement::Cash,
+                            },
+                        }),
+                        Err(r) => Err(r),
+                    }
+                }
+                // The card is declined: priced, never ended; the customer is told.
+                Op::EndDeclined(b, d) => {
+                    let (dispatch_id, driver_id) = (self.dispatch_id(b), self.who(b, d));
+                    match charge(&self.fleet, &rules(), &dispatch_id, &driver_id, None) {
+                        Ok(c) => {
+                            let status = self.dispatch_of(b).map(|d| d.status);
+                            let events = self.run(Command::RecordDecline {
+                                dispatch_id,
+                                driver_id,
+                                card_token: c.card_token,
+                                fare: c.amount,
+                                reason: "declined".into(),
+                            });
+                            assert_eq!(self.dispatch_of(b).map(|d| d.status), status);
+                            events
+                        }
+                        Err(r) => Err(r),
+                    }
+                }
+                Op::BookExpired(b) => {
+                    let events = self.run(Command::Expire {
+                        book_id: format!("book-{b}"),
+                    });
+                    let after = self.dispatch_of(b).map(|d| d.status);
+                    assert!(
+                        !matches!(
+                            after,
+                            Some(DispatchStatus::Searching | DispatchStatus::Dispatched)
+                        ),
+                        "nothing stays open for an expired booking: {after:?}"
+                    );
+                    events
+                }
+                Op::ReplaceCard(b) => {
+                    self.next += 1;
+                    let card_token = format!("tok-{}", self.next);
+                    let events = self.run(Command::ReplaceCard {
+                        book_id: format!("book-{b}"),
+                        card_token: card_token.clone(),
+                    });
+                    if let Some(d) = self.dispatch_of(b).filter(|d| d.trip.is_none()) {
+                        let open =
+                            !matches!(d.status, DispatchStatus::Cancelled | DispatchStatus::Failed);
+                        let card = d.booking.as_ref().map(|b| b.card_token.as_str());
+                        if open && card.is_some() {
+                            assert_eq!(card, Some(card_token.as_str()), "charged from now on");
+                        }
+                    }
+                    events
+                }
                 Op::Cancel(b) => {
                     self.next += 1;
                     let status = self.dispatch_of(b).map(|d| d.status);
@@ -1079,6 +1395,10 @@ mod fleets {
                     }
                     Event::CancelRejected { dispatch_id } => {
                         self.cancel_rejected.insert(dispatch_id.clone());
+                    }
+                    Event::PaymentDeclined { dispatch_id, .. } => {
+                        let d = &self.fleet.dispatches[dispatch_id];
+                        assert_eq!(d.status, DispatchStatus::InTrip, "told only of a trip");
                     }
                     _ => {}
                 }
