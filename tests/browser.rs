@@ -5,6 +5,11 @@
 //! allows no inline script or style) and for script errors. Each test saves screenshots under
 //! `target/tmp/screenshots/` as artifacts.
 //!
+//! Each window speaks a language on purpose: Chromium's own language and `Accept-Language`, and
+//! for English the pages' `lang` cookie too (a user's own language would otherwise win: the
+//! operator's account is Korean). Most tests read the pages in English; one reads them in
+//! Korean, the default, and switches.
+//!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them when missing).
 
 mod common;
@@ -63,9 +68,16 @@ impl Browser {
         }
     }
 
-    /// A new browser window of the given size (its own profile, so windows share nothing).
+    /// A new browser window of the given size that reads the pages in English (its own
+    /// profile, so windows share nothing).
     async fn window(&self, name: &str, width: u32, height: u32) -> Window {
+        self.window_in(name, width, height, "en").await
+    }
+
+    /// A new browser window of the given size whose browser speaks `lang` (`ko` or `en`).
+    async fn window_in(&self, name: &str, width: u32, height: u32, lang: &'static str) -> Window {
         let profile = self.profiles.path().join(name);
+        let accept = if lang == "ko" { "ko-KR,ko" } else { "en-US,en" };
         let args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),
@@ -79,11 +91,13 @@ impl Browser {
             "--hide-scrollbars".to_owned(),
             format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", profile.display()),
+            format!("--lang={}", accept.split(',').next().unwrap_or(lang)),
         ];
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".to_owned(),
-            json!({"binary": CHROMIUM, "args": args}),
+            json!({"binary": CHROMIUM, "args": args,
+                   "prefs": {"intl.accept_languages": accept}}),
         );
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
@@ -93,6 +107,9 @@ impl Browser {
         let window = Window {
             client,
             name: name.to_owned(),
+            lang,
+            driver: self.url.clone(),
+            lang_cookie_set: std::sync::atomic::AtomicBool::new(false),
         };
         window.watch(&self.url).await;
         window
@@ -121,6 +138,12 @@ impl Drop for Browser {
 struct Window {
     client: Client,
     name: String,
+    /// The language the window reads the pages in: `ko` or `en`.
+    lang: &'static str,
+    /// The chromedriver this window is a session of.
+    driver: String,
+    /// Whether the pages' `lang` cookie is set (English windows, before the first page).
+    lang_cookie_set: std::sync::atomic::AtomicBool,
 }
 
 impl Window {
@@ -185,7 +208,38 @@ impl Window {
         if self.url().await.starts_with("http") {
             self.assert_clean().await;
         }
+        self.speak(url).await;
         self.client.goto(url).await.expect("the page opens");
+    }
+
+    /// An English window sets the pages' `lang` cookie for the site of `url` (once, before its
+    /// first page there), so that every page speaks English whoever signs in.
+    async fn speak(&self, url: &str) {
+        use std::sync::atomic::Ordering;
+        if self.lang != "en" || self.lang_cookie_set.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let session = self.client.session_id().await.unwrap().unwrap();
+        let answer = reqwest::Client::new()
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver
+            ))
+            .json(&json!({"cmd": "Network.setCookie",
+                          "params": {"name": "lang", "value": "en", "url": url, "path": "/"}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().is_success(),
+            "{}",
+            answer.text().await.unwrap()
+        );
+    }
+
+    /// A label in the window's language.
+    fn say<'a>(&self, ko: &'a str, en: &'a str) -> &'a str {
+        if self.lang == "ko" { ko } else { en }
     }
 
     /// Signs up on the sign-up page (`role` is `customer` or `driver`) and waits for the page it
@@ -204,8 +258,13 @@ impl Window {
         .await;
         self.fill("#signup-form input[name=phone]", "010-2345-6789")
             .await;
-        self.select("#signup-form select[name=locale]", "en").await;
-        self.press("#signup-form", "Sign up").await;
+        // The account's language starts as the page's.
+        assert_eq!(
+            self.value("#signup-form select[name=locale]").await,
+            self.lang
+        );
+        self.press("#signup-form", self.say("회원가입", "Sign up"))
+            .await;
         self.wait_text("#signed-in-as", username).await;
     }
 
@@ -216,14 +275,16 @@ impl Window {
             .await;
         self.fill("#signin-form input[name=password]", password)
             .await;
-        self.press("#signin-form", "Sign in").await;
+        self.press("#signin-form", self.say("로그인", "Sign in"))
+            .await;
         self.wait_text("#signed-in-as", username).await;
     }
 
     async fn sign_out(&self) {
         self.assert_clean().await;
-        self.press("header", "Sign out").await;
-        self.wait_text("header", "Sign in").await;
+        self.press("header", self.say("로그아웃", "Sign out")).await;
+        self.wait_text("header", self.say("로그인", "Sign in"))
+            .await;
     }
 
     /// Waits until `css` matches an element whose text contains `needle`; returns that text.
@@ -283,20 +344,30 @@ impl Window {
         self.find(css).await.click().await.expect("the click lands");
     }
 
-    /// Clicks the button whose text is `label` (inside `scope`).
+    /// Clicks the button whose text is `label` (inside `scope`). A panel that refreshes itself
+    /// may replace the button between finding and clicking it: then the new one is clicked.
     async fn press(&self, scope: &str, label: &str) {
         let xpath = format!(
             "{}//button[normalize-space()='{label}']",
             css_to_xpath(scope)
         );
-        let button = self
-            .client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::XPath(&xpath))
-            .await
-            .unwrap_or_else(|e| panic!("[{}] no button {label:?} in {scope}: {e}", self.name));
-        button.click().await.expect("the click lands");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let button = self
+                .client
+                .wait()
+                .at_most(PATIENCE)
+                .for_element(Locator::XPath(&xpath))
+                .await
+                .unwrap_or_else(|e| panic!("[{}] no button {label:?} in {scope}: {e}", self.name));
+            match button.click().await {
+                Ok(()) => return,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference
+                        && Instant::now() < deadline => {}
+                Err(e) => panic!("[{}] the click on {label:?} did not land: {e}", self.name),
+            }
+        }
     }
 
     async fn fill(&self, css: &str, text: &str) {
@@ -560,7 +631,7 @@ async fn a_reservation_and_its_cancellation_by_clicks_with_the_wallet_following(
         .await;
     w.wait_text("#flights tr[data-flight=KE703] .seats-left", "3")
         .await;
-    w.wait_text("#notifications", "Refunded 189,000 won").await;
+    w.wait_text("#notifications", "Refunded ₩189,000").await;
     w.shot("2-cancelled").await;
 
     let token = app.api.token("u-web", &password_of("u-web")).await;
@@ -746,6 +817,215 @@ async fn a_cross_site_form_riding_on_the_session_is_refused_in_a_real_browser() 
     app.shutdown().await;
 }
 
+/// `12,300원`, as the pages show money in Korean.
+fn format_won_ko(amount: i64) -> String {
+    format!("{}원", format_won(amount).trim_start_matches('₩'))
+}
+
+/// Korean is the pages' default: a customer whose browser speaks Korean signs up (the account's
+/// language is Korean unless changed), books, and reads their ride, its fare in won and their
+/// history in Korean; the switcher turns the same page English. The Korean page's screenshot is
+/// the README's (`docs/screenshots/customer-ko.png`).
+#[tokio::test]
+async fn the_pages_speak_korean_by_default_and_english_on_request() {
+    let app = spawn().await;
+    let base = app.api.base.clone();
+    app.api.register_driver("d-ko", common::CITY_HALL).await;
+    app.api.online("d-ko").await;
+    let browser = Browser::start().await;
+    let w = browser.window_in("customer-ko", 1000, 700, "ko").await;
+
+    w.sign_up(&base, "c-ko", "customer", "").await;
+    w.wait_attr("html", "lang", "ko").await;
+    w.wait_text("h1", "택시").await;
+    let form = w.wait_text("#book-form", "택시 부르기").await;
+    for label in ["출발지", "도착지", "카드 번호", "전화번호"] {
+        assert!(form.contains(label), "{label} in {form}");
+    }
+    w.wait_text("#ride", "아직 부른 택시가 없습니다").await;
+    w.wait_text("header", "로그아웃").await;
+
+    w.fill("input[name=customerName]", "이민지").await;
+    w.fill("input[name=phone]", "010-9876-5432").await;
+    w.select("select[name=pickup]", "seoul-station").await;
+    w.select("select[name=dropoff]", "gangnam-station").await;
+    w.press("#book-form", "택시 부르기").await;
+    w.wait_text("#ride-status", "배차 요청됨").await;
+    w.wait_text("#ride", "서울역 → 강남역").await;
+
+    // The driver takes the ride through the API; the page follows by itself.
+    let dispatch = app.api.offer_for("d-ko").await["dispatchId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for step in ["accept", "start", "end"] {
+        app.api
+            .post(
+                &format!("/dispatches/{dispatch}/{step}"),
+                json!({"driverId": "d-ko"}),
+            )
+            .await
+            .expect(200);
+    }
+    w.wait_attr("#ride-status", "data-status", "COMPLETED")
+        .await;
+    w.wait_text("#ride-status", "운행 완료").await;
+    let token = app.api.token("c-ko", &password_of("c-ko")).await;
+    let book = &app
+        .api
+        .get_as(&token, "/books?customerId=c-ko")
+        .await
+        .expect(200)[0];
+    let fare = book["fare"].as_i64().unwrap();
+    let shown = w.wait_text("#ride-fare", "원").await;
+    assert_eq!(shown, format_won_ko(fare));
+    w.wait_text("#ride-paid", "카드 •••• 4242").await;
+    w.wait_text("#history", "서울역 → 강남역").await;
+    w.wait_text("#history", &format_won_ko(fare)).await;
+    w.client
+        .execute("window.scrollTo(0, 0);", vec![])
+        .await
+        .unwrap();
+    let shot = w.shot("1-korean").await;
+    let readme = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&readme).unwrap();
+    std::fs::copy(&shot, readme.join("customer-ko.png")).unwrap();
+
+    // English on request: the same page, its words and its money.
+    w.assert_clean().await;
+    w.press("header", "English").await;
+    w.wait_attr("html", "lang", "en").await;
+    w.wait_text("#book-form", "Request taxi").await;
+    w.wait_text("#ride", "Seoul Station → Gangnam Station")
+        .await;
+    assert_eq!(w.wait_text("#ride-fare", "₩").await, format_won(fare));
+    w.wait_text("#ride-status", "Completed").await;
+    w.wait_text("#ride-paid", "Card •••• 4242").await;
+    w.shot("2-english").await;
+    assert!(w.url().await.ends_with("/customer"), "back on the page");
+
+    // And back.
+    w.assert_clean().await;
+    w.press("header", "한국어").await;
+    w.wait_attr("html", "lang", "ko").await;
+    w.wait_text("#book-form", "택시 부르기").await;
+
+    w.close().await;
+    app.shutdown().await;
+}
+
+/// A card declined at the end of a trip: the driver's page says so and offers to end again or to
+/// take cash; the customer replaces the card on their ride's page, and the driver ends again. A
+/// second ride on the declined card is paid in cash. Both pages say how each ride was paid.
+#[tokio::test]
+async fn a_declined_card_is_replaced_or_the_fare_taken_in_cash_by_clicks() {
+    let app = spawn().await;
+    let base = app.api.base.clone();
+    let browser = Browser::start().await;
+    let driver = browser.window("declined-driver", 1100, 900).await;
+    let customer = browser.window("declined-customer", 430, 932).await;
+
+    driver.sign_up(&base, "d-dec", "driver", "").await;
+    driver.fill("input[name=name]", "Park Jisoo").await;
+    driver.fill("input[name=carNumber]", "34나 5678").await;
+    driver.fill("input[name=phone]", "010-3333-4444").await;
+    driver.select("select[name=place]", "seoul-station").await;
+    driver.press("#register-form", "Register").await;
+    driver.press("#driver-panel", "Go online").await;
+    driver
+        .wait_attr("#driver-status", "data-status", "AVAILABLE")
+        .await;
+    customer.sign_up(&base, "c-dec", "customer", "").await;
+
+    // A ride on a card the network declines, driven to its end.
+    let ride = async |customer: &Window, driver: &Window| {
+        customer.fill("input[name=customerName]", "Choi Yuna").await;
+        customer.fill("input[name=phone]", "010-5555-0000").await;
+        customer
+            .fill("input[name=card]", "4000 0000 0000 0002")
+            .await;
+        customer
+            .select("select[name=pickup]", "seoul-station")
+            .await;
+        customer.select("select[name=dropoff]", "myeongdong").await;
+        customer.press("#book-form", "Request taxi").await;
+        driver
+            .wait_text("#offer", "Seoul Station → Myeongdong")
+            .await;
+        driver.press("#offer", "Accept").await;
+        driver.press("#trip", "Start trip").await;
+        customer
+            .wait_attr("#ride-status", "data-status", "IN_TRIP")
+            .await;
+        driver.press("#trip", "End trip").await;
+        driver.wait_text("#declined", "card was declined").await;
+        driver
+            .wait_attr("#driver-status", "data-status", "IN_TRIP")
+            .await;
+    };
+
+    ride(&customer, &driver).await;
+    driver.shot("1-declined").await;
+    // The choice stays while the page refreshes itself.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    driver.wait_text("#declined", "card was declined").await;
+
+    // The customer replaces the card during the trip; the driver ends again.
+    customer.wait_text("#card-form", "•••• 0002").await;
+    customer.fill("#new-card", "4242 4242 4242 4242").await;
+    customer.press("#card-form", "Replace card").await;
+    customer.wait_text("#card-form", "•••• 4242").await;
+    customer.wait_text("#ride-error", "•••• 4242").await;
+    customer.shot("1-card-replaced").await;
+    driver.press("#trip", "End again").await;
+    driver
+        .wait_attr("#driver-status", "data-status", "AVAILABLE")
+        .await;
+    customer
+        .wait_attr("#ride-status", "data-status", "COMPLETED")
+        .await;
+    customer.wait_text("#ride-paid", "Card •••• 4242").await;
+    driver.wait_text("#trips", "from 1 trip").await;
+
+    // The next ride, declined again: the driver takes cash.
+    ride(&customer, &driver).await;
+    driver.press("#trip", "Paid in cash").await;
+    driver
+        .wait_attr("#driver-status", "data-status", "AVAILABLE")
+        .await;
+    let trips = driver.wait_text("#trips", "from 2 trips").await;
+    assert!(trips.contains("Cash") && trips.contains("Card"), "{trips}");
+    customer
+        .wait_attr("#ride-status", "data-status", "COMPLETED")
+        .await;
+    customer.wait_text("#ride-paid", "Cash").await;
+    customer.wait_text("#history", "Cash").await;
+    customer.wait_text("#history", "Card •••• 4242").await;
+    customer.shot("2-cash").await;
+    driver.shot("2-cash").await;
+
+    let token = app.api.token("c-dec", &password_of("c-dec")).await;
+    let books = app
+        .api
+        .get_as(&token, "/books?customerId=c-dec")
+        .await
+        .expect(200);
+    let pays = |book: &serde_json::Value| {
+        let path = format!("/pays?bookId={}", book["bookId"].as_str().unwrap());
+        let (api, token) = (&app.api, token.clone());
+        async move { api.get_as(&token, &path).await.expect(200) }
+    };
+    let cash = pays(&books[0]).await;
+    assert_eq!(cash[0]["method"], "CASH", "{cash}");
+    let card = pays(&books[1]).await;
+    assert_eq!(card[0]["method"], "CARD", "{card}");
+    assert_eq!(card[0]["cardLast4"], "4242", "{card}");
+
+    customer.close().await;
+    driver.close().await;
+    app.shutdown().await;
+}
+
 /// `/docs` renders the API's own document with the vendored viewer: nothing from another site,
 /// nothing the content security policy blocks, every service's operations listed.
 #[tokio::test]
@@ -787,5 +1067,149 @@ async fn the_api_document_renders_at_docs() {
     assert_eq!(problems, json!([]), "the viewer ran into the page's policy");
     // (Not `close`: its checks are the site's pages', and the viewer is styled its own way.)
     let _ = w.client.close().await;
+    app.shutdown().await;
+}
+
+/// The live map. A customer's map shows the pickup, the drop-off and, once a driver accepts, the
+/// taxi; when the driver reports a new position (`PUT /drivers/{id}/location`) the taxi moves on
+/// the customer's map without a click (positions are not notifications: a map with a taxi on its
+/// way asks again every few seconds). The driver's map shows the trip and themselves, the
+/// operator's the driver among the fleet. Nobody else's map is anyone's to read.
+#[tokio::test]
+async fn the_map_follows_the_taxi_as_the_driver_moves() {
+    let app = spawn().await;
+    let base = app.api.base.clone();
+    let browser = Browser::start().await;
+    let customer = browser.window("map-customer", 1000, 843).await;
+    let driver = browser.window("map-driver", 1000, 843).await;
+    let operator = browser.window("map-operator", 1000, 843).await;
+    let map_in_view = "document.getElementById('map').scrollIntoView({block: 'center'});";
+
+    // A driver waiting online a few hundred metres north of Seoul Station.
+    let driver_api = app.api.signed_up("d-map", "driver").await;
+    driver_api
+        .post(
+            "/drivers",
+            json!({"driverId": "d-map", "name": "Park Jisoo", "carNumber": "31사 7219",
+                   "phone": "010-7777-1234", "location": {"lat": 37.5601, "lng": 126.9745}}),
+        )
+        .await
+        .expect(201);
+    driver_api
+        .post_empty("/drivers/d-map/online")
+        .await
+        .expect(200);
+    driver.sign_in(&base, "d-map", &password_of("d-map")).await;
+    driver.wait_attr("#map", "data-points", "taxi").await;
+
+    // The customer books Seoul Station → Gangnam Station: both ends are on their map.
+    customer.sign_up(&base, "c-map", "customer", "").await;
+    customer.wait_attr("#map", "data-state", "ready").await;
+    customer.fill("input[name=customerName]", "Lee Minji").await;
+    customer.fill("input[name=phone]", "010-9876-5432").await;
+    customer
+        .select("select[name=pickup]", "seoul-station")
+        .await;
+    customer
+        .select("select[name=dropoff]", "gangnam-station")
+        .await;
+    customer.press("#book-form", "Request taxi").await;
+    customer
+        .wait_attr("#map", "data-points", "pickup dropoff")
+        .await;
+
+    // The driver accepts: the customer's map shows the taxi where the driver is.
+    driver.press("#offer", "Accept").await;
+    driver
+        .wait_attr("#map", "data-points", "pickup dropoff taxi")
+        .await;
+    customer
+        .wait_attr("#map", "data-points", "pickup dropoff taxi")
+        .await;
+    let taxi = "#map circle[data-kind=taxi]";
+    customer.wait_attr(taxi, "data-lat", "37.5601").await;
+    let at = async |w: &Window| {
+        let marker = w.find(taxi).await;
+        (
+            marker.attr("cx").await.unwrap(),
+            marker.attr("cy").await.unwrap(),
+        )
+    };
+    let before = at(&customer).await;
+
+    // The driver reports a position nearer the pickup; the taxi moves on the customer's map.
+    driver_api
+        .put(
+            "/drivers/d-map/location",
+            json!({"lat": 37.5571, "lng": 126.9721}),
+        )
+        .await
+        .expect(200);
+    customer.wait_attr(taxi, "data-lat", "37.5571").await;
+    customer.wait_attr(taxi, "data-lng", "126.9721").await;
+    let after = at(&customer).await;
+    assert_ne!(before, after, "the taxi's marker moved");
+    customer.client.execute(map_in_view, vec![]).await.unwrap();
+    customer.shot("map").await;
+    driver
+        .wait_attr("#map circle[data-kind=taxi]", "data-lat", "37.5571")
+        .await;
+    driver.client.execute(map_in_view, vec![]).await.unwrap();
+    driver.shot("map").await;
+
+    // The operator's map shows the driver, dispatched, with the ride they carry.
+    operator.sign_in(&base, "operator", OPERATOR_PASSWORD).await;
+    operator
+        .wait_attr(
+            "#map circle[data-key=taxi\\:d-map]",
+            "data-status",
+            "DISPATCHED",
+        )
+        .await;
+    operator.find("#map circle[data-kind=pickup]").await;
+    operator.client.execute(map_in_view, vec![]).await.unwrap();
+    operator.shot("map").await;
+
+    // On a phone-sized window the customer's map fits the screen and still shows the ride.
+    customer.client.set_window_size(390, 844).await.unwrap();
+    let width = customer
+        .client
+        .execute(
+            "return document.querySelector('#map svg').clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        width.as_f64().is_some_and(|w| w > 200.0 && w < 390.0),
+        "{width}"
+    );
+    customer
+        .wait_attr("#map", "data-points", "pickup dropoff taxi")
+        .await;
+    customer.client.execute(map_in_view, vec![]).await.unwrap();
+    customer.shot("map-phone").await;
+
+    // A map is only its user's: not another customer's ride, not another driver, not the fleet.
+    let token = app.api.token("c-map", &password_of("c-map")).await;
+    let as_customer = app.api.as_token(&token);
+    as_customer
+        .get("/ui/map/customer?customerId=someone-else")
+        .await
+        .expect_problem(403, "forbidden");
+    as_customer
+        .get("/ui/map/driver?driverId=d-map")
+        .await
+        .expect_problem(403, "forbidden");
+    as_customer
+        .get("/ui/map/operator")
+        .await
+        .expect_problem(403, "forbidden");
+    let mine = as_customer.get("/ui/map/customer").await.expect(200);
+    assert_eq!(mine["points"][2]["lat"], 37.5571, "{mine}");
+
+    customer.close().await;
+    driver.close().await;
+    operator.close().await;
     app.shutdown().await;
 }

@@ -1,7 +1,8 @@
 //! The web pages as another site or another user would try them, black-box over HTTP against the
 //! all-in-one app: signing up and in through the forms, a cross-site form post riding on a
-//! victim's session, one customer's session at another's pages, and the headers every answer
-//! carries for browsers.
+//! victim's session, one customer's session at another's pages, the headers every answer
+//! carries for browsers, and the pages' language. Unless a test says otherwise, its browser
+//! asks for English (`Accept-Language`); the pages speak Korean by default.
 
 mod common;
 
@@ -14,6 +15,9 @@ use serde_json::json;
 /// The password typed into the sign-up form.
 const PASSWORD: &str = "correct horse";
 
+/// The language an English-speaking browser asks for.
+const ENGLISH: &str = "en-US,en;q=0.9";
+
 async fn spawn() -> TestApp {
     TestApp::spawn(Topology::AllInOne).await
 }
@@ -24,6 +28,7 @@ async fn form(app: &TestApp, path: &str) -> (String, String) {
         .api
         .http
         .get(format!("{}{path}", app.api.base))
+        .header("accept-language", ENGLISH)
         .send()
         .await
         .unwrap();
@@ -41,6 +46,7 @@ async fn submit(
         .post(format!("{}{path}", app.api.base))
         .header("cookie", cookie)
         .header("origin", &app.api.base)
+        .header("accept-language", ENGLISH)
         .header("content-type", FORM)
         .body(form_body(fields))
         .send()
@@ -430,4 +436,92 @@ async fn guessing_on_the_sign_in_page_is_throttled_by_address() {
     let (status, page) = guess("victim-20").await;
     assert_eq!(status, 429, "{page}");
     assert!(page.contains("Too many failed attempts"), "{page}");
+}
+
+/// A page speaks its `lang` cookie, else its user's language, else the browser's, else Korean;
+/// switching language on a page keeps the choice as the user's, for their notifications and
+/// their next session.
+#[tokio::test]
+async fn the_pages_language_follows_the_switcher_then_the_user_then_the_browser() {
+    let app = spawn().await;
+    let api = &app.api;
+    let get = |path: &str, cookie: Option<&str>, accept: Option<&str>| {
+        let mut request = no_redirects().get(format!("{}{path}", api.base));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        if let Some(accept) = accept {
+            request = request.header("accept-language", accept);
+        }
+        async move {
+            let answer = request.send().await.unwrap();
+            (answer.status().as_u16(), answer.text().await.unwrap())
+        }
+    };
+    let (_, page) = get("/signin", None, None).await;
+    assert!(
+        page.contains(r#"<html lang="ko">"#) && page.contains("로그인"),
+        "{page}"
+    );
+    let (_, page) = get("/signin", None, Some(ENGLISH)).await;
+    assert!(page.contains(r#"<html lang="en">"#) && page.contains("Sign in"));
+
+    // Minji signed up in Korean (the default): her pages are Korean, whatever the browser says.
+    let minji_api = api.signed_up("minji", "customer").await;
+    let minji = api.page_session("minji", &password_of("minji")).await;
+    let (status, page) = get("/customer", Some(&minji.cookie), Some(ENGLISH)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"<html lang="ko">"#), "{page}");
+    assert!(
+        page.contains("택시 부르기") && page.contains("출발지"),
+        "{page}"
+    );
+
+    // She switches to English on a page: the cookie, and her account's language.
+    let answer = no_redirects()
+        .post(format!("{}/ui/lang", api.base))
+        .header("cookie", &minji.cookie)
+        .header("origin", &api.base)
+        .header("content-type", FORM)
+        .body(form_body(&[
+            ("lang", "en"),
+            ("next", "/customer"),
+            ("csrf", &minji.csrf),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    assert_eq!(answer.headers()["location"], "/customer");
+    let lang = cookie_of(answer.headers(), "lang").expect("the language cookie");
+    assert_eq!(lang, "lang=en");
+    let (_, page) = get(
+        "/customer",
+        Some(&format!("{}; {lang}", minji.cookie)),
+        None,
+    )
+    .await;
+    assert!(
+        page.contains(r#"<html lang="en">"#) && page.contains("Request a taxi"),
+        "{page}"
+    );
+    let account = minji_api.get("/auth/users/minji").await.expect(200);
+    assert_eq!(account["locale"], "en", "the choice is kept as hers");
+    // Her next session speaks English without the cookie.
+    let again = api.page_session("minji", &password_of("minji")).await;
+    let (_, page) = get("/customer", Some(&again.cookie), None).await;
+    assert!(page.contains(r#"<html lang="en">"#), "{page}");
+
+    // Another site's form cannot switch it.
+    let answer = no_redirects()
+        .post(format!("{}/ui/lang", api.base))
+        .header("cookie", &minji.cookie)
+        .header("origin", "https://evil.example")
+        .header("content-type", FORM)
+        .body("lang=ko")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403);
+    app.shutdown().await;
 }

@@ -290,7 +290,7 @@ async fn the_gateway_answers_its_own_paths_and_unknown_ones() {
         home.text()
             .await
             .unwrap()
-            .contains("<title>Welcome · Tanda</title>")
+            .contains("<title>환영합니다 · Tanda</title>")
     );
 
     expect_problem(gateway.get("/assets/nope.js").await, 404, "not_found").await;

@@ -1,19 +1,7 @@
-// Tanda's pages: local times and live countdowns for elements the server marks.
-// <time datetime="…"> shows in the reader's own time zone; [data-countdown="…"] counts down to
-// that instant, second by second.
+// Tanda's pages: live countdowns for elements the server marks. [data-countdown="…"] counts
+// down to that instant, second by second. (Times are written by the server, in Seoul time and
+// the page's language.)
 (function () {
-  function localTimes(root) {
-    root.querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
-      var at = new Date(el.getAttribute("datetime"));
-      if (isNaN(at)) return;
-      var opts = el.dataset.format === "day"
-        ? { weekday: "short", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }
-        : { hour: "2-digit", minute: "2-digit" };
-      el.textContent = at.toLocaleString([], opts);
-      el.title = at.toString();
-      el.dataset.local = "1";
-    });
-  }
   function tick() {
     var now = Date.now();
     document.querySelectorAll("[data-countdown]").forEach(function (el) {
@@ -22,8 +10,7 @@
       el.classList.toggle("urgent", left <= 5);
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { localTimes(document); tick(); });
-  document.addEventListener("htmx:afterSettle", function (e) { localTimes(e.target); tick(); });
-  document.addEventListener("htmx:oobAfterSwap", function (e) { localTimes(e.target); });
+  document.addEventListener("DOMContentLoaded", tick);
+  document.addEventListener("htmx:afterSettle", tick);
   setInterval(tick, 250);
 })();

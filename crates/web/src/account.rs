@@ -1,5 +1,7 @@
 //! Signing up, in and out: the pages' forms over `POST /auth/signup` and `POST /auth/token`, the
 //! session cookie set from the token that answers, and the way back to where the user was going.
+//! Also the language switcher every page has: the `lang` cookie, and for a signed-in user their
+//! choice kept by identity (`PUT /auth/users/{userId}/locale`).
 
 use std::collections::HashMap;
 
@@ -12,8 +14,10 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::json;
 use tanda_core::auth::session_cookie;
+use tanda_core::locale::Locale;
 
 use crate::api::{Api, ApiError, enc};
+use crate::i18n::{self, Lang, Tr};
 use crate::session::{
     self, CSRF_FIELD, Pages, User, check_origin, csrf_rejected, csrf_token, form_secret, same,
 };
@@ -26,6 +30,7 @@ pub(crate) fn routes() -> Router<Pages> {
         .route("/ui/signin", post(sign_in))
         .route("/ui/signup", post(sign_up))
         .route("/ui/signout", post(sign_out))
+        .route("/ui/lang", post(switch_language))
 }
 
 #[derive(Template)]
@@ -36,6 +41,7 @@ struct SignIn {
     next: String,
     next_q: String,
     username: String,
+    /// "You are signed in as …", as HTML.
     signed_in_as: Option<String>,
     error: Option<String>,
 }
@@ -94,27 +100,32 @@ fn next_of(q: &HashMap<String, String>) -> String {
 async fn signin_page(
     headers: HeaderMap,
     user: Option<User>,
+    lang: Lang,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let (secret, cookie) = form_secret_for(&headers);
     let next = next_of(&q);
     let page = SignIn {
-        frame: Frame::guest("Sign in", "signin"),
+        frame: Frame::guest(&lang, "title-signin", "signin"),
         csrf: csrf_token(&secret),
         next_q: next_q(&next),
         next,
         username: String::new(),
-        signed_in_as: user.map(|u| u.id().to_owned()),
+        signed_in_as: user.map(|u| lang.tr.strong("signin-signed-in-as", "who", u.id(), "")),
         error: None,
     };
     with_form_cookie(StatusCode::OK, html(&page), cookie)
 }
 
-async fn signup_page(headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn signup_page(
+    headers: HeaderMap,
+    lang: Lang,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let (secret, cookie) = form_secret_for(&headers);
     let next = next_of(&q);
     let page = SignUp {
-        frame: Frame::guest("Sign up", "signup"),
+        frame: Frame::guest(&lang, "title-signup", "signup"),
         csrf: csrf_token(&secret),
         next_q: next_q(&next),
         next,
@@ -122,10 +133,19 @@ async fn signup_page(headers: HeaderMap, Query(q): Query<HashMap<String, String>
         name: String::new(),
         phone: String::new(),
         role: q.get("role").cloned().unwrap_or_default(),
-        locale: String::new(),
+        // The account's language starts as the one its owner is reading.
+        locale: lang.tr.lang().to_owned(),
         error: None,
     };
     with_form_cookie(StatusCode::OK, html(&page), cookie)
+}
+
+/// A form page answered at `/ui/…`: its language switcher comes back to the form's own page.
+fn guest_at(lang: Lang, page: &str, next: &str) -> Lang {
+    Lang {
+        here: format!("{page}{}", next_q(next)),
+        ..lang
+    }
 }
 
 /// The cross-site checks of the sign-in and sign-up forms: this site's origin, and the token
@@ -167,6 +187,7 @@ async fn sign_in(
     State(pages): State<Pages>,
     headers: HeaderMap,
     uri: axum::http::Uri,
+    lang: Lang,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     if let Err(refused) = check_guest_form(&headers, &uri, &form, &pages) {
@@ -184,31 +205,33 @@ async fn sign_in(
         Ok(token) => signed_in(&pages, &headers, token, &next).await,
         Err(e) => {
             let (secret, cookie) = form_secret_for(&headers);
+            let tr = lang.tr;
             let page = SignIn {
-                frame: Frame::guest("Sign in", "signin"),
+                frame: Frame::guest(&guest_at(lang, "/signin", &next), "title-signin", "signin"),
                 csrf: csrf_token(&secret),
                 next_q: next_q(&next),
                 next,
                 username,
                 signed_in_as: None,
-                error: Some(sign_in_error(&e)),
+                error: Some(sign_in_error(tr, &e)),
             };
             with_form_cookie(e.status, html(&page), cookie)
         }
     }
 }
 
-fn sign_in_error(e: &ApiError) -> String {
+fn sign_in_error(tr: Tr, e: &ApiError) -> String {
     match (e.status, e.code.as_str()) {
-        (StatusCode::UNAUTHORIZED, _) => "That username and password do not match.".to_owned(),
+        (StatusCode::UNAUTHORIZED, _) => tr.t("signin-mismatch"),
         (StatusCode::TOO_MANY_REQUESTS, _) => match e.retry_after {
-            Some(secs) => format!(
-                "Too many failed attempts. Try again in {}.",
-                crate::view::minutes_or_seconds(secs)
+            Some(secs) => tr.t1(
+                "signin-too-many-in",
+                "wait",
+                &crate::view::minutes_or_seconds(tr, secs),
             ),
-            None => "Too many failed attempts. Try again later.".to_owned(),
+            None => tr.t("signin-too-many"),
         },
-        _ => e.detail.clone(),
+        _ => tr.problem(e),
     }
 }
 
@@ -216,6 +239,7 @@ async fn sign_up(
     State(pages): State<Pages>,
     headers: HeaderMap,
     uri: axum::http::Uri,
+    lang: Lang,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     if let Err(refused) = check_guest_form(&headers, &uri, &form, &pages) {
@@ -254,8 +278,9 @@ async fn sign_up(
         Ok(token) => signed_in(&pages, &headers, token, &next).await,
         Err(e) => {
             let (secret, cookie) = form_secret_for(&headers);
+            let tr = lang.tr;
             let page = SignUp {
-                frame: Frame::guest("Sign up", "signup"),
+                frame: Frame::guest(&guest_at(lang, "/signup", &next), "title-signup", "signup"),
                 csrf: csrf_token(&secret),
                 next_q: next_q(&next),
                 next,
@@ -264,18 +289,18 @@ async fn sign_up(
                 phone,
                 role,
                 locale,
-                error: Some(sign_up_error(&e)),
+                error: Some(sign_up_error(tr, &e)),
             };
             with_form_cookie(e.status, html(&page), cookie)
         }
     }
 }
 
-fn sign_up_error(e: &ApiError) -> String {
+fn sign_up_error(tr: Tr, e: &ApiError) -> String {
     match e.code.as_str() {
-        "username_taken" => "That username is taken: choose another, or sign in.".to_owned(),
-        "weak_password" => "Choose a longer password: at least 8 characters.".to_owned(),
-        _ => sign_in_error(e),
+        "username_taken" => tr.t("signup-taken"),
+        "weak_password" => tr.t("signup-weak"),
+        _ => sign_in_error(tr, e),
     }
 }
 
@@ -325,6 +350,54 @@ async fn sign_out(
     response.headers_mut().append(
         header::SET_COOKIE,
         session::session_clear_cookie(session::scheme(&headers) == "https"),
+    );
+    response
+}
+
+/// The language switcher: `lang` (`ko` or `en`) from any page, back to `next` with the `lang`
+/// cookie set. A signed-in user's choice is also kept as theirs (identity's
+/// `PUT /auth/users/{userId}/locale`), so their notifications follow; if identity cannot keep
+/// it, the cookie still applies. The same cross-site checks as signing out: this site's origin,
+/// and a session's CSRF token when there is a session.
+async fn switch_language(
+    State(pages): State<Pages>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(refused) = check_origin(&headers, &uri, &pages.allowed_origins) {
+        return csrf_rejected(&headers, &refused);
+    }
+    let field = |name: &str| form.get(name).map(|v| v.trim()).unwrap_or_default();
+    let Some(locale) = Locale::parse(field("lang")) else {
+        return tanda_core::Problem::bad_request("invalid_locale", "lang is ko or en")
+            .into_response();
+    };
+    if let Some(token) = session_cookie(&headers)
+        && let Ok(caller) = pages.verifier.verify(&token).await
+    {
+        if !same(field(CSRF_FIELD).as_bytes(), csrf_token(&token).as_bytes()) {
+            return csrf_rejected(&headers, "the form did not come from this session's page");
+        }
+        let path = format!("/auth/users/{}/locale", enc(caller.subject.as_str()));
+        let kept = pages
+            .api
+            .for_client(&headers)
+            .as_user(&token)
+            .put::<serde_json::Value>(&path, &json!({"locale": locale.as_str()}))
+            .await;
+        if let Err(e) = kept {
+            tracing::info!(user = %caller.subject, status = %e.status, "the language chosen on a page is kept by its cookie only");
+        }
+    }
+    let to = match session::safe_next(field("next")) {
+        Some(next) => next.to_owned(),
+        None => "/".to_owned(),
+    };
+    let mut response = see_other(&to);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        i18n::lang_cookie(locale, session::scheme(&headers) == "https"),
     );
     response
 }

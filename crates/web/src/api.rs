@@ -90,10 +90,10 @@ impl Api {
     }
 
     /// A list for a panel: what the API answered, or nothing and why (shown in the panel).
-    pub async fn list<T: DeserializeOwned>(&self, path: &str) -> (Vec<T>, Option<String>) {
+    pub async fn list<T: DeserializeOwned>(&self, path: &str) -> (Vec<T>, Option<ApiError>) {
         match self.get::<Vec<T>>(path).await {
             Ok(list) => (list, None),
-            Err(e) => (Vec::new(), Some(e.detail)),
+            Err(e) => (Vec::new(), Some(e)),
         }
     }
 

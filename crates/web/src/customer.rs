@@ -14,9 +14,10 @@ use tanda_core::auth::Role;
 use tanda_core::id::new_id;
 
 use crate::api::{Api, ApiError, enc};
-use crate::model::{Book, RideHistory};
+use crate::i18n::Tr;
+use crate::model::{Book, Pay, RideHistory};
 use crate::notifications;
-use crate::places::{Place, SEOUL};
+use crate::places::{PlaceOption, SEOUL};
 use crate::session::{Acting, Pages, Refusal, User};
 use crate::view::{self, Frame, api_error_in, badge, done, error_in, html, render};
 
@@ -26,6 +27,7 @@ pub(crate) fn routes() -> Router<Pages> {
         .route("/ui/customer/ride", get(ride_fragment))
         .route("/ui/customer/rides", post(request_ride))
         .route("/ui/customer/rides/{book_id}/cancel", post(cancel_ride))
+        .route("/ui/customer/rides/{book_id}/card", post(replace_card))
         .route("/ui/customer/history", get(history_fragment))
 }
 
@@ -46,7 +48,9 @@ const TEST_CARD: &str = "4242 4242 4242 4242";
 #[template(path = "customer.html")]
 struct CustomerPage<'a> {
     frame: Frame,
-    id: String,
+    tr: Tr,
+    /// "as minji", "for minji", as HTML.
+    who: String,
     for_someone: bool,
     q: String,
     receiver_q: String,
@@ -54,7 +58,7 @@ struct CustomerPage<'a> {
     name: String,
     phone: String,
     card: &'a str,
-    places: &'a [Place],
+    places: Vec<PlaceOption>,
     pickup: &'a str,
     dropoff: &'a str,
     ride: String,
@@ -63,7 +67,7 @@ struct CustomerPage<'a> {
 }
 
 async fn page(user: User, Query(q): Params) -> Response {
-    let frame = Frame::of(Some(&user), "Ride", "customer");
+    let frame = Frame::of(&user, "title-ride", "customer");
     let acting = match customer(&user, &q) {
         Ok(acting) => acting,
         Err(refusal) => {
@@ -73,31 +77,37 @@ async fn page(user: User, Query(q): Params) -> Response {
                 frame,
                 "/customer",
                 "customerId",
-                "The customer's id",
+                "choose-customer",
             );
         }
     };
-    let api = &user.api;
+    let (api, tr) = (&user.api, user.tr);
     let id = acting.id;
     let books = books(api, &id).await.unwrap_or_default();
     let last = books.first();
     let receiver = format!("customer:{id}");
+    let who_key = if acting.for_someone {
+        "who-for"
+    } else {
+        "who-as"
+    };
     html(&CustomerPage {
         frame,
+        tr,
+        who: tr.strong(who_key, "who", &id, "who"),
         for_someone: acting.for_someone,
         receiver_q: enc(&receiver),
         key: new_id(),
         name: last.map(|b| b.customer_name.clone()).unwrap_or_default(),
         phone: last.map(|b| b.phone.clone()).unwrap_or_default(),
         card: TEST_CARD,
-        places: &SEOUL,
+        places: PlaceOption::all(tr),
         pickup: SEOUL[0].key,
         dropoff: SEOUL[1].key,
-        ride: render(&ride_panel(&acting.q, last)),
-        history: history(api, &id, &acting.q).await,
-        notifications: notifications::panel(api, &receiver).await,
+        ride: render(&ride(api, tr, &acting.q, last).await),
+        history: history(api, tr, &id, &acting.q).await,
+        notifications: notifications::panel(api, tr, &receiver).await,
         q: acting.q,
-        id,
     })
 }
 
@@ -108,7 +118,7 @@ async fn books(api: &Api, id: &str) -> Result<Vec<Book>, ApiError> {
 // ---- the current ride ---------------------------------------------------------------------
 
 struct Step {
-    label: &'static str,
+    label: String,
     state: &'static str,
 }
 
@@ -122,42 +132,68 @@ struct TaxiLine {
 struct Ride {
     book_q: String,
     status: String,
-    badge: &'static str,
+    badge: String,
     badge_class: &'static str,
     steps: Vec<Step>,
-    pickup: String,
-    dropoff: String,
+    route: String,
     taxi: Option<TaxiLine>,
     fare: Option<String>,
+    /// How the fare was paid, once it was: `카드 •••• 4242`, `현금`.
+    paid: Option<String>,
     card_last4: String,
-    note: &'static str,
+    note: String,
     cancellable: bool,
+    /// The card charged at the end of the trip may still be replaced (a declined one, say).
+    card_replaceable: bool,
 }
 
 #[derive(Template)]
 #[template(path = "customer_ride.html")]
 struct RidePanel {
+    tr: Tr,
     q: String,
     active: bool,
     ride: Option<Ride>,
 }
 
 /// Where a ride is on its way, for the progress steps.
-const STEPS: [(&str, &str); 4] = [
-    ("REQUESTED", "Searching"),
-    ("DISPATCHED", "Taxi on the way"),
-    ("IN_TRIP", "In trip"),
-    ("COMPLETED", "Completed"),
-];
+const STEPS: [&str; 4] = ["REQUESTED", "DISPATCHED", "IN_TRIP", "COMPLETED"];
 
-fn ride_panel(q: &str, book: Option<&Book>) -> RidePanel {
+/// The panel of `book`, with how it was paid once it is completed (pay's record of it).
+async fn ride(api: &Api, tr: Tr, q: &str, book: Option<&Book>) -> RidePanel {
+    let paid = match book {
+        Some(b) if b.status == "COMPLETED" => payment(api, b).await,
+        _ => None,
+    };
+    ride_panel(tr, q, book, paid)
+}
+
+/// How a completed ride was paid: the book's own word when it has one, else pay's record.
+async fn payment(api: &Api, book: &Book) -> Option<(String, Option<String>)> {
+    if let Some(method) = &book.payment_method {
+        return Some((method.clone(), Some(book.card_last4.clone())));
+    }
+    let (pays, _) = api
+        .list::<Pay>(&format!("/pays?bookId={}", enc(&book.book_id)))
+        .await;
+    let pay = pays.into_iter().next()?;
+    let method = pay.method.unwrap_or_else(|| "CARD".to_owned());
+    Some((method, pay.card_last4.or(Some(book.card_last4.clone()))))
+}
+
+fn ride_panel(
+    tr: Tr,
+    q: &str,
+    book: Option<&Book>,
+    paid: Option<(String, Option<String>)>,
+) -> RidePanel {
     let ride = book.map(|b| {
-        let reached = STEPS.iter().position(|(s, _)| *s == b.status);
+        let reached = STEPS.iter().position(|s| *s == b.status);
         let steps = STEPS
             .iter()
             .enumerate()
-            .map(|(i, (_, label))| Step {
-                label,
+            .map(|(i, status)| Step {
+                label: tr.t(&format!("step-{status}")),
                 state: match reached {
                     Some(r) if i < r || b.status == "COMPLETED" => "done",
                     Some(r) if i == r => "now",
@@ -165,15 +201,14 @@ fn ride_panel(q: &str, book: Option<&Book>) -> RidePanel {
                 },
             })
             .collect();
-        let (badge, badge_class) = badge(&b.status);
+        let (badge, badge_class) = badge(tr, &b.status);
         Ride {
             book_q: enc(&b.book_id),
             status: b.status.clone(),
             badge,
             badge_class,
             steps,
-            pickup: b.pickup.name.clone(),
-            dropoff: b.dropoff.name.clone(),
+            route: tr.route(&b.pickup.name, &b.dropoff.name),
             taxi: b.taxi.as_ref().map(|t| TaxiLine {
                 car: t.car_number.clone(),
                 driver: t.driver_name.clone(),
@@ -181,12 +216,16 @@ fn ride_panel(q: &str, book: Option<&Book>) -> RidePanel {
                 eta: (b.status == "DISPATCHED")
                     .then_some(t.eta_seconds)
                     .flatten()
-                    .map(view::minutes),
+                    .map(|s| view::minutes(tr, s)),
             }),
-            fare: b.fare.map(view::won),
+            fare: b.fare.map(|f| tr.won(f)),
+            paid: paid
+                .as_ref()
+                .and_then(|(method, last4)| tr.paid(Some(method), last4.as_deref())),
             card_last4: b.card_last4.clone(),
-            note: note(&b.status),
+            note: note(tr, &b.status),
             cancellable: matches!(b.status.as_str(), "REQUESTED" | "DISPATCHED"),
+            card_replaceable: b.status == "IN_TRIP",
         }
     });
     let active = ride.as_ref().is_some_and(|r| {
@@ -196,22 +235,23 @@ fn ride_panel(q: &str, book: Option<&Book>) -> RidePanel {
         )
     });
     RidePanel {
+        tr,
         q: q.to_owned(),
         active,
         ride,
     }
 }
 
-fn note(status: &str) -> &'static str {
+fn note(tr: Tr, status: &str) -> String {
     match status {
-        "REQUESTED" => "Looking for the nearest available taxi…",
-        "DISPATCHED" => "Your taxi is on its way to the pickup.",
-        "IN_TRIP" => "Enjoy the ride.",
-        "COMPLETED" => "Thank you for riding with Tanda.",
-        "CANCEL_REQUESTED" => "Cancelling…",
-        "CANCELLED_BY_CUSTOMER" => "You cancelled this ride.",
-        "CANCELLED_BY_SYSTEM" => "No taxi could take this ride in time. Please try again.",
-        _ => "",
+        "REQUESTED"
+        | "DISPATCHED"
+        | "IN_TRIP"
+        | "COMPLETED"
+        | "CANCEL_REQUESTED"
+        | "CANCELLED_BY_CUSTOMER"
+        | "CANCELLED_BY_SYSTEM" => tr.t(&format!("note-{status}")),
+        _ => String::new(),
     }
 }
 
@@ -221,9 +261,18 @@ async fn ride_fragment(user: User, Query(q): Params) -> Response {
         Err(refusal) => return refusal.problem(),
     };
     match books(&user.api, &acting.id).await {
-        Ok(books) => html(&ride_panel(&acting.q, books.first())),
-        Err(e) => api_error_in("ride-error", &e),
+        Ok(books) => html(&ride(&user.api, user.tr, &acting.q, books.first()).await),
+        Err(e) => api_error_in(user.tr, "ride-error", &e),
     }
+}
+
+/// A card number as typed: the digits, without the spaces or dashes people group them with.
+fn card_digits(typed: &str) -> String {
+    typed
+        .trim()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect()
 }
 
 async fn request_ride(
@@ -235,21 +284,18 @@ async fn request_ride(
         Ok(acting) => acting,
         Err(refusal) => return refusal.problem(),
     };
+    let tr = user.tr;
     let id = &acting.id;
     let field = |name: &str| form.get(name).map(|v| v.trim()).unwrap_or_default();
-    let (pickup, dropoff) = match (place(&form, "pickup"), place(&form, "dropoff")) {
+    let (pickup, dropoff) = match (place(tr, &form, "pickup"), place(tr, &form, "dropoff")) {
         (Ok(p), Ok(d)) => (p, d),
         (Err(e), _) | (_, Err(e)) => return error_in("book-error", StatusCode::BAD_REQUEST, &e),
     };
-    let card: String = field("card")
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .collect();
     let body = json!({
         "customerId": id,
         "customerName": field("customerName"),
         "phone": field("phone"),
-        "card": card,
+        "card": card_digits(field("card")),
         "pickup": pickup,
         "dropoff": dropoff,
     });
@@ -265,38 +311,35 @@ async fn request_ride(
             );
             done(
                 "book-error",
-                render(&ride_panel(&acting.q, Some(&book))) + &fresh_key,
+                render(&ride_panel(tr, &acting.q, Some(&book), None)) + &fresh_key,
             )
         }
-        Err(e) => api_error_in("book-error", &e),
+        Err(e) => api_error_in(tr, "book-error", &e),
     }
 }
 
 /// A pickup or drop-off from the form: a named place, or coordinates typed in.
-fn place(form: &HashMap<String, String>, which: &str) -> Result<serde_json::Value, String> {
+fn place(tr: Tr, form: &HashMap<String, String>, which: &str) -> Result<serde_json::Value, String> {
     let chosen = form.get(which).map(String::as_str).unwrap_or_default();
     if let Some(p) = SEOUL.iter().find(|p| p.key == chosen) {
         return Ok(json!({"name": p.name, "lat": p.lat, "lng": p.lng}));
     }
-    let label = if which == "pickup" {
-        "pickup"
-    } else {
-        "drop-off"
-    };
     let number = |axis: &str| -> Result<f64, String> {
         let raw = form
             .get(&format!("{which}{axis}"))
             .map(|v| v.trim())
             .unwrap_or_default();
         if raw.is_empty() {
-            return Err(format!(
-                "Choose a {label} place, or enter its latitude and longitude."
-            ));
+            return Err(tr.t1("ride-choose-place", "which", which));
         }
         raw.parse::<f64>().map_err(|_| {
-            format!(
-                "The {label} {} \"{raw}\" is not a number.",
-                axis.to_lowercase()
+            tr.format(
+                "ride-not-a-number",
+                &[
+                    ("which", which.to_owned().into()),
+                    ("axis", axis.to_lowercase().into()),
+                    ("raw", raw.to_owned().into()),
+                ],
             )
         })
     };
@@ -304,28 +347,84 @@ fn place(form: &HashMap<String, String>, which: &str) -> Result<serde_json::Valu
     Ok(json!({"name": format!("{lat:.5}, {lng:.5}"), "lat": lat, "lng": lng}))
 }
 
+/// A booking of the customer the page is for; someone else's is as if it did not exist.
+async fn own_book(user: &User, acting: &Acting, book_id: &str) -> Result<(), Response> {
+    match user
+        .api
+        .get::<Book>(&format!("/books/{}", enc(book_id)))
+        .await
+    {
+        Ok(book) if book.customer_id == acting.id => Ok(()),
+        Ok(_) => Err(Problem::not_found("book", book_id).into_response()),
+        Err(e) => Err(api_error_in(user.tr, "ride-error", &e)),
+    }
+}
+
 async fn cancel_ride(user: User, Query(q): Params, Path(book_id): Path<String>) -> Response {
     let acting = match customer(&user, &q) {
         Ok(acting) => acting,
         Err(refusal) => return refusal.problem(),
     };
-    // Only a ride of the customer the page is for (someone else's is as if it did not exist).
-    match user
-        .api
-        .get::<Book>(&format!("/books/{}", enc(&book_id)))
-        .await
-    {
-        Ok(book) if book.customer_id == acting.id => {}
-        Ok(_) => return Problem::not_found("book", &book_id).into_response(),
-        Err(e) => return api_error_in("ride-error", &e),
+    if let Err(refused) = own_book(&user, &acting, &book_id).await {
+        return refused;
     }
     match user
         .api
         .post_empty::<Book>(&format!("/books/{}/cancel", enc(&book_id)))
         .await
     {
-        Ok(book) => done("ride-error", render(&ride_panel(&acting.q, Some(&book)))),
-        Err(e) => api_error_in("ride-error", &e),
+        Ok(book) => done(
+            "ride-error",
+            render(&ride_panel(user.tr, &acting.q, Some(&book), None)),
+        ),
+        Err(e) => api_error_in(user.tr, "ride-error", &e),
+    }
+}
+
+/// Replaces the card the ride's fare is charged to (`PUT /books/{bookId}/card`): during the trip,
+/// and after the driver's attempt to charge the card was declined.
+async fn replace_card(
+    user: User,
+    Query(q): Params,
+    Path(book_id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let acting = match customer(&user, &q) {
+        Ok(acting) => acting,
+        Err(refusal) => return refusal.problem(),
+    };
+    let tr = user.tr;
+    let card = card_digits(form.get("card").map(String::as_str).unwrap_or_default());
+    if card.is_empty() {
+        return error_in(
+            "ride-error",
+            StatusCode::BAD_REQUEST,
+            &tr.t("ride-enter-card"),
+        );
+    }
+    if let Err(refused) = own_book(&user, &acting, &book_id).await {
+        return refused;
+    }
+    match user
+        .api
+        .put::<Book>(
+            &format!("/books/{}/card", enc(&book_id)),
+            &json!({"card": card}),
+        )
+        .await
+    {
+        Ok(book) => {
+            let replaced = view::Notice {
+                message: &tr.t1("ride-card-replaced", "last4", &book.card_last4),
+            };
+            Html(format!(
+                r#"{}<div id="ride-error" aria-live="polite" hx-swap-oob="true">{}</div>"#,
+                render(&ride_panel(tr, &acting.q, Some(&book), None)),
+                render(&replaced),
+            ))
+            .into_response()
+        }
+        Err(e) => api_error_in(tr, "ride-error", &e),
     }
 }
 
@@ -333,53 +432,154 @@ async fn cancel_ride(user: User, Query(q): Params, Path(book_id): Path<String>) 
 
 struct HistoryRow {
     book_id: String,
-    badge: &'static str,
+    badge: String,
     badge_class: &'static str,
     route: String,
     at: String,
+    at_text: String,
     fare: Option<String>,
+    paid: Option<String>,
     car: Option<String>,
 }
 
 #[derive(Template)]
 #[template(path = "customer_history.html")]
 struct HistoryPanel {
+    tr: Tr,
     q: String,
     rides: Vec<HistoryRow>,
     error: Option<String>,
 }
 
-async fn history(api: &Api, id: &str, q: &str) -> String {
+async fn history(api: &Api, tr: Tr, id: &str, q: &str) -> String {
     let (rides, error) = api
         .list::<RideHistory>(&format!("/rideHistories?customerId={}", enc(id)))
         .await;
+    // The card of a ride paid by card, when the read model does not say: its booking's.
+    let cards: HashMap<String, String> = if rides
+        .iter()
+        .any(|r| r.card_last4.is_none() && r.payment_method.as_deref() != Some("CASH"))
+    {
+        books(api, id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| (b.book_id, b.card_last4))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let rows = rides
         .into_iter()
         .map(|r| {
             let status = r.book_status.unwrap_or_default();
-            let (badge, badge_class) = badge(&status);
+            let (badge, badge_class) = badge(tr, &status);
             let name = |p: Option<crate::model::Place>| p.map(|p| p.name).unwrap_or_default();
+            let card = r.card_last4.or_else(|| cards.get(&r.book_id).cloned());
+            let at = r.requested_at.unwrap_or(r.updated_at);
             HistoryRow {
-                book_id: r.book_id,
                 badge,
                 badge_class,
-                route: format!("{} → {}", name(r.pickup), name(r.dropoff)),
-                at: r.requested_at.unwrap_or(r.updated_at),
-                fare: r.fare.map(view::won),
+                route: tr.route(&name(r.pickup), &name(r.dropoff)),
+                at_text: tr.time(&at),
+                at,
+                fare: r.fare.map(|f| tr.won(f)),
+                // A ride with a fare was paid: by card unless the read model says otherwise.
+                paid: r.fare.and_then(|_| {
+                    let method = r.payment_method.as_deref().unwrap_or("CARD");
+                    tr.paid(Some(method), card.as_deref())
+                }),
                 car: r.taxi.map(|t| t.car_number),
+                book_id: r.book_id,
             }
         })
         .collect();
     render(&HistoryPanel {
+        tr,
         q: q.to_owned(),
         rides: rows,
-        error,
+        error: error.map(|e| tr.problem(&e)),
     })
 }
 
 async fn history_fragment(user: User, Query(q): Params) -> Response {
     match customer(&user, &q) {
-        Ok(acting) => Html(history(&user.api, &acting.id, &acting.q).await).into_response(),
+        Ok(acting) => {
+            Html(history(&user.api, user.tr, &acting.id, &acting.q).await).into_response()
+        }
         Err(refusal) => refusal.problem(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_card_numbers_lose_their_grouping() {
+        assert_eq!(card_digits(" 4242 4242-4242 4242 "), "4242424242424242");
+    }
+
+    fn book(status: &str, fare: Option<i64>) -> Book {
+        serde_json::from_value(json!({
+            "bookId": "b-1", "customerId": "minji", "customerName": "Lee Minji",
+            "phone": "010-1234-5678", "cardLast4": "0002", "status": status,
+            "pickup": {"name": "Seoul Station", "lat": 37.5547, "lng": 126.9707},
+            "dropoff": {"name": "Gangnam Station", "lat": 37.4979, "lng": 127.0276},
+            "fare": fare,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_ride_in_trip_offers_to_replace_its_card() {
+        let tr = Tr(tanda_core::locale::Locale::Ko);
+        let html = render(&ride_panel(tr, "", Some(&book("IN_TRIP", None)), None));
+        assert!(html.contains(r#"id="card-form""#), "{html}");
+        assert!(
+            html.contains(r#"hx-post="/ui/customer/rides/b-1/card""#),
+            "{html}"
+        );
+        assert!(
+            html.contains("결제 카드: •••• 0002") && html.contains("카드 변경"),
+            "{html}"
+        );
+        assert!(
+            html.contains("서울역 → 강남역") && html.contains("운행 중"),
+            "{html}"
+        );
+        let html = render(&ride_panel(tr, "", Some(&book("DISPATCHED", None)), None));
+        assert!(!html.contains("card-form"), "only during the trip");
+    }
+
+    #[test]
+    fn a_completed_ride_says_its_fare_and_how_it_was_paid() {
+        let done = book("COMPLETED", Some(12_300));
+        for (tr, paid, fare, how) in [
+            (
+                Tr(tanda_core::locale::Locale::Ko),
+                ("CASH", None),
+                "12,300원",
+                "현금",
+            ),
+            (
+                Tr(tanda_core::locale::Locale::En),
+                ("CARD", Some("4242")),
+                "₩12,300",
+                "Card •••• 4242",
+            ),
+        ] {
+            let paid = Some((paid.0.to_owned(), paid.1.map(str::to_owned)));
+            let html = render(&ride_panel(tr, "", Some(&done), paid));
+            assert!(
+                html.contains(&format!(r#"<strong id="ride-fare">{fare}</strong>"#)),
+                "{html}"
+            );
+            assert!(
+                html.contains(&format!(r#"<span id="ride-paid">{how}</span>"#)),
+                "{html}"
+            );
+            assert!(!html.contains("card-form"));
+        }
     }
 }

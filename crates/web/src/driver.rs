@@ -16,9 +16,10 @@ use tanda_core::clock::Clock;
 use tanda_core::geo::LatLng;
 
 use crate::api::{Api, ApiError, enc};
+use crate::i18n::Tr;
 use crate::model::{Dispatch, Driver, Offer};
 use crate::notifications;
-use crate::places::{self, Place, SEOUL};
+use crate::places::{self, Place, PlaceOption, SEOUL};
 use crate::session::{Acting, Pages, Refusal, User};
 use crate::view::{self, Frame, api_error_in, badge, done, error_in, html, render};
 
@@ -55,26 +56,28 @@ struct DriverRow {
     id_q: String,
     name: String,
     car: String,
-    badge: &'static str,
+    badge: String,
     badge_class: &'static str,
 }
 
 #[derive(Template)]
 #[template(path = "drivers.html")]
-struct DriversPage<'a> {
+struct DriversPage {
     frame: Frame,
+    tr: Tr,
     /// The operator's page: every driver to choose from, and registering names the driver.
     operator: bool,
     drivers: Vec<DriverRow>,
     error: Option<String>,
     suggestion: String,
-    places: &'a [Place],
+    places: Vec<PlaceOption>,
 }
 
 #[derive(Template)]
 #[template(path = "driver.html")]
 struct DriverPage {
     frame: Frame,
+    tr: Tr,
     id: String,
     for_someone: bool,
     name: String,
@@ -86,11 +89,14 @@ struct DriverPage {
 }
 
 async fn page(user: User, Query(q): Params) -> Response {
-    let frame = Frame::of(Some(&user), "Drive", "driver");
+    let frame = Frame::of(&user, "title-drive", "driver");
+    let tr = user.tr;
     let acting = match driver_in(&user, &q) {
         Ok(acting) => acting,
         Err(Refusal::ChooseWho) => return choose(&user, frame, None).await,
-        Err(Refusal::Invalid(e)) => return choose(&user, frame, Some(e)).await,
+        Err(Refusal::Invalid(named)) => {
+            return choose(&user, frame, Some(tr.t1("not-an-id", "id", &named))).await;
+        }
         Err(refusal) => {
             return crate::refused_page(&user, refusal, frame, "/driver", "driverId", "");
         }
@@ -103,21 +109,24 @@ async fn page(user: User, Query(q): Params) -> Response {
         Err(e) if e.status == StatusCode::NOT_FOUND && !acting.for_someone => {
             return register_page(frame, None);
         }
-        Err(e) => return choose(&user, frame, Some(e.detail)).await,
+        Err(e) => return choose(&user, frame, Some(tr.problem(&e))).await,
     };
     let receiver = format!("driver:{id}");
     html(&DriverPage {
         frame,
+        tr,
         for_someone: acting.for_someone,
         name: driver.name.clone(),
         car: driver.car_number.clone(),
         receiver_q: enc(&receiver),
-        panel: match panel(api, driver, &acting.q).await {
+        panel: match panel(api, tr, driver, &acting.q, None).await {
             Ok(p) => render(&p),
-            Err(e) => render(&view::Alert { message: &e.detail }),
+            Err(e) => render(&view::Alert {
+                message: &tr.problem(&e),
+            }),
         },
-        trips: render(&trips(api, &id, &acting.q).await),
-        notifications: notifications::panel(api, &receiver).await,
+        trips: render(&trips(api, tr, &id, &acting.q).await),
+        notifications: notifications::panel(api, tr, &receiver).await,
         id,
     })
 }
@@ -128,6 +137,7 @@ async fn choose(user: &User, frame: Frame, error: Option<String>) -> Response {
     if !user.is_operator() {
         return register_page(frame, error);
     }
+    let tr = user.tr;
     let (drivers, load_error) = user.api.list::<Driver>("/drivers").await;
     let status = if error.is_some() {
         StatusCode::NOT_FOUND
@@ -136,11 +146,12 @@ async fn choose(user: &User, frame: Frame, error: Option<String>) -> Response {
     };
     let page = DriversPage {
         frame,
+        tr,
         operator: true,
         drivers: drivers
             .into_iter()
             .map(|d| {
-                let (badge, badge_class) = badge(&d.status);
+                let (badge, badge_class) = badge(tr, &d.status);
                 DriverRow {
                     id_q: enc(&d.driver_id),
                     id: d.driver_id,
@@ -151,26 +162,29 @@ async fn choose(user: &User, frame: Frame, error: Option<String>) -> Response {
                 }
             })
             .collect(),
-        error: error.or(load_error),
+        error: error.or(load_error.map(|e| tr.problem(&e))),
         suggestion: format!("driver-{}", &tanda_core::id::new_id()[9..13]),
-        places: &SEOUL,
+        places: PlaceOption::all(tr),
     };
     (status, html(&page)).into_response()
 }
 
 /// A driver's first visit: the car they drive, their phone and where they start.
 fn register_page(frame: Frame, error: Option<String>) -> Response {
+    let tr = frame.tr;
     html(&DriversPage {
         frame,
+        tr,
         operator: false,
         drivers: Vec::new(),
         error,
         suggestion: String::new(),
-        places: &SEOUL,
+        places: PlaceOption::all(tr),
     })
 }
 
 async fn register(user: User, Form(form): Form<HashMap<String, String>>) -> Response {
+    let tr = user.tr;
     let field = |name: &str| form.get(name).map(|v| v.trim()).unwrap_or_default();
     let acting = match driver(&user, Some(field("driverId")).filter(|f| !f.is_empty())) {
         Ok(acting) => acting,
@@ -178,11 +192,15 @@ async fn register(user: User, Form(form): Form<HashMap<String, String>>) -> Resp
             return error_in(
                 "register-error",
                 StatusCode::BAD_REQUEST,
-                "Enter the driver's id.",
+                &tr.t("driver-enter-id"),
             );
         }
-        Err(Refusal::Invalid(e)) => {
-            return error_in("register-error", StatusCode::BAD_REQUEST, &e);
+        Err(Refusal::Invalid(named)) => {
+            return error_in(
+                "register-error",
+                StatusCode::BAD_REQUEST,
+                &tr.t1("not-an-id", "id", &named),
+            );
         }
         Err(refusal) => return refusal.problem(),
     };
@@ -203,7 +221,7 @@ async fn register(user: User, Form(form): Form<HashMap<String, String>>) -> Resp
             }
             response
         }
-        Err(e) => api_error_in("register-error", &e),
+        Err(e) => api_error_in(tr, "register-error", &e),
     }
 }
 
@@ -211,8 +229,7 @@ async fn register(user: User, Form(form): Form<HashMap<String, String>>) -> Resp
 
 struct OfferCard {
     dispatch_q: String,
-    pickup: String,
-    dropoff: String,
+    route: String,
     length: String,
     expires_at: String,
 }
@@ -220,30 +237,42 @@ struct OfferCard {
 struct TripCard {
     dispatch_q: String,
     status: String,
-    badge: &'static str,
+    badge: String,
     badge_class: &'static str,
-    pickup: String,
-    dropoff: String,
+    route: String,
     eta: Option<String>,
     estimate_m: i64,
+    /// The card was declined when the driver ended the trip: end again, or take cash.
+    declined: bool,
 }
 
 #[derive(Template)]
 #[template(path = "driver_panel.html")]
-struct Panel<'a> {
+struct Panel {
+    tr: Tr,
     q: String,
+    /// What the panel asks again with: `q`, and the dispatch whose card was declined, if one
+    /// was, so that the choice stays on screen while the trip waits for it.
+    poll_q: String,
     status: String,
-    badge: &'static str,
+    badge: String,
     badge_class: &'static str,
-    near: &'static str,
+    near: String,
     polling: bool,
-    places: &'a [Place],
+    places: Vec<PlaceOption>,
     offer: Option<OfferCard>,
     trip: Option<TripCard>,
 }
 
-/// The driver's status with the offer they hold and the trip they are on, if any.
-async fn panel(api: &Api, driver: Driver, q: &str) -> Result<Panel<'static>, ApiError> {
+/// The driver's status with the offer they hold and the trip they are on, if any. `declined`
+/// names the dispatch whose card was just declined.
+async fn panel(
+    api: &Api,
+    tr: Tr,
+    driver: Driver,
+    q: &str,
+    declined: Option<&str>,
+) -> Result<Panel, ApiError> {
     let id_q = enc(&driver.driver_id);
     let offer = match driver.status.as_str() {
         "OFFERED" => api
@@ -254,8 +283,7 @@ async fn panel(api: &Api, driver: Driver, q: &str) -> Result<Panel<'static>, Api
             .map(|o| OfferCard {
                 dispatch_q: enc(&o.dispatch_id),
                 length: view::distance(estimate_m(&o.pickup, &o.dropoff)),
-                pickup: o.pickup.name,
-                dropoff: o.dropoff.name,
+                route: tr.route(&o.pickup.name, &o.dropoff.name),
                 expires_at: o.expires_at,
             }),
         _ => None,
@@ -265,38 +293,48 @@ async fn panel(api: &Api, driver: Driver, q: &str) -> Result<Panel<'static>, Api
             .await?
             .into_iter()
             .find(|d| matches!(d.status.as_str(), "DISPATCHED" | "IN_TRIP"))
-            .map(trip_card),
+            .map(|d| trip_card(tr, d, declined)),
         _ => None,
     };
-    let (badge, badge_class) = badge(&driver.status);
+    let still_declined = trip.as_ref().filter(|t| t.declined).and(declined);
+    let poll_q = match still_declined {
+        Some(dispatch) => {
+            let joint = if q.is_empty() { '?' } else { '&' };
+            format!("{q}{joint}declined={}", enc(dispatch))
+        }
+        None => q.to_owned(),
+    };
+    let (badge, badge_class) = badge(tr, &driver.status);
     Ok(Panel {
+        tr,
         q: q.to_owned(),
+        poll_q,
         polling: driver.status != "OFFLINE",
-        near: nearest_place(driver.location.lat, driver.location.lng).name,
+        near: tr.place(nearest_place(driver.location.lat, driver.location.lng).name),
         status: driver.status,
         badge,
         badge_class,
-        places: &SEOUL,
+        places: PlaceOption::all(tr),
         offer,
         trip,
     })
 }
 
-fn trip_card(d: Dispatch) -> TripCard {
-    let (badge, badge_class) = badge(&d.status);
+fn trip_card(tr: Tr, d: Dispatch, declined: Option<&str>) -> TripCard {
+    let (badge, badge_class) = badge(tr, &d.status);
     let name =
         |p: &Option<crate::model::Place>| p.as_ref().map(|p| p.name.clone()).unwrap_or_default();
     TripCard {
         dispatch_q: enc(&d.dispatch_id),
         badge,
         badge_class,
-        pickup: name(&d.pickup),
-        dropoff: name(&d.dropoff),
-        eta: d.eta_seconds.map(view::minutes),
+        route: tr.route(&name(&d.pickup), &name(&d.dropoff)),
+        eta: d.eta_seconds.map(|s| view::minutes(tr, s)),
         estimate_m: match (&d.pickup, &d.dropoff) {
             (Some(p), Some(q)) => estimate_m(p, q),
             _ => 0,
         },
+        declined: d.status == "IN_TRIP" && declined == Some(d.dispatch_id.as_str()),
         status: d.status,
     }
 }
@@ -330,19 +368,29 @@ async fn dispatches(api: &Api, driver_id: &str) -> Result<Vec<Dispatch>, ApiErro
         .await
 }
 
-/// The panel after an action, or the action's error under it.
-async fn panel_after(api: &Api, acting: &Acting, outcome: Result<(), ApiError>) -> Response {
+/// The panel after an action, or the action's error under it. `declined` names the dispatch
+/// whose card the action found declined.
+async fn panel_after(
+    user: &User,
+    acting: &Acting,
+    outcome: Result<(), ApiError>,
+    declined: Option<&str>,
+) -> Response {
+    let (api, tr) = (&user.api, user.tr);
     if let Err(e) = outcome {
-        return api_error_in("driver-error", &e);
+        return api_error_in(tr, "driver-error", &e);
     }
     let refreshed = async {
         let path = format!("/drivers/{}", enc(&acting.id));
         let driver = api.get::<Driver>(&path).await?;
-        panel(api, driver, &acting.q).await
+        panel(api, tr, driver, &acting.q, declined).await
     };
     match refreshed.await {
-        Ok(p) => done("driver-error", render(&p) + &oob_trips(api, acting).await),
-        Err(e) => api_error_in("driver-error", &e),
+        Ok(p) => done(
+            "driver-error",
+            render(&p) + &oob_trips(api, tr, acting).await,
+        ),
+        Err(e) => api_error_in(tr, "driver-error", &e),
     }
 }
 
@@ -354,11 +402,12 @@ async fn panel_fragment(user: User, Query(q): Params) -> Response {
     let path = format!("/drivers/{}", enc(&acting.id));
     let driver = match user.api.get::<Driver>(&path).await {
         Ok(d) => d,
-        Err(e) => return api_error_in("driver-error", &e),
+        Err(e) => return api_error_in(user.tr, "driver-error", &e),
     };
-    match panel(&user.api, driver, &acting.q).await {
+    let declined = q.get("declined").map(String::as_str);
+    match panel(&user.api, user.tr, driver, &acting.q, declined).await {
         Ok(p) => html(&p),
-        Err(e) => api_error_in("driver-error", &e),
+        Err(e) => api_error_in(user.tr, "driver-error", &e),
     }
 }
 
@@ -379,7 +428,7 @@ async fn switch(user: User, q: HashMap<String, String>, to: &str) -> Response {
         .api
         .post_empty::<Driver>(&format!("/drivers/{}/{to}", enc(&acting.id)))
         .await;
-    panel_after(&user.api, &acting, outcome.map(drop)).await
+    panel_after(&user, &acting, outcome.map(drop), None).await
 }
 
 async fn move_to(
@@ -396,7 +445,7 @@ async fn move_to(
         return error_in(
             "driver-error",
             StatusCode::BAD_REQUEST,
-            "Choose a place to move to.",
+            &user.tr.t("driver-choose-place"),
         );
     };
     let outcome = user
@@ -406,10 +455,12 @@ async fn move_to(
             &json!({"lat": place.lat, "lng": place.lng}),
         )
         .await;
-    panel_after(&user.api, &acting, outcome.map(drop)).await
+    panel_after(&user, &acting, outcome.map(drop), None).await
 }
 
-/// Accept, decline, start or end: the dispatch commands a driver gives.
+/// Accept, decline, start or end: the dispatch commands a driver gives. Ending charges the
+/// customer's card; when the card is declined (402) the trip goes on, and the panel offers to
+/// end again (once the customer has replaced the card) or to end it paid in cash.
 async fn act(
     user: User,
     Query(q): Params,
@@ -420,32 +471,38 @@ async fn act(
         Ok(acting) => acting,
         Err(refusal) => return refusal.problem(),
     };
+    let tr = user.tr;
+    let field = |name: &str| {
+        form.as_ref()
+            .ok()
+            .and_then(|Form(f)| f.get(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
     let mut body = json!({"driverId": acting.id});
     match action.as_str() {
         "accept" | "decline" | "start" => {}
         "end" => {
-            let raw = form
-                .as_ref()
-                .ok()
-                .and_then(|Form(f)| f.get("distanceMeters"))
-                .map(|v| v.trim().replace([',', '_'], ""))
-                .unwrap_or_default();
+            let raw = field("distanceMeters").replace([',', '_'], "");
             match raw.parse::<i64>() {
                 Ok(m) if m >= 0 => body["distanceMeters"] = json!(m),
                 _ => {
                     return error_in(
                         "driver-error",
                         StatusCode::BAD_REQUEST,
-                        &format!("The distance \"{raw}\" is not a whole number of meters."),
+                        &tr.t1("trip-not-a-distance", "raw", &raw),
                     );
                 }
+            }
+            if field("settlement") == "CASH" {
+                body["settlement"] = json!("CASH");
             }
         }
         other => {
             return error_in(
                 "driver-error",
                 StatusCode::NOT_FOUND,
-                &format!("There is no \"{other}\" action on a dispatch."),
+                &tr.t1("trip-no-action", "action", other),
             );
         }
     }
@@ -456,7 +513,12 @@ async fn act(
             &body,
         )
         .await;
-    panel_after(&user.api, &acting, outcome.map(drop)).await
+    match outcome {
+        Err(e) if e.status == StatusCode::PAYMENT_REQUIRED => {
+            panel_after(&user, &acting, Ok(()), Some(&dispatch_id)).await
+        }
+        outcome => panel_after(&user, &acting, outcome.map(drop), None).await,
+    }
 }
 
 // ---- today ------------------------------------------------------------------------------
@@ -464,23 +526,28 @@ async fn act(
 struct TripRow {
     route: String,
     at: String,
+    at_text: String,
     distance: String,
     fare: String,
+    paid: Option<String>,
 }
 
 #[derive(Template)]
 #[template(path = "driver_trips.html")]
 struct Trips {
+    tr: Tr,
     /// Sent beside another fragment, to replace the panel already on the page.
     oob: bool,
     q: String,
     earnings: String,
+    /// "from 3 trips", with the count as `#trip-count`, as HTML.
+    count: String,
     rows: Vec<TripRow>,
     error: Option<String>,
 }
 
 /// The trips the driver ended today (Seoul time) and what they earned.
-async fn trips(api: &Api, id: &str, q: &str) -> Trips {
+async fn trips(api: &Api, tr: Tr, id: &str, q: &str) -> Trips {
     let today = view::seoul_day(SystemClock.now());
     let (list, error) = api
         .list::<Dispatch>(&format!("/dispatches?driverId={}", enc(id)))
@@ -490,38 +557,47 @@ async fn trips(api: &Api, id: &str, q: &str) -> Trips {
         .filter(|d| d.status == "ENDED" && view::seoul_day_of(&d.updated_at) == Some(today))
         .collect();
     let earned: i64 = ended.iter().filter_map(|d| d.fare).sum();
+    let count = ended.len();
     let rows = ended
         .into_iter()
         .map(|d| {
             let name = |p: Option<crate::model::Place>| p.map(|p| p.name).unwrap_or_default();
             TripRow {
-                route: format!("{} → {}", name(d.pickup), name(d.dropoff)),
+                route: tr.route(&name(d.pickup), &name(d.dropoff)),
                 distance: view::distance(d.distance_meters.unwrap_or(0)),
-                fare: view::won(d.fare.unwrap_or(0)),
+                fare: tr.won(d.fare.unwrap_or(0)),
+                paid: tr.paid(d.payment_method.as_deref(), d.card_last4.as_deref()),
+                at_text: tr.time(&d.updated_at),
                 at: d.updated_at,
             }
         })
         .collect();
     Trips {
+        tr,
         oob: false,
         q: q.to_owned(),
-        earnings: view::won(earned),
+        earnings: tr.won(earned),
+        count: tr.markup(
+            "trips-count",
+            &[("n", count.into())],
+            &[("count", &format!(r#"<span id="trip-count">{count}</span>"#))],
+        ),
         rows,
-        error,
+        error: error.map(|e| tr.problem(&e)),
     }
 }
 
 /// Today's trips, swapped in beside an action's answer.
-async fn oob_trips(api: &Api, acting: &Acting) -> String {
+async fn oob_trips(api: &Api, tr: Tr, acting: &Acting) -> String {
     render(&Trips {
         oob: true,
-        ..trips(api, &acting.id, &acting.q).await
+        ..trips(api, tr, &acting.id, &acting.q).await
     })
 }
 
 async fn trips_fragment(user: User, Query(q): Params) -> Response {
     match driver_in(&user, &q) {
-        Ok(acting) => html(&trips(&user.api, &acting.id, &acting.q).await),
+        Ok(acting) => html(&trips(&user.api, user.tr, &acting.id, &acting.q).await),
         Err(refusal) => refusal.problem(),
     }
 }
@@ -538,6 +614,53 @@ mod tests {
             "gangnam-station"
         );
         assert_eq!(nearest_place(99.0, 0.0).key, SEOUL[0].key);
+    }
+
+    #[test]
+    fn a_declined_card_offers_to_end_again_or_take_cash_until_the_trip_ends() {
+        let dispatch = |status: &str| -> Dispatch {
+            serde_json::from_value(json!({
+                "dispatchId": "d-1", "status": status, "updatedAt": "2026-12-07T06:04:00Z",
+                "pickup": {"name": "Seoul Station", "lat": 37.5547, "lng": 126.9707},
+                "dropoff": {"name": "Myeongdong", "lat": 37.5636, "lng": 126.9826},
+            }))
+            .unwrap()
+        };
+        let tr = Tr(tanda_core::locale::Locale::Ko);
+        let panel = |trip: TripCard| Panel {
+            tr,
+            q: "?driverId=d".to_owned(),
+            poll_q: "?driverId=d&declined=d-1".to_owned(),
+            status: "IN_TRIP".to_owned(),
+            badge: tr.status("IN_TRIP"),
+            badge_class: "go",
+            near: tr.place("Seoul Station"),
+            polling: true,
+            places: PlaceOption::all(tr),
+            offer: None,
+            trip: Some(trip),
+        };
+        let html = render(&panel(trip_card(tr, dispatch("IN_TRIP"), Some("d-1"))));
+        assert!(html.contains(r#"id="declined""#), "{html}");
+        assert!(
+            html.contains("다시 종료") && html.contains("현금으로 받음"),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"hx-vals='{"settlement": "CASH"}'"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"hx-get="/ui/driver/panel?driverId=d&#38;declined=d-1""#),
+            "{html}"
+        );
+        assert!(html.contains("서울역 → 명동"), "{html}");
+        let html = render(&panel(trip_card(tr, dispatch("IN_TRIP"), Some("another"))));
+        assert!(
+            !html.contains("declined\""),
+            "another trip's decline: {html}"
+        );
+        assert!(html.contains("운행 종료"));
     }
 
     #[test]

@@ -25,6 +25,8 @@ mod account;
 mod api;
 mod customer;
 mod driver;
+mod i18n;
+mod map;
 mod model;
 mod notifications;
 mod operator;
@@ -37,6 +39,7 @@ mod view;
 
 pub use api::{Api, ApiError};
 
+use i18n::{Lang, Tr};
 use session::{Pages, Refusal, User};
 use view::{Frame, html};
 
@@ -58,6 +61,7 @@ pub fn router(api: Api, verifier: Arc<Verifier>, allowed_origins: &[String]) -> 
         .merge(driver::routes())
         .merge(traveller::routes())
         .merge(operator::routes())
+        .merge(map::routes())
         .merge(notifications::routes())
         .with_state(pages)
 }
@@ -68,20 +72,22 @@ struct Home {
     frame: Frame,
 }
 
-async fn home(user: Option<User>) -> Response {
-    html(&Home {
-        frame: Frame::of(user.as_ref(), "Welcome", ""),
-    })
+async fn home(user: Option<User>, lang: Lang) -> Response {
+    let frame = match &user {
+        Some(user) => Frame::of(user, "title-home", ""),
+        None => Frame::guest(&lang, "title-home", ""),
+    };
+    html(&Home { frame })
 }
 
 #[derive(Template)]
 #[template(path = "choose.html")]
 struct Choose<'a> {
     frame: Frame,
-    heading: &'a str,
+    heading: String,
     action: &'a str,
     field: &'a str,
-    label: &'a str,
+    label: String,
     value: String,
     error: Option<String>,
 }
@@ -90,13 +96,14 @@ struct Choose<'a> {
 #[template(path = "message.html")]
 struct Message<'a> {
     frame: Frame,
-    heading: &'a str,
+    heading: String,
     message: String,
-    links: Vec<(&'a str, &'a str)>,
+    links: Vec<(&'a str, String)>,
 }
 
 /// What a page shows when `user` may not have it: the operator is asked for whom (`field` is the
-/// query parameter naming them), anyone else is told why not and where to go instead.
+/// query parameter naming them, `label` the key of its words), anyone else is told why not and
+/// where to go instead.
 fn refused_page(
     user: &User,
     refusal: Refusal,
@@ -105,17 +112,19 @@ fn refused_page(
     field: &str,
     label: &str,
 ) -> Response {
-    let (status, error) = match refusal {
-        Refusal::ChooseWho => (StatusCode::OK, None),
-        Refusal::Invalid(e) => (StatusCode::BAD_REQUEST, Some(e)),
+    let tr = user.tr;
+    let (status, error, value) = match refusal {
+        Refusal::ChooseWho => (StatusCode::OK, None, String::new()),
+        Refusal::Invalid(named) => (
+            StatusCode::BAD_REQUEST,
+            Some(tr.t1("not-an-id", "id", &named)),
+            named,
+        ),
         Refusal::NotYours => {
             let page = Message {
-                heading: "Not your page",
-                message: format!(
-                    "You are signed in as {}: this page is someone else's.",
-                    user.id()
-                ),
-                links: vec![(action, "Open yours")],
+                heading: tr.t("not-yours-heading"),
+                message: tr.t1("not-yours", "who", user.id()),
+                links: vec![(action, tr.t("not-yours-link"))],
                 frame,
             };
             return (StatusCode::FORBIDDEN, html(&page)).into_response();
@@ -123,26 +132,25 @@ fn refused_page(
         Refusal::WrongRole(role) => {
             let home = session::home_of(&user.caller);
             let page = Message {
-                heading: "Not for this account",
-                message: format!(
-                    "This page is for {}s; you are signed in as {}. Sign out and sign in with a {} account, or go to your own page.",
-                    role.as_str(),
-                    user.id(),
-                    role.as_str(),
-                ),
-                links: vec![(home, "Your page")],
+                heading: tr.t("wrong-role-heading"),
+                message: tr.t2("wrong-role", "role", role.as_str(), "who", user.id()),
+                links: vec![(home, tr.t("wrong-role-link"))],
                 frame,
             };
             return (StatusCode::FORBIDDEN, html(&page)).into_response();
         }
     };
     let page = Choose {
-        heading: frame.title,
+        heading: frame.title.clone(),
         frame,
         action,
         field,
-        label,
-        value: String::new(),
+        label: if label.is_empty() {
+            String::new()
+        } else {
+            tr.t(label)
+        },
+        value,
         error,
     };
     (status, html(&page)).into_response()
@@ -150,11 +158,13 @@ fn refused_page(
 
 /// `/docs`: the API's OpenAPI document (`/openapi.json`, served beside it by the gateway),
 /// rendered in the browser by the vendored RapiDoc viewer. Public, like the document.
-async fn docs() -> Response {
+async fn docs(lang: Lang) -> Response {
     #[derive(Template)]
     #[template(path = "docs.html")]
-    struct Docs;
-    let mut page = html(&Docs);
+    struct Docs {
+        tr: Tr,
+    }
+    let mut page = html(&Docs { tr: lang.tr });
     page.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static(DOCS_POLICY),
@@ -169,8 +179,8 @@ const DOCS_POLICY: &str = "default-src 'self'; style-src 'self' 'unsafe-inline';
      img-src 'self' data:; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; \
      object-src 'none'";
 
-/// The vendored scripts and the stylesheet, compiled into the binary.
-const ASSETS: [(&str, &str, &str); 5] = [
+/// The vendored scripts, the stylesheet and the map's district outline, compiled into the binary.
+const ASSETS: &[(&str, &str, &str)] = &[
     (
         "htmx-2.0.11.min.js",
         "text/javascript",
@@ -187,6 +197,16 @@ const ASSETS: [(&str, &str, &str); 5] = [
         include_str!("../assets/tanda.js"),
     ),
     ("tanda.css", "text/css", include_str!("../assets/tanda.css")),
+    (
+        "tanda-map.js",
+        "text/javascript",
+        include_str!("../assets/tanda-map.js"),
+    ),
+    (
+        "seoul-districts.geojson",
+        "application/geo+json",
+        include_str!("../assets/seoul-districts.geojson"),
+    ),
     (
         "rapidoc-9.3.8.min.js",
         "text/javascript",

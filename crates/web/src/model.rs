@@ -38,6 +38,20 @@ pub struct Book {
     pub status: String,
     pub taxi: Option<Taxi>,
     pub fare: Option<i64>,
+    /// `CARD` or `CASH`, if the booking says how it was paid.
+    #[serde(default)]
+    pub payment_method: Option<String>,
+}
+
+/// A payment (`GET /pays?bookId=`): how a ride was paid.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pay {
+    /// `CARD` or `CASH` (a payment from before cash was taken says nothing: by card).
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub card_last4: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,6 +63,11 @@ pub struct RideHistory {
     pub taxi: Option<Taxi>,
     pub book_status: Option<String>,
     pub fare: Option<i64>,
+    /// `CARD` or `CASH`, once paid.
+    #[serde(default)]
+    pub payment_method: Option<String>,
+    #[serde(default)]
+    pub card_last4: Option<String>,
     pub requested_at: Option<String>,
     pub updated_at: String,
 }
@@ -82,6 +101,11 @@ pub struct Dispatch {
     pub distance_meters: Option<i64>,
     pub pickup: Option<Place>,
     pub dropoff: Option<Place>,
+    /// How an ended trip was paid, `CARD` or `CASH`, when dispatch says.
+    #[serde(default, alias = "settlement")]
+    pub payment_method: Option<String>,
+    #[serde(default)]
+    pub card_last4: Option<String>,
     pub updated_at: String,
 }
 

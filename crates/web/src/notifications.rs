@@ -12,6 +12,7 @@ use tanda_core::Problem;
 use tanda_core::auth::Role;
 
 use crate::api::{Api, enc};
+use crate::i18n::Tr;
 use crate::model::Notification;
 use crate::session::{Pages, User};
 use crate::view::{html, render};
@@ -26,26 +27,30 @@ pub(crate) fn routes() -> Router<Pages> {
 #[derive(Template)]
 #[template(path = "notifications.html")]
 struct Panel {
+    tr: Tr,
     receiver_q: String,
     items: Vec<Notification>,
     error: Option<String>,
 }
 
-async fn load(api: &Api, receiver: &str) -> Panel {
+/// The newest notifications of `receiver`. Their messages are in the language the receiver
+/// chose (notify writes them); the page's own words are in the page's.
+async fn load(api: &Api, tr: Tr, receiver: &str) -> Panel {
     let (mut items, error) = api
         .list::<Notification>(&format!("/notifications?receiver={}", enc(receiver)))
         .await;
     items.truncate(SHOWN);
     Panel {
+        tr,
         receiver_q: enc(receiver),
         items,
-        error,
+        error: error.map(|e| tr.problem(&e)),
     }
 }
 
 /// The panel for `receiver` (`customer:…`, `driver:…`, `user:…`), rendered for a page.
-pub(crate) async fn panel(api: &Api, receiver: &str) -> String {
-    render(&load(api, receiver).await)
+pub(crate) async fn panel(api: &Api, tr: Tr, receiver: &str) -> String {
+    render(&load(api, tr, receiver).await)
 }
 
 /// The panel of a receiver the user is (or, for an operator, any receiver).
@@ -64,7 +69,7 @@ async fn fragment(user: User, Query(q): Query<HashMap<String, String>>) -> Respo
         }
     };
     match user.acting(role, key, Some(id)) {
-        Ok(_) => html(&load(&user.api, receiver).await),
+        Ok(_) => html(&load(&user.api, user.tr, receiver).await),
         Err(refusal) => refusal.problem(),
     }
 }

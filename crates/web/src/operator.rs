@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use tanda_core::auth::Role;
 
 use crate::api::{Api, ApiError, enc};
+use crate::i18n::Tr;
 use crate::model::{Consumer, DeadLetter, ServiceStatus, Stats};
 use crate::session::{Pages, Refusal, User};
 use crate::view::{Frame, badge, html, render};
@@ -29,6 +30,7 @@ pub(crate) fn routes() -> Router<Pages> {
 #[template(path = "operator.html")]
 struct OperatorPage {
     frame: Frame,
+    tr: Tr,
     panel: String,
 }
 
@@ -42,19 +44,20 @@ fn operator_only(user: &User) -> Result<(), Refusal> {
 }
 
 async fn page(user: User) -> Response {
-    let frame = Frame::of(Some(&user), "Operate", "operator");
+    let frame = Frame::of(&user, "title-operate", "operator");
     if let Err(refusal) = operator_only(&user) {
         return crate::refused_page(&user, refusal, frame, "/operator", "", "");
     }
     html(&OperatorPage {
+        tr: user.tr,
         frame,
-        panel: render(&panel(&user.api, Vec::new()).await),
+        panel: render(&panel(&user.api, user.tr, Vec::new()).await),
     })
 }
 
 struct Count {
     status: String,
-    badge: &'static str,
+    badge: String,
     badge_class: &'static str,
     count: i64,
 }
@@ -66,6 +69,7 @@ struct Counts {
 
 struct BreakerBadge {
     name: String,
+    /// The state in the page's language.
     state: String,
     class: &'static str,
 }
@@ -94,12 +98,14 @@ struct DeadLetterRow {
     error: String,
     attempts: i64,
     parked_at: String,
+    parked_text: String,
     redriven: bool,
 }
 
 #[derive(Template)]
 #[template(path = "operator_panel.html")]
 struct Panel {
+    tr: Tr,
     errors: Vec<String>,
     rides: Counts,
     reservations: Counts,
@@ -109,24 +115,29 @@ struct Panel {
 }
 
 /// Reads one part of the panel; a part that cannot be read is reported and left empty.
-async fn part<T: DeserializeOwned + Default>(api: &Api, path: &str, errors: &mut Vec<String>) -> T {
+async fn part<T: DeserializeOwned + Default>(
+    api: &Api,
+    tr: Tr,
+    path: &str,
+    errors: &mut Vec<String>,
+) -> T {
     match api.get::<T>(path).await {
         Ok(t) => t,
         Err(e) => {
-            errors.push(format!("{path}: {}", e.detail));
+            errors.push(format!("{path}: {}", tr.problem(&e)));
             T::default()
         }
     }
 }
 
-fn counts(stats: Stats) -> Counts {
+fn counts(tr: Tr, stats: Stats) -> Counts {
     Counts {
         total: stats.total,
         rows: stats
             .by_status
             .into_iter()
             .map(|(status, count)| {
-                let (badge, badge_class) = badge(&status);
+                let (badge, badge_class) = badge(tr, &status);
                 Count {
                     status,
                     badge,
@@ -138,20 +149,21 @@ fn counts(stats: Stats) -> Counts {
     }
 }
 
-async fn panel(api: &Api, mut errors: Vec<String>) -> Panel {
+async fn panel(api: &Api, tr: Tr, mut errors: Vec<String>) -> Panel {
     let (rides, reservations, services, consumers, dead) = {
         let e = &mut errors;
-        let rides: Stats = part(api, "/rideHistories/stats", e).await;
-        let reservations: Stats = part(api, "/reservationViews/stats", e).await;
-        let services: Vec<ServiceStatus> = part(api, "/admin/services", e).await;
-        let consumers: Vec<Consumer> = part(api, "/admin/consumers", e).await;
-        let dead: Vec<DeadLetter> = part(api, "/admin/dead-letters", e).await;
+        let rides: Stats = part(api, tr, "/rideHistories/stats", e).await;
+        let reservations: Stats = part(api, tr, "/reservationViews/stats", e).await;
+        let services: Vec<ServiceStatus> = part(api, tr, "/admin/services", e).await;
+        let consumers: Vec<Consumer> = part(api, tr, "/admin/consumers", e).await;
+        let dead: Vec<DeadLetter> = part(api, tr, "/admin/dead-letters", e).await;
         (rides, reservations, services, consumers, dead)
     };
     Panel {
+        tr,
         errors,
-        rides: counts(rides),
-        reservations: counts(reservations),
+        rides: counts(tr, rides),
+        reservations: counts(tr, reservations),
         services: services
             .into_iter()
             .map(|s| ServiceRow {
@@ -170,7 +182,12 @@ async fn panel(api: &Api, mut errors: Vec<String>) -> Panel {
                             _ => "bad",
                         },
                         name: b.name,
-                        state: b.state,
+                        state: match b.state.as_str() {
+                            "CLOSED" | "OPEN" | "HALF_OPEN" => {
+                                tr.t(&format!("breaker-{}", b.state))
+                            }
+                            _ => b.state,
+                        },
                     })
                     .collect(),
             })
@@ -193,6 +210,7 @@ async fn panel(api: &Api, mut errors: Vec<String>) -> Panel {
                 kind: d.kind,
                 error: d.error,
                 attempts: d.attempts,
+                parked_text: tr.time(&d.parked_at),
                 parked_at: d.parked_at,
                 redriven: d.redriven_at.is_some(),
             })
@@ -202,15 +220,15 @@ async fn panel(api: &Api, mut errors: Vec<String>) -> Panel {
 
 async fn panel_fragment(user: User) -> Response {
     match operator_only(&user) {
-        Ok(()) => html(&panel(&user.api, Vec::new()).await),
+        Ok(()) => html(&panel(&user.api, user.tr, Vec::new()).await),
         Err(refusal) => refusal.problem(),
     }
 }
 
 /// The panel after an action, with the action's error on top if it failed.
-async fn after(api: &Api, outcome: Result<serde_json::Value, ApiError>) -> Response {
-    let errors = outcome.err().map(|e| e.detail).into_iter().collect();
-    html(&panel(api, errors).await)
+async fn after(api: &Api, tr: Tr, outcome: Result<serde_json::Value, ApiError>) -> Response {
+    let errors = outcome.err().map(|e| tr.problem(&e)).into_iter().collect();
+    html(&panel(api, tr, errors).await)
 }
 
 async fn redrive(user: User, Path(id): Path<String>) -> Response {
@@ -221,7 +239,7 @@ async fn redrive(user: User, Path(id): Path<String>) -> Response {
     let outcome = api
         .post_empty(&format!("/admin/dead-letters/{}/redrive", enc(&id)))
         .await;
-    after(api, outcome).await
+    after(api, user.tr, outcome).await
 }
 
 async fn switch_consumer(user: User, Path((name, switch)): Path<(String, String)>) -> Response {
@@ -237,9 +255,9 @@ async fn switch_consumer(user: User, Path((name, switch)): Path<(String, String)
         other => Err(ApiError {
             status: axum::http::StatusCode::NOT_FOUND,
             code: "unknown_action".to_owned(),
-            detail: format!("a consumer can be paused or resumed, not \"{other}\""),
+            detail: user.tr.t1("ops-no-switch", "switch", other),
             retry_after: None,
         }),
     };
-    after(api, outcome).await
+    after(api, user.tr, outcome).await
 }

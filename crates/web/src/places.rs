@@ -1,4 +1,5 @@
-//! Named places around Seoul, for the pickup and drop-off pickers and the demo fleet.
+//! Named places around Seoul, for the pickup and drop-off pickers and the demo fleet. Their
+//! names here are the ones bookings carry; the pages show them in their own language (`i18n`).
 
 /// A well-known place: what people call it and where it is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,6 +35,25 @@ pub const SEOUL: [Place; 12] = [
     place("ddp", "Dongdaemun Design Plaza", 37.5665, 127.0092),
     place("snu", "Seoul National University", 37.4599, 126.9519),
 ];
+
+/// A landmark as a form's `<option>`: its key, and its name in the page's language.
+pub(crate) struct PlaceOption {
+    pub key: &'static str,
+    pub label: String,
+}
+
+impl PlaceOption {
+    /// Every landmark, named in `tr`'s language.
+    pub(crate) fn all(tr: crate::i18n::Tr) -> Vec<PlaceOption> {
+        SEOUL
+            .iter()
+            .map(|p| PlaceOption {
+                key: p.key,
+                label: tr.place(p.name),
+            })
+            .collect()
+    }
+}
 
 /// The place with this key.
 pub fn by_key(key: &str) -> Option<&'static Place> {

@@ -23,6 +23,7 @@ use tanda_core::auth::{Caller, Role, SESSION_COOKIE, Verifier, session_cookie};
 use tanda_core::id::ClientId;
 
 use crate::api::{Api, enc};
+use crate::i18n::{self, Tr};
 
 /// The cookie holding the sign-in and sign-up forms' secret.
 pub(crate) const FORM_COOKIE: &str = "tanda_form";
@@ -48,14 +49,29 @@ pub(crate) struct User {
     pub api: Api,
     /// The page's CSRF token, to embed in what it renders.
     pub csrf: String,
+    /// The language the page speaks (`i18n::choose`).
+    pub tr: Tr,
+    /// The path and query of the request: for a page, where the language switcher comes back.
+    pub here: String,
 }
 
 impl User {
     fn new(caller: Caller, token: &str, pages: &Pages) -> Self {
         User {
-            caller,
+            tr: Tr(caller.locale.unwrap_or_default()),
+            here: "/".to_owned(),
             api: pages.api.as_user(token),
             csrf: csrf_token(token),
+            caller,
+        }
+    }
+
+    /// The user of the request `parts` belong to: its language and its place.
+    fn at(self, parts: &Parts) -> Self {
+        User {
+            tr: Tr(i18n::choose(&parts.headers, Some(&self.caller))),
+            here: i18n::here(parts),
+            ..self
         }
     }
 
@@ -81,7 +97,7 @@ impl User {
             let Some(named) = named else {
                 return Err(Refusal::ChooseWho);
             };
-            let id = ClientId::parse(named).map_err(|e| Refusal::Invalid(format!("{key} {e}")))?;
+            let id = ClientId::parse(named).map_err(|_| Refusal::Invalid(named.to_owned()))?;
             return Ok(Acting {
                 q: format!("?{key}={}", enc(id.as_str())),
                 id: id.to_string(),
@@ -116,7 +132,7 @@ pub(crate) struct Acting {
 pub(crate) enum Refusal {
     /// An operator opened a page without saying for whom.
     ChooseWho,
-    /// The id named is not an id.
+    /// The id named (here) is not an id.
     Invalid(String),
     /// Someone else's page.
     NotYours,
@@ -132,7 +148,10 @@ impl Refusal {
                 Problem::bad_request("missing_field", "an operator names whom this is for")
                     .into_response()
             }
-            Refusal::Invalid(e) => Problem::bad_request("invalid_id", e.clone()).into_response(),
+            Refusal::Invalid(named) => {
+                Problem::bad_request("invalid_id", format!("\"{named}\" is not an id"))
+                    .into_response()
+            }
             Refusal::NotYours => {
                 tanda_core::auth::forbidden("you act only as yourself").into_response()
             }
@@ -152,7 +171,7 @@ impl FromRequestParts<Pages> for User {
             let caller = parts.extensions.get::<Caller>().cloned();
             let token = bearer(&parts.headers).or_else(|| session_cookie(&parts.headers));
             return match (caller, token) {
-                (Some(caller), Some(token)) => Ok(User::new(caller, &token, pages)),
+                (Some(caller), Some(token)) => Ok(User::new(caller, &token, pages).at(parts)),
                 _ => Err(sign_in_first(parts)),
             };
         }
@@ -173,7 +192,7 @@ impl FromRequestParts<Pages> for User {
             ));
         }
         match pages.verifier.verify(&token).await {
-            Ok(caller) => Ok(User::new(caller, &token, pages)),
+            Ok(caller) => Ok(User::new(caller, &token, pages).at(parts)),
             Err(_) => Err(sign_in_first(parts)),
         }
     }

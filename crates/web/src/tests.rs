@@ -1,6 +1,8 @@
 //! The pages' sessions and cross-site defences, over a stand-in for the public API: signing in
 //! sets the session cookie; pages need it; a form's POST needs this site's origin and the page's
-//! CSRF token before anything reaches the API; a user acts only as themselves.
+//! CSRF token before anything reaches the API; a user acts only as themselves. And the pages'
+//! languages: Korean unless the browser, the user or the switcher asks for English, with no word
+//! of a template left untranslated.
 
 use std::sync::{Arc, Mutex};
 
@@ -9,7 +11,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::Path;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
@@ -98,6 +100,14 @@ fn pages(issuer: &Issuer) -> (Router, Calls) {
                     axum::Json(json!({"userId": id, "balance": 777}))
                 }),
             )
+            .route(
+                "/auth/users/{id}/locale",
+                put(
+                    |Path(id): Path<String>, axum::Json(body): axum::Json<Value>| async move {
+                        axum::Json(json!({"userId": id, "locale": body["locale"]}))
+                    },
+                ),
+            )
             .layer(axum::middleware::from_fn(
                 move |request: axum::extract::Request, next: axum::middleware::Next| {
                     let seen = seen.clone();
@@ -136,8 +146,11 @@ async fn send(router: &Router, request: Request<Body>) -> (StatusCode, HeaderMap
     )
 }
 
+/// A page as an English-speaking browser asks for it (the tests of languages ask otherwise).
 fn get_req(path: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut r = Request::get(path).header(header::HOST, "tanda.test");
+    let mut r = Request::get(path)
+        .header(header::HOST, "tanda.test")
+        .header(header::ACCEPT_LANGUAGE, "en-US,en;q=0.9");
     if let Some(cookie) = cookie {
         r = r.header(header::COOKIE, cookie);
     }
@@ -147,6 +160,7 @@ fn get_req(path: &str, cookie: Option<&str>) -> Request<Body> {
 fn form_post(path: &str, headers: &[(&str, &str)], form: &str) -> Request<Body> {
     let mut r = Request::post(path)
         .header(header::HOST, "tanda.test")
+        .header(header::ACCEPT_LANGUAGE, "en-US,en;q=0.9")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     for (name, value) in headers {
         r = r.header(*name, *value);
@@ -163,8 +177,9 @@ fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .find(|v| v.starts_with(&format!("{name}=")))
 }
 
-/// The value of the hidden input `name` in a page.
+/// The value of the hidden input `name` in a page's content (not its header's language switcher).
 fn hidden(page: &str, name: &str) -> String {
+    let page = &page[page.find("</header>").unwrap_or(0)..];
     let at = page
         .find(&format!(r#"name="{name}" value=""#))
         .unwrap_or_else(|| panic!("no {name} in {page}"));
@@ -395,5 +410,322 @@ async fn a_user_acts_only_as_themselves_an_operator_for_anyone() {
     assert!(
         page.contains(r#"hx-get="/ui/traveller/balance?userId=hong""#),
         "{page}"
+    );
+}
+
+/// Every template, by name, as compiled in.
+pub(crate) const TEMPLATES: &[(&str, &str)] = &[
+    ("choose.html", include_str!("../templates/choose.html")),
+    ("customer.html", include_str!("../templates/customer.html")),
+    (
+        "customer_history.html",
+        include_str!("../templates/customer_history.html"),
+    ),
+    (
+        "customer_ride.html",
+        include_str!("../templates/customer_ride.html"),
+    ),
+    ("docs.html", include_str!("../templates/docs.html")),
+    ("driver.html", include_str!("../templates/driver.html")),
+    (
+        "driver_panel.html",
+        include_str!("../templates/driver_panel.html"),
+    ),
+    (
+        "driver_trips.html",
+        include_str!("../templates/driver_trips.html"),
+    ),
+    ("drivers.html", include_str!("../templates/drivers.html")),
+    ("home.html", include_str!("../templates/home.html")),
+    ("layout.html", include_str!("../templates/layout.html")),
+    ("message.html", include_str!("../templates/message.html")),
+    (
+        "notifications.html",
+        include_str!("../templates/notifications.html"),
+    ),
+    ("operator.html", include_str!("../templates/operator.html")),
+    (
+        "operator_panel.html",
+        include_str!("../templates/operator_panel.html"),
+    ),
+    ("signin.html", include_str!("../templates/signin.html")),
+    ("signup.html", include_str!("../templates/signup.html")),
+    (
+        "traveller.html",
+        include_str!("../templates/traveller.html"),
+    ),
+    (
+        "traveller_balance.html",
+        include_str!("../templates/traveller_balance.html"),
+    ),
+    (
+        "traveller_flights.html",
+        include_str!("../templates/traveller_flights.html"),
+    ),
+    (
+        "traveller_reservations.html",
+        include_str!("../templates/traveller_reservations.html"),
+    ),
+    (
+        "traveller_tickets.html",
+        include_str!("../templates/traveller_tickets.html"),
+    ),
+];
+
+/// The code that asks for words.
+pub(crate) const SOURCES: &[&str] = &[
+    include_str!("lib.rs"),
+    include_str!("account.rs"),
+    include_str!("customer.rs"),
+    include_str!("driver.rs"),
+    include_str!("i18n.rs"),
+    include_str!("notifications.rs"),
+    include_str!("operator.rs"),
+    include_str!("traveller.rs"),
+    include_str!("view.rs"),
+];
+
+/// What a template shows a reader when its expressions are taken out: its text, and the
+/// attributes a person reads (placeholders, labels, titles, confirmations).
+fn visible_text(template: &str) -> String {
+    let mut text = String::new();
+    let mut rest = template;
+    // Expressions, tags and comments of the template language go first.
+    while let Some(at) = rest.find(['{', '<']) {
+        text.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let close = if rest.starts_with("{{") {
+            "}}"
+        } else if rest.starts_with("{%") {
+            "%}"
+        } else if rest.starts_with("{#") {
+            "#}"
+        } else if rest.starts_with("<script") {
+            "</script>"
+        } else if rest.starts_with('<') {
+            // A tag: keep the values of the attributes people read.
+            let end = tag_end(rest);
+            let tag = &rest[..end];
+            for attr in [
+                " placeholder=\"",
+                " title=\"",
+                " aria-label=\"",
+                " alt=\"",
+                " hx-confirm=\"",
+            ] {
+                if let Some(at) = tag.find(attr) {
+                    let value = &tag[at + attr.len()..];
+                    text.push(' ');
+                    text.push_str(&visible_text(&value[..attr_end(value)]));
+                    text.push(' ');
+                }
+            }
+            text.push(' ');
+            rest = &rest[end..];
+            continue;
+        } else {
+            text.push_str(&rest[..1]);
+            rest = &rest[1..];
+            continue;
+        };
+        let end = rest.find(close).map_or(rest.len(), |e| e + close.len());
+        text.push(' ');
+        rest = &rest[end..];
+    }
+    text.push_str(rest);
+    text
+}
+
+/// Where a quoted attribute's value ends, past any `{{ }}` inside it.
+fn attr_end(value: &str) -> usize {
+    let mut rest = value;
+    let mut at = 0;
+    loop {
+        match (rest.find('"'), rest.find("{{")) {
+            (Some(quote), Some(open)) if open < quote => {
+                let close = rest[open..].find("}}").map_or(rest.len(), |c| open + c + 2);
+                at += close;
+                rest = &rest[close..];
+            }
+            (Some(quote), _) => return at + quote,
+            (None, _) => return value.len(),
+        }
+    }
+}
+
+/// Where a tag that starts `html` ends, past any `{{ }}` inside it.
+fn tag_end(html: &str) -> usize {
+    let mut depth = 0;
+    let bytes = html.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' if bytes.get(i + 1).is_some_and(|b| matches!(b, b'{' | b'%')) => depth += 1,
+            b'}' | b'%' if depth > 0 && bytes.get(i + 1) == Some(&b'}') => depth -= 1,
+            b'>' if depth == 0 => return i + 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    html.len()
+}
+
+#[test]
+fn no_template_says_a_word_of_its_own() {
+    // Not a word of a language: the brand.
+    let allowed = ["Tanda"];
+    for (name, template) in TEMPLATES {
+        let text = visible_text(template);
+        let words: Vec<&str> = text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| !w.is_empty() && !allowed.contains(w))
+            .collect();
+        assert!(
+            words.is_empty(),
+            "{name} says {words:?} itself; its words belong in locales/*/web.ftl"
+        );
+    }
+}
+
+#[test]
+fn visible_text_keeps_text_and_read_attributes_only() {
+    let text = visible_text(
+        r#"<p class="x" title="Hello">{{ tr.t("k") }} Ride {% if a %}<b>{{ b }}</b>{% endif %}</p><input placeholder="{{ tr.t("x") }}">"#,
+    );
+    let words: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(words, ["Hello", "Ride"]);
+}
+
+/// The language of a page: `<html lang>` and its words.
+fn spoken(page: &str) -> &str {
+    let at = page.find("<html lang=\"").expect("an html element") + 12;
+    &page[at..at + 2]
+}
+
+#[tokio::test]
+async fn pages_speak_korean_unless_asked_otherwise() {
+    let issuer = Issuer::new();
+    let (router, _) = pages(&issuer);
+    let get = |headers: &[(&'static str, &str)]| {
+        let mut r = Request::get("/signin").header(header::HOST, "tanda.test");
+        for (name, value) in headers {
+            r = r.header(*name, *value);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    let (_, _, page) = send(&router, get(&[])).await;
+    assert_eq!(spoken(&page), "ko");
+    assert!(page.contains("<h1>로그인</h1>"), "{page}");
+    assert!(
+        page.contains(r#"value="ko" lang="ko" aria-current="true""#),
+        "{page}"
+    );
+
+    let (_, _, page) = send(
+        &router,
+        get(&[("accept-language", "en-GB,en;q=0.8,ko;q=0.5")]),
+    )
+    .await;
+    assert_eq!(spoken(&page), "en");
+    assert!(page.contains("<h1>Sign in</h1>"));
+
+    // The switcher's cookie outweighs the browser.
+    let (_, _, page) = send(
+        &router,
+        get(&[("accept-language", "en"), ("cookie", "lang=ko")]),
+    )
+    .await;
+    assert_eq!(spoken(&page), "ko");
+}
+
+#[tokio::test]
+async fn the_switcher_sets_the_cookie_and_keeps_a_users_choice() {
+    let issuer = Issuer::new();
+    let (router, calls) = pages(&issuer);
+    // Nobody signed in: the cookie, and back to the page.
+    let (status, headers, _) = send(
+        &router,
+        form_post(
+            "/ui/lang",
+            &[("origin", "http://tanda.test")],
+            "lang=en&next=%2Fsignin%3Fnext%3D%252Fcustomer",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/signin?next=%2Fcustomer");
+    assert_eq!(
+        set_cookie(&headers, "lang").unwrap(),
+        "lang=en; HttpOnly; SameSite=Lax; Path=/; Max-Age=31536000"
+    );
+    assert!(calls.lock().unwrap().is_empty());
+
+    // Not back to another site, and not from one.
+    let (_, headers, _) = send(
+        &router,
+        form_post("/ui/lang", &[], "lang=ko&next=%2F%2Fevil.example"),
+    )
+    .await;
+    assert_eq!(headers[header::LOCATION], "/");
+    let (status, _, _) = send(
+        &router,
+        form_post("/ui/lang", &[("origin", "https://evil.example")], "lang=ko"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Signed in: the page's CSRF token is needed, and the choice is kept as the user's.
+    let token = issuer.token("minji", "customer");
+    let cookie = format!("tanda_session={token}");
+    let (status, _, _) = send(
+        &router,
+        form_post(
+            "/ui/lang",
+            &[("cookie", &cookie)],
+            "lang=ko&next=%2Ftraveller",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
+    let body = format!("lang=ko&next=%2Ftraveller&csrf={}", csrf_token(&token));
+    let (status, headers, _) = send(
+        &router,
+        form_post("/ui/lang", &[("cookie", &cookie)], &body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/traveller");
+    assert!(
+        set_cookie(&headers, "lang")
+            .unwrap()
+            .starts_with("lang=ko;")
+    );
+    assert_eq!(
+        calls.lock().unwrap().as_slice(),
+        [(
+            "PUT".to_owned(),
+            "/auth/users/minji/locale".to_owned(),
+            Some(format!("Bearer {token}"))
+        )]
+    );
+
+    // The page then speaks Korean, whatever the browser says.
+    let request = Request::get("/traveller")
+        .header(header::HOST, "tanda.test")
+        .header(header::ACCEPT_LANGUAGE, "en")
+        .header(header::COOKIE, format!("{cookie}; lang=ko"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, page) = send(&router, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(spoken(&page), "ko");
+    assert!(page.contains("지갑"), "{page}");
+    assert!(
+        page.contains(r#"<strong id="who">minji</strong> 님"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"name="next" value="/traveller""#),
+        "the switcher comes back here"
     );
 }

@@ -15,6 +15,7 @@ use tanda_core::auth::Role;
 use tanda_core::id::new_id;
 
 use crate::api::{Api, enc};
+use crate::i18n::Tr;
 use crate::model::{Account, Flight, Reservation, ReservationView, Ticket};
 use crate::notifications;
 use crate::session::{Acting, Pages, Refusal, User};
@@ -52,7 +53,9 @@ fn traveller(user: &User, q: &HashMap<String, String>) -> Result<Acting, Refusal
 #[template(path = "traveller.html")]
 struct TravellerPage {
     frame: Frame,
-    id: String,
+    tr: Tr,
+    /// "as minji", "for minji", as HTML.
+    who: String,
     for_someone: bool,
     q: String,
     receiver_q: String,
@@ -64,7 +67,7 @@ struct TravellerPage {
 }
 
 async fn page(user: User, Query(q): Params) -> Response {
-    let frame = Frame::of(Some(&user), "Fly", "traveller");
+    let frame = Frame::of(&user, "title-fly", "traveller");
     let acting = match traveller(&user, &q) {
         Ok(acting) => acting,
         Err(refusal) => {
@@ -74,23 +77,29 @@ async fn page(user: User, Query(q): Params) -> Response {
                 frame,
                 "/traveller",
                 "userId",
-                "The traveller's user id",
+                "choose-traveller",
             );
         }
     };
-    let (api, id, q) = (&user.api, &acting.id, &acting.q);
+    let (api, tr, id, q) = (&user.api, user.tr, &acting.id, &acting.q);
     let receiver = format!("user:{id}");
+    let who_key = if acting.for_someone {
+        "who-for"
+    } else {
+        "who-as"
+    };
     html(&TravellerPage {
         frame,
+        tr,
+        who: tr.strong(who_key, "who", id, "who"),
         for_someone: acting.for_someone,
         receiver_q: enc(&receiver),
-        balance: balance(api, id, q).await,
-        flights: render(&flights(api, q).await),
-        reservations: render(&reservations(api, id, q).await),
-        tickets: render(&tickets(api, id, q).await),
-        notifications: notifications::panel(api, &receiver).await,
+        balance: balance(api, tr, id, q).await,
+        flights: render(&flights(api, tr, q).await),
+        reservations: render(&reservations(api, tr, id, q).await),
+        tickets: render(&tickets(api, tr, id, q).await),
+        notifications: notifications::panel(api, tr, &receiver).await,
         q: q.clone(),
-        id: id.clone(),
     })
 }
 
@@ -104,18 +113,20 @@ struct Balance {
     text: String,
 }
 
-fn balance_of(q: &str, account: &Account) -> Balance {
+fn balance_of(tr: Tr, q: &str, account: &Account) -> Balance {
     Balance {
         q: q.to_owned(),
         amount: account.balance,
-        text: view::won(account.balance),
+        text: tr.won(account.balance),
     }
 }
 
-async fn balance(api: &Api, id: &str, q: &str) -> String {
+async fn balance(api: &Api, tr: Tr, id: &str, q: &str) -> String {
     match api.get::<Account>(&format!("/accounts/{}", enc(id))).await {
-        Ok(account) => render(&balance_of(q, &account)),
-        Err(e) => render(&view::Alert { message: &e.detail }),
+        Ok(account) => render(&balance_of(tr, q, &account)),
+        Err(e) => render(&view::Alert {
+            message: &tr.problem(&e),
+        }),
     }
 }
 
@@ -129,8 +140,8 @@ async fn balance_fragment(user: User, Query(q): Params) -> Response {
         .get::<Account>(&format!("/accounts/{}", enc(&acting.id)))
         .await
     {
-        Ok(account) => html(&balance_of(&acting.q, &account)),
-        Err(e) => api_error_in("wallet-error", &e),
+        Ok(account) => html(&balance_of(user.tr, &acting.q, &account)),
+        Err(e) => api_error_in(user.tr, "wallet-error", &e),
     }
 }
 
@@ -147,11 +158,12 @@ async fn deposit(
         .get("amount")
         .map(|v| v.trim().replace([',', '_', '₩', ' '], ""))
         .unwrap_or_default();
+    let tr = user.tr;
     let Ok(amount) = raw.parse::<i64>() else {
         return error_in(
             "wallet-error",
             StatusCode::BAD_REQUEST,
-            &format!("The amount \"{raw}\" is not a whole number of won."),
+            &tr.t1("deposit-not-a-number", "raw", &raw),
         );
     };
     match user
@@ -162,8 +174,8 @@ async fn deposit(
         )
         .await
     {
-        Ok(account) => done("wallet-error", render(&balance_of(&acting.q, &account))),
-        Err(e) => api_error_in("wallet-error", &e),
+        Ok(account) => done("wallet-error", render(&balance_of(tr, &acting.q, &account))),
+        Err(e) => api_error_in(tr, "wallet-error", &e),
     }
 }
 
@@ -174,6 +186,7 @@ struct FlightRow {
     from: String,
     to: String,
     departs_at: String,
+    departs_text: String,
     seats_left: i64,
     price: String,
     /// Makes a double-submitted reservation form reserve once.
@@ -183,6 +196,7 @@ struct FlightRow {
 #[derive(Template)]
 #[template(path = "traveller_flights.html")]
 struct Flights {
+    tr: Tr,
     /// Sent beside another fragment, to replace the table already on the page.
     oob: bool,
     q: String,
@@ -190,9 +204,10 @@ struct Flights {
     error: Option<String>,
 }
 
-async fn flights(api: &Api, q: &str) -> Flights {
+async fn flights(api: &Api, tr: Tr, q: &str) -> Flights {
     let (list, error) = api.list::<Flight>("/flights").await;
     Flights {
+        tr,
         oob: false,
         q: q.to_owned(),
         rows: list
@@ -201,19 +216,20 @@ async fn flights(api: &Api, q: &str) -> Flights {
                 flight_id: f.flight_id,
                 from: f.from,
                 to: f.to,
+                departs_text: tr.time(&f.departs_at),
                 departs_at: f.departs_at,
                 seats_left: f.seats_left,
-                price: view::won(f.price),
+                price: tr.won(f.price),
                 key: new_id(),
             })
             .collect(),
-        error,
+        error: error.map(|e| tr.problem(&e)),
     }
 }
 
 async fn flights_fragment(user: User, Query(q): Params) -> Response {
     match traveller(&user, &q) {
-        Ok(acting) => html(&flights(&user.api, &acting.q).await),
+        Ok(acting) => html(&flights(&user.api, user.tr, &acting.q).await),
         Err(refusal) => refusal.problem(),
     }
 }
@@ -226,9 +242,10 @@ struct ReservationRow {
     flight_id: String,
     route: String,
     departs_at: Option<String>,
+    departs_text: Option<String>,
     price: String,
     status: String,
-    badge: &'static str,
+    badge: String,
     badge_class: &'static str,
     ticket_id: Option<String>,
     cancellable: bool,
@@ -237,6 +254,7 @@ struct ReservationRow {
 #[derive(Template)]
 #[template(path = "traveller_reservations.html")]
 struct Reservations {
+    tr: Tr,
     q: String,
     active: bool,
     rows: Vec<ReservationRow>,
@@ -246,14 +264,14 @@ struct Reservations {
 /// Statuses a reservation leaves by itself (payment, ticketing, a cancellation in progress).
 const MOVING: [&str; 4] = ["REQUESTED", "PENDING", "PAID", "CANCEL_REQUESTED"];
 
-async fn reservations(api: &Api, id: &str, q: &str) -> Reservations {
+async fn reservations(api: &Api, tr: Tr, id: &str, q: &str) -> Reservations {
     let (list, error) = api
         .list::<ReservationView>(&format!("/reservationViews?userId={}", enc(id)))
         .await;
     let rows: Vec<ReservationRow> = list
         .into_iter()
         .map(|r| {
-            let (badge, badge_class) = badge(&r.status);
+            let (badge, badge_class) = badge(tr, &r.status);
             ReservationRow {
                 reservation_q: enc(&r.reservation_id),
                 reservation_id: r.reservation_id,
@@ -262,8 +280,9 @@ async fn reservations(api: &Api, id: &str, q: &str) -> Reservations {
                     _ => String::new(),
                 },
                 flight_id: r.flight_id,
+                departs_text: r.departs_at.as_deref().map(|d| tr.time(d)),
                 departs_at: r.departs_at,
-                price: r.price.map(view::won).unwrap_or_default(),
+                price: r.price.map(|p| tr.won(p)).unwrap_or_default(),
                 cancellable: matches!(
                     r.status.as_str(),
                     "REQUESTED" | "PENDING" | "PAID" | "CONFIRMED"
@@ -276,28 +295,29 @@ async fn reservations(api: &Api, id: &str, q: &str) -> Reservations {
         })
         .collect();
     Reservations {
+        tr,
         q: q.to_owned(),
         active: rows.iter().any(|r| MOVING.contains(&r.status.as_str())),
         rows,
-        error,
+        error: error.map(|e| tr.problem(&e)),
     }
 }
 
 async fn reservations_fragment(user: User, Query(q): Params) -> Response {
     match traveller(&user, &q) {
-        Ok(acting) => html(&reservations(&user.api, &acting.id, &acting.q).await),
+        Ok(acting) => html(&reservations(&user.api, user.tr, &acting.id, &acting.q).await),
         Err(refusal) => refusal.problem(),
     }
 }
 
 /// The reservation list after an action, with the flights table (seats left) beside it.
-async fn after_action(api: &Api, acting: &Acting) -> Response {
-    let mut list = reservations(api, &acting.id, &acting.q).await;
+async fn after_action(api: &Api, tr: Tr, acting: &Acting) -> Response {
+    let mut list = reservations(api, tr, &acting.id, &acting.q).await;
     // The read model may not have seen the new request yet: keep polling until it settles.
     list.active = true;
     let flights = render(&Flights {
         oob: true,
-        ..flights(api, &acting.q).await
+        ..flights(api, tr, &acting.q).await
     });
     done("reserve-error", render(&list) + &flights)
 }
@@ -316,7 +336,7 @@ async fn reserve(
         return error_in(
             "reserve-error",
             StatusCode::BAD_REQUEST,
-            "Choose a flight to reserve.",
+            &user.tr.t("reserve-choose"),
         );
     }
     let key = match form.get("idempotencyKey").map(|v| v.trim()) {
@@ -329,8 +349,8 @@ async fn reserve(
         .create::<serde_json::Value>("/reservations", &body, &key)
         .await
     {
-        Ok(_) => after_action(&user.api, &acting).await,
-        Err(e) => api_error_in("reserve-error", &e),
+        Ok(_) => after_action(&user.api, user.tr, &acting).await,
+        Err(e) => api_error_in(user.tr, "reserve-error", &e),
     }
 }
 
@@ -345,15 +365,15 @@ async fn cancel(user: User, Query(q): Params, Path(reservation_id): Path<String>
     match user.api.get::<Reservation>(&path).await {
         Ok(r) if r.user_id == acting.id => {}
         Ok(_) => return Problem::not_found("reservation", &reservation_id).into_response(),
-        Err(e) => return api_error_in("reserve-error", &e),
+        Err(e) => return api_error_in(user.tr, "reserve-error", &e),
     }
     match user
         .api
         .post_empty::<serde_json::Value>(&format!("{path}/cancel"))
         .await
     {
-        Ok(_) => after_action(&user.api, &acting).await,
-        Err(e) => api_error_in("reserve-error", &e),
+        Ok(_) => after_action(&user.api, user.tr, &acting).await,
+        Err(e) => api_error_in(user.tr, "reserve-error", &e),
     }
 }
 
@@ -363,28 +383,30 @@ struct TicketRow {
     ticket_id: String,
     flight_id: String,
     status: String,
-    badge: &'static str,
+    badge: String,
     badge_class: &'static str,
 }
 
 #[derive(Template)]
 #[template(path = "traveller_tickets.html")]
 struct Tickets {
+    tr: Tr,
     q: String,
     rows: Vec<TicketRow>,
     error: Option<String>,
 }
 
-async fn tickets(api: &Api, id: &str, q: &str) -> Tickets {
+async fn tickets(api: &Api, tr: Tr, id: &str, q: &str) -> Tickets {
     let (list, error) = api
         .list::<Ticket>(&format!("/tickets?userId={}", enc(id)))
         .await;
     Tickets {
+        tr,
         q: q.to_owned(),
         rows: list
             .into_iter()
             .map(|t| {
-                let (badge, badge_class) = badge(&t.status);
+                let (badge, badge_class) = badge(tr, &t.status);
                 TicketRow {
                     ticket_id: t.ticket_id,
                     flight_id: t.flight_id,
@@ -394,13 +416,13 @@ async fn tickets(api: &Api, id: &str, q: &str) -> Tickets {
                 }
             })
             .collect(),
-        error,
+        error: error.map(|e| tr.problem(&e)),
     }
 }
 
 async fn tickets_fragment(user: User, Query(q): Params) -> Response {
     match traveller(&user, &q) {
-        Ok(acting) => html(&tickets(&user.api, &acting.id, &acting.q).await),
+        Ok(acting) => html(&tickets(&user.api, user.tr, &acting.id, &acting.q).await),
         Err(refusal) => refusal.problem(),
     }
 }

@@ -1,52 +1,58 @@
 //! Rendering helpers shared by the pages: HTML responses, error messages in a form's slot, and
-//! how money, distances, durations and statuses read.
+//! how distances, durations and statuses read (money and times: [`Tr`]).
 
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use tanda_core::Timestamp;
 use tanda_core::clock::parse_rfc3339;
+use tanda_core::locale::Locale;
 
 use crate::api::ApiError;
+use crate::i18n::{Lang, Tr};
 use crate::session::User;
 
-/// What the layout around every page shows: the title, which page the navigation marks, and
-/// who is signed in (with the page's CSRF token for its forms).
+/// What the layout around every page shows: the title, which page the navigation marks, who is
+/// signed in (with the page's CSRF token for its forms), and the page's language.
 pub struct Frame {
-    pub title: &'static str,
+    pub title: String,
     pub nav: &'static str,
     pub user: Option<String>,
     /// The CSRF token htmx sends with every request of the page; empty when nobody is signed in.
     pub csrf: String,
+    pub tr: Tr,
+    /// Where the page is: the language switcher comes back here.
+    pub here: String,
     operator: bool,
     customer: bool,
     driver: bool,
 }
 
 impl Frame {
-    /// A page for whoever comes, signed in or not.
-    pub fn guest(title: &'static str, nav: &'static str) -> Frame {
+    /// A page for whoever comes, signed in or not; `title` is the key of its words.
+    pub fn guest(lang: &Lang, title: &str, nav: &'static str) -> Frame {
         Frame {
-            title,
+            title: lang.tr.t(title),
             nav,
             user: None,
             csrf: String::new(),
+            tr: lang.tr,
+            here: lang.here.clone(),
             operator: false,
             customer: false,
             driver: false,
         }
     }
 
-    /// A page for `user` (or for whoever comes, when nobody is signed in).
-    pub fn of(user: Option<&User>, title: &'static str, nav: &'static str) -> Frame {
-        let Some(user) = user else {
-            return Frame::guest(title, nav);
-        };
+    /// A page for `user`.
+    pub fn of(user: &User, title: &str, nav: &'static str) -> Frame {
         Frame {
-            title,
+            title: user.tr.t(title),
             nav,
             user: Some(user.id().to_owned()),
             csrf: user.csrf.clone(),
+            tr: user.tr,
+            here: user.here.clone(),
             operator: user.is_operator(),
             customer: user.caller.has(tanda_core::auth::Role::Customer),
             driver: user.caller.has(tanda_core::auth::Role::Driver),
@@ -86,9 +92,12 @@ pub fn html(template: &impl Template) -> Response {
 pub fn render(template: &impl Template) -> String {
     template.render().unwrap_or_else(|e| {
         tracing::error!(error = %e, "a fragment failed to render");
-        String::from(
-            r#"<p class="alert" role="alert">This part of the page could not be shown.</p>"#,
-        )
+        // Whatever language the page speaks: the fragment that would have said is gone.
+        let said: Vec<String> = Locale::ALL
+            .iter()
+            .map(|&l| Tr(l).t("render-failed"))
+            .collect();
+        format!(r#"<p class="alert" role="alert">{}</p>"#, said.join(" / "))
     })
 }
 
@@ -99,6 +108,16 @@ pub fn render(template: &impl Template) -> String {
 )]
 /// A message in place of something that could not be shown or done.
 pub struct Alert<'a> {
+    pub message: &'a str,
+}
+
+#[derive(Template)]
+#[template(
+    source = r#"<p class="muted" role="status">{{ message }}</p>"#,
+    ext = "html"
+)]
+/// A message that something was done, in a form's message slot.
+pub struct Notice<'a> {
     pub message: &'a str,
 }
 
@@ -114,9 +133,9 @@ pub fn error_in(slot: &str, status: StatusCode, message: &str) -> Response {
     response
 }
 
-/// The API's problem, shown in `#{slot}`.
-pub fn api_error_in(slot: &str, e: &ApiError) -> Response {
-    error_in(slot, e.status, &e.detail)
+/// The API's problem, shown in `#{slot}` in the page's language.
+pub fn api_error_in(tr: Tr, slot: &str, e: &ApiError) -> Response {
+    error_in(slot, e.status, &tr.problem(e))
 }
 
 /// A successful action's fragment, which also empties the error slot `#{slot}` of the form that
@@ -126,23 +145,6 @@ pub fn done(slot: &str, fragment: String) -> Response {
         r#"{fragment}<div id="{slot}" hx-swap-oob="true"></div>"#
     ))
     .into_response()
-}
-
-/// `₩12,300`.
-pub fn won(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + 4);
-    if amount < 0 {
-        out.push('-');
-    }
-    out.push('₩');
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(d);
-    }
-    out
 }
 
 /// `850 m`, `12.4 km`.
@@ -155,47 +157,31 @@ pub fn distance(meters: i64) -> String {
 }
 
 /// `under a minute`, `about 7 min`.
-pub fn minutes(seconds: i64) -> String {
+pub fn minutes(tr: Tr, seconds: i64) -> String {
     match (seconds + 30) / 60 {
-        0 => "under a minute".to_owned(),
-        n => format!("about {n} min"),
+        0 => tr.t("minutes-under"),
+        n => tr.t1("minutes-about", "n", &n),
     }
 }
 
 /// `42 seconds`, `about 5 min`: how long to wait.
-pub fn minutes_or_seconds(seconds: u64) -> String {
+pub fn minutes_or_seconds(tr: Tr, seconds: u64) -> String {
     match seconds {
-        1 => "1 second".to_owned(),
-        0..60 => format!("{seconds} seconds"),
-        _ => format!("about {} min", seconds.div_ceil(60)),
+        0..60 => tr.t1("wait-seconds", "n", &seconds),
+        _ => tr.t1("wait-minutes", "n", &seconds.div_ceil(60)),
     }
 }
 
 /// How a status reads on a badge, and the badge's colour class.
-pub fn badge(status: &str) -> (&'static str, &'static str) {
-    match status {
-        "REQUESTED" => ("Requested", "wait"),
-        "SEARCHING" => ("Searching", "wait"),
-        "PENDING" => ("Payment pending", "wait"),
-        "CANCEL_REQUESTED" => ("Cancelling", "wait"),
-        "OFFERED" => ("Offer waiting", "wait"),
-        "DISPATCHED" => ("Taxi on the way", "go"),
-        "IN_TRIP" => ("In trip", "go"),
-        "PAID" => ("Paid", "go"),
-        "AVAILABLE" => ("Available", "go"),
-        "COMPLETED" => ("Completed", "ok"),
-        "CONFIRMED" => ("Confirmed", "ok"),
-        "ENDED" => ("Ended", "ok"),
-        "ISSUED" => ("Issued", "ok"),
-        "CANCELLED_BY_CUSTOMER" => ("Cancelled", "off"),
-        "CANCELLED" => ("Cancelled", "off"),
-        "VOID" => ("Void", "off"),
-        "OFFLINE" => ("Offline", "off"),
-        "CANCELLED_BY_SYSTEM" => ("No taxi found", "bad"),
-        "PAYMENT_FAILED" => ("Payment failed", "bad"),
-        "FAILED" => ("Failed", "bad"),
-        _ => ("Unknown", "off"),
-    }
+pub fn badge(tr: Tr, status: &str) -> (String, &'static str) {
+    let class = match status {
+        "REQUESTED" | "SEARCHING" | "PENDING" | "CANCEL_REQUESTED" | "OFFERED" => "wait",
+        "DISPATCHED" | "IN_TRIP" | "PAID" | "AVAILABLE" => "go",
+        "COMPLETED" | "CONFIRMED" | "ENDED" | "ISSUED" => "ok",
+        "CANCELLED_BY_SYSTEM" | "PAYMENT_FAILED" | "FAILED" => "bad",
+        _ => "off",
+    };
+    (tr.status(status), class)
 }
 
 /// The day an instant falls on in Seoul (UTC+9, no daylight saving), as days since the epoch.
@@ -213,21 +199,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn money_distance_and_time_read_naturally() {
-        assert_eq!(won(0), "₩0");
-        assert_eq!(won(4800), "₩4,800");
-        assert_eq!(won(1_234_567), "₩1,234,567");
-        assert_eq!(won(-100), "-₩100");
+    fn distance_and_time_read_naturally() {
+        let (ko, en) = (Tr(Locale::Ko), Tr(Locale::En));
         assert_eq!(distance(850), "850 m");
         assert_eq!(distance(12_440), "12.4 km");
-        assert_eq!(minutes(20), "under a minute");
-        assert_eq!(minutes(400), "about 7 min");
-        assert_eq!(minutes_or_seconds(42), "42 seconds");
-        assert_eq!(minutes_or_seconds(299), "about 5 min");
+        assert_eq!(minutes(en, 20), "under a minute");
+        assert_eq!(minutes(en, 400), "about 7 min");
+        assert_eq!(minutes(ko, 400), "약 7분");
+        assert_eq!(minutes_or_seconds(en, 1), "1 second");
+        assert_eq!(minutes_or_seconds(en, 42), "42 seconds");
+        assert_eq!(minutes_or_seconds(en, 299), "about 5 min");
+        assert_eq!(minutes_or_seconds(ko, 42), "42초");
     }
 
     #[test]
-    fn every_status_of_the_contract_has_a_label() {
+    fn every_status_of_the_contract_has_a_label_in_both_languages() {
         for s in [
             "REQUESTED",
             "DISPATCHED",
@@ -250,9 +236,17 @@ mod tests {
             "ISSUED",
             "VOID",
         ] {
-            assert_ne!(badge(s).0, "Unknown", "{s}");
+            for l in Locale::ALL {
+                let (label, class) = badge(Tr(l), s);
+                assert_ne!(label, Tr(l).t("status-unknown"), "{s} in {l}");
+                assert_ne!(class, "", "{s}");
+            }
         }
-        assert_eq!(badge("WHATEVER").0, "Unknown");
+        assert_eq!(badge(Tr(Locale::En), "WHATEVER").0, "Unknown");
+        assert_eq!(
+            badge(Tr(Locale::Ko), "IN_TRIP"),
+            ("운행 중".to_owned(), "go")
+        );
     }
 
     #[test]
