@@ -3,6 +3,7 @@
 //! bus and payment-call adapters swapped. Or the gateway, as a reverse proxy in front of them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use reqwest::Url;
@@ -105,18 +106,8 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             &crate::contract::document(),
         )
     } else {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let name = service.name();
-        let database = format!("{}_{}", dist.namespace, name.replace('-', "_"));
-        let url = Db::ensure_postgres_database(&dist.postgres_url, &database)
-            .await
-            .with_context(|| format!("creating database {database} on {}", dist.postgres_url))?;
-        let db = Db::open_postgres(&url, name, dist.postgres_pool, clock)
-            .await
-            .with_context(|| format!("connecting to {database}"))?;
-        db.migrate(migrations(service))
-            .await
-            .with_context(|| format!("migrating {database}"))?;
+        let db = open_database(service, &dist).await?;
         let (parts, keys) = build(service, db.clone(), &run, &dist, &lifecycle).await?;
         let verifier = run.verifier(match keys {
             Some(keys) => keys.source(),
@@ -160,6 +151,42 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
     };
     App::serve(addr, router, lifecycle, run.http()).await
 }
+
+/// The service's database on PostgreSQL, created and migrated. An orchestrator starts every
+/// process at once, so the database may not be up yet, or may refuse more connections for a
+/// while: the service waits it out (saying so in its log) rather than exit. Only a refusal that
+/// will not change (a wrong password, a migration that fails) ends the start.
+async fn open_database(service: Service, dist: &Distributed) -> anyhow::Result<Db> {
+    let name = service.name();
+    let database = format!("{}_{}", dist.namespace, name.replace('-', "_"));
+    let mut pause = START_RETRY_FIRST;
+    loop {
+        let opened = async {
+            let url = Db::ensure_postgres_database(&dist.postgres_url, &database).await?;
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let db = Db::open_postgres(&url, name, dist.postgres_pool, clock).await?;
+            db.migrate(migrations(service)).await?;
+            Ok::<_, tanda_core::db::DbError>(db)
+        };
+        match opened.await {
+            Ok(db) => return Ok(db),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(%database, error = %e, retry_in = ?pause, "the database is not available yet");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(START_RETRY_MAX);
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("opening database {database} on {}", dist.postgres_url)
+                });
+            }
+        }
+    }
+}
+
+/// The first pause before trying the database again at start, doubled up to [`START_RETRY_MAX`].
+const START_RETRY_FIRST: Duration = Duration::from_millis(100);
+const START_RETRY_MAX: Duration = Duration::from_secs(5);
 
 fn migrations(service: Service) -> &'static [Migration] {
     match service {

@@ -236,6 +236,80 @@ async fn kill_and_restart(cluster: &mut tanda::cluster::Cluster, service: Servic
         .unwrap_or_else(|e| panic!("{} restarts: {e:#}", service.name()));
 }
 
+/// An orchestrator starts every process at once, so a service may come up before PostgreSQL
+/// accepts connections (or while it refuses more of them): it waits for the database instead of
+/// exiting, and serves once the database does.
+#[tokio::test]
+async fn services_started_before_postgresql_accepts_wait_for_it_and_then_serve() {
+    let door = LateDoor::to(POSTGRES_ADDR, Duration::from_secs(4));
+    let app = TestApp::spawn_cluster_on(&door.postgres_url(), NATS, |_| {}).await;
+    assert!(
+        door.opened(),
+        "the services became ready only after the database came up"
+    );
+    let api = app.api.clone();
+    api.flight("KL1", 2).await;
+    api.deposit("late", 500).await;
+    let id = api.reserve("late", "KL1").await.expect(201)["reservationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.reservation_status(&id, "CONFIRMED").await;
+    app.shutdown().await;
+}
+
+const POSTGRES_ADDR: &str = "127.0.0.1:5432";
+
+/// A TCP door to a server that nothing answers on until `after` has passed (connections are
+/// refused), then forwards every connection to the server.
+struct LateDoor {
+    port: u16,
+    open: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl LateDoor {
+    fn to(target: &'static str, after: Duration) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let open = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let open = open.clone();
+            async move {
+                tokio::time::sleep(after).await;
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .expect("the door's port is still free");
+                open.store(true, Ordering::SeqCst);
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    tokio::spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut server).await;
+                        }
+                    });
+                }
+            }
+        });
+        Self { port, open, task }
+    }
+
+    fn postgres_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
+    fn opened(&self) -> bool {
+        self.open.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for LateDoor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// A nats-server of this test's own, so that it can be stopped without disturbing the shared one
 /// the other tests use.
 struct PrivateNats {

@@ -101,12 +101,21 @@ impl TestApp {
     /// The distributed topology on the given NATS server (fault tests bring their own, so that
     /// they can stop it), in a namespace of its own on the shared PostgreSQL.
     pub async fn spawn_cluster(nats_url: &str, tweak: impl FnOnce(&mut RunConfig)) -> Self {
+        Self::spawn_cluster_on(POSTGRES, nats_url, tweak).await
+    }
+
+    /// The distributed topology on the given PostgreSQL and NATS servers.
+    pub async fn spawn_cluster_on(
+        postgres_url: &str,
+        nats_url: &str,
+        tweak: impl FnOnce(&mut RunConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         tweak(&mut config);
         config.http_addr = None;
         let dist = Distributed {
-            postgres_url: POSTGRES.to_owned(),
+            postgres_url: postgres_url.to_owned(),
             postgres_pool: 3,
             nats_url: nats_url.to_owned(),
             namespace: format!("t{}", uuid_like()),

@@ -177,6 +177,20 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// The database could not be reached or had no room for the request (down, restarting,
+    /// refusing more connections, a lost connection, a serialization failure): the same request
+    /// may well succeed later. Everything else (bad SQL, a constraint, a wrong password) will not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Sql(e) => sql_is_transient(e),
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            _ => false,
+        }
+    }
+
     /// An insert hit a primary key or unique index.
     pub fn is_unique_violation(&self) -> bool {
         match self {
@@ -188,6 +202,23 @@ impl DbError {
             ),
             _ => false,
         }
+    }
+}
+
+/// PostgreSQL's SQLSTATE classes for an unavailable server: 08 connection exception, 53
+/// insufficient resources (e.g. too many connections), 57P operator intervention (shutting down,
+/// starting up); and 40001/40P01, a transaction to run again.
+fn sql_is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code == "40001"
+                || code == "40P01"
+        }),
+        _ => false,
     }
 }
 
