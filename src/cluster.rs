@@ -351,8 +351,10 @@ pub async fn purge(dist: &Distributed) {
     let admin_url = format!("{}/postgres", dist.postgres_url.trim_end_matches('/'));
     if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
         for service in Service::ALL.iter().filter(|s| **s != Service::Gateway) {
-            let db = format!("{namespace}_{}", service.name().replace('-', "_"));
-            let drop = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
+            let drop = format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                dist.database(*service)
+            );
             let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
                 .execute(&mut admin)
                 .await;

@@ -166,6 +166,11 @@ pub struct Distributed {
 }
 
 impl Distributed {
+    /// The PostgreSQL database of `service` in this deployment's namespace.
+    pub fn database(&self, service: Service) -> String {
+        format!("{}_{}", self.namespace, service.name().replace('-', "_"))
+    }
+
     /// This configuration as `TANDA_*` environment variables (upstreams excepted).
     pub fn to_env(&self) -> Vec<(String, String)> {
         let mut env = vec![

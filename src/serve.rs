@@ -3,7 +3,6 @@
 //! bus and payment-call adapters swapped. Or the gateway, as a reverse proxy in front of them.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use reqwest::Url;
@@ -158,8 +157,8 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
 /// will not change (a wrong password, a migration that fails) ends the start.
 async fn open_database(service: Service, dist: &Distributed) -> anyhow::Result<Db> {
     let name = service.name();
-    let database = format!("{}_{}", dist.namespace, name.replace('-', "_"));
-    let mut pause = START_RETRY_FIRST;
+    let database = dist.database(service);
+    let mut waits = tanda_core::retry::backoff();
     loop {
         let opened = async {
             let url = Db::ensure_postgres_database(&dist.postgres_url, &database).await?;
@@ -171,9 +170,9 @@ async fn open_database(service: Service, dist: &Distributed) -> anyhow::Result<D
         match opened.await {
             Ok(db) => return Ok(db),
             Err(e) if e.is_transient() => {
+                let pause = waits.next().unwrap_or(tanda_core::retry::CAP);
                 tracing::warn!(%database, error = %e, retry_in = ?pause, "the database is not available yet");
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(START_RETRY_MAX);
             }
             Err(e) => {
                 return Err(e).with_context(|| {
@@ -183,10 +182,6 @@ async fn open_database(service: Service, dist: &Distributed) -> anyhow::Result<D
         }
     }
 }
-
-/// The first pause before trying the database again at start, doubled up to [`START_RETRY_MAX`].
-const START_RETRY_FIRST: Duration = Duration::from_millis(100);
-const START_RETRY_MAX: Duration = Duration::from_secs(5);
 
 fn migrations(service: Service) -> &'static [Migration] {
     match service {

@@ -297,3 +297,124 @@ async fn killed_with_fifty_reservations_in_flight_everything_reconciles_after_re
         "seats held = confirmed reservations"
     );
 }
+
+/// The disk filling up for a moment while events are waiting to be handled: the writes that
+/// come meanwhile are refused (503, so clients try again), the events wait, and once there is
+/// room again every saga completes by itself, with nothing parked as a dead letter: a full disk
+/// is no event's fault.
+#[tokio::test]
+async fn a_disk_full_for_a_moment_parks_nothing_and_every_saga_completes() {
+    let disk = SmallDisk::mount(64);
+    let tanda = Proc::start(disk.path(), QUICK);
+    // A reader holding a snapshot of every database (as a backup would) keeps SQLite from
+    // starting its WALs over, so that the writes from here on need more room on the disk.
+    let snapshots = hold_snapshots(disk.path());
+    let api = tanda.api.clone();
+    api.flight("KE7000", 60).await;
+    let users: Vec<String> = (0..40).map(|i| format!("d{i}")).collect();
+    for (i, u) in users.iter().enumerate() {
+        api.deposit(u, if i % 2 == 0 { 100 } else { 60 }).await;
+    }
+    // Forty reservations waiting for payment when the disk fills up.
+    api.post_empty("/admin/consumers/payment/pause")
+        .await
+        .expect(200);
+    for u in &users {
+        api.reserve(u, "KE7000").await.expect(201);
+    }
+    let filler = disk.fill();
+    let refused = api
+        .post("/accounts/late/deposit", json!({"amount": 1}))
+        .await;
+    assert_eq!(
+        refused.status, 503,
+        "a write on a full disk: {}",
+        refused.body
+    );
+    api.post_empty("/admin/consumers/payment/resume")
+        .await
+        .expect(200);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    std::fs::remove_file(filler).unwrap();
+    drop(snapshots);
+
+    for u in &users {
+        api.eventually(
+            &format!("/reservations?userId={u}"),
+            "a reservation at its end",
+            |l| ["CONFIRMED", "PAYMENT_FAILED"].contains(&l[0]["status"].as_str().unwrap()),
+        )
+        .await;
+    }
+    let parked = api.get("/admin/dead-letters").await.expect(200);
+    assert_eq!(parked, json!([]), "a full disk is not the events' fault");
+}
+
+/// A read transaction open on every SQLite database in `dir`.
+fn hold_snapshots(dir: &std::path::Path) -> Vec<rusqlite::Connection> {
+    let mut held = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "db") {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch("BEGIN").unwrap();
+            let _: i64 = conn
+                .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+                .unwrap();
+            held.push(conn);
+        }
+    }
+    assert!(
+        held.len() > 5,
+        "every service's database is in the data dir"
+    );
+    held
+}
+
+/// A small disk of the test's own: a tmpfs (mounting one needs root, as `.ci/run` has).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={megabytes}m,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(mounted.success(), "mounting a tmpfs needs root");
+        Self { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Fills what is left of the disk with one file; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.dir.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}

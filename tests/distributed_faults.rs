@@ -241,12 +241,20 @@ async fn kill_and_restart(cluster: &mut tanda::cluster::Cluster, service: Servic
 /// exiting, and serves once the database does.
 #[tokio::test]
 async fn services_started_before_postgresql_accepts_wait_for_it_and_then_serve() {
-    let door = LateDoor::to(POSTGRES_ADDR, Duration::from_secs(4));
+    let door = Door::to(POSTGRES_ADDR, false);
+    let opening = tokio::spawn({
+        let door = door.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            door.open();
+        }
+    });
     let app = TestApp::spawn_cluster_on(&door.postgres_url(), NATS, |_| {}).await;
     assert!(
-        door.opened(),
+        door.is_open(),
         "the services became ready only after the database came up"
     );
+    opening.await.unwrap();
     let api = app.api.clone();
     api.flight("KL1", 2).await;
     api.deposit("late", 500).await;
@@ -258,55 +266,133 @@ async fn services_started_before_postgresql_accepts_wait_for_it_and_then_serve()
     app.shutdown().await;
 }
 
-const POSTGRES_ADDR: &str = "127.0.0.1:5432";
-
-/// A TCP door to a server that nothing answers on until `after` has passed (connections are
-/// refused), then forwards every connection to the server.
-struct LateDoor {
-    port: u16,
-    open: Arc<AtomicBool>,
-    task: JoinHandle<()>,
+/// Payment's database gone for six seconds under load (its connections ended, new ones refused,
+/// as when PostgreSQL restarts or fails over): requests wait it out, and every saga in flight
+/// completes by itself afterwards. Nothing is parked as a dead letter, since nothing was wrong
+/// with any event.
+#[tokio::test]
+async fn with_payments_database_gone_for_six_seconds_every_saga_completes_and_nothing_is_parked() {
+    let app = TestApp::spawn(Topology::Distributed).await;
+    let api = app.api.clone();
+    api.flight("PG100", 40).await;
+    let wallets = wallets("pg", 32, |i| if i % 2 == 0 { 250 } else { 60 });
+    fund(&api, &wallets).await;
+    let load = tokio::spawn({
+        let api = api.clone();
+        let users: Vec<String> = wallets.iter().map(|(u, _)| u.clone()).collect();
+        async move { reserve_paced(&api, "PG100", &users).await }
+    });
+    api.eventually(
+        &format!("/reservations?userId={}", wallets[0].0),
+        "the first reservation confirmed",
+        |r| r[0]["status"] == "CONFIRMED",
+    )
+    .await;
+    let payment = app.database_of(Service::Payment);
+    database_outage(&payment, Duration::from_secs(6)).await;
+    for answer in load.await.expect("the load runs to its end") {
+        answer.expect(201);
+    }
+    assert_reservations_reconcile(&api, "PG100", 40, &wallets).await;
+    let parked = api.get("/admin/dead-letters").await.expect(200);
+    assert_eq!(parked, json!([]), "an outage is not the events' fault");
+    app.shutdown().await;
 }
 
-impl LateDoor {
-    fn to(target: &'static str, after: Duration) -> Self {
+/// Takes `database` away for `outage`: every connection to it ended, new ones refused.
+async fn database_outage(database: &str, outage: Duration) {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres"))
+        .await
+        .expect("the test reaches PostgreSQL");
+    let allow = |on: bool| format!("ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS {on}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(allow(false)))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(database)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    tokio::time::sleep(outage).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(allow(true)))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+const POSTGRES_ADDR: &str = "127.0.0.1:5432";
+
+/// A TCP door in front of a server, which the test opens and cuts: while it is cut nothing
+/// listens on its port (connections are refused) and every connection made through it is broken.
+#[derive(Clone)]
+struct Door {
+    port: u16,
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Door {
+    fn to(target: &'static str, open: bool) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let open = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn({
-            let open = open.clone();
-            async move {
-                tokio::time::sleep(after).await;
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                    .await
-                    .expect("the door's port is still free");
-                open.store(true, Ordering::SeqCst);
-                while let Ok((mut inbound, _)) = listener.accept().await {
-                    tokio::spawn(async move {
-                        if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
-                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut server).await;
-                        }
-                    });
-                }
-            }
-        });
-        Self { port, open, task }
+        let (open, state) = tokio::sync::watch::channel(open);
+        tokio::spawn(Self::keep(port, target, state));
+        Self {
+            port,
+            open: Arc::new(open),
+        }
+    }
+
+    fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    fn is_open(&self) -> bool {
+        *self.open.borrow()
     }
 
     fn postgres_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}", self.port)
     }
 
-    fn opened(&self) -> bool {
-        self.open.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for LateDoor {
-    fn drop(&mut self) {
-        self.task.abort();
+    /// Listens while open and forwards each connection to `target`; when cut, stops listening
+    /// and breaks every connection. Ends when the door is dropped.
+    async fn keep(port: u16, target: &'static str, mut state: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            while !*state.borrow_and_update() {
+                if state.changed().await.is_err() {
+                    return;
+                }
+            }
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .expect("the door's port is still free");
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((mut inbound, _)) = accepted else { continue };
+                        connections.spawn(async move {
+                            if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut server).await;
+                            }
+                        });
+                    }
+                    changed = state.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        if !*state.borrow_and_update() {
+                            break;
+                        }
+                    }
+                }
+            }
+            connections.abort_all();
+        }
     }
 }
 

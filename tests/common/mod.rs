@@ -147,6 +147,14 @@ impl TestApp {
         }
     }
 
+    /// The PostgreSQL database of one service of a distributed app.
+    pub fn database_of(&self, service: tanda::config::Service) -> String {
+        match &self.running {
+            Some(Running::Cluster(_, dist)) => dist.database(service),
+            _ => panic!("only a distributed TestApp has PostgreSQL databases"),
+        }
+    }
+
     /// The processes of a distributed app, for fault tests (kill, restart, add instances).
     pub fn cluster(&mut self) -> &mut Cluster {
         match &mut self.running {

@@ -4,7 +4,8 @@
 //! outboxes it subscribes to with its own cursor, and stores that cursor, the inbox record and the
 //! effect in one transaction. A slow, failing or paused consumer therefore never holds anyone else
 //! back, and a crash anywhere loses nothing: the consumer resumes from its last committed cursor.
-//! A handler that keeps failing parks its event in `dead_letters` and the stream moves on.
+//! A handler that keeps refusing an event parks it in `dead_letters` and the stream moves on;
+//! while the infrastructure is down (`retry`), the consumer waits instead, however long it takes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,13 +16,14 @@ use async_trait::async_trait;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, error, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::clock::rfc3339;
 use crate::db::{Db, DbError, Uow};
 use crate::event::Envelope;
 use crate::id::new_id;
 use crate::lifecycle::Lifecycle;
+use crate::retry;
 use crate::sql::{AssertSqlSafe, Row, query, query_scalar};
 
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
@@ -29,8 +31,10 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 /// A reaction to other services' events, applied inside the consumer's unit of work.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
-    /// Apply `event`'s effect through `uow`. An error rolls the whole unit back; the event is
-    /// retried and, after [`MAX_ATTEMPTS`], parked as a dead letter.
+    /// Apply `event`'s effect through `uow`. An error rolls the whole unit back and the event is
+    /// retried: for as long as it takes when the error is the infrastructure's
+    /// ([`retry::is_transient`]), else up to [`MAX_ATTEMPTS`], after which it is parked as a
+    /// dead letter.
     async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError>;
 
     /// True when several events may be applied in one unit of work, one after another: the
@@ -42,7 +46,8 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
-/// Attempts before an event is parked.
+/// Attempts that fail by the handler's own refusal before an event is parked (transient
+/// failures do not count).
 pub const MAX_ATTEMPTS: u32 = 5;
 /// Optimistic-concurrency races an event may lose (another instance changed the same row first)
 /// before they count as failures.
@@ -267,12 +272,13 @@ impl Consumers {
             "SELECT seq, envelope FROM outbox WHERE seq > $1 AND type IN ({}) ORDER BY seq LIMIT {BATCH}",
             placeholders.join(", ")
         );
+        let mut waits = retry::backoff();
         let mut cursor = loop {
             match load_cursor(&c.db, c.name, source.name()).await {
                 Ok(position) => break position,
                 Err(e) => {
                     warn!(error = %e, "cannot read cursor; retrying");
-                    if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                    if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
                         return;
                     }
                 }
@@ -311,10 +317,13 @@ impl Consumers {
                 Ok::<_, DbError>((rows, complete.then_some(head)))
             };
             let (batch, head) = match read.await {
-                Ok(read) => read,
+                Ok(read) => {
+                    waits = retry::backoff();
+                    read
+                }
                 Err(e) => {
                     warn!(error = %e, "cannot read the outbox; retrying");
-                    if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                    if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
                         return;
                     }
                     continue;
@@ -394,6 +403,9 @@ impl Consumers {
         let mut attempt = 0;
         let mut races = 0;
         let mut last_error;
+        // While the infrastructure is down: how long to wait before each next try, and since when.
+        let mut waits = retry::backoff();
+        let mut waiting_since: Option<tokio::time::Instant> = None;
         loop {
             let outcome = match &envelope {
                 Ok(event) => {
@@ -406,12 +418,30 @@ impl Consumers {
                 Ok(()) => {
                     metrics::counter!("tanda_events_handled_total", "consumer" => c.name)
                         .increment(1);
+                    if let Some(since) = waiting_since {
+                        info!(consumer = c.name, waited = ?since.elapsed(), "the infrastructure is back; delivering again");
+                    }
                     return true;
                 }
                 Err(e) if lost_race(e.as_ref()) && races < MAX_RACES => {
                     // Not the event's fault: run it again on the new state.
                     races += 1;
                     tokio::time::sleep(Duration::from_millis(u64::from(races.min(20)))).await;
+                    continue;
+                }
+                Err(e) if retry::is_transient(e.as_ref()) => {
+                    // Not the event's fault either: wait for as long as the outage lasts, and
+                    // the whole consumer waits with it (it delivers one event at a time).
+                    metrics::counter!("tanda_consumer_transient_failures_total", "consumer" => c.name)
+                        .increment(1);
+                    if waiting_since.is_none() {
+                        waiting_since = Some(tokio::time::Instant::now());
+                        warn!(consumer = c.name, error = %e, "the infrastructure is unavailable; waiting for it");
+                    }
+                    let pause = waits.next().unwrap_or(retry::CAP);
+                    if sleep_or_cancel(pause, cancel).await {
+                        return false;
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -438,7 +468,7 @@ impl Consumers {
                 }
                 Err(e) => {
                     warn!(error = %e, "cannot park the event; retrying");
-                    if sleep_or_cancel(Duration::from_secs(1), cancel).await {
+                    if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), cancel).await {
                         return false;
                     }
                 }

@@ -185,8 +185,16 @@ impl DbError {
             DbError::Sql(e) => sql_is_transient(e),
             DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
                 e.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::ReadOnly
             ),
+            // A group commit failed for every unit in it (a full disk, an I/O error): no unit's
+            // own doing.
+            DbError::Commit(_) | DbError::Closed(_) => true,
             _ => false,
         }
     }
@@ -205,18 +213,24 @@ impl DbError {
     }
 }
 
-/// PostgreSQL's SQLSTATE classes for an unavailable server: 08 connection exception, 53
-/// insufficient resources (e.g. too many connections), 57P operator intervention (shutting down,
-/// starting up); and 40001/40P01, a transaction to run again.
+/// PostgreSQL's SQLSTATEs for a server that is unavailable for now: class 08 connection
+/// exception, 53 insufficient resources (too many connections, disk full), 55 object not in
+/// prerequisite state (a database not accepting connections, a lock not available), 57P
+/// operator intervention (shutting down, starting up) and 57014 a statement timed out, 25006 a
+/// read-only server (a replica until failover completes), and 40001/40P01 a transaction to run
+/// again. Tanda's own statements cause none of them.
 fn sql_is_transient(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(e) => e.code().is_some_and(|code| {
-            code.starts_with("08")
-                || code.starts_with("53")
-                || code.starts_with("57P")
-                || code == "40001"
-                || code == "40P01"
+            ["08", "53", "55", "57P"]
+                .iter()
+                .any(|class| code.starts_with(class))
+                || ["57014", "25006", "40001", "40P01"].contains(&code.as_ref())
         }),
         _ => false,
     }

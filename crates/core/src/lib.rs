@@ -24,6 +24,7 @@ pub mod nats;
 pub mod openapi;
 pub mod problem;
 pub mod rate;
+pub mod retry;
 pub mod service;
 pub mod sql;
 pub mod timers;

@@ -21,6 +21,7 @@ use crate::consumer::Consumers;
 use crate::db::{Db, DbError, stable_hash};
 use crate::event::Envelope;
 use crate::lifecycle::Lifecycle;
+use crate::retry;
 use crate::sql::{AssertSqlSafe, query};
 
 /// Partitions per stream: the parallelism of one consuming service per source.
@@ -33,6 +34,8 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 const RELAY_BATCH: i64 = 256;
 /// Another instance may write the outbox: look at least this often.
 const RELAY_POLL: Duration = Duration::from_millis(100);
+/// How often an instance that does not relay asks whether the relaying one is gone.
+const LEAD_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -126,10 +129,11 @@ pub fn start_relay(db: Db, bus: NatsBus, lifecycle: &Lifecycle) {
 async fn relay(db: Db, bus: NatsBus, cancel: CancellationToken) {
     let service = db.name().to_owned();
     let mut changes = db.outbox_changes();
+    let mut waits = retry::backoff();
     loop {
         if let Err(e) = bus.ensure_stream(&service).await {
             warn!(error = %e, "cannot reach the stream; retrying");
-            if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+            if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
                 return;
             }
             continue;
@@ -138,14 +142,14 @@ async fn relay(db: Db, bus: NatsBus, cancel: CancellationToken) {
             Ok(Some(l)) => l,
             Ok(None) => {
                 // Another instance relays; take over if it goes away.
-                if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                if sleep_or_cancel(LEAD_POLL, &cancel).await {
                     return;
                 }
                 continue;
             }
             Err(e) => {
                 warn!(error = %e, "cannot take the relay lead; retrying");
-                if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
                     return;
                 }
                 continue;
@@ -154,11 +158,14 @@ async fn relay(db: Db, bus: NatsBus, cancel: CancellationToken) {
         loop {
             changes.borrow_and_update();
             match publish_pending(&db, &bus, &service).await {
-                Ok(n) if n as i64 == RELAY_BATCH => continue,
-                Ok(_) => {}
+                Ok(n) if n as i64 == RELAY_BATCH => {
+                    waits = retry::backoff();
+                    continue;
+                }
+                Ok(_) => waits = retry::backoff(),
                 Err(e) => {
                     warn!(error = %e, "relay failed; the outbox keeps the events until it succeeds");
-                    if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                    if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
                         break;
                     }
                     continue;
@@ -272,6 +279,7 @@ async fn consume(
     let entry = &consumers.entries()[index];
     let c = &entry.consumer;
     let durable = format!("{}-{}-p{partition}", c.name, source.service);
+    let mut waits = retry::backoff();
     let pull = loop {
         let created = async {
             let stream = bus.ensure_stream(source.service).await?;
@@ -294,7 +302,7 @@ async fn consume(
             Ok(consumer) => break consumer,
             Err(e) => {
                 warn!(error = %e, "cannot create the durable consumer; retrying");
-                if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
                     return;
                 }
             }
@@ -320,10 +328,13 @@ async fn consume(
             _ = cancel.cancelled() => return,
         };
         let mut batch = match batch {
-            Ok(b) => b,
+            Ok(b) => {
+                waits = retry::backoff();
+                b
+            }
             Err(e) => {
                 warn!(error = %e, "fetch failed; retrying");
-                if sleep_or_cancel(Duration::from_secs(1), &cancel).await {
+                if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
                     return;
                 }
                 continue;

@@ -12,8 +12,6 @@ use tanda_core::breaker::{BreakerState, CircuitBreaker};
 use crate::error::Error;
 use crate::{PayCallError, PayTransport, PaymentPolicy};
 
-/// The first retry waits this long; each further one twice as long as the one before.
-const BACKOFF: Duration = Duration::from_millis(100);
 /// Clients are told to come back after this long when the breaker is not open.
 const RETRY_SOON: Duration = Duration::from_secs(1);
 
@@ -48,6 +46,9 @@ impl Payments {
     /// the fare a trip records is always the one dispatch computed.
     pub async fn pay(&self, request: &PayRequest) -> Result<Pay, Error> {
         let mut attempt = 0;
+        // The pauses between tries: the same policy as every other retry (`core::retry`), cut
+        // short by `policy.retries`, since a driver is waiting for the answer.
+        let mut waits = tanda_core::retry::backoff();
         loop {
             if let Err(rejected) = self.breaker.acquire() {
                 self.report();
@@ -83,7 +84,8 @@ impl Payments {
                     retry_after,
                 });
             }
-            tokio::time::sleep(BACKOFF * 2u32.saturating_pow(attempt)).await;
+            let pause = waits.next().unwrap_or(tanda_core::retry::CAP);
+            tokio::time::sleep(pause).await;
             attempt += 1;
         }
     }

@@ -17,8 +17,6 @@ use crate::store::{self, Notification};
 
 /// Fallback look at the table when no commit signal arrives (another process may insert).
 const POLL: Duration = Duration::from_secs(1);
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH: i64 = 100;
 
@@ -48,7 +46,8 @@ impl Webhook {
     /// Delivers until `cancel`: the rest is picked up on the next start.
     pub async fn run(self, mut wake: watch::Receiver<u64>, cancel: CancellationToken) {
         info!("delivering notifications to the webhook");
-        let mut backoff = FIRST_BACKOFF;
+        // An unreachable receiver is the infrastructure's failure: waited out (`core::retry`).
+        let mut waits = tanda_core::retry::backoff();
         loop {
             wake.borrow_and_update();
             let batch = match store::undelivered(&self.db, BATCH).await {
@@ -75,16 +74,16 @@ impl Webhook {
                     };
                     match outcome {
                         Ok(()) => {
-                            backoff = FIRST_BACKOFF;
+                            waits = tanda_core::retry::backoff();
                             break;
                         }
                         Err(e) => {
-                            warn!(error = %e, id = %n.notification_id, retry_in = ?backoff, "webhook delivery failed");
+                            let pause = waits.next().unwrap_or(tanda_core::retry::CAP);
+                            warn!(error = %e, id = %n.notification_id, retry_in = ?pause, "webhook delivery failed");
                             tokio::select! {
-                                _ = tokio::time::sleep(backoff) => {}
+                                _ = tokio::time::sleep(pause) => {}
                                 _ = cancel.cancelled() => return,
                             }
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
                         }
                     }
                 }
