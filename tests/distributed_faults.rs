@@ -110,6 +110,53 @@ async fn second_instances_of_dispatch_and_payment_each_do_the_work_and_nothing_h
     app.shutdown().await;
 }
 
+/// Relay leadership is fenced: when PostgreSQL ends the sessions of payment's instances (and
+/// with them the relaying one's advisory lock), the old leader stops relaying within a batch and
+/// from then on one instance relays, the one holding the lock.
+#[tokio::test]
+async fn after_postgresql_ends_the_relays_session_one_instance_relays() {
+    let mut app = TestApp::spawn(Topology::Distributed).await;
+    let api = app.api.clone();
+    let cluster = app.cluster();
+    let payments = [
+        cluster.addrs["payment"],
+        cluster
+            .add_instance(Service::Payment)
+            .await
+            .expect("a second payment starts"),
+    ];
+    api.flight("RL100", 60).await;
+    let wallets = wallets("rl", 40, |_| 250);
+    fund(&api, &wallets).await;
+    let database = app.database_of(Service::Payment);
+    end_sessions(&database).await;
+    // Long enough for an instance to take the lead again (they ask every second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let relayed = |addr| {
+        counter(
+            &api,
+            addr,
+            "tanda_outbox_relayed_total{service=\"payment\"}",
+        )
+    };
+    let before = [relayed(payments[0]).await, relayed(payments[1]).await];
+    // Both instances handle these (the broker shares the work) and write their events.
+    let users: Vec<String> = wallets.iter().map(|(u, _)| u.clone()).collect();
+    for answer in reserve_paced(&api, "RL100", &users).await {
+        answer.expect(201);
+    }
+    assert_reservations_reconcile(&api, "RL100", 60, &wallets).await;
+    let after = [relayed(payments[0]).await, relayed(payments[1]).await];
+    let relaying = (0..2).filter(|&i| after[i] > before[i]).count();
+    assert_eq!(
+        relaying, 1,
+        "relayed by each instance before {before:?} and after {after:?}"
+    );
+    assert_eq!(advisory_locks(&database).await, 1, "one lock, held");
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_taxi_service_killed_under_load_loses_nothing_and_charges_once() {
     // The breaker in front of pay may open while pay is down; let it close soon after.
@@ -299,12 +346,42 @@ async fn with_payments_database_gone_for_six_seconds_every_saga_completes_and_no
     app.shutdown().await;
 }
 
+/// Ends every session on `database`, as a failover or an administrator would.
+async fn end_sessions(database: &str) {
+    let mut admin = admin().await;
+    let ended =
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(database)
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    assert!(ended.rows_affected() > 0, "there were sessions to end");
+}
+
+/// How many advisory locks are held on `database`.
+async fn advisory_locks(database: &str) -> i64 {
+    let mut admin = admin().await;
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = $1",
+    )
+    .bind(database)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap()
+}
+
+/// A connection to the PostgreSQL server the cluster uses, as its administrator.
+async fn admin() -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres"))
+        .await
+        .expect("the test reaches PostgreSQL")
+}
+
 /// Takes `database` away for `outage`: every connection to it ended, new ones refused.
 async fn database_outage(database: &str, outage: Duration) {
-    use sqlx::Connection;
-    let mut admin = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres"))
-        .await
-        .expect("the test reaches PostgreSQL");
+    let mut admin = admin().await;
     let allow = |on: bool| format!("ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS {on}");
     sqlx::raw_sql(sqlx::AssertSqlSafe(allow(false)))
         .execute(&mut admin)
@@ -488,6 +565,12 @@ async fn switch(api: &Api, addrs: &[SocketAddr], consumer: &str, to: &str) {
 }
 
 async fn events_handled(api: &Api, addr: SocketAddr, consumer: &str) -> f64 {
+    let series = format!("tanda_events_handled_total{{consumer=\"{consumer}\"}}");
+    counter(api, addr, &series).await
+}
+
+/// The value of one series in the instance's `/metrics` (0 if it has none yet).
+async fn counter(api: &Api, addr: SocketAddr, series: &str) -> f64 {
     let text = api
         .http
         .get(format!("http://{addr}/metrics"))
@@ -498,7 +581,7 @@ async fn events_handled(api: &Api, addr: SocketAddr, consumer: &str) -> f64 {
         .text()
         .await
         .unwrap();
-    let series = format!("tanda_events_handled_total{{consumer=\"{consumer}\"}} ");
+    let series = format!("{series} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&series))
         .map_or(0.0, |n| n.trim().parse().unwrap())

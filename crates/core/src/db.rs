@@ -629,7 +629,7 @@ impl Db {
     /// has one process, which always leads.
     pub async fn try_lead(&self, job: &str) -> Result<Option<Leadership>, DbError> {
         let Some(pool) = &self.inner.pool else {
-            return Ok(Some(Leadership { _conn: None }));
+            return Ok(Some(Leadership { conn: None }));
         };
         let mut conn = pool.acquire().await?;
         let key = stable_hash(&format!("{}/{job}", self.name())) as i64;
@@ -638,7 +638,7 @@ impl Db {
             .fetch_one(&mut *conn)
             .await?;
         Ok(won.then(|| Leadership {
-            _conn: Some(conn.detach()),
+            conn: Some(conn.detach()),
         }))
     }
 
@@ -759,7 +759,26 @@ fn sqlite_open(path: &Path, synchronous: &str) -> Result<rusqlite::Connection, D
 /// Held while this instance leads a singleton job; dropping it closes the lock's connection,
 /// which releases the lock.
 pub struct Leadership {
-    _conn: Option<PgConnection>,
+    conn: Option<PgConnection>,
+}
+
+impl Leadership {
+    /// Whether this instance still leads: the lock lives exactly as long as its session, and
+    /// PostgreSQL may end that session at any time (a failover, `pg_terminate_backend`, a network
+    /// cut) without this process noticing until it asks. A job checks before each piece of work,
+    /// so that an instance that lost the lead stops within one.
+    pub async fn held(&mut self) -> bool {
+        let Some(conn) = &mut self.conn else {
+            return true;
+        };
+        let held = sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks
+             WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid())",
+        )
+        .fetch_one(conn)
+        .await;
+        held.unwrap_or(false)
+    }
 }
 
 /// FNV-1a: a hash that never changes between builds (unlike `std`'s), for keys other processes

@@ -130,7 +130,7 @@ async fn relay(db: Db, bus: NatsBus, cancel: CancellationToken) {
     let service = db.name().to_owned();
     let mut changes = db.outbox_changes();
     let mut waits = retry::backoff();
-    loop {
+    'lead: loop {
         if let Err(e) = bus.ensure_stream(&service).await {
             warn!(error = %e, "cannot reach the stream; retrying");
             if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
@@ -138,7 +138,7 @@ async fn relay(db: Db, bus: NatsBus, cancel: CancellationToken) {
             }
             continue;
         }
-        let leadership = match db.try_lead("outbox-relay").await {
+        let mut leadership = match db.try_lead("outbox-relay").await {
             Ok(Some(l)) => l,
             Ok(None) => {
                 // Another instance relays; take over if it goes away.
@@ -157,6 +157,12 @@ async fn relay(db: Db, bus: NatsBus, cancel: CancellationToken) {
         };
         loop {
             changes.borrow_and_update();
+            // Fenced: an instance whose lock went with its session stops here, within a batch,
+            // and asks for the lead again like any other.
+            if !leadership.held().await {
+                warn!("lost the relay lead (the database ended its session)");
+                continue 'lead;
+            }
             match publish_pending(&db, &bus, &service).await {
                 Ok(n) if n as i64 == RELAY_BATCH => {
                     waits = retry::backoff();
