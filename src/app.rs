@@ -182,7 +182,8 @@ impl App {
             lifecycle: lifecycle.clone(),
             databases,
             consumers,
-            checks: Vec::new(),
+            required: Vec::new(),
+            reported: Vec::new(),
             breakers,
             relayed: false,
         };

@@ -12,7 +12,7 @@ use tanda_core::auth::{HttpJwks, JwksSource};
 use tanda_core::consumer::Consumers;
 use tanda_core::credential;
 use tanda_core::db::Migration;
-use tanda_core::host::{Ops, ServiceBreaker, ops_router};
+use tanda_core::host::{Ops, Probe, ServiceBreaker, ops_router};
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::nats::{self, NatsBus, NatsSource};
 use tanda_core::service::ServiceParts;
@@ -89,7 +89,8 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             lifecycle: lifecycle.clone(),
             databases: Vec::new(),
             consumers: Consumers::default(),
-            checks: Vec::new(),
+            required: upstream_probes(&dist)?,
+            reported: Vec::new(),
             breakers: Vec::new(),
             relayed: false,
         };
@@ -131,7 +132,8 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             lifecycle: lifecycle.clone(),
             databases: vec![db],
             consumers,
-            checks: vec![("nats", Arc::new(move || nats_up.is_connected()))],
+            required: Vec::new(),
+            reported: vec![("nats", Arc::new(move || nats_up.is_connected()))],
             breakers,
             relayed: true,
         };
@@ -198,6 +200,33 @@ fn migrations(service: Service) -> &'static [Migration] {
         Service::Gateway => &[],
     }
 }
+
+/// The gateway's readiness: each service it routes to answers its `/readyz` (behind a
+/// Kubernetes Service, some ready instance of it does).
+fn upstream_probes(dist: &Distributed) -> anyhow::Result<Vec<(&'static str, Probe)>> {
+    let client = reqwest::Client::builder()
+        .timeout(UPSTREAM_PROBE_TIMEOUT)
+        .build()
+        .context("an HTTP client for readiness")?;
+    let mut probes: Vec<(&'static str, Probe)> = Vec::new();
+    for service in Service::ALL.iter().filter(|s| **s != Service::Gateway) {
+        let url = Url::parse(&dist.url(*service))
+            .and_then(|u| u.join("/readyz"))
+            .with_context(|| format!("the URL of {}", service.name()))?;
+        let client = client.clone();
+        probes.push((
+            service.name(),
+            Arc::new(move || {
+                let request = client.get(url.clone()).send();
+                Box::pin(async move { request.await.is_ok_and(|r| r.status().is_success()) })
+            }),
+        ));
+    }
+    Ok(probes)
+}
+
+/// How long the gateway's readiness waits for a service's.
+const UPSTREAM_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Identity's public keys, fetched from its JWKS, for a process that is not identity.
 fn identity_keys(dist: &Distributed) -> anyhow::Result<Arc<dyn JwksSource>> {

@@ -331,12 +331,21 @@ async fn a_disk_full_for_a_moment_parks_nothing_and_every_saga_completes() {
         "a write on a full disk: {}",
         refused.body
     );
+    assert_eq!(
+        api.get("/readyz").await.status,
+        503,
+        "not ready on a full disk"
+    );
     api.post_empty("/admin/consumers/payment/resume")
         .await
         .expect(200);
     tokio::time::sleep(Duration::from_secs(6)).await;
     std::fs::remove_file(filler).unwrap();
     drop(snapshots);
+    api.eventually("/readyz", "ready with room on the disk again", |r| {
+        r["ready"] == true
+    })
+    .await;
 
     for u in &users {
         api.eventually(

@@ -245,7 +245,30 @@ async fn with_nats_down_for_ten_seconds_requests_are_still_taken_and_all_complet
     ));
     tokio::time::sleep(Duration::from_secs(1)).await;
     nats.kill();
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // The outboxes absorb the broker's outage, so no instance stops being ready for it.
+    let instances: Vec<SocketAddr> = app.cluster_addrs().values().copied().collect();
+    let outage = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < outage {
+        for addr in &instances {
+            assert!(
+                is_ready(*addr).await,
+                "{addr} is ready with the broker gone"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // It says so, though.
+    let payment = app.cluster_addrs()["payment"];
+    let readiness: Value = reqwest::get(format!("http://{payment}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        readiness["dependencies"]["nats"], "unreachable",
+        "{readiness}"
+    );
     stop.store(true, Ordering::Relaxed);
     let (rides, reservations) = load.await.expect("the load runs to its end");
     nats.resume().await;
@@ -274,13 +297,40 @@ async fn with_nats_down_for_ten_seconds_requests_are_still_taken_and_all_complet
 // ---- faults --------------------------------------------------------------------------------
 
 /// SIGKILL, half a second down, then started again (and ready).
+/// The gateway is not ready while a service it routes to has no ready instance.
 async fn kill_and_restart(cluster: &mut tanda::cluster::Cluster, service: Service) {
     cluster.kill9(service).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let gateway = cluster.gateway;
+    ready_becomes(
+        gateway,
+        false,
+        &format!("the gateway with {} gone", service.name()),
+    )
+    .await;
     cluster
         .restart(service)
         .await
         .unwrap_or_else(|e| panic!("{} restarts: {e:#}", service.name()));
+    ready_becomes(gateway, true, "the gateway with every service back").await;
+}
+
+/// Waits (up to ten seconds) until the instance at `addr` answers `/readyz` as `ready`.
+async fn ready_becomes(addr: SocketAddr, ready: bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if is_ready(addr).await == ready {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: ready should be {ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the instance at `addr` answers `/readyz` 200 (anything else, or nothing, is not).
+async fn is_ready(addr: SocketAddr) -> bool {
+    reqwest::get(format!("http://{addr}/readyz"))
+        .await
+        .is_ok_and(|r| r.status() == StatusCode::OK)
 }
 
 /// An orchestrator starts every process at once, so a service may come up before PostgreSQL
@@ -336,7 +386,20 @@ async fn with_payments_database_gone_for_six_seconds_every_saga_completes_and_no
     )
     .await;
     let payment = app.database_of(Service::Payment);
-    database_outage(&payment, Duration::from_secs(6)).await;
+    allow_connections(&payment, false).await;
+    // Readiness follows each instance's own storage, and nothing else's.
+    let (payment_at, reservation_at) = (
+        app.cluster_addrs()["payment"],
+        app.cluster_addrs()["reservation"],
+    );
+    ready_becomes(payment_at, false, "payment without its database").await;
+    assert!(
+        is_ready(reservation_at).await,
+        "reservation has its database"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    allow_connections(&payment, true).await;
+    ready_becomes(payment_at, true, "payment with its database back").await;
     for answer in load.await.expect("the load runs to its end") {
         answer.expect(201);
     }
@@ -379,24 +442,18 @@ async fn admin() -> sqlx::PgConnection {
         .expect("the test reaches PostgreSQL")
 }
 
-/// Takes `database` away for `outage`: every connection to it ended, new ones refused.
-async fn database_outage(database: &str, outage: Duration) {
+/// Takes `database` away (`false`: every session on it ended, new ones refused), or gives it
+/// back.
+async fn allow_connections(database: &str, allow: bool) {
     let mut admin = admin().await;
-    let allow = |on: bool| format!("ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS {on}");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(allow(false)))
+    let alter = format!("ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS {allow}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(alter))
         .execute(&mut admin)
         .await
         .unwrap();
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-        .bind(database)
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    tokio::time::sleep(outage).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(allow(true)))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    if !allow {
+        end_sessions(database).await;
+    }
 }
 
 const POSTGRES_ADDR: &str = "127.0.0.1:5432";

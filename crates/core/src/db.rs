@@ -609,6 +609,21 @@ impl Db {
     }
 
     /// Liveness of the database for `/readyz`.
+    /// Takes one tiny write, committed (a row of its own, overwritten each time): whether this
+    /// database can take writes now. A full disk, a read-only server (a replica before failover
+    /// completes) or a lost connection all say no, where a read would still say yes.
+    pub async fn writable(&self) -> Result<(), DbError> {
+        let mut uow = self.begin().await?;
+        query(
+            "INSERT INTO readiness_probe (id, checked_at) VALUES (1, $1)
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(uow.now())
+        .execute(uow.conn())
+        .await?;
+        uow.commit().await
+    }
+
     pub async fn ping(&self) -> Result<(), DbError> {
         query("SELECT 1").execute(self.reader()).await?;
         Ok(())
@@ -1161,6 +1176,9 @@ macro_rules! core_tables {
         )
     };
 }
+/// The row `Db::writable` overwrites.
+const READINESS_PROBE: &str =
+    "CREATE TABLE IF NOT EXISTS readiness_probe (id INTEGER PRIMARY KEY, checked_at BIGINT NOT NULL)";
 /// The core's own migrations count down from 0; a service's count up from 1.
 const CORE_SQLITE: &[Migration] = &[
     Migration {
@@ -1173,6 +1191,11 @@ const CORE_SQLITE: &[Migration] = &[
         version: -1,
         name: "core: outbox rows not yet relayed",
         sql: "",
+    },
+    Migration {
+        version: -2,
+        name: "core: readiness probe",
+        sql: READINESS_PROBE,
     },
 ];
 const CORE_POSTGRES: &[Migration] = &[
@@ -1187,5 +1210,10 @@ const CORE_POSTGRES: &[Migration] = &[
         version: -1,
         name: "core: outbox rows not yet relayed",
         sql: "CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL",
+    },
+    Migration {
+        version: -2,
+        name: "core: readiness probe",
+        sql: READINESS_PROBE,
     },
 ];

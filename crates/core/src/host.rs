@@ -10,6 +10,7 @@ use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -56,8 +57,12 @@ pub struct Ops {
     pub lifecycle: Lifecycle,
     pub databases: Vec<Db>,
     pub consumers: Consumers,
-    /// Other dependencies readiness requires, by name (e.g. the NATS connection).
-    pub checks: Vec<(&'static str, ReadyCheck)>,
+    /// What else readiness requires, by name: for the gateway, each service it routes to.
+    pub required: Vec<(&'static str, Probe)>,
+    /// Dependencies that `/readyz`, `/admin/services` and the `tanda_dependency_up` gauge report
+    /// but readiness does not require: the broker, whose outages the outbox absorbs. Were it
+    /// required, a broker blip would take every instance out of every Service at once.
+    pub reported: Vec<(&'static str, ReadyCheck)>,
     /// The circuit breakers of the services in this process.
     pub breakers: Vec<ServiceBreaker>,
     /// True when a relay publishes the outboxes to a broker (distributed mode); `/admin/services`
@@ -84,8 +89,10 @@ impl ServiceBreaker {
     }
 }
 
-/// A readiness probe of one dependency: true when it is usable.
+/// The state of one dependency, known without asking it: true when it is usable.
 pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+/// A question to one dependency (e.g. another service's `/readyz`): true when it is usable.
+pub type Probe = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
 
 /// `/healthz`, `/readyz`, `/metrics` (public: for probes and a scraper on the internal network)
 /// and the admin endpoints for dead letters and consumers (the operator's).
@@ -119,10 +126,11 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: every database this process uses answers, and every other dependency checked.
+/// Readiness: this instance can serve — not draining, each of its databases takes a write, and
+/// whatever else it requires answers. The reported dependencies are listed, but do not count.
 #[utoipa::path(get, path = "/readyz", security(()), responses(
     (status = OK, description = "Ready", body = Object,
-        example = json!({"ready": true, "dependencies": {"book": "ok"}})),
+        example = json!({"ready": true, "dependencies": {"book": "ok", "nats": "unreachable"}})),
     (status = SERVICE_UNAVAILABLE, description = "Not ready (or shutting down)", body = Object),
 ))]
 async fn readyz(State(ops): State<Ops>) -> Response {
@@ -132,21 +140,22 @@ async fn readyz(State(ops): State<Ops>) -> Response {
     }
     let mut checks = serde_json::Map::new();
     let mut ready = true;
+    let mut record = |name: &str, ok: bool| {
+        let state = if ok { "ok" } else { "unreachable" };
+        checks.insert(name.to_owned(), json!(state));
+    };
     for db in &ops.databases {
-        let ok = reachable(db).await;
+        let ok = writable(db).await;
         ready &= ok;
-        checks.insert(
-            db.name().to_owned(),
-            json!(if ok { "ok" } else { "unreachable" }),
-        );
+        record(db.name(), ok);
     }
-    for (name, check) in &ops.checks {
-        let ok = check();
+    let answers = futures::future::join_all(ops.required.iter().map(|(_, probe)| probe())).await;
+    for ((name, _), ok) in ops.required.iter().zip(answers) {
         ready &= ok;
-        checks.insert(
-            (*name).to_owned(),
-            json!(if ok { "ok" } else { "unreachable" }),
-        );
+        record(name, ok);
+    }
+    for (name, ok) in report(&ops) {
+        record(name, ok);
     }
     let status = if ready {
         StatusCode::OK
@@ -160,8 +169,22 @@ async fn readyz(State(ops): State<Ops>) -> Response {
         .into_response()
 }
 
-async fn reachable(db: &Db) -> bool {
-    tokio::time::timeout(Duration::from_secs(2), db.ping())
+/// The reported dependencies' states, also set as `tanda_dependency_up{dependency}`.
+fn report(ops: &Ops) -> Vec<(&'static str, bool)> {
+    ops.reported
+        .iter()
+        .map(|(name, check)| {
+            let ok = check();
+            metrics::gauge!("tanda_dependency_up", "dependency" => *name).set(f64::from(u8::from(ok)));
+            (*name, ok)
+        })
+        .collect()
+}
+
+/// The database takes a write within two seconds (a full disk, a read-only or unreachable
+/// server: no).
+async fn writable(db: &Db) -> bool {
+    tokio::time::timeout(Duration::from_secs(2), db.writable())
         .await
         .is_ok_and(|r| r.is_ok())
 }
@@ -175,10 +198,14 @@ async fn list_services(
     State(ops): State<Ops>,
 ) -> Result<Json<Vec<serde_json::Value>>, Problem> {
     caller.require_operator()?;
-    let others_ok = !ops.lifecycle.is_stopping() && ops.checks.iter().all(|(_, check)| check());
+    let draining = ops.lifecycle.is_stopping();
+    let dependencies: serde_json::Map<String, serde_json::Value> = report(&ops)
+        .into_iter()
+        .map(|(name, ok)| (name.to_owned(), json!(if ok { "ok" } else { "unreachable" })))
+        .collect();
     let mut services = Vec::with_capacity(ops.databases.len());
     for db in &ops.databases {
-        let ready = others_ok && reachable(db).await;
+        let ready = !draining && writable(db).await;
         let unpublished = match (ops.relayed, ready) {
             (true, true) => Some(
                 query_scalar::<i64>("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
@@ -194,7 +221,8 @@ async fn list_services(
             .filter(|b| b.service == db.name())
             .map(|b| json!({"name": b.name, "state": b.breaker.state().as_str()}))
             .collect();
-        let mut service = json!({"service": db.name(), "ready": ready, "breakers": breakers});
+        let mut service = json!({"service": db.name(), "ready": ready, "breakers": breakers,
+            "dependencies": dependencies});
         if let Some(n) = unpublished {
             service["outboxUnpublished"] = json!(n);
         }
@@ -208,6 +236,7 @@ async fn list_services(
     responses((status = OK, description = "Prometheus text exposition", body = String,
         content_type = "text/plain")))]
 async fn render_metrics(State(ops): State<Ops>) -> Response {
+    report(&ops);
     if let Ok(n) = ops.consumers.dead_letter_count().await {
         metrics::gauge!("tanda_dead_letters").set(n as f64);
     }
