@@ -251,6 +251,13 @@ pub struct RunConfig {
     #[arg(global = true, long, env = "TANDA_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
     pub http_idle_timeout: Duration,
 
+    /// After SIGTERM (or Ctrl-C), how long to go on serving with `/readyz` answering 503, so that
+    /// load balancers stop sending requests before the listener closes: under Kubernetes, longer
+    /// than its endpoints take to follow, and shorter than `terminationGracePeriodSeconds` minus
+    /// the time in-flight work needs. A second signal stops at once. 0: stop at once.
+    #[arg(global = true, long, env = "TANDA_DRAIN_DELAY", default_value = "5s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
+
     /// Connections served at once; each one beyond is answered `503 too_many_connections`
     /// (`Retry-After: 1`) and closed. Default: half the process's open-file limit, at most 4096.
     #[arg(global = true, long, env = "TANDA_HTTP_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
@@ -534,6 +541,7 @@ impl RunConfig {
         let mut env = vec![
             ("TANDA_HTTP_HEADER_TIMEOUT", ms(self.http_header_timeout)),
             ("TANDA_HTTP_IDLE_TIMEOUT", ms(self.http_idle_timeout)),
+            ("TANDA_DRAIN_DELAY", ms(self.drain_delay)),
             ("TANDA_WRITE_RATE_LIMIT", self.write_rate_limit.to_string()),
             ("TANDA_WRITE_RATE_BURST", self.write_rate_burst.to_string()),
             ("TANDA_DATA_DIR", self.data_dir.display().to_string()),
@@ -651,6 +659,7 @@ impl RunConfig {
         HttpConfig {
             header_timeout: self.http_header_timeout,
             idle_timeout: self.http_idle_timeout,
+            drain_delay: self.drain_delay,
             max_connections: self
                 .http_max_connections
                 .map_or_else(default_max_connections, |n| n as usize),

@@ -194,6 +194,43 @@ async fn sigterm_drains_and_exits_cleanly() {
     );
 }
 
+/// Kubernetes sends SIGTERM and takes the pod out of its Service at the same moment, and the
+/// endpoints take a while to follow: for the drain delay the instance answers `/readyz` 503 while
+/// it goes on serving every request; then it stops and exits 0.
+#[tokio::test]
+async fn sigterm_turns_readiness_off_then_serves_for_the_drain_delay_then_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = QUICK.to_vec();
+    env.push(("TANDA_DRAIN_DELAY", "3s"));
+    let tanda = Proc::start(dir.path(), &env);
+    let api = tanda.api.clone();
+    api.register_driver("dr1", NEAR).await;
+    let asked = std::time::Instant::now();
+    tanda.sigterm();
+    while api.get("/readyz").await.status != 503 {
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "readiness off at once"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut served = 0;
+    while asked.elapsed() < Duration::from_secs(2) {
+        api.get("/drivers/dr1").await.expect(200);
+        api.online("dr1").await;
+        api.post_empty("/drivers/dr1/offline").await.expect(200);
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served > 5, "served {served} rounds while draining");
+    let status = tanda.exited().await;
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        asked.elapsed() >= Duration::from_secs(3),
+        "exited only after the drain delay"
+    );
+}
+
 #[tokio::test]
 async fn killed_with_fifty_reservations_in_flight_everything_reconciles_after_restart() {
     let dir = tempfile::tempdir().unwrap();

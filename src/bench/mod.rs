@@ -141,6 +141,11 @@ enum Target {
 impl Target {
     async fn start(args: &BenchArgs, run: &RunConfig) -> anyhow::Result<Target> {
         load::sign_out();
+        // The bench's own processes have no load balancer to wait for when it stops them.
+        let run = &RunConfig {
+            drain_delay: Duration::ZERO,
+            ..run.clone()
+        };
         let target = Self::started(args, run).await?;
         load::sign_in(target.addr(), operator_password(run)).await?;
         Ok(target)

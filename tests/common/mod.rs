@@ -28,6 +28,8 @@ pub fn test_config(data_dir: &Path) -> RunConfig {
     c.data_dir = data_dir.to_path_buf();
     c.dispatch_offer_timeout = Duration::from_secs(30);
     c.dispatch_deadline = Duration::from_secs(60);
+    // No load balancer to wait for: a test stops its processes at once.
+    c.drain_delay = Duration::ZERO;
     c.no_taxi_retry_after = Duration::from_secs(7);
     c.pay_timeout = Duration::from_secs(2);
     c.operator_password = Some(Secret(OPERATOR_PASSWORD.to_owned()));
@@ -722,6 +724,7 @@ impl Proc {
             .env("TANDA_LOG", "warn")
             .env("TANDA_OPERATOR_PASSWORD", OPERATOR_PASSWORD)
             .env("TANDA_WRITE_RATE_LIMIT", "0") // as in `test_config`
+            .env("TANDA_DRAIN_DELAY", "0s") // as in `test_config`
             .envs(extra_env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -753,9 +756,21 @@ impl Proc {
 
     /// SIGTERM, then the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.child.wait().unwrap()
+    }
+
+    /// SIGTERM, without waiting.
+    pub fn sigterm(&self) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
+    }
+
+    /// Waits for the process to exit, on a thread of its own; the exit status.
+    pub async fn exited(mut self) -> std::process::ExitStatus {
+        tokio::task::spawn_blocking(move || self.child.wait().unwrap())
+            .await
+            .unwrap()
     }
 }
 

@@ -1177,8 +1177,7 @@ macro_rules! core_tables {
     };
 }
 /// The row `Db::writable` overwrites.
-const READINESS_PROBE: &str =
-    "CREATE TABLE IF NOT EXISTS readiness_probe (id INTEGER PRIMARY KEY, checked_at BIGINT NOT NULL)";
+const READINESS_PROBE: &str = "CREATE TABLE IF NOT EXISTS readiness_probe (id INTEGER PRIMARY KEY, checked_at BIGINT NOT NULL)";
 /// The core's own migrations count down from 0; a service's count up from 1.
 const CORE_SQLITE: &[Migration] = &[
     Migration {

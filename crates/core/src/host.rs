@@ -175,7 +175,8 @@ fn report(ops: &Ops) -> Vec<(&'static str, bool)> {
         .iter()
         .map(|(name, check)| {
             let ok = check();
-            metrics::gauge!("tanda_dependency_up", "dependency" => *name).set(f64::from(u8::from(ok)));
+            metrics::gauge!("tanda_dependency_up", "dependency" => *name)
+                .set(f64::from(u8::from(ok)));
             (*name, ok)
         })
         .collect()
@@ -201,7 +202,12 @@ async fn list_services(
     let draining = ops.lifecycle.is_stopping();
     let dependencies: serde_json::Map<String, serde_json::Value> = report(&ops)
         .into_iter()
-        .map(|(name, ok)| (name.to_owned(), json!(if ok { "ok" } else { "unreachable" })))
+        .map(|(name, ok)| {
+            (
+                name.to_owned(),
+                json!(if ok { "ok" } else { "unreachable" }),
+            )
+        })
         .collect();
     let mut services = Vec::with_capacity(ops.databases.len());
     for db in &ops.databases {
@@ -387,6 +393,10 @@ pub struct HttpConfig {
     pub idle_timeout: Duration,
     /// Connections served at once; each one beyond is answered `503` and closed.
     pub max_connections: usize,
+    /// How long, after SIGTERM, the instance goes on serving with `/readyz` answering 503, so
+    /// that load balancers (a Kubernetes Service's endpoints) stop sending it requests before it
+    /// stops taking them. A second signal cuts it short.
+    pub drain_delay: Duration,
 }
 
 impl Default for HttpConfig {
@@ -395,6 +405,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: default_max_connections(),
+            drain_delay: DRAIN_DELAY,
         }
     }
 }
@@ -409,12 +420,15 @@ pub fn default_max_connections() -> usize {
     files.map_or(4096, |n| (n / 2).clamp(1, 4096) as usize)
 }
 
+/// The default [`HttpConfig::drain_delay`]: a few of kube-proxy's and an ingress's updates.
+pub const DRAIN_DELAY: Duration = Duration::from_secs(5);
+
 /// Connections beyond the cap being answered at once; any more are closed without an answer.
 const REFUSALS_AT_ONCE: usize = 64;
 
-/// Serves `router` until SIGTERM/Ctrl-C or `lifecycle`'s shutdown: readiness turns false, the
-/// listener closes, in-flight requests finish (idle connections close), then background work
-/// stops after the unit it is in. Each request carries its peer's address
+/// Serves `router` until SIGTERM/Ctrl-C or `lifecycle`'s shutdown: readiness turns false (after
+/// a signal, requests are still served for the drain delay), the listener closes, in-flight
+/// requests finish (idle connections close), then background work stops after the unit it is in. Each request carries its peer's address
 /// (`ConnectInfo<SocketAddr>`). Connections are held to `config` ([`HttpConfig`]).
 pub async fn serve(
     listener: TcpListener,
@@ -424,12 +438,21 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let on_signal = lifecycle.clone();
     let token = lifecycle.token();
+    let drain_delay = config.drain_delay;
     let mut shutdown = pin!(async move {
-        tokio::select! {
-            _ = termination_signal() => info!("shutdown requested"),
-            _ = token.cancelled() => {}
-        }
+        let signalled = tokio::select! {
+            _ = termination_signal() => true,
+            _ = token.cancelled() => false,
+        };
         on_signal.begin_shutdown();
+        if signalled {
+            info!(drain_delay = ?drain_delay, "shutdown requested; draining");
+            tokio::select! {
+                _ = tokio::time::sleep(drain_delay) => {}
+                _ = termination_signal() => info!("asked again; stopping now"),
+                _ = token.cancelled() => {}
+            }
+        }
     });
     let connections = TaskTracker::new();
     let closing = CancellationToken::new();

@@ -117,6 +117,7 @@ fn config(header_timeout_ms: u64, idle_timeout_ms: u64, max_connections: usize) 
         header_timeout: Duration::from_millis(header_timeout_ms),
         idle_timeout: Duration::from_millis(idle_timeout_ms),
         max_connections,
+        drain_delay: Duration::ZERO,
     }
 }
 
