@@ -26,6 +26,8 @@ pub struct Cluster {
     children: BTreeMap<&'static str, Child>,
     /// Instances beyond the first of a service ([`Cluster::add_instance`]).
     extra: Vec<Child>,
+    /// Replicas started with the first instances, until they are ready.
+    extra_starting: Vec<(String, Process)>,
     env: Vec<(String, String)>,
     /// The secret pay and dispatch share: the one given, or one made for this cluster.
     service_secret: ServiceSecret,
@@ -73,6 +75,17 @@ impl Cluster {
         run: &RunConfig,
         dist: &Distributed,
     ) -> anyhow::Result<Cluster> {
+        Self::start_replicated(program, run, dist, 1).await
+    }
+
+    /// [`Cluster::start`] with `replicas` instances of every service but the gateway, the
+    /// instances of a service started at the same moment (as an orchestrator would).
+    pub async fn start_replicated(
+        program: &Path,
+        run: &RunConfig,
+        dist: &Distributed,
+        replicas: usize,
+    ) -> anyhow::Result<Cluster> {
         if run.http_addr.is_some() {
             bail!("the cluster's gateway listens on --base-port; --http-addr is per process");
         }
@@ -94,6 +107,7 @@ impl Cluster {
             addrs: BTreeMap::new(),
             children: BTreeMap::new(),
             extra: Vec::new(),
+            extra_starting: Vec::new(),
             env,
             service_secret,
             logs,
@@ -130,9 +144,23 @@ impl Cluster {
             }
             let mut started = Vec::new();
             for service in &wave {
-                started.push(cluster.spawn(*service, at(*service), service.name())?);
+                started.push((
+                    *service,
+                    cluster.spawn(*service, at(*service), service.name())?,
+                ));
+                let more = if *service == Service::Gateway {
+                    0
+                } else {
+                    replicas.saturating_sub(1)
+                };
+                for n in 0..more {
+                    let label = format!("{}-{}", service.name(), n + 2);
+                    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+                    let process = cluster.spawn(*service, any_port, &label)?;
+                    cluster.extra_starting.push((label, process));
+                }
             }
-            for (service, mut process) in wave.iter().zip(started) {
+            for (service, mut process) in started {
                 let Some(addr) = process.listening().await else {
                     bail!(
                         "{} did not start listening; see {}",
@@ -148,6 +176,17 @@ impl Cluster {
         cluster.gateway = cluster.addrs[Service::Gateway.name()];
         for service in Service::ALL {
             cluster.wait_ready(service).await?;
+        }
+        for (label, mut process) in std::mem::take(&mut cluster.extra_starting) {
+            let ready = match process.listening().await {
+                Some(addr) => wait_ready(&label, addr, &mut process.child, &cluster.logs).await,
+                None => Err(anyhow::anyhow!(
+                    "{label} did not start listening; see {}",
+                    cluster.log(&label).display()
+                )),
+            };
+            cluster.extra.push(process.child);
+            ready?;
         }
         Ok(cluster)
     }

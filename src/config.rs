@@ -133,20 +133,32 @@ impl Service {
 
 #[derive(Debug, Clone, Args)]
 pub struct Distributed {
-    /// PostgreSQL server; each service uses its own database `<namespace>_<service>`, created on
-    /// first start.
+    /// PostgreSQL server, without a database (each service uses its own, `<namespace>_<service>`).
+    /// Connection parameters in the query are honoured, e.g. `?sslmode=require` or
+    /// `?sslmode=verify-full&sslrootcert=/etc/tanda/ca.pem` for a managed server (TLS by rustls,
+    /// with the system's roots).
     #[arg(
         long,
         env = "TANDA_POSTGRES_URL",
         default_value = "postgres://postgres@127.0.0.1:5432"
     )]
     pub postgres_url: String,
-    /// Connections each service process keeps to PostgreSQL.
-    #[arg(long, env = "TANDA_POSTGRES_POOL", default_value_t = 10)]
+    /// Create each service's database on first start (needs the CREATEDB privilege). `false`:
+    /// the databases are made in advance, and a missing one stops the start with its name.
+    #[arg(long, env = "TANDA_POSTGRES_CREATE_DATABASES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub postgres_create_databases: bool,
+    /// Connections each service process keeps to PostgreSQL at most (the relaying instance of a
+    /// service holds one more, for its lock). The default lets two replicas of every service fit
+    /// PostgreSQL's default `max_connections` of 100: README "Deploy" has the budget.
+    #[arg(long, env = "TANDA_POSTGRES_POOL", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub postgres_pool: u32,
     /// NATS server with JetStream enabled.
     #[arg(long, env = "TANDA_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// Replicas of each JetStream stream Tanda creates (1, or 3 or 5 on a NATS cluster). An
+    /// existing stream keeps the replicas it was made with.
+    #[arg(long, env = "TANDA_NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub nats_replicas: u32,
     /// Prefix of database names and NATS streams, so several Tandas can share the same servers.
     #[arg(long, env = "TANDA_NAMESPACE", default_value = "tanda", value_parser = parse_namespace)]
     pub namespace: String,
@@ -175,8 +187,13 @@ impl Distributed {
     pub fn to_env(&self) -> Vec<(String, String)> {
         let mut env = vec![
             ("TANDA_POSTGRES_URL", self.postgres_url.clone()),
+            (
+                "TANDA_POSTGRES_CREATE_DATABASES",
+                self.postgres_create_databases.to_string(),
+            ),
             ("TANDA_POSTGRES_POOL", self.postgres_pool.to_string()),
             ("TANDA_NATS_URL", self.nats_url.clone()),
+            ("TANDA_NATS_REPLICAS", self.nats_replicas.to_string()),
             ("TANDA_NAMESPACE", self.namespace.clone()),
             ("TANDA_BASE_PORT", self.base_port.to_string()),
         ];

@@ -113,7 +113,7 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             Some(keys) => keys.source(),
             None => identity_keys(&dist)?,
         })?;
-        let bus = NatsBus::connect(&dist.nats_url, &dist.namespace)
+        let bus = NatsBus::connect(&dist.nats_url, &dist.namespace, dist.nats_replicas)
             .await
             .with_context(|| format!("connecting to NATS at {}", dist.nats_url))?;
 
@@ -163,7 +163,11 @@ async fn open_database(service: Service, dist: &Distributed) -> anyhow::Result<D
     let mut waits = tanda_core::retry::backoff();
     loop {
         let opened = async {
-            let url = Db::ensure_postgres_database(&dist.postgres_url, &database).await?;
+            let url = if dist.postgres_create_databases {
+                Db::ensure_postgres_database(&dist.postgres_url, &database).await?
+            } else {
+                Db::postgres_database_url(&dist.postgres_url, &database)?
+            };
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let db = Db::open_postgres(&url, name, dist.postgres_pool, clock).await?;
             db.migrate(migrations(service)).await?;
@@ -173,15 +177,25 @@ async fn open_database(service: Service, dist: &Distributed) -> anyhow::Result<D
             Ok(db) => return Ok(db),
             Err(e) if e.is_transient() => {
                 let pause = waits.next().unwrap_or(tanda_core::retry::CAP);
-                tracing::warn!(%database, error = %e, retry_in = ?pause, "the database is not available yet");
+                tracing::warn!(%database, error = %e, hint = e.hint(), retry_in = ?pause, "the database is not available yet");
                 tokio::time::sleep(pause).await;
             }
             Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("opening database {database} on {}", dist.postgres_url)
-                });
+                let server = without_password(&dist.postgres_url);
+                return Err(e).with_context(|| format!("opening database {database} on {server}"));
             }
         }
+    }
+}
+
+/// `url` with any password replaced by `***`, for messages.
+fn without_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.into()
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -2,6 +2,8 @@
 //! its own process on PostgreSQL and NATS JetStream, behind the gateway (`tanda cluster`).
 
 mod common;
+
+use common::{NATS, POSTGRES, TestApp};
 #[path = "scenarios/contract.rs"]
 mod contract;
 #[path = "scenarios/flight.rs"]
@@ -148,3 +150,71 @@ fn pay_and_dispatch_refuse_to_start_without_the_service_secret() {
 }
 
 tests_on!(Distributed, contract: every_documented_operation_checks_who_calls);
+
+/// With `--postgres-create-databases=false` (databases made in advance, no CREATEDB privilege),
+/// a service whose database does not exist refuses to start and says which database it wants,
+/// and creates nothing.
+#[tokio::test]
+async fn without_creating_databases_a_missing_one_is_a_clear_start_up_error() {
+    let namespace = format!("nocreate{}", std::process::id());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tanda"))
+        .args(["serve", "book", "--http-addr", "127.0.0.1:0"])
+        .env("TANDA_NAMESPACE", &namespace)
+        .env("TANDA_POSTGRES_CREATE_DATABASES", "false")
+        .env("TANDA_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("it stops rather than wait for a database nobody will make")
+        .unwrap();
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(!status.success(), "{stderr}");
+    let database = format!("{namespace}_book");
+    assert!(stderr.contains(&database), "names the database: {stderr}");
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres"))
+        .await
+        .unwrap();
+    let made: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
+        .bind(&database)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(made, 0, "nothing created");
+}
+
+/// `sslmode` in the PostgreSQL URL is honoured: with `require`, every service's every session is
+/// encrypted (a managed PostgreSQL accepts nothing else).
+#[tokio::test]
+async fn the_services_reach_postgresql_over_tls_when_the_url_requires_it() {
+    let url = format!("{POSTGRES}?sslmode=require");
+    let app = TestApp::spawn_cluster_on(&url, NATS, |_| {}).await;
+    app.api.flight("TLS1", 2).await;
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres"))
+        .await
+        .unwrap();
+    let database = app.database_of(tanda::config::Service::Reservation);
+    let namespace = database.trim_end_matches("_reservation").to_owned();
+    let sessions: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT a.datname::text, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+         WHERE a.datname LIKE $1",
+    )
+    .bind(format!("{namespace}\\_%"))
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        sessions.len() >= 10,
+        "every service has sessions: {sessions:?}"
+    );
+    assert!(sessions.iter().all(|(_, ssl)| *ssl), "{sessions:?}");
+    app.shutdown().await;
+}

@@ -333,6 +333,23 @@ async fn is_ready(addr: SocketAddr) -> bool {
         .is_ok_and(|r| r.status() == StatusCode::OK)
 }
 
+/// An orchestrator starts the replicas of a service together, on databases nobody made yet: the
+/// two race to create the database and to migrate it, and both must come up, one schema between
+/// them.
+#[tokio::test]
+async fn two_replicas_of_every_service_start_at_once_on_fresh_databases() {
+    let app = TestApp::spawn_replicated(POSTGRES, NATS, 2, |_| {}).await;
+    let api = app.api.clone();
+    api.flight("TW1", 2).await;
+    api.deposit("twin", 500).await;
+    let id = api.reserve("twin", "TW1").await.expect(201)["reservationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.reservation_status(&id, "CONFIRMED").await;
+    app.shutdown().await;
+}
+
 /// An orchestrator starts every process at once, so a service may come up before PostgreSQL
 /// accepts connections (or while it refuses more of them): it waits for the database instead of
 /// exiting, and serves once the database does.

@@ -112,21 +112,33 @@ impl TestApp {
         nats_url: &str,
         tweak: impl FnOnce(&mut RunConfig),
     ) -> Self {
+        Self::spawn_replicated(postgres_url, nats_url, 1, tweak).await
+    }
+
+    /// The distributed topology with `replicas` instances of every service, started at once.
+    pub async fn spawn_replicated(
+        postgres_url: &str,
+        nats_url: &str,
+        replicas: usize,
+        tweak: impl FnOnce(&mut RunConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         tweak(&mut config);
         config.http_addr = None;
         let dist = Distributed {
             postgres_url: postgres_url.to_owned(),
+            postgres_create_databases: true,
             postgres_pool: 3,
             nats_url: nats_url.to_owned(),
+            nats_replicas: 1,
             namespace: format!("t{}", uuid_like()),
             base_port: 0,
             upstreams: Vec::new(),
             service_secret: None,
         };
         let program = Path::new(env!("CARGO_BIN_EXE_tanda"));
-        let cluster = Cluster::start(program, &config, &dist)
+        let cluster = Cluster::start_replicated(program, &config, &dist, replicas)
             .await
             .expect("the cluster starts (PostgreSQL and NATS must run; see .ci/run)");
         Self {

@@ -17,7 +17,7 @@ use tokio::sync::{OwnedMutexGuard, watch};
 use crate::clock::{Clock, Timestamp};
 use crate::event::Envelope;
 use crate::id::new_id;
-use crate::sql::{AssertSqlSafe, Target, query, query_scalar};
+use crate::sql::{Target, query, query_scalar};
 
 /// The connection a unit of work runs its SQL on (`uow.conn()`), inside its transaction.
 pub struct Tx(TxState);
@@ -174,9 +174,29 @@ pub enum DbError {
     /// The transaction a unit of work shared with others failed to commit.
     #[error("database: commit failed: {0}")]
     Commit(Arc<str>),
+    /// The configuration names no usable database (e.g. a URL that does not parse).
+    #[error("database configuration: {0}")]
+    Config(String),
+    /// A migration applied earlier has another text now: the schema is not what the code says.
+    #[error(
+        "migration {version} ({name}) was changed after it was applied; restore its text and add \
+         a new migration for the change"
+    )]
+    MigrationChanged { version: i64, name: String },
 }
 
 impl DbError {
+    /// What an operator can do about this failure, when there is something specific.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            DbError::Sql(sqlx::Error::Database(e)) if e.code().as_deref() == Some("53300") => Some(
+                "PostgreSQL refuses more connections (max_connections): lower --postgres-pool, \
+                 run fewer replicas, or raise max_connections; README \"Deploy\" has the budget",
+            ),
+            _ => None,
+        }
+    }
+
     /// The database could not be reached or had no room for the request (down, restarting,
     /// refusing more connections, a lost connection, a serialization failure): the same request
     /// may well succeed later. Everything else (bad SQL, a constraint, a wrong password) will not.
@@ -268,6 +288,14 @@ pub struct Migration {
     pub version: i64,
     pub name: &'static str,
     pub sql: &'static str,
+}
+
+impl Migration {
+    /// SHA-256 of the text, as kept in `schema_migrations.checksum` once applied.
+    fn checksum(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(self.sql.as_bytes()))
+    }
 }
 
 /// One service's database: where units of work write, where reads go, and the signals that wake
@@ -441,11 +469,21 @@ impl Db {
         ))
     }
 
-    /// Creates database `name` on the PostgreSQL server at `server_url` (a URL without a database
-    /// path, e.g. `postgres://postgres@127.0.0.1:5432`) unless it exists; returns its URL.
+    /// The URL of database `name` on the PostgreSQL server at `server_url` (a URL without a
+    /// database path, e.g. `postgres://postgres@127.0.0.1:5432?sslmode=require`): its query, and
+    /// so `sslmode` and the other connection parameters, kept.
+    pub fn postgres_database_url(server_url: &str, name: &str) -> Result<String, DbError> {
+        let mut url = reqwest::Url::parse(server_url)
+            .map_err(|e| DbError::Config(format!("the PostgreSQL URL: {e}")))?;
+        url.set_path(&format!("/{name}"));
+        Ok(url.into())
+    }
+
+    /// Creates database `name` on the PostgreSQL server at `server_url` (see
+    /// [`Db::postgres_database_url`]) unless it exists; returns its URL.
     pub async fn ensure_postgres_database(server_url: &str, name: &str) -> Result<String, DbError> {
-        let server = server_url.trim_end_matches('/');
-        let mut admin = PgConnection::connect(&format!("{server}/postgres")).await?;
+        let admin_url = Self::postgres_database_url(server_url, "postgres")?;
+        let mut admin = PgConnection::connect(&admin_url).await?;
         let exists: Option<i32> =
             sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
                 .bind(name)
@@ -457,14 +495,17 @@ impl Db {
                 .execute(&mut admin)
                 .await
             {
-                // Another instance created it meanwhile.
-                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+                // Another instance created it meanwhile: PostgreSQL says so as 42P04
+                // (duplicate_database), or, when the two commands overlap, as a unique violation
+                // of its catalog (23505).
+                Err(sqlx::Error::Database(e))
+                    if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
                 other => {
                     other?;
                 }
             }
         }
-        Ok(format!("{server}/{name}"))
+        Self::postgres_database_url(server_url, name)
     }
 
     /// Connects to a PostgreSQL database (one per service).
@@ -546,41 +587,105 @@ impl Db {
     }
 
     /// Applies the core tables (outbox, inbox, cursors, timers, dead letters, idempotency) and then
-    /// the service's own migrations, each once, each in a transaction of its own.
+    /// the service's own migrations, each once, each in a transaction of its own. Instances that
+    /// start together take turns (on PostgreSQL each transaction first takes an advisory lock of
+    /// the database's migrations), and each applied migration's checksum is kept: a migration
+    /// whose text changed after it was applied stops the start, rather than leave the schema
+    /// silently different from what the code says.
     pub async fn migrate(&self, service: &[Migration]) -> Result<(), DbError> {
-        let mut uow = self.begin().await?;
+        let mut uow = self.begin_migration().await?;
         query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version BIGINT PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at BIGINT NOT NULL)",
+                 version BIGINT PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at BIGINT NOT NULL,
+                 checksum VARCHAR(64))",
         )
         .execute(uow.conn())
         .await?;
+        self.add_checksum_column(&mut uow).await?;
         uow.commit().await?;
         let core = match self.dialect() {
             Dialect::Sqlite => CORE_SQLITE,
             Dialect::Postgres => CORE_POSTGRES,
         };
         for m in core.iter().chain(service) {
-            let mut uow = self.begin().await?;
-            let done: Option<i64> =
-                query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                    .bind(m.version)
-                    .fetch_optional(uow.conn())
-                    .await?;
-            if done.is_some() {
-                continue;
-            }
-            for statement in m.sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                query(AssertSqlSafe(statement)).execute(uow.conn()).await?;
-            }
-            let now = uow.now();
-            query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            let mut uow = self.begin_migration().await?;
+            let checksum = m.checksum();
+            let applied = query("SELECT checksum FROM schema_migrations WHERE version = $1")
                 .bind(m.version)
-                .bind(m.name)
-                .bind(now)
+                .fetch_optional(uow.conn())
+                .await?;
+            match applied.map(|row| row.get::<Option<String>, _>("checksum")) {
+                Some(Some(kept)) if kept == checksum => continue,
+                Some(Some(_)) => {
+                    return Err(DbError::MigrationChanged {
+                        version: m.version,
+                        name: m.name.to_owned(),
+                    });
+                }
+                // Applied before checksums were kept: this text is taken as the one applied.
+                Some(None) => {
+                    query("UPDATE schema_migrations SET checksum = $1 WHERE version = $2")
+                        .bind(checksum)
+                        .bind(m.version)
+                        .execute(uow.conn())
+                        .await?;
+                }
+                None => {
+                    crate::sql::execute_script(m.sql, uow.conn()).await?;
+                    let now = uow.now();
+                    query(
+                        "INSERT INTO schema_migrations (version, name, applied_at, checksum)
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(now)
+                    .bind(checksum)
+                    .execute(uow.conn())
+                    .await?;
+                }
+            }
+            uow.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// A unit of work for a migration: on PostgreSQL, one at a time among every instance on this
+    /// database (a transaction-scoped advisory lock, released by its commit or rollback).
+    async fn begin_migration(&self) -> Result<Uow, DbError> {
+        let mut uow = self.begin().await?;
+        if self.dialect() == Dialect::Postgres {
+            let key = stable_hash(&format!("{}/migrations", self.name())) as i64;
+            query("SELECT pg_advisory_xact_lock($1)")
+                .bind(key)
                 .execute(uow.conn())
                 .await?;
-            uow.commit().await?;
+        }
+        Ok(uow)
+    }
+
+    /// `schema_migrations.checksum`, for a table made before it existed.
+    async fn add_checksum_column(&self, uow: &mut Uow) -> Result<(), DbError> {
+        match self.dialect() {
+            Dialect::Postgres => {
+                query(
+                    "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum VARCHAR(64)",
+                )
+                .execute(uow.conn())
+                .await?;
+            }
+            Dialect::Sqlite => {
+                let has: i64 = query_scalar(
+                    "SELECT COUNT(*) FROM pragma_table_info('schema_migrations') WHERE name = 'checksum'",
+                )
+                .fetch_one(uow.conn())
+                .await?;
+                if has == 0 {
+                    query("ALTER TABLE schema_migrations ADD COLUMN checksum VARCHAR(64)")
+                        .execute(uow.conn())
+                        .await?;
+                }
+            }
         }
         Ok(())
     }
@@ -608,7 +713,6 @@ impl Db {
         })
     }
 
-    /// Liveness of the database for `/readyz`.
     /// Takes one tiny write, committed (a row of its own, overwritten each time): whether this
     /// database can take writes now. A full disk, a read-only server (a replica before failover
     /// completes) or a lost connection all say no, where a read would still say yes.
@@ -624,6 +728,7 @@ impl Db {
         uow.commit().await
     }
 
+    /// The database answers a query.
     pub async fn ping(&self) -> Result<(), DbError> {
         query("SELECT 1").execute(self.reader()).await?;
         Ok(())

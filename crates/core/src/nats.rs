@@ -56,6 +56,8 @@ pub struct NatsBus {
     js: jetstream::Context,
     /// Prefix of streams and subjects, so several deployments can share one server.
     namespace: String,
+    /// Servers each stream this bus creates is kept on.
+    replicas: usize,
 }
 
 /// A producing service, as consumers see it in distributed mode.
@@ -67,7 +69,9 @@ pub struct NatsSource {
 
 impl NatsBus {
     /// Connects (retrying in the background if the server is not up yet).
-    pub async fn connect(url: &str, namespace: &str) -> Result<Self, BusError> {
+    /// Connects to the NATS server at `url`; the streams this bus creates are named after
+    /// `namespace` and kept on `replicas` servers.
+    pub async fn connect(url: &str, namespace: &str, replicas: u32) -> Result<Self, BusError> {
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
@@ -79,6 +83,7 @@ impl NatsBus {
             client,
             js,
             namespace: namespace.to_owned(),
+            replicas: replicas as usize,
         })
     }
 
@@ -105,6 +110,7 @@ impl NatsBus {
                 storage: stream::StorageType::File,
                 duplicate_window: DUPLICATE_WINDOW,
                 max_age: Duration::from_secs(7 * 24 * 60 * 60),
+                num_replicas: self.replicas,
                 ..Default::default()
             })
             .await

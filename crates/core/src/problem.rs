@@ -120,17 +120,25 @@ impl From<DbError> for Problem {
                 "concurrent_update",
                 format!("{what} changed concurrently; retry"),
             ),
-            // The stored data is not what the code reads: a defect, not a passing outage.
-            e @ (DbError::Decode(_) | DbError::RowNotFound) => Problem::internal(&e),
-            e
-            @ (DbError::Sql(_) | DbError::Sqlite(_) | DbError::Closed(_) | DbError::Commit(_)) => {
-                tracing::error!(error = %e, "database error");
+            // The database is down, full or read-only for now: the client may try again.
+            e if e.is_transient() => {
+                tracing::error!(error = %e, hint = e.hint(), "database unavailable");
                 Problem::unavailable(
                     "storage_unavailable",
                     "storage is unavailable; retry shortly",
                     1,
                 )
             }
+            // Anything else (the stored data is not what the code reads, a statement the
+            // database refuses) is a defect, not a passing outage.
+            e @ (DbError::Decode(_)
+            | DbError::RowNotFound
+            | DbError::Sql(_)
+            | DbError::Sqlite(_)
+            | DbError::Closed(_)
+            | DbError::Commit(_)
+            | DbError::Config(_)
+            | DbError::MigrationChanged { .. }) => Problem::internal(&e),
         }
     }
 }

@@ -175,6 +175,23 @@ mod private {
     impl Sealed for &mut super::Conn<'_> {}
 }
 
+/// Runs a script of several statements (a migration) in a unit of work, as the engine itself
+/// splits it: never by cutting the text at each `;`, which breaks on a `;` inside a string, a
+/// comment or a function body.
+pub async fn execute_script(script: &'static str, tx: &mut Tx) -> Result<(), DbError> {
+    match tx.target() {
+        Target::Sqlite(conn) => conn.execute_batch(script).map_err(DbError::from),
+        Target::Postgres(conn) => sqlx::raw_sql(script)
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .map_err(DbError::from),
+        Target::SqliteReaders(_) | Target::PostgresPool(_) => {
+            unreachable!("a unit of work writes on its own connection")
+        }
+    }
+}
+
 /// Either place a query can run, for code that reads the same way inside a unit of work and
 /// outside one: pass `&mut conn` to each query, as with a connection.
 pub enum Conn<'a> {

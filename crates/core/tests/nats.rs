@@ -153,7 +153,7 @@ fn instance(consumer_db: &Db, bus: &NatsBus, source: &'static str, tag: &'static
 
 #[tokio::test]
 async fn competing_instances_share_the_work_in_order_and_once() {
-    let bus = NatsBus::connect(NATS, "test")
+    let bus = NatsBus::connect(NATS, "test", 1)
         .await
         .expect("NATS is running (see .ci/run)");
     let (producer, source) = fresh("p").await;
@@ -217,7 +217,7 @@ async fn competing_instances_share_the_work_in_order_and_once() {
 
 #[tokio::test]
 async fn events_wait_in_the_outbox_while_nobody_relays_and_flow_when_a_relay_starts() {
-    let bus = NatsBus::connect(NATS, "test")
+    let bus = NatsBus::connect(NATS, "test", 1)
         .await
         .expect("NATS is running (see .ci/run)");
     let (producer, source) = fresh("p").await;

@@ -228,3 +228,45 @@ async fn sqlite_commits_are_visible_to_a_fresh_open() {
         .unwrap();
     assert_eq!(ids, ["kept"]);
 }
+
+/// A migration is a script run as the engine splits it (a `;` inside a string is text), applied
+/// once; and one whose text changed after it was applied stops the start, on both engines.
+async fn migrations_are_scripts_applied_once_and_kept_unchanged(db: &Db) {
+    const NOTES: &[Migration] = &[Migration {
+        version: 7,
+        name: "notes",
+        sql: "CREATE TABLE notes (id INTEGER PRIMARY KEY, text VARCHAR(50) NOT NULL);
+              INSERT INTO notes (id, text) VALUES (1, 'one; two');",
+    }];
+    db.migrate(NOTES).await.unwrap();
+    db.migrate(NOTES).await.expect("applied once, then skipped");
+    let text: String = query_scalar("SELECT text FROM notes WHERE id = 1")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+    assert_eq!(text, "one; two");
+
+    const CHANGED: &[Migration] = &[Migration {
+        version: 7,
+        name: "notes",
+        sql: "CREATE TABLE notes (id INTEGER PRIMARY KEY, text VARCHAR(80) NOT NULL)",
+    }];
+    match db.migrate(CHANGED).await {
+        Err(DbError::MigrationChanged { version: 7, .. }) => {}
+        other => panic!("a changed migration must stop the start: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sqlite_migrations_are_scripts_applied_once_and_kept_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(&dir, Durability::Normal).await;
+    migrations_are_scripts_applied_once_and_kept_unchanged(&db).await;
+}
+
+#[tokio::test]
+async fn postgres_migrations_are_scripts_applied_once_and_kept_unchanged() {
+    let db = postgres().await;
+    migrations_are_scripts_applied_once_and_kept_unchanged(&db).await;
+    drop_postgres(db).await;
+}
