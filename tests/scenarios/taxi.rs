@@ -769,13 +769,18 @@ pub async fn operations_endpoints(t: Topology) {
     let metrics = api
         .send(api.http.get(format!("{}/metrics", api.base)))
         .await;
+    let text = metrics.body.as_str().unwrap();
+    assert!(text.contains("tanda_http_requests_total"));
+    // Latencies as histograms with fixed buckets, which add up across replicas; a summary's
+    // quantiles do not.
     assert!(
-        metrics
-            .body
-            .as_str()
-            .unwrap()
-            .contains("tanda_http_requests_total")
+        text.lines().any(
+            |l| l.starts_with("tanda_http_request_duration_seconds_bucket{")
+                && l.contains("le=\"0.005\"")
+        ),
+        "{text}"
     );
+    assert!(!text.contains("quantile="), "{text}");
     app.shutdown().await;
 }
 

@@ -42,14 +42,37 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .expect("the buckets are not empty")
+                .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (e.g. by a test harness); then ours only renders.
             let _ = metrics::set_global_recorder(recorder);
+            let upkeep = handle.clone();
+            // Histograms keep their samples until upkeep folds them in: without it they pile up
+            // between scrapes (or for ever, with no scraper).
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                });
             handle
         })
         .clone()
 }
+
+/// The buckets of every histogram (seconds): fixed, so that the series of several replicas add up
+/// (quantiles of a summary do not), fine around the milliseconds a request takes, up to the
+/// seconds of a payment call that times out.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// How often the exporter's upkeep runs.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// What the operational endpoints look at.
 #[derive(Clone)]
@@ -138,8 +161,24 @@ async fn readyz(State(ops): State<Ops>) -> Response {
         return Problem::unavailable("shutting_down", "this instance is shutting down", 1)
             .into_response();
     }
+    let (ready, checks) = readiness(&ops).await;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"ready": ready, "dependencies": checks})),
+    )
+        .into_response()
+}
+
+/// Whether this instance can serve, and the state of each dependency (also the `tanda_ready`
+/// gauge).
+async fn readiness(ops: &Ops) -> (bool, serde_json::Map<String, serde_json::Value>) {
     let mut checks = serde_json::Map::new();
-    let mut ready = true;
+    let mut ready = !ops.lifecycle.is_stopping();
     let mut record = |name: &str, ok: bool| {
         let state = if ok { "ok" } else { "unreachable" };
         checks.insert(name.to_owned(), json!(state));
@@ -154,19 +193,11 @@ async fn readyz(State(ops): State<Ops>) -> Response {
         ready &= ok;
         record(name, ok);
     }
-    for (name, ok) in report(&ops) {
+    for (name, ok) in report(ops) {
         record(name, ok);
     }
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(json!({"ready": ready, "dependencies": checks})),
-    )
-        .into_response()
+    metrics::gauge!("tanda_ready").set(f64::from(u8::from(ready)));
+    (ready, checks)
 }
 
 /// The reported dependencies' states, also set as `tanda_dependency_up{dependency}`.
@@ -213,12 +244,7 @@ async fn list_services(
     for db in &ops.databases {
         let ready = !draining && writable(db).await;
         let unpublished = match (ops.relayed, ready) {
-            (true, true) => Some(
-                query_scalar::<i64>("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
-                    .fetch_one(db.reader())
-                    .await
-                    .map_err(Problem::from)?,
-            ),
+            (true, true) => Some(unpublished(db).await.map_err(Problem::from)?),
             _ => None,
         };
         let breakers: Vec<_> = ops
@@ -237,14 +263,29 @@ async fn list_services(
     Ok(Json(services))
 }
 
+/// The events of `db`'s outbox not yet relayed to the broker.
+async fn unpublished(db: &Db) -> Result<i64, crate::db::DbError> {
+    query_scalar::<i64>("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(db.reader())
+        .await
+}
+
 /// Prometheus text. No personal data; every label takes a bounded set of values.
 #[utoipa::path(get, path = "/metrics", security(()),
     responses((status = OK, description = "Prometheus text exposition", body = String,
         content_type = "text/plain")))]
 async fn render_metrics(State(ops): State<Ops>) -> Response {
-    report(&ops);
+    readiness(&ops).await;
     if let Ok(n) = ops.consumers.dead_letter_count().await {
         metrics::gauge!("tanda_dead_letters").set(n as f64);
+    }
+    if ops.relayed {
+        for db in &ops.databases {
+            if let Ok(n) = unpublished(db).await {
+                metrics::gauge!("tanda_outbox_unpublished", "service" => db.name().to_owned())
+                    .set(n as f64);
+            }
+        }
     }
     for b in &ops.breakers {
         metrics::gauge!("tanda_breaker_state", "name" => b.name).set(b.breaker.state().gauge());
