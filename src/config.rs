@@ -203,7 +203,14 @@ impl Distributed {
         env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 
-    /// The base URL of `service`.
+    /// Whether `--upstream` says where `service` is.
+    pub fn has_upstream(&self, service: Service) -> bool {
+        self.upstreams.iter().any(|(s, _)| *s == service)
+    }
+
+    /// The base URL of `service`: where `--upstream` says, else (for `tanda cluster`, which
+    /// starts every process on this machine) `127.0.0.1:<base-port + offset>`. `serve` refuses to
+    /// start without an `--upstream` for each service it calls.
     pub fn url(&self, service: Service) -> String {
         self.upstreams
             .iter()
@@ -234,6 +241,15 @@ fn parse_service_secret(s: &str) -> Result<ServiceSecret, String> {
     ServiceSecret::new(s).map_err(|e| e.to_string())
 }
 
+/// `HOST:PORT`, the host an IP address or a name (resolved now, to its first address).
+fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .map_err(|e| format!("{e} (expected HOST:PORT, e.g. 0.0.0.0:8080 or localhost:8080)"))?
+        .next()
+        .ok_or_else(|| format!("{s} resolves to no address"))
+}
+
 fn parse_upstream(s: &str) -> Result<(Service, String), String> {
     let (name, url) = s.split_once('=').ok_or("expected SERVICE=URL")?;
     let service = Service::from_str(name, true).map_err(|_| format!("unknown service `{name}`"))?;
@@ -251,9 +267,10 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct RunConfig {
-    /// Address to listen on (port 0 picks a free port). Default: 127.0.0.1:8080 for all-in-one,
-    /// the cluster and the gateway; 127.0.0.1:<base-port + offset> for `serve <service>`.
-    #[arg(global = true, long, env = "TANDA_HTTP_ADDR")]
+    /// Address to listen on, `HOST:PORT` with an IP address or a host name (`0.0.0.0:8080`,
+    /// `[::]:8080`, `localhost:8080`; port 0 picks a free port). Default: 127.0.0.1:8080 for
+    /// all-in-one, the cluster and the gateway; 127.0.0.1:<base-port + offset> for `serve <service>`.
+    #[arg(global = true, long, env = "TANDA_HTTP_ADDR", value_parser = parse_listen_addr)]
     pub http_addr: Option<SocketAddr>,
 
     /// How long a client has to send a request's head — from connecting, or from the first byte

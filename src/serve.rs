@@ -65,6 +65,20 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             min = tanda_core::credential::MIN_SECRET_LEN,
         );
     }
+    let missing: Vec<&str> = service
+        .calls()
+        .iter()
+        .filter(|called| !dist.has_upstream(**called))
+        .map(|called| called.name())
+        .collect();
+    if let Some(first) = missing.first() {
+        bail!(
+            "`tanda serve {name}` calls {list}: say where each is with --upstream SERVICE=URL \
+             (or TANDA_UPSTREAMS, comma-separated), e.g. --upstream {first}=http://{first}:8080",
+            name = service.name(),
+            list = missing.join(", "),
+        );
+    }
     let lifecycle = Lifecycle::new();
     let addr = run
         .http_addr

@@ -231,6 +231,14 @@ async fn sigterm_turns_readiness_off_then_serves_for_the_drain_delay_then_exits_
     );
 }
 
+/// The listen address may name its host (as a container's `localhost:8080`), not only an IP.
+#[tokio::test]
+async fn the_listen_address_may_be_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let tanda = Proc::start(dir.path(), &[("TANDA_HTTP_ADDR", "localhost:0")]);
+    assert_eq!(tanda.api.get("/healthz").await.expect(200)["status"], "ok");
+}
+
 #[tokio::test]
 async fn killed_with_fifty_reservations_in_flight_everything_reconciles_after_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -111,6 +111,40 @@ async fn pay_takes_a_payment_only_with_the_service_credential() {
     app.shutdown().await;
 }
 
+/// A service told nothing of where the services it calls are refuses to start and says which
+/// `--upstream` it needs, rather than call 127.0.0.1 on a guessed port.
+#[test]
+fn a_service_without_its_upstreams_refuses_to_start_and_names_them() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tanda"))
+        .args(["serve", "dispatch", "--http-addr", "127.0.0.1:0"])
+        .env("TANDA_NAMESPACE", "noupstream")
+        .env("TANDA_SERVICE_SECRET", "a-service-secret-long-enough")
+        .env_remove("TANDA_UPSTREAMS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("`tanda serve dispatch` started without knowing where pay and identity are");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--upstream") && stderr.contains("pay") && stderr.contains("identity"),
+        "{stderr}"
+    );
+}
+
 /// Pay and dispatch refuse to start without the service secret, rather than run with pay's
 /// internal route open; a secret too short to be safe is refused too.
 #[test]
@@ -161,6 +195,7 @@ async fn without_creating_databases_a_missing_one_is_a_clear_start_up_error() {
         .args(["serve", "book", "--http-addr", "127.0.0.1:0"])
         .env("TANDA_NAMESPACE", &namespace)
         .env("TANDA_POSTGRES_CREATE_DATABASES", "false")
+        .env("TANDA_UPSTREAMS", "identity=http://127.0.0.1:9")
         .env("TANDA_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
