@@ -115,7 +115,7 @@ async fn pay_takes_a_payment_only_with_the_service_credential() {
 /// `--upstream` it needs, rather than call 127.0.0.1 on a guessed port.
 #[test]
 fn a_service_without_its_upstreams_refuses_to_start_and_names_them() {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tanda"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tanda"))
         .args(["serve", "dispatch", "--http-addr", "127.0.0.1:0"])
         .env("TANDA_NAMESPACE", "noupstream")
         .env("TANDA_SERVICE_SECRET", "a-service-secret-long-enough")
@@ -124,20 +124,10 @@ fn a_service_without_its_upstreams_refuses_to_start_and_names_them() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("`tanda serve dispatch` started without knowing where pay and identity are");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = refusal(
+        child,
+        "`tanda serve dispatch` started without knowing where pay and identity are",
+    );
     assert!(!status.success(), "{stderr}");
     assert!(
         stderr.contains("--upstream") && stderr.contains("pay") && stderr.contains("identity"),
@@ -153,34 +143,43 @@ fn pay_and_dispatch_refuse_to_start_without_the_service_secret() {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tanda"));
         command
             .args(["serve", service, "--http-addr", "127.0.0.1:0"])
-            .env("TANDA_NAMESPACE", "nosecret")
-            .env_remove("TANDA_SERVICE_SECRET")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
+            .stderr(std::process::Stdio::piped())
+            .env("TANDA_NAMESPACE", "nosecret")
+            .env_remove("TANDA_SERVICE_SECRET");
         if let Some(secret) = secret {
             command.env("TANDA_SERVICE_SECRET", secret);
         }
-        let mut child = command.spawn().unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                panic!("`tanda serve {service}` started without a usable service secret");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        let (status, stderr) = refusal(
+            command.spawn().unwrap(),
+            &format!("`tanda serve {service}` started without a usable service secret"),
+        );
         assert!(!status.success(), "{service}: {stderr}");
         assert!(
             stderr.contains("--service-secret") || stderr.contains("service secret"),
             "{service}: {stderr}"
         );
     }
+}
+
+/// How a process that should refuse to start ended, and what it said on stderr (piped); panics
+/// with `started` if it is still running after ten seconds.
+fn refusal(mut child: std::process::Child, started: &str) -> (std::process::ExitStatus, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{started}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
 }
 
 tests_on!(Distributed, contract: every_documented_operation_checks_who_calls);
