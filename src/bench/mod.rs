@@ -669,6 +669,12 @@ async fn one_service(args: &BenchArgs, run: &RunConfig) -> anyhow::Result<(Durat
     argv.extend(child_args(run));
     let mut env = dist.to_env();
     env.extend(child_env(run));
+    // Book fetches identity's keys only to verify a token, and nothing here sends one: the
+    // figure is start-up and idle memory. Book refuses to start without being told where it is.
+    env.push((
+        "TANDA_UPSTREAMS".to_owned(),
+        "identity=http://127.0.0.1:9".to_owned(),
+    ));
     let outcome = async {
         // The first start creates the database; the second is what a restart costs.
         drop(Started::service(&argv, &env).await?);
