@@ -339,14 +339,7 @@ async fn is_ready(addr: SocketAddr) -> bool {
 #[tokio::test]
 async fn two_replicas_of_every_service_start_at_once_on_fresh_databases() {
     let app = TestApp::spawn_replicated(POSTGRES, NATS, 2, |_| {}).await;
-    let api = app.api.clone();
-    api.flight("TW1", 2).await;
-    api.deposit("twin", 500).await;
-    let id = api.reserve("twin", "TW1").await.expect(201)["reservationId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    api.reservation_status(&id, "CONFIRMED").await;
+    a_reservation_is_confirmed(&app.api, "TW1", "twin").await;
     app.shutdown().await;
 }
 
@@ -369,14 +362,7 @@ async fn services_started_before_postgresql_accepts_wait_for_it_and_then_serve()
         "the services became ready only after the database came up"
     );
     opening.await.unwrap();
-    let api = app.api.clone();
-    api.flight("KL1", 2).await;
-    api.deposit("late", 500).await;
-    let id = api.reserve("late", "KL1").await.expect(201)["reservationId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    api.reservation_status(&id, "CONFIRMED").await;
+    a_reservation_is_confirmed(&app.api, "KL1", "late").await;
     app.shutdown().await;
 }
 
@@ -471,6 +457,17 @@ async fn allow_connections(database: &str, allow: bool) {
     if !allow {
         end_sessions(database).await;
     }
+}
+
+/// A flight, a funded traveller, a seat sold: every service of the flight saga works.
+async fn a_reservation_is_confirmed(api: &Api, flight: &str, user: &str) {
+    api.flight(flight, 2).await;
+    api.deposit(user, 500).await;
+    let id = api.reserve(user, flight).await.expect(201)["reservationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.reservation_status(&id, "CONFIRMED").await;
 }
 
 const POSTGRES_ADDR: &str = "127.0.0.1:5432";

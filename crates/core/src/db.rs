@@ -728,12 +728,6 @@ impl Db {
         uow.commit().await
     }
 
-    /// The database answers a query.
-    pub async fn ping(&self) -> Result<(), DbError> {
-        query("SELECT 1").execute(self.reader()).await?;
-        Ok(())
-    }
-
     /// Wakes whenever this database commits outbox rows.
     pub fn outbox_changes(&self) -> watch::Receiver<u64> {
         self.inner.outbox_signal.subscribe()
