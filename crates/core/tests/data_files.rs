@@ -1,5 +1,6 @@
-//! The data directory and its SQLite files are readable by their owner only, whatever the umask,
-//! and a directory or file an older version left open is closed when a database opens.
+//! The data directory and its SQLite files are readable by their owner only, whatever the umask;
+//! a directory or file an older version left open is closed when a database opens; and SQLite
+//! runs with the durability asked for.
 #![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -7,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tanda_core::db::{Durability, Migration};
-use tanda_core::sql::query;
+use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Db, SystemClock};
 
 const DOCS: &[Migration] = &[Migration {
@@ -66,4 +67,37 @@ async fn an_open_data_dir_and_files_are_tightened() {
     }
     let _db = open_and_write(&dir, "b").await;
     assert_private(&dir);
+}
+
+/// `synchronous` as SQLite reports it on the writer and on a reader of `db`.
+async fn synchronous(db: &Db) -> (i64, i64) {
+    let mut uow = db.begin().await.unwrap();
+    let writer = query_scalar::<i64>("PRAGMA synchronous")
+        .fetch_one(uow.conn())
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let reader = query_scalar::<i64>("PRAGMA synchronous")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+    (writer, reader)
+}
+
+/// DESIGN §5.8: the durability asked for is the one SQLite runs with, read back from SQLite
+/// itself (1 = NORMAL, 2 = FULL), in WAL mode.
+#[tokio::test]
+async fn the_durability_asked_for_is_what_sqlite_runs_with() {
+    for (durability, expected) in [(Durability::Normal, 1), (Durability::Full, 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(dir.path(), "docs", durability, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        assert_eq!(synchronous(&db).await, (expected, expected), "{durability:?}");
+        let journal = query_scalar::<String>("PRAGMA journal_mode")
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal", "{durability:?}");
+    }
 }
