@@ -966,3 +966,170 @@ async fn assert_reservations_reconcile(
         "seats held = confirmed reservations"
     );
 }
+
+/// Optimistic concurrency (DESIGN §5.3) where it bites: two instances of a service, on
+/// PostgreSQL, each take a command for the same aggregate and both read it before either writes.
+/// The test makes that happen every time: it holds the aggregate's row locked until both
+/// commands wait on it, then lets go. One commits; the other finds the version moved, runs again
+/// on what is now stored, and answers from that. Were the version not checked, both would
+/// write: an offer both accepted and declined, a reservation cancelled twice, a ledger whose
+/// balances skip a deposit.
+#[tokio::test]
+async fn commands_racing_on_one_aggregate_from_two_instances_have_one_outcome() {
+    let mut app = TestApp::spawn(Topology::Distributed).await;
+    let api = app.api.clone();
+    let token = api.bearer_token().await;
+    let mut pairs = Vec::new();
+    for service in [Service::Dispatch, Service::Reservation, Service::Payment] {
+        let cluster = app.cluster();
+        let first = cluster.addrs[service.name()];
+        let second = cluster
+            .add_instance(service)
+            .await
+            .expect("a second instance starts");
+        let at = |addr: SocketAddr| Api::new(format!("http://{addr}")).as_token(&token);
+        pairs.push((at(first), at(second), app.database_of(service)));
+    }
+    let [
+        (dispatch_1, dispatch_2, dispatches),
+        (reservation_1, reservation_2, reservations),
+        (payment_1, payment_2, payments),
+    ] = <[_; 3]>::try_from(pairs).ok().unwrap();
+
+    // The driver accepts on one instance and declines on the other: one of them happens.
+    api.register_driver("race-d", NEAR).await;
+    api.online("race-d").await;
+    let book_id = api.book("race-c", GOOD_CARD).await["bookId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let offer = api.offer_for("race-d").await;
+    let dispatch_id = offer["dispatchId"].as_str().unwrap();
+    let driver = json!({"driverId": "race-d"});
+    let (accept, decline) = race(
+        &dispatches,
+        "SELECT 1 FROM dispatches WHERE id = $1 FOR UPDATE",
+        dispatch_id,
+        dispatch_1.post(&format!("/dispatches/{dispatch_id}/accept"), driver.clone()),
+        dispatch_2.post(
+            &format!("/dispatches/{dispatch_id}/decline"),
+            driver.clone(),
+        ),
+    )
+    .await;
+    let winners = [&accept, &decline].map(|a| a.status == StatusCode::OK);
+    assert_eq!(
+        winners.iter().filter(|w| **w).count(),
+        1,
+        "{accept:?} / {decline:?}"
+    );
+    let dispatch = api
+        .get(&format!("/dispatches/{dispatch_id}"))
+        .await
+        .expect(200);
+    if winners[0] {
+        assert_eq!(decline.status, StatusCode::CONFLICT);
+        assert_eq!(dispatch["driverId"], "race-d", "{dispatch}");
+        api.book_status(&book_id, "DISPATCHED").await;
+    } else {
+        assert_eq!(accept.status, StatusCode::CONFLICT);
+        assert_ne!(dispatch["driverId"], "race-d", "{dispatch}");
+    }
+
+    // A reservation cancelled on both instances at once is cancelled, and refunded, once.
+    api.flight("RACE1", 2).await;
+    api.deposit("race-u", 100).await;
+    let id = api.reserve("race-u", "RACE1").await.expect(201)["reservationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.reservation_status(&id, "CONFIRMED").await;
+    let cancel = format!("/reservations/{id}/cancel");
+    let (one, other) = race(
+        &reservations,
+        "SELECT 1 FROM reservations WHERE id = $1 FOR UPDATE",
+        &id,
+        reservation_1.post_empty(&cancel),
+        reservation_2.post_empty(&cancel),
+    )
+    .await;
+    let mut answers = [one.status.as_u16(), other.status.as_u16()];
+    answers.sort();
+    assert_eq!(answers, [202, 409], "{one:?} / {other:?}");
+    api.reservation_status(&id, "CANCELLED").await;
+    assert_eq!(api.balance("race-u").await, 100, "refunded once");
+
+    // Two deposits at once both count, and the ledger's running balance counts each.
+    api.deposit("race-w", 100).await;
+    let deposit = json!({"amount": 100});
+    let path = "/accounts/race-w/deposit";
+    let (one, other) = race(
+        &payments,
+        "SELECT 1 FROM accounts WHERE user_id = $1 FOR UPDATE",
+        "race-w",
+        payment_1.post(path, deposit.clone()),
+        payment_2.post(path, deposit.clone()),
+    )
+    .await;
+    one.expect(200);
+    other.expect(200);
+    assert_eq!(api.balance("race-w").await, 300);
+    let ledger = api.get("/accounts/race-w/movements").await.expect(200);
+    let mut running: Vec<i64> = ledger
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["balanceAfter"].as_i64().unwrap())
+        .collect();
+    running.sort();
+    assert_eq!(running, [100, 200, 300], "{ledger}");
+    app.shutdown().await;
+}
+
+/// Runs `a` and `b` while the test holds the row `lock` selects (by `id`) in `database`, and
+/// lets go only once both are waiting for it: both have read the row, neither has written it.
+async fn race(
+    database: &str,
+    lock: &'static str,
+    id: &str,
+    a: impl Future<Output = Answer>,
+    b: impl Future<Output = Answer>,
+) -> (Answer, Answer) {
+    use sqlx::Connection;
+    let mut holder = sqlx::PgConnection::connect(&format!("{POSTGRES}/{database}"))
+        .await
+        .unwrap();
+    let mut held = holder.begin().await.unwrap();
+    let found = sqlx::query(sqlx::AssertSqlSafe(lock))
+        .bind(id)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    assert_eq!(found.rows_affected(), 1, "{lock} [{id}]");
+    let release = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while writers_waiting(database).await < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "both commands never reached the row"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        held.rollback().await.unwrap();
+    };
+    let (a, b, ()) = tokio::join!(a, b, release);
+    (a, b)
+}
+
+/// Sessions on `database` whose `UPDATE` waits for a row lock.
+async fn writers_waiting(database: &str) -> i64 {
+    let mut admin = admin().await;
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity
+         WHERE datname = $1 AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE%'",
+    )
+    .bind(database)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap()
+}

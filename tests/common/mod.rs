@@ -214,6 +214,7 @@ enum Who {
     Anonymous,
 }
 
+#[derive(Debug)]
 pub struct Answer {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,

@@ -93,7 +93,11 @@ async fn the_durability_asked_for_is_what_sqlite_runs_with() {
         let db = Db::open_sqlite(dir.path(), "docs", durability, Arc::new(SystemClock))
             .await
             .unwrap();
-        assert_eq!(synchronous(&db).await, (expected, expected), "{durability:?}");
+        assert_eq!(
+            synchronous(&db).await,
+            (expected, expected),
+            "{durability:?}"
+        );
         let journal = query_scalar::<String>("PRAGMA journal_mode")
             .fetch_one(db.reader())
             .await
