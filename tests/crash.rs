@@ -194,6 +194,74 @@ async fn sigterm_drains_and_exits_cleanly() {
     );
 }
 
+/// SIGTERM while drivers' `end` calls wait on a slow card network: each is answered (the
+/// trip ended and charged), not cut off, and the process exits 0 once they are; after a restart
+/// each booking completes with its one charge.
+#[tokio::test]
+async fn sigterm_answers_every_request_in_flight_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let tanda = Proc::start(dir.path(), QUICK);
+    let api = tanda.api.clone();
+    let drivers = ["s1", "s2", "s3"];
+    let mut trips = Vec::new();
+    for driver in drivers {
+        api.register_driver(driver, NEAR).await;
+        api.online(driver).await;
+        let customer = format!("cust-{driver}");
+        trips.push(api.ride_to_in_trip(&customer, GOOD_CARD, driver).await);
+    }
+    api.put(
+        "/admin/card-network",
+        json!({"latencyMs": 1500, "down": false}),
+    )
+    .await
+    .expect(200);
+    let ends = trips.iter().zip(drivers).map(|((_, dispatch_id), driver)| {
+        let path = format!("/dispatches/{dispatch_id}/end");
+        let api = &api;
+        async move { api.post(&path, json!({"driverId": driver})).await }
+    });
+    let signal = async {
+        // The three ends, and the scrape that counts them.
+        while in_flight(&api).await < drivers.len() as f64 + 1.0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tanda.sigterm();
+    };
+    let (answers, ()) = tokio::join!(futures::future::join_all(ends), signal);
+    for answer in answers {
+        assert_eq!(answer.expect(200)["status"], "ENDED");
+    }
+    let status = tanda.exited().await;
+    assert!(status.success(), "exit status {status}");
+
+    let tanda = Proc::start(dir.path(), QUICK);
+    for (book_id, _) in &trips {
+        tanda.api.book_status(book_id, "COMPLETED").await;
+        let pays = tanda
+            .api
+            .get(&format!("/pays?bookId={book_id}"))
+            .await
+            .expect(200);
+        assert_eq!(pays.as_array().unwrap().len(), 1, "{pays}");
+    }
+}
+
+/// `tanda_http_requests_in_flight` as `/metrics` reports it (the scrape itself included).
+async fn in_flight(api: &Api) -> f64 {
+    let metrics = api.get("/metrics").await.expect(200);
+    metrics
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tanda_http_requests_in_flight ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
 /// Kubernetes sends SIGTERM and takes the pod out of its Service at the same moment, and the
 /// endpoints take a while to follow: for the drain delay the instance answers `/readyz` 503 while
 /// it goes on serving every request; then it stops and exits 0.

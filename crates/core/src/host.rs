@@ -395,6 +395,7 @@ pub fn with_common_layers(router: Router) -> Router {
 
 /// Requests are counted by method, route and status, each from a fixed set so that no caller can
 /// add series: a method outside the standard ones is `other`, a path no route matches `unmatched`.
+/// Those being served are a gauge (what a drain waits for).
 async fn record_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
@@ -402,13 +403,33 @@ async fn record_request(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let in_flight = InFlight::enter();
     let response = next.run(request).await;
+    drop(in_flight);
     let status = response.status().as_u16().to_string();
     metrics::counter!("tanda_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("tanda_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// One request being served, counted in `tanda_http_requests_in_flight` until it is dropped:
+/// answered, or abandoned when its client goes away.
+struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    fn enter() -> Self {
+        let gauge = metrics::gauge!("tanda_http_requests_in_flight");
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 fn method_label(method: &Method) -> &'static str {
