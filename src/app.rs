@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use tanda_cardnet::{CardNetwork, NetworkMode};
+use tanda_cardnet::NetworkMode;
 use tanda_catalog::flight;
 use tanda_catalog::taxi::{
     self,
@@ -57,12 +57,9 @@ impl App {
             Ok(db)
         };
 
-        let network = Arc::new(CardNetwork::new(NetworkMode {
-            latency_ms: config.card_network_latency.as_millis() as u64,
-            down: config.card_network_down,
-        }));
-        let (pay, pay_api) =
-            tanda_pay::build(open(tanda_pay::NAME, tanda_pay::MIGRATIONS).await?, network).await?;
+        let pay_db = open(tanda_pay::NAME, tanda_pay::MIGRATIONS).await?;
+        let network = tanda_pay::card_network(&pay_db, card_network_mode(&config));
+        let (pay, pay_api) = tanda_pay::build(pay_db, network).await?;
         let book = tanda_book::build(
             open(tanda_book::NAME, tanda_book::MIGRATIONS).await?,
             book_config(&config),
@@ -237,6 +234,15 @@ impl App {
 
 /// Book answers each booking by dispatch's deadline and refuses one with no driver within
 /// dispatch's pickup radius: it is given the same knobs.
+/// The simulated card network's behaviour at start (`--card-network-latency`, `--card-network-down`).
+pub(crate) fn card_network_mode(c: &RunConfig) -> NetworkMode {
+    NetworkMode {
+        latency_ms: c.card_network_latency.as_millis() as u64,
+        down: c.card_network_down,
+        answer_delay_ms: 0,
+    }
+}
+
 pub(crate) fn book_config(c: &RunConfig) -> tanda_book::Config {
     tanda_book::Config {
         no_taxi_retry_after: c.no_taxi_retry_after,

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use reqwest::Url;
-use tanda_cardnet::{CardNetwork, NetworkMode};
 use tanda_catalog::{flight, identity, taxi};
 use tanda_core::auth::{HttpJwks, JwksSource};
 use tanda_core::consumer::Consumers;
@@ -287,10 +286,7 @@ async fn build(
             tanda_dispatch::build(db, dispatch_config(run), Arc::new(pay)).await?
         }
         Service::Pay => {
-            let network = Arc::new(CardNetwork::new(NetworkMode {
-                latency_ms: run.card_network_latency.as_millis() as u64,
-                down: run.card_network_down,
-            }));
+            let network = tanda_pay::card_network(&db, crate::app::card_network_mode(run));
             tanda_pay::build(db, network).await?.0
         }
         Service::RideHistory => tanda_ride_history::build(db).await?,

@@ -127,8 +127,11 @@ async fn killed_right_after_a_trip_ends_the_booking_completes_and_is_charged_onc
     .await;
 }
 
+/// Killed after the card network charged the trip and before pay stored the payment (the
+/// network's answer is slow): the charge is in the network's durable log, and the driver's
+/// retried `end` gets that same charge back under the trip's key; one charge, one payment.
 #[tokio::test]
-async fn killed_with_the_card_network_slow_mid_payment_a_retry_charges_once() {
+async fn killed_after_the_charge_before_pay_stored_it_the_retry_charges_once() {
     let dir = tempfile::tempdir().unwrap();
     let tanda = Proc::start(dir.path(), QUICK);
     let api = tanda.api.clone();
@@ -137,7 +140,7 @@ async fn killed_with_the_card_network_slow_mid_payment_a_retry_charges_once() {
     let (book_id, dispatch_id) = api.ride_to_in_trip("cust-k4", GOOD_CARD, "k4").await;
     api.put(
         "/admin/card-network",
-        json!({"latencyMs": 1000, "down": false}),
+        json!({"latencyMs": 0, "down": false, "answerDelayMs": 10_000}),
     )
     .await
     .expect(200);
@@ -150,9 +153,22 @@ async fn killed_with_the_card_network_slow_mid_payment_a_retry_charges_once() {
             http.post(end).bearer_auth(token).json(&body).send().await
         }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    tanda.kill9(); // the driver's end call dies with the process
+    let pay_db = dir.path().join("pay.db");
+    let asked = std::time::Instant::now();
+    while network_charges(&pay_db) == 0 {
+        assert!(
+            asked.elapsed() < Duration::from_secs(20),
+            "the network never recorded the charge"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tanda.kill9(); // the driver's end call dies with the process, its answer never sent
     assert!(in_flight.await.unwrap().is_err());
+    assert_eq!(
+        payments(&pay_db, &dispatch_id),
+        0,
+        "killed before pay stored it"
+    );
 
     let tanda = Proc::start(dir.path(), QUICK);
     let api = &tanda.api;
@@ -169,15 +185,37 @@ async fn killed_with_the_card_network_slow_mid_payment_a_retry_charges_once() {
     .await
     .expect(200);
     api.book_status(&book_id, "COMPLETED").await;
-    assert_eq!(
-        api.get(&format!("/pays?bookId={book_id}"))
-            .await
-            .expect(200)
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    let pays = api
+        .get(&format!("/pays?bookId={book_id}"))
+        .await
+        .expect(200);
+    assert_eq!(pays.as_array().unwrap().len(), 1, "{pays}");
+    assert_eq!(network_charges(&pay_db), 1, "charged once");
+}
+
+/// Charges the simulated card network made, read from its log in `pay.db` (the test makes one
+/// trip, so any second charge is a duplicate, under its key or another).
+fn network_charges(pay_db: &std::path::Path) -> i64 {
+    count_rows(
+        pay_db,
+        "SELECT COUNT(*) FROM card_network_charges WHERE ?1 = ?1",
+        "",
+    )
+}
+
+/// Payments pay stored for the trip `dispatch_id`.
+fn payments(pay_db: &std::path::Path, dispatch_id: &str) -> i64 {
+    count_rows(
+        pay_db,
+        "SELECT COUNT(*) FROM pays WHERE dispatch_id = ?1",
+        dispatch_id,
+    )
+}
+
+fn count_rows(db: &std::path::Path, sql: &str, key: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.query_row(sql, [key], |r| r.get(0)).unwrap()
 }
 
 #[tokio::test]
@@ -318,26 +356,42 @@ async fn killed_with_fifty_reservations_in_flight_everything_reconciles_after_re
     for (i, u) in users.iter().enumerate() {
         api.deposit(u, if i % 2 == 0 { 100 } else { 60 }).await;
     }
+    let token = api.bearer_token().await;
     let in_flight: Vec<_> = users
         .iter()
         .map(|u| {
             let api = api.clone();
             let u = u.clone();
+            let token = token.clone();
             tokio::spawn(async move {
                 api.http
                     .post(format!("{}/reservations", api.base))
+                    .bearer_auth(token)
                     .json(&json!({"userId": u, "flightId": "KE9000"}))
                     .send()
                     .await
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(60)).await;
-    tanda.kill9();
-    // Typically a handful have answered by now and the rest die with the process.
-    for t in in_flight {
-        let _ = t.await;
+    // Killed once some reservations are stored: the others are still on their way in.
+    let reservation_db = dir.path().join("reservation.db");
+    while stored_reservations(&reservation_db).0 < 10 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    tanda.kill9();
+    let mut died = 0;
+    for t in in_flight {
+        died += usize::from(t.await.unwrap().is_err());
+    }
+    let (stored, unfinished) = stored_reservations(&reservation_db);
+    assert!(
+        died > 0,
+        "no request was in flight when the process was killed"
+    );
+    assert!(
+        unfinished > 0,
+        "of {stored} reservations stored, none was still on its way to an end"
+    );
 
     let tanda = Proc::start(dir.path(), QUICK);
     let api = &tanda.api;
@@ -470,6 +524,32 @@ async fn a_disk_full_for_a_moment_parks_nothing_and_every_saga_completes() {
     }
     let parked = api.get("/admin/dead-letters").await.expect(200);
     assert_eq!(parked, json!([]), "a full disk is not the events' fault");
+}
+
+/// Reservations stored in `reservation.db`, and how many of them are not at an end yet.
+fn stored_reservations(db: &std::path::Path) -> (i64, i64) {
+    if !db.exists() {
+        return (0, 0);
+    }
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let exists: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'reservations'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    if exists == 0 {
+        return (0, 0);
+    }
+    conn.query_row(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE status NOT IN ('CONFIRMED', 'PAYMENT_FAILED'))
+         FROM reservations",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
 }
 
 /// A read transaction open on every SQLite database in `dir`.

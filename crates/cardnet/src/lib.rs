@@ -9,13 +9,18 @@
 //!
 //! Like a real network it tokenises the card number (Tanda keeps only the token and the last four
 //! digits), honours an idempotency key per charge, and can be slowed down or taken down at run time
-//! so that the payment circuit breaker can be exercised. Its tokens carry the test outcome in
+//! so that the payment circuit breaker can be exercised. Like a real processor it keeps a durable
+//! record of every charge it made ([`ChargeLog`]), written before it answers: a charge survives
+//! the caller crashing before it stored the answer, and a retry under the same key gets that
+//! charge back. Its answer can be made slow *after* the charge (`answerDelayMs`), so that such a
+//! crash can be tested. Its tokens carry the test outcome in
 //! clear — the way test-mode tokens of real processors do — so no vault is needed.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 /// A card number that passed the Luhn check: 12–19 digits (spaces and dashes are ignored).
@@ -125,7 +130,7 @@ fn parse_token(token: &str) -> Option<(String, Outcome)> {
     Some((last4.to_owned(), outcome))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Charge {
     pub charge_id: String,
@@ -143,27 +148,67 @@ pub enum ChargeError {
     Unavailable,
 }
 
-/// Run-time behaviour of the network: added latency and whether it is down.
+/// Run-time behaviour of the network: added latency, whether it is down, and how long its answer
+/// takes once a charge is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkMode {
     pub latency_ms: u64,
     pub down: bool,
+    #[serde(default)]
+    pub answer_delay_ms: u64,
+}
+
+/// Where the network keeps the charges it made: one per idempotency key, durable once
+/// [`ChargeLog::record`] returns.
+#[async_trait]
+pub trait ChargeLog: Send + Sync + 'static {
+    /// Keeps `charge` under `key` unless a charge is kept under it already, and returns the one
+    /// kept. An error means nothing may be assumed charged.
+    async fn record(&self, key: &str, charge: Charge) -> Result<Charge, LogUnavailable>;
+    /// How many charges are kept, one per key.
+    async fn count(&self) -> Result<usize, LogUnavailable>;
+}
+
+/// The charge log could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("the card network's charge log is unavailable: {0}")]
+pub struct LogUnavailable(pub String);
+
+/// A log in memory, for unit tests of the network's callers: lost with the process.
+#[derive(Debug, Default)]
+pub struct MemoryLog(Mutex<HashMap<String, Charge>>);
+
+#[async_trait]
+impl ChargeLog for MemoryLog {
+    async fn record(&self, key: &str, charge: Charge) -> Result<Charge, LogUnavailable> {
+        let mut charges = self.0.lock().expect("never poisoned");
+        Ok(charges.entry(key.to_owned()).or_insert(charge).clone())
+    }
+
+    async fn count(&self) -> Result<usize, LogUnavailable> {
+        Ok(self.0.lock().expect("never poisoned").len())
+    }
 }
 
 /// The simulated network. Charges are idempotent per key, as with real processors, so a retried
 /// call never charges twice.
-#[derive(Debug, Default)]
 pub struct CardNetwork {
     mode: Mutex<NetworkMode>,
-    charges: Mutex<HashMap<String, Charge>>,
+    log: Arc<dyn ChargeLog>,
+}
+
+impl Default for CardNetwork {
+    fn default() -> Self {
+        Self::new(NetworkMode::default(), Arc::new(MemoryLog::default()))
+    }
 }
 
 impl CardNetwork {
-    pub fn new(mode: NetworkMode) -> Self {
+    pub fn new(mode: NetworkMode, log: Arc<dyn ChargeLog>) -> Self {
         Self {
             mode: Mutex::new(mode),
-            charges: Mutex::default(),
+            log,
         }
     }
 
@@ -195,20 +240,25 @@ impl CardNetwork {
             Outcome::InsufficientFunds => return Err(ChargeError::Declined("insufficient_funds")),
             Outcome::Approve => {}
         }
-        let mut charges = self.charges.lock().expect("never poisoned");
-        let charge = charges
-            .entry(idempotency_key.to_owned())
-            .or_insert_with(|| Charge {
-                charge_id: format!("ch_{}", uuid::Uuid::new_v4().simple()),
-                last4,
-                amount,
-            });
-        Ok(charge.clone())
+        let charge = Charge {
+            charge_id: format!("ch_{}", uuid::Uuid::new_v4().simple()),
+            last4,
+            amount,
+        };
+        let charge = self
+            .log
+            .record(idempotency_key, charge)
+            .await
+            .map_err(|_| ChargeError::Unavailable)?;
+        if mode.answer_delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(mode.answer_delay_ms)).await;
+        }
+        Ok(charge)
     }
 
     /// How many distinct charges the network has made (for tests and the operator page).
-    pub fn charge_count(&self) -> usize {
-        self.charges.lock().expect("never poisoned").len()
+    pub async fn charge_count(&self) -> Result<usize, LogUnavailable> {
+        self.log.count().await
     }
 }
 
@@ -243,7 +293,7 @@ mod tests {
         let first = net.charge(&ok.token, 5000, "d1").await.unwrap();
         let again = net.charge(&ok.token, 9999, "d1").await.unwrap();
         assert_eq!(first, again);
-        assert_eq!(net.charge_count(), 1);
+        assert_eq!(net.charge_count().await.unwrap(), 1);
 
         let declined = tokenize(&CardNumber::parse("4000000000000002").unwrap());
         assert_eq!(
@@ -256,13 +306,13 @@ mod tests {
         );
 
         net.set_mode(NetworkMode {
-            latency_ms: 0,
             down: true,
+            ..NetworkMode::default()
         });
         assert_eq!(
             net.charge(&ok.token, 5000, "d4").await,
             Err(ChargeError::Unavailable)
         );
-        assert_eq!(net.charge_count(), 1);
+        assert_eq!(net.charge_count().await.unwrap(), 1);
     }
 }

@@ -146,10 +146,10 @@ async fn set_network_mode(
     Json(mode): Json<NetworkMode>,
 ) -> Result<Json<NetworkMode>, Problem> {
     caller.require_operator()?;
-    if mode.latency_ms > MAX_LATENCY_MS {
+    if mode.latency_ms.max(mode.answer_delay_ms) > MAX_LATENCY_MS {
         return Err(Problem::bad_request(
             "invalid_latency",
-            format!("latencyMs must be at most {MAX_LATENCY_MS}"),
+            format!("latencyMs and answerDelayMs must be at most {MAX_LATENCY_MS}"),
         ));
     }
     api.network.set_mode(mode.into());
@@ -167,6 +167,11 @@ struct NetworkMode {
     latency_ms: u64,
     /// Whether every charge fails as unavailable.
     down: bool,
+    /// How long the answer takes once the charge is made, in milliseconds: a charge whose
+    /// answer is slow (or never arrives, if the caller gives up first).
+    #[schema(maximum = 60_000)]
+    #[serde(default)]
+    answer_delay_ms: u64,
 }
 
 const _: () = assert!(
@@ -176,14 +181,30 @@ const _: () = assert!(
 
 impl From<tanda_cardnet::NetworkMode> for NetworkMode {
     fn from(mode: tanda_cardnet::NetworkMode) -> Self {
-        let tanda_cardnet::NetworkMode { latency_ms, down } = mode;
-        Self { latency_ms, down }
+        let tanda_cardnet::NetworkMode {
+            latency_ms,
+            down,
+            answer_delay_ms,
+        } = mode;
+        Self {
+            latency_ms,
+            down,
+            answer_delay_ms,
+        }
     }
 }
 
 impl From<NetworkMode> for tanda_cardnet::NetworkMode {
     fn from(mode: NetworkMode) -> Self {
-        let NetworkMode { latency_ms, down } = mode;
-        Self { latency_ms, down }
+        let NetworkMode {
+            latency_ms,
+            down,
+            answer_delay_ms,
+        } = mode;
+        Self {
+            latency_ms,
+            down,
+            answer_delay_ms,
+        }
     }
 }

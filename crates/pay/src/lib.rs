@@ -5,9 +5,11 @@
 //!
 //! Dispatch calls it synchronously ([`PayApi`] in-process, `POST /pays` over HTTP — an internal
 //! route, which the gateway never serves); it reacts to no events and sets no timers. Code map: `domain` (the charge order and the payment), `store` (SQL),
-//! `api` (the charge flow), `http` (routes).
+//! `api` (the charge flow), `http` (routes), `charge_log` (where the simulated card network
+//! keeps its charges: a table of its own in pay's database).
 
 mod api;
+mod charge_log;
 mod domain;
 mod http;
 mod store;
@@ -20,6 +22,7 @@ use tanda_core::service::ServiceParts;
 use tanda_core::{Db, DbError, Problem};
 
 pub use api::PayApi;
+pub use charge_log::card_network;
 pub use domain::AmountMismatch;
 /// The service's public operations, documented (the same routes `build` serves publicly;
 /// `POST /pays`, internal, is not among them).
@@ -54,6 +57,18 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "pays' method",
         sql: "ALTER TABLE pays ADD COLUMN method VARCHAR(8) NOT NULL DEFAULT 'CARD'",
+    },
+    // The simulated card network's own record of its charges, one per idempotency key (see
+    // `charge_log`): not pay's data, kept here because pay's database is what every topology has.
+    Migration {
+        version: 4,
+        name: "card network charges",
+        sql: "CREATE TABLE card_network_charges (
+              idempotency_key VARCHAR(100) PRIMARY KEY,
+              charge_id VARCHAR(64) NOT NULL,
+              last4 VARCHAR(4) NOT NULL,
+              amount BIGINT NOT NULL,
+              charged_at BIGINT NOT NULL)",
     },
 ];
 

@@ -18,7 +18,7 @@ use tanda_core::db::Durability;
 use tanda_core::id::ClientId;
 use tanda_core::sql::query_scalar;
 use tanda_core::{Db, Problem, SystemClock};
-use tanda_pay::{MIGRATIONS, NAME, PayApi, PayError, build};
+use tanda_pay::{MIGRATIONS, NAME, PayApi, PayError, build, card_network};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -39,7 +39,7 @@ async fn service() -> Service {
         .await
         .unwrap();
     db.migrate(MIGRATIONS).await.unwrap();
-    let network = Arc::new(CardNetwork::default());
+    let network = card_network(&db, NetworkMode::default());
     let (parts, api) = build(db.clone(), network.clone()).await.unwrap();
     Service {
         _dir: dir,
@@ -171,7 +171,7 @@ async fn paying_a_trip_twice_charges_once_and_answers_200_with_the_same_pay() {
     assert_eq!(again, first);
     assert_eq!(pays_of_dispatch(&s.db, "d1").await, 1);
     assert_eq!(approvals_of_book(&s.db, "b1").await, 1);
-    assert_eq!(s.network.charge_count(), 1);
+    assert_eq!(s.network.charge_count().await.unwrap(), 1);
 
     let (status, _, listed) = call(&s.router, "GET", "/pays?bookId=b1", None, None).await;
     assert_eq!(status, StatusCode::OK);
@@ -204,7 +204,7 @@ async fn the_public_routes_take_no_payment() {
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     }
     assert_eq!(pays_of_dispatch(&s.db, "d1").await, 0);
-    assert_eq!(s.network.charge_count(), 0);
+    assert_eq!(s.network.charge_count().await.unwrap(), 0);
     let (status, _, listed) = call(&s.router, "GET", "/pays?bookId=b1", None, None).await;
     assert_eq!((status, listed), (StatusCode::OK, json!([])));
 }
@@ -243,7 +243,7 @@ async fn another_amount_for_a_paid_trip_is_refused_and_changes_nothing() {
     assert_eq!(listed, json!([first]));
     assert_eq!(pays_of_dispatch(&s.db, "d1").await, 1);
     assert_eq!(approvals_of_book(&s.db, "b1").await, 1);
-    assert_eq!(s.network.charge_count(), 1);
+    assert_eq!(s.network.charge_count().await.unwrap(), 1);
 
     // The in-process handle dispatch uses refuses it the same way.
     let other = PayRequest {
@@ -294,7 +294,7 @@ async fn concurrent_payments_of_one_trip_charge_once() {
     // A little latency so both calls are in flight at the card network together.
     s.network.set_mode(NetworkMode {
         latency_ms: 20,
-        down: false,
+        ..NetworkMode::default()
     });
     let body = pay_body("b2", "d2", 4800, &card("4242424242424242"));
     let (a, b) = tokio::join!(
@@ -307,7 +307,7 @@ async fn concurrent_payments_of_one_trip_charge_once() {
     assert_eq!(a.2, b.2);
     assert_eq!(pays_of_dispatch(&s.db, "d2").await, 1);
     assert_eq!(approvals_of_book(&s.db, "b2").await, 1);
-    assert_eq!(s.network.charge_count(), 1);
+    assert_eq!(s.network.charge_count().await.unwrap(), 1);
 
     // The same through the in-process handle dispatch uses.
     let request = PayRequest {
@@ -324,7 +324,7 @@ async fn concurrent_payments_of_one_trip_charge_once() {
     assert!(x.1 ^ y.1, "exactly one call creates the payment");
     assert_eq!(pays_of_dispatch(&s.db, "d3").await, 1);
     assert_eq!(approvals_of_book(&s.db, "b3").await, 1);
-    assert_eq!(s.network.charge_count(), 2);
+    assert_eq!(s.network.charge_count().await.unwrap(), 2);
 }
 
 /// Cash the driver took is recorded like a charge — the fare asked, once per trip, announced —
@@ -377,7 +377,7 @@ async fn a_trip_settled_in_cash_is_paid_once_with_no_card() {
         "amount_mismatch",
     );
 
-    assert_eq!(s.network.charge_count(), 0);
+    assert_eq!(s.network.charge_count().await.unwrap(), 0);
     assert_eq!(pays_of_dispatch(&s.db, "d1").await, 1);
     assert_eq!(approvals_of_book(&s.db, "b1").await, 1);
     let event: String = query_scalar(
@@ -435,7 +435,7 @@ async fn a_declined_card_is_402_and_stores_nothing() {
     );
     assert_eq!(pays_of_dispatch(&s.db, "d1").await, 0);
     assert_eq!(approvals_of_book(&s.db, "b1").await, 0);
-    assert_eq!(s.network.charge_count(), 0);
+    assert_eq!(s.network.charge_count().await.unwrap(), 0);
     let (_, _, listed) = call(&s.router, "GET", "/pays?bookId=b1", None, None).await;
     assert_eq!(listed, json!([]));
 }
@@ -472,9 +472,12 @@ async fn the_operator_sets_and_reads_the_network_mode() {
     let s = service().await;
     let (status, _, mode) = call(&s.router, "GET", "/admin/card-network", None, None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(mode, json!({"latencyMs": 0, "down": false}));
+    assert_eq!(
+        mode,
+        json!({"latencyMs": 0, "down": false, "answerDelayMs": 0})
+    );
 
-    let wanted = json!({"latencyMs": 250, "down": true});
+    let wanted = json!({"latencyMs": 250, "down": true, "answerDelayMs": 40});
     let (status, _, mode) = call(
         &s.router,
         "PUT",
@@ -491,7 +494,8 @@ async fn the_operator_sets_and_reads_the_network_mode() {
         s.network.mode(),
         NetworkMode {
             latency_ms: 250,
-            down: true
+            down: true,
+            answer_delay_ms: 40,
         }
     );
 
@@ -513,6 +517,21 @@ async fn the_operator_sets_and_reads_the_network_mode() {
     );
     let (_, _, mode) = call(&s.router, "GET", "/admin/card-network", None, None).await;
     assert_eq!(mode, wanted, "a rejected change changes nothing");
+
+    // Written before the answer delay existed, a mode without it has none.
+    let (status, _, mode) = call(
+        &s.router,
+        "PUT",
+        "/admin/card-network",
+        Some(json!({"latencyMs": 0, "down": false})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        mode,
+        json!({"latencyMs": 0, "down": false, "answerDelayMs": 0})
+    );
 }
 
 #[tokio::test]
@@ -554,7 +573,7 @@ async fn bad_input_is_a_400_problem_and_stores_nothing() {
     );
     assert_eq!(pays_of_dispatch(&s.db, "d1").await, 0);
     assert_eq!(approvals_of_book(&s.db, "b1").await, 0);
-    assert_eq!(s.network.charge_count(), 0);
+    assert_eq!(s.network.charge_count().await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -574,7 +593,7 @@ async fn an_idempotency_key_replays_the_first_answer() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["code"], "idempotency_key_reused");
     assert_eq!(pays_of_dispatch(&s.db, "d9").await, 0);
-    assert_eq!(s.network.charge_count(), 1);
+    assert_eq!(s.network.charge_count().await.unwrap(), 1);
 }
 
 /// One step of a random session against pay.
@@ -613,7 +632,8 @@ fn random_sessions_charge_each_trip_at_most_once() {
         ..ProptestConfig::default()
     };
     proptest!(config, |(steps in prop::collection::vec(step(), 1..25))| {
-        // Each case has its own trips and its own network; the database is shared.
+        // Each case has its own trips and its own network (its log in memory); the database is
+        // shared.
         let session = tanda_core::id::new_id();
         let network = Arc::new(CardNetwork::default());
         let (_, api) = runtime.block_on(build(s.db.clone(), network.clone())).unwrap();
@@ -625,7 +645,7 @@ fn random_sessions_charge_each_trip_at_most_once() {
             match step {
                 Step::Network { down: d } => {
                     down = d;
-                    network.set_mode(NetworkMode { latency_ms: 0, down });
+                    network.set_mode(NetworkMode { down, ..NetworkMode::default() });
                 }
                 Step::Pay { trip, good_card, amount } => {
                     let request = PayRequest {
@@ -665,7 +685,7 @@ fn random_sessions_charge_each_trip_at_most_once() {
             prop_assert_eq!(runtime.block_on(pays_of_dispatch(&s.db, id)), want);
         }
         prop_assert_eq!(runtime.block_on(approvals_of_book(&s.db, &book_id)), paid.len() as i64);
-        prop_assert_eq!(network.charge_count(), paid.len());
+        prop_assert_eq!(runtime.block_on(network.charge_count()).unwrap(), paid.len());
     });
 }
 

@@ -1,0 +1,67 @@
+//! Where the simulated card network keeps the charges it made. A real processor keeps its own
+//! records, apart from its merchants'; the simulation keeps them in a table of pay's database
+//! (`card_network_charges`), because that database is what every topology has, durable and
+//! shared by every instance of pay. The network writes there in a unit of its own, committed
+//! before it answers and never part of pay's: so a charge outlives pay crashing before it stores
+//! the answer, and the retry under the same key (the dispatch id) gets that charge back.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tanda_cardnet::{CardNetwork, Charge, ChargeLog, LogUnavailable, NetworkMode};
+use tanda_core::sql::{query, query_scalar};
+use tanda_core::{Db, DbError};
+
+/// The card network, keeping its charges in `db` (pay's, migrated).
+pub fn card_network(db: &Db, mode: NetworkMode) -> Arc<CardNetwork> {
+    Arc::new(CardNetwork::new(mode, Arc::new(TableLog(db.clone()))))
+}
+
+struct TableLog(Db);
+
+impl TableLog {
+    async fn keep(&self, key: &str, charge: Charge) -> Result<Charge, DbError> {
+        let mut uow = self.0.begin().await?;
+        let now = uow.now();
+        query(
+            "INSERT INTO card_network_charges (idempotency_key, charge_id, last4, amount, charged_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(&charge.charge_id)
+        .bind(&charge.last4)
+        .bind(charge.amount)
+        .bind(now)
+        .execute(uow.conn())
+        .await?;
+        let kept = query(
+            "SELECT charge_id, last4, amount FROM card_network_charges WHERE idempotency_key = $1",
+        )
+        .bind(key)
+        .fetch_one(uow.conn())
+        .await?;
+        uow.commit().await?;
+        Ok(Charge {
+            charge_id: kept.try_get("charge_id")?,
+            last4: kept.try_get("last4")?,
+            amount: kept.try_get("amount")?,
+        })
+    }
+}
+
+#[async_trait]
+impl ChargeLog for TableLog {
+    async fn record(&self, key: &str, charge: Charge) -> Result<Charge, LogUnavailable> {
+        self.keep(key, charge)
+            .await
+            .map_err(|e| LogUnavailable(e.to_string()))
+    }
+
+    async fn count(&self) -> Result<usize, LogUnavailable> {
+        let n: i64 = query_scalar("SELECT COUNT(*) FROM card_network_charges")
+            .fetch_one(self.0.reader())
+            .await
+            .map_err(|e| LogUnavailable(e.to_string()))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+}
