@@ -58,6 +58,168 @@ async fn killed_right_after_a_booking_is_accepted_the_ride_still_happens() {
     api.book_status(&book_id, "COMPLETED").await;
 }
 
+/// A crash right after each commit a booking makes, in turn (crash points, `tanda-failpoint`):
+/// whatever of it was committed is whole. A booking that was stored reaches dispatch and is
+/// offered to the free driver; none is stored that nobody will ever hear of.
+#[tokio::test]
+async fn a_crash_after_any_commit_of_a_booking_leaves_it_whole() {
+    for crash_after in 1.. {
+        let dir = tempfile::tempdir().unwrap();
+        let tanda = Proc::start(dir.path(), QUICK);
+        tanda.api.register_driver("f1", NEAR).await;
+        tanda.api.online("f1").await;
+        let booking = Api::booking("cust-f1", GOOD_CARD);
+        // 503 (and nothing stored) until book has heard that the driver is free.
+        let answer = loop {
+            match post_armed(&tanda.api, "/books", &booking, crash_after).await {
+                Some((503, _)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                answer => break answer,
+            }
+        };
+        if let Some((status, body)) = answer {
+            // The request committed fewer times than that: every crash point has been tried.
+            assert_eq!(status, 201, "{body}");
+            assert!(crash_after > 1, "a booking commits");
+            return;
+        }
+        assert_eq!(
+            tanda.exited().await.code(),
+            Some(137),
+            "the crash point exits"
+        );
+
+        let tanda = Proc::start(dir.path(), QUICK);
+        let books = tanda.api.get("/books?customerId=cust-f1").await.expect(200);
+        let [book] = books.as_array().unwrap().as_slice() else {
+            panic!("after commit {crash_after}: one booking stored, not {books}");
+        };
+        let offer = tanda.api.offer_for("f1").await;
+        assert_eq!(
+            offer["bookId"], book["bookId"],
+            "after commit {crash_after}"
+        );
+    }
+}
+
+/// A crash right after each commit the end of a trip makes (the network's record of the charge,
+/// pay's payment, dispatch's trip), in turn: the driver's retried `end` finishes it, and the trip
+/// is charged once, paid once, and its booking completes.
+#[tokio::test]
+async fn a_crash_after_any_commit_of_a_trips_end_charges_it_once() {
+    for crash_after in 1.. {
+        let dir = tempfile::tempdir().unwrap();
+        let tanda = Proc::start(dir.path(), QUICK);
+        tanda.api.register_driver("f2", NEAR).await;
+        tanda.api.online("f2").await;
+        let (book_id, dispatch_id) = tanda.api.ride_to_in_trip("cust-f2", GOOD_CARD, "f2").await;
+        let end = format!("/dispatches/{dispatch_id}/end");
+        let driver = json!({"driverId": "f2"});
+        if let Some((status, body)) = post_armed(&tanda.api, &end, &driver, crash_after).await {
+            assert_eq!(status, 200, "{body}");
+            assert!(
+                crash_after > 3,
+                "the charge, the payment and the trip each commit"
+            );
+            return;
+        }
+        assert_eq!(
+            tanda.exited().await.code(),
+            Some(137),
+            "the crash point exits"
+        );
+
+        let tanda = Proc::start(dir.path(), QUICK);
+        let api = &tanda.api;
+        let dispatch = api
+            .get(&format!("/dispatches/{dispatch_id}"))
+            .await
+            .expect(200);
+        if dispatch["status"] == "IN_TRIP" {
+            api.post(&end, driver).await.expect(200);
+        }
+        api.book_status(&book_id, "COMPLETED").await;
+        let pays = api
+            .get(&format!("/pays?bookId={book_id}"))
+            .await
+            .expect(200);
+        assert_eq!(
+            pays.as_array().unwrap().len(),
+            1,
+            "after commit {crash_after}: {pays}"
+        );
+        let pay_db = dir.path().join("pay.db");
+        assert_eq!(network_charges(&pay_db), 1, "after commit {crash_after}");
+        // The payment was announced too: the ride's history has it.
+        let history = format!("/rideHistories/{book_id}");
+        api.eventually(&history, "the payment in the history", |h| {
+            h["payId"] == pays[0]["payId"]
+        })
+        .await;
+    }
+}
+
+/// A crash right after each commit a reservation request makes, in turn: a reservation stored
+/// goes on to its end, paid once, and the seats add up.
+#[tokio::test]
+async fn a_crash_after_any_commit_of_a_reservation_leaves_it_whole() {
+    for crash_after in 1.. {
+        let dir = tempfile::tempdir().unwrap();
+        let tanda = Proc::start(dir.path(), QUICK);
+        tanda.api.flight("KE7000", 5).await;
+        tanda.api.deposit("f3", 150).await;
+        let request = json!({"userId": "f3", "flightId": "KE7000"});
+        if let Some((status, body)) =
+            post_armed(&tanda.api, "/reservations", &request, crash_after).await
+        {
+            assert_eq!(status, 201, "{body}");
+            assert!(crash_after > 1, "a reservation commits");
+            return;
+        }
+        assert_eq!(
+            tanda.exited().await.code(),
+            Some(137),
+            "the crash point exits"
+        );
+
+        let tanda = Proc::start(dir.path(), QUICK);
+        let api = &tanda.api;
+        let list = api.get("/reservations?userId=f3").await.expect(200);
+        let [reservation] = list.as_array().unwrap().as_slice() else {
+            panic!("after commit {crash_after}: one reservation stored, not {list}");
+        };
+        let id = reservation["reservationId"].as_str().unwrap();
+        api.reservation_status(id, "CONFIRMED").await;
+        assert_eq!(api.balance("f3").await, 50, "after commit {crash_after}");
+        assert_eq!(
+            api.seats_left("KE7000").await,
+            4,
+            "after commit {crash_after}"
+        );
+    }
+}
+
+/// POSTs `body` to `path` as the operator, with the process armed to exit right after this
+/// request's `commits`-th commit; the status and body, or `None` if the process died first.
+async fn post_armed(
+    api: &Api,
+    path: &str,
+    body: &serde_json::Value,
+    commits: u32,
+) -> Option<(u16, serde_json::Value)> {
+    let token = api.bearer_token().await;
+    let sent = api
+        .http
+        .post(format!("{}{path}", api.base))
+        .bearer_auth(token)
+        .header("tanda-failpoint", format!("exit-after-commit={commits}"))
+        .json(body)
+        .send()
+        .await
+        .ok()?;
+    let status = sent.status().as_u16();
+    Some((status, sent.json().await.unwrap_or_default()))
+}
+
 #[tokio::test]
 async fn killed_while_an_offer_is_pending_the_timers_still_fire_after_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -1111,6 +1111,12 @@ impl Uow {
     /// or timers. On SQLite under load the commit may be shared with the units around it; it
     /// returns once that shared commit is done.
     pub async fn commit(self) -> Result<(), DbError> {
+        self.commit_unit().await?;
+        crate::failpoint::committed();
+        Ok(())
+    }
+
+    async fn commit_unit(self) -> Result<(), DbError> {
         let Uow {
             mut tx,
             db,

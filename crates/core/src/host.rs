@@ -384,6 +384,8 @@ async fn resume(
 /// Request ids (`x-request-id`, generated when absent and echoed back), request metrics, tracing.
 pub fn with_common_layers(router: Router) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    #[cfg(feature = "failpoints")]
+    let router = router.layer(middleware::from_fn(crate::failpoint::arm));
     router
         .layer(middleware::from_fn(record_request))
         // Failures are answered as problems and logged where they arise (`Problem::internal`);

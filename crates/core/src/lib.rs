@@ -12,6 +12,7 @@ pub mod consumer;
 pub mod credential;
 pub mod db;
 pub mod event;
+pub mod failpoint;
 pub mod geo;
 pub mod host;
 pub mod housekeeping;
