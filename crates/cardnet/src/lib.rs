@@ -166,6 +166,8 @@ pub trait ChargeLog: Send + Sync + 'static {
     /// Keeps `charge` under `key` unless a charge is kept under it already, and returns the one
     /// kept. An error means nothing may be assumed charged.
     async fn record(&self, key: &str, charge: Charge) -> Result<Charge, LogUnavailable>;
+    /// The charge kept under `key`, if any.
+    async fn find(&self, key: &str) -> Result<Option<Charge>, LogUnavailable>;
     /// How many charges are kept, one per key.
     async fn count(&self) -> Result<usize, LogUnavailable>;
 }
@@ -184,6 +186,10 @@ impl ChargeLog for MemoryLog {
     async fn record(&self, key: &str, charge: Charge) -> Result<Charge, LogUnavailable> {
         let mut charges = self.0.lock().expect("never poisoned");
         Ok(charges.entry(key.to_owned()).or_insert(charge).clone())
+    }
+
+    async fn find(&self, key: &str) -> Result<Option<Charge>, LogUnavailable> {
+        Ok(self.0.lock().expect("never poisoned").get(key).cloned())
     }
 
     async fn count(&self) -> Result<usize, LogUnavailable> {
@@ -254,6 +260,23 @@ impl CardNetwork {
             tokio::time::sleep(Duration::from_millis(mode.answer_delay_ms)).await;
         }
         Ok(charge)
+    }
+
+    /// The charge made under `idempotency_key`, if one was: what a real processor answers when
+    /// asked about an idempotency key whose answer never arrived. Reachable only when charging
+    /// is (the same latency; unavailable while the network is down).
+    pub async fn charge_made(&self, idempotency_key: &str) -> Result<Option<Charge>, ChargeError> {
+        let mode = self.mode();
+        if mode.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(mode.latency_ms)).await;
+        }
+        if mode.down {
+            return Err(ChargeError::Unavailable);
+        }
+        self.log
+            .find(idempotency_key)
+            .await
+            .map_err(|_| ChargeError::Unavailable)
     }
 
     /// How many distinct charges the network has made (for tests and the operator page).

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tanda_cardnet::{CardNetwork, ChargeError};
+use tanda_cardnet::{CardNetwork, Charge, ChargeError};
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
 use tanda_core::id::new_id;
 use tanda_core::{Db, Envelope};
@@ -34,12 +34,14 @@ impl PayApi {
         let charge = match order.settlement() {
             // The dispatch id is the network's idempotency key, so callers racing past the check
             // above still charge the card once; the UNIQUE dispatch id then keeps one payment.
-            Settlement::Card { token } => Some(
-                self.network
-                    .charge(token, order.amount(), order.dispatch_id())
-                    .await?,
-            ),
-            Settlement::Cash => None,
+            Settlement::Card { token } => {
+                store::note_card_attempt(&self.db, order.dispatch_id()).await?;
+                let charge = self
+                    .network
+                    .charge(token, order.amount(), order.dispatch_id());
+                Some(charge.await?)
+            }
+            Settlement::Cash => self.charge_already_made(order.dispatch_id()).await?,
         };
         let mut uow = self.db.begin().await?;
         let payment = match &charge {
@@ -72,6 +74,19 @@ impl PayApi {
         }
         uow.commit().await?;
         Ok((stored.view(), created))
+    }
+}
+
+impl PayApi {
+    /// Before a trip is settled in cash: the charge the network made for it, if an earlier
+    /// attempt to charge its card went through but its answer was lost (a timeout, a crash).
+    /// The trip is then paid by that charge, and the driver must not take the fare again. Only
+    /// a trip whose card pay has tried asks the network, so cash needs no network otherwise.
+    async fn charge_already_made(&self, dispatch_id: &str) -> Result<Option<Charge>, PayError> {
+        if !store::card_attempted(&self.db, dispatch_id).await? {
+            return Ok(None);
+        }
+        Ok(self.network.charge_made(dispatch_id).await?)
     }
 }
 

@@ -57,6 +57,26 @@ impl ChargeLog for TableLog {
             .map_err(|e| LogUnavailable(e.to_string()))
     }
 
+    async fn find(&self, key: &str) -> Result<Option<Charge>, LogUnavailable> {
+        let found = query(
+            "SELECT charge_id, last4, amount FROM card_network_charges WHERE idempotency_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(self.0.reader())
+        .await
+        .map_err(|e| LogUnavailable(e.to_string()))?;
+        found
+            .map(|row| {
+                Ok(Charge {
+                    charge_id: row.try_get("charge_id")?,
+                    last4: row.try_get("last4")?,
+                    amount: row.try_get("amount")?,
+                })
+            })
+            .transpose()
+            .map_err(|e: DbError| LogUnavailable(e.to_string()))
+    }
+
     async fn count(&self) -> Result<usize, LogUnavailable> {
         let n: i64 = query_scalar("SELECT COUNT(*) FROM card_network_charges")
             .fetch_one(self.0.reader())

@@ -70,6 +70,15 @@ pub const MIGRATIONS: &[Migration] = &[
               amount BIGINT NOT NULL,
               charged_at BIGINT NOT NULL)",
     },
+    // The trips pay has asked the network to charge, noted before it asks: a trip settled in
+    // cash after one of them is first checked for a charge whose answer was lost.
+    Migration {
+        version: 5,
+        name: "card attempts",
+        sql: "CREATE TABLE card_attempts (
+              dispatch_id VARCHAR(100) PRIMARY KEY,
+              attempted_at BIGINT NOT NULL)",
+    },
 ];
 
 /// Why a payment was not made; nothing is stored in any case.

@@ -61,6 +61,30 @@ pub async fn by_book(db: &Db, book_id: &str) -> Result<Vec<Payment>, DbError> {
     rows.iter().map(payment).collect::<Result<_, _>>()
 }
 
+/// Notes, in a unit of its own, that the trip's card is about to be charged.
+pub async fn note_card_attempt(db: &Db, dispatch_id: &str) -> Result<(), DbError> {
+    let mut uow = db.begin().await?;
+    let now = uow.now();
+    query(
+        "INSERT INTO card_attempts (dispatch_id, attempted_at) VALUES ($1, $2)
+         ON CONFLICT (dispatch_id) DO NOTHING",
+    )
+    .bind(dispatch_id)
+    .bind(now)
+    .execute(uow.conn())
+    .await?;
+    uow.commit().await
+}
+
+/// Whether the trip's card was ever about to be charged.
+pub async fn card_attempted(db: &Db, dispatch_id: &str) -> Result<bool, DbError> {
+    let found = query("SELECT 1 AS one FROM card_attempts WHERE dispatch_id = $1")
+        .bind(dispatch_id)
+        .fetch_optional(db.reader())
+        .await?;
+    Ok(found.is_some())
+}
+
 /// Stores `payment` unless its trip already has one; true if this call stored it.
 pub async fn insert(uow: &mut Uow, payment: &Payment) -> Result<bool, DbError> {
     let done = query(

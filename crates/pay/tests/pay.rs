@@ -421,6 +421,60 @@ async fn a_trip_settled_in_cash_is_paid_once_with_no_card() {
     assert_eq!((pay.method.as_str(), pay.card_last4), (CASH, None));
 }
 
+/// The card was charged but the answer never reached dispatch (it gave up waiting), and the
+/// driver then takes the fare in cash: pay finds the charge the network made under the trip's key
+/// and answers with the card payment, so the customer pays once. While the network cannot be
+/// asked, such a trip's cash is refused for now (503); a trip whose card was never tried settles
+/// in cash with the network down.
+#[tokio::test]
+async fn cash_after_a_card_charge_whose_answer_was_lost_is_the_card_payment() {
+    let s = service().await;
+    s.network.set_mode(NetworkMode {
+        answer_delay_ms: 5_000,
+        ..NetworkMode::default()
+    });
+    let by_card = pay_body("b1", "d1", 7300, &card("4242424242424242"));
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        call(&s.internal, "POST", "/pays", Some(by_card), None),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the answer was still on its way");
+    assert_eq!(
+        s.network.charge_count().await.unwrap(),
+        1,
+        "but the card was charged"
+    );
+
+    s.network.set_mode(NetworkMode {
+        down: true,
+        ..NetworkMode::default()
+    });
+    let cash = cash_body("b1", "d1", 7300);
+    let (status, _, _) = call(&s.internal, "POST", "/pays", Some(cash.clone()), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _, never_tried) = call(
+        &s.internal,
+        "POST",
+        "/pays",
+        Some(cash_body("b2", "d2", 4800)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{never_tried}");
+    assert_eq!(never_tried["method"], "CASH");
+
+    s.network.set_mode(NetworkMode::default());
+    let (status, _, paid) = call(&s.internal, "POST", "/pays", Some(cash), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    assert_eq!(
+        (&paid["method"], &paid["cardLast4"]),
+        (&json!("CARD"), &json!("4242"))
+    );
+    assert_eq!(s.network.charge_count().await.unwrap(), 1, "charged once");
+    assert_eq!(pays_of_dispatch(&s.db, "d1").await, 1);
+}
+
 #[tokio::test]
 async fn a_declined_card_is_402_and_stores_nothing() {
     let s = service().await;
