@@ -328,7 +328,8 @@ impl Rejection {
 
 /// Decides what `command` does to `book`. Only the customer's commands (cancel, card) can be
 /// refused; a dispatch answer or a timer that no longer applies (a duplicate, a late or
-/// reordered delivery, anything after a terminal status) changes nothing.
+/// reordered delivery, anything after a terminal status) changes nothing — but for a trip that
+/// started after the system answered "no taxi": the customer boarded, and the booking follows.
 pub fn decide(book: &Book, command: Command, now: Timestamp) -> Result<Vec<BookEvent>, Rejection> {
     let stage = book.status.stage();
     let pending_cancel = matches!(book.status, Status::CancelRequested { .. });
@@ -364,6 +365,10 @@ pub fn decide(book: &Book, command: Command, now: Timestamp) -> Result<Vec<BookE
         },
         Command::TripStarted { dispatch_id } => match stage {
             Some(Stage::Requested | Stage::Dispatched) => Change::TripStarted { dispatch_id },
+            // Answered "no taxi" before book heard that one had come, and the customer boarded
+            // it before dispatch heard of the answer (it calls back a late taxi only until then):
+            // the ride is what happened.
+            None if book.status == Status::CancelledBySystem => Change::TripStarted { dispatch_id },
             _ => return Ok(vec![]),
         },
         // The fare is paid: whatever else is pending, the ride happened.
@@ -371,7 +376,7 @@ pub fn decide(book: &Book, command: Command, now: Timestamp) -> Result<Vec<BookE
             dispatch_id,
             fare,
             pay_id,
-        } if stage.is_some() => Change::Completed {
+        } if stage.is_some() || book.status == Status::CancelledBySystem => Change::Completed {
             dispatch_id,
             fare,
             pay_id,
@@ -414,6 +419,9 @@ pub fn apply(book: &mut Book, event: &BookEvent) {
         }
         Change::TripStarted { dispatch_id } => {
             book.dispatch_id.get_or_insert_with(|| dispatch_id.clone());
+            if book.status == Status::CancelledBySystem {
+                book.status = Status::InTrip;
+            }
             advance(book, Stage::InTrip);
         }
         Change::Completed {
