@@ -208,11 +208,51 @@ async fn competing_instances_share_the_work_in_order_and_once() {
     wait_for(&consumer, 401).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(seen(&consumer).await.len(), 401);
+
+    // Past the broker's dedup window a republished event is a new message to it, and only the
+    // inbox keeps the effect single: events sent again under message ids the broker has not seen.
+    republish_as_new(&bus, &producer, source, 20).await;
+    publish(&producer, 1, 1).await;
+    wait_for(&consumer, 402).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        seen(&consumer).await.len(),
+        402,
+        "redelivered events applied again"
+    );
     for lifecycle in [again, a, b] {
         lifecycle.stop_background().await;
     }
     discard(producer).await;
     discard(consumer).await;
+}
+
+/// Publishes the first `n` events of `producer`'s outbox again, each under a message id the
+/// broker has not seen: what a republish looks like to it once its dedup window has passed.
+async fn republish_as_new(bus: &NatsBus, producer: &Db, service: &str, n: i64) {
+    let client = async_nats::connect(NATS).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let rows = query("SELECT envelope FROM outbox ORDER BY seq LIMIT $1")
+        .bind(n)
+        .fetch_all(producer.reader())
+        .await
+        .unwrap();
+    assert_eq!(rows.len() as i64, n);
+    for row in rows {
+        let raw: String = row.get("envelope");
+        let event: Envelope = serde_json::from_str(&raw).unwrap();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}-after-the-window", event.id).as_str(),
+        );
+        let subject = bus.subject(service, &event);
+        js.publish_with_headers(subject, headers, raw.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
