@@ -76,17 +76,9 @@ async fn a_crash_after_any_commit_of_a_booking_leaves_it_whole() {
                 answer => break answer,
             }
         };
-        if let Some((status, body)) = answer {
-            // The request committed fewer times than that: every crash point has been tried.
-            assert_eq!(status, 201, "{body}");
-            assert!(crash_after > 1, "a booking commits");
+        if completed(tanda, answer, 201, crash_after > 1).await {
             return;
         }
-        assert_eq!(
-            tanda.exited().await.code(),
-            Some(137),
-            "the crash point exits"
-        );
 
         let tanda = Proc::start(dir.path(), QUICK);
         let books = tanda.api.get("/books?customerId=cust-f1").await.expect(200);
@@ -102,8 +94,8 @@ async fn a_crash_after_any_commit_of_a_booking_leaves_it_whole() {
 }
 
 /// A crash right after each commit the end of a trip makes (pay noting the attempt, the network's
-/// record of the charge, pay's payment, dispatch's trip), in turn: the driver's retried `end` finishes it, and the trip
-/// is charged once, paid once, and its booking completes.
+/// record of the charge, pay's payment, dispatch's trip), in turn: the driver's retried `end`
+/// finishes it, and the trip is charged once, paid once, and its booking completes.
 #[tokio::test]
 async fn a_crash_after_any_commit_of_a_trips_end_charges_it_once() {
     for crash_after in 1.. {
@@ -114,19 +106,11 @@ async fn a_crash_after_any_commit_of_a_trips_end_charges_it_once() {
         let (book_id, dispatch_id) = tanda.api.ride_to_in_trip("cust-f2", GOOD_CARD, "f2").await;
         let end = format!("/dispatches/{dispatch_id}/end");
         let driver = json!({"driverId": "f2"});
-        if let Some((status, body)) = post_armed(&tanda.api, &end, &driver, crash_after).await {
-            assert_eq!(status, 200, "{body}");
-            assert!(
-                crash_after > 4,
-                "the charge attempt, the network's charge, the payment and the trip each commit"
-            );
+        let answer = post_armed(&tanda.api, &end, &driver, crash_after).await;
+        // The charge attempt, the network's charge, the payment and the trip each commit.
+        if completed(tanda, answer, 200, crash_after > 4).await {
             return;
         }
-        assert_eq!(
-            tanda.exited().await.code(),
-            Some(137),
-            "the crash point exits"
-        );
 
         let tanda = Proc::start(dir.path(), QUICK);
         let api = &tanda.api;
@@ -168,18 +152,10 @@ async fn a_crash_after_any_commit_of_a_reservation_leaves_it_whole() {
         tanda.api.flight("KE7000", 5).await;
         tanda.api.deposit("f3", 150).await;
         let request = json!({"userId": "f3", "flightId": "KE7000"});
-        if let Some((status, body)) =
-            post_armed(&tanda.api, "/reservations", &request, crash_after).await
-        {
-            assert_eq!(status, 201, "{body}");
-            assert!(crash_after > 1, "a reservation commits");
+        let answer = post_armed(&tanda.api, "/reservations", &request, crash_after).await;
+        if completed(tanda, answer, 201, crash_after > 1).await {
             return;
         }
-        assert_eq!(
-            tanda.exited().await.code(),
-            Some(137),
-            "the crash point exits"
-        );
 
         let tanda = Proc::start(dir.path(), QUICK);
         let api = &tanda.api;
@@ -195,6 +171,32 @@ async fn a_crash_after_any_commit_of_a_reservation_leaves_it_whole() {
             4,
             "after commit {crash_after}"
         );
+    }
+}
+
+/// Whether an armed request completed, answered `status`: it commits fewer times than the crash
+/// point's count, so every crash point has been tried (`committed_at_least` says the path did
+/// reach each one expected). Otherwise the process exited at the crash point.
+async fn completed(
+    tanda: Proc,
+    answer: Option<(u16, serde_json::Value)>,
+    status: u16,
+    committed_at_least: bool,
+) -> bool {
+    match answer {
+        Some((answered, body)) => {
+            assert_eq!(answered, status, "{body}");
+            assert!(
+                committed_at_least,
+                "the path commits fewer times than it should"
+            );
+            true
+        }
+        None => {
+            let exit = tanda.exited().await.code();
+            assert_eq!(exit, Some(137), "the crash point exits");
+            false
+        }
     }
 }
 

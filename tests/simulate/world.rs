@@ -222,17 +222,9 @@ impl World {
     }
 
     async fn cancel_book(&mut self) {
-        if self.books.is_empty() {
-            return;
-        }
-        let book = self.rng.pick(&self.books).clone();
-        let answer = self.api.post_empty(&format!("/books/{book}/cancel")).await;
-        self.tell(format!("cancel book {book}: {}", answer.status));
-        assert!(
-            [202, 409].contains(&answer.status.as_u16()),
-            "{}",
-            answer.body
-        );
+        let books = self.books.clone();
+        self.cancel_one_of(&books, |id| format!("/books/{id}/cancel"))
+            .await;
     }
 
     async fn reserve(&mut self) {
@@ -252,20 +244,21 @@ impl World {
     }
 
     async fn cancel_reservation(&mut self) {
-        if self.reservations.is_empty() {
+        let reservations = self.reservations.clone();
+        let path = |id: &str| format!("/reservations/{id}/cancel");
+        self.cancel_one_of(&reservations, path).await;
+    }
+
+    /// Cancels one of `ids` (at `path(id)`): accepted, or refused as too late or done already.
+    async fn cancel_one_of(&mut self, ids: &[String], path: impl Fn(&str) -> String) {
+        if ids.is_empty() {
             return;
         }
-        let id = self.rng.pick(&self.reservations).clone();
-        let answer = self
-            .api
-            .post_empty(&format!("/reservations/{id}/cancel"))
-            .await;
-        self.tell(format!("cancel reservation {id}: {}", answer.status));
-        assert!(
-            [202, 409].contains(&answer.status.as_u16()),
-            "{}",
-            answer.body
-        );
+        let path = path(self.rng.pick(ids).as_str());
+        let answer = self.api.post_empty(&path).await;
+        self.tell(format!("POST {path}: {}", answer.status));
+        let status = answer.status.as_u16();
+        assert!([202, 409].contains(&status), "{}", answer.body);
     }
 
     async fn deposit(&mut self) {
