@@ -504,9 +504,14 @@ impl Api {
 
     /// Books once book has heard that a driver is available (it learns that from events).
     pub async fn book(&self, customer: &str, card: &str) -> Value {
+        self.book_with(Self::booking(customer, card)).await
+    }
+
+    /// `POST /books` with `body`, once book has heard that a driver is available.
+    pub async fn book_with(&self, body: Value) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let a = self.post("/books", Self::booking(customer, card)).await;
+            let a = self.post("/books", body.clone()).await;
             if a.status != StatusCode::SERVICE_UNAVAILABLE {
                 return a.expect(201);
             }

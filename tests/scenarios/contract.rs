@@ -88,7 +88,8 @@ async fn cast(operator: &Api) -> Cast {
     operator.flight("KE1101", 10).await;
     let mut booking = Api::booking("alice", GOOD_CARD);
     booking.as_object_mut().unwrap().remove("customerId");
-    let book = alice.post("/books", booking).await.expect(201);
+    // Book hears that dave is free a moment after he goes online (an event).
+    let book = alice.book_with(booking).await;
     let book_id = book["bookId"].as_str().unwrap().to_owned();
     let offer = dave.offer_for("dave").await;
     let dispatch_id = offer["dispatchId"].as_str().unwrap().to_owned();
