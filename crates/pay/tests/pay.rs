@@ -553,6 +553,19 @@ async fn the_operator_sets_and_reads_the_network_mode() {
         }
     );
 
+    // A minute is the most either delay may be, a minute included.
+    let slowest = json!({"latencyMs": 60_000, "down": false, "answerDelayMs": 60_000});
+    let (status, _, _) = call(&s.router, "PUT", "/admin/card-network", Some(slowest), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = call(
+        &s.router,
+        "PUT",
+        "/admin/card-network",
+        Some(wanted.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
     let too_slow = json!({"latencyMs": 60_001, "down": false});
     let (status, headers, problem) = call(
         &s.router,
