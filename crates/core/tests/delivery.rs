@@ -300,22 +300,48 @@ async fn a_paused_consumer_catches_up_on_resume() {
     let dir = tempfile::tempdir().unwrap();
     let producer = open(dir.path(), "producer").await;
     let consumer = open(dir.path(), "consumer").await;
-    let (consumers, lifecycle) = start(&producer, &consumer, recorder());
+    let witness = open(dir.path(), "witness").await;
+    let lifecycle = Lifecycle::new();
+    let consumers = Consumers::new(vec![
+        Consumer {
+            name: "recorder",
+            db: consumer.clone(),
+            types: PRODUCES,
+            handler: recorder(),
+        },
+        // Tails the same outbox and is woken by the same commits: once it has both events, the
+        // paused consumer has had every chance to take them too.
+        Consumer {
+            name: "witness",
+            db: witness.clone(),
+            types: PRODUCES,
+            handler: recorder(),
+        },
+    ]);
+    let sources = [Source {
+        db: producer.clone(),
+        produces: PRODUCES,
+    }];
+    consumers.start(&sources, &lifecycle);
     consumers.pause("recorder").unwrap();
     publish(&producer, &["x", "y"]).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the witness", async || notes(&witness).await.len() == 2).await;
     assert!(notes(&consumer).await.is_empty());
+    assert_eq!(consumers.lag("recorder").await.unwrap(), 2);
     consumers.resume("recorder").unwrap();
     eventually("catch-up", async || notes(&consumer).await.len() == 2).await;
     lifecycle.stop_background().await;
 }
 
+/// Counts firings; each holds its unit open a while, so that a second loop polling the same table
+/// finds the timer still there while the first is firing it.
 struct CountingTimers(AtomicUsize);
 
 #[async_trait]
 impl TimerHandler for CountingTimers {
     async fn fire(&self, uow: &mut Uow, timer: &Timer) -> Result<(), HandlerError> {
         self.0.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
         query("INSERT INTO notes (text) VALUES ($1)")
             .bind(&timer.key)
             .execute(uow.conn())
@@ -350,8 +376,10 @@ async fn timers_survive_a_restart_and_fire_once() {
     timers::start(db.clone(), handler.clone(), &lifecycle);
     // A second loop on the same table: the claim makes each timer fire once.
     timers::start(db.clone(), handler.clone(), &lifecycle);
-    eventually("the due timer", async || notes(&db).await.len() == 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the due timer", async || !notes(&db).await.is_empty()).await;
+    // Stopping waits for both loops to finish what they were doing: a second firing of the same
+    // timer, had the claim let one through, has happened by then.
+    lifecycle.stop_background().await;
     assert_eq!(notes(&db).await, ["due-soon"]);
     assert_eq!(handler.0.load(Ordering::SeqCst), 1);
     let left: i64 = query_scalar("SELECT COUNT(*) FROM timers")
@@ -359,7 +387,6 @@ async fn timers_survive_a_restart_and_fire_once() {
         .await
         .unwrap();
     assert_eq!(left, 1, "the later timer is still pending");
-    lifecycle.stop_background().await;
 }
 
 #[tokio::test]
@@ -373,9 +400,9 @@ async fn housekeeping_prunes_only_what_every_consumer_has_passed() {
     let (consumers, lifecycle) = start(&producer, &consumer, recorder());
     publish(&producer, &["a", "b"]).await;
     eventually("two notes", async || notes(&consumer).await.len() == 2).await;
-    consumers.pause("recorder").unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    publish(&producer, &["c"]).await; // not consumed yet
+    // The consumer stops (its loops have ended when this returns), so "c" waits unconsumed.
+    lifecycle.stop_background().await;
+    publish(&producer, &["c"]).await;
 
     let sources = [Source {
         db: producer.clone(),
@@ -411,7 +438,8 @@ async fn housekeeping_prunes_only_what_every_consumer_has_passed() {
         .unwrap();
     assert_eq!(inbox().await, 0);
 
-    consumers.resume("recorder").unwrap();
+    // Started again, it takes up where its stored cursor says.
+    let (_, lifecycle) = start(&producer, &consumer, recorder());
     eventually("the last note", async || notes(&consumer).await.len() == 3).await;
     lifecycle.stop_background().await;
 }

@@ -2,6 +2,7 @@
 //! connections that cannot be held open for nothing, nor opened beyond a cap.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -14,6 +15,7 @@ use tanda_core::host::{HttpConfig, metrics_handle, serve, with_common_layers};
 use tanda_core::lifecycle::Lifecycle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tower::ServiceExt;
 
 /// The distinct `tanda_http_requests_total` series the recorder holds now.
@@ -70,9 +72,13 @@ struct Server {
     addr: SocketAddr,
     lifecycle: Lifecycle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Told when a request reaches `/slow`'s handler.
+    slow_arrived: Arc<Notify>,
 }
 
 async fn start(config: HttpConfig) -> Server {
+    let slow_arrived = Arc::new(Notify::new());
+    let arrived = slow_arrived.clone();
     let router = Router::new()
         .route("/hello", get(|| async { "hello" }))
         .route(
@@ -81,9 +87,12 @@ async fn start(config: HttpConfig) -> Server {
         )
         .route(
             "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                "done"
+            get(move || {
+                arrived.notify_one();
+                async {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    "done"
+                }
             }),
         )
         .route(
@@ -109,6 +118,7 @@ async fn start(config: HttpConfig) -> Server {
         addr,
         lifecycle,
         task,
+        slow_arrived,
     }
 }
 
@@ -290,7 +300,7 @@ async fn shutdown_finishes_the_request_in_flight_then_stops() {
     assert!(get_on(&mut idle, "/hello").await.ends_with("hello"));
     let mut busy = TcpStream::connect(server.addr).await.unwrap();
     let in_flight = tokio::spawn(async move { get_on(&mut busy, "/slow").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.slow_arrived.notified().await;
 
     server.lifecycle.token().cancel();
     let answer = in_flight.await.unwrap();

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -131,6 +131,35 @@ async fn wait_for(db: &Db, count: usize) {
     panic!("only {} of {count} events arrived", seen(db).await.len());
 }
 
+/// Waits until everything `producer` wrote is in its stream and every message the stream holds has
+/// been delivered to and acknowledged by the recorder, which acknowledges only after its handling
+/// committed: from then on the `seen` table is final, with no delivery still on its way.
+async fn settled(producer: &Db, service: &str) {
+    let client = async_nats::connect(NATS).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream_name = format!("TEST_{}", service.replace('-', "_")).to_ascii_uppercase();
+    for _ in 0..600 {
+        let unpublished: i64 =
+            query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(producer.reader())
+                .await
+                .unwrap();
+        let stream = js.get_stream(&stream_name).await.unwrap();
+        let mut outstanding = 0;
+        for partition in 0..nats::PARTITIONS {
+            let durable = format!("recorder-{service}-p{partition}");
+            if let Ok(info) = stream.consumer_info(&durable).await {
+                outstanding += info.num_pending + info.num_ack_pending as u64;
+            }
+        }
+        if unpublished == 0 && outstanding == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the stream of {service} never settled");
+}
+
 fn instance(consumer_db: &Db, bus: &NatsBus, source: &'static str, tag: &'static str) -> Lifecycle {
     let lifecycle = Lifecycle::new();
     let consumers = Consumers::new(vec![Consumer {
@@ -167,7 +196,7 @@ async fn competing_instances_share_the_work_in_order_and_once() {
 
     publish(&producer, 16, 25).await; // 400 events over 16 aggregates
     wait_for(&consumer, 400).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    settled(&producer, source).await;
     let all = seen(&consumer).await;
     assert_eq!(all.len(), 400, "each event handled once");
 
@@ -206,7 +235,7 @@ async fn competing_instances_share_the_work_in_order_and_once() {
     nats::start_relay(producer.clone(), bus.clone(), &again);
     publish(&producer, 1, 1).await; // one genuinely new event, behind the replayed ones
     wait_for(&consumer, 401).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    settled(&producer, source).await;
     assert_eq!(seen(&consumer).await.len(), 401);
 
     // Past the broker's dedup window a republished event is a new message to it, and only the
@@ -214,7 +243,7 @@ async fn competing_instances_share_the_work_in_order_and_once() {
     republish_as_new(&bus, &producer, source, 20).await;
     publish(&producer, 1, 1).await;
     wait_for(&consumer, 402).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    settled(&producer, source).await;
     assert_eq!(
         seen(&consumer).await.len(),
         402,
@@ -264,8 +293,15 @@ async fn events_wait_in_the_outbox_while_nobody_relays_and_flow_when_a_relay_sta
     let (consumer, _) = fresh("c").await;
     let consumers = instance(&consumer, &bus, source, "a");
     publish(&producer, 3, 5).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(seen(&consumer).await.is_empty());
+    // Nothing relays, so nothing may arrive: watched for a while, not just looked at once.
+    let quiet = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < quiet {
+        assert!(
+            seen(&consumer).await.is_empty(),
+            "an event went round the outbox"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let relay = Lifecycle::new();
     nats::start_relay(producer.clone(), bus.clone(), &relay);
     wait_for(&consumer, 15).await;
