@@ -331,6 +331,25 @@ impl Window {
         }
     }
 
+    /// Waits until the page has put a fresh element in place of `css`'s (its own refresh).
+    async fn wait_refresh(&self, css: &str) {
+        let mark = "const e = document.querySelector(arguments[0]);\
+                    if (e) { e.dataset.testSeen = '1'; } return !!e;";
+        let marked = self.client.execute(mark, vec![json!(css)]).await.unwrap();
+        assert_eq!(marked, json!(true), "[{}] no `{css}` to watch", self.name);
+        let fresh = "const e = document.querySelector(arguments[0]);\
+                     return !!e && !e.dataset.testSeen;";
+        let deadline = Instant::now() + PATIENCE;
+        while self.client.execute(fresh, vec![json!(css)]).await.unwrap() != json!(true) {
+            assert!(
+                Instant::now() < deadline,
+                "[{}] `{css}` was never refreshed",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn find(&self, css: &str) -> Element {
         self.client
             .wait()
@@ -967,7 +986,7 @@ async fn a_declined_card_is_replaced_or_the_fare_taken_in_cash_by_clicks() {
     ride(&customer, &driver).await;
     driver.shot("1-declined").await;
     // The choice stays while the page refreshes itself.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    driver.wait_refresh("#driver-panel").await;
     driver.wait_text("#declined", "card was declined").await;
 
     // The customer replaces the card during the trip; the driver ends again.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
@@ -236,9 +236,12 @@ async fn killed_while_an_offer_is_pending_the_timers_still_fire_after_restart() 
         .as_str()
         .unwrap()
         .to_owned();
+    let booked = Instant::now(); // after the server set the booking's deadline
     tanda.api.offer_for("k2").await;
     tanda.kill9();
-    tokio::time::sleep(Duration::from_millis(2000)).await; // both deadlines pass while it is down
+    // Down until both deadlines (the offer's, the booking's) have passed: they fall due while
+    // nothing runs.
+    tokio::time::sleep_until((booked + Duration::from_millis(1500)).into()).await;
 
     let tanda = Proc::start(dir.path(), env);
     let api = &tanda.api;
@@ -451,17 +454,7 @@ async fn sigterm_answers_every_request_in_flight_before_exiting() {
 
 /// `tanda_http_requests_in_flight` as `/metrics` reports it (the scrape itself included).
 async fn in_flight(api: &Api) -> f64 {
-    let metrics = api.get("/metrics").await.expect(200);
-    metrics
-        .as_str()
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("tanda_http_requests_in_flight ")?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
+    api.metric("tanda_http_requests_in_flight").await
 }
 
 /// Kubernetes sends SIGTERM and takes the pod out of its Service at the same moment, and the
@@ -670,7 +663,18 @@ async fn a_disk_full_for_a_moment_parks_nothing_and_every_saga_completes() {
     api.post_empty("/admin/consumers/payment/resume")
         .await
         .expect(200);
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The disk stays full until payment has failed on it more often than a handler's own error
+    // may fail before its event is parked: only then does "nothing parked" say something.
+    let failures = "tanda_consumer_transient_failures_total{consumer=\"payment\"}";
+    let enough = f64::from(tanda_core::consumer::MAX_ATTEMPTS + 1);
+    let full_until = Instant::now() + Duration::from_secs(60);
+    while api.metric(failures).await < enough {
+        assert!(
+            Instant::now() < full_until,
+            "payment never tried the full disk"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     std::fs::remove_file(filler).unwrap();
     drop(snapshots);
     api.eventually("/readyz", "ready with room on the disk again", |r| {

@@ -129,9 +129,19 @@ async fn after_postgresql_ends_the_relays_session_one_instance_relays() {
     let wallets = wallets("rl", 40, |_| 250);
     fund(&api, &wallets).await;
     let database = app.database_of(Service::Payment);
+    let leader = lock_holders(&database).await;
+    assert_eq!(leader.len(), 1, "one instance leads: {leader:?}");
     end_sessions(&database).await;
-    // Long enough for an instance to take the lead again (they ask every second).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // An instance takes the lead again (they ask every second): a new session holds the lock.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = lock_holders(&database).await;
+        if now.len() == 1 && now != leader {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no new relay lead: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let relayed = |addr| {
         counter(
@@ -422,6 +432,19 @@ async fn end_sessions(database: &str) {
             .await
             .unwrap();
     assert!(ended.rows_affected() > 0, "there were sessions to end");
+}
+
+/// The sessions (backend pids) holding an advisory lock on `database`.
+async fn lock_holders(database: &str) -> Vec<i32> {
+    let mut admin = admin().await;
+    sqlx::query_scalar(
+        "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = $1 ORDER BY l.pid",
+    )
+    .bind(database)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap()
 }
 
 /// How many advisory locks are held on `database`.

@@ -478,6 +478,27 @@ impl Api {
         }
     }
 
+    /// Waits until no consumer has an event left to handle, so that every effect of what was
+    /// accepted so far has happened: a check made next sees the final state, not one on its way.
+    pub async fn settled(&self) {
+        self.eventually("/admin/consumers", "every consumer caught up", |list| {
+            list.as_array()
+                .is_some_and(|all| all.iter().all(|c| c["lag"] == 0))
+        })
+        .await;
+    }
+
+    /// One series of `/metrics` (0 while it has none), e.g. `tanda_http_requests_in_flight`.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.get("/metrics").await.expect(200);
+        let prefix = format!("{series} ");
+        text.as_str()
+            .expect("metrics are text")
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     // ---- taxi vocabulary ------------------------------------------------------------------
 
     pub async fn register_driver(&self, id: &str, at: (f64, f64)) -> Value {

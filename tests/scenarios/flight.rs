@@ -93,7 +93,7 @@ pub async fn cancelling_refunds_once_voids_the_ticket_and_frees_the_seat(t: Topo
     api.post_empty(&format!("/reservations/{id}/cancel"))
         .await
         .expect(409);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    api.settled().await;
     assert_eq!(
         api.balance("ew").await,
         150,

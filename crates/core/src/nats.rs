@@ -367,8 +367,10 @@ async fn consume(
                 }
                 break;
             }
-            if let Ok(info) = message.info() {
-                lag.set(info.pending);
+            // Yet to handle: this one, and what the broker holds behind it.
+            let behind = message.info().map(|info| info.pending).ok();
+            if let Some(behind) = behind {
+                lag.set(behind + 1);
             }
             let wanted = message
                 .subject
@@ -383,6 +385,9 @@ async fn consume(
                 if !consumers.deliver(c, None, &raw, &cancel).await {
                     return;
                 }
+            }
+            if let Some(behind) = behind {
+                lag.set(behind);
             }
             // Not waiting for the broker to confirm: a lost ack means one redelivery after
             // ACK_WAIT, which the inbox absorbs, while waiting costs a round trip per message.
