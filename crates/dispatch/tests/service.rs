@@ -459,8 +459,10 @@ async fn a_ride_from_booking_to_paid_trip() {
     assert_eq!(not_yours.status, StatusCode::CONFLICT);
     assert_eq!(not_yours.body["code"], "not_offered");
 
-    // The offer timer fires: an expiry counts as a decline.
+    // The offer timer fires: an expiry counts as a decline. At its expiry the offer is no longer
+    // shown, even before the timer has fired.
     s.clock.advance(Duration::from_secs(15));
+    assert_eq!(s.get("/drivers/mid/offers").await, json!([]));
     assert_eq!(
         s.act(&id, "accept", "mid").await.body["code"],
         "offer_expired"
@@ -768,10 +770,12 @@ async fn the_breaker_opens_after_repeated_pay_outages() {
 
     let end = || Some(json!({"driverId": "a", "distanceMeters": 10_000}));
     let uri = format!("/dispatches/{id}/end");
-    for _ in 0..2 {
+    // Come back soon while the breaker is closed; once it opens, when it will let a call through.
+    for expected_retry_after in ["1", "30"] {
         s.pay.fail_next(PayCallError::Unavailable("down".into()));
         let down = s.call(Method::POST, &uri, end()).await;
         assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(down.retry_after.as_deref(), Some(expected_retry_after));
     }
     assert_eq!(s.pay.calls(), 2);
     let open = s.call(Method::POST, &uri, end()).await;
@@ -833,6 +837,10 @@ async fn drivers_are_registered_once_and_bad_input_is_refused() {
             "invalid_car_number",
         ),
         (bad("phone", json!("call me")), "invalid_phone"),
+        (bad("phone", json!("12")), "invalid_phone"),
+        (bad("phone", json!("0".repeat(16))), "invalid_phone"),
+        (bad("phone", json!("010-1234-567x")), "invalid_phone"),
+        (bad("phone", json!("+82 (10) 1234 - 56789")), "invalid_phone"),
         (bad("name", json!(7)), "invalid_body"),
     ] {
         let answer = s.call(Method::POST, "/drivers", Some(request)).await;
@@ -843,6 +851,15 @@ async fn drivers_are_registered_once_and_bad_input_is_refused() {
         s.call(Method::GET, "/drivers/other", None).await.status,
         StatusCode::NOT_FOUND
     );
+    // Each limit itself is allowed: a 100-character name, a 20-character car number, a phone of
+    // 20 characters with 15 digits.
+    let longest = json!({
+        "driverId": "longest", "name": "가".repeat(100), "carNumber": "x".repeat(20),
+        "phone": "+82 (10)1234-5678901", "location": {"lat": 37.5, "lng": 127.0},
+    });
+    assert_eq!("+82 (10)1234-5678901".len(), 20);
+    let taken = s.call(Method::POST, "/drivers", Some(longest)).await;
+    assert_eq!(taken.status, StatusCode::CREATED, "{}", taken.body);
 
     let moved = s
         .call(
@@ -1414,6 +1431,10 @@ async fn the_search_ends_when_the_bookings_answer_is_due() {
         s.get(&format!("/dispatches/{id}")).await["status"],
         "FAILED"
     );
+    assert_eq!(
+        s.published("taxi.DispatchFailed").await[0]["reason"],
+        "no driver accepted before the deadline"
+    );
 }
 
 #[tokio::test]
@@ -1430,6 +1451,10 @@ async fn a_booking_heard_of_after_its_answer_is_offered_to_nobody() {
     assert_eq!(s.published("taxi.RideOffered").await, Vec::<Value>::new());
     let failed = s.published("taxi.DispatchFailed").await;
     assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0]["reason"],
+        "the booking was answered before dispatch heard of it"
+    );
     assert!(failed[0].get("driverId").is_none());
     assert_eq!(
         s.timers_of(&str_of(&dispatch["dispatchId"])).await,
