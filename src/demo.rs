@@ -331,7 +331,7 @@ impl Driver {
             match answer.status {
                 StatusCode::CREATED => debug!("registered"),
                 StatusCode::CONFLICT if answer.code() == "driver_exists" => {
-                    debug!("registered by an earlier run; carrying on")
+                    debug!("registered by an earlier run; carrying on");
                 }
                 s if s.is_server_error() => {
                     warn!(status = %s, body = %answer.body, "cannot register yet; retrying");
@@ -593,7 +593,7 @@ async fn schedule_flights(client: &Client) -> Step<usize> {
                     continue;
                 }
                 s => {
-                    warn!(flight = flight.id, status = %s, body = %answer.body, "the API refused the flight")
+                    warn!(flight = flight.id, status = %s, body = %answer.body, "the API refused the flight");
                 }
             }
             break;

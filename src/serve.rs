@@ -61,7 +61,7 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
              TANDA_SERVICE_SECRET, the same for pay and dispatch (at least {min} characters), so \
              that only dispatch can call pay's internal POST /pays; `tanda cluster` generates one",
             name = service.name(),
-            min = tanda_core::credential::MIN_SECRET_LEN,
+            min = credential::MIN_SECRET_LEN,
         );
     }
     let missing: Vec<&str> = service

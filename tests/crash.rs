@@ -321,7 +321,7 @@ async fn killed_after_the_charge_before_pay_stored_it_the_retry_charges_once() {
         }
     });
     let pay_db = dir.path().join("pay.db");
-    let asked = std::time::Instant::now();
+    let asked = Instant::now();
     while network_charges(&pay_db) == 0 {
         assert!(
             asked.elapsed() < Duration::from_secs(20),
@@ -468,7 +468,7 @@ async fn sigterm_turns_readiness_off_then_serves_for_the_drain_delay_then_exits_
     let tanda = Proc::start(dir.path(), &env);
     let api = tanda.api.clone();
     api.register_driver("dr1", NEAR).await;
-    let asked = std::time::Instant::now();
+    let asked = Instant::now();
     tanda.sigterm();
     while api.get("/readyz").await.status != 503 {
         assert!(

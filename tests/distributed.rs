@@ -64,7 +64,7 @@ tests_on!(Distributed, identity:
 /// nothing without it. Dispatch, with the credential the cluster gave it, still charges trips.
 #[tokio::test]
 async fn pay_takes_a_payment_only_with_the_service_credential() {
-    let mut app = common::TestApp::spawn(common::Topology::Distributed).await;
+    let mut app = TestApp::spawn(common::Topology::Distributed).await;
     let operator = app.api.bearer_token().await;
     let pay = common::Api::new(format!("http://{}", app.cluster().addrs["pay"])).anonymous();
     let charge = serde_json::json!({"bookId": "b-cred", "dispatchId": "d-cred", "amount": 1,

@@ -171,7 +171,7 @@ async fn after_postgresql_ends_the_relays_session_one_instance_relays() {
 async fn a_taxi_service_killed_under_load_loses_nothing_and_charges_once() {
     // The breaker in front of pay may open while pay is down; let it close soon after.
     let mut app = TestApp::spawn_with(Topology::Distributed, |c| {
-        c.pay_breaker_open_for = Duration::from_secs(1)
+        c.pay_breaker_open_for = Duration::from_secs(1);
     })
     .await;
     let api = app.api.clone();
@@ -670,7 +670,7 @@ async fn counter(api: &Api, addr: SocketAddr, series: &str) -> f64 {
         .get(format!("http://{addr}/metrics"))
         .send()
         .await
-        .and_then(|r| r.error_for_status())
+        .and_then(reqwest::Response::error_for_status)
         .expect("the instance serves /metrics")
         .text()
         .await

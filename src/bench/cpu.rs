@@ -46,7 +46,7 @@ impl CpuClock {
         let now = CpuClock::now()?;
         let total = now.total.checked_sub(self.total).filter(|t| *t > 0)?;
         let busy = now.busy.saturating_sub(self.busy);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let wall = now.at - self.at;
         // Both files count in the same ticks: a share of all ticks, times the core-seconds there
         // were, is core-seconds.

@@ -83,7 +83,7 @@ impl Conn {
     }
 
     async fn sender(&mut self) -> anyhow::Result<&mut SendRequest<Full<Bytes>>> {
-        if self.send.as_ref().is_none_or(|s| s.is_closed()) {
+        if self.send.as_ref().is_none_or(SendRequest::is_closed) {
             let stream = TcpStream::connect(self.addr)
                 .await
                 .with_context(|| format!("connecting to {}", self.addr))?;
@@ -184,7 +184,7 @@ impl Samples {
             return 0.0;
         }
         let i = ((self.micros.len() - 1) as f64 * q).round() as usize;
-        self.micros[i] as f64 / 1000.0
+        f64::from(self.micros[i]) / 1000.0
     }
 
     pub fn failures_text(&self) -> String {
@@ -234,7 +234,7 @@ pub async fn closed_loop(
                 match op.run(&mut conn, worker, n).await {
                     Ok(()) => mine
                         .micros
-                        .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                        .push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32),
                     Err(Failure(kind)) => *mine.failures.entry(kind).or_default() += 1,
                 }
             }

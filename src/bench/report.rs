@@ -112,7 +112,7 @@ impl Table {
                     .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
             })
             .unwrap_or_else(|| "unknown CPU".to_owned());
-        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
         let header = vec![
             format!(
                 "tanda {} bench {:?}, {} clients, up to {:?} or {} operations per figure",

@@ -97,7 +97,7 @@ impl Operation for Ride {
             {
                 // Every driver near the pickup is busy: wait for one, as a customer would.
                 Err(Failure(kind)) if kind.starts_with("503") && started.elapsed() < PATIENCE => {
-                    pause(POLL).await
+                    pause(POLL).await;
                 }
                 other => break other?,
             }

@@ -229,7 +229,7 @@ pub async fn a_stranger_cannot_sign_up_as_someone_an_operator_acted_for(t: Topol
 
 /// Waits until identity has heard of everything done so far: every outbox relayed (distributed)
 /// and identity's consumer of those events caught up.
-async fn claims_remembered(operator: &crate::common::Api) {
+async fn claims_remembered(operator: &Api) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let services = operator.get("/admin/services").await.expect(200);

@@ -334,7 +334,7 @@ impl World {
         }
         match (path.as_str(), answer) {
             ("/books", Some((201, body))) => {
-                self.books.push(body["bookId"].as_str().unwrap().into())
+                self.books.push(body["bookId"].as_str().unwrap().into());
             }
             ("/reservations", Some((201, body))) => self
                 .reservations

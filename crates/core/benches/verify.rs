@@ -65,10 +65,10 @@ fn verify(c: &mut Criterion) {
             },
             |token| runtime.block_on(issuer.verifier.verify(black_box(&token))),
             BatchSize::SmallInput,
-        )
+        );
     });
     c.bench_function("verify a token seen before", |b| {
-        b.iter(|| runtime.block_on(issuer.verifier.verify(black_box(&seen))))
+        b.iter(|| runtime.block_on(issuer.verifier.verify(black_box(&seen))));
     });
 }
 

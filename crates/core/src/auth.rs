@@ -333,10 +333,7 @@ mod tests {
                 }),
             )
             .layer(axum::middleware::from_fn_with_state(
-                Arc::new(Verifier::new(
-                    Arc::new(crate::jwt::FixedJwks::default()),
-                    None,
-                )),
+                Arc::new(Verifier::new(Arc::new(FixedJwks::default()), None)),
                 authenticate,
             ));
         tower::ServiceExt::oneshot(app, request).await.unwrap()

@@ -837,7 +837,7 @@ fn private_sqlite_file(path: &Path) -> std::io::Result<()> {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    tracing::warn!(file = %file.display(), error = %e, "a database file stays readable by others")
+                    tracing::warn!(file = %file.display(), error = %e, "a database file stays readable by others");
                 }
             }
         }
@@ -1070,7 +1070,7 @@ impl Uow {
         .bind(scope)
         .bind(key)
         .bind(request_hash(request))
-        .bind(status as i32)
+        .bind(i32::from(status))
         .bind(body.to_string())
         .bind(self.now())
         .execute(&mut self.tx)

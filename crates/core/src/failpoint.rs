@@ -13,6 +13,10 @@
 //! every binary that ships, carries none of it.
 
 #[cfg(feature = "failpoints")]
+#[expect(
+    unsafe_code,
+    reason = "`_exit` is the only way to die as abruptly as SIGKILL"
+)]
 mod armed {
     use std::cell::Cell;
 

@@ -398,7 +398,7 @@ impl KeyCache {
             match self.source.jwks().await {
                 Ok(set) => {
                     *self.keys.write().expect("key cache lock") =
-                        (usable(&set), Some(Instant::now()))
+                        (usable(&set), Some(Instant::now()));
                 }
                 Err(e) if fetched_at.is_none() => return Err(TokenError::KeysUnavailable(e)),
                 // Keep verifying with the keys we have while the JWKS is unreachable.

@@ -195,7 +195,7 @@ async fn relay(db: Db, bus: NatsBus, cancel: CancellationToken) {
         {
             Ok(Ok(n)) if n > 0 => info!(events = n, "outbox flushed"),
             Ok(Err(e)) => {
-                warn!(error = %e, "could not flush the outbox; it is relayed after restart")
+                warn!(error = %e, "could not flush the outbox; it is relayed after restart");
             }
             _ => {}
         }

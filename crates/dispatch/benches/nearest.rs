@@ -129,20 +129,20 @@ fn nearest(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % PICKUPS;
             f.offer_candidates(black_box(f.pickups[i]), black_box(&nobody))
-        })
+        });
     });
     group.bench_function("offer: 8 candidates, nearest 3 declined", |b| {
         b.iter(|| {
             i = (i + 1) % PICKUPS;
             f.offer_candidates(black_box(f.pickups[i]), black_box(&f.declined[i]))
-        })
+        });
     });
     group.bench_function("nearest 1", |b| {
         b.iter(|| {
             i = (i + 1) % PICKUPS;
             f.index
                 .nearest(black_box(f.pickups[i]), RADIUS_M, 1, |_| false)
-        })
+        });
     });
     group.finish();
 
@@ -157,7 +157,7 @@ fn nearest(c: &mut Criterion) {
             f.index
                 .set(black_box(newcomer.clone()), Some(black_box(f.pickups[i])));
             f.index.set(black_box(newcomer.clone()), None);
-        })
+        });
     });
     group
         .sample_size(10)
@@ -167,7 +167,7 @@ fn nearest(c: &mut Criterion) {
             || f.drivers.clone(),
             AvailableDrivers::new,
             BatchSize::LargeInput,
-        )
+        );
     });
     group.finish();
 }

@@ -146,7 +146,7 @@ mod tests {
             paid_at: "2026-01-01T00:00:00.000Z".into(),
         };
         match request.card_token.as_str() {
-            "new" => (axum::http::StatusCode::CREATED, Json(pay)).into_response(),
+            "new" => (StatusCode::CREATED, Json(pay)).into_response(),
             "again" => Json(pay).into_response(),
             "declined" => Problem::payment_declined("the card was declined (insufficient funds)")
                 .into_response(),
@@ -154,7 +154,7 @@ mod tests {
                 Problem::bad_request("invalid_payment", "cardToken is not a token").into_response()
             }
             "reused" => Problem::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
                 "key used for another request",
             )
@@ -172,8 +172,8 @@ mod tests {
             .into_response(),
             "busy" => Problem::conflict("concurrent_update", "pay changed concurrently; retry")
                 .into_response(),
-            "crash" => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
-            _ => (axum::http::StatusCode::CREATED, "not a payment").into_response(),
+            "crash" => (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
+            _ => (StatusCode::CREATED, "not a payment").into_response(),
         }
     }
 

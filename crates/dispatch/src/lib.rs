@@ -200,7 +200,7 @@ pub async fn build(
     };
     let store = Arc::new(store::Store::new(
         rules,
-        Arc::new(nearby::AvailableDrivers::new(available)),
+        Arc::new(AvailableDrivers::new(available)),
         config.max_pickup_m,
     ));
     let payments = payment::Payments::new(pay, config.payment);

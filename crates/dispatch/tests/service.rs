@@ -840,7 +840,10 @@ async fn drivers_are_registered_once_and_bad_input_is_refused() {
         (bad("phone", json!("12")), "invalid_phone"),
         (bad("phone", json!("0".repeat(16))), "invalid_phone"),
         (bad("phone", json!("010-1234-567x")), "invalid_phone"),
-        (bad("phone", json!("+82 (10) 1234 - 56789")), "invalid_phone"),
+        (
+            bad("phone", json!("+82 (10) 1234 - 56789")),
+            "invalid_phone",
+        ),
         (bad("name", json!(7)), "invalid_body"),
     ] {
         let answer = s.call(Method::POST, "/drivers", Some(request)).await;

@@ -227,7 +227,8 @@ async fn limit_body(request: Request, next: Next) -> Response {
 }
 
 fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<E>())
+    std::iter::successors(Some(error), |e| e.source())
+        .any(<dyn std::error::Error + 'static>::is::<E>)
 }
 
 fn too_large() -> Problem {
@@ -302,12 +303,12 @@ fn cors(allowed_origins: &[String]) -> Option<CorsLayer> {
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
-            header::HeaderName::from_static("idempotency-key"),
-            header::HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("last-event-id"),
         ])
         .expose_headers([
             header::RETRY_AFTER,
-            header::HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-request-id"),
             header::WWW_AUTHENTICATE,
         ]);
     Some(cors)

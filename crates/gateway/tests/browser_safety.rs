@@ -26,7 +26,7 @@ async fn gateway_allowing(origins: &[&str]) -> String {
     let edge = tanda_gateway::Edge {
         verifier,
         write_limit: None,
-        cors_allow_origins: origins.iter().map(|o| o.to_string()).collect(),
+        cors_allow_origins: origins.iter().map(ToString::to_string).collect(),
     };
     let router = tanda_gateway::in_process([service], ops, edge, &serde_json::json!({}));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

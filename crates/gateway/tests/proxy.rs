@@ -88,7 +88,7 @@ async fn gateway_to(urls: Vec<Url>) -> Client {
         cors_allow_origins: Vec::new(),
     };
     let base = serve(proxy(upstreams, ops(), edge, &serde_json::json!({}))).await;
-    let mut headers = reqwest::header::HeaderMap::new();
+    let mut headers = header::HeaderMap::new();
     headers.insert(
         header::AUTHORIZATION,
         format!("Bearer {token}").parse().unwrap(),

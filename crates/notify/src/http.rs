@@ -239,7 +239,7 @@ impl Tail {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    warn!(error = %e, receiver = %self.receiver, "cannot read notifications; retrying")
+                    warn!(error = %e, receiver = %self.receiver, "cannot read notifications; retrying");
                 }
             }
             tokio::select! {

@@ -658,7 +658,7 @@ async fn open_stream(base: &str, receiver: &str, last_event_id: Option<&str>) ->
         request = request.header("last-event-id", id);
     }
     let response = request.send().await.unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::OK);
     assert!(
         response.headers()["content-type"]
             .to_str()

@@ -97,7 +97,7 @@ async fn list_pays(
         })?;
     let payments = store::by_book(&api.db, &book_id).await?;
     let own = payments.iter().filter(|p| may_read(&caller, p));
-    Ok(Json(own.map(|p| p.view()).collect()))
+    Ok(Json(own.map(Payment::view).collect()))
 }
 
 /// One payment, if it is of one of the caller's bookings.

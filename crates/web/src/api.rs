@@ -244,7 +244,7 @@ mod tests {
                 )
                 .route(
                     "/things",
-                    post(|headers: axum::http::HeaderMap, body: String| async move {
+                    post(|headers: HeaderMap, body: String| async move {
                         let key = headers
                             .get("idempotency-key")
                             .map(|v| v.to_str().unwrap().to_owned());
@@ -253,7 +253,7 @@ mod tests {
                 )
                 .route(
                     "/whoami",
-                    get(|headers: axum::http::HeaderMap| async move {
+                    get(|headers: HeaderMap| async move {
                         let auth = headers
                             .get("authorization")
                             .map(|v| v.to_str().unwrap().to_owned());

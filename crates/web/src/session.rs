@@ -247,7 +247,7 @@ pub(crate) fn check_origin(
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()));
+        .or_else(|| uri.authority().map(axum::http::uri::Authority::as_str));
     let ours = host
         .is_some_and(|host| origin.eq_ignore_ascii_case(&format!("{}://{host}", scheme(headers))));
     if ours || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
