@@ -43,26 +43,11 @@ async fn the_api_answers_generated_requests_as_its_document_says() {
         .bearer_token()
         .await;
     for (who, token) in [("operator", operator), ("customer", customer)] {
-        let output = tokio::process::Command::new(&program)
-            .arg("--config-file")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/schemathesis.toml"
-            ))
-            .arg("run")
-            .arg(format!("{}/openapi.json", tanda.api.base))
-            .args(["--checks", CHECKS])
-            .args(["--max-time", &MAX_TIME.as_secs().to_string()])
-            .args(["--phases", "examples,coverage,fuzzing"])
-            // A stream never ends by itself: its answer is checked by the scenarios instead.
-            .args(["--exclude-path", "/notifications/stream"])
-            .args(["--request-timeout", "10", "--workers", "2"])
-            .args(["--header", &format!("Authorization: Bearer {token}")])
-            .env("NO_COLOR", "1")
-            .kill_on_drop(true)
-            .output()
-            .await
-            .expect("schemathesis runs");
+        let mut output = fuzz(&program, &tanda.api.base, &token).await;
+        if interpreter_crashed(&output) {
+            // Not an answer of Tanda's: see `interpreter_crashed`. The same run, once more.
+            output = fuzz(&program, &tanda.api.base, &token).await;
+        }
         let report = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),
@@ -74,4 +59,38 @@ async fn the_api_answers_generated_requests_as_its_document_says() {
             "schemathesis as the {who} tested nothing:\n{report}"
         );
     }
+}
+
+/// One schemathesis run against the Tanda at `base`, as the holder of `token`.
+async fn fuzz(program: &std::path::Path, base: &str, token: &str) -> std::process::Output {
+    tokio::process::Command::new(program)
+        .arg("--config-file")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/schemathesis.toml"
+        ))
+        .arg("run")
+        .arg(format!("{base}/openapi.json"))
+        .args(["--checks", CHECKS])
+        .args(["--max-time", &MAX_TIME.as_secs().to_string()])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        // A stream never ends by itself: its answer is checked by the scenarios instead.
+        .args(["--exclude-path", "/notifications/stream"])
+        .args(["--request-timeout", "10", "--workers", "2"])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("schemathesis runs")
+}
+
+/// Whether schemathesis stopped on a crash of its own Python interpreter rather than on anything
+/// Tanda answered: CPython 3.11.7 (this machine's) can fail parsing a lambda's source deep in a
+/// stack with "AST constructor recursion depth mismatch" (CPython issue 106905, fixed in 3.11.8),
+/// which Hypothesis then reports as a flaky test case.
+fn interpreter_crashed(output: &std::process::Output) -> bool {
+    !output.status.success()
+        && String::from_utf8_lossy(&output.stdout)
+            .contains("SystemError: AST constructor recursion depth mismatch")
 }
