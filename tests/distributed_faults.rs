@@ -1003,7 +1003,12 @@ async fn commands_racing_on_one_aggregate_from_two_instances_have_one_outcome() 
     let api = app.api.clone();
     let token = api.bearer_token().await;
     let mut pairs = Vec::new();
-    for service in [Service::Dispatch, Service::Reservation, Service::Payment] {
+    for service in [
+        Service::Book,
+        Service::Dispatch,
+        Service::Reservation,
+        Service::Payment,
+    ] {
         let cluster = app.cluster();
         let first = cluster.addrs[service.name()];
         let second = cluster
@@ -1014,10 +1019,11 @@ async fn commands_racing_on_one_aggregate_from_two_instances_have_one_outcome() 
         pairs.push((at(first), at(second), app.database_of(service)));
     }
     let [
+        (book_1, book_2, books),
         (dispatch_1, dispatch_2, dispatches),
         (reservation_1, reservation_2, reservations),
         (payment_1, payment_2, payments),
-    ] = <[_; 3]>::try_from(pairs).ok().unwrap();
+    ] = <[_; 4]>::try_from(pairs).ok().unwrap();
 
     // The driver accepts on one instance and declines on the other: one of them happens.
     api.register_driver("race-d", NEAR).await;
@@ -1058,6 +1064,37 @@ async fn commands_racing_on_one_aggregate_from_two_instances_have_one_outcome() 
         assert_eq!(accept.status, StatusCode::CONFLICT);
         assert_ne!(dispatch["driverId"], "race-d", "{dispatch}");
     }
+
+    // A booking cancelled on both of book's instances at once: one cancel is taken, the other
+    // refused for what the booking has become.
+    api.register_driver("race-d2", NEAR).await;
+    api.online("race-d2").await;
+    let book_id = api.book("race-c2", GOOD_CARD).await["bookId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cancel = format!("/books/{book_id}/cancel");
+    let (one, other) = race(
+        &books,
+        "SELECT 1 FROM books WHERE id = $1 FOR UPDATE",
+        &book_id,
+        book_1.post_empty(&cancel),
+        book_2.post_empty(&cancel),
+    )
+    .await;
+    let mut answers = [&one, &other].map(|a| a.status.as_u16());
+    answers.sort_unstable();
+    assert_eq!(answers, [202, 409], "{one:?} / {other:?}");
+    let refused = if one.status == StatusCode::CONFLICT {
+        &one
+    } else {
+        &other
+    };
+    assert!(
+        ["cancel_pending", "already_cancelled"]
+            .contains(&refused.body["code"].as_str().unwrap_or("")),
+        "{refused:?}"
+    );
 
     // A reservation cancelled on both instances at once is cancelled, and refunded, once.
     api.flight("RACE1", 2).await;

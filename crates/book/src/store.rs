@@ -524,6 +524,7 @@ mod tests {
             at(69.65, 18.96),
             at(89.99, 0.0),
             at(0.0, 179.99),
+            at(0.0, -179.99),
         ] {
             let area = Area::around(centre, 6_573.0);
             for bearing in (0..360).step_by(5) {
