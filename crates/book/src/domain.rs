@@ -11,6 +11,7 @@ use tanda_cardnet::Token;
 use tanda_core::Timestamp;
 use tanda_core::geo::LatLng;
 use tanda_core::id::ClientId;
+pub use tanda_core::phone::Phone;
 
 #[cfg(test)]
 mod tests;
@@ -115,8 +116,6 @@ impl Status {
 pub enum InvalidField {
     #[error("must be 1-{max} characters and not blank")]
     Text { max: usize },
-    #[error("must be 7-20 characters of digits, '+', '-' or spaces, with at least 7 digits")]
-    Phone,
 }
 
 fn text(s: &str, max: usize) -> Result<String, InvalidField> {
@@ -133,27 +132,6 @@ pub struct CustomerName(String);
 impl CustomerName {
     pub fn parse(s: &str) -> Result<Self, InvalidField> {
         text(s, 100).map(Self)
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A phone number: 7–20 characters of digits, `+`, `-` and spaces, at least 7 of them digits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Phone(String);
-
-impl Phone {
-    pub fn parse(s: &str) -> Result<Self, InvalidField> {
-        let allowed = s
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' '));
-        let digits = s.chars().filter(char::is_ascii_digit).count();
-        if allowed && (7..=20).contains(&s.len()) && digits >= 7 {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(InvalidField::Phone)
-        }
     }
     pub fn as_str(&self) -> &str {
         &self.0

@@ -470,7 +470,7 @@ fn book_from_row(row: &Row) -> Result<Book, DbError> {
             .map_err(|_| corrupt("customer id"))?,
         customer_name: CustomerName::parse(&row.try_get::<String, _>("customer_name")?)
             .map_err(|_| corrupt("customer name"))?,
-        phone: Phone::parse(&row.try_get::<String, _>("phone")?).map_err(|_| corrupt("phone"))?,
+        phone: Phone::stored(row.try_get("phone")?),
         card: Token {
             token: row.try_get("card_token")?,
             last4: row.try_get("card_last4")?,

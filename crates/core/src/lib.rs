@@ -23,6 +23,7 @@ pub mod lifecycle;
 pub mod locale;
 pub mod nats;
 pub mod openapi;
+pub mod phone;
 pub mod problem;
 pub mod rate;
 pub mod retry;

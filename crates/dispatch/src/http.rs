@@ -14,6 +14,7 @@ use tanda_core::clock::rfc3339;
 use tanda_core::geo::{InvalidLatLng, LatLng};
 use tanda_core::http::{IdempotencyKey, Json, Path, Query};
 use tanda_core::id::ClientId;
+use tanda_core::phone::Phone;
 use tanda_core::sql::Conn;
 use tanda_core::{Db, Problem};
 use utoipa::{IntoParams, ToSchema};
@@ -265,16 +266,9 @@ fn text(field: &str, code: &str, raw: &str, max: usize) -> Result<String, Proble
 }
 
 fn phone(raw: &str) -> Result<String, Problem> {
-    let value = raw.trim();
-    let digits = value.chars().filter(char::is_ascii_digit).count();
-    let allowed = |c: char| c.is_ascii_digit() || " +-()".contains(c);
-    if !(3..=15).contains(&digits) || value.len() > 20 || !value.chars().all(allowed) {
-        return Err(Problem::bad_request(
-            "invalid_phone",
-            "phone must be 3-15 digits, optionally with spaces, '+', '-', '(' and ')'",
-        ));
-    }
-    Ok(value.to_owned())
+    Phone::parse(raw)
+        .map(Phone::into_string)
+        .map_err(|e| Problem::bad_request("invalid_phone", format!("phone {e}")))
 }
 
 fn settlement(raw: &serde_json::Value) -> Result<Settlement, Problem> {

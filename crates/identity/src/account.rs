@@ -6,6 +6,7 @@ use argon2::Argon2;
 use argon2::{PasswordHash, PasswordHasher, PasswordVerifier};
 use tanda_core::auth::Role;
 use tanda_core::id::ClientId;
+use tanda_core::phone::Phone;
 
 use crate::Error;
 
@@ -96,18 +97,11 @@ pub fn text(field: &str, raw: &str, max: usize) -> Result<String, Error> {
     Ok(value.to_owned())
 }
 
-/// A phone number: 7-20 characters of digits, spaces, `+`, `-`, `(` and `)`, with 7-15 digits.
+/// A phone number, by the one rule Tanda has (`tanda_core::phone`).
 pub fn phone(raw: &str) -> Result<String, Error> {
-    let value = raw.trim();
-    let digits = value.chars().filter(char::is_ascii_digit).count();
-    let allowed = |c: char| c.is_ascii_digit() || " +-()".contains(c);
-    if !(7..=15).contains(&digits) || value.len() > 20 || !value.chars().all(allowed) {
-        return Err(Error::invalid(
-            "invalid_phone",
-            "phone must be 7-15 digits, optionally with spaces, '+', '-', '(' and ')'",
-        ));
-    }
-    Ok(value.to_owned())
+    Phone::parse(raw)
+        .map(Phone::into_string)
+        .map_err(|e| Error::invalid("invalid_phone", format!("phone {e}")))
 }
 
 #[cfg(test)]

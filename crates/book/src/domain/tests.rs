@@ -463,13 +463,6 @@ fn request_fields_are_parsed() {
         PlaceName::parse(&"a".repeat(201)),
         Err(InvalidField::Text { max: 200 })
     );
-
-    assert!(Phone::parse("0101234567").is_ok());
-    assert!(Phone::parse("+82 10-1234-5678").is_ok());
-    assert_eq!(Phone::parse("123456"), Err(InvalidField::Phone));
-    assert_eq!(Phone::parse("+1 (555) 1234567"), Err(InvalidField::Phone));
-    assert_eq!(Phone::parse("1-2-3-4-5-6"), Err(InvalidField::Phone));
-    assert_eq!(Phone::parse(&"1".repeat(21)), Err(InvalidField::Phone));
 }
 
 // ---- randomized ---------------------------------------------------------------------------
