@@ -8,16 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use tanda_cardnet::NetworkMode;
-use tanda_catalog::flight;
-use tanda_catalog::taxi::{
-    self,
-    pay::{Pay, PayRequest},
-};
-use tanda_core::consumer::{Consumers, Source};
-use tanda_core::db::Migration;
+use tanda_catalog::taxi::pay::{Pay, PayRequest};
+use tanda_core::consumer::Consumers;
 use tanda_core::host::{HttpConfig, Ops, ServiceBreaker, ops_router, serve};
 use tanda_core::lifecycle::Lifecycle;
-use tanda_core::service::ServiceParts;
+use tanda_core::service::{ServiceParts, ServiceSpec};
 use tanda_core::{Clock, Db, SystemClock, housekeeping, timers};
 use tanda_dispatch::{PayCallError, PayTransport};
 use tanda_pay::{PayApi, PayError};
@@ -25,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::RunConfig;
+use crate::registry;
 
 /// Where all-in-one, the cluster and the gateway listen unless told otherwise.
 pub const DEFAULT_ADDR: SocketAddr =
@@ -42,7 +38,8 @@ impl App {
     pub async fn start(config: RunConfig) -> anyhow::Result<App> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let lifecycle = Lifecycle::new();
-        let open = async |name: &str, migrations: &[Migration]| -> anyhow::Result<Db> {
+        let open = async |spec: &ServiceSpec| -> anyhow::Result<Db> {
+            let name = spec.name;
             let db = Db::open_sqlite(
                 &config.data_dir,
                 name,
@@ -51,37 +48,29 @@ impl App {
             )
             .await
             .with_context(|| format!("opening {name}.db under {}", config.data_dir.display()))?;
-            db.migrate(migrations)
+            db.migrate(spec.migrations)
                 .await
                 .with_context(|| format!("migrating {name}.db"))?;
+            db.declare_produces(spec.produces);
             Ok(db)
         };
 
-        let pay_db = open(tanda_pay::NAME, tanda_pay::MIGRATIONS).await?;
+        let pay_db = open(&tanda_pay::SPEC).await?;
         let network = tanda_pay::card_network(&pay_db, card_network_mode(&config));
         let (pay, pay_api) = tanda_pay::build(pay_db, network).await?;
-        let book = tanda_book::build(
-            open(tanda_book::NAME, tanda_book::MIGRATIONS).await?,
-            book_config(&config),
-        )
-        .await?;
+        let book = tanda_book::build(open(&tanda_book::SPEC).await?, book_config(&config)).await?;
         let dispatch = tanda_dispatch::build(
-            open(tanda_dispatch::NAME, tanda_dispatch::MIGRATIONS).await?,
+            open(&tanda_dispatch::SPEC).await?,
             dispatch_config(&config),
             Arc::new(InProcessPay(pay_api)),
         )
         .await?;
-        let ride_history = tanda_ride_history::build(
-            open(tanda_ride_history::NAME, tanda_ride_history::MIGRATIONS).await?,
-        )
-        .await?;
-        let (identity, keys) = tanda_identity::build(
-            open(tanda_identity::NAME, tanda_identity::MIGRATIONS).await?,
-            config.identity(),
-        )
-        .await?;
+        let ride_history =
+            tanda_ride_history::build(open(&tanda_ride_history::SPEC).await?).await?;
+        let (identity, keys) =
+            tanda_identity::build(open(&tanda_identity::SPEC).await?, config.identity()).await?;
         let notify = tanda_notify::build(
-            open(tanda_notify::NAME, tanda_notify::MIGRATIONS).await?,
+            open(&tanda_notify::SPEC).await?,
             tanda_notify::Config {
                 webhook: config.notify_webhook.clone(),
             },
@@ -90,57 +79,18 @@ impl App {
         .await?;
 
         let reservation = tanda_reservation::build(
-            open(tanda_reservation::NAME, tanda_reservation::MIGRATIONS).await?,
+            open(&tanda_reservation::SPEC).await?,
             tanda_reservation::Config {
                 payment_pending_after: config.payment_pending_after,
                 payment_backlog_limit: config.payment_backlog_limit,
             },
         )
         .await?;
-        let payment =
-            tanda_payment::build(open(tanda_payment::NAME, tanda_payment::MIGRATIONS).await?)
-                .await?;
-        let ticket =
-            tanda_ticket::build(open(tanda_ticket::NAME, tanda_ticket::MIGRATIONS).await?).await?;
-        let reservation_view = tanda_reservation_view::build(
-            open(
-                tanda_reservation_view::NAME,
-                tanda_reservation_view::MIGRATIONS,
-            )
-            .await?,
-        )
-        .await?;
+        let payment = tanda_payment::build(open(&tanda_payment::SPEC).await?).await?;
+        let ticket = tanda_ticket::build(open(&tanda_ticket::SPEC).await?).await?;
+        let reservation_view =
+            tanda_reservation_view::build(open(&tanda_reservation_view::SPEC).await?).await?;
 
-        let sources = [
-            Source {
-                db: book.db.clone(),
-                produces: taxi::BOOK_EVENTS,
-            },
-            Source {
-                db: dispatch.db.clone(),
-                produces: taxi::DISPATCH_EVENTS,
-            },
-            Source {
-                db: pay.db.clone(),
-                produces: taxi::PAY_EVENTS,
-            },
-            Source {
-                db: reservation.db.clone(),
-                produces: flight::RESERVATION_EVENTS,
-            },
-            Source {
-                db: payment.db.clone(),
-                produces: flight::PAYMENT_EVENTS,
-            },
-            Source {
-                db: ticket.db.clone(),
-                produces: flight::TICKET_EVENTS,
-            },
-            Source {
-                db: identity.db.clone(),
-                produces: tanda_catalog::identity::IDENTITY_EVENTS,
-            },
-        ];
         let services: Vec<ServiceParts> = vec![
             book,
             dispatch,
@@ -153,6 +103,19 @@ impl App {
             notify,
             identity,
         ];
+        let unpublished = registry::unpublished(
+            services
+                .iter()
+                .flat_map(|s| &s.consumers)
+                .map(|c| (c.name, c.types)),
+        );
+        if !unpublished.is_empty() {
+            anyhow::bail!(
+                "no service publishes what is consumed: {}",
+                unpublished.join(", ")
+            );
+        }
+        let sources = registry::outbox_sources(&services);
         let databases: Vec<Db> = services.iter().map(|s| s.db.clone()).collect();
         let breakers: Vec<ServiceBreaker> = services.iter().flat_map(ServiceBreaker::of).collect();
         let mut consumers = Vec::new();

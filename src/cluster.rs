@@ -401,7 +401,7 @@ pub async fn purge(dist: &Distributed) {
     }
     if let Ok(client) = async_nats::connect(dist.nats_url.as_str()).await {
         let js = async_nats::jetstream::new(client);
-        for service in crate::serve::SOURCES {
+        for service in crate::registry::nats_sources() {
             let _ = js
                 .delete_stream(format!("{namespace}_{}", service.service).to_ascii_uppercase())
                 .await;

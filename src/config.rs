@@ -105,6 +105,16 @@ impl Service {
         }
     }
 
+    /// The service called `name`.
+    pub fn named(name: &str) -> Option<Service> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// What the registry knows of it. The gateway has no spec: it owns no paths of its own.
+    pub fn spec(self) -> &'static tanda_core::service::ServiceSpec {
+        crate::registry::spec(self.name()).expect("every service but the gateway is registered")
+    }
+
     /// The services this one calls, so it is told where they are when it starts. Every
     /// service verifies tokens with identity's public keys.
     pub fn calls(self) -> &'static [Service] {

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config;
 pub mod contract;
 pub mod demo;
+pub mod registry;
 pub mod serve;
 
 pub use app::App;

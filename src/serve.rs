@@ -6,52 +6,19 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use reqwest::Url;
-use tanda_catalog::{flight, identity, taxi};
 use tanda_core::auth::{HttpJwks, JwksSource};
 use tanda_core::consumer::Consumers;
 use tanda_core::credential;
-use tanda_core::db::Migration;
 use tanda_core::host::{Ops, Probe, ServiceBreaker, ops_router};
 use tanda_core::lifecycle::Lifecycle;
-use tanda_core::nats::{self, NatsBus, NatsSource};
+use tanda_core::nats::{self, NatsBus};
 use tanda_core::service::ServiceParts;
 use tanda_core::{Clock, Db, SystemClock, housekeeping, timers};
 use tanda_gateway::Upstreams;
 
 use crate::app::{App, book_config, dispatch_config};
 use crate::config::{Distributed, RunConfig, Service};
-
-/// Every producing service: consumers find their events here.
-pub(crate) const SOURCES: &[NatsSource] = &[
-    NatsSource {
-        service: "book",
-        produces: taxi::BOOK_EVENTS,
-    },
-    NatsSource {
-        service: "dispatch",
-        produces: taxi::DISPATCH_EVENTS,
-    },
-    NatsSource {
-        service: "pay",
-        produces: taxi::PAY_EVENTS,
-    },
-    NatsSource {
-        service: "reservation",
-        produces: flight::RESERVATION_EVENTS,
-    },
-    NatsSource {
-        service: "payment",
-        produces: flight::PAYMENT_EVENTS,
-    },
-    NatsSource {
-        service: "ticket",
-        produces: flight::TICKET_EVENTS,
-    },
-    NatsSource {
-        service: "identity",
-        produces: identity::IDENTITY_EVENTS,
-    },
-];
+use crate::registry;
 
 /// Starts `service` as this process.
 pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyhow::Result<App> {
@@ -86,18 +53,12 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
         let url = |s: Service| {
             Url::parse(&dist.url(s)).with_context(|| format!("the URL of {}", s.name()))
         };
-        let upstreams = Upstreams {
-            book: url(Service::Book)?,
-            dispatch: url(Service::Dispatch)?,
-            pay: url(Service::Pay)?,
-            ride_history: url(Service::RideHistory)?,
-            reservation: url(Service::Reservation)?,
-            payment: url(Service::Payment)?,
-            ticket: url(Service::Ticket)?,
-            reservation_view: url(Service::ReservationView)?,
-            notify: url(Service::Notify)?,
-            identity: url(Service::Identity)?,
-        };
+        let mut upstreams = Vec::new();
+        for spec in registry::SERVICES {
+            let service = Service::named(spec.name).expect("every spec has a process");
+            upstreams.push((spec, url(service)?));
+        }
+        let upstreams = Upstreams::new(upstreams);
         let ops = Ops {
             lifecycle: lifecycle.clone(),
             databases: Vec::new(),
@@ -130,12 +91,19 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             .await
             .with_context(|| format!("connecting to NATS at {}", dist.nats_url))?;
 
-        if SOURCES.iter().any(|s| s.service == name) {
+        let unpublished = registry::unpublished(parts.consumers.iter().map(|c| (c.name, c.types)));
+        if !unpublished.is_empty() {
+            bail!(
+                "no service publishes what {name} consumes: {}",
+                unpublished.join(", ")
+            );
+        }
+        if !service.spec().produces.is_empty() {
             nats::start_relay(db.clone(), bus.clone(), &lifecycle);
         }
         let breakers = ServiceBreaker::of(&parts).collect();
         let consumers = Consumers::new(parts.consumers);
-        nats::start_consumers(&consumers, &bus, SOURCES, &lifecycle);
+        nats::start_consumers(&consumers, &bus, &registry::nats_sources(), &lifecycle);
         if let Some(handler) = parts.timers {
             timers::start(db.clone(), handler, &lifecycle);
         }
@@ -183,7 +151,8 @@ async fn open_database(service: Service, dist: &Distributed) -> anyhow::Result<D
             };
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let db = Db::open_postgres(&url, name, dist.postgres_pool, clock).await?;
-            db.migrate(migrations(service)).await?;
+            db.migrate(service.spec().migrations).await?;
+            db.declare_produces(service.spec().produces);
             Ok::<_, tanda_core::db::DbError>(db)
         };
         match opened.await {
@@ -209,22 +178,6 @@ fn without_password(url: &str) -> String {
             parsed.into()
         }
         _ => url.to_owned(),
-    }
-}
-
-fn migrations(service: Service) -> &'static [Migration] {
-    match service {
-        Service::Book => tanda_book::MIGRATIONS,
-        Service::Dispatch => tanda_dispatch::MIGRATIONS,
-        Service::Pay => tanda_pay::MIGRATIONS,
-        Service::RideHistory => tanda_ride_history::MIGRATIONS,
-        Service::Reservation => tanda_reservation::MIGRATIONS,
-        Service::Payment => tanda_payment::MIGRATIONS,
-        Service::Ticket => tanda_ticket::MIGRATIONS,
-        Service::ReservationView => tanda_reservation_view::MIGRATIONS,
-        Service::Notify => tanda_notify::MIGRATIONS,
-        Service::Identity => tanda_identity::MIGRATIONS,
-        Service::Gateway => &[],
     }
 }
 

@@ -23,6 +23,15 @@ use crate::domain::Rejection;
 pub const NAME: &str = "book";
 pub const MIGRATIONS: &[Migration] = store::MIGRATIONS;
 
+/// The service as the binary's registry lists it.
+pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceSpec {
+    name: NAME,
+    paths: &[tanda_core::service::OwnedPath::all("/books")],
+    produces: tanda_catalog::taxi::BOOK_EVENTS,
+    migrations: MIGRATIONS,
+    openapi,
+};
+
 /// The service's public operations, documented (the same routes `build` serves).
 pub use http::openapi;
 

@@ -284,6 +284,7 @@ impl FromStr for Durability {
 }
 
 /// A schema step of one service. Applied once, in order, recorded in `schema_migrations`.
+#[derive(Debug)]
 pub struct Migration {
     pub version: i64,
     pub name: &'static str,
@@ -328,6 +329,9 @@ struct DbInner {
     transactions: metrics::Counter,
     /// SQLite only: wakes the [`Checkpointer`] after a commit.
     checkpoint: Option<Checkpointer>,
+    /// The event types the service declares it publishes, once the process has said
+    /// ([`Db::declare_produces`]); a unit of work publishing another is a bug.
+    produces: std::sync::OnceLock<&'static [&'static str]>,
 }
 
 /// Copies SQLite's WAL back into the database file on a thread and connection of its own, a
@@ -564,8 +568,16 @@ impl Db {
                 timer_signal: watch::channel(0).0,
                 commits: metrics::counter!("tanda_commits_total", "db" => name.to_owned()),
                 transactions: metrics::counter!("tanda_transactions_total", "db" => name.to_owned()),
+                produces: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// The event types this service publishes (its registry entry's `produces`): consumers find
+    /// events by those lists, so publishing a type outside its list would reach nobody. Test
+    /// builds assert it on every publish.
+    pub fn declare_produces(&self, types: &'static [&'static str]) {
+        let _ = self.inner.produces.set(types);
     }
 
     /// The service this database belongs to.
@@ -955,6 +967,16 @@ impl Uow {
 
     /// Appends an event to the outbox; it is published only if this unit of work commits.
     pub async fn publish(&mut self, event: &Envelope) -> Result<(), DbError> {
+        debug_assert!(
+            self.db
+                .inner
+                .produces
+                .get()
+                .is_none_or(|types| types.contains(&event.kind.as_str())),
+            "{} publishes {}, which its registry entry does not list",
+            self.db.name(),
+            event.kind
+        );
         let json = serde_json::to_string(event).expect("envelopes serialize");
         query(
             "INSERT INTO outbox (id, type, aggregate_id, envelope, created_at) VALUES ($1, $2, $3, $4, $5)",

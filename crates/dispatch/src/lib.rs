@@ -109,6 +109,18 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// The service as the binary's registry lists it.
+pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceSpec {
+    name: NAME,
+    paths: &[
+        tanda_core::service::OwnedPath::all("/drivers"),
+        tanda_core::service::OwnedPath::all("/dispatches"),
+    ],
+    produces: tanda_catalog::taxi::DISPATCH_EVENTS,
+    migrations: MIGRATIONS,
+    openapi,
+};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// How long a driver has to accept an offer before it goes to the next driver.

@@ -12,6 +12,8 @@ use axum::response::Response;
 use axum::routing::{any, get};
 use reqwest::Url;
 
+use tanda_core::service::{Forward, ServiceSpec};
+
 use crate::error::Error;
 
 /// How long a service may take to accept a connection. Requests themselves have no time limit:
@@ -31,90 +33,24 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
-/// Where each service listens, as base URLs such as `http://127.0.0.1:8081`. A path in a base
-/// is kept as a prefix: with `http://10.0.0.5/book`, `/books/1` goes to
+/// Where each service listens, as base URLs such as `http://127.0.0.1:8081`, beside what it owns.
+/// A path in a base is kept as a prefix: with `http://10.0.0.5/book`, `/books/1` goes to
 /// `http://10.0.0.5/book/books/1`. Several services may share one base.
 #[derive(Debug, Clone)]
-pub struct Upstreams {
-    pub book: Url,
-    pub dispatch: Url,
-    pub pay: Url,
-    pub ride_history: Url,
-    pub reservation: Url,
-    pub payment: Url,
-    pub ticket: Url,
-    pub reservation_view: Url,
-    pub notify: Url,
-    pub identity: Url,
-}
-
-/// Which requests to a path the gateway forwards.
-#[derive(Debug, Clone, Copy)]
-enum Forward {
-    /// Every method.
-    All,
-    /// Reads only (`GET`, and `HEAD` with it): the path's other methods are internal, called by
-    /// services directly and never through the gateway. `POST /pays` is one: only dispatch
-    /// charges a trip, the fare it computed.
-    Reads,
-}
-
-/// A service: its name, its base URL and the paths it owns (API.md), with what is below them and
-/// which of their requests are forwarded.
-type Owner<'a> = (&'static str, &'a Url, &'static [(&'static str, Forward)]);
+pub struct Upstreams(Vec<(&'static ServiceSpec, Url)>);
 
 impl Upstreams {
-    /// Each service: its name, its base URL and the paths it owns (API.md), with what is below them.
-    fn owners(&self) -> [Owner<'_>; 10] {
-        use Forward::{All, Reads};
-        [
-            ("book", &self.book, &[("/books", All)]),
-            (
-                "dispatch",
-                &self.dispatch,
-                &[("/drivers", All), ("/dispatches", All)],
-            ),
-            (
-                "pay",
-                &self.pay,
-                &[("/pays", Reads), ("/admin/card-network", All)],
-            ),
-            (
-                "ride-history",
-                &self.ride_history,
-                &[("/rideHistories", All)],
-            ),
-            (
-                "reservation",
-                &self.reservation,
-                &[("/flights", All), ("/reservations", All)],
-            ),
-            ("payment", &self.payment, &[("/accounts", All)]),
-            ("ticket", &self.ticket, &[("/tickets", All)]),
-            (
-                "reservation-view",
-                &self.reservation_view,
-                &[("/reservationViews", All)],
-            ),
-            ("notify", &self.notify, &[("/notifications", All)]),
-            (
-                "identity",
-                &self.identity,
-                &[
-                    ("/auth", All),
-                    ("/.well-known", All),
-                    ("/admin/signing-keys", All),
-                ],
-            ),
-        ]
+    /// Each service with its base URL, in the order the registry lists them.
+    pub fn new(services: Vec<(&'static ServiceSpec, Url)>) -> Self {
+        Self(services)
     }
 
     /// One upstream per distinct base, so that a process serving several services is asked once.
     pub(crate) fn distinct(&self, client: &reqwest::Client) -> Vec<Upstream> {
         let mut distinct: Vec<Upstream> = Vec::new();
-        for (name, base, _) in self.owners() {
+        for (spec, base) in &self.0 {
             if distinct.iter().all(|u| u.base != *base) {
-                distinct.push(Upstream::new(name, base, client));
+                distinct.push(Upstream::new(spec.name, base, client));
             }
         }
         distinct
@@ -138,17 +74,17 @@ pub(crate) fn client() -> reqwest::Client {
 /// forward is the gateway's `405 method_not_allowed`, and never reaches the service.
 pub(crate) fn routes(upstreams: &Upstreams, client: &reqwest::Client) -> Router {
     let mut router = Router::new();
-    for (name, base, paths) in upstreams.owners() {
-        let upstream = Upstream::new(name, base, client);
-        for (path, methods) in paths {
-            let forward = match methods {
+    for (spec, base) in &upstreams.0 {
+        let upstream = Upstream::new(spec.name, base, client);
+        for owned in spec.paths {
+            let forward = match owned.forward {
                 Forward::All => any(forward),
                 Forward::Reads => get(forward),
             }
             .with_state(upstream.clone());
             router = router
-                .route(path, forward.clone())
-                .route(&format!("{path}/{{*rest}}"), forward);
+                .route(owned.path, forward.clone())
+                .route(&format!("{}/{{*rest}}", owned.path), forward);
         }
     }
     router
@@ -281,18 +217,13 @@ mod tests {
     fn services_sharing_a_base_are_asked_once() {
         let one: Url = "http://127.0.0.1:9001".parse().unwrap();
         let other: Url = "http://127.0.0.1:9002".parse().unwrap();
-        let upstreams = Upstreams {
-            book: one.clone(),
-            dispatch: other.clone(),
-            pay: one.clone(),
-            ride_history: one.clone(),
-            reservation: one.clone(),
-            payment: one.clone(),
-            ticket: one.clone(),
-            reservation_view: one.clone(),
-            notify: other,
-            identity: one.clone(),
-        };
+        let spec = |name| tanda_registry::spec(name).unwrap();
+        let upstreams = Upstreams::new(vec![
+            (spec("book"), one.clone()),
+            (spec("dispatch"), other.clone()),
+            (spec("pay"), one),
+            (spec("notify"), other),
+        ]);
         let names: Vec<_> = upstreams
             .distinct(&client())
             .iter()

@@ -19,19 +19,7 @@ use tokio::sync::oneshot;
 use tanda_core::auth::{FixedJwks, Verifier};
 use tanda_core::http::not_found_fallback;
 use tanda_gateway::{Edge, Upstreams, Url, proxy};
-
-const SERVICES: [&str; 10] = [
-    "book",
-    "dispatch",
-    "pay",
-    "ride-history",
-    "reservation",
-    "payment",
-    "ticket",
-    "reservation-view",
-    "notify",
-    "identity",
-];
+use tanda_registry::SERVICES;
 
 async fn serve(router: Router) -> Url {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -50,37 +38,14 @@ fn ops() -> Router {
 /// A gateway in front of one stand-in per service, `service(name)` being the stand-in's routes.
 async fn gateway(service: impl Fn(&'static str) -> Router) -> Client {
     let mut urls = Vec::new();
-    for name in SERVICES {
-        urls.push(serve(service(name)).await);
+    for spec in SERVICES {
+        urls.push(serve(service(spec.name)).await);
     }
     gateway_to(urls).await
 }
 
 async fn gateway_to(urls: Vec<Url>) -> Client {
-    let [
-        book,
-        dispatch,
-        pay,
-        ride_history,
-        reservation,
-        payment,
-        ticket,
-        reservation_view,
-        notify,
-        identity,
-    ] = <[Url; 10]>::try_from(urls).unwrap();
-    let upstreams = Upstreams {
-        book,
-        dispatch,
-        pay,
-        ride_history,
-        reservation,
-        payment,
-        ticket,
-        reservation_view,
-        notify,
-        identity,
-    };
+    let upstreams = Upstreams::new(SERVICES.into_iter().zip(urls).collect());
     let (verifier, token) = operator();
     let edge = Edge {
         verifier,
@@ -521,7 +486,7 @@ async fn closed_port() -> Url {
 #[tokio::test]
 async fn a_service_that_cannot_be_reached_is_a_503_naming_it() {
     let down = closed_port().await;
-    let gateway = gateway_to(vec![down; 10]).await;
+    let gateway = gateway_to(vec![down; SERVICES.len()]).await;
 
     let response = gateway.get("/rideHistories/b1").await;
     assert_eq!(response.headers()[header::RETRY_AFTER], "1");
@@ -657,7 +622,8 @@ async fn consumers_of_every_service_and_switching_one() {
 
     let all: Vec<Value> = gateway.get("/admin/consumers").await.json().await.unwrap();
     let names: Vec<_> = all.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, SERVICES);
+    let registered: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
+    assert_eq!(names, registered);
 
     let paused = gateway.post("/admin/consumers/dispatch/pause").await;
     assert_eq!(paused.status(), StatusCode::OK);

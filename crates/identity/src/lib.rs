@@ -35,6 +35,19 @@ pub use http::openapi;
 
 pub const NAME: &str = "identity";
 pub const MIGRATIONS: &[Migration] = store::MIGRATIONS;
+
+/// The service as the binary's registry lists it.
+pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceSpec {
+    name: NAME,
+    paths: &[
+        tanda_core::service::OwnedPath::all("/auth"),
+        tanda_core::service::OwnedPath::all("/.well-known"),
+        tanda_core::service::OwnedPath::all("/admin/signing-keys"),
+    ],
+    produces: tanda_catalog::identity::IDENTITY_EVENTS,
+    migrations: MIGRATIONS,
+    openapi,
+};
 /// The operator's account, made at first start.
 pub const OPERATOR: &str = "operator";
 

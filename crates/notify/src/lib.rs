@@ -60,6 +60,15 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
           ALTER TABLE notifications ADD COLUMN message_args TEXT",
 }, locales::MIGRATION];
 
+/// The service as the binary's registry lists it.
+pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceSpec {
+    name: NAME,
+    paths: &[tanda_core::service::OwnedPath::all("/notifications")],
+    produces: &[],
+    migrations: MIGRATIONS,
+    openapi,
+};
+
 /// The service's public operations, documented (the same routes `build` serves).
 pub use http::openapi;
 

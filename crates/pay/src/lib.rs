@@ -81,6 +81,18 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// The service as the binary's registry lists it.
+pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceSpec {
+    name: NAME,
+    paths: &[
+        tanda_core::service::OwnedPath::reads("/pays"),
+        tanda_core::service::OwnedPath::all("/admin/card-network"),
+    ],
+    produces: tanda_catalog::taxi::PAY_EVENTS,
+    migrations: MIGRATIONS,
+    openapi,
+};
+
 /// Why a payment was not made; nothing is stored in any case.
 #[derive(Debug, thiserror::Error)]
 pub enum PayError {

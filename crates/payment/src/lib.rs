@@ -22,6 +22,15 @@ use crate::domain::Rejection;
 pub const NAME: &str = "payment";
 pub const MIGRATIONS: &[Migration] = store::MIGRATIONS;
 
+/// The service as the binary's registry lists it.
+pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceSpec {
+    name: NAME,
+    paths: &[tanda_core::service::OwnedPath::all("/accounts")],
+    produces: tanda_catalog::flight::PAYMENT_EVENTS,
+    migrations: MIGRATIONS,
+    openapi,
+};
+
 /// The service's public operations, documented (the same routes `build` serves).
 pub use http::openapi;
 

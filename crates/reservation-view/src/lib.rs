@@ -49,6 +49,15 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
           CREATE INDEX reservation_views_user ON reservation_views (user_id, requested_at)",
 }];
 
+/// The service as the binary's registry lists it.
+pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceSpec {
+    name: NAME,
+    paths: &[tanda_core::service::OwnedPath::all("/reservationViews")],
+    produces: &[],
+    migrations: MIGRATIONS,
+    openapi,
+};
+
 /// An event the read model cannot use: a real failure, so the consumer retries and then parks it.
 #[derive(Debug, thiserror::Error)]
 pub enum ReservationViewError {

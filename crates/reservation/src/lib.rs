@@ -22,6 +22,18 @@ use crate::domain::Rejection;
 pub const NAME: &str = "reservation";
 pub const MIGRATIONS: &[Migration] = store::MIGRATIONS;
 
+/// The service as the binary's registry lists it.
+pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceSpec {
+    name: NAME,
+    paths: &[
+        tanda_core::service::OwnedPath::all("/flights"),
+        tanda_core::service::OwnedPath::all("/reservations"),
+    ],
+    produces: tanda_catalog::flight::RESERVATION_EVENTS,
+    migrations: MIGRATIONS,
+    openapi,
+};
+
 /// The service's public operations, documented (the same routes `build` serves).
 pub use http::openapi;
 

@@ -65,6 +65,15 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// The service as the binary's registry lists it.
+pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceSpec {
+    name: NAME,
+    paths: &[tanda_core::service::OwnedPath::all("/rideHistories")],
+    produces: &[],
+    migrations: MIGRATIONS,
+    openapi,
+};
+
 /// An event the read model cannot use: a real failure, so the consumer retries and then parks it.
 #[derive(Debug, thiserror::Error)]
 pub enum RideHistoryError {

@@ -19,6 +19,15 @@ use tanda_core::service::ServiceParts;
 pub const NAME: &str = "ticket";
 pub const MIGRATIONS: &[Migration] = store::MIGRATIONS;
 
+/// The service as the binary's registry lists it.
+pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceSpec {
+    name: NAME,
+    paths: &[tanda_core::service::OwnedPath::all("/tickets")],
+    produces: tanda_catalog::flight::TICKET_EVENTS,
+    migrations: MIGRATIONS,
+    openapi,
+};
+
 /// The service's public operations, documented (the same routes `build` serves).
 pub use http::openapi;
 
