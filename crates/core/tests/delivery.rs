@@ -507,6 +507,43 @@ async fn lost_races_are_retried_without_counting_as_failures() {
     lifecycle.stop_background().await;
 }
 
+/// Losing a race is not the event's fault, but an event that loses every one of them would hold
+/// its consumer forever: after `MAX_RACES` it counts as the handler's failure, and is parked.
+#[tokio::test]
+async fn an_event_that_loses_every_race_is_parked_in_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = open(dir.path(), "producer").await;
+    let consumer = open(dir.path(), "consumer").await;
+    let lifecycle = Lifecycle::new();
+    let handler = Arc::new(Racer {
+        races: AtomicUsize::new(usize::MAX),
+    });
+    let consumers = Consumers::new(vec![Consumer {
+        name: "racer",
+        db: consumer.clone(),
+        types: PRODUCES,
+        handler,
+    }]);
+    consumers.start(
+        &[Source {
+            db: producer.clone(),
+            produces: PRODUCES,
+        }],
+        &lifecycle,
+    );
+    publish(&producer, &["contested forever"]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while consumers.dead_letter_count().await.unwrap() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an event losing every race was never parked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(notes(&consumer).await.is_empty());
+    lifecycle.stop_background().await;
+}
+
 #[tokio::test]
 async fn a_batchable_consumer_applies_a_backlog_in_a_few_units_in_order_and_once() {
     let dir = tempfile::tempdir().unwrap();
