@@ -31,7 +31,10 @@ pub fn test_config(data_dir: &Path) -> RunConfig {
     // No load balancer to wait for: a test stops its processes at once.
     c.drain_delay = Duration::ZERO;
     c.no_taxi_retry_after = Duration::from_secs(7);
-    c.pay_timeout = Duration::from_secs(2);
+    // Dispatch's patience with pay: long enough that a loaded test machine's slowness is not taken
+    // for pay's outage (answered 503 "end it again"), which the scenarios asking for one cause
+    // themselves (the card network down, pay killed).
+    c.pay_timeout = Duration::from_secs(10);
     c.operator_password = Some(Secret(OPERATOR_PASSWORD.to_owned()));
     // The scenarios send, from one address, what many customers and drivers would send from
     // many: no per-caller write limit (the gateway's own tests cover it).
