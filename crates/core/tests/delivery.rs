@@ -426,13 +426,31 @@ async fn housekeeping_prunes_only_what_every_consumer_has_passed() {
         .await
         .unwrap();
     assert_eq!(outbox().await, 3, "consumed rows are kept for a while");
-    clock.advance(Duration::from_secs(2 * 60 * 60));
+    // Kept for as long as the retention says (an hour for consumed events, a week for the inbox's
+    // record of them), and no longer.
+    let minute = Duration::from_secs(60);
+    let (outbox_keep, inbox_keep) = (60 * minute, 7 * 24 * 60 * minute);
+    clock.advance(outbox_keep - minute);
+    tanda_core::housekeeping::sweep(&all, &sources, &consumers)
+        .await
+        .unwrap();
+    assert_eq!(outbox().await, 3, "kept until the retention ends");
+    clock.advance(2 * minute);
     tanda_core::housekeeping::sweep(&all, &sources, &consumers)
         .await
         .unwrap();
     assert_eq!(outbox().await, 1, "the unconsumed event stays");
     assert_eq!(inbox().await, 2);
-    clock.advance(Duration::from_secs(8 * 24 * 60 * 60));
+    clock.advance(inbox_keep - outbox_keep - 2 * minute);
+    tanda_core::housekeeping::sweep(&all, &sources, &consumers)
+        .await
+        .unwrap();
+    assert_eq!(
+        inbox().await,
+        2,
+        "the inbox is kept until its retention ends"
+    );
+    clock.advance(2 * minute);
     tanda_core::housekeeping::sweep(&all, &sources, &consumers)
         .await
         .unwrap();
