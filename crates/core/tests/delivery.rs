@@ -490,21 +490,16 @@ impl Handler for Racer {
     }
 }
 
-#[tokio::test]
-async fn lost_races_are_retried_without_counting_as_failures() {
-    let dir = tempfile::tempdir().unwrap();
-    let producer = open(dir.path(), "producer").await;
-    let consumer = open(dir.path(), "consumer").await;
+/// A consumer whose handler loses its race `races` times before it applies the event.
+fn start_racer(producer: &Db, consumer: &Db, races: usize) -> (Consumers, Lifecycle) {
     let lifecycle = Lifecycle::new();
-    let races = tanda_core::consumer::MAX_ATTEMPTS as usize * 3;
-    let handler = Arc::new(Racer {
-        races: AtomicUsize::new(races),
-    });
     let consumers = Consumers::new(vec![Consumer {
         name: "racer",
         db: consumer.clone(),
         types: PRODUCES,
-        handler,
+        handler: Arc::new(Racer {
+            races: AtomicUsize::new(races),
+        }),
     }]);
     consumers.start(
         &[Source {
@@ -513,6 +508,16 @@ async fn lost_races_are_retried_without_counting_as_failures() {
         }],
         &lifecycle,
     );
+    (consumers, lifecycle)
+}
+
+#[tokio::test]
+async fn lost_races_are_retried_without_counting_as_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = open(dir.path(), "producer").await;
+    let consumer = open(dir.path(), "consumer").await;
+    let races = tanda_core::consumer::MAX_ATTEMPTS as usize * 3;
+    let (consumers, lifecycle) = start_racer(&producer, &consumer, races);
     publish(&producer, &["contended"]).await;
     eventually("the contended note", async || {
         notes(&consumer).await.len() == 1
@@ -532,23 +537,7 @@ async fn an_event_that_loses_every_race_is_parked_in_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let producer = open(dir.path(), "producer").await;
     let consumer = open(dir.path(), "consumer").await;
-    let lifecycle = Lifecycle::new();
-    let handler = Arc::new(Racer {
-        races: AtomicUsize::new(usize::MAX),
-    });
-    let consumers = Consumers::new(vec![Consumer {
-        name: "racer",
-        db: consumer.clone(),
-        types: PRODUCES,
-        handler,
-    }]);
-    consumers.start(
-        &[Source {
-            db: producer.clone(),
-            produces: PRODUCES,
-        }],
-        &lifecycle,
-    );
+    let (consumers, lifecycle) = start_racer(&producer, &consumer, usize::MAX);
     publish(&producer, &["contested forever"]).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while consumers.dead_letter_count().await.unwrap() == 0 {
