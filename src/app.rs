@@ -6,16 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_trait::async_trait;
 use tanda_cardnet::NetworkMode;
-use tanda_catalog::taxi::pay::{Pay, PayRequest};
 use tanda_core::consumer::Consumers;
 use tanda_core::host::{HttpConfig, Ops, ServiceBreaker, ops_router, serve};
 use tanda_core::lifecycle::Lifecycle;
-use tanda_core::service::{ServiceParts, ServiceSpec};
+use tanda_core::service::ServiceSpec;
 use tanda_core::{Clock, Db, SystemClock, housekeeping, timers};
-use tanda_dispatch::{PayCallError, PayTransport};
-use tanda_pay::{PayApi, PayError};
+use tanda_registry::{Built, Calls, Env};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -55,54 +52,15 @@ impl App {
             Ok(db)
         };
 
-        let pay_db = open(&tanda_pay::SPEC).await?;
-        let network = tanda_pay::card_network(&pay_db, card_network_mode(&config));
-        let (pay, pay_api) = tanda_pay::build(pay_db, network).await?;
-        let book = tanda_book::build(open(&tanda_book::SPEC).await?, book_config(&config)).await?;
-        let dispatch = tanda_dispatch::build(
-            open(&tanda_dispatch::SPEC).await?,
-            dispatch_config(&config),
-            Arc::new(InProcessPay(pay_api)),
-        )
-        .await?;
-        let ride_history =
-            tanda_ride_history::build(open(&tanda_ride_history::SPEC).await?).await?;
-        let (identity, keys) =
-            tanda_identity::build(open(&tanda_identity::SPEC).await?, config.identity()).await?;
-        let notify = tanda_notify::build(
-            open(&tanda_notify::SPEC).await?,
-            tanda_notify::Config {
-                webhook: config.notify_webhook.clone(),
-            },
-            &lifecycle,
-        )
-        .await?;
-
-        let reservation = tanda_reservation::build(
-            open(&tanda_reservation::SPEC).await?,
-            tanda_reservation::Config {
-                payment_pending_after: config.payment_pending_after,
-                payment_backlog_limit: config.payment_backlog_limit,
-            },
-        )
-        .await?;
-        let payment = tanda_payment::build(open(&tanda_payment::SPEC).await?).await?;
-        let ticket = tanda_ticket::build(open(&tanda_ticket::SPEC).await?).await?;
-        let reservation_view =
-            tanda_reservation_view::build(open(&tanda_reservation_view::SPEC).await?).await?;
-
-        let services: Vec<ServiceParts> = vec![
-            book,
-            dispatch,
-            pay,
-            ride_history,
-            reservation,
-            payment,
-            ticket,
-            reservation_view,
-            notify,
-            identity,
-        ];
+        let env = service_env(&config, &lifecycle, Calls::InProcess);
+        let mut services = Vec::new();
+        for service in &registry::SERVICES {
+            services.push(service.build(open(service.spec).await?, &env).await?);
+        }
+        let keys = env
+            .built
+            .keys()
+            .expect("identity is built in every all-in-one");
         let unpublished = registry::unpublished(
             services
                 .iter()
@@ -195,26 +153,38 @@ impl App {
     }
 }
 
-/// Book answers each booking by dispatch's deadline and refuses one with no driver within
-/// dispatch's pickup radius: it is given the same knobs.
-/// The simulated card network's behaviour at start (`--card-network-latency`, `--card-network-down`).
-pub(crate) fn card_network_mode(c: &RunConfig) -> NetworkMode {
-    NetworkMode {
-        latency_ms: c.card_network_latency.as_millis() as u64,
-        down: c.card_network_down,
-        answer_delay_ms: 0,
+/// What building the services takes from `config`, in this process with `lifecycle`, reaching
+/// the services they call as `calls` says.
+pub(crate) fn service_env(config: &RunConfig, lifecycle: &Lifecycle, calls: Calls) -> Env {
+    Env {
+        lifecycle: lifecycle.clone(),
+        // Book answers each booking by dispatch's deadline and refuses one with no driver within
+        // dispatch's pickup radius: it is given the same knobs.
+        book: tanda_book::Config {
+            no_taxi_retry_after: config.no_taxi_retry_after,
+            dispatch_deadline: config.dispatch_deadline,
+            max_pickup_m: config.dispatch_max_pickup_distance,
+        },
+        dispatch: dispatch_config(config),
+        card_network: NetworkMode {
+            latency_ms: u64::try_from(config.card_network_latency.as_millis()).unwrap_or(u64::MAX),
+            down: config.card_network_down,
+            answer_delay_ms: 0,
+        },
+        reservation: tanda_reservation::Config {
+            payment_pending_after: config.payment_pending_after,
+            payment_backlog_limit: config.payment_backlog_limit,
+        },
+        notify: tanda_notify::Config {
+            webhook: config.notify_webhook.clone(),
+        },
+        identity: config.identity(),
+        calls,
+        built: Built::default(),
     }
 }
 
-pub(crate) fn book_config(c: &RunConfig) -> tanda_book::Config {
-    tanda_book::Config {
-        no_taxi_retry_after: c.no_taxi_retry_after,
-        dispatch_deadline: c.dispatch_deadline,
-        max_pickup_m: c.dispatch_max_pickup_distance,
-    }
-}
-
-pub(crate) fn dispatch_config(c: &RunConfig) -> tanda_dispatch::Config {
+fn dispatch_config(c: &RunConfig) -> tanda_dispatch::Config {
     tanda_dispatch::Config {
         offer_timeout: c.dispatch_offer_timeout,
         deadline: c.dispatch_deadline,
@@ -232,22 +202,5 @@ pub(crate) fn dispatch_config(c: &RunConfig) -> tanda_dispatch::Config {
             breaker_failures: c.pay_breaker_failures,
             breaker_open_for: c.pay_breaker_open_for,
         },
-    }
-}
-
-/// Dispatch's payment port, served in-process by pay (in distributed mode: over HTTP).
-struct InProcessPay(PayApi);
-
-#[async_trait]
-impl PayTransport for InProcessPay {
-    async fn pay(&self, request: &PayRequest) -> Result<Pay, PayCallError> {
-        match self.0.pay(request.clone()).await {
-            Ok((pay, _created)) => Ok(pay),
-            Err(e @ PayError::Declined(_)) => Err(PayCallError::Declined(e.to_string())),
-            Err(PayError::Invalid(reason)) => Err(PayCallError::Invalid(reason)),
-            Err(PayError::AmountMismatch(e)) => Err(PayCallError::AmountMismatch(e.to_string())),
-            Err(PayError::Unavailable(reason)) => Err(PayCallError::Unavailable(reason)),
-            Err(PayError::Db(e)) => Err(PayCallError::Unavailable(e.to_string())),
-        }
     }
 }

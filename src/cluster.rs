@@ -120,11 +120,11 @@ impl Cluster {
             SocketAddr::from(([127, 0, 0, 1], port))
         };
         // Waves: every service whose upstreams are all listening starts, then the next wave.
-        let mut waiting: Vec<Service> = Service::ALL.to_vec();
+        let mut waiting: Vec<Service> = Service::all().to_vec();
         while !waiting.is_empty() {
             let (wave, rest): (Vec<Service>, Vec<Service>) = waiting.into_iter().partition(|s| {
                 s.calls()
-                    .iter()
+                    .into_iter()
                     .all(|up| cluster.addrs.contains_key(up.name()))
             });
             if wave.is_empty() {
@@ -174,8 +174,8 @@ impl Cluster {
             waiting = rest;
         }
         cluster.gateway = cluster.addrs[Service::Gateway.name()];
-        for service in Service::ALL {
-            cluster.wait_ready(service).await?;
+        for service in Service::all() {
+            cluster.wait_ready(*service).await?;
         }
         for (label, mut process) in std::mem::take(&mut cluster.extra_starting) {
             let ready = match process.listening().await {
@@ -389,10 +389,10 @@ pub async fn purge(dist: &Distributed) {
     let namespace = &dist.namespace;
     let admin_url = format!("{}/postgres", dist.postgres_url.trim_end_matches('/'));
     if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-        for service in Service::ALL.iter().filter(|s| **s != Service::Gateway) {
+        for spec in crate::registry::specs() {
             let drop = format!(
                 "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                dist.database(*service)
+                dist.database(spec.name)
             );
             let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
                 .execute(&mut admin)

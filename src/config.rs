@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
@@ -13,6 +13,9 @@ use tanda_core::credential::ServiceSecret;
 use tanda_core::db::Durability;
 use tanda_core::host::{HttpConfig, default_max_connections};
 use tanda_core::rate::RateLimit;
+use tanda_core::service::ServiceSpec;
+
+use crate::registry;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -56,88 +59,96 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
 }
 
-/// The processes of the distributed topology. Each listens, by default, on its own port counted
-/// from --base-port: gateway +0, book +1, dispatch +2, pay +3, ride-history +4, reservation +5,
-/// payment +6, ticket +7, reservation-view +8, notify +9, identity +10.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+/// A process of the distributed topology: the gateway, or one of the registry's services. Each
+/// listens, by default, on --base-port plus its place in the list `tanda serve --help` shows (the
+/// gateway first, at +0).
+#[derive(Debug, Clone, Copy)]
 pub enum Service {
     Gateway,
-    Book,
-    Dispatch,
-    Pay,
-    RideHistory,
-    Reservation,
-    Payment,
-    Ticket,
-    ReservationView,
-    Notify,
-    Identity,
+    Of(&'static ServiceSpec),
+}
+
+impl PartialEq for Service {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Service {}
+
+impl std::hash::Hash for Service {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+    }
+}
+
+impl ValueEnum for Service {
+    fn value_variants<'a>() -> &'a [Self] {
+        Self::all()
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
 }
 
 impl Service {
-    pub const ALL: [Service; 11] = [
-        Service::Gateway,
-        Service::Book,
-        Service::Dispatch,
-        Service::Pay,
-        Service::RideHistory,
-        Service::Reservation,
-        Service::Payment,
-        Service::Ticket,
-        Service::ReservationView,
-        Service::Notify,
-        Service::Identity,
-    ];
+    /// Every process: the gateway, then the registry's services in its order.
+    pub fn all() -> &'static [Service] {
+        static ALL: LazyLock<Vec<Service>> = LazyLock::new(|| {
+            std::iter::once(Service::Gateway)
+                .chain(registry::specs().map(Service::Of))
+                .collect()
+        });
+        &ALL
+    }
 
     pub fn name(self) -> &'static str {
         match self {
             Service::Gateway => "gateway",
-            Service::Book => "book",
-            Service::Dispatch => "dispatch",
-            Service::Pay => "pay",
-            Service::RideHistory => "ride-history",
-            Service::Reservation => "reservation",
-            Service::Payment => "payment",
-            Service::Ticket => "ticket",
-            Service::ReservationView => "reservation-view",
-            Service::Notify => "notify",
-            Service::Identity => "identity",
+            Service::Of(spec) => spec.name,
         }
     }
 
-    /// The service called `name`.
+    /// The process called `name`.
     pub fn named(name: &str) -> Option<Service> {
-        Self::ALL.into_iter().find(|s| s.name() == name)
+        Self::all().iter().copied().find(|s| s.name() == name)
     }
 
-    /// What the registry knows of it. The gateway has no spec: it owns no paths of its own.
-    pub fn spec(self) -> &'static tanda_core::service::ServiceSpec {
-        crate::registry::spec(self.name()).expect("every service but the gateway is registered")
-    }
-
-    /// The services this one calls, so it is told where they are when it starts. Every
-    /// service verifies tokens with identity's public keys.
-    pub fn calls(self) -> &'static [Service] {
+    /// What the registry knows of it; the gateway, which owns no paths of its own, has none.
+    pub fn spec(self) -> Option<&'static ServiceSpec> {
         match self {
-            Service::Gateway => &Self::ALL[1..],
-            Service::Dispatch => &[Service::Pay, Service::Identity],
-            Service::Identity => &[],
-            _ => &[Service::Identity],
+            Service::Gateway => None,
+            Service::Of(spec) => Some(spec),
         }
     }
 
-    /// Whether this process needs the service secret: pay serves an internal route (`POST /pays`)
-    /// only to callers presenting it, and dispatch calls that route with it.
+    /// The processes this one calls, so it is told where they are when it starts: the services
+    /// of its spec's `calls`, and identity, whose public keys every service verifies tokens
+    /// with. The gateway calls every service.
+    pub fn calls(self) -> Vec<Service> {
+        let identity = Service::Of(&tanda_identity::SPEC);
+        match self {
+            Service::Gateway => Self::all()[1..].to_vec(),
+            s if s == identity => Vec::new(),
+            Service::Of(spec) => spec
+                .calls
+                .iter()
+                .map(|name| Service::named(name).expect("a service calls registered services"))
+                .chain([identity])
+                .collect(),
+        }
+    }
+
+    /// Whether this process needs the service secret (`registry::needs_service_secret`).
     pub fn needs_service_secret(self) -> bool {
-        matches!(self, Service::Pay | Service::Dispatch)
+        self.spec().is_some_and(registry::needs_service_secret)
     }
 
     /// The port offset from --base-port.
     pub fn port_offset(self) -> u16 {
-        Self::ALL
-            .iter()
-            .position(|s| *s == self)
-            .expect("every service is in ALL") as u16
+        let place = Self::all().iter().position(|s| *s == self);
+        u16::try_from(place.expect("every process is in the list")).expect("a few processes")
     }
 }
 
@@ -189,8 +200,8 @@ pub struct Distributed {
 
 impl Distributed {
     /// The PostgreSQL database of `service` in this deployment's namespace.
-    pub fn database(&self, service: Service) -> String {
-        format!("{}_{}", self.namespace, service.name().replace('-', "_"))
+    pub fn database(&self, service: &str) -> String {
+        format!("{}_{}", self.namespace, service.replace('-', "_"))
     }
 
     /// This configuration as `TANDA_*` environment variables (upstreams excepted).

@@ -4,11 +4,11 @@
 
 use tanda_core::host::ops_openapi;
 
-use crate::registry::SERVICES;
+use crate::registry;
 
 /// The whole document, each operation tagged with the service that owns it (`operations` for
 /// `/healthz`, `/readyz`, `/metrics` and `/admin/*`, which every process serves).
 pub fn document() -> serde_json::Value {
-    let services = SERVICES.into_iter().map(|s| (s.name, (s.openapi)()));
+    let services = registry::specs().map(|s| (s.name, (s.openapi)()));
     tanda_core::openapi::document(std::iter::once(("operations", ops_openapi())).chain(services))
 }

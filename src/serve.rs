@@ -12,11 +12,12 @@ use tanda_core::credential;
 use tanda_core::host::{Ops, Probe, ServiceBreaker, ops_router};
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::nats::{self, NatsBus};
-use tanda_core::service::ServiceParts;
+use tanda_core::service::ServiceSpec;
 use tanda_core::{Clock, Db, SystemClock, housekeeping, timers};
 use tanda_gateway::Upstreams;
+use tanda_registry::Calls;
 
-use crate::app::{App, book_config, dispatch_config};
+use crate::app::{App, service_env};
 use crate::config::{Distributed, RunConfig, Service};
 use crate::registry;
 
@@ -33,9 +34,9 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
     }
     let missing: Vec<&str> = service
         .calls()
-        .iter()
-        .filter(|called| !dist.has_upstream(**called))
-        .map(|called| called.name())
+        .into_iter()
+        .filter(|called| !dist.has_upstream(*called))
+        .map(Service::name)
         .collect();
     if let Some(first) = missing.first() {
         bail!(
@@ -49,14 +50,12 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
     let addr = run
         .http_addr
         .unwrap_or_else(|| ([127, 0, 0, 1], dist.base_port + service.port_offset()).into());
-    let router = if service == Service::Gateway {
-        let url = |s: Service| {
-            Url::parse(&dist.url(s)).with_context(|| format!("the URL of {}", s.name()))
-        };
+    let router = if let Service::Of(spec) = service {
+        serve_service(spec, &run, &dist, &lifecycle).await?
+    } else {
         let mut upstreams = Vec::new();
-        for spec in registry::SERVICES {
-            let service = Service::named(spec.name).expect("every spec has a process");
-            upstreams.push((spec, url(service)?));
+        for spec in registry::specs() {
+            upstreams.push((spec, url_of(Service::Of(spec), &dist)?));
         }
         let upstreams = Upstreams::new(upstreams);
         let ops = Ops {
@@ -79,68 +78,88 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             edge,
             &crate::contract::document(),
         )
-    } else {
-        let name = service.name();
-        let db = open_database(service, &dist).await?;
-        let (parts, keys) = build(service, db.clone(), &run, &dist, &lifecycle).await?;
-        let verifier = run.verifier(match keys {
-            Some(keys) => keys.source(),
-            None => identity_keys(&dist)?,
-        })?;
-        let bus = NatsBus::connect(&dist.nats_url, &dist.namespace, dist.nats_replicas)
-            .await
-            .with_context(|| format!("connecting to NATS at {}", dist.nats_url))?;
-
-        let unpublished = registry::unpublished(parts.consumers.iter().map(|c| (c.name, c.types)));
-        if !unpublished.is_empty() {
-            bail!(
-                "no service publishes what {name} consumes: {}",
-                unpublished.join(", ")
-            );
-        }
-        if !service.spec().produces.is_empty() {
-            nats::start_relay(db.clone(), bus.clone(), &lifecycle);
-        }
-        let breakers = ServiceBreaker::of(&parts).collect();
-        let consumers = Consumers::new(parts.consumers);
-        nats::start_consumers(&consumers, &bus, &registry::nats_sources(), &lifecycle);
-        if let Some(handler) = parts.timers {
-            timers::start(db.clone(), handler, &lifecycle);
-        }
-        housekeeping::start(vec![db.clone()], Vec::new(), consumers.clone(), &lifecycle);
-        let nats_up = bus.clone();
-        let ops = Ops {
-            lifecycle: lifecycle.clone(),
-            databases: vec![db],
-            consumers,
-            required: Vec::new(),
-            reported: vec![("nats", Arc::new(move || nats_up.is_connected()))],
-            breakers,
-            relayed: true,
-        };
-        // Internal routes only for callers with the service credential; a service started
-        // without the secret has none to serve (checked above).
-        let internal = match &dist.service_secret {
-            Some(secret) => credential::require(secret.clone(), parts.internal),
-            None => axum::Router::new(),
-        };
-        tanda_gateway::service(
-            parts.router.merge(internal),
-            ops_router(ops),
-            verifier,
-            &run.cors_allow_origins,
-        )
     };
     App::serve(addr, router, lifecycle, run.http()).await
+}
+
+/// The router of a process of the service `spec`: its database, consumers, relay and timers
+/// started.
+async fn serve_service(
+    spec: &'static ServiceSpec,
+    run: &RunConfig,
+    dist: &Distributed,
+    lifecycle: &Lifecycle,
+) -> anyhow::Result<axum::Router> {
+    let name = spec.name;
+    let db = open_database(spec, dist).await?;
+    let mut urls = Vec::new();
+    for called in spec.calls {
+        let called = Service::named(called).expect("a service calls registered services");
+        urls.push((called.name(), url_of(called, dist)?));
+    }
+    let calls = Calls::Http {
+        urls,
+        secret: dist.service_secret.clone(),
+    };
+    let env = service_env(run, lifecycle, calls);
+    let registered = registry::registered(name).expect("every spec is registered");
+    let parts = registered.build(db.clone(), &env).await?;
+    let verifier = run.verifier(match env.built.keys() {
+        Some(keys) => keys.source(),
+        None => identity_keys(dist)?,
+    })?;
+    let bus = NatsBus::connect(&dist.nats_url, &dist.namespace, dist.nats_replicas)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", dist.nats_url))?;
+
+    let unpublished = registry::unpublished(parts.consumers.iter().map(|c| (c.name, c.types)));
+    if !unpublished.is_empty() {
+        bail!(
+            "no service publishes what {name} consumes: {}",
+            unpublished.join(", ")
+        );
+    }
+    if !spec.produces.is_empty() {
+        nats::start_relay(db.clone(), bus.clone(), lifecycle);
+    }
+    let breakers = ServiceBreaker::of(&parts).collect();
+    let consumers = Consumers::new(parts.consumers);
+    nats::start_consumers(&consumers, &bus, &registry::nats_sources(), lifecycle);
+    if let Some(handler) = parts.timers {
+        timers::start(db.clone(), handler, lifecycle);
+    }
+    housekeeping::start(vec![db.clone()], Vec::new(), consumers.clone(), lifecycle);
+    let nats_up = bus.clone();
+    let ops = Ops {
+        lifecycle: lifecycle.clone(),
+        databases: vec![db],
+        consumers,
+        required: Vec::new(),
+        reported: vec![("nats", Arc::new(move || nats_up.is_connected()))],
+        breakers,
+        relayed: true,
+    };
+    // Internal routes only for callers with the service credential; a service started
+    // without the secret has none to serve (checked above).
+    let internal = match &dist.service_secret {
+        Some(secret) => credential::require(secret.clone(), parts.internal),
+        None => axum::Router::new(),
+    };
+    Ok(tanda_gateway::service(
+        parts.router.merge(internal),
+        ops_router(ops),
+        verifier,
+        &run.cors_allow_origins,
+    ))
 }
 
 /// The service's database on PostgreSQL, created and migrated. An orchestrator starts every
 /// process at once, so the database may not be up yet, or may refuse more connections for a
 /// while: the service waits it out (saying so in its log) rather than exit. Only a refusal that
 /// will not change (a wrong password, a migration that fails) ends the start.
-async fn open_database(service: Service, dist: &Distributed) -> anyhow::Result<Db> {
-    let name = service.name();
-    let database = dist.database(service);
+async fn open_database(spec: &ServiceSpec, dist: &Distributed) -> anyhow::Result<Db> {
+    let name = spec.name;
+    let database = dist.database(name);
     let mut waits = tanda_core::retry::backoff();
     loop {
         let opened = async {
@@ -151,8 +170,8 @@ async fn open_database(service: Service, dist: &Distributed) -> anyhow::Result<D
             };
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let db = Db::open_postgres(&url, name, dist.postgres_pool, clock).await?;
-            db.migrate(service.spec().migrations).await?;
-            db.declare_produces(service.spec().produces);
+            db.migrate(spec.migrations).await?;
+            db.declare_produces(spec.produces);
             Ok::<_, tanda_core::db::DbError>(db)
         };
         match opened.await {
@@ -189,10 +208,8 @@ fn upstream_probes(dist: &Distributed) -> anyhow::Result<Vec<(&'static str, Prob
         .build()
         .context("an HTTP client for readiness")?;
     let mut probes: Vec<(&'static str, Probe)> = Vec::new();
-    for service in Service::ALL.iter().filter(|s| **s != Service::Gateway) {
-        let url = Url::parse(&dist.url(*service))
-            .and_then(|u| u.join("/readyz"))
-            .with_context(|| format!("the URL of {}", service.name()))?;
+    for service in Service::all().iter().filter(|s| **s != Service::Gateway) {
+        let url = url_of(*service, dist)?.join("/readyz")?;
         let client = client.clone();
         probes.push((
             service.name(),
@@ -210,57 +227,13 @@ const UPSTREAM_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 
 /// Identity's public keys, fetched from its JWKS, for a process that is not identity.
 fn identity_keys(dist: &Distributed) -> anyhow::Result<Arc<dyn JwksSource>> {
-    let url = format!("{}/.well-known/jwks.json", dist.url(Service::Identity));
+    let identity = Service::Of(&tanda_identity::SPEC);
+    let url = format!("{}/.well-known/jwks.json", dist.url(identity));
     let url = Url::parse(&url).context("the URL of identity")?;
     Ok(Arc::new(HttpJwks::new(url)))
 }
 
-/// The service's parts, and identity's keys when the service is identity.
-async fn build(
-    service: Service,
-    db: Db,
-    run: &RunConfig,
-    dist: &Distributed,
-    lifecycle: &Lifecycle,
-) -> anyhow::Result<(ServiceParts, Option<tanda_identity::Keys>)> {
-    if service == Service::Identity {
-        let (parts, keys) = tanda_identity::build(db, run.identity()).await?;
-        return Ok((parts, Some(keys)));
-    }
-    let parts = match service {
-        Service::Book => tanda_book::build(db, book_config(run)).await?,
-        Service::Dispatch => {
-            let url = Url::parse(&dist.url(Service::Pay)).context("the URL of pay")?;
-            let secret = dist
-                .service_secret
-                .as_ref()
-                .context("dispatch calls pay with the service secret")?;
-            let pay = tanda_dispatch::HttpPay::new(url, secret);
-            tanda_dispatch::build(db, dispatch_config(run), Arc::new(pay)).await?
-        }
-        Service::Pay => {
-            let network = tanda_pay::card_network(&db, crate::app::card_network_mode(run));
-            tanda_pay::build(db, network).await?.0
-        }
-        Service::RideHistory => tanda_ride_history::build(db).await?,
-        Service::Reservation => {
-            let config = tanda_reservation::Config {
-                payment_pending_after: run.payment_pending_after,
-                payment_backlog_limit: run.payment_backlog_limit,
-            };
-            tanda_reservation::build(db, config).await?
-        }
-        Service::Payment => tanda_payment::build(db).await?,
-        Service::Ticket => tanda_ticket::build(db).await?,
-        Service::ReservationView => tanda_reservation_view::build(db).await?,
-        Service::Notify => {
-            let config = tanda_notify::Config {
-                webhook: run.notify_webhook.clone(),
-            };
-            tanda_notify::build(db, config, lifecycle).await?
-        }
-        Service::Identity => unreachable!("built above"),
-        Service::Gateway => unreachable!("the gateway has no database"),
-    };
-    Ok((parts, None))
+/// The base URL of `service` (`Distributed::url`).
+fn url_of(service: Service, dist: &Distributed) -> anyhow::Result<Url> {
+    Url::parse(&dist.url(service)).with_context(|| format!("the URL of {}", service.name()))
 }

@@ -235,7 +235,7 @@ async fn the_services_reach_postgresql_over_tls_when_the_url_requires_it() {
     let mut admin = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres"))
         .await
         .unwrap();
-    let database = app.database_of(tanda::config::Service::Reservation);
+    let database = app.database_of(tanda::config::Service::Of(&tanda_reservation::SPEC));
     let namespace = database.trim_end_matches("_reservation").to_owned();
     let sessions: Vec<(String, bool)> = sqlx::query_as(
         "SELECT a.datname::text, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)

@@ -34,14 +34,14 @@ async fn second_instances_of_dispatch_and_payment_each_do_the_work_and_nothing_h
     let dispatches = [
         cluster.addrs["dispatch"],
         cluster
-            .add_instance(Service::Dispatch)
+            .add_instance(Service::Of(&tanda_dispatch::SPEC))
             .await
             .expect("a second dispatch starts"),
     ];
     let payments = [
         cluster.addrs["payment"],
         cluster
-            .add_instance(Service::Payment)
+            .add_instance(Service::Of(&tanda_payment::SPEC))
             .await
             .expect("a second payment starts"),
     ];
@@ -121,14 +121,14 @@ async fn after_postgresql_ends_the_relays_session_one_instance_relays() {
     let payments = [
         cluster.addrs["payment"],
         cluster
-            .add_instance(Service::Payment)
+            .add_instance(Service::Of(&tanda_payment::SPEC))
             .await
             .expect("a second payment starts"),
     ];
     api.flight("RL100", 60).await;
     let wallets = wallets("rl", 40, |_| 250);
     fund(&api, &wallets).await;
-    let database = app.database_of(Service::Payment);
+    let database = app.database_of(Service::Of(&tanda_payment::SPEC));
     let leader = lock_holders(&database).await;
     assert_eq!(leader.len(), 1, "one instance leads: {leader:?}");
     end_sessions(&database).await;
@@ -175,7 +175,11 @@ async fn a_taxi_service_killed_under_load_loses_nothing_and_charges_once() {
     })
     .await;
     let api = app.api.clone();
-    for service in [Service::Book, Service::Dispatch, Service::Pay] {
+    for service in [
+        Service::Of(&tanda_book::SPEC),
+        Service::Of(&tanda_dispatch::SPEC),
+        Service::Of(&tanda_pay::SPEC),
+    ] {
         let prefix = format!("k{}", service.name());
         let shift = Shift::start(&api, &prefix, 3).await;
         let customers = names(&prefix, 6);
@@ -202,7 +206,11 @@ async fn a_taxi_service_killed_under_load_loses_nothing_and_charges_once() {
 async fn a_flight_service_killed_under_load_loses_nothing_and_debits_once() {
     let mut app = TestApp::spawn(Topology::Distributed).await;
     let api = app.api.clone();
-    for service in [Service::Reservation, Service::Payment, Service::Ticket] {
+    for service in [
+        Service::Of(&tanda_reservation::SPEC),
+        Service::Of(&tanda_payment::SPEC),
+        Service::Of(&tanda_ticket::SPEC),
+    ] {
         let prefix = format!("k{}", service.name());
         let flight = format!("KF{}", service.port_offset());
         api.flight(&flight, 40).await;
@@ -398,7 +406,7 @@ async fn with_payments_database_gone_for_six_seconds_every_saga_completes_and_no
         |r| r[0]["status"] == "CONFIRMED",
     )
     .await;
-    let payment = app.database_of(Service::Payment);
+    let payment = app.database_of(Service::Of(&tanda_payment::SPEC));
     allow_connections(&payment, false).await;
     // Readiness follows each instance's own storage, and nothing else's.
     let (payment_at, reservation_at) = (
@@ -1004,10 +1012,10 @@ async fn commands_racing_on_one_aggregate_from_two_instances_have_one_outcome() 
     let token = api.bearer_token().await;
     let mut pairs = Vec::new();
     for service in [
-        Service::Book,
-        Service::Dispatch,
-        Service::Reservation,
-        Service::Payment,
+        Service::Of(&tanda_book::SPEC),
+        Service::Of(&tanda_dispatch::SPEC),
+        Service::Of(&tanda_reservation::SPEC),
+        Service::Of(&tanda_payment::SPEC),
     ] {
         let cluster = app.cluster();
         let first = cluster.addrs[service.name()];

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::RunConfig;
 use crate::cluster::{Cluster, purge};
-use crate::config::{Distributed, Service};
+use crate::config::Distributed;
 
 mod baseline;
 mod cpu;
@@ -662,7 +662,7 @@ async fn one_service(args: &BenchArgs, run: &RunConfig) -> anyhow::Result<(Durat
     dist.namespace = format!("benchone{}", std::process::id());
     let mut argv = vec![
         "serve".to_owned(),
-        Service::Book.name().to_owned(),
+        tanda_book::SPEC.name.to_owned(),
         "--http-addr".to_owned(),
         "127.0.0.1:0".to_owned(),
     ];

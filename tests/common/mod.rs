@@ -167,7 +167,7 @@ impl TestApp {
     /// The PostgreSQL database of one service of a distributed app.
     pub fn database_of(&self, service: tanda::config::Service) -> String {
         match &self.running {
-            Some(Running::Cluster(_, dist)) => dist.database(service),
+            Some(Running::Cluster(_, dist)) => dist.database(service.name()),
             _ => panic!("only a distributed TestApp has PostgreSQL databases"),
         }
     }

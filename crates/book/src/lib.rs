@@ -28,6 +28,7 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
     name: NAME,
     paths: &[tanda_core::service::OwnedPath::all("/books")],
     produces: tanda_catalog::taxi::BOOK_EVENTS,
+    calls: &[],
     migrations: MIGRATIONS,
     openapi,
 };

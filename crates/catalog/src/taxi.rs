@@ -315,6 +315,9 @@ pub const PAY_EVENTS: &[&str] = &[PaymentApproved::TYPE];
 pub mod pay {
     use serde::{Deserialize, Serialize};
 
+    /// The service that charges trips, by name: dispatch calls its internal `POST /pays`.
+    pub const SERVICE: &str = "pay";
+
     use super::card;
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,6 +24,9 @@ pub struct ServiceSpec {
     /// The types of the events it publishes; empty if it publishes none. A unit of work publishing
     /// any other type is a bug (`Uow::publish` asserts it).
     pub produces: &'static [&'static str],
+    /// The services whose internal routes it calls (by name): both ends hold the service
+    /// credential, and a process of it is told where each is.
+    pub calls: &'static [&'static str],
     pub migrations: &'static [Migration],
     /// Its public operations, documented (generated from its handlers).
     pub openapi: fn() -> utoipa::openapi::OpenApi,

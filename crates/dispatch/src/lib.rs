@@ -117,6 +117,7 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
         tanda_core::service::OwnedPath::all("/dispatches"),
     ],
     produces: tanda_catalog::taxi::DISPATCH_EVENTS,
+    calls: &[tanda_catalog::taxi::pay::SERVICE],
     migrations: MIGRATIONS,
     openapi,
 };

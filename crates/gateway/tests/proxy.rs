@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tanda_core::auth::{FixedJwks, Verifier};
 use tanda_core::http::not_found_fallback;
 use tanda_gateway::{Edge, Upstreams, Url, proxy};
-use tanda_registry::SERVICES;
+use tanda_registry::specs;
 
 async fn serve(router: Router) -> Url {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -38,14 +38,14 @@ fn ops() -> Router {
 /// A gateway in front of one stand-in per service, `service(name)` being the stand-in's routes.
 async fn gateway(service: impl Fn(&'static str) -> Router) -> Client {
     let mut urls = Vec::new();
-    for spec in SERVICES {
+    for spec in specs() {
         urls.push(serve(service(spec.name)).await);
     }
     gateway_to(urls).await
 }
 
 async fn gateway_to(urls: Vec<Url>) -> Client {
-    let upstreams = Upstreams::new(SERVICES.into_iter().zip(urls).collect());
+    let upstreams = Upstreams::new(specs().zip(urls).collect());
     let (verifier, token) = operator();
     let edge = Edge {
         verifier,
@@ -486,7 +486,7 @@ async fn closed_port() -> Url {
 #[tokio::test]
 async fn a_service_that_cannot_be_reached_is_a_503_naming_it() {
     let down = closed_port().await;
-    let gateway = gateway_to(vec![down; SERVICES.len()]).await;
+    let gateway = gateway_to(vec![down; specs().count()]).await;
 
     let response = gateway.get("/rideHistories/b1").await;
     assert_eq!(response.headers()[header::RETRY_AFTER], "1");
@@ -622,7 +622,7 @@ async fn consumers_of_every_service_and_switching_one() {
 
     let all: Vec<Value> = gateway.get("/admin/consumers").await.json().await.unwrap();
     let names: Vec<_> = all.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    let registered: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
+    let registered: Vec<_> = specs().map(|s| s.name).collect();
     assert_eq!(names, registered);
 
     let paused = gateway.post("/admin/consumers/dispatch/pause").await;

@@ -45,6 +45,7 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
         tanda_core::service::OwnedPath::all("/admin/signing-keys"),
     ],
     produces: tanda_catalog::identity::IDENTITY_EVENTS,
+    calls: &[],
     migrations: MIGRATIONS,
     openapi,
 };

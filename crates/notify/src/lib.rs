@@ -65,6 +65,7 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
     name: NAME,
     paths: &[tanda_core::service::OwnedPath::all("/notifications")],
     produces: &[],
+    calls: &[],
     migrations: MIGRATIONS,
     openapi,
 };

@@ -28,7 +28,7 @@ pub use domain::AmountMismatch;
 /// `POST /pays`, internal, is not among them).
 pub use http::openapi;
 
-pub const NAME: &str = "pay";
+pub const NAME: &str = tanda_catalog::taxi::pay::SERVICE;
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -89,6 +89,7 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
         tanda_core::service::OwnedPath::all("/admin/card-network"),
     ],
     produces: tanda_catalog::taxi::PAY_EVENTS,
+    calls: &[],
     migrations: MIGRATIONS,
     openapi,
 };

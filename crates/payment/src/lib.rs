@@ -27,6 +27,7 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
     name: NAME,
     paths: &[tanda_core::service::OwnedPath::all("/accounts")],
     produces: tanda_catalog::flight::PAYMENT_EVENTS,
+    calls: &[],
     migrations: MIGRATIONS,
     openapi,
 };

@@ -54,6 +54,7 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
     name: NAME,
     paths: &[tanda_core::service::OwnedPath::all("/reservationViews")],
     produces: &[],
+    calls: &[],
     migrations: MIGRATIONS,
     openapi,
 };

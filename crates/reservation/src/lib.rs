@@ -30,6 +30,7 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
         tanda_core::service::OwnedPath::all("/reservations"),
     ],
     produces: tanda_catalog::flight::RESERVATION_EVENTS,
+    calls: &[],
     migrations: MIGRATIONS,
     openapi,
 };

@@ -24,6 +24,7 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
     name: NAME,
     paths: &[tanda_core::service::OwnedPath::all("/tickets")],
     produces: tanda_catalog::flight::TICKET_EVENTS,
+    calls: &[],
     migrations: MIGRATIONS,
     openapi,
 };
