@@ -65,12 +65,7 @@ pub async fn build(db: Db, config: Config) -> Result<ServiceParts, DbError> {
         name: NAME,
         router: http::router(db.clone(), &config),
         internal: axum::Router::new(),
-        consumers: vec![Consumer {
-            name: "book",
-            db: db.clone(),
-            types: policy::TYPES,
-            handler: Arc::new(policy::BookPolicy),
-        }],
+        consumers: vec![Consumer::new("book", db.clone(), policy::BookPolicy)],
         timers: Some(Arc::new(policy::AnswerDue)),
         breakers: Vec::new(),
         db,

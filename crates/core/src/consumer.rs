@@ -70,6 +70,19 @@ pub struct Consumer {
     pub handler: Arc<dyn Handler>,
 }
 
+impl Consumer {
+    /// The consumer `name` on `db`, applying `policy` to the events of its subscription (and
+    /// subscribed to exactly those).
+    pub fn new<P: crate::subscription::Policy>(name: &'static str, db: Db, policy: P) -> Self {
+        Self {
+            name,
+            db,
+            types: <P::Takes as crate::subscription::Subscription>::TYPES,
+            handler: Arc::new(crate::subscription::Typed(policy)),
+        }
+    }
+}
+
 /// A producing service: its database (holding its outbox) and the event types it publishes.
 #[derive(Clone)]
 pub struct Source {

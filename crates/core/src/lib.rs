@@ -29,6 +29,7 @@ pub mod rate;
 pub mod retry;
 pub mod service;
 pub mod sql;
+pub mod subscription;
 pub mod timers;
 
 pub use clock::{Clock, SystemClock, Timestamp};

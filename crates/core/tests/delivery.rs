@@ -156,6 +156,17 @@ fn commits(db: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A service publishes only what its registry entry says it produces: consumers look for each
+/// type at the service that lists it, so an unlisted one would reach nobody.
+#[tokio::test]
+#[should_panic(expected = "publishes test.Noted, which its registry entry does not list")]
+async fn publishing_a_type_the_service_does_not_declare_is_a_bug() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), "producer").await;
+    db.declare_produces(&["test.Other"]);
+    publish(&db, &["unlisted"]).await;
+}
+
 #[tokio::test]
 async fn a_rolled_back_unit_publishes_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
-use tanda_catalog::taxi::{BookCancelRequested, BookCardReplaced, BookExpired, BookRequested};
 use tanda_core::consumer::Consumer;
 use tanda_core::db::Migration;
 use tanda_core::service::ServiceParts;
-use tanda_core::{Db, DbError, Event};
+use tanda_core::{Db, DbError};
 
 mod domain;
 mod error;
@@ -228,19 +227,13 @@ pub async fn build(
         db: db.clone(),
         router,
         internal: axum::Router::new(),
-        consumers: vec![Consumer {
-            name: "dispatch",
+        consumers: vec![Consumer::new(
+            "dispatch",
             db,
-            types: &[
-                BookRequested::TYPE,
-                BookCancelRequested::TYPE,
-                BookCardReplaced::TYPE,
-                BookExpired::TYPE,
-            ],
-            handler: Arc::new(policy::Bookings {
+            policy::Bookings {
                 store: store.clone(),
-            }),
-        }],
+            },
+        )],
         timers: Some(Arc::new(policy::Timers { store })),
         breakers,
     })

@@ -10,11 +10,12 @@ use async_trait::async_trait;
 use tanda_catalog::taxi::{BookCancelRequested, BookCardReplaced, BookExpired, BookRequested};
 use tanda_core::Uow;
 use tanda_core::clock::parse_rfc3339;
-use tanda_core::consumer::{Handler, HandlerError};
+use tanda_core::consumer::HandlerError;
 use tanda_core::db::Timer;
 use tanda_core::event::Envelope;
 use tanda_core::geo::LatLng;
 use tanda_core::id::{ClientId, new_id};
+use tanda_core::subscription::Policy;
 use tanda_core::timers::TimerHandler;
 use tracing::warn;
 
@@ -22,44 +23,53 @@ use crate::domain::{Booking, Command, NewDispatch, Place};
 use crate::error::Error;
 use crate::store::{DEADLINE_TIMER, OFFER_TIMER, Store};
 
+tanda_core::subscription! {
+    /// What the `dispatch` consumer takes: book's events.
+    pub enum Takes {
+        BookRequested(BookRequested),
+        BookCancelRequested(BookCancelRequested),
+        BookCardReplaced(BookCardReplaced),
+        BookExpired(BookExpired),
+    }
+}
+
 /// The `dispatch` consumer of book's events.
 pub struct Bookings {
     pub store: Arc<Store>,
 }
 
 #[async_trait]
-impl Handler for Bookings {
-    async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
-        let command = if event.is::<BookRequested>() {
-            open(event)?
-        } else if event.is::<BookExpired>() {
-            Command::Expire {
-                book_id: event.decode::<BookExpired>()?.book_id,
-            }
-        } else if event.is::<BookCardReplaced>() {
-            let replaced = event.decode::<BookCardReplaced>()?;
-            Command::ReplaceCard {
+impl Policy for Bookings {
+    type Takes = Takes;
+
+    async fn apply(
+        &self,
+        uow: &mut Uow,
+        event: Takes,
+        envelope: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let command = match event {
+            Takes::BookRequested(booked) => open(booked, envelope)?,
+            Takes::BookExpired(expired) => Command::Expire {
+                book_id: expired.book_id,
+            },
+            Takes::BookCardReplaced(replaced) => Command::ReplaceCard {
                 book_id: replaced.book_id,
                 card_token: replaced.card_token,
-            }
-        } else if event.is::<BookCancelRequested>() {
-            let cancel = event.decode::<BookCancelRequested>()?;
-            Command::Cancel {
+            },
+            Takes::BookCancelRequested(cancel) => Command::Cancel {
                 book_id: cancel.book_id,
                 customer_id: cancel.customer_id,
                 unseen_id: new_id(),
-            }
-        } else {
-            return Ok(());
+            },
         };
-        self.store.execute(uow, command, Some(event)).await?;
+        self.store.execute(uow, command, Some(envelope)).await?;
         Ok(())
     }
 }
 
 /// A booking as the dispatch it opens.
-fn open(event: &Envelope) -> Result<Command, Error> {
-    let booked = event.decode::<BookRequested>()?;
+fn open(booked: BookRequested, event: &Envelope) -> Result<Command, Error> {
     let place = |p: &tanda_catalog::Place| {
         LatLng::parse(p.lat, p.lng)
             .map(|at| Place {

@@ -11,19 +11,22 @@
 use async_trait::async_trait;
 use tanda_catalog::flight::{Deposited, ReservationRequested};
 use tanda_catalog::taxi::{BookRequested, DriverStatusChanged};
-use tanda_core::consumer::{Handler, HandlerError};
+use tanda_core::consumer::HandlerError;
 use tanda_core::id::ClientId;
 use tanda_core::sql::query;
-use tanda_core::{Db, DbError, Envelope, Event, Uow};
+use tanda_core::subscription::Policy;
+use tanda_core::{Db, DbError, Envelope, Uow};
 
-/// The event types the `identity-claims` consumer subscribes to: each is the first a service
-/// publishes for an id it was given (a booking, a driver's registration, a reservation, a deposit).
-pub const TYPES: &[&str] = &[
-    BookRequested::TYPE,
-    DriverStatusChanged::TYPE,
-    ReservationRequested::TYPE,
-    Deposited::TYPE,
-];
+tanda_core::subscription! {
+    /// What the `identity-claims` consumer takes: each is the first event a service publishes
+    /// for an id it was given (a booking, a driver's registration, a reservation, a deposit).
+    pub enum Takes {
+        BookRequested(BookRequested),
+        DriverStatusChanged(DriverStatusChanged),
+        ReservationRequested(ReservationRequested),
+        Deposited(Deposited),
+    }
+}
 
 pub const MIGRATION: tanda_core::db::Migration = tanda_core::db::Migration {
     version: 3,
@@ -36,18 +39,15 @@ pub const MIGRATION: tanda_core::db::Migration = tanda_core::db::Migration {
 pub struct RememberClaims;
 
 #[async_trait]
-impl Handler for RememberClaims {
-    async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
-        let id = if event.is::<BookRequested>() {
-            event.decode::<BookRequested>()?.customer_id
-        } else if event.is::<DriverStatusChanged>() {
-            event.decode::<DriverStatusChanged>()?.driver_id
-        } else if event.is::<ReservationRequested>() {
-            event.decode::<ReservationRequested>()?.user_id
-        } else if event.is::<Deposited>() {
-            event.decode::<Deposited>()?.user_id
-        } else {
-            return Ok(());
+impl Policy for RememberClaims {
+    type Takes = Takes;
+
+    async fn apply(&self, uow: &mut Uow, event: Takes, _: &Envelope) -> Result<(), HandlerError> {
+        let id = match event {
+            Takes::BookRequested(e) => e.customer_id,
+            Takes::DriverStatusChanged(e) => e.driver_id,
+            Takes::ReservationRequested(e) => e.user_id,
+            Takes::Deposited(e) => e.user_id,
         };
         // Services accept only well-formed ids; anything else could never be a username.
         if ClientId::parse(&id).is_ok() {

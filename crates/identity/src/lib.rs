@@ -108,12 +108,11 @@ pub async fn build(db: Db, config: Config) -> Result<(ServiceParts, Keys), Error
         name: NAME,
         router: http::router(Arc::new(http::App::new(keys.clone()))),
         internal: axum::Router::new(),
-        consumers: vec![tanda_core::consumer::Consumer {
-            name: "identity-claims",
-            db: db.clone(),
-            types: claims::TYPES,
-            handler: Arc::new(claims::RememberClaims),
-        }],
+        consumers: vec![tanda_core::consumer::Consumer::new(
+            "identity-claims",
+            db.clone(),
+            claims::RememberClaims,
+        )],
         timers: None,
         breakers: Vec::new(),
         db,

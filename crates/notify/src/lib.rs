@@ -121,12 +121,7 @@ pub async fn build(db: Db, config: Config, lifecycle: &Lifecycle) -> Result<Serv
         types: &policy::TYPES,
         handler: Arc::new(Notifier { wake }),
     };
-    let languages = Consumer {
-        name: locales::CONSUMER,
-        db: db.clone(),
-        types: locales::TYPES,
-        handler: Arc::new(locales::Locales),
-    };
+    let languages = Consumer::new(locales::CONSUMER, db.clone(), locales::Locales);
     Ok(ServiceParts {
         name: NAME,
         db,

@@ -8,11 +8,12 @@
 use async_trait::async_trait;
 use tanda_catalog::identity::{AccountOpened, LocaleChanged};
 use tanda_core::clock::parse_rfc3339;
-use tanda_core::consumer::{Handler, HandlerError};
+use tanda_core::consumer::HandlerError;
 use tanda_core::db::Migration;
 use tanda_core::locale::Locale;
 use tanda_core::sql::{query, query_scalar};
-use tanda_core::{Db, DbError, Envelope, Event, Uow};
+use tanda_core::subscription::Policy;
+use tanda_core::{Db, DbError, Envelope, Uow};
 
 pub const MIGRATION: Migration = Migration {
     version: 4,
@@ -22,29 +23,38 @@ pub const MIGRATION: Migration = Migration {
               changed_at BIGINT NOT NULL, event_id VARCHAR(64) NOT NULL)",
 };
 
-/// The consumer's name and the event types it takes.
+/// The consumer's name.
 pub const CONSUMER: &str = "notify-locales";
-pub const TYPES: &[&str] = &[AccountOpened::TYPE, LocaleChanged::TYPE];
+
+tanda_core::subscription! {
+    /// What the `notify-locales` consumer takes: identity's word of each account's language.
+    pub enum Takes {
+        AccountOpened(AccountOpened),
+        LocaleChanged(LocaleChanged),
+    }
+}
 
 /// Keeps `receiver_locales`. A user's events come in order (their ordering key is the user id),
 /// yet the latest change wins whatever the order, by the time identity made it.
 pub struct Locales;
 
 #[async_trait]
-impl Handler for Locales {
+impl Policy for Locales {
+    type Takes = Takes;
+
     fn batchable(&self) -> bool {
         true
     }
 
-    async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
-        let (user_id, locale) = if event.is::<AccountOpened>() {
-            let e = event.decode::<AccountOpened>()?;
-            (e.user_id, e.locale)
-        } else if event.is::<LocaleChanged>() {
-            let e = event.decode::<LocaleChanged>()?;
-            (e.user_id, e.locale)
-        } else {
-            return Ok(());
+    async fn apply(
+        &self,
+        uow: &mut Uow,
+        taken: Takes,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let (user_id, locale) = match taken {
+            Takes::AccountOpened(e) => (e.user_id, e.locale),
+            Takes::LocaleChanged(e) => (e.user_id, e.locale),
         };
         let changed_at = parse_rfc3339(&event.occurred_at).unwrap_or_else(|| uow.now());
         query(

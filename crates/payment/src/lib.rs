@@ -11,8 +11,6 @@ mod http;
 mod policy;
 mod store;
 
-use std::sync::Arc;
-
 use tanda_core::consumer::Consumer;
 use tanda_core::db::{Db, DbError, IsConflict, Migration};
 use tanda_core::service::ServiceParts;
@@ -41,12 +39,7 @@ pub async fn build(db: Db) -> Result<ServiceParts, DbError> {
         name: NAME,
         router: http::router(db.clone()),
         internal: axum::Router::new(),
-        consumers: vec![Consumer {
-            name: NAME,
-            db: db.clone(),
-            types: policy::TYPES,
-            handler: Arc::new(policy::SettleReservations),
-        }],
+        consumers: vec![Consumer::new(NAME, db.clone(), policy::SettleReservations)],
         timers: None,
         breakers: Vec::new(),
         db,

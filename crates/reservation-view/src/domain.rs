@@ -14,22 +14,23 @@ use tanda_catalog::flight::{
     PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationRequested,
     ReservationStatusChanged, TicketIssued, TicketVoided,
 };
+use tanda_core::Envelope;
 use tanda_core::clock::{Timestamp, parse_rfc3339};
-use tanda_core::event::DecodeError;
-use tanda_core::{Envelope, Event};
 
 use crate::ReservationViewError;
 
-/// The event types the read model is built from.
-pub const SOURCES: &[&str] = &[
-    ReservationRequested::TYPE,
-    ReservationStatusChanged::TYPE,
-    PaymentSucceeded::TYPE,
-    PaymentFailed::TYPE,
-    PaymentRefunded::TYPE,
-    TicketIssued::TYPE,
-    TicketVoided::TYPE,
-];
+tanda_core::subscription! {
+    /// What the reservation list is built from.
+    pub enum Takes {
+        ReservationRequested(ReservationRequested),
+        ReservationStatusChanged(ReservationStatusChanged),
+        PaymentSucceeded(PaymentSucceeded),
+        PaymentFailed(PaymentFailed),
+        PaymentRefunded(PaymentRefunded),
+        TicketIssued(TicketIssued),
+        TicketVoided(TicketVoided),
+    }
+}
 
 /// Where payment is with a reservation, as the view shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +122,18 @@ pub struct Change {
 impl Change {
     /// The change `event` makes, or `None` for an event that shows nothing: a type the read model
     /// does not use, or a refund of nothing.
+    #[cfg(test)]
     pub fn of(event: &Envelope) -> Result<Option<Self>, ReservationViewError> {
-        let Some((reservation_id, facts)) = facts(event)? else {
+        use tanda_core::subscription::Subscription;
+        match Takes::decode(event)? {
+            Some(taken) => Self::made_by(taken, event),
+            None => Ok(None),
+        }
+    }
+
+    /// The change `taken`, delivered in `event`, makes (`None` if it shows nothing).
+    pub fn made_by(taken: Takes, event: &Envelope) -> Result<Option<Self>, ReservationViewError> {
+        let Some((reservation_id, facts)) = facts(taken) else {
             return Ok(None);
         };
         let at = parse_rfc3339(&event.occurred_at)
@@ -135,61 +146,54 @@ impl Change {
     }
 }
 
-fn facts(event: &Envelope) -> Result<Option<(String, Vec<Fact>)>, DecodeError> {
-    let found = if event.is::<ReservationRequested>() {
-        let e = event.decode::<ReservationRequested>()?;
-        let requested = Fact::Requested {
-            user_id: e.user_id,
-            flight_id: e.flight_id,
-            from: e.from,
-            to: e.to,
-            departs_at: e.departs_at,
-            price: e.price,
-        };
-        let facts = vec![
-            requested,
-            Fact::Status("REQUESTED".to_owned()),
-            Fact::Payment(PaymentStatus::Pending),
-        ];
-        (e.reservation_id, facts)
-    } else if event.is::<ReservationStatusChanged>() {
-        let e = event.decode::<ReservationStatusChanged>()?;
-        (e.reservation_id, vec![Fact::Status(e.status)])
-    } else if event.is::<PaymentSucceeded>() {
-        let e = event.decode::<PaymentSucceeded>()?;
-        (e.reservation_id, vec![Fact::Payment(PaymentStatus::Paid)])
-    } else if event.is::<PaymentFailed>() {
-        let e = event.decode::<PaymentFailed>()?;
-        (e.reservation_id, vec![Fact::Payment(PaymentStatus::Failed)])
-    } else if event.is::<PaymentRefunded>() {
-        let e = event.decode::<PaymentRefunded>()?;
-        // Payment answers every cancel; 0 won back means it never debited, and the payment
-        // status (pending or failed) stays as it was.
-        if e.amount <= 0 {
-            return Ok(None);
+fn facts(taken: Takes) -> Option<(String, Vec<Fact>)> {
+    let found = match taken {
+        Takes::ReservationRequested(e) => {
+            let requested = Fact::Requested {
+                user_id: e.user_id,
+                flight_id: e.flight_id,
+                from: e.from,
+                to: e.to,
+                departs_at: e.departs_at,
+                price: e.price,
+            };
+            let facts = vec![
+                requested,
+                Fact::Status("REQUESTED".to_owned()),
+                Fact::Payment(PaymentStatus::Pending),
+            ];
+            (e.reservation_id, facts)
         }
-        (
-            e.reservation_id,
-            vec![Fact::Payment(PaymentStatus::Refunded)],
-        )
-    } else if event.is::<TicketIssued>() {
-        let e = event.decode::<TicketIssued>()?;
-        let ticket = Fact::Ticket {
-            ticket_id: Some(e.ticket_id),
-            status: TicketStatus::Issued,
-        };
-        (e.reservation_id, vec![ticket])
-    } else if event.is::<TicketVoided>() {
-        let e = event.decode::<TicketVoided>()?;
-        let ticket = Fact::Ticket {
-            ticket_id: e.ticket_id,
-            status: TicketStatus::Void,
-        };
-        (e.reservation_id, vec![ticket])
-    } else {
-        return Ok(None);
+        Takes::ReservationStatusChanged(e) => (e.reservation_id, vec![Fact::Status(e.status)]),
+        Takes::PaymentSucceeded(e) => (e.reservation_id, vec![Fact::Payment(PaymentStatus::Paid)]),
+        Takes::PaymentFailed(e) => (e.reservation_id, vec![Fact::Payment(PaymentStatus::Failed)]),
+        Takes::PaymentRefunded(e) => {
+            // Payment answers every cancel; 0 won back means it never debited, and the payment
+            // status (pending or failed) stays as it was.
+            if e.amount <= 0 {
+                return None;
+            }
+            (
+                e.reservation_id,
+                vec![Fact::Payment(PaymentStatus::Refunded)],
+            )
+        }
+        Takes::TicketIssued(e) => {
+            let ticket = Fact::Ticket {
+                ticket_id: Some(e.ticket_id),
+                status: TicketStatus::Issued,
+            };
+            (e.reservation_id, vec![ticket])
+        }
+        Takes::TicketVoided(e) => {
+            let ticket = Fact::Ticket {
+                ticket_id: e.ticket_id,
+                status: TicketStatus::Void,
+            };
+            (e.reservation_id, vec![ticket])
+        }
     };
-    Ok(Some(found))
+    Some(found)
 }
 
 /// A reservation as the list shows it: what reservation, payment and ticket each said of it. The
@@ -241,7 +245,7 @@ pub struct ReservationStats {
 mod tests {
     use super::*;
 
-    fn change<E: Event>(event: &E, at: Timestamp) -> Option<Change> {
+    fn change<E: tanda_core::Event>(event: &E, at: Timestamp) -> Option<Change> {
         Change::of(&Envelope::new(event, event.aggregate_id(), None, at)).unwrap()
     }
 

@@ -64,12 +64,7 @@ pub async fn build(db: Db, config: Config) -> Result<ServiceParts, DbError> {
         name: NAME,
         router: http::router(db.clone(), &config),
         internal: axum::Router::new(),
-        consumers: vec![Consumer {
-            name: "reservation",
-            db: db.clone(),
-            types: policy::TYPES,
-            handler: Arc::new(policy::Answers),
-        }],
+        consumers: vec![Consumer::new("reservation", db.clone(), policy::Answers)],
         timers: Some(Arc::new(policy::PendingTimer)),
         breakers: Vec::new(),
         db,

@@ -6,34 +6,41 @@ use async_trait::async_trait;
 use tanda_catalog::flight::{
     PaymentFailed, PaymentRefunded, PaymentSucceeded, TicketIssued, TicketVoided,
 };
-use tanda_core::consumer::{Handler, HandlerError};
+use tanda_core::consumer::HandlerError;
 use tanda_core::db::Timer;
-use tanda_core::event::DecodeError;
+use tanda_core::subscription::Policy;
 use tanda_core::timers::TimerHandler;
-use tanda_core::{Envelope, Event, Uow};
+use tanda_core::{Envelope, Uow};
 use tracing::warn;
 
 use crate::domain::Command;
 use crate::store::{self, PENDING_TIMER};
 
-/// The event types the `reservation` consumer subscribes to.
-pub const TYPES: &[&str] = &[
-    PaymentSucceeded::TYPE,
-    PaymentFailed::TYPE,
-    PaymentRefunded::TYPE,
-    TicketIssued::TYPE,
-    TicketVoided::TYPE,
-];
+tanda_core::subscription! {
+    /// What the `reservation` consumer takes: payment's and ticket's answers.
+    pub enum Takes {
+        PaymentSucceeded(PaymentSucceeded),
+        PaymentFailed(PaymentFailed),
+        PaymentRefunded(PaymentRefunded),
+        TicketIssued(TicketIssued),
+        TicketVoided(TicketVoided),
+    }
+}
 
 /// The `reservation` consumer of payment's and ticket's events.
 pub struct Answers;
 
 #[async_trait]
-impl Handler for Answers {
-    async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
-        let Some((reservation_id, command)) = command(event)? else {
-            return Ok(());
-        };
+impl Policy for Answers {
+    type Takes = Takes;
+
+    async fn apply(
+        &self,
+        uow: &mut Uow,
+        taken: Takes,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let (reservation_id, command) = command(taken);
         if store::execute(uow, &reservation_id, command, Some(event))
             .await?
             .is_none()
@@ -44,34 +51,28 @@ impl Handler for Answers {
     }
 }
 
-/// An answer as a command on the reservation it is about; `None` for a type reservation ignores.
-fn command(event: &Envelope) -> Result<Option<(String, Command)>, DecodeError> {
-    let decoded = if event.is::<PaymentSucceeded>() {
-        let e: PaymentSucceeded = event.decode()?;
-        (e.reservation_id, Command::PaymentSucceeded)
-    } else if event.is::<PaymentFailed>() {
-        let e: PaymentFailed = event.decode()?;
-        (e.reservation_id, Command::PaymentFailed)
-    } else if event.is::<PaymentRefunded>() {
-        let e: PaymentRefunded = event.decode()?;
-        let command = Command::PaymentRefunded { amount: e.amount };
-        (e.reservation_id, command)
-    } else if event.is::<TicketIssued>() {
-        let e: TicketIssued = event.decode()?;
-        let command = Command::TicketIssued {
-            ticket_id: e.ticket_id,
-        };
-        (e.reservation_id, command)
-    } else if event.is::<TicketVoided>() {
-        let e: TicketVoided = event.decode()?;
-        let command = Command::TicketVoided {
-            ticket_id: e.ticket_id,
-        };
-        (e.reservation_id, command)
-    } else {
-        return Ok(None);
-    };
-    Ok(Some(decoded))
+/// An answer as a command on the reservation it is about.
+fn command(taken: Takes) -> (String, Command) {
+    match taken {
+        Takes::PaymentSucceeded(e) => (e.reservation_id, Command::PaymentSucceeded),
+        Takes::PaymentFailed(e) => (e.reservation_id, Command::PaymentFailed),
+        Takes::PaymentRefunded(e) => (
+            e.reservation_id,
+            Command::PaymentRefunded { amount: e.amount },
+        ),
+        Takes::TicketIssued(e) => (
+            e.reservation_id,
+            Command::TicketIssued {
+                ticket_id: e.ticket_id,
+            },
+        ),
+        Takes::TicketVoided(e) => (
+            e.reservation_id,
+            Command::TicketVoided {
+                ticket_id: e.ticket_id,
+            },
+        ),
+    }
 }
 
 /// Fires [`PENDING_TIMER`]: payment has not answered in time.

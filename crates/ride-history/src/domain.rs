@@ -13,26 +13,27 @@ use tanda_catalog::taxi::{
     BookRequested, BookStatusChanged, DispatchCancelled, DispatchFailed, PaymentApproved,
     RideOffered, TaxiDispatched, TripEnded, TripStarted,
 };
+use tanda_core::Envelope;
 use tanda_core::clock::{Timestamp, parse_rfc3339};
-use tanda_core::event::DecodeError;
-use tanda_core::{Envelope, Event};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
 
 use crate::RideHistoryError;
 
-/// The event types the read model is built from.
-pub const SOURCES: &[&str] = &[
-    BookRequested::TYPE,
-    BookStatusChanged::TYPE,
-    RideOffered::TYPE,
-    TaxiDispatched::TYPE,
-    TripStarted::TYPE,
-    TripEnded::TYPE,
-    DispatchCancelled::TYPE,
-    DispatchFailed::TYPE,
-    PaymentApproved::TYPE,
-];
+tanda_core::subscription! {
+    /// What the ride-history read model is built from.
+    pub enum Takes {
+        BookRequested(BookRequested),
+        BookStatusChanged(BookStatusChanged),
+        RideOffered(RideOffered),
+        TaxiDispatched(TaxiDispatched),
+        TripStarted(TripStarted),
+        TripEnded(TripEnded),
+        DispatchCancelled(DispatchCancelled),
+        DispatchFailed(DispatchFailed),
+        PaymentApproved(PaymentApproved),
+    }
+}
 
 /// The taxi that took (or was to take) the ride.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -85,8 +86,18 @@ pub struct Change {
 
 impl Change {
     /// The change `event` makes, or `None` for a type the read model does not use.
+    #[cfg(test)]
     pub fn of(event: &Envelope) -> Result<Option<Self>, RideHistoryError> {
-        let Some((book_id, facts)) = facts(event)? else {
+        use tanda_core::subscription::Subscription;
+        match Takes::decode(event)? {
+            Some(taken) => Self::made_by(taken, event),
+            None => Ok(None),
+        }
+    }
+
+    /// The change `taken`, delivered in `event`, makes (`None` if it shows nothing).
+    pub fn made_by(taken: Takes, event: &Envelope) -> Result<Option<Self>, RideHistoryError> {
+        let Some((book_id, facts)) = facts(taken) else {
             return Ok(None);
         };
         let at = parse_rfc3339(&event.occurred_at)
@@ -102,75 +113,72 @@ fn dispatch(dispatch_id: &str, status: &'static str) -> Fact {
     }
 }
 
-fn facts(event: &Envelope) -> Result<Option<(String, Vec<Fact>)>, DecodeError> {
-    let found = if event.is::<BookRequested>() {
-        let e = event.decode::<BookRequested>()?;
-        let requested = Fact::Requested {
-            customer_id: e.customer_id,
-            customer_name: e.customer_name,
-            pickup: e.pickup,
-            dropoff: e.dropoff,
-        };
-        (
-            e.book_id,
-            vec![requested, Fact::BookStatus("REQUESTED".to_owned())],
-        )
-    } else if event.is::<BookStatusChanged>() {
-        let e = event.decode::<BookStatusChanged>()?;
-        (e.book_id, vec![Fact::BookStatus(e.status)])
-    } else if event.is::<RideOffered>() {
-        let e = event.decode::<RideOffered>()?;
-        let facts = vec![dispatch(&e.dispatch_id, "SEARCHING")];
-        (e.book_id, facts)
-    } else if event.is::<TaxiDispatched>() {
-        let e = event.decode::<TaxiDispatched>()?;
-        let facts = vec![
-            dispatch(&e.dispatch_id, "DISPATCHED"),
-            Fact::Taxi(Taxi {
-                driver_id: e.driver_id,
-                driver_name: e.driver_name,
-                car_number: e.car_number,
-                phone: e.phone,
-                eta_seconds: e.eta_seconds,
-            }),
-        ];
-        (e.book_id, facts)
-    } else if event.is::<TripStarted>() {
-        let e = event.decode::<TripStarted>()?;
-        let facts = vec![dispatch(&e.dispatch_id, "IN_TRIP")];
-        (e.book_id, facts)
-    } else if event.is::<TripEnded>() {
-        let e = event.decode::<TripEnded>()?;
-        let facts = vec![
-            dispatch(&e.dispatch_id, "ENDED"),
-            Fact::Distance(e.distance_meters),
-            Fact::Paid {
+fn facts(taken: Takes) -> Option<(String, Vec<Fact>)> {
+    let found = match taken {
+        Takes::BookRequested(e) => {
+            let requested = Fact::Requested {
+                customer_id: e.customer_id,
+                customer_name: e.customer_name,
+                pickup: e.pickup,
+                dropoff: e.dropoff,
+            };
+            (
+                e.book_id,
+                vec![requested, Fact::BookStatus("REQUESTED".to_owned())],
+            )
+        }
+        Takes::BookStatusChanged(e) => (e.book_id, vec![Fact::BookStatus(e.status)]),
+        Takes::RideOffered(e) => {
+            let facts = vec![dispatch(&e.dispatch_id, "SEARCHING")];
+            (e.book_id, facts)
+        }
+        Takes::TaxiDispatched(e) => {
+            let facts = vec![
+                dispatch(&e.dispatch_id, "DISPATCHED"),
+                Fact::Taxi(Taxi {
+                    driver_id: e.driver_id,
+                    driver_name: e.driver_name,
+                    car_number: e.car_number,
+                    phone: e.phone,
+                    eta_seconds: e.eta_seconds,
+                }),
+            ];
+            (e.book_id, facts)
+        }
+        Takes::TripStarted(e) => {
+            let facts = vec![dispatch(&e.dispatch_id, "IN_TRIP")];
+            (e.book_id, facts)
+        }
+        Takes::TripEnded(e) => {
+            let facts = vec![
+                dispatch(&e.dispatch_id, "ENDED"),
+                Fact::Distance(e.distance_meters),
+                Fact::Paid {
+                    pay_id: e.pay_id,
+                    fare: e.fare,
+                    method: e.method,
+                },
+            ];
+            (e.book_id, facts)
+        }
+        Takes::DispatchCancelled(e) => {
+            let facts = vec![dispatch(&e.dispatch_id, "CANCELLED")];
+            (e.book_id, facts)
+        }
+        Takes::DispatchFailed(e) => {
+            let facts = vec![dispatch(&e.dispatch_id, "FAILED")];
+            (e.book_id, facts)
+        }
+        Takes::PaymentApproved(e) => {
+            let facts = vec![Fact::Paid {
                 pay_id: e.pay_id,
-                fare: e.fare,
+                fare: e.amount,
                 method: e.method,
-            },
-        ];
-        (e.book_id, facts)
-    } else if event.is::<DispatchCancelled>() {
-        let e = event.decode::<DispatchCancelled>()?;
-        let facts = vec![dispatch(&e.dispatch_id, "CANCELLED")];
-        (e.book_id, facts)
-    } else if event.is::<DispatchFailed>() {
-        let e = event.decode::<DispatchFailed>()?;
-        let facts = vec![dispatch(&e.dispatch_id, "FAILED")];
-        (e.book_id, facts)
-    } else if event.is::<PaymentApproved>() {
-        let e = event.decode::<PaymentApproved>()?;
-        let facts = vec![Fact::Paid {
-            pay_id: e.pay_id,
-            fare: e.amount,
-            method: e.method,
-        }];
-        (e.book_id, facts)
-    } else {
-        return Ok(None);
+            }];
+            (e.book_id, facts)
+        }
     };
-    Ok(Some(found))
+    Some(found)
 }
 
 /// A ride as `GET /rideHistories` shows it. Fields the ride has not reached yet are `null`.

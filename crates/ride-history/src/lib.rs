@@ -9,8 +9,6 @@ mod http;
 mod policy;
 mod store;
 
-use std::sync::Arc;
-
 use tanda_core::consumer::Consumer;
 use tanda_core::db::Migration;
 use tanda_core::event::DecodeError;
@@ -86,12 +84,7 @@ pub enum RideHistoryError {
 
 /// Ride-history's parts (the database is already migrated): the routes and one consumer, no timers.
 pub async fn build(db: Db) -> Result<ServiceParts, DbError> {
-    let consumer = Consumer {
-        name: NAME,
-        db: db.clone(),
-        types: domain::SOURCES,
-        handler: Arc::new(policy::RecordRides),
-    };
+    let consumer = Consumer::new(NAME, db.clone(), policy::RecordRides);
     Ok(ServiceParts {
         name: NAME,
         router: http::router(db.clone()),

@@ -3,23 +3,31 @@
 //! (retried, then parked as a dead letter).
 
 use async_trait::async_trait;
-use tanda_core::consumer::{Handler, HandlerError};
+use tanda_core::consumer::HandlerError;
+use tanda_core::subscription::Policy;
 use tanda_core::{Envelope, Uow};
 
-use crate::domain::Change;
+use crate::domain::{Change, Takes};
 use crate::store;
 
 pub struct RecordRides;
 
 #[async_trait]
-impl Handler for RecordRides {
+impl Policy for RecordRides {
+    type Takes = Takes;
+
     /// A projection: reads and writes only through the unit of work.
     fn batchable(&self) -> bool {
         true
     }
 
-    async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
-        if let Some(change) = Change::of(event)? {
+    async fn apply(
+        &self,
+        uow: &mut Uow,
+        taken: Takes,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        if let Some(change) = Change::made_by(taken, event)? {
             store::apply(uow, &change).await?;
         }
         Ok(())

@@ -10,8 +10,6 @@ mod http;
 mod policy;
 mod store;
 
-use std::sync::Arc;
-
 use tanda_core::consumer::Consumer;
 use tanda_core::db::{Db, DbError, Migration};
 use tanda_core::service::ServiceParts;
@@ -38,12 +36,7 @@ pub async fn build(db: Db) -> Result<ServiceParts, DbError> {
         name: NAME,
         router: http::router(db.clone()),
         internal: axum::Router::new(),
-        consumers: vec![Consumer {
-            name: NAME,
-            db: db.clone(),
-            types: policy::TYPES,
-            handler: Arc::new(policy::IssueTickets),
-        }],
+        consumers: vec![Consumer::new(NAME, db.clone(), policy::IssueTickets)],
         timers: None,
         breakers: Vec::new(),
         db,

@@ -4,42 +4,47 @@
 
 use async_trait::async_trait;
 use tanda_catalog::flight::{PaymentSucceeded, ReservationCancelRequested, ReservationRequested};
-use tanda_core::consumer::{Handler, HandlerError};
+use tanda_core::consumer::HandlerError;
 use tanda_core::id::ClientId;
-use tanda_core::{Envelope, Event, Uow};
+use tanda_core::subscription::Policy;
+use tanda_core::{Envelope, Uow};
 
 use crate::Error;
 use crate::domain::Command;
 use crate::store;
 
-/// The event types the `ticket` consumer subscribes to.
-pub const TYPES: &[&str] = &[
-    ReservationRequested::TYPE,
-    PaymentSucceeded::TYPE,
-    ReservationCancelRequested::TYPE,
-];
+tanda_core::subscription! {
+    /// What the `ticket` consumer takes: a reservation, its payment, its cancel.
+    pub enum Takes {
+        ReservationRequested(ReservationRequested),
+        PaymentSucceeded(PaymentSucceeded),
+        ReservationCancelRequested(ReservationCancelRequested),
+    }
+}
 
 pub struct IssueTickets;
 
 #[async_trait]
-impl Handler for IssueTickets {
-    async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
-        let (reservation_id, user_id, command) = if event.is::<ReservationRequested>() {
-            let e: ReservationRequested = event.decode()?;
-            let flight_id = client_id("flightId", &e.flight_id)?;
-            (
-                e.reservation_id,
-                e.user_id,
-                Command::Requested { flight_id },
-            )
-        } else if event.is::<PaymentSucceeded>() {
-            let e: PaymentSucceeded = event.decode()?;
-            (e.reservation_id, e.user_id, Command::Paid)
-        } else if event.is::<ReservationCancelRequested>() {
-            let e: ReservationCancelRequested = event.decode()?;
-            (e.reservation_id, e.user_id, Command::Cancel)
-        } else {
-            return Ok(());
+impl Policy for IssueTickets {
+    type Takes = Takes;
+
+    async fn apply(
+        &self,
+        uow: &mut Uow,
+        taken: Takes,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let (reservation_id, user_id, command) = match taken {
+            Takes::ReservationRequested(e) => {
+                let flight_id = client_id("flightId", &e.flight_id)?;
+                (
+                    e.reservation_id,
+                    e.user_id,
+                    Command::Requested { flight_id },
+                )
+            }
+            Takes::PaymentSucceeded(e) => (e.reservation_id, e.user_id, Command::Paid),
+            Takes::ReservationCancelRequested(e) => (e.reservation_id, e.user_id, Command::Cancel),
         };
         let user = client_id("userId", &user_id)?;
         store::execute(uow, &reservation_id, &user, command, event).await?;
