@@ -526,12 +526,17 @@ pub async fn cancel_racing_boarding_resolves_to_the_trip(t: Topology) {
     app.shutdown().await;
 }
 
+/// How long the booking in `nobody_accepts_…` searches.
+const SEARCH_DEADLINE: Duration = Duration::from_secs(4);
+
 pub async fn nobody_accepts_so_the_system_cancels_within_the_deadline_and_tells_the_customer(
     t: Topology,
 ) {
+    // The deadline leaves the first offer time to be made and run out on a loaded machine
+    // (the second driver is offered the ride only after that).
     let app = TestApp::spawn_with(t, |c| {
         c.dispatch_offer_timeout = Duration::from_millis(300);
-        c.dispatch_deadline = Duration::from_millis(1500);
+        c.dispatch_deadline = SEARCH_DEADLINE;
     })
     .await;
     let api = &app.api;
@@ -543,15 +548,17 @@ pub async fn nobody_accepts_so_the_system_cancels_within_the_deadline_and_tells_
         .as_str()
         .unwrap()
         .to_owned();
-    // The offer moves on when it expires: the second driver gets it too.
-    api.offer_for("n1").await;
-    api.offer_for("n2").await;
+    // The offer moves on when it expires: the second driver gets it too. (Their notifications
+    // stay, where an offer is on a driver's list only until it expires.)
+    wait_subject(api, "driver:n1", "ride.offered").await;
+    wait_subject(api, "driver:n2", "ride.offered").await;
     let cancelled = api.book_status(&book_id, "CANCELLED_BY_SYSTEM").await;
     let took = millis(&cancelled["updatedAt"]) - millis(&cancelled["createdAt"]);
     // Not before the deadline (how soon after it is the timers' latency: a benchmark's business).
+    let deadline = i64::try_from(SEARCH_DEADLINE.as_millis()).unwrap();
     assert!(
-        took >= 1500,
-        "answered {took} ms after it was accepted, before the 1500 ms deadline"
+        took >= deadline,
+        "answered {took} ms after it was accepted, before the {deadline} ms deadline"
     );
     // Book's answer and dispatch's own deadline come due together: whichever acts first, the
     // search ends once, failed (dispatch's timer) or cancelled as expired (book's).
@@ -563,7 +570,7 @@ pub async fn nobody_accepts_so_the_system_cancels_within_the_deadline_and_tells_
         .await[0];
     let closed = millis(&dispatch["updatedAt"]) - millis(&cancelled["createdAt"]);
     assert!(
-        closed >= 1500,
+        closed >= deadline,
         "closed {closed} ms after the booking, before its deadline"
     );
     wait_subject(api, "customer:cust-n", "dispatch.failed").await;
