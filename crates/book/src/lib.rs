@@ -11,7 +11,6 @@ mod http;
 mod policy;
 mod store;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tanda_core::consumer::Consumer;
@@ -66,7 +65,7 @@ pub async fn build(db: Db, config: Config) -> Result<ServiceParts, DbError> {
         router: http::router(db.clone(), &config),
         internal: axum::Router::new(),
         consumers: vec![Consumer::new("book", db.clone(), policy::BookPolicy)],
-        timers: Some(Arc::new(policy::AnswerDue)),
+        timers: Some(tanda_core::timers::typed(policy::AnswerDue)),
         breakers: Vec::new(),
         db,
     })

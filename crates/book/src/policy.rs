@@ -10,15 +10,14 @@ use tanda_catalog::taxi::{
 };
 use tanda_core::clock::parse_rfc3339;
 use tanda_core::consumer::HandlerError;
-use tanda_core::db::Timer;
 use tanda_core::geo::LatLng;
 use tanda_core::subscription::Policy;
-use tanda_core::timers::TimerHandler;
+use tanda_core::timers::OnTimer;
 use tanda_core::{Envelope, Uow};
 use tracing::warn;
 
 use crate::domain::{Command, Taxi};
-use crate::store::{self, ANSWER_TIMER};
+use crate::store::{self, BookTimer};
 
 tanda_core::subscription! {
     /// What the `book` consumer takes: dispatch's answers, which move bookings, and drivers'
@@ -114,17 +113,16 @@ impl Policy for BookPolicy {
 pub struct AnswerDue;
 
 #[async_trait]
-impl TimerHandler for AnswerDue {
-    async fn fire(&self, uow: &mut Uow, timer: &Timer) -> Result<(), HandlerError> {
-        if timer.kind != ANSWER_TIMER {
-            warn!(kind = %timer.kind, key = %timer.key, "dropping a timer of an unknown kind");
-            return Ok(());
-        }
-        if store::execute(uow, &timer.key, Command::Expire, None)
+impl OnTimer for AnswerDue {
+    type Timer = BookTimer;
+
+    async fn fire(&self, uow: &mut Uow, timer: BookTimer) -> Result<(), HandlerError> {
+        let BookTimer::Answer { book_id } = timer;
+        if store::execute(uow, &book_id, Command::Expire, None)
             .await?
             .is_none()
         {
-            warn!(book_id = %timer.key, "answer timer of an unknown booking dropped");
+            warn!(book_id, "answer timer of an unknown booking dropped");
         }
         Ok(())
     }

@@ -2,7 +2,6 @@
 //! and the answer timer in one unit of work) and the projection of where available drivers are,
 //! behind the no-taxi breaker. Runs on SQLite and PostgreSQL alike.
 
-use serde_json::json;
 use tanda_cardnet::Token;
 use tanda_catalog::taxi::{
     AREA_CELL_SLACK_M, BookCancelRequested, BookCardReplaced, BookExpired, BookRequested,
@@ -23,6 +22,14 @@ use crate::domain::{
 
 /// The timer that answers the customer when no taxi came in time; its key is the book id.
 pub const ANSWER_TIMER: &str = "book.answer";
+
+tanda_core::timers! {
+    /// Book's timers.
+    pub enum BookTimer {
+        /// The booking's answer is due (`answerBy`).
+        Answer(ANSWER_TIMER) { book_id: String },
+    }
+}
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -122,8 +129,10 @@ pub async fn create(
     }
     insert(uow.conn(), book).await?;
     if let Some(answer_by) = book.answer_by {
-        uow.schedule(ANSWER_TIMER, &book.id, answer_by, json!({}))
-            .await?;
+        let answer = BookTimer::Answer {
+            book_id: book.id.clone(),
+        };
+        uow.set_timer(&answer, answer_by).await?;
     }
     let requested = BookRequested {
         book_id: book.id.clone(),

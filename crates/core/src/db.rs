@@ -1013,6 +1013,16 @@ impl Uow {
         Ok(())
     }
 
+    /// Schedules `timer` at `fire_at`, replacing any of its kind and key.
+    pub async fn set_timer<T: crate::timers::Timed>(
+        &mut self,
+        timer: &T,
+        fire_at: Timestamp,
+    ) -> Result<(), DbError> {
+        self.schedule(timer.kind(), timer.key(), fire_at, timer.payload())
+            .await
+    }
+
     /// Removes the timer of this kind and key, if any.
     pub async fn cancel_timer(&mut self, kind: &str, key: &str) -> Result<(), DbError> {
         query("DELETE FROM timers WHERE kind = $1 AND key = $2")

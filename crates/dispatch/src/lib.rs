@@ -234,7 +234,7 @@ pub async fn build(
                 store: store.clone(),
             },
         )],
-        timers: Some(Arc::new(policy::Timers { store })),
+        timers: Some(tanda_core::timers::typed(policy::Timers { store })),
         breakers,
     })
 }

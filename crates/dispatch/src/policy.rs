@@ -11,17 +11,15 @@ use tanda_catalog::taxi::{BookCancelRequested, BookCardReplaced, BookExpired, Bo
 use tanda_core::Uow;
 use tanda_core::clock::parse_rfc3339;
 use tanda_core::consumer::HandlerError;
-use tanda_core::db::Timer;
 use tanda_core::event::Envelope;
 use tanda_core::geo::LatLng;
-use tanda_core::id::{ClientId, new_id};
+use tanda_core::id::new_id;
 use tanda_core::subscription::Policy;
-use tanda_core::timers::TimerHandler;
-use tracing::warn;
+use tanda_core::timers::OnTimer;
 
 use crate::domain::{Booking, Command, NewDispatch, Place};
 use crate::error::Error;
-use crate::store::{DEADLINE_TIMER, OFFER_TIMER, Store};
+use crate::store::{DispatchTimer, Store};
 
 tanda_core::subscription! {
     /// What the `dispatch` consumer takes: book's events.
@@ -98,33 +96,25 @@ fn open(booked: BookRequested, event: &Envelope) -> Result<Command, Error> {
     }))
 }
 
-/// Offer and deadline timers; the key of both is the dispatch id.
+/// Offer and deadline timers.
 pub struct Timers {
     pub store: Arc<Store>,
 }
 
 #[async_trait]
-impl TimerHandler for Timers {
-    async fn fire(&self, uow: &mut Uow, timer: &Timer) -> Result<(), HandlerError> {
-        let dispatch_id = timer.key.clone();
-        let command = match timer.kind.as_str() {
-            OFFER_TIMER => {
-                let driver_id = timer.payload["driverId"]
-                    .as_str()
-                    .and_then(|id| ClientId::parse(id).ok())
-                    .ok_or_else(|| {
-                        Error::Corrupt(format!("offer timer of dispatch {dispatch_id}"))
-                    })?;
-                Command::ExpireOffer {
-                    dispatch_id,
-                    driver_id,
-                }
-            }
-            DEADLINE_TIMER => Command::Deadline { dispatch_id },
-            other => {
-                warn!(kind = other, key = %timer.key, "dropping a timer of an unknown kind");
-                return Ok(());
-            }
+impl OnTimer for Timers {
+    type Timer = DispatchTimer;
+
+    async fn fire(&self, uow: &mut Uow, timer: DispatchTimer) -> Result<(), HandlerError> {
+        let command = match timer {
+            DispatchTimer::Offer {
+                dispatch_id,
+                driver_id,
+            } => Command::ExpireOffer {
+                dispatch_id,
+                driver_id,
+            },
+            DispatchTimer::Deadline { dispatch_id } => Command::Deadline { dispatch_id },
         };
         self.store.execute(uow, command, None).await?;
         Ok(())

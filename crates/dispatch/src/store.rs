@@ -7,7 +7,6 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use serde_json::json;
 use tanda_catalog::taxi;
 use tanda_core::geo::LatLng;
 use tanda_core::id::ClientId;
@@ -22,9 +21,19 @@ use crate::domain::{
 use crate::error::Error;
 use crate::nearby::AvailableDrivers;
 
-/// Timer kinds; a timer's key is its dispatch id.
+/// Timer kinds, as stored.
 pub const OFFER_TIMER: &str = "dispatch.offer";
 pub const DEADLINE_TIMER: &str = "dispatch.deadline";
+
+tanda_core::timers! {
+    /// Dispatch's timers, each keyed by its dispatch.
+    pub enum DispatchTimer {
+        /// The offer to `driver_id` runs out.
+        Offer(OFFER_TIMER) { dispatch_id: String, driver_id: ClientId },
+        /// The search runs out of time.
+        Deadline(DEADLINE_TIMER) { dispatch_id: String },
+    }
+}
 /// Candidates taken from the index at a time; more only when all of them turned out stale.
 const CANDIDATES: usize = 8;
 
@@ -328,8 +337,10 @@ async fn announce(
         | Event::TripPathExtended { .. }
         | Event::CardReplaced { .. } => {}
         Event::DispatchOpened(d) => {
-            uow.schedule(DEADLINE_TIMER, &d.id, d.deadline_at, json!({}))
-                .await?;
+            let deadline = DispatchTimer::Deadline {
+                dispatch_id: d.id.clone(),
+            };
+            uow.set_timer(&deadline, d.deadline_at).await?;
         }
         Event::Offered {
             dispatch_id,
@@ -352,13 +363,11 @@ async fn announce(
             };
             uow.publish(&Envelope::new(&offered, &d.book_id, cause, now))
                 .await?;
-            uow.schedule(
-                OFFER_TIMER,
-                dispatch_id,
-                *expires_at,
-                json!({ "driverId": driver_id }),
-            )
-            .await?;
+            let offer = DispatchTimer::Offer {
+                dispatch_id: dispatch_id.clone(),
+                driver_id: driver_id.clone(),
+            };
+            uow.set_timer(&offer, *expires_at).await?;
         }
         Event::OfferDeclined { dispatch_id, .. } => {
             uow.cancel_timer(OFFER_TIMER, dispatch_id).await?;

@@ -10,7 +10,6 @@ mod http;
 mod policy;
 mod store;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tanda_core::consumer::Consumer;
@@ -65,7 +64,7 @@ pub async fn build(db: Db, config: Config) -> Result<ServiceParts, DbError> {
         router: http::router(db.clone(), &config),
         internal: axum::Router::new(),
         consumers: vec![Consumer::new("reservation", db.clone(), policy::Answers)],
-        timers: Some(Arc::new(policy::PendingTimer)),
+        timers: Some(tanda_core::timers::typed(policy::PendingTimer)),
         breakers: Vec::new(),
         db,
     })

@@ -7,14 +7,13 @@ use tanda_catalog::flight::{
     PaymentFailed, PaymentRefunded, PaymentSucceeded, TicketIssued, TicketVoided,
 };
 use tanda_core::consumer::HandlerError;
-use tanda_core::db::Timer;
 use tanda_core::subscription::Policy;
-use tanda_core::timers::TimerHandler;
+use tanda_core::timers::OnTimer;
 use tanda_core::{Envelope, Uow};
 use tracing::warn;
 
 use crate::domain::Command;
-use crate::store::{self, PENDING_TIMER};
+use crate::store::{self, ReservationTimer};
 
 tanda_core::subscription! {
     /// What the `reservation` consumer takes: payment's and ticket's answers.
@@ -75,17 +74,16 @@ fn command(taken: Takes) -> (String, Command) {
     }
 }
 
-/// Fires [`PENDING_TIMER`]: payment has not answered in time.
+/// Fires the pending timer: payment has not answered in time.
 pub struct PendingTimer;
 
 #[async_trait]
-impl TimerHandler for PendingTimer {
-    async fn fire(&self, uow: &mut Uow, timer: &Timer) -> Result<(), HandlerError> {
-        if timer.kind != PENDING_TIMER {
-            warn!(kind = %timer.kind, key = %timer.key, "dropping a timer of an unknown kind");
-            return Ok(());
-        }
-        store::execute(uow, &timer.key, Command::PaymentOverdue, None).await?;
+impl OnTimer for PendingTimer {
+    type Timer = ReservationTimer;
+
+    async fn fire(&self, uow: &mut Uow, timer: ReservationTimer) -> Result<(), HandlerError> {
+        let ReservationTimer::Pending { reservation_id } = timer;
+        store::execute(uow, &reservation_id, Command::PaymentOverdue, None).await?;
         Ok(())
     }
 }

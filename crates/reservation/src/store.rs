@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tanda_catalog::flight::{
     ReservationCancelRequested, ReservationRequested, ReservationStatusChanged,
 };
@@ -77,6 +77,14 @@ pub async fn awaiting_payment(db: &Db) -> Result<i64, DbError> {
 
 /// The timer that shows a reservation `PENDING` when payment is slow; keyed by reservation id.
 pub const PENDING_TIMER: &str = "reservation.pending";
+
+tanda_core::timers! {
+    /// Reservation's timers.
+    pub enum ReservationTimer {
+        /// Payment has not answered in time: the reservation shows `PENDING`.
+        Pending(PENDING_TIMER) { reservation_id: String },
+    }
+}
 
 macro_rules! flight_columns {
     () => {
@@ -218,8 +226,10 @@ pub async fn reserve(
     uow.publish(&status_changed(&reservation, None, now))
         .await?;
     let fire_at = now.saturating_add(i64::try_from(pending_after.as_millis()).unwrap_or(i64::MAX));
-    uow.schedule(PENDING_TIMER, &reservation.id, fire_at, json!({}))
-        .await?;
+    let pending = ReservationTimer::Pending {
+        reservation_id: reservation.id.clone(),
+    };
+    uow.set_timer(&pending, fire_at).await?;
     if let Some(i) = idempotency {
         uow.save_idempotent_response(SCOPE, i.key, i.request, 201, &respond(&reservation))
             .await?;
