@@ -17,6 +17,7 @@ use tanda_core::db::Migration;
 use tanda_core::service::ServiceParts;
 use tanda_core::{Db, DbError};
 
+mod announce;
 mod domain;
 mod error;
 mod http;

@@ -7,16 +7,15 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use tanda_catalog::taxi;
 use tanda_core::geo::LatLng;
 use tanda_core::id::ClientId;
 use tanda_core::sql::{Conn, Row, query, query_scalar};
-use tanda_core::{DbError, Envelope, Timestamp, Uow, clock::rfc3339};
+use tanda_core::{DbError, Envelope, Timestamp, Uow};
 
+use crate::announce::{announce, driver_status_changed};
 use crate::domain::{
-    Booking, CancelReason, Command, Decline, Dispatch, DispatchRef, DispatchStatus, Driver,
-    DriverStatus, Event, Fleet, Offer, PaidTrip, Place, Rejection, Rules, Settlement, ToMatch,
-    apply, decide, to_match,
+    Booking, Command, Decline, Dispatch, DispatchRef, DispatchStatus, Driver, DriverStatus, Fleet,
+    Offer, PaidTrip, Place, Rejection, Rules, Settlement, ToMatch, apply, decide, to_match,
 };
 use crate::error::Error;
 use crate::nearby::AvailableDrivers;
@@ -271,21 +270,13 @@ impl Store {
                 None => insert_driver(&mut uow.conn().into(), driver, now).await?,
                 Some(_) => update_driver(&mut uow.conn().into(), driver, now).await?,
             }
-            if announces_status(old, driver) {
-                // The ride this change belongs to, if any, is its saga.
-                let ride = driver
-                    .dispatch_id
-                    .as_ref()
-                    .or(old.and_then(|o| o.dispatch_id.as_ref()))
-                    .and_then(|id| dispatches.get(id));
-                let correlation = ride.map_or(driver.id.as_str(), |d| d.book_id.as_str());
-                let event = taxi::DriverStatusChanged {
-                    driver_id: driver.id.to_string(),
-                    status: driver.status.as_str().to_owned(),
-                    location: Some(driver.location),
-                };
-                uow.publish(&Envelope::new(&event, correlation, cause, now))
-                    .await?;
+            let ride = driver
+                .dispatch_id
+                .as_ref()
+                .or(old.and_then(|o| o.dispatch_id.as_ref()))
+                .and_then(|id| dispatches.get(id));
+            if let Some(changed) = driver_status_changed(old, driver, ride, now, cause) {
+                uow.publish(&changed).await?;
             }
             let was = old.and_then(|o| (o.status == DriverStatus::Available).then_some(o.location));
             let is = (driver.status == DriverStatus::Available).then_some(driver.location);
@@ -296,246 +287,6 @@ impl Store {
             }
         }
         Ok(())
-    }
-}
-
-/// Whether a driver's change is announced (`DriverStatusChanged`): a new status, or an available
-/// driver now in another area cell — so that a reader knows where each available driver is to
-/// within a cell, without an event for every location reported.
-fn announces_status(old: Option<&Driver>, driver: &Driver) -> bool {
-    match old {
-        None => true,
-        Some(old) if old.status != driver.status => true,
-        Some(old) => {
-            driver.status == DriverStatus::Available
-                && taxi::area_cell(old.location) != taxi::area_cell(driver.location)
-        }
-    }
-}
-
-/// Publishes the integration event for a domain event and sets or clears the timers it implies.
-async fn announce(
-    uow: &mut Uow,
-    fleet: &Fleet,
-    event: &Event,
-    now: Timestamp,
-    cause: Option<&Envelope>,
-) -> Result<(), Error> {
-    // `decide` only names what the command loaded.
-    let dispatch = |id: &str| {
-        fleet
-            .dispatches
-            .get(id)
-            .expect("events name loaded dispatches")
-    };
-    let driver = |id: &ClientId| fleet.drivers.get(id).expect("events name loaded drivers");
-    match event {
-        Event::DriverRegistered(_)
-        | Event::DriverMoved { .. }
-        | Event::DriverOnline { .. }
-        | Event::DriverOffline { .. }
-        | Event::TripPathExtended { .. }
-        | Event::CardReplaced { .. } => {}
-        Event::DispatchOpened(d) => {
-            let deadline = DispatchTimer::Deadline {
-                dispatch_id: d.id.clone(),
-            };
-            uow.set_timer(&deadline, d.deadline_at).await?;
-        }
-        Event::Offered {
-            dispatch_id,
-            driver_id,
-            expires_at,
-        } => {
-            let d = dispatch(dispatch_id);
-            let booking = d
-                .booking
-                .as_ref()
-                .expect("only booked dispatches are offered");
-            let offered = taxi::RideOffered {
-                dispatch_id: d.id.clone(),
-                book_id: d.book_id.clone(),
-                customer_id: d.customer_id.clone(),
-                driver_id: driver_id.to_string(),
-                pickup: catalog_place(&booking.pickup),
-                dropoff: catalog_place(&booking.dropoff),
-                expires_at: rfc3339(*expires_at),
-            };
-            uow.publish(&Envelope::new(&offered, &d.book_id, cause, now))
-                .await?;
-            let offer = DispatchTimer::Offer {
-                dispatch_id: dispatch_id.clone(),
-                driver_id: driver_id.clone(),
-            };
-            uow.set_timer(&offer, *expires_at).await?;
-        }
-        Event::OfferDeclined { dispatch_id, .. } => {
-            uow.cancel_timer(OFFER_TIMER, dispatch_id).await?;
-        }
-        Event::OfferExpired {
-            dispatch_id,
-            driver_id,
-        } => {
-            let d = dispatch(dispatch_id);
-            let expired = taxi::OfferExpired {
-                dispatch_id: d.id.clone(),
-                book_id: d.book_id.clone(),
-                driver_id: driver_id.to_string(),
-            };
-            uow.publish(&Envelope::new(&expired, &d.book_id, cause, now))
-                .await?;
-            uow.cancel_timer(OFFER_TIMER, dispatch_id).await?;
-        }
-        Event::Dispatched {
-            dispatch_id,
-            driver_id,
-            eta_seconds,
-        } => {
-            let (d, taxi) = (dispatch(dispatch_id), driver(driver_id));
-            let dispatched = taxi::TaxiDispatched {
-                dispatch_id: d.id.clone(),
-                book_id: d.book_id.clone(),
-                customer_id: d.customer_id.clone(),
-                driver_id: taxi.id.to_string(),
-                driver_name: taxi.name.clone(),
-                car_number: taxi.car_number.clone(),
-                phone: taxi.phone.clone(),
-                eta_seconds: *eta_seconds,
-            };
-            uow.publish(&Envelope::new(&dispatched, &d.book_id, cause, now))
-                .await?;
-            cancel_timers(uow, dispatch_id).await?;
-        }
-        Event::TripStarted {
-            dispatch_id,
-            driver_id,
-        } => {
-            let d = dispatch(dispatch_id);
-            let started = taxi::TripStarted {
-                dispatch_id: d.id.clone(),
-                book_id: d.book_id.clone(),
-                customer_id: d.customer_id.clone(),
-                driver_id: driver_id.to_string(),
-            };
-            uow.publish(&Envelope::new(&started, &d.book_id, cause, now))
-                .await?;
-        }
-        Event::TripEnded {
-            dispatch_id,
-            driver_id,
-            trip,
-        } => {
-            let d = dispatch(dispatch_id);
-            let ended = taxi::TripEnded {
-                dispatch_id: d.id.clone(),
-                book_id: d.book_id.clone(),
-                customer_id: d.customer_id.clone(),
-                driver_id: driver_id.to_string(),
-                distance_meters: trip.distance_meters,
-                fare: trip.fare,
-                pay_id: trip.pay_id.clone(),
-                method: trip.method.as_str().to_owned(),
-            };
-            uow.publish(&Envelope::new(&ended, &d.book_id, cause, now))
-                .await?;
-        }
-        Event::PaymentDeclined {
-            dispatch_id,
-            driver_id,
-            fare,
-            reason,
-            ..
-        } => {
-            let d = dispatch(dispatch_id);
-            let declined = taxi::PaymentDeclined {
-                dispatch_id: d.id.clone(),
-                book_id: d.book_id.clone(),
-                customer_id: d.customer_id.clone(),
-                driver_id: driver_id.to_string(),
-                fare: *fare,
-                reason: reason.clone(),
-            };
-            uow.publish(&Envelope::new(&declined, &d.book_id, cause, now))
-                .await?;
-        }
-        Event::Cancelled {
-            dispatch_id,
-            driver_id,
-            reason,
-        } => {
-            let d = dispatch(dispatch_id);
-            let reason = match reason {
-                CancelReason::Customer => taxi::BY_CUSTOMER,
-                CancelReason::Expired => taxi::EXPIRED,
-            };
-            let cancelled = taxi::DispatchCancelled {
-                dispatch_id: d.id.clone(),
-                book_id: d.book_id.clone(),
-                customer_id: d.customer_id.clone(),
-                driver_id: driver_id.as_ref().map(ClientId::to_string),
-                reason: Some(reason.to_owned()),
-            };
-            uow.publish(&Envelope::new(&cancelled, &d.book_id, cause, now))
-                .await?;
-            cancel_timers(uow, dispatch_id).await?;
-        }
-        Event::CancelledUnseen(d) => {
-            let cancelled = taxi::DispatchCancelled {
-                dispatch_id: d.id.clone(),
-                book_id: d.book_id.clone(),
-                customer_id: d.customer_id.clone(),
-                driver_id: None,
-                reason: Some(taxi::BY_CUSTOMER.to_owned()),
-            };
-            uow.publish(&Envelope::new(&cancelled, &d.book_id, cause, now))
-                .await?;
-        }
-        Event::CancelRejected { dispatch_id } => {
-            let d = dispatch(dispatch_id);
-            let rejected = taxi::CancelRejected {
-                dispatch_id: d.id.clone(),
-                book_id: d.book_id.clone(),
-                customer_id: d.customer_id.clone(),
-                reason: "trip already started".to_owned(),
-            };
-            uow.publish(&Envelope::new(&rejected, &d.book_id, cause, now))
-                .await?;
-        }
-        Event::Failed {
-            dispatch_id,
-            driver_id,
-        } => {
-            let d = dispatch(dispatch_id);
-            let reason = if d.created_at >= d.deadline_at {
-                "the booking was answered before dispatch heard of it"
-            } else {
-                "no driver accepted before the deadline"
-            };
-            let failed = taxi::DispatchFailed {
-                dispatch_id: d.id.clone(),
-                book_id: d.book_id.clone(),
-                customer_id: d.customer_id.clone(),
-                reason: reason.to_owned(),
-                driver_id: driver_id.as_ref().map(ClientId::to_string),
-            };
-            uow.publish(&Envelope::new(&failed, &d.book_id, cause, now))
-                .await?;
-            cancel_timers(uow, dispatch_id).await?;
-        }
-    }
-    Ok(())
-}
-
-async fn cancel_timers(uow: &mut Uow, dispatch_id: &str) -> Result<(), DbError> {
-    uow.cancel_timer(OFFER_TIMER, dispatch_id).await?;
-    uow.cancel_timer(DEADLINE_TIMER, dispatch_id).await
-}
-
-pub fn catalog_place(p: &Place) -> tanda_catalog::Place {
-    tanda_catalog::Place {
-        name: p.name.clone(),
-        lat: p.at.lat,
-        lng: p.at.lng,
     }
 }
 
