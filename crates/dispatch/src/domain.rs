@@ -290,6 +290,28 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
+    /// A dispatch of `book_id` as first stored at `now`: searching, for no booking yet, due now.
+    fn new(id: String, book_id: String, customer_id: String, now: Timestamp) -> Self {
+        Self {
+            id,
+            book_id,
+            customer_id,
+            booking: None,
+            status: DispatchStatus::Searching,
+            driver_id: None,
+            offer: None,
+            refused: BTreeSet::new(),
+            eta_seconds: None,
+            trip_path_m: None,
+            trip: None,
+            declined: None,
+            deadline_at: now,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        }
+    }
+
     /// Searching, nobody holds its offer, and there is still time to find someone.
     pub fn wants_driver(&self, now: Timestamp) -> bool {
         self.status == DispatchStatus::Searching
@@ -637,130 +659,25 @@ pub fn decide(
     now: Timestamp,
 ) -> Result<Vec<Event>, Rejection> {
     match command {
-        Command::RegisterDriver(new) => {
-            if fleet.drivers.contains_key(&new.id) {
-                return Err(Rejection::DriverExists(new.id));
-            }
-            Ok(vec![Event::DriverRegistered(Driver {
-                id: new.id,
-                name: new.name,
-                car_number: new.car_number,
-                phone: new.phone,
-                location: new.location,
-                status: DriverStatus::Offline,
-                dispatch_id: None,
-                version: 0,
-            })])
-        }
+        Command::RegisterDriver(new) => register(fleet, new),
         Command::MoveDriver {
             driver_id,
             location,
-        } => {
-            let extended = trip_path_to(fleet, fleet.driver(&driver_id)?, location);
-            let moved = Event::DriverMoved {
-                driver_id,
-                location,
-            };
-            Ok(std::iter::once(moved).chain(extended).collect())
-        }
+        } => move_driver(fleet, driver_id, location),
         Command::GoOnline { driver_id } => match fleet.driver(&driver_id)?.status {
             DriverStatus::Offline => Ok(vec![Event::DriverOnline { driver_id }]),
             _ => Ok(vec![]),
         },
-        Command::GoOffline { driver_id } => {
-            let driver = fleet.driver(&driver_id)?;
-            match (driver.status, &driver.dispatch_id) {
-                (DriverStatus::Offline, _) => Ok(vec![]),
-                (DriverStatus::Available, _) => Ok(vec![Event::DriverOffline { driver_id }]),
-                // Going offline with an offer in hand turns it down.
-                (DriverStatus::Offered, Some(dispatch_id)) => Ok(vec![
-                    Event::OfferDeclined {
-                        dispatch_id: dispatch_id.clone(),
-                        driver_id: driver_id.clone(),
-                    },
-                    Event::DriverOffline { driver_id },
-                ]),
-                (status, _) => Err(Rejection::DriverBusy(driver_id, status)),
-            }
-        }
-        Command::Open(new) => {
-            if fleet.dispatch_for_book(&new.book_id).is_some() {
-                return Ok(vec![]);
-            }
-            let deadline_at = new.answer_by.unwrap_or_else(|| after(now, rules.deadline));
-            let opened = Event::DispatchOpened(Dispatch {
-                id: new.id.clone(),
-                book_id: new.book_id,
-                customer_id: new.customer_id,
-                booking: Some(new.booking),
-                status: DispatchStatus::Searching,
-                driver_id: None,
-                offer: None,
-                refused: BTreeSet::new(),
-                eta_seconds: None,
-                trip_path_m: None,
-                trip: None,
-                declined: None,
-                deadline_at,
-                created_at: now,
-                updated_at: now,
-                version: 0,
-            });
-            // Heard of after the customer's answer was due (book has said "no taxi"): recorded
-            // as failed at once, offered to nobody.
-            if now >= deadline_at {
-                let failed = Event::Failed {
-                    dispatch_id: new.id,
-                    driver_id: None,
-                };
-                return Ok(vec![opened, failed]);
-            }
-            Ok(vec![opened])
-        }
+        Command::GoOffline { driver_id } => go_offline(fleet, driver_id),
+        Command::Open(new) => Ok(open(fleet, rules, new, now)),
         Command::Offer {
             dispatch_id,
             driver_id,
-        } => {
-            let dispatch = fleet.dispatch(&dispatch_id)?;
-            if !dispatch.wants_driver(now) {
-                return Err(Rejection::NotSearching(dispatch_id));
-            }
-            if fleet.driver(&driver_id)?.status != DriverStatus::Available {
-                return Err(Rejection::DriverUnavailable(driver_id));
-            }
-            if dispatch.refused.contains(&driver_id) {
-                return Err(Rejection::AlreadyRefused(dispatch_id, driver_id));
-            }
-            // An offer never outlives the search it belongs to.
-            let expires_at = after(now, rules.offer_timeout).min(dispatch.deadline_at);
-            Ok(vec![Event::Offered {
-                dispatch_id,
-                driver_id,
-                expires_at,
-            }])
-        }
+        } => offer(fleet, rules, dispatch_id, driver_id, now),
         Command::Accept {
             dispatch_id,
             driver_id,
-        } => {
-            let dispatch = open_dispatch(fleet, &dispatch_id)?;
-            let (Some(offer), Some(booking)) = (&dispatch.offer, &dispatch.booking) else {
-                return Err(Rejection::NotOffered(dispatch_id, driver_id));
-            };
-            if offer.driver_id != driver_id {
-                return Err(Rejection::NotOffered(dispatch_id, driver_id));
-            }
-            if now >= offer.expires_at {
-                return Err(Rejection::OfferExpired(dispatch_id, driver_id));
-            }
-            let eta_seconds =
-                rules.eta_seconds(fleet.driver(&driver_id)?.location, booking.pickup.at);
-            Ok(vec![Event::Dispatched {
-                dispatch_id,
-                driver_id,
-                eta_seconds,
-            }])
-        }
+        } => accept(fleet, rules, dispatch_id, driver_id, now),
         Command::Decline {
             dispatch_id,
             driver_id,
@@ -793,22 +710,7 @@ pub fn decide(
         Command::Start {
             dispatch_id,
             driver_id,
-        } => {
-            let dispatch = open_dispatch(fleet, &dispatch_id)?;
-            if dispatch.status == DispatchStatus::Searching {
-                return Err(Rejection::NotDispatched(dispatch_id, dispatch.status));
-            }
-            if dispatch.driver_id.as_ref() != Some(&driver_id) {
-                return Err(Rejection::NotAssigned(dispatch_id, driver_id));
-            }
-            if dispatch.status != DispatchStatus::Dispatched {
-                return Err(Rejection::NotDispatched(dispatch_id, dispatch.status));
-            }
-            Ok(vec![Event::TripStarted {
-                dispatch_id,
-                driver_id,
-            }])
-        }
+        } => start(fleet, dispatch_id, driver_id),
         Command::End {
             dispatch_id,
             driver_id,
@@ -825,38 +727,7 @@ pub fn decide(
             book_id,
             customer_id,
             unseen_id,
-        } => {
-            let Some(dispatch) = fleet.dispatch_for_book(&book_id) else {
-                return Ok(vec![Event::CancelledUnseen(Dispatch {
-                    id: unseen_id,
-                    book_id,
-                    customer_id,
-                    booking: None,
-                    status: DispatchStatus::Cancelled,
-                    driver_id: None,
-                    offer: None,
-                    refused: BTreeSet::new(),
-                    eta_seconds: None,
-                    trip_path_m: None,
-                    trip: None,
-                    declined: None,
-                    deadline_at: now,
-                    created_at: now,
-                    updated_at: now,
-                    version: 0,
-                })]);
-            };
-            let dispatch_id = dispatch.id.clone();
-            Ok(match dispatch.status {
-                DispatchStatus::Searching | DispatchStatus::Dispatched => {
-                    vec![cancel(dispatch, CancelReason::Customer)]
-                }
-                DispatchStatus::InTrip | DispatchStatus::Ended => {
-                    vec![Event::CancelRejected { dispatch_id }]
-                }
-                DispatchStatus::Cancelled | DispatchStatus::Failed => vec![],
-            })
-        }
+        } => Ok(cancel_booking(fleet, book_id, customer_id, unseen_id, now)),
         Command::Expire { book_id } => Ok(expire(fleet, &book_id)),
         Command::ReplaceCard {
             book_id,
@@ -875,17 +746,183 @@ pub fn decide(
             if !worth_telling(dispatch, &card_token, now) {
                 return Ok(vec![]);
             }
-            Ok(vec![Event::PaymentDeclined {
+            let decline = Decline {
+                card_token,
+                at: now,
+            };
+            let declined = Event::PaymentDeclined {
                 dispatch_id,
                 driver_id,
                 fare,
                 reason,
-                decline: Decline {
-                    card_token,
-                    at: now,
-                },
-            }])
+                decline,
+            };
+            Ok(vec![declined])
         }
+    }
+}
+
+fn register(fleet: &Fleet, new: NewDriver) -> Result<Vec<Event>, Rejection> {
+    if fleet.drivers.contains_key(&new.id) {
+        return Err(Rejection::DriverExists(new.id));
+    }
+    Ok(vec![Event::DriverRegistered(Driver {
+        id: new.id,
+        name: new.name,
+        car_number: new.car_number,
+        phone: new.phone,
+        location: new.location,
+        status: DriverStatus::Offline,
+        dispatch_id: None,
+        version: 0,
+    })])
+}
+
+fn move_driver(
+    fleet: &Fleet,
+    driver_id: ClientId,
+    location: LatLng,
+) -> Result<Vec<Event>, Rejection> {
+    let extended = trip_path_to(fleet, fleet.driver(&driver_id)?, location);
+    let moved = Event::DriverMoved {
+        driver_id,
+        location,
+    };
+    Ok(std::iter::once(moved).chain(extended).collect())
+}
+
+fn go_offline(fleet: &Fleet, driver_id: ClientId) -> Result<Vec<Event>, Rejection> {
+    let driver = fleet.driver(&driver_id)?;
+    match (driver.status, &driver.dispatch_id) {
+        (DriverStatus::Offline, _) => Ok(vec![]),
+        (DriverStatus::Available, _) => Ok(vec![Event::DriverOffline { driver_id }]),
+        // Going offline with an offer in hand turns it down.
+        (DriverStatus::Offered, Some(dispatch_id)) => Ok(vec![
+            Event::OfferDeclined {
+                dispatch_id: dispatch_id.clone(),
+                driver_id: driver_id.clone(),
+            },
+            Event::DriverOffline { driver_id },
+        ]),
+        (status, _) => Err(Rejection::DriverBusy(driver_id, status)),
+    }
+}
+
+/// A booking heard of opens its dispatch, searching until the booking's answer is due (once per
+/// booking: a redelivered one opens nothing).
+fn open(fleet: &Fleet, rules: &Rules, new: NewDispatch, now: Timestamp) -> Vec<Event> {
+    if fleet.dispatch_for_book(&new.book_id).is_some() {
+        return vec![];
+    }
+    let deadline_at = new.answer_by.unwrap_or_else(|| after(now, rules.deadline));
+    let mut dispatch = Dispatch::new(new.id.clone(), new.book_id, new.customer_id, now);
+    dispatch.booking = Some(new.booking);
+    dispatch.deadline_at = deadline_at;
+    let opened = Event::DispatchOpened(dispatch);
+    // Heard of after the customer's answer was due (book has said "no taxi"): recorded as failed
+    // at once, offered to nobody.
+    if now >= deadline_at {
+        let failed = Event::Failed {
+            dispatch_id: new.id,
+            driver_id: None,
+        };
+        return vec![opened, failed];
+    }
+    vec![opened]
+}
+
+fn offer(
+    fleet: &Fleet,
+    rules: &Rules,
+    dispatch_id: String,
+    driver_id: ClientId,
+    now: Timestamp,
+) -> Result<Vec<Event>, Rejection> {
+    let dispatch = fleet.dispatch(&dispatch_id)?;
+    if !dispatch.wants_driver(now) {
+        return Err(Rejection::NotSearching(dispatch_id));
+    }
+    if fleet.driver(&driver_id)?.status != DriverStatus::Available {
+        return Err(Rejection::DriverUnavailable(driver_id));
+    }
+    if dispatch.refused.contains(&driver_id) {
+        return Err(Rejection::AlreadyRefused(dispatch_id, driver_id));
+    }
+    // An offer never outlives the search it belongs to.
+    let expires_at = after(now, rules.offer_timeout).min(dispatch.deadline_at);
+    Ok(vec![Event::Offered {
+        dispatch_id,
+        driver_id,
+        expires_at,
+    }])
+}
+
+fn accept(
+    fleet: &Fleet,
+    rules: &Rules,
+    dispatch_id: String,
+    driver_id: ClientId,
+    now: Timestamp,
+) -> Result<Vec<Event>, Rejection> {
+    let dispatch = open_dispatch(fleet, &dispatch_id)?;
+    let (Some(offer), Some(booking)) = (&dispatch.offer, &dispatch.booking) else {
+        return Err(Rejection::NotOffered(dispatch_id, driver_id));
+    };
+    if offer.driver_id != driver_id {
+        return Err(Rejection::NotOffered(dispatch_id, driver_id));
+    }
+    if now >= offer.expires_at {
+        return Err(Rejection::OfferExpired(dispatch_id, driver_id));
+    }
+    let eta_seconds = rules.eta_seconds(fleet.driver(&driver_id)?.location, booking.pickup.at);
+    Ok(vec![Event::Dispatched {
+        dispatch_id,
+        driver_id,
+        eta_seconds,
+    }])
+}
+
+fn start(fleet: &Fleet, dispatch_id: String, driver_id: ClientId) -> Result<Vec<Event>, Rejection> {
+    let dispatch = open_dispatch(fleet, &dispatch_id)?;
+    if dispatch.status == DispatchStatus::Searching {
+        return Err(Rejection::NotDispatched(dispatch_id, dispatch.status));
+    }
+    if dispatch.driver_id.as_ref() != Some(&driver_id) {
+        return Err(Rejection::NotAssigned(dispatch_id, driver_id));
+    }
+    if dispatch.status != DispatchStatus::Dispatched {
+        return Err(Rejection::NotDispatched(dispatch_id, dispatch.status));
+    }
+    Ok(vec![Event::TripStarted {
+        dispatch_id,
+        driver_id,
+    }])
+}
+
+/// The customer cancels: a search or a taxi on its way is called off, a trip under way or done
+/// is not, and a cancel heard before its booking is recorded (`unseen_id`) so the booking, when
+/// it comes, opens nothing.
+fn cancel_booking(
+    fleet: &Fleet,
+    book_id: String,
+    customer_id: String,
+    unseen_id: String,
+    now: Timestamp,
+) -> Vec<Event> {
+    let Some(dispatch) = fleet.dispatch_for_book(&book_id) else {
+        let mut unseen = Dispatch::new(unseen_id, book_id, customer_id, now);
+        unseen.status = DispatchStatus::Cancelled;
+        return vec![Event::CancelledUnseen(unseen)];
+    };
+    let dispatch_id = dispatch.id.clone();
+    match dispatch.status {
+        DispatchStatus::Searching | DispatchStatus::Dispatched => {
+            vec![cancel(dispatch, CancelReason::Customer)]
+        }
+        DispatchStatus::InTrip | DispatchStatus::Ended => {
+            vec![Event::CancelRejected { dispatch_id }]
+        }
+        DispatchStatus::Cancelled | DispatchStatus::Failed => vec![],
     }
 }
 
