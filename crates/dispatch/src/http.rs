@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tanda_catalog::taxi::pay::PayRequest;
 use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::rfc3339;
 use tanda_core::geo::{InvalidLatLng, LatLng};
@@ -22,12 +21,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::{
-    self, Charge, Command, Dispatch, Driver, DriverStatus, Fleet, NewDriver, PaidTrip, Rejection,
-    Settlement,
+    self, Command, Dispatch, Driver, DriverStatus, Fleet, NewDriver, Rejection, Settlement,
 };
 use crate::error::Error;
 use crate::payment::Payments;
 use crate::store::{self, Store};
+use crate::trip_end::{TripEnd, end_trip};
 
 /// Where `POST /drivers` keeps its `Idempotency-Key` responses.
 const REGISTER_SCOPE: &str = "dispatch.drivers";
@@ -71,57 +70,11 @@ type AppState = State<Arc<App>>;
 impl App {
     /// Runs a command in its own unit of work, again if it lost a race.
     async fn run(&self, command: impl Fn() -> Command) -> Result<Fleet, Error> {
-        let command = &command;
-        Db::retry_on_conflict(|| async move {
-            let mut uow = self.db.begin().await?;
-            let fleet = self.store.execute(&mut uow, command(), None).await?;
-            uow.commit().await?;
-            Ok(fleet)
-        })
-        .await
+        self.store.run(&self.db, command).await
     }
 
     fn read(&self) -> Conn<'_> {
         self.db.reader().into()
-    }
-
-    /// Tells the customer the card was declined (`PaymentDeclined`), in a unit of its own: the
-    /// trip stays as it is. The driver is answered 402 whatever happens here.
-    async fn tell_declined(
-        &self,
-        dispatch_id: &str,
-        driver_id: &ClientId,
-        charge: &Charge,
-        reason: &str,
-    ) {
-        let told = self
-            .run(|| Command::RecordDecline {
-                dispatch_id: dispatch_id.to_owned(),
-                driver_id: driver_id.clone(),
-                card_token: charge.card_token.clone(),
-                fare: charge.amount,
-                reason: reason.to_owned(),
-            })
-            .await;
-        if let Err(e) = told {
-            tracing::warn!(dispatch_id, error = %e, "the declined card could not be told");
-        }
-    }
-}
-
-/// What pay is asked for a trip: its fare, charged to the booking's card or taken in cash.
-fn pay_request(dispatch_id: &str, charge: &Charge, settled: Settlement) -> PayRequest {
-    let card_token = match settled {
-        Settlement::Card => charge.card_token.clone(),
-        Settlement::Cash => String::new(),
-    };
-    PayRequest {
-        book_id: charge.book_id.clone(),
-        customer_id: charge.customer_id.clone(),
-        dispatch_id: dispatch_id.to_owned(),
-        amount: charge.amount,
-        card_token,
-        method: settled.as_str().to_owned(),
     }
 }
 
@@ -840,48 +793,14 @@ async fn end(
     Json(body): Json<EndBody>,
 ) -> Result<Json<DispatchView>, Problem> {
     let driver_id = acting_driver(&caller, body.driver_id.as_deref())?;
-    let reported = body.distance_meters.as_ref().map(distance).transpose()?;
+    let reported_m = body.distance_meters.as_ref().map(distance).transpose()?;
     let settled = body.settlement.as_ref().map(settlement).transpose()?;
-    let settled = settled.unwrap_or_default();
-    let mut fleet = Fleet::default();
-    if let Some(d) = store::dispatch_by_id(&mut app.read(), &dispatch_id).await? {
-        fleet.dispatches.insert(d.id.clone(), d);
-    }
-    let charge = domain::charge(
-        &fleet,
-        app.store.rules(),
-        &dispatch_id,
-        &driver_id,
-        reported,
-    )
-    .map_err(Error::from)?;
-    let pay = match app
-        .payments
-        .pay(&pay_request(&dispatch_id, &charge, settled))
-        .await
-    {
-        Ok(pay) => pay,
-        Err(Error::PaymentDeclined(reason)) => {
-            app.tell_declined(&dispatch_id, &driver_id, &charge, &reason)
-                .await;
-            return Err(Error::PaymentDeclined(reason).into());
-        }
-        Err(e) => return Err(e.into()),
+    let end = TripEnd {
+        dispatch_id: dispatch_id.clone(),
+        driver_id,
+        reported_m,
+        settled: settled.unwrap_or_default(),
     };
-    // The fare is the one computed here; `Payments::pay` returns only a payment of that amount.
-    // A trip paid already (an earlier end whose answer was lost) keeps the way it was paid.
-    let trip = PaidTrip {
-        distance_meters: charge.distance_meters,
-        fare: charge.amount,
-        pay_id: pay.pay_id,
-        method: Settlement::parse(&pay.method).unwrap_or(settled),
-    };
-    let fleet = app
-        .run(|| Command::End {
-            dispatch_id: dispatch_id.clone(),
-            driver_id: driver_id.clone(),
-            trip: trip.clone(),
-        })
-        .await?;
+    let fleet = end_trip(&app.db, &app.store, &app.payments, end).await?;
     dispatch_in(&fleet, &dispatch_id)
 }

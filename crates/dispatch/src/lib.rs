@@ -26,6 +26,7 @@ mod nearby;
 mod payment;
 mod policy;
 mod store;
+mod trip_end;
 
 pub use domain::Fare;
 /// The service's public operations, documented (the same routes `build` serves).

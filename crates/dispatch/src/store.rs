@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tanda_core::geo::LatLng;
 use tanda_core::id::ClientId;
 use tanda_core::sql::{Conn, Row, query, query_scalar};
-use tanda_core::{DbError, Envelope, Timestamp, Uow};
+use tanda_core::{Db, DbError, Envelope, Timestamp, Uow};
 
 use crate::announce::{announce, driver_status_changed};
 use crate::domain::{
@@ -50,6 +50,19 @@ impl Store {
             available,
             max_pickup_m,
         }
+    }
+
+    /// Runs `command` in a unit of work of its own on `db`, again if it lost a race with another
+    /// instance (`Db::retry_on_conflict`); returns what it changed.
+    pub async fn run(&self, db: &Db, command: impl Fn() -> Command) -> Result<Fleet, Error> {
+        let command = &command;
+        Db::retry_on_conflict(|| async move {
+            let mut uow = db.begin().await?;
+            let fleet = self.execute(&mut uow, command(), None).await?;
+            uow.commit().await?;
+            Ok(fleet)
+        })
+        .await
     }
 
     pub fn rules(&self) -> &Rules {
