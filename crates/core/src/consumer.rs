@@ -280,56 +280,20 @@ impl Consumers {
     async fn tail(&self, index: usize, source: Db, cancel: CancellationToken) {
         let entry = &self.entries[index];
         let c = &entry.consumer;
-        let placeholders: Vec<String> = (0..c.types.len()).map(|i| format!("${}", i + 2)).collect();
-        let fetch_sql = format!(
-            "SELECT seq, envelope FROM outbox WHERE seq > $1 AND type IN ({}) ORDER BY seq LIMIT {BATCH}",
-            placeholders.join(", ")
-        );
-        let mut waits = retry::backoff();
-        let mut cursor = loop {
-            match load_cursor(&c.db, c.name, source.name()).await {
-                Ok(position) => break position,
-                Err(e) => {
-                    warn!(error = %e, "cannot read cursor; retrying");
-                    if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
-                        return;
-                    }
-                }
-            }
+        let fetch_sql = fetch_sql(c.types.len());
+        let Some(mut at) = Position::load(c, &source, &cancel).await else {
+            return;
         };
-        // The position stored in the consumer's database, for restarts and for pruning.
-        let mut stored = cursor;
+        let mut waits = retry::backoff();
         let mut changes = source.outbox_changes();
         let mut paused = entry.paused.subscribe();
         let lag = self.lag_meter(index, vec![("source", source.name().to_owned())]);
         loop {
-            while *paused.borrow_and_update() {
-                tokio::select! {
-                    _ = paused.changed() => {}
-                    _ = cancel.cancelled() => return,
-                }
-            }
-            if cancel.is_cancelled() {
+            if !unpaused(&mut paused, &cancel).await {
                 return;
             }
             changes.borrow_and_update();
-            let read = async {
-                // Where the outbox ends, read before the batch: SQLite makes outbox rows visible
-                // in `seq` order, so a batch read afterwards that holds every wanted row past the
-                // cursor means none up to `head` is left. The cursor can then pass the events
-                // this consumer does not take, instead of the next read scanning them again.
-                let head: i64 = query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox")
-                    .fetch_one(source.reader())
-                    .await?;
-                let mut query = query(AssertSqlSafe(fetch_sql.as_str())).bind(cursor);
-                for t in c.types {
-                    query = query.bind(*t);
-                }
-                let rows = query.fetch_all(source.reader()).await?;
-                let complete = rows.len() < BATCH as usize;
-                Ok::<_, DbError>((rows, complete.then_some(head)))
-            };
-            let (batch, head) = match read.await {
+            let (batch, head) = match read_batch(&source, &fetch_sql, c.types, at.cursor).await {
                 Ok(read) => {
                     waits = retry::backoff();
                     read
@@ -345,14 +309,7 @@ impl Consumers {
             if batch.is_empty() {
                 lag.set(0);
                 if let Some(head) = head {
-                    cursor = cursor.max(head);
-                    if cursor - stored >= SKIP_STORED {
-                        // Let housekeeping prune what this consumer passed over.
-                        match store_cursor(c, source.name(), cursor).await {
-                            Ok(()) => stored = cursor,
-                            Err(e) => warn!(error = %e, "cannot store the cursor; retrying later"),
-                        }
-                    }
+                    at.pass_to(head, c, source.name()).await;
                 }
                 tokio::select! {
                     _ = changes.changed() => {}
@@ -365,23 +322,7 @@ impl Consumers {
             lag.set(batch.len() as u64);
             let mut rows = batch.as_slice();
             if c.handler.batchable() {
-                while rows.len() > 1 && !*paused.borrow() && !cancel.is_cancelled() {
-                    let together = &rows[..rows.len().min(APPLY_TOGETHER)];
-                    match handle_together(c, source.name(), together).await {
-                        Ok(last) => {
-                            metrics::counter!("tanda_events_handled_total", "consumer" => c.name)
-                                .increment(together.len() as u64);
-                            (cursor, stored) = (last, last);
-                            rows = &rows[together.len()..];
-                        }
-                        // One of them fails (or the database does): take them one at a time,
-                        // so that a poison event is retried and parked on its own.
-                        Err(e) => {
-                            debug!(consumer = c.name, error = %e, "a batch failed; one event at a time");
-                            break;
-                        }
-                    }
-                }
+                rows = apply_together(c, source.name(), rows, &mut at, &paused, &cancel).await;
             }
             if *paused.borrow() || cancel.is_cancelled() {
                 continue;
@@ -395,7 +336,7 @@ impl Consumers {
                 {
                     return;
                 }
-                (cursor, stored) = (seq, seq);
+                at = Position::both(seq);
                 if *paused.borrow() || cancel.is_cancelled() {
                     break;
                 }
@@ -606,6 +547,124 @@ fn lost_race(e: &(dyn std::error::Error + 'static)) -> bool {
         next = err.source();
     }
     false
+}
+
+/// Where a consumer is in one outbox: past `cursor` in memory, past `stored` in its database
+/// (for restarts, and for housekeeping to prune what every consumer passed).
+#[derive(Clone, Copy)]
+struct Position {
+    cursor: i64,
+    stored: i64,
+}
+
+impl Position {
+    fn both(at: i64) -> Self {
+        Self {
+            cursor: at,
+            stored: at,
+        }
+    }
+
+    /// The stored position, read until it can be; `None` if shutdown came first.
+    async fn load(c: &Consumer, source: &Db, cancel: &CancellationToken) -> Option<Self> {
+        let mut waits = retry::backoff();
+        loop {
+            match load_cursor(&c.db, c.name, source.name()).await {
+                Ok(position) => return Some(Self::both(position)),
+                Err(e) => {
+                    warn!(error = %e, "cannot read cursor; retrying");
+                    if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), cancel).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Passes over events up to `head` that this consumer does not take; stores the position
+    /// once it has moved far enough for pruning to gain from it.
+    async fn pass_to(&mut self, head: i64, c: &Consumer, source: &str) {
+        self.cursor = self.cursor.max(head);
+        if self.cursor - self.stored >= SKIP_STORED {
+            match store_cursor(c, source, self.cursor).await {
+                Ok(()) => self.stored = self.cursor,
+                Err(e) => warn!(error = %e, "cannot store the cursor; retrying later"),
+            }
+        }
+    }
+}
+
+/// The query for the next batch of a consumer taking `types` event types.
+fn fetch_sql(types: usize) -> String {
+    let placeholders: Vec<String> = (0..types).map(|i| format!("${}", i + 2)).collect();
+    format!(
+        "SELECT seq, envelope FROM outbox WHERE seq > $1 AND type IN ({}) ORDER BY seq LIMIT {BATCH}",
+        placeholders.join(", ")
+    )
+}
+
+/// The next batch past `cursor`, and, when the batch holds every wanted row, where the outbox
+/// ended before it was read.
+async fn read_batch(
+    source: &Db,
+    fetch_sql: &str,
+    types: &[&str],
+    cursor: i64,
+) -> Result<(Vec<Row>, Option<i64>), DbError> {
+    // Where the outbox ends, read before the batch: SQLite makes outbox rows visible in `seq`
+    // order, so a batch read afterwards that holds every wanted row past the cursor means none up
+    // to `head` is left. The cursor can then pass the events this consumer does not take, instead
+    // of the next read scanning them again.
+    let head: i64 = query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox")
+        .fetch_one(source.reader())
+        .await?;
+    let mut query = query(AssertSqlSafe(fetch_sql)).bind(cursor);
+    for t in types {
+        query = query.bind(*t);
+    }
+    let rows = query.fetch_all(source.reader()).await?;
+    let complete = rows.len() < BATCH as usize;
+    Ok((rows, complete.then_some(head)))
+}
+
+/// Applies `rows` up to [`APPLY_TOGETHER`] to a unit of work while more than one is left and
+/// the consumer runs; returns the rows left for one at a time (all of them from the first
+/// batch that fails, so that a poison event is retried and parked on its own).
+async fn apply_together<'r>(
+    c: &Consumer,
+    source: &str,
+    mut rows: &'r [Row],
+    at: &mut Position,
+    paused: &watch::Receiver<bool>,
+    cancel: &CancellationToken,
+) -> &'r [Row] {
+    while rows.len() > 1 && !*paused.borrow() && !cancel.is_cancelled() {
+        let together = &rows[..rows.len().min(APPLY_TOGETHER)];
+        match handle_together(c, source, together).await {
+            Ok(last) => {
+                metrics::counter!("tanda_events_handled_total", "consumer" => c.name)
+                    .increment(together.len() as u64);
+                *at = Position::both(last);
+                rows = &rows[together.len()..];
+            }
+            Err(e) => {
+                debug!(consumer = c.name, error = %e, "a batch failed; one event at a time");
+                break;
+            }
+        }
+    }
+    rows
+}
+
+/// Waits while the consumer is paused; false if shutdown came first.
+async fn unpaused(paused: &mut watch::Receiver<bool>, cancel: &CancellationToken) -> bool {
+    while *paused.borrow_and_update() {
+        tokio::select! {
+            _ = paused.changed() => {}
+            _ = cancel.cancelled() => return false,
+        }
+    }
+    !cancel.is_cancelled()
 }
 
 /// Applies consecutive outbox rows in one unit of work and moves the cursor past the last;

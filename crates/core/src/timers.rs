@@ -86,6 +86,7 @@ macro_rules! timers {
             fn payload(&self) -> ::serde_json::Value {
                 match self {
                     $(Self::$variant { $($field,)* .. } => {
+                        #[allow(unused_mut)] // a kind with nothing but its key
                         let mut payload = ::serde_json::Map::new();
                         $(
                             payload.insert(
