@@ -291,35 +291,11 @@ async fn consume(
     let entry = &consumers.entries()[index];
     let c = &entry.consumer;
     let durable = format!("{}-{}-p{partition}", c.name, source.service);
-    let mut waits = retry::backoff();
-    let pull = loop {
-        let created = async {
-            let stream = bus.ensure_stream(source.service).await?;
-            stream
-                .get_or_create_consumer(
-                    &durable,
-                    pull::Config {
-                        durable_name: Some(durable.clone()),
-                        filter_subject: bus.partition_filter(source.service, partition),
-                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                        ack_wait: ACK_WAIT,
-                        max_ack_pending: 1,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(nats_err)
-        };
-        match created.await {
-            Ok(consumer) => break consumer,
-            Err(e) => {
-                warn!(error = %e, "cannot create the durable consumer; retrying");
-                if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
-                    return;
-                }
-            }
-        }
+    let Some(pull) = durable_consumer(&bus, source.service, &durable, partition, &cancel).await
+    else {
+        return;
     };
+    let mut waits = retry::backoff();
     let mut paused = entry.paused.subscribe();
     let lag = consumers.lag_meter(
         index,
@@ -367,36 +343,86 @@ async fn consume(
                 }
                 break;
             }
-            // Yet to handle: this one, and what the broker holds behind it.
-            let behind = message.info().map(|info| info.pending).ok();
-            if let Some(behind) = behind {
-                lag.set(behind + 1);
-            }
-            let wanted = message
-                .subject
-                .as_str()
-                .splitn(4, '.')
-                .nth(3)
-                .is_some_and(|kind| c.types.contains(&kind));
-            if wanted {
-                let raw = String::from_utf8_lossy(&message.payload);
-                // Handled (or parked) and committed before the ack; shutdown mid-way means
-                // no ack, so the broker redelivers it.
-                if !consumers.deliver(c, None, &raw, &cancel).await {
-                    return;
-                }
-            }
-            if let Some(behind) = behind {
-                lag.set(behind);
-            }
-            // Not waiting for the broker to confirm: a lost ack means one redelivery after
-            // ACK_WAIT, which the inbox absorbs, while waiting costs a round trip per message.
-            if let Err(e) = message.ack().await {
-                // The broker will redeliver; the inbox makes that harmless.
-                warn!(error = %e, "ack failed");
+            if !handle(&consumers, c, &message, &lag, &cancel).await {
+                return;
             }
         }
     }
+}
+
+/// The durable pull consumer of one partition of `service`'s stream, created (or found) until it
+/// can be; `None` if shutdown came first.
+async fn durable_consumer(
+    bus: &NatsBus,
+    service: &str,
+    durable: &str,
+    partition: u64,
+    cancel: &CancellationToken,
+) -> Option<jetstream::consumer::Consumer<pull::Config>> {
+    let mut waits = retry::backoff();
+    loop {
+        let created = async {
+            let stream = bus.ensure_stream(service).await?;
+            stream
+                .get_or_create_consumer(
+                    durable,
+                    pull::Config {
+                        durable_name: Some(durable.to_owned()),
+                        filter_subject: bus.partition_filter(service, partition),
+                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                        ack_wait: ACK_WAIT,
+                        max_ack_pending: 1,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(nats_err)
+        };
+        match created.await {
+            Ok(consumer) => return Some(consumer),
+            Err(e) => {
+                warn!(error = %e, "cannot create the durable consumer; retrying");
+                if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), cancel).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Handles one delivered message, if it is of a type `c` takes, then acks it. False if shutdown
+/// interrupted it (unacked: the broker redelivers it).
+async fn handle(
+    consumers: &Consumers,
+    c: &crate::consumer::Consumer,
+    message: &jetstream::Message,
+    lag: &crate::consumer::LagMeter,
+    cancel: &CancellationToken,
+) -> bool {
+    // Yet to handle: this one, and what the broker holds behind it.
+    let behind = message.info().map(|info| info.pending).ok();
+    if let Some(behind) = behind {
+        lag.set(behind + 1);
+    }
+    let kind = message.subject.as_str().splitn(4, '.').nth(3);
+    if kind.is_some_and(|kind| c.types.contains(&kind)) {
+        let raw = String::from_utf8_lossy(&message.payload);
+        // Handled (or parked) and committed before the ack; shutdown mid-way means no ack, so
+        // the broker redelivers it.
+        if !consumers.deliver(c, None, &raw, cancel).await {
+            return false;
+        }
+    }
+    if let Some(behind) = behind {
+        lag.set(behind);
+    }
+    // Not waiting for the broker to confirm: a lost ack means one redelivery after ACK_WAIT,
+    // which the inbox absorbs, while waiting costs a round trip per message.
+    if let Err(e) = message.ack().await {
+        // The broker will redeliver; the inbox makes that harmless.
+        warn!(error = %e, "ack failed");
+    }
+    true
 }
 
 async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
