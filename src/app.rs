@@ -35,27 +35,11 @@ impl App {
     pub async fn start(config: RunConfig) -> anyhow::Result<App> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let lifecycle = Lifecycle::new();
-        let open = async |spec: &ServiceSpec| -> anyhow::Result<Db> {
-            let name = spec.name;
-            let db = Db::open_sqlite(
-                &config.data_dir,
-                name,
-                config.sqlite_synchronous,
-                clock.clone(),
-            )
-            .await
-            .with_context(|| format!("opening {name}.db under {}", config.data_dir.display()))?;
-            db.migrate(spec.migrations)
-                .await
-                .with_context(|| format!("migrating {name}.db"))?;
-            db.declare_produces(spec.produces);
-            Ok(db)
-        };
-
         let env = service_env(&config, &lifecycle, Calls::InProcess);
         let mut services = Vec::new();
         for service in &registry::SERVICES {
-            services.push(service.build(open(service.spec).await?, &env).await?);
+            let db = open_sqlite(&config, service.spec, clock.clone()).await?;
+            services.push(service.build(db, &env).await?);
         }
         let keys = env
             .built
@@ -151,6 +135,23 @@ impl App {
         tokio::time::timeout(Duration::from_secs(30), self.server).await???;
         Ok(())
     }
+}
+
+/// The database of `spec` under the data directory, migrated, knowing what it publishes.
+async fn open_sqlite(
+    config: &RunConfig,
+    spec: &ServiceSpec,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Db> {
+    let (name, dir) = (spec.name, &config.data_dir);
+    let db = Db::open_sqlite(dir, name, config.sqlite_synchronous, clock)
+        .await
+        .with_context(|| format!("opening {name}.db under {}", dir.display()))?;
+    db.migrate(spec.migrations)
+        .await
+        .with_context(|| format!("migrating {name}.db"))?;
+    db.declare_produces(spec.produces);
+    Ok(db)
 }
 
 /// What building the services takes from `config`, in this process with `lifecycle`, reaching
