@@ -2,7 +2,7 @@
 //! dead-letter and consumer admin), the common middleware, and serving with graceful shutdown.
 
 use std::pin::pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -11,7 +11,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use futures::future::BoxFuture;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -37,42 +36,7 @@ mod connection;
 
 pub use connection::BodyTimedOut;
 
-/// The process-wide Prometheus recorder (installed once, even with several apps in one test).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets(LATENCY_BUCKETS)
-                .expect("the buckets are not empty")
-                .build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (e.g. by a test harness); then ours only renders.
-            let _ = metrics::set_global_recorder(recorder);
-            let upkeep = handle.clone();
-            // Histograms keep their samples until upkeep folds them in: without it they pile up
-            // between scrapes (or for ever, with no scraper).
-            let _ = std::thread::Builder::new()
-                .name("metrics-upkeep".into())
-                .spawn(move || {
-                    loop {
-                        std::thread::sleep(UPKEEP_EVERY);
-                        upkeep.run_upkeep();
-                    }
-                });
-            handle
-        })
-        .clone()
-}
-
-/// The buckets of every histogram (seconds): fixed, so that the series of several replicas add up
-/// (quantiles of a summary do not), fine around the milliseconds a request takes, up to the
-/// seconds of a payment call that times out.
-pub const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-/// How often the exporter's upkeep runs.
-const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+pub use crate::recorder::{LATENCY_BUCKETS, handle as metrics_handle};
 
 /// What the operational endpoints look at.
 #[derive(Clone)]

@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod phone;
 pub mod problem;
 pub mod rate;
+pub mod recorder;
 pub mod retry;
 pub mod service;
 pub mod sql;

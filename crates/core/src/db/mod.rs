@@ -158,7 +158,7 @@ impl Db {
         clock: Arc<dyn Clock>,
     ) -> Self {
         // The recorder must exist before the commit counter is registered with it.
-        crate::host::metrics_handle();
+        crate::recorder::handle();
         let (writer, checkpoint) = writer.unzip();
         Self {
             inner: Arc::new(DbInner {
