@@ -133,8 +133,8 @@ impl From<DbError> for Problem {
             // database refuses) is a defect, not a passing outage.
             e @ (DbError::Decode(_)
             | DbError::RowNotFound
-            | DbError::Sql(_)
-            | DbError::Sqlite(_)
+            | DbError::Engine(_)
+            | DbError::Io(_)
             | DbError::Closed(_)
             | DbError::Commit(_)
             | DbError::Config(_)

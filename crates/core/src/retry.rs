@@ -93,12 +93,12 @@ mod tests {
     #[test]
     fn infrastructure_failures_are_transient_and_refusals_are_not() {
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert!(is_transient(&DbError::Sql(sqlx::Error::Io(refused))));
+        assert!(is_transient(&DbError::from(sqlx::Error::Io(refused))));
         let full = rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
             None,
         );
-        assert!(is_transient(&DbError::Sqlite(full)));
+        assert!(is_transient(&DbError::from(full)));
         assert!(is_transient(&DbError::Commit("disk I/O error".into())));
         assert!(is_transient(&Unavailable("pay".into())));
 
@@ -116,7 +116,7 @@ mod tests {
             Db(#[from] DbError),
         }
         let wrapped: Box<dyn Error + Send + Sync> =
-            Box::new(ServiceError::from(DbError::Sql(sqlx::Error::PoolTimedOut)));
+            Box::new(ServiceError::from(DbError::from(sqlx::Error::PoolTimedOut)));
         assert!(is_transient(wrapped.as_ref()));
     }
 }

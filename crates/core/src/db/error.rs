@@ -2,12 +2,15 @@
 
 use super::*;
 
+/// A database failure. The engine's own error stays inside ([`EngineError`]): callers ask what
+/// it means (`is_transient`, `is_unique_violation`, `hint`), never which engine said it.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database: {0}")]
-    Sql(#[from] sqlx::Error),
-    #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Engine(EngineError),
+    /// The database's directory or files could not be made private or opened.
+    #[error("database files: {0}")]
+    Io(#[from] std::io::Error),
     /// A stored value is not what the code reads it as: the schema changed behind its back.
     #[error("database: {0}")]
     Decode(String),
@@ -34,14 +37,43 @@ pub enum DbError {
     MigrationChanged { version: i64, name: String },
 }
 
+/// An error of SQLite or PostgreSQL, opaque outside storage.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct EngineError(Engine);
+
+#[derive(Debug, thiserror::Error)]
+enum Engine {
+    #[error(transparent)]
+    Postgres(sqlx::Error),
+    #[error(transparent)]
+    Sqlite(rusqlite::Error),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        DbError::Engine(EngineError(Engine::Postgres(e)))
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Engine(EngineError(Engine::Sqlite(e)))
+    }
+}
+
 impl DbError {
     /// What an operator can do about this failure, when there is something specific.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            DbError::Sql(sqlx::Error::Database(e)) if e.code().as_deref() == Some("53300") => Some(
-                "PostgreSQL refuses more connections (max_connections): lower --postgres-pool, \
+            DbError::Engine(EngineError(Engine::Postgres(sqlx::Error::Database(e))))
+                if e.code().as_deref() == Some("53300") =>
+            {
+                Some(
+                    "PostgreSQL refuses more connections (max_connections): lower --postgres-pool, \
                  run fewer replicas, or raise max_connections; README \"Deploy\" has the budget",
-            ),
+                )
+            }
             _ => None,
         }
     }
@@ -51,19 +83,23 @@ impl DbError {
     /// may well succeed later. Everything else (bad SQL, a constraint, a wrong password) will not.
     pub fn is_transient(&self) -> bool {
         match self {
-            DbError::Sql(e) => sql_is_transient(e),
-            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
-                e.code,
-                rusqlite::ErrorCode::DatabaseBusy
-                    | rusqlite::ErrorCode::DatabaseLocked
-                    | rusqlite::ErrorCode::DiskFull
-                    | rusqlite::ErrorCode::SystemIoFailure
-                    | rusqlite::ErrorCode::CannotOpen
-                    | rusqlite::ErrorCode::ReadOnly
-            ),
+            DbError::Engine(EngineError(Engine::Postgres(e))) => sql_is_transient(e),
+            DbError::Engine(EngineError(Engine::Sqlite(rusqlite::Error::SqliteFailure(e, _)))) => {
+                matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::CannotOpen
+                        | rusqlite::ErrorCode::ReadOnly
+                )
+            }
             // A group commit failed for every unit in it (a full disk, an I/O error): no unit's
             // own doing.
             DbError::Commit(_) | DbError::Closed(_) => true,
+            // The files of a database that is there (its directory, its WAL) not reachable now.
+            DbError::Io(_) => true,
             _ => false,
         }
     }
@@ -71,12 +107,16 @@ impl DbError {
     /// An insert hit a primary key or unique index.
     pub fn is_unique_violation(&self) -> bool {
         match self {
-            DbError::Sql(sqlx::Error::Database(e)) => e.is_unique_violation(),
-            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
-                e.extended_code,
-                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-            ),
+            DbError::Engine(EngineError(Engine::Postgres(sqlx::Error::Database(e)))) => {
+                e.is_unique_violation()
+            }
+            DbError::Engine(EngineError(Engine::Sqlite(rusqlite::Error::SqliteFailure(e, _)))) => {
+                matches!(
+                    e.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                )
+            }
             _ => false,
         }
     }

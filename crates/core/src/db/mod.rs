@@ -29,7 +29,7 @@ mod postgres;
 mod sqlite;
 mod uow;
 
-pub use error::DbError;
+pub use error::{DbError, EngineError};
 pub use migrate::Migration;
 use sqlite::{Checkpointer, Queued, SqliteWriter};
 pub use sqlite::{SqliteReaders, private_dir};

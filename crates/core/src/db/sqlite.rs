@@ -146,8 +146,7 @@ impl Checkpointer {
                         tracing::debug!(db = %file, error = %e, "checkpoint skipped");
                     }
                 }
-            })
-            .map_err(sqlx::Error::Io)?;
+            })?;
         Ok(Checkpointer { wake })
     }
 
@@ -200,9 +199,9 @@ impl Db {
         durability: Durability,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, DbError> {
-        private_dir(dir).map_err(sqlx::Error::Io)?;
+        private_dir(dir)?;
         let path = dir.join(format!("{name}.db"));
-        private_sqlite_file(&path).map_err(sqlx::Error::Io)?;
+        private_sqlite_file(&path)?;
         let synchronous = match durability {
             Durability::Normal => "NORMAL",
             Durability::Full => "FULL",
