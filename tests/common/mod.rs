@@ -465,20 +465,16 @@ impl Api {
         what: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        let waiting = format!("{what} at {path}");
+        tanda_testkit::poll(&waiting, tanda_testkit::WITHIN, async || {
             let a = self.get(path).await;
             if a.status == StatusCode::OK && check(&a.body) {
-                return a.body;
+                Ok(a.body)
+            } else {
+                Err(format!("{} {}", a.status, a.body))
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what} at {path}; last answer {} {}",
-                a.status,
-                a.body
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 
     /// Waits until no consumer has an event left to handle, so that every effect of what was

@@ -5,11 +5,11 @@
 //! One test in this binary, so that the threads counted are this test's.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tanda_core::db::{Durability, Migration};
 use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Db, SystemClock};
+use tanda_testkit::eventually;
 
 const DOCS: &[Migration] = &[Migration {
     version: 1,
@@ -23,15 +23,6 @@ fn checkpoint_threads() -> usize {
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
         .filter(|comm| comm.trim() == "sqlite-ckpt")
         .count()
-}
-
-/// Waits up to 5 s for `done`.
-async fn eventually(what: &str, done: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < Duration::from_secs(5), "{what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +58,7 @@ async fn the_checkpointer_copies_commits_into_the_file_and_ends_with_the_databas
     }
     eventually(
         "the committed pages are copied into the database file",
-        || size() >= before + 100 * 4000,
+        async || size() >= before + 100 * 4000,
     )
     .await;
     let rows: i64 = query_scalar("SELECT COUNT(*) FROM docs")
@@ -77,8 +68,9 @@ async fn the_checkpointer_copies_commits_into_the_file_and_ends_with_the_databas
     assert_eq!(rows, 100);
 
     drop(db);
-    eventually("the checkpointer's thread ends with its database", || {
-        checkpoint_threads() == 0
-    })
+    eventually(
+        "the checkpointer's thread ends with its database",
+        async || checkpoint_threads() == 0,
+    )
     .await;
 }

@@ -14,6 +14,7 @@ use tanda_core::lifecycle::Lifecycle;
 use tanda_core::sql::{query, query_scalar};
 use tanda_core::timers::{self, TimerHandler};
 use tanda_core::{Db, Envelope, Event, SystemClock, Uow};
+use tanda_testkit::eventually;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Noted {
@@ -101,16 +102,6 @@ async fn notes(db: &Db) -> Vec<String> {
         .fetch_all(db.reader())
         .await
         .unwrap()
-}
-
-async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn start(producer: &Db, consumer: &Db, handler: Arc<Recorder>) -> (Consumers, Lifecycle) {

@@ -5,64 +5,39 @@
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{StatusCode, header};
 use serde_json::{Value, json};
 use tanda_catalog::flight::{
     Deposited, PaymentFailed, PaymentRefunded, PaymentSucceeded, ReservationCancelRequested,
     ReservationRequested,
 };
 use tanda_core::auth::{Caller, Role};
-use tanda_core::consumer::Handler;
-use tanda_core::db::{Db, Durability};
-use tanda_core::id::ClientId;
 use tanda_core::sql::{query, query_scalar};
-use tanda_core::{Envelope, Event, SystemClock};
-use tempfile::TempDir;
-use tower::ServiceExt;
+use tanda_core::{Envelope, Event};
+use tanda_testkit::{Answer, Harness, caller};
 
-struct Service {
-    _dir: TempDir,
-    db: Db,
-    router: Router,
-    handler: Arc<dyn Handler>,
-}
+/// The payment service, as its process builds it.
+struct Service(Harness);
 
-async fn service() -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_sqlite(
-        dir.path(),
-        tanda_payment::NAME,
-        Durability::Normal,
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
-    db.migrate(tanda_payment::MIGRATIONS).await.unwrap();
-    let mut parts = tanda_payment::build(db.clone()).await.unwrap();
-    assert_eq!(parts.name, "payment");
-    assert!(parts.timers.is_none());
-    assert_eq!(parts.consumers.len(), 1);
-    let consumer = parts.consumers.remove(0);
-    assert_eq!(consumer.name, "payment");
-    assert_eq!(
-        consumer.types,
-        [ReservationRequested::TYPE, ReservationCancelRequested::TYPE]
-    );
-    Service {
-        _dir: dir,
-        db,
-        router: parts.router,
-        handler: consumer.handler,
+impl std::ops::Deref for Service {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
     }
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    raw: String,
-    body: Value,
+async fn service() -> Service {
+    let harness = Harness::new(&tanda_payment::SPEC, async |db| {
+        tanda_payment::build(db).await.unwrap()
+    })
+    .await;
+    assert!(harness.timers.is_none());
+    assert_eq!(harness.consumers.len(), 1);
+    assert_eq!(
+        harness.consumer("payment").types,
+        [ReservationRequested::TYPE, ReservationCancelRequested::TYPE]
+    );
+    Service(harness)
 }
 
 fn requested(reservation_id: &str, user_id: &str, price: i64) -> ReservationRequested {
@@ -85,10 +60,6 @@ fn cancel(reservation_id: &str, user_id: &str) -> ReservationCancelRequested {
     }
 }
 
-fn caller(id: &str, role: Role) -> Caller {
-    Caller::new(ClientId::parse(id).unwrap(), vec![role])
-}
-
 impl Service {
     /// A call by the operator, who may do everything.
     async fn call(&self, method: &str, uri: &str, body: Option<&str>, key: Option<&str>) -> Answer {
@@ -104,36 +75,8 @@ impl Service {
         body: Option<&str>,
         key: Option<&str>,
     ) -> Answer {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(caller) = caller {
-            request = request.extension(caller.clone());
-        }
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_owned()));
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let raw = String::from_utf8(bytes.to_vec()).unwrap();
-        let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        Answer {
-            status,
-            headers,
-            raw,
-            body,
-        }
+        let key: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        self.0.call(caller, method, uri, body, &key).await
     }
 
     async fn deposit(&self, user: &str, amount: i64) -> Answer {
@@ -156,15 +99,6 @@ impl Service {
         let answer = self.call("GET", &uri, None, None).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.raw);
         answer.body.as_array().unwrap().clone()
-    }
-
-    /// Delivers an event as the consumer runtime would: through the handler, in one unit of work.
-    async fn deliver(&self, event: &impl Event, reservation_id: &str) -> Envelope {
-        let envelope = Envelope::new(event, reservation_id, None, self.db.now());
-        let mut uow = self.db.begin().await.unwrap();
-        self.handler.handle(&mut uow, &envelope).await.unwrap();
-        uow.commit().await.unwrap();
-        envelope
     }
 
     /// `(type, envelope)` of every outbox row about a reservation, in order: the deposits that
@@ -534,7 +468,11 @@ async fn an_event_breaking_the_contract_fails_and_changes_nothing() {
         Envelope::new(&requested("r-2", "not a user id", 100), "r-2", None, 0),
     ] {
         let mut uow = s.db.begin().await.unwrap();
-        let failed = s.handler.handle(&mut uow, &envelope).await;
+        let failed = s
+            .consumer("payment")
+            .handler
+            .handle(&mut uow, &envelope)
+            .await;
         assert!(failed.is_err());
     }
     assert_eq!(s.balance("ew").await, 150);

@@ -2,48 +2,34 @@
 //! its router: issuing in either order of request and payment, voiding and closing on cancel,
 //! duplicates, and the read API — checked in the responses, the tables and the outbox.
 
-use std::sync::Arc;
-
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{StatusCode, header};
 use serde_json::Value;
 use tanda_catalog::flight::{
     PaymentSucceeded, ReservationCancelRequested, ReservationRequested, TicketIssued, TicketVoided,
 };
 use tanda_core::auth::{Caller, Role};
-use tanda_core::consumer::Handler;
-use tanda_core::db::{Db, Durability};
-use tanda_core::id::ClientId;
 use tanda_core::sql::{query, query_scalar};
-use tanda_core::{Envelope, Event, SystemClock};
-use tempfile::TempDir;
-use tower::ServiceExt;
+use tanda_core::{Envelope, Event};
+use tanda_testkit::{Answer, Harness, caller};
 
-struct Service {
-    _dir: TempDir,
-    db: Db,
-    router: Router,
-    handler: Arc<dyn Handler>,
+/// The ticket service, as its process builds it.
+struct Service(Harness);
+
+impl std::ops::Deref for Service {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
 }
 
 async fn service() -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_sqlite(
-        dir.path(),
-        tanda_ticket::NAME,
-        Durability::Normal,
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
-    db.migrate(tanda_ticket::MIGRATIONS).await.unwrap();
-    let mut parts = tanda_ticket::build(db.clone()).await.unwrap();
-    assert_eq!(parts.name, "ticket");
-    assert!(parts.timers.is_none());
-    assert_eq!(parts.consumers.len(), 1);
-    let consumer = parts.consumers.remove(0);
-    assert_eq!(consumer.name, "ticket");
+    let harness = Harness::new(&tanda_ticket::SPEC, async |db| {
+        tanda_ticket::build(db).await.unwrap()
+    })
+    .await;
+    assert!(harness.timers.is_none());
+    assert_eq!(harness.consumers.len(), 1);
+    let consumer = harness.consumer("ticket");
     for t in [
         ReservationRequested::TYPE,
         PaymentSucceeded::TYPE,
@@ -51,12 +37,7 @@ async fn service() -> Service {
     ] {
         assert!(consumer.types.contains(&t), "{t}");
     }
-    Service {
-        _dir: dir,
-        db,
-        router: parts.router,
-        handler: consumer.handler,
-    }
+    Service(harness)
 }
 
 fn requested(reservation_id: &str, user_id: &str, flight_id: &str) -> ReservationRequested {
@@ -88,17 +69,6 @@ fn cancel(reservation_id: &str, user_id: &str) -> ReservationCancelRequested {
     }
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    raw: String,
-    body: Value,
-}
-
-fn caller(id: &str, role: Role) -> Caller {
-    Caller::new(ClientId::parse(id).unwrap(), vec![role])
-}
-
 impl Service {
     /// A read by the operator, who may read everything.
     async fn get(&self, uri: &str) -> Answer {
@@ -107,40 +77,13 @@ impl Service {
     }
 
     async fn get_as(&self, caller: Option<Caller>, uri: &str) -> Answer {
-        let mut request = Request::builder().uri(uri);
-        if let Some(caller) = caller {
-            request = request.extension(caller);
-        }
-        let request = request.body(Body::empty()).unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let raw = String::from_utf8(bytes.to_vec()).unwrap();
-        let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        Answer {
-            status,
-            headers,
-            raw,
-            body,
-        }
+        self.0.call(caller.as_ref(), "GET", uri, None, &[]).await
     }
 
     async fn tickets(&self, user: &str) -> Vec<Value> {
         let answer = self.get(&format!("/tickets?userId={user}")).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.raw);
         answer.body.as_array().unwrap().clone()
-    }
-
-    /// Delivers an event as the consumer runtime would: through the handler, in one unit of work.
-    async fn deliver(&self, event: &impl Event, reservation_id: &str) -> Envelope {
-        let envelope = Envelope::new(event, reservation_id, None, self.db.now());
-        let mut uow = self.db.begin().await.unwrap();
-        self.handler.handle(&mut uow, &envelope).await.unwrap();
-        uow.commit().await.unwrap();
-        envelope
     }
 
     /// Every outbox envelope, in order.
@@ -347,7 +290,13 @@ async fn an_event_breaking_the_contract_fails_and_changes_nothing() {
         Envelope::new(&requested("r-1", "ew", "KE 1"), "r-1", None, 0),
     ] {
         let mut uow = s.db.begin().await.unwrap();
-        assert!(s.handler.handle(&mut uow, &envelope).await.is_err());
+        assert!(
+            s.consumer("ticket")
+                .handler
+                .handle(&mut uow, &envelope)
+                .await
+                .is_err()
+        );
     }
     let reservations: i64 = query_scalar("SELECT COUNT(*) FROM reservations")
         .fetch_one(s.db.reader())
