@@ -150,3 +150,93 @@ impl IsConflict for DbError {
         matches!(self, DbError::Conflict(_))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    /// A PostgreSQL error as the server would send it: just its SQLSTATE.
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    impl std::fmt::Display for Sqlstate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Sqlstate {}
+
+    impl sqlx::error::DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            match self.0 {
+                "23505" => sqlx::error::ErrorKind::UniqueViolation,
+                _ => sqlx::error::ErrorKind::Other,
+            }
+        }
+    }
+
+    fn postgres(code: &'static str) -> DbError {
+        DbError::from(sqlx::Error::Database(Box::new(Sqlstate(code))))
+    }
+
+    /// A real unique violation of SQLite's.
+    fn sqlite_duplicate() -> DbError {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+            .unwrap();
+        DbError::from(conn.execute("INSERT INTO t VALUES (1)", []).unwrap_err())
+    }
+
+    #[test]
+    fn a_server_out_of_room_or_reach_is_transient_and_a_refusal_is_not() {
+        for code in [
+            "53300", "08006", "57P01", "55006", "57014", "25006", "40001", "40P01",
+        ] {
+            assert!(postgres(code).is_transient(), "{code}");
+        }
+        for code in ["23505", "42601", "42P01", "22001"] {
+            assert!(!postgres(code).is_transient(), "{code}");
+        }
+        assert!(!DbError::from(sqlx::Error::RowNotFound).is_transient());
+        assert!(!sqlite_duplicate().is_transient());
+        assert!(DbError::from(std::io::Error::other("no such directory")).is_transient());
+    }
+
+    #[test]
+    fn too_many_connections_comes_with_what_to_do_about_it() {
+        let hint = postgres("53300").hint().expect("a hint for 53300");
+        assert!(hint.contains("--postgres-pool"), "{hint}");
+        assert_eq!(postgres("08006").hint(), None);
+        assert_eq!(DbError::RowNotFound.hint(), None);
+    }
+
+    #[test]
+    fn duplicates_and_conflicts_are_told_apart_from_other_failures() {
+        assert!(postgres("23505").is_unique_violation());
+        assert!(sqlite_duplicate().is_unique_violation());
+        assert!(!postgres("23503").is_unique_violation());
+        assert!(!DbError::RowNotFound.is_unique_violation());
+
+        assert!(DbError::Conflict("dispatch d1".into()).is_conflict());
+        assert!(!DbError::RowNotFound.is_conflict());
+        assert!(!sqlite_duplicate().is_conflict());
+    }
+}

@@ -361,3 +361,63 @@ impl Db {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durability_reads_either_spelling_and_refuses_anything_else() {
+        assert_eq!("normal".parse(), Ok(Durability::Normal));
+        assert_eq!("FULL".parse(), Ok(Durability::Full));
+        assert!("off".parse::<Durability>().is_err());
+    }
+
+    /// Instances of a service pick partitions by this hash: it must be the same in every process
+    /// (it is FNV-1a, not the standard library's seeded hasher).
+    #[test]
+    fn the_stable_hash_is_fnv_1a() {
+        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(stable_hash("foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_race_is_run_again_with_growing_pauses_up_to_eight_times() {
+        let mut calls = 0;
+        let started = tokio::time::Instant::now();
+        let always: Result<(), DbError> = Db::retry_on_conflict(|| {
+            calls += 1;
+            async { Err(DbError::Conflict("a wallet".into())) }
+        })
+        .await;
+        assert!(matches!(always, Err(DbError::Conflict(_))));
+        assert_eq!(calls, 9, "the first run and eight more");
+        // 4 ms, 8 ms, … 512 ms: the pauses double.
+        assert_eq!(started.elapsed(), Duration::from_millis(1020));
+
+        let mut calls = 0;
+        let third: Result<u32, DbError> = Db::retry_on_conflict(|| {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n < 3 {
+                    Err(DbError::Conflict("a wallet".into()))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(third.unwrap(), 3);
+
+        let mut calls = 0;
+        let other: Result<(), DbError> = Db::retry_on_conflict(|| {
+            calls += 1;
+            async { Err(DbError::RowNotFound) }
+        })
+        .await;
+        assert!(matches!(other, Err(DbError::RowNotFound)));
+        assert_eq!(calls, 1, "only a lost race is run again");
+    }
+}
