@@ -2,11 +2,7 @@
 //! reservation whatever the order and duplication of its events, and its endpoints answer with
 //! problems when they must.
 
-use std::sync::Arc;
-
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tanda_catalog::flight::{
@@ -15,33 +11,19 @@ use tanda_catalog::flight::{
 };
 use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::{Timestamp, rfc3339};
-use tanda_core::consumer::Handler;
-use tanda_core::db::Durability;
-use tanda_core::id::{ClientId, new_id};
-use tanda_core::{Db, Envelope, Event, SystemClock};
-use tanda_reservation_view::{MIGRATIONS, NAME, build};
-use tempfile::TempDir;
-use tower::ServiceExt;
+use tanda_core::id::new_id;
+use tanda_core::{Envelope, Event};
+use tanda_reservation_view::{SPEC, build};
+use tanda_testkit::{Harness, caller};
 
-struct Service {
-    _dir: TempDir,
-    db: Db,
-    router: Router,
-    handler: Arc<dyn Handler>,
-}
+/// The reservation view, as its process builds it.
+struct Service(Harness);
 
 async fn service() -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
-        .await
-        .unwrap();
-    db.migrate(MIGRATIONS).await.unwrap();
-    let mut parts = build(db.clone()).await.unwrap();
-    assert_eq!(parts.name, "reservation-view");
-    assert!(parts.timers.is_none());
-    assert_eq!(parts.consumers.len(), 1);
-    let consumer = parts.consumers.remove(0);
-    assert_eq!(consumer.name, "reservation-view");
+    let harness = Harness::new(&SPEC, async |db| build(db).await.unwrap()).await;
+    assert!(harness.timers.is_none());
+    assert_eq!(harness.consumers.len(), 1);
+    let consumer = harness.consumer("reservation-view");
     for kind in [
         ReservationRequested::TYPE,
         ReservationStatusChanged::TYPE,
@@ -53,12 +35,7 @@ async fn service() -> Service {
     ] {
         assert!(consumer.types.contains(&kind), "{kind}");
     }
-    Service {
-        _dir: dir,
-        db,
-        router: parts.router,
-        handler: consumer.handler,
-    }
+    Service(harness)
 }
 
 impl Service {
@@ -66,35 +43,22 @@ impl Service {
     /// dedup, so duplicates really reach the handler).
     async fn feed(&self, events: &[Envelope]) {
         for event in events {
-            let mut uow = self.db.begin().await.unwrap();
-            self.handler.handle(&mut uow, event).await.unwrap();
-            uow.commit().await.unwrap();
+            self.0.deliver_envelope(event).await;
         }
     }
 
     /// A read by the operator, who may read everything.
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        let operator = Caller::new(ClientId::parse("operator").unwrap(), vec![Role::Operator]);
-        self.get_as(Some(operator), uri).await
+        self.get_as(Some(caller("operator", Role::Operator)), uri)
+            .await
     }
 
     async fn get_as(&self, caller: Option<Caller>, uri: &str) -> (StatusCode, Value) {
-        let mut request = Request::get(uri);
-        if let Some(caller) = caller {
-            request = request.extension(caller);
+        let answer = self.0.call(caller.as_ref(), "GET", uri, None, &[]).await;
+        if !answer.status.is_success() {
+            assert_eq!(answer.headers["content-type"], "application/problem+json");
         }
-        let request = request.body(Body::empty()).unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let content_type = response.headers().get("content-type").cloned();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let body: Value = serde_json::from_slice(&bytes).unwrap();
-        if !status.is_success() {
-            assert_eq!(content_type.unwrap(), "application/problem+json");
-        }
-        (status, body)
+        (answer.status, answer.body)
     }
 }
 
@@ -509,8 +473,9 @@ async fn an_undecodable_event_is_an_error_and_changes_nothing() {
     let s = service().await;
     let mut broken = requested("r1", "u1", 0);
     broken.payload = json!({"reservationId": "r1"});
-    let mut uow = s.db.begin().await.unwrap();
-    assert!(s.handler.handle(&mut uow, &broken).await.is_err());
+    let mut uow = s.0.db.begin().await.unwrap();
+    let handler = &s.0.consumer("reservation-view").handler;
+    assert!(handler.handle(&mut uow, &broken).await.is_err());
     drop(uow);
     let (status, _) = s.get("/reservationViews/r1").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -552,8 +517,8 @@ fn any_order_with_duplicates_converges_on_the_same_view() {
 async fn travellers_read_only_their_own_reservations() {
     let s = service().await;
     s.feed(&[requested("r1", "u1", 0)]).await;
-    let u1 = Caller::new(ClientId::parse("u1").unwrap(), vec![Role::Customer]);
-    let u2 = Caller::new(ClientId::parse("u2").unwrap(), vec![Role::Customer]);
+    let u1 = caller("u1", Role::Customer);
+    let u2 = caller("u2", Role::Customer);
     let (_, own) = s.get_as(Some(u1.clone()), "/reservationViews").await;
     assert_eq!(own.as_array().unwrap().len(), 1, "{own}");
     assert_eq!(
