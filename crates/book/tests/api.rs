@@ -3,78 +3,52 @@
 //! replacement, idempotency, input problems, cancellation, dispatch's answers and the answer
 //! deadline, checked in the responses, the tables and the outbox.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
-use tanda_book::{Config, MIGRATIONS, NAME, build};
+use tanda_book::{Config, SPEC, build};
 use tanda_catalog::taxi::{
     CancelRejected, DispatchCancelled, DispatchFailed, DriverStatusChanged, EXPIRED,
     TaxiDispatched, TripEnded, TripStarted,
 };
 use tanda_core::auth::{Caller, Role};
-use tanda_core::consumer::Handler;
-use tanda_core::db::{Db, Durability, Timer};
+use tanda_core::db::Timer;
 use tanda_core::geo::LatLng;
-use tanda_core::id::ClientId;
 use tanda_core::sql::{AssertSqlSafe, query, query_scalar};
-use tanda_core::timers::TimerHandler;
-use tanda_core::{Envelope, Event, SystemClock};
-use tempfile::TempDir;
+use tanda_core::{Envelope, Event};
+use tanda_testkit::{Answer, Harness, caller};
 use tower::ServiceExt;
 
 const CARD: &str = "4242424242424242";
 
-struct Service {
-    _dir: TempDir,
-    db: Db,
-    router: Router,
-    handler: Arc<dyn Handler>,
-    timers: Arc<dyn TimerHandler>,
+/// Book, as its process builds it.
+struct Service(Harness);
+
+impl std::ops::Deref for Service {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
 }
 
 /// The answer deadline of the test service.
 const DEADLINE_MS: i64 = 60_000;
 
 async fn service() -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
-        .await
-        .unwrap();
-    db.migrate(MIGRATIONS).await.unwrap();
     let config = Config {
         no_taxi_retry_after: Duration::from_secs(7),
         dispatch_deadline: Duration::from_millis(DEADLINE_MS as u64),
         max_pickup_m: 5_000.0,
     };
-    let mut parts = build(db.clone(), config).await.unwrap();
-    assert_eq!(parts.name, "book");
-    assert_eq!(parts.consumers.len(), 1);
-    let consumer = parts.consumers.remove(0);
-    assert_eq!(consumer.name, "book");
+    let harness = Harness::new(&SPEC, async |db| build(db, config).await.unwrap()).await;
+    assert_eq!(harness.consumers.len(), 1);
+    let consumer = harness.consumer("book");
     assert!(consumer.types.contains(&DriverStatusChanged::TYPE));
     assert!(consumer.types.contains(&TaxiDispatched::TYPE));
-    Service {
-        _dir: dir,
-        db,
-        router: parts.router,
-        handler: consumer.handler,
-        timers: parts.timers.expect("book answers by its own timer"),
-    }
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    raw: String,
-    body: Value,
-}
-
-fn caller(id: &str, role: Role) -> Caller {
-    Caller::new(ClientId::parse(id).unwrap(), vec![role])
+    assert!(harness.timers.is_some(), "book answers by its own timer");
+    Service(harness)
 }
 
 impl Service {
@@ -98,36 +72,11 @@ impl Service {
         body: Option<Value>,
         key: Option<&str>,
     ) -> Answer {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(caller) = caller {
-            request = request.extension(caller.clone());
-        }
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(body).unwrap())
+        let key: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        let body = body.map(|b| b.to_string());
+        self.0
+            .call(caller, method, uri, body.as_deref(), &key)
             .await
-            .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let raw = String::from_utf8(bytes.to_vec()).unwrap();
-        let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        Answer {
-            status,
-            headers,
-            raw,
-            body,
-        }
     }
 
     async fn post_book(&self, body: Value) -> Answer {
@@ -142,9 +91,7 @@ impl Service {
     }
 
     async fn redeliver(&self, envelope: &Envelope) {
-        let mut uow = self.db.begin().await.unwrap();
-        self.handler.handle(&mut uow, envelope).await.unwrap();
-        uow.commit().await.unwrap();
+        self.0.deliver_envelope(envelope).await;
     }
 
     /// A driver's status, as dispatch announced it before it told where drivers are.
@@ -187,7 +134,8 @@ impl Service {
             payload: json!({}),
         };
         let mut uow = self.db.begin().await.unwrap();
-        self.timers.fire(&mut uow, &timer).await.unwrap();
+        let timers = self.timers.as_ref().expect("book's answer timer");
+        timers.fire(&mut uow, &timer).await.unwrap();
         uow.commit().await.unwrap();
     }
 

@@ -4,7 +4,6 @@
 //! cancel saga, idempotency and problems — checked in the responses, the tables and the outbox,
 //! with the seat invariant (seats held = active reservations) checked after every step.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,42 +16,33 @@ use tanda_catalog::flight::{
 };
 use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::parse_rfc3339;
-use tanda_core::consumer::Handler;
-use tanda_core::db::{Db, Durability, Timer};
-use tanda_core::id::ClientId;
+use tanda_core::db::Timer;
 use tanda_core::sql::{AssertSqlSafe, query, query_scalar};
-use tanda_core::timers::TimerHandler;
-use tanda_core::{Envelope, Event, SystemClock};
-use tanda_reservation::{Config, MIGRATIONS, NAME, build};
-use tempfile::TempDir;
+use tanda_core::{Envelope, Event};
+use tanda_reservation::{Config, SPEC, build};
+use tanda_testkit::{Answer, Harness, caller};
 use tower::ServiceExt;
 
 const PENDING_AFTER: Duration = Duration::from_millis(1_500);
 
-struct Service {
-    _dir: TempDir,
-    db: Db,
-    router: Router,
-    handler: Arc<dyn Handler>,
-    timers: Arc<dyn TimerHandler>,
+/// Reservation, as its process builds it.
+struct Service(Harness);
+
+impl std::ops::Deref for Service {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
 }
 
 async fn service() -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
-        .await
-        .unwrap();
-    db.migrate(MIGRATIONS).await.unwrap();
     let config = Config {
         payment_pending_after: PENDING_AFTER,
         ..Config::default()
     };
-    let mut parts = build(db.clone(), config).await.unwrap();
-    assert_eq!(parts.name, "reservation");
-    assert_eq!(parts.consumers.len(), 1);
-    let consumer = parts.consumers.remove(0);
-    assert_eq!(consumer.name, "reservation");
-    let mut types = consumer.types.to_vec();
+    let harness = Harness::new(&SPEC, async |db| build(db, config).await.unwrap()).await;
+    assert_eq!(harness.consumers.len(), 1);
+    let mut types = harness.consumer("reservation").types.to_vec();
     types.sort_unstable();
     assert_eq!(
         types,
@@ -64,24 +54,8 @@ async fn service() -> Service {
             "flight.TicketVoided"
         ]
     );
-    Service {
-        _dir: dir,
-        db,
-        router: parts.router,
-        handler: consumer.handler,
-        timers: parts.timers.expect("reservation has a timer handler"),
-    }
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    raw: String,
-    body: Value,
-}
-
-fn caller(id: &str, role: Role) -> Caller {
-    Caller::new(ClientId::parse(id).unwrap(), vec![role])
+    assert!(harness.timers.is_some(), "reservation has a timer handler");
+    Service(harness)
 }
 
 /// A call by the operator, who may do everything.
@@ -104,35 +78,9 @@ async fn call_as(
     body: Option<Value>,
     key: Option<&str>,
 ) -> Answer {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(caller) = caller {
-        request = request.extension(caller.clone());
-    }
-    if body.is_some() {
-        request = request.header(header::CONTENT_TYPE, "application/json");
-    }
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
-    }
-    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-    let response = router
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let raw = String::from_utf8(bytes.to_vec()).unwrap();
-    let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
-        raw,
-        body,
-    }
+    let key: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+    let body = body.map(|b| b.to_string());
+    tanda_testkit::call(router, caller, method, uri, body.as_deref(), &key).await
 }
 
 impl Service {
@@ -186,9 +134,7 @@ impl Service {
     }
 
     async fn redeliver(&self, envelope: &Envelope) {
-        let mut uow = self.db.begin().await.unwrap();
-        self.handler.handle(&mut uow, envelope).await.unwrap();
-        uow.commit().await.unwrap();
+        self.0.deliver_envelope(envelope).await;
     }
 
     /// The reservation's stored timers.
@@ -217,7 +163,8 @@ impl Service {
             .execute(uow.conn())
             .await
             .unwrap();
-        self.timers.fire(&mut uow, timer).await.unwrap();
+        let timers = self.timers.as_ref().expect("reservation's timers");
+        timers.fire(&mut uow, timer).await.unwrap();
         uow.commit().await.unwrap();
     }
 

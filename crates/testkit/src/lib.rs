@@ -84,25 +84,37 @@ impl Harness {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Answer {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(caller) = caller {
-            request = request.extension(caller.clone());
-        }
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_owned()));
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(body).unwrap())
-            .await
-            .unwrap();
-        Answer::read(response).await
+        call(&self.router, caller, method, uri, body, headers).await
     }
+}
+
+/// A request to `router` by `caller` (none: an anonymous one, which the edge would have refused
+/// or let through as the route says), with a JSON `body` if any and the given extra `headers`.
+pub async fn call(
+    router: &Router,
+    caller: Option<&Caller>,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(caller) = caller {
+        request = request.extension(caller.clone());
+    }
+    if body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_owned()));
+    let response = router
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    Answer::read(response).await
 }
 
 /// `spec`'s database in a fresh directory: opened, migrated, its published types declared.
