@@ -3,6 +3,17 @@
 //! wrong role, as a stranger to what it names and as its owner. An operation added without its
 //! check, or documented with roles it does not enforce, fails here.
 
+/// Every scenario of this file that runs on both topologies, listed once: `tests/taxi.rs` runs
+/// them all-in-one (`contract_scenarios!(AllInOne)`), `tests/distributed.rs` on the cluster.
+#[macro_export]
+macro_rules! contract_scenarios {
+    ($topology:ident) => {
+        tests_on!($topology, contract:
+            every_documented_operation_checks_who_calls,
+        );
+    };
+}
+
 use std::collections::BTreeMap;
 
 use reqwest::{Method, StatusCode};

@@ -1,6 +1,27 @@
 //! The flight scenarios of seed 001, black-box over HTTP; run against each topology by the test
 //! files that include this module (`tests/flight.rs`, `tests/distributed.rs`).
 
+/// Every scenario of this file that runs on both topologies, listed once: `tests/flight.rs` runs
+/// them all-in-one (`flight_scenarios!(AllInOne)`), `tests/distributed.rs` on the cluster.
+#[macro_export]
+macro_rules! flight_scenarios {
+    ($topology:ident) => {
+        tests_on!($topology, flight:
+            a_funded_reservation_is_paid_ticketed_and_confirmed,
+            an_underfunded_reservation_fails_debits_nothing_and_releases_the_seat,
+            cancelling_refunds_once_voids_the_ticket_and_frees_the_seat,
+            fifty_concurrent_reservations_for_ten_seats_sell_exactly_ten,
+            reservations_are_taken_while_payment_is_down_and_complete_when_it_returns,
+            bad_flight_input_gets_problems_and_changes_nothing,
+            a_deposit_with_an_idempotency_key_counts_once,
+            operators_see_every_service_ready_with_its_breakers_and_outbox,
+            the_web_pages_are_served_by_the_gateway_over_the_public_api,
+            a_departed_flight_is_neither_scheduled_nor_sold_nor_refunded,
+            reservations_pause_while_payment_is_overloaded,
+        );
+    };
+}
+
 use std::time::Duration;
 
 use crate::common::*;

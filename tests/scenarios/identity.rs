@@ -1,6 +1,20 @@
 //! Accounts and tokens through the gateway (API.md "Identity and access"): sign-up, sign-in, the
 //! public keys, and credentials that do not verify.
 
+/// Every scenario of this file that runs on both topologies, listed once: `tests/taxi.rs` runs
+/// them all-in-one (`identity_scenarios!(AllInOne)`), `tests/distributed.rs` on the cluster.
+#[macro_export]
+macro_rules! identity_scenarios {
+    ($topology:ident) => {
+        tests_on!($topology, identity:
+            a_customer_signs_up_and_signs_in_through_the_gateway,
+            credentials_that_do_not_verify_are_refused_everywhere,
+            a_stranger_cannot_sign_up_as_someone_an_operator_acted_for,
+            a_korean_and_an_english_receiver_read_their_own_language,
+        );
+    };
+}
+
 use serde_json::json;
 
 use crate::common::{Api, CITY_HALL, GOOD_CARD, OPERATOR_PASSWORD, TestApp, Topology, password_of};
