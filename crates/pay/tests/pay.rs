@@ -6,21 +6,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tanda_cardnet::{CardNetwork, CardNumber, NetworkMode, tokenize};
 use tanda_catalog::taxi::pay::PayRequest;
 use tanda_catalog::taxi::{CARD, CASH};
 use tanda_core::auth::{Caller, Role};
-use tanda_core::db::Durability;
-use tanda_core::id::ClientId;
 use tanda_core::sql::query_scalar;
-use tanda_core::{Db, Problem, SystemClock};
-use tanda_pay::{MIGRATIONS, NAME, PayApi, PayError, build, card_network};
+use tanda_core::{Db, Problem};
+use tanda_pay::{PayApi, PayError, SPEC, build, card_network};
+use tanda_testkit::caller;
 use tempfile::TempDir;
-use tower::ServiceExt;
 
 struct Service {
     _dir: TempDir,
@@ -34,11 +31,7 @@ struct Service {
 }
 
 async fn service() -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
-        .await
-        .unwrap();
-    db.migrate(MIGRATIONS).await.unwrap();
+    let (dir, db) = tanda_testkit::database(&SPEC).await;
     let network = card_network(&db, NetworkMode::default());
     let (parts, api) = build(db.clone(), network.clone()).await.unwrap();
     Service {
@@ -63,10 +56,6 @@ fn cash_body(book_id: &str, dispatch_id: &str, amount: i64) -> Value {
     json!({"bookId": book_id, "customerId": "c1", "dispatchId": dispatch_id, "amount": amount, "method": "CASH"})
 }
 
-fn caller(id: &str, role: Role) -> Caller {
-    Caller::new(ClientId::parse(id).unwrap(), vec![role])
-}
-
 /// A call by the operator, who may do everything.
 async fn call(
     router: &Router,
@@ -87,29 +76,19 @@ async fn call_as(
     body: Option<Value>,
     idempotency_key: Option<&str>,
 ) -> (StatusCode, HeaderMap, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(caller) = caller {
-        request = request.extension(caller);
-    }
-    if let Some(key) = idempotency_key {
-        request = request.header("idempotency-key", key);
-    }
-    let request = match body {
-        Some(body) => request
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string())),
-        None => request.body(Body::empty()),
-    }
-    .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    let json = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (parts.status, parts.headers, json)
+    let key: Vec<(&str, &str)> = idempotency_key
+        .map(|k| ("idempotency-key", k))
+        .into_iter()
+        .collect();
+    let body = body.map(|b| b.to_string());
+    let answer =
+        tanda_testkit::call(router, caller.as_ref(), method, uri, body.as_deref(), &key).await;
+    assert!(
+        answer.raw.is_empty() || answer.body != Value::Null,
+        "not JSON: {}",
+        answer.raw
+    );
+    (answer.status, answer.headers, answer.body)
 }
 
 async fn count(db: &Db, sql: &'static str, arg: &str) -> i64 {
