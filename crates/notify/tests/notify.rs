@@ -23,12 +23,12 @@ use tanda_catalog::taxi::{
 };
 use tanda_core::auth::{Caller, Role};
 use tanda_core::db::Durability;
-use tanda_core::id::ClientId;
 use tanda_core::lifecycle::Lifecycle;
 use tanda_core::service::ServiceParts;
 use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Db, Envelope, Event, SystemClock};
-use tanda_notify::{Config, MIGRATIONS, NAME, build};
+use tanda_notify::{Config, MIGRATIONS, NAME, SPEC, build};
+use tanda_testkit::caller;
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -43,11 +43,7 @@ struct Service {
 }
 
 async fn start(config: Config) -> Service {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
-        .await
-        .unwrap();
-    db.migrate(MIGRATIONS).await.unwrap();
+    let (dir, db) = tanda_testkit::database(&SPEC).await;
     let lifecycle = Lifecycle::new();
     let parts = build(db.clone(), config, &lifecycle).await.unwrap();
     Service {
@@ -92,13 +88,9 @@ impl Service {
     }
 
     async fn get_from(router: Router, uri: &str) -> (StatusCode, Value) {
-        let request = Request::get(uri).body(Body::empty()).unwrap();
-        let response = router.oneshot(request).await.unwrap();
-        let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, serde_json::from_slice(&body).unwrap())
+        let answer = tanda_testkit::call(&router, None, "GET", uri, None, &[]).await;
+        assert_ne!(answer.body, Value::Null, "not JSON: {}", answer.raw);
+        (answer.status, answer.body)
     }
 
     async fn texts(&self, receiver: &str) -> Vec<(String, String)> {
@@ -551,10 +543,6 @@ async fn bad_queries_are_400_problems() {
         .unwrap();
     let response = s.router().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-}
-
-fn caller(id: &str, role: Role) -> Caller {
-    Caller::new(ClientId::parse(id).unwrap(), vec![role])
 }
 
 /// Customers read their own `customer:` and `user:` notifications, drivers their `driver:` ones;
