@@ -2,19 +2,17 @@
 //! throttling of failed sign-ins, the operator's account, the published keys, an account's
 //! language and the events that tell of accounts.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
+use tanda_core::Envelope;
 use tanda_core::auth::{Caller, Role, Verifier};
-use tanda_core::db::{Db, Durability};
-use tanda_core::id::ClientId;
+use tanda_core::db::Db;
 use tanda_core::locale::Locale;
 use tanda_core::sql::query;
-use tanda_core::{Envelope, SystemClock};
-use tanda_identity::{Config, Keys, MIGRATIONS, NAME, build};
+use tanda_identity::{Config, Keys, SPEC, build};
+use tanda_testkit::caller;
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -31,10 +29,7 @@ async fn service(operator_password: Option<&str>) -> Service {
 
 /// Identity on the database in `dir` (a new one, or one an earlier start left).
 async fn service_in(dir: TempDir, operator_password: Option<&str>) -> Service {
-    let db = Db::open_sqlite(dir.path(), NAME, Durability::Normal, Arc::new(SystemClock))
-        .await
-        .unwrap();
-    db.migrate(MIGRATIONS).await.unwrap();
+    let db = tanda_testkit::open(dir.path(), &SPEC).await;
     let config = Config {
         operator_password: operator_password.map(str::to_owned),
         ..Config::default()
@@ -48,10 +43,6 @@ async fn service_in(dir: TempDir, operator_password: Option<&str>) -> Service {
     }
 }
 
-fn caller(id: &str, role: Role) -> Caller {
-    Caller::new(ClientId::parse(id).unwrap(), vec![role])
-}
-
 impl Service {
     /// A call as `caller` (the edge in front of identity verified who it is).
     async fn call_as(
@@ -61,24 +52,17 @@ impl Service {
         uri: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let request = Request::builder().method(method).uri(uri);
-        let request = match body {
-            Some(body) => request
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string())),
-            None => request.body(Body::empty()),
-        }
-        .unwrap();
-        let router = self.router.clone().layer(axum::Extension(caller.clone()));
-        let response = router.oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        let body = body.map(|b| b.to_string());
+        let answer = tanda_testkit::call(
+            &self.router,
+            Some(caller),
+            method,
+            uri,
+            body.as_deref(),
+            &[],
         )
+        .await;
+        (answer.status, answer.body)
     }
 
     /// Every event identity published, in order, as `(type, payload)`.

@@ -120,17 +120,18 @@ pub async fn call(
 /// `spec`'s database in a fresh directory: opened, migrated, its published types declared.
 pub async fn database(spec: &ServiceSpec) -> (TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_sqlite(
-        dir.path(),
-        spec.name,
-        Durability::Normal,
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
+    let db = open(dir.path(), spec).await;
+    (dir, db)
+}
+
+/// `spec`'s database in `dir` (new, or one an earlier start left), as [`database`] opens it.
+pub async fn open(dir: &std::path::Path, spec: &ServiceSpec) -> Db {
+    let db = Db::open_sqlite(dir, spec.name, Durability::Normal, Arc::new(SystemClock))
+        .await
+        .unwrap();
     db.migrate(spec.migrations).await.unwrap();
     db.declare_produces(spec.produces);
-    (dir, db)
+    db
 }
 
 /// A caller who signed in as `id` with `role`.
