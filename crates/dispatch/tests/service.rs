@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use tanda_catalog::Place;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
@@ -24,7 +23,6 @@ use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Db, Envelope};
 use tanda_dispatch::{Config, MIGRATIONS, NAME, PayCallError, PayTransport, PaymentPolicy, build};
 use tempfile::TempDir;
-use tower::ServiceExt;
 
 const T0: i64 = 1_800_000_000_000;
 const CITY_HALL: (f64, f64) = (37.5663, 126.9779);
@@ -145,8 +143,7 @@ impl Service {
 
     /// The routes as the operator, who may do everything, calls them.
     fn router(&self) -> Router {
-        let operator = Caller::new(ClientId::parse("operator").unwrap(), vec![Role::Operator]);
-        self.router_as(operator)
+        self.router_as(tanda_testkit::caller("operator", Role::Operator))
     }
 
     fn router_as(&self, caller: Caller) -> Router {
@@ -184,29 +181,21 @@ impl Service {
         body: Option<Value>,
         idempotency_key: Option<&str>,
     ) -> Answer {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(key) = idempotency_key {
-            request = request.header("idempotency-key", key);
-        }
-        let request = match body {
-            Some(b) => request
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(b.to_string())),
-            None => request.body(Body::empty()),
-        };
-        let response = router.oneshot(request.unwrap()).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
+        let key: Vec<(&str, &str)> = idempotency_key
+            .map(|k| ("idempotency-key", k))
+            .into_iter()
+            .collect();
+        let body = body.map(|b| b.to_string());
+        let answer =
+            tanda_testkit::call(&router, None, method.as_str(), uri, body.as_deref(), &key).await;
         Answer {
-            status,
-            retry_after: headers
+            status: answer.status,
+            retry_after: answer
+                .headers
                 .get(header::RETRY_AFTER)
                 .map(|v| v.to_str().unwrap().to_owned()),
-            replayed: headers.contains_key("idempotent-replayed"),
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            replayed: answer.headers.contains_key("idempotent-replayed"),
+            body: answer.body,
         }
     }
 
