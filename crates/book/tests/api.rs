@@ -72,7 +72,7 @@ impl Service {
         body: Option<Value>,
         key: Option<&str>,
     ) -> Answer {
-        let key: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        let key = tanda_testkit::idempotency_key(key);
         let body = body.map(|b| b.to_string());
         self.0
             .call(caller, method, uri, body.as_deref(), &key)

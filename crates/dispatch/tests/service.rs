@@ -17,7 +17,6 @@ use tanda_core::auth::{Caller, Role};
 use tanda_core::clock::{Clock, ManualClock};
 use tanda_core::db::{Durability, Migration, Timer};
 use tanda_core::geo::LatLng;
-use tanda_core::id::ClientId;
 use tanda_core::service::ServiceParts;
 use tanda_core::sql::{query, query_scalar};
 use tanda_core::{Db, Envelope};
@@ -181,10 +180,7 @@ impl Service {
         body: Option<Value>,
         idempotency_key: Option<&str>,
     ) -> Answer {
-        let key: Vec<(&str, &str)> = idempotency_key
-            .map(|k| ("idempotency-key", k))
-            .into_iter()
-            .collect();
+        let key = tanda_testkit::idempotency_key(idempotency_key);
         let body = body.map(|b| b.to_string());
         let answer =
             tanda_testkit::call(&router, None, method.as_str(), uri, body.as_deref(), &key).await;
@@ -1208,9 +1204,7 @@ async fn a_database_of_an_older_version_is_migrated() {
     assert_eq!(ended.body["fare"], 11_200);
 }
 
-fn who(id: &str, role: Role) -> Caller {
-    Caller::new(ClientId::parse(id).unwrap(), vec![role])
-}
+use tanda_testkit::caller as who;
 
 /// API.md "Identity and access": a driver registers, moves, goes online and takes offers only as
 /// themselves; a dispatch is seen by its customer and by the driver it is offered or assigned

@@ -76,10 +76,7 @@ async fn call_as(
     body: Option<Value>,
     idempotency_key: Option<&str>,
 ) -> (StatusCode, HeaderMap, Value) {
-    let key: Vec<(&str, &str)> = idempotency_key
-        .map(|k| ("idempotency-key", k))
-        .into_iter()
-        .collect();
+    let key = tanda_testkit::idempotency_key(idempotency_key);
     let body = body.map(|b| b.to_string());
     let answer =
         tanda_testkit::call(router, caller.as_ref(), method, uri, body.as_deref(), &key).await;

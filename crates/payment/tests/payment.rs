@@ -75,7 +75,7 @@ impl Service {
         body: Option<&str>,
         key: Option<&str>,
     ) -> Answer {
-        let key: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        let key = tanda_testkit::idempotency_key(key);
         self.0.call(caller, method, uri, body, &key).await
     }
 

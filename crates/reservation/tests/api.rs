@@ -78,7 +78,7 @@ async fn call_as(
     body: Option<Value>,
     key: Option<&str>,
 ) -> Answer {
-    let key: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+    let key = tanda_testkit::idempotency_key(key);
     let body = body.map(|b| b.to_string());
     tanda_testkit::call(router, caller, method, uri, body.as_deref(), &key).await
 }

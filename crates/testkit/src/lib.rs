@@ -134,6 +134,11 @@ pub async fn open(dir: &std::path::Path, spec: &ServiceSpec) -> Db {
     db
 }
 
+/// The `Idempotency-Key` header carrying `key`, if there is one, for [`call`].
+pub fn idempotency_key(key: Option<&str>) -> Vec<(&'static str, &str)> {
+    key.map(|k| ("idempotency-key", k)).into_iter().collect()
+}
+
 /// A caller who signed in as `id` with `role`.
 pub fn caller(id: &str, role: Role) -> Caller {
     Caller::new(ClientId::parse(id).unwrap(), vec![role])
