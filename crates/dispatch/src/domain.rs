@@ -1093,19 +1093,18 @@ pub fn charge(
 
 /// Makes `event` so. Total: an event about something not in `fleet` changes nothing there.
 pub fn apply(fleet: &mut Fleet, event: &Event) {
-    let Fleet {
-        drivers,
-        dispatches,
-    } = fleet;
-    let mut set_driver = |id: &ClientId, status: DriverStatus, dispatch_id: Option<&str>| {
-        if let Some(d) = drivers.get_mut(id) {
-            d.status = status;
-            d.dispatch_id = dispatch_id.map(str::to_owned);
-        }
-    };
-    match event {
+    apply_to_drivers(&mut fleet.drivers, event);
+    apply_to_dispatches(&mut fleet.dispatches, event);
+}
+
+/// What an event does to the driver it names: where they are, or their status and the dispatch
+/// they are on.
+fn apply_to_drivers(drivers: &mut BTreeMap<ClientId, Driver>, event: &Event) {
+    use DriverStatus::{Available, Dispatched, InTrip, Offered, Offline};
+    let (driver_id, status, dispatch_id) = match event {
         Event::DriverRegistered(driver) => {
             drivers.insert(driver.id.clone(), driver.clone());
+            return;
         }
         Event::DriverMoved {
             driver_id,
@@ -1114,122 +1113,117 @@ pub fn apply(fleet: &mut Fleet, event: &Event) {
             if let Some(d) = drivers.get_mut(driver_id) {
                 d.location = *location;
             }
+            return;
         }
-        Event::DriverOnline { driver_id } => set_driver(driver_id, DriverStatus::Available, None),
-        Event::DriverOffline { driver_id } => set_driver(driver_id, DriverStatus::Offline, None),
-        Event::DispatchOpened(dispatch) | Event::CancelledUnseen(dispatch) => {
-            dispatches.insert(dispatch.id.clone(), dispatch.clone());
-        }
+        Event::DriverOnline { driver_id } => (driver_id, Available, None),
+        Event::DriverOffline { driver_id } => (driver_id, Offline, None),
         Event::Offered {
             dispatch_id,
             driver_id,
-            expires_at,
-        } => {
-            if let Some(d) = dispatches.get_mut(dispatch_id) {
-                d.offer = Some(Offer {
-                    driver_id: driver_id.clone(),
-                    expires_at: *expires_at,
-                });
-            }
-            set_driver(driver_id, DriverStatus::Offered, Some(dispatch_id));
-        }
-        Event::OfferDeclined {
-            dispatch_id,
-            driver_id,
-        }
-        | Event::OfferExpired {
-            dispatch_id,
-            driver_id,
-        } => {
-            if let Some(d) = dispatches.get_mut(dispatch_id) {
-                d.offer = None;
-                d.refused.insert(driver_id.clone());
-            }
-            set_driver(driver_id, DriverStatus::Available, None);
-        }
+            ..
+        } => (driver_id, Offered, Some(dispatch_id)),
+        Event::OfferDeclined { driver_id, .. }
+        | Event::OfferExpired { driver_id, .. }
+        | Event::TripEnded { driver_id, .. } => (driver_id, Available, None),
         Event::Dispatched {
             dispatch_id,
             driver_id,
-            eta_seconds,
-        } => {
-            if let Some(d) = dispatches.get_mut(dispatch_id) {
-                d.status = DispatchStatus::Dispatched;
-                d.offer = None;
-                d.driver_id = Some(driver_id.clone());
-                d.eta_seconds = Some(*eta_seconds);
-            }
-            set_driver(driver_id, DriverStatus::Dispatched, Some(dispatch_id));
-        }
+            ..
+        } => (driver_id, Dispatched, Some(dispatch_id)),
         Event::TripStarted {
             dispatch_id,
             driver_id,
-        } => {
-            if let Some(d) = dispatches.get_mut(dispatch_id) {
-                d.status = DispatchStatus::InTrip;
-            }
-            set_driver(driver_id, DriverStatus::InTrip, Some(dispatch_id));
-        }
-        Event::TripPathExtended {
-            dispatch_id,
-            path_m,
-        } => {
-            if let Some(d) = dispatches.get_mut(dispatch_id) {
-                d.trip_path_m = Some(*path_m);
-            }
-        }
-        Event::TripEnded {
-            dispatch_id,
-            driver_id,
-            trip,
-        } => {
-            if let Some(d) = dispatches.get_mut(dispatch_id) {
-                d.status = DispatchStatus::Ended;
-                d.trip = Some(trip.clone());
-            }
-            set_driver(driver_id, DriverStatus::Available, None);
-        }
+        } => (driver_id, InTrip, Some(dispatch_id)),
+        // The driver set free, if there was one.
         Event::Cancelled {
-            dispatch_id,
-            driver_id,
+            driver_id: Some(driver_id),
             ..
         }
         | Event::Failed {
-            dispatch_id,
-            driver_id,
-        } => {
-            if let Some(d) = dispatches.get_mut(dispatch_id) {
-                d.status = if matches!(event, Event::Cancelled { .. }) {
-                    DispatchStatus::Cancelled
-                } else {
-                    DispatchStatus::Failed
-                };
-                d.offer = None;
-            }
-            if let Some(driver_id) = driver_id {
-                set_driver(driver_id, DriverStatus::Available, None);
-            }
+            driver_id: Some(driver_id),
+            ..
+        } => (driver_id, Available, None),
+        _ => return,
+    };
+    if let Some(d) = drivers.get_mut(driver_id) {
+        d.status = status;
+        d.dispatch_id = dispatch_id.cloned();
+    }
+}
+
+/// What an event does to the dispatch it names.
+fn apply_to_dispatches(dispatches: &mut BTreeMap<String, Dispatch>, event: &Event) {
+    let id = match event {
+        Event::DispatchOpened(dispatch) | Event::CancelledUnseen(dispatch) => {
+            dispatches.insert(dispatch.id.clone(), dispatch.clone());
+            return;
         }
-        Event::CardReplaced {
-            dispatch_id,
-            card_token,
+        Event::Offered { dispatch_id, .. }
+        | Event::OfferDeclined { dispatch_id, .. }
+        | Event::OfferExpired { dispatch_id, .. }
+        | Event::Dispatched { dispatch_id, .. }
+        | Event::TripStarted { dispatch_id, .. }
+        | Event::TripPathExtended { dispatch_id, .. }
+        | Event::TripEnded { dispatch_id, .. }
+        | Event::Cancelled { dispatch_id, .. }
+        | Event::Failed { dispatch_id, .. }
+        | Event::CardReplaced { dispatch_id, .. }
+        | Event::PaymentDeclined { dispatch_id, .. } => dispatch_id,
+        Event::DriverRegistered(_)
+        | Event::DriverMoved { .. }
+        | Event::DriverOnline { .. }
+        | Event::DriverOffline { .. }
+        | Event::CancelRejected { .. } => return,
+    };
+    let Some(d) = dispatches.get_mut(id) else {
+        return;
+    };
+    match event {
+        Event::Offered {
+            driver_id,
+            expires_at,
+            ..
         } => {
-            if let Some(b) = dispatches
-                .get_mut(dispatch_id)
-                .and_then(|d| d.booking.as_mut())
-            {
+            d.offer = Some(Offer {
+                driver_id: driver_id.clone(),
+                expires_at: *expires_at,
+            });
+        }
+        Event::OfferDeclined { driver_id, .. } | Event::OfferExpired { driver_id, .. } => {
+            d.offer = None;
+            d.refused.insert(driver_id.clone());
+        }
+        Event::Dispatched {
+            driver_id,
+            eta_seconds,
+            ..
+        } => {
+            d.status = DispatchStatus::Dispatched;
+            d.offer = None;
+            d.driver_id = Some(driver_id.clone());
+            d.eta_seconds = Some(*eta_seconds);
+        }
+        Event::TripStarted { .. } => d.status = DispatchStatus::InTrip,
+        Event::TripPathExtended { path_m, .. } => d.trip_path_m = Some(*path_m),
+        Event::TripEnded { trip, .. } => {
+            d.status = DispatchStatus::Ended;
+            d.trip = Some(trip.clone());
+        }
+        Event::Cancelled { .. } => {
+            d.status = DispatchStatus::Cancelled;
+            d.offer = None;
+        }
+        Event::Failed { .. } => {
+            d.status = DispatchStatus::Failed;
+            d.offer = None;
+        }
+        Event::CardReplaced { card_token, .. } => {
+            if let Some(b) = d.booking.as_mut() {
                 b.card_token = card_token.clone();
             }
         }
-        Event::PaymentDeclined {
-            dispatch_id,
-            decline,
-            ..
-        } => {
-            if let Some(d) = dispatches.get_mut(dispatch_id) {
-                d.declined = Some(decline.clone());
-            }
-        }
-        Event::CancelRejected { .. } => {}
+        Event::PaymentDeclined { decline, .. } => d.declined = Some(decline.clone()),
+        _ => {}
     }
 }
 
