@@ -197,3 +197,22 @@ pub(super) const CORE_POSTGRES: &[Migration] = &[
         sql: READINESS_PROBE,
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Core's migrations and a service's share one `schema_migrations` table, keyed by version: a
+    /// service numbers its own from 1, so core's must never be positive, or a service's migration
+    /// of the same number would be taken for applied (and its checksum for changed).
+    #[test]
+    fn core_migrations_keep_to_versions_no_service_uses() {
+        for m in CORE_SQLITE.iter().chain(CORE_POSTGRES) {
+            assert!(m.version <= 0, "{} has version {}", m.name, m.version);
+        }
+        let mut versions: Vec<i64> = CORE_SQLITE.iter().map(|m| m.version).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        assert_eq!(versions.len(), CORE_SQLITE.len(), "each version once");
+    }
+}
