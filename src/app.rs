@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tanda_cardnet::NetworkMode;
 use tanda_core::consumer::Consumers;
 use tanda_core::host::{HttpConfig, Ops, ServiceBreaker, ops_router, serve};
 use tanda_core::lifecycle::Lifecycle;
@@ -89,11 +88,7 @@ impl App {
             breakers,
             relayed: false,
         };
-        let edge = tanda_gateway::Edge {
-            verifier: config.verifier(keys.source())?,
-            write_limit: config.write_limit(),
-            cors_allow_origins: config.cors_allow_origins.clone(),
-        };
+        let edge = config.edge.edge(config.verifier(keys.source())?);
         let router =
             tanda_gateway::in_process(routers, ops_router(ops), edge, &crate::contract::document());
         let addr = config.http_addr.unwrap_or(DEFAULT_ADDR);
@@ -159,49 +154,8 @@ async fn open_sqlite(
 pub(crate) fn service_env(config: &RunConfig, lifecycle: &Lifecycle, calls: Calls) -> Env {
     Env {
         lifecycle: lifecycle.clone(),
-        // Book answers each booking by dispatch's deadline and refuses one with no driver within
-        // dispatch's pickup radius: it is given the same knobs.
-        book: tanda_book::Config {
-            no_taxi_retry_after: config.no_taxi_retry_after,
-            dispatch_deadline: config.dispatch_deadline,
-            max_pickup_m: config.dispatch_max_pickup_distance,
-        },
-        dispatch: dispatch_config(config),
-        card_network: NetworkMode {
-            latency_ms: u64::try_from(config.card_network_latency.as_millis()).unwrap_or(u64::MAX),
-            down: config.card_network_down,
-            answer_delay_ms: 0,
-        },
-        reservation: tanda_reservation::Config {
-            payment_pending_after: config.payment_pending_after,
-            payment_backlog_limit: config.payment_backlog_limit,
-        },
-        notify: tanda_notify::Config {
-            webhook: config.notify_webhook.clone(),
-        },
-        identity: config.identity(),
+        settings: config.services.clone(),
         calls,
         built: Built::default(),
-    }
-}
-
-fn dispatch_config(c: &RunConfig) -> tanda_dispatch::Config {
-    tanda_dispatch::Config {
-        offer_timeout: c.dispatch_offer_timeout,
-        deadline: c.dispatch_deadline,
-        fare: tanda_dispatch::Fare {
-            base: c.fare_base,
-            base_distance_m: c.fare_base_distance,
-            unit_distance_m: c.fare_unit_distance,
-            unit_price: c.fare_unit_price,
-        },
-        speed_kmh: c.taxi_speed_kmh,
-        max_pickup_m: c.dispatch_max_pickup_distance,
-        payment: tanda_dispatch::PaymentPolicy {
-            timeout: c.pay_timeout,
-            retries: c.pay_retries,
-            breaker_failures: c.pay_breaker_failures,
-            breaker_open_for: c.pay_breaker_open_for,
-        },
     }
 }

@@ -48,8 +48,8 @@ pub async fn run(run: RunConfig, dist: Distributed) -> anyhow::Result<()> {
     }
     let url = format!("http://{}", cluster.gateway);
     println!("Tanda is listening on {url}");
-    let demo = match (&run.demo, &run.operator_password) {
-        (true, Some(crate::config::Secret(password))) => Some(crate::demo::start(
+    let demo = match (&run.demo, &run.services.identity.operator_password) {
+        (true, Some(password)) => Some(crate::demo::start(
             &url,
             run.demo_pace,
             password,

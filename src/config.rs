@@ -4,16 +4,16 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tanda_core::auth::{External, HttpJwks, JwksSource, Verifier};
 use tanda_core::credential::ServiceSecret;
 use tanda_core::db::Durability;
-use tanda_core::host::{HttpConfig, default_max_connections};
-use tanda_core::rate::RateLimit;
+use tanda_core::host::{HttpConfig, HttpSettings};
 use tanda_core::service::ServiceSpec;
+use tanda_core::settings;
+use tanda_gateway::EdgeSettings;
 
 use crate::registry;
 
@@ -152,7 +152,7 @@ impl Service {
     }
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize)]
 pub struct Distributed {
     /// PostgreSQL server, without a database (each service uses its own, `<namespace>_<service>`).
     /// Connection parameters in the query are honoured, e.g. `?sslmode=require` or
@@ -189,12 +189,14 @@ pub struct Distributed {
     /// Where another service is, when not at 127.0.0.1:<base-port + offset>; repeatable,
     /// e.g. `--upstream pay=http://pay:8080` (env: comma-separated).
     #[arg(long = "upstream", env = "TANDA_UPSTREAMS", value_delimiter = ',', value_parser = parse_upstream)]
+    #[serde(skip)] // each process is told where the others are
     pub upstreams: Vec<(Service, String)>,
     /// The service credential: a secret shared by pay and dispatch (at least 16 characters, no
     /// spaces), which dispatch presents as `Authorization: Bearer <secret>` on pay's internal
     /// `POST /pays`. Required by `serve pay` and `serve dispatch`; `cluster` generates one when it
     /// is not given. The gateway never has it and never routes `POST /pays`.
     #[arg(long, env = "TANDA_SERVICE_SECRET", hide_env_values = true, value_parser = parse_service_secret)]
+    #[serde(serialize_with = "write_service_secret")]
     pub service_secret: Option<ServiceSecret>,
 }
 
@@ -206,22 +208,7 @@ impl Distributed {
 
     /// This configuration as `TANDA_*` environment variables (upstreams excepted).
     pub fn to_env(&self) -> Vec<(String, String)> {
-        let mut env = vec![
-            ("TANDA_POSTGRES_URL", self.postgres_url.clone()),
-            (
-                "TANDA_POSTGRES_CREATE_DATABASES",
-                self.postgres_create_databases.to_string(),
-            ),
-            ("TANDA_POSTGRES_POOL", self.postgres_pool.to_string()),
-            ("TANDA_NATS_URL", self.nats_url.clone()),
-            ("TANDA_NATS_REPLICAS", self.nats_replicas.to_string()),
-            ("TANDA_NAMESPACE", self.namespace.clone()),
-            ("TANDA_BASE_PORT", self.base_port.to_string()),
-        ];
-        if let Some(secret) = &self.service_secret {
-            env.push(("TANDA_SERVICE_SECRET", secret.expose().to_owned()));
-        }
-        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        settings::as_env(self, &Self::augment_args(clap::Command::new("serve")))
     }
 
     /// Whether `--upstream` says where `service` is.
@@ -262,6 +249,17 @@ fn parse_service_secret(s: &str) -> Result<ServiceSecret, String> {
     ServiceSecret::new(s).map_err(|e| e.to_string())
 }
 
+#[allow(clippy::ref_option)] // serde hands a reference
+fn write_service_secret<S: serde::Serializer>(
+    secret: &Option<ServiceSecret>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_str(secret.expose()),
+        None => s.serialize_none(),
+    }
+}
+
 /// `HOST:PORT`, the host an IP address or a name (resolved now, to its first address).
 fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
     use std::net::ToSocketAddrs;
@@ -286,53 +284,23 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Args)]
+/// The settings of a process: where it listens and keeps its data, how it treats connections,
+/// and each service's own settings (declared in its crate, `tanda_core::settings`). Every
+/// process of the distributed topology reads them all and uses its own.
+#[derive(Debug, Clone, Args, serde::Serialize)]
 pub struct RunConfig {
     /// Address to listen on, `HOST:PORT` with an IP address or a host name (`0.0.0.0:8080`,
     /// `[::]:8080`, `localhost:8080`; port 0 picks a free port). Default: 127.0.0.1:8080 for
     /// all-in-one, the cluster and the gateway; 127.0.0.1:<base-port + offset> for `serve <service>`.
     #[arg(global = true, long, env = "TANDA_HTTP_ADDR", value_parser = parse_listen_addr)]
+    #[serde(skip)] // each process its own
     pub http_addr: Option<SocketAddr>,
 
-    /// How long a client has to send a request's head — from connecting, or from the first byte
-    /// of its next request on a kept-alive connection — and then, again, its body. A connection
-    /// that takes longer is closed (a body that stops arriving is answered `408`).
-    #[arg(global = true, long, env = "TANDA_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
-    pub http_header_timeout: Duration,
+    #[command(flatten)]
+    pub http: HttpSettings,
 
-    /// How long a kept-alive connection may wait for its next request before it is closed. A
-    /// response in progress (a notification stream) is never cut. Tanda's own clients (the
-    /// gateway, dispatch calling pay) drop their idle connections after 30s: keep this above.
-    #[arg(global = true, long, env = "TANDA_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
-    pub http_idle_timeout: Duration,
-
-    /// After SIGTERM (or Ctrl-C), how long to go on serving with `/readyz` answering 503, so that
-    /// load balancers stop sending requests before the listener closes: under Kubernetes, longer
-    /// than its endpoints take to follow, and shorter than `terminationGracePeriodSeconds` minus
-    /// the time in-flight work needs. A second signal stops at once. 0: stop at once.
-    #[arg(global = true, long, env = "TANDA_DRAIN_DELAY", default_value = "5s", value_parser = parse_duration)]
-    pub drain_delay: Duration,
-
-    /// Connections served at once; each one beyond is answered `503 too_many_connections`
-    /// (`Retry-After: 1`) and closed. Default: half the process's open-file limit, at most 4096.
-    #[arg(global = true, long, env = "TANDA_HTTP_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
-    pub http_max_connections: Option<u32>,
-
-    /// Writes (POST, PUT, PATCH, DELETE) each caller may make per second, on average, at the
-    /// gateway (all-in-one or `serve gateway`); more are answered `429 rate_limited` with
-    /// `Retry-After`. A caller is its IP address (an IPv6 one by its /64). 0: no limit. The
-    /// services behind the gateway limit nobody: every request reaches them from the gateway.
-    #[arg(
-        global = true,
-        long,
-        env = "TANDA_WRITE_RATE_LIMIT",
-        default_value_t = 20
-    )]
-    pub write_rate_limit: u32,
-
-    /// Writes a caller may make at once, after a pause, before --write-rate-limit holds it back.
-    #[arg(global = true, long, env = "TANDA_WRITE_RATE_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
-    pub write_rate_burst: u32,
+    #[command(flatten)]
+    pub edge: EdgeSettings,
 
     /// Directory for the per-service SQLite files (and the cluster's logs); made readable by its
     /// owner only (0700), each database file 0600.
@@ -342,116 +310,31 @@ pub struct RunConfig {
     /// SQLite durability: `normal` survives a process crash (kill -9); `full` also survives power
     /// loss, at the cost of an fsync per commit.
     #[arg(global = true, long, env = "TANDA_SQLITE_SYNCHRONOUS", default_value = "normal", value_parser = parse_durability)]
+    #[serde(serialize_with = "settings::write_display")]
     pub sqlite_synchronous: Durability,
 
-    /// How long a driver has to accept an offer before it goes to the next driver.
-    #[arg(global = true, long, env = "TANDA_DISPATCH_OFFER_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
-    pub dispatch_offer_timeout: Duration,
+    /// Each service's own settings.
+    #[command(flatten)]
+    pub services: registry::Settings,
+    #[command(flatten)]
+    pub oidc: Oidc,
 
-    /// How long a booking may wait for a driver before it is cancelled by the system.
-    #[arg(global = true, long, env = "TANDA_DISPATCH_DEADLINE", default_value = "60s", value_parser = parse_duration)]
-    pub dispatch_deadline: Duration,
+    /// Demo mode: twelve simulated drivers around Seoul take and finish rides, and a few flights
+    /// from Seoul are on sale, so the web pages can be tried by clicking. The demo is a client
+    /// of the gateway's public API, like any app (all-in-one, `serve gateway` and `cluster`).
+    #[arg(global = true, long, env = "TANDA_DEMO", value_parser = BoolishValueParser::new())]
+    #[serde(skip)] // only the process the user started runs it
+    pub demo: bool,
+    /// Demo mode: multiplier on every pause of the simulated drivers (0.1 is ten times faster);
+    /// mainly for tests.
+    #[arg(global = true, long, env = "TANDA_DEMO_PACE", default_value_t = 1.0, value_parser = parse_pace)]
+    #[serde(skip)]
+    pub demo_pace: f64,
+}
 
-    /// `Retry-After` sent with `503 no_taxi_available` while no driver is available.
-    #[arg(global = true, long, env = "TANDA_NO_TAXI_RETRY_AFTER", default_value = "10s", value_parser = parse_duration)]
-    pub no_taxi_retry_after: Duration,
-
-    /// Average taxi speed used for arrival estimates, in km/h.
-    #[arg(
-        global = true,
-        long,
-        env = "TANDA_TAXI_SPEED_KMH",
-        default_value_t = 25.0
-    )]
-    pub taxi_speed_kmh: f64,
-
-    /// Fare: base fare in won, covering the first --fare-base-distance metres.
-    #[arg(global = true, long, env = "TANDA_FARE_BASE", default_value_t = 4800)]
-    pub fare_base: i64,
-    /// Fare: metres covered by the base fare.
-    #[arg(
-        global = true,
-        long,
-        env = "TANDA_FARE_BASE_DISTANCE",
-        default_value_t = 1600
-    )]
-    pub fare_base_distance: i64,
-    /// Fare: metres per meter step after the base distance.
-    #[arg(
-        global = true,
-        long,
-        env = "TANDA_FARE_UNIT_DISTANCE",
-        default_value_t = 131
-    )]
-    pub fare_unit_distance: i64,
-    /// Fare: won per meter step.
-    #[arg(
-        global = true,
-        long,
-        env = "TANDA_FARE_UNIT_PRICE",
-        default_value_t = 100
-    )]
-    pub fare_unit_price: i64,
-
-    /// How long a reservation waits for its payment result before it shows `PENDING`
-    /// ("payment delayed"); it completes by itself when payment answers.
-    #[arg(global = true, long, env = "TANDA_PAYMENT_PENDING_AFTER", default_value = "5s", value_parser = parse_duration)]
-    pub payment_pending_after: Duration,
-
-    /// Only drivers within this distance of the pickup are offered a ride, e.g. `5km` or `800m`.
-    #[arg(global = true, long, env = "TANDA_DISPATCH_MAX_PICKUP_DISTANCE", default_value = "5km", value_parser = parse_metres)]
-    pub dispatch_max_pickup_distance: f64,
-
-    /// With this many reservations waiting for payment's answer, `POST /reservations` answers
-    /// `503 payment_overloaded` (with `Retry-After`) until payment catches up; 0: never.
-    #[arg(
-        global = true,
-        long,
-        env = "TANDA_PAYMENT_BACKLOG_LIMIT",
-        default_value_t = 1000
-    )]
-    pub payment_backlog_limit: u64,
-
-    /// Timeout of one call from dispatch to pay.
-    #[arg(global = true, long, env = "TANDA_PAY_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
-    pub pay_timeout: Duration,
-    /// Extra attempts of a pay call that timed out or found pay unavailable.
-    #[arg(global = true, long, env = "TANDA_PAY_RETRIES", default_value_t = 2)]
-    pub pay_retries: u32,
-    /// Consecutive pay failures that open the circuit breaker.
-    #[arg(
-        global = true,
-        long,
-        env = "TANDA_PAY_BREAKER_FAILURES",
-        default_value_t = 5
-    )]
-    pub pay_breaker_failures: u32,
-    /// How long the open breaker fails fast before letting a trial call through.
-    #[arg(global = true, long, env = "TANDA_PAY_BREAKER_OPEN_FOR", default_value = "30s", value_parser = parse_duration)]
-    pub pay_breaker_open_for: Duration,
-
-    /// Added latency of the simulated card network (it can also be changed at run time with
-    /// `PUT /admin/card-network`).
-    #[arg(global = true, long, env = "TANDA_CARD_NETWORK_LATENCY", default_value = "0ms", value_parser = parse_duration)]
-    pub card_network_latency: Duration,
-    /// Start with the simulated card network down.
-    #[arg(global = true, long, env = "TANDA_CARD_NETWORK_DOWN")]
-    pub card_network_down: bool,
-
-    /// The operator account's password. Without it, a random one is made at first start and
-    /// printed once to the log. Setting it and restarting resets the operator's password.
-    #[arg(
-        global = true,
-        long,
-        env = "TANDA_OPERATOR_PASSWORD",
-        hide_env_values = true
-    )]
-    pub operator_password: Option<Secret>,
-
-    /// How long an access token (and a web page session) stays valid.
-    #[arg(global = true, long, env = "TANDA_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
-    pub token_ttl: Duration,
-
+/// An external OpenID Connect issuer whose access tokens are accepted besides Tanda's own.
+#[derive(Debug, Clone, Args, serde::Serialize)]
+pub struct Oidc {
     /// Also accept the access tokens of this OpenID Connect issuer (its `iss`), e.g. a Keycloak
     /// realm's URL. Needs --oidc-jwks-url and --oidc-audience.
     #[arg(global = true, long, env = "TANDA_OIDC_ISSUER", requires_all = ["oidc_jwks_url", "oidc_audience"])]
@@ -463,6 +346,7 @@ pub struct RunConfig {
         env = "TANDA_OIDC_JWKS_URL",
         requires = "oidc_issuer"
     )]
+    #[serde(serialize_with = "settings::write_display_opt")]
     pub oidc_jwks_url: Option<reqwest::Url>,
     /// The `aud` the external issuer's tokens must carry for Tanda.
     #[arg(
@@ -490,90 +374,6 @@ pub struct RunConfig {
         default_value = "roles"
     )]
     pub oidc_roles_claim: String,
-
-    /// A web origin (e.g. `https://app.example`) whose pages may call the API from a browser
-    /// (CORS), with a bearer token; repeatable (env: comma-separated). By default none: only
-    /// Tanda's own pages, from its own origin.
-    #[arg(
-        global = true,
-        long = "cors-allow-origin",
-        env = "TANDA_CORS_ALLOW_ORIGIN",
-        value_delimiter = ',',
-        value_parser = parse_origin
-    )]
-    pub cors_allow_origins: Vec<String>,
-
-    /// POST every notification as JSON to this http:// URL (at least once, in order).
-    #[arg(global = true, long, env = "TANDA_NOTIFY_WEBHOOK")]
-    pub notify_webhook: Option<String>,
-
-    /// Demo mode: twelve simulated drivers around Seoul take and finish rides, and a few flights
-    /// from Seoul are on sale, so the web pages can be tried by clicking. The demo is a client
-    /// of the gateway's public API, like any app (all-in-one, `serve gateway` and `cluster`).
-    #[arg(global = true, long, env = "TANDA_DEMO", value_parser = BoolishValueParser::new())]
-    pub demo: bool,
-    /// Demo mode: multiplier on every pause of the simulated drivers (0.1 is ten times faster);
-    /// mainly for tests.
-    #[arg(global = true, long, env = "TANDA_DEMO_PACE", default_value_t = 1.0, value_parser = parse_pace)]
-    pub demo_pace: f64,
-}
-
-/// A configured secret: never shown by `Debug`, so no log of the configuration prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(Secret(s.to_owned()))
-    }
-}
-
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 15s, 2m)"))
-}
-
-/// A distance: metres (`800`, `800m`) or kilometres (`5km`, `2.5km`), above 0.
-fn parse_metres(s: &str) -> Result<f64, String> {
-    let s = s.trim();
-    let (number, unit) = match s.strip_suffix("km") {
-        Some(n) => (n, 1000.0),
-        None => (s.strip_suffix('m').unwrap_or(s), 1.0),
-    };
-    match number.trim().parse::<f64>() {
-        Ok(n) if n.is_finite() && n > 0.0 => Ok(n * unit),
-        _ => Err("a distance above 0, e.g. 5km or 800m".to_owned()),
-    }
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    match parse_duration(s)? {
-        d if d.is_zero() => Err("a timeout above 0, e.g. 10s".to_owned()),
-        d => Ok(d),
-    }
-}
-
-/// A web origin as browsers send it: `scheme://host[:port]`, lower case, without a default port
-/// or a path.
-fn parse_origin(s: &str) -> Result<String, String> {
-    let expected = || format!("`{s}` is not an origin (e.g. https://app.example:8443)");
-    let url = reqwest::Url::parse(s.trim()).map_err(|_| expected())?;
-    let bare = url.path() == "/"
-        && !s.trim().ends_with('/')
-        && url.query().is_none()
-        && url.fragment().is_none()
-        && url.username().is_empty()
-        && url.password().is_none();
-    if !matches!(url.scheme(), "http" | "https") || !bare {
-        return Err(expected());
-    }
-    Ok(url.origin().ascii_serialization())
 }
 
 fn parse_pace(s: &str) -> Result<f64, String> {
@@ -592,115 +392,38 @@ impl RunConfig {
     /// demo, which only the process the user started runs), so a child process started with them
     /// is configured the same way.
     pub fn to_env(&self) -> Vec<(String, String)> {
-        let ms = |d: Duration| format!("{}ms", d.as_millis());
-        let mut env = vec![
-            ("TANDA_HTTP_HEADER_TIMEOUT", ms(self.http_header_timeout)),
-            ("TANDA_HTTP_IDLE_TIMEOUT", ms(self.http_idle_timeout)),
-            ("TANDA_DRAIN_DELAY", ms(self.drain_delay)),
-            ("TANDA_WRITE_RATE_LIMIT", self.write_rate_limit.to_string()),
-            ("TANDA_WRITE_RATE_BURST", self.write_rate_burst.to_string()),
-            ("TANDA_DATA_DIR", self.data_dir.display().to_string()),
-            (
-                "TANDA_SQLITE_SYNCHRONOUS",
-                match self.sqlite_synchronous {
-                    Durability::Normal => "normal".to_owned(),
-                    Durability::Full => "full".to_owned(),
-                },
-            ),
-            (
-                "TANDA_DISPATCH_OFFER_TIMEOUT",
-                ms(self.dispatch_offer_timeout),
-            ),
-            ("TANDA_DISPATCH_DEADLINE", ms(self.dispatch_deadline)),
-            ("TANDA_NO_TAXI_RETRY_AFTER", ms(self.no_taxi_retry_after)),
-            ("TANDA_TAXI_SPEED_KMH", self.taxi_speed_kmh.to_string()),
-            ("TANDA_FARE_BASE", self.fare_base.to_string()),
-            (
-                "TANDA_FARE_BASE_DISTANCE",
-                self.fare_base_distance.to_string(),
-            ),
-            (
-                "TANDA_FARE_UNIT_DISTANCE",
-                self.fare_unit_distance.to_string(),
-            ),
-            ("TANDA_FARE_UNIT_PRICE", self.fare_unit_price.to_string()),
-            (
-                "TANDA_PAYMENT_PENDING_AFTER",
-                ms(self.payment_pending_after),
-            ),
-            (
-                "TANDA_DISPATCH_MAX_PICKUP_DISTANCE",
-                format!("{}m", self.dispatch_max_pickup_distance),
-            ),
-            (
-                "TANDA_PAYMENT_BACKLOG_LIMIT",
-                self.payment_backlog_limit.to_string(),
-            ),
-            ("TANDA_PAY_TIMEOUT", ms(self.pay_timeout)),
-            ("TANDA_PAY_RETRIES", self.pay_retries.to_string()),
-            (
-                "TANDA_PAY_BREAKER_FAILURES",
-                self.pay_breaker_failures.to_string(),
-            ),
-            ("TANDA_PAY_BREAKER_OPEN_FOR", ms(self.pay_breaker_open_for)),
-            ("TANDA_CARD_NETWORK_LATENCY", ms(self.card_network_latency)),
-            (
-                "TANDA_CARD_NETWORK_DOWN",
-                self.card_network_down.to_string(),
-            ),
-        ];
-        if let Some(n) = self.http_max_connections {
-            env.push(("TANDA_HTTP_MAX_CONNECTIONS", n.to_string()));
-        }
-        if let Some(url) = &self.notify_webhook {
-            env.push(("TANDA_NOTIFY_WEBHOOK", url.clone()));
-        }
-        if !self.cors_allow_origins.is_empty() {
-            env.push(("TANDA_CORS_ALLOW_ORIGIN", self.cors_allow_origins.join(",")));
-        }
-        env.push(("TANDA_TOKEN_TTL", ms(self.token_ttl)));
-        env.push(("TANDA_OIDC_ROLES_CLAIM", self.oidc_roles_claim.clone()));
-        if let Some(Secret(password)) = &self.operator_password {
-            env.push(("TANDA_OPERATOR_PASSWORD", password.clone()));
-        }
-        if let (Some(issuer), Some(jwks), Some(audience)) =
-            (&self.oidc_issuer, &self.oidc_jwks_url, &self.oidc_audience)
-        {
-            env.push(("TANDA_OIDC_ISSUER", issuer.clone()));
-            env.push(("TANDA_OIDC_JWKS_URL", jwks.to_string()));
-            env.push(("TANDA_OIDC_AUDIENCE", audience.clone()));
-            if let Some(file) = &self.oidc_ca_file {
-                env.push(("TANDA_OIDC_CA_FILE", file.display().to_string()));
-            }
-        }
-        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-    }
-
-    /// The identity service's settings.
-    pub fn identity(&self) -> tanda_identity::Config {
-        tanda_identity::Config {
-            operator_password: self.operator_password.clone().map(|Secret(p)| p),
-            token_ttl: self.token_ttl,
-            ..tanda_identity::Config::default()
-        }
+        settings::as_env(self, &Self::augment_args(clap::Command::new("tanda")))
     }
 
     /// The verifier of bearer tokens: Tanda's own, with keys from `tanda`, and the external
     /// issuer's when one is configured.
     pub fn verifier(&self, tanda: Arc<dyn JwksSource>) -> anyhow::Result<Arc<Verifier>> {
-        let external = match (&self.oidc_issuer, &self.oidc_jwks_url, &self.oidc_audience) {
+        let oidc = &self.oidc;
+        let external = match (&oidc.oidc_issuer, &oidc.oidc_jwks_url, &oidc.oidc_audience) {
             (Some(issuer), Some(jwks), Some(audience)) => Some(External {
                 issuer: issuer.clone(),
                 audience: audience.clone(),
-                roles_claim: self.oidc_roles_claim.clone(),
-                jwks: Arc::new(HttpJwks::with_roots(jwks.clone(), self.oidc_roots()?)),
+                roles_claim: oidc.oidc_roles_claim.clone(),
+                jwks: Arc::new(HttpJwks::with_roots(jwks.clone(), oidc.roots()?)),
             }),
             _ => None,
         };
         Ok(Arc::new(Verifier::new(tanda, external)))
     }
 
-    fn oidc_roots(&self) -> anyhow::Result<Vec<tanda_core::jwt::Certificate<'static>>> {
+    /// How the HTTP server treats connections.
+    pub fn http(&self) -> HttpConfig {
+        self.http.config()
+    }
+
+    /// The defaults, as `tanda` with no flags and no environment would use them.
+    pub fn defaults() -> Self {
+        settings::defaults()
+    }
+}
+
+impl Oidc {
+    fn roots(&self) -> anyhow::Result<Vec<tanda_core::jwt::Certificate<'static>>> {
         let Some(file) = &self.oidc_ca_file else {
             return Ok(Vec::new());
         };
@@ -708,49 +431,27 @@ impl RunConfig {
         let pem = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         tanda_core::jwt::pem_roots(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
     }
-
-    /// How the HTTP server treats connections.
-    pub fn http(&self) -> HttpConfig {
-        HttpConfig {
-            header_timeout: self.http_header_timeout,
-            idle_timeout: self.http_idle_timeout,
-            drain_delay: self.drain_delay,
-            max_connections: self
-                .http_max_connections
-                .map_or_else(default_max_connections, |n| n as usize),
-        }
-    }
-
-    /// The limit on each caller's writes at the gateway, if any.
-    pub fn write_limit(&self) -> Option<RateLimit> {
-        (self.write_rate_limit > 0).then_some(RateLimit {
-            per_second: self.write_rate_limit,
-            burst: self.write_rate_burst,
-        })
-    }
-
-    /// The defaults, as `tanda` with no flags and no environment would use them.
-    pub fn defaults() -> Self {
-        Cli::parse_from(["tanda"]).run
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::FromArgMatches;
+
     use super::*;
 
     #[test]
-    fn distances_read_in_metres_or_kilometres() {
-        assert_eq!(parse_metres("5km"), Ok(5_000.0));
-        assert_eq!(parse_metres("2.5km"), Ok(2_500.0));
-        assert_eq!(parse_metres("800m"), Ok(800.0));
-        assert_eq!(parse_metres("800"), Ok(800.0));
-        for bad in ["", "0", "-1km", "far", "NaNm", "infkm"] {
-            assert!(parse_metres(bad).is_err(), "{bad}");
-        }
+    fn the_pickup_radius_reads_in_metres_or_kilometres() {
         let run = Cli::parse_from(["tanda", "--dispatch-max-pickup-distance", "3km"]).run;
-        assert_eq!(run.dispatch_max_pickup_distance, 3_000.0);
-        assert_eq!(RunConfig::defaults().dispatch_max_pickup_distance, 5_000.0);
+        assert_eq!(run.services.dispatch.search.max_pickup_m, 3_000.0);
+        assert_eq!(
+            run.services.book().search.max_pickup_m,
+            3_000.0,
+            "book keeps dispatch's"
+        );
+        assert_eq!(
+            RunConfig::defaults().services.dispatch.search.max_pickup_m,
+            5_000.0
+        );
     }
 
     #[test]
@@ -796,7 +497,7 @@ mod tests {
             "http://localhost:3000",
         ]);
         assert_eq!(
-            cli.run.cors_allow_origins,
+            cli.run.edge.cors_allow_origins,
             ["https://app.example", "http://localhost:3000"]
         );
         let env = cli.run.to_env();
@@ -804,20 +505,183 @@ mod tests {
             "TANDA_CORS_ALLOW_ORIGIN".to_owned(),
             "https://app.example,http://localhost:3000".to_owned()
         )));
-        assert_eq!(
-            parse_origin("https://app.example:443").unwrap(),
-            "https://app.example"
-        );
-        for bad in [
-            "*",
-            "app.example",
-            "https://app.example/",
-            "https://app.example/path",
-            "ftp://app.example",
-            "https://user@app.example",
-        ] {
-            assert!(parse_origin(bad).is_err(), "{bad}");
+        assert!(RunConfig::defaults().edge.cors_allow_origins.is_empty());
+    }
+
+    /// Every knob given on the command line, with a value unlike its default.
+    const EVERY_KNOB: &[(&str, &str)] = &[
+        ("--http-header-timeout", "7s"),
+        ("--http-idle-timeout", "45s"),
+        ("--drain-delay", "1500ms"),
+        ("--http-max-connections", "77"),
+        ("--write-rate-limit", "9"),
+        ("--write-rate-burst", "11"),
+        (
+            "--cors-allow-origin",
+            "https://a.example,https://b.example:8443",
+        ),
+        ("--data-dir", "/srv/tanda"),
+        ("--sqlite-synchronous", "full"),
+        ("--no-taxi-retry-after", "3s"),
+        ("--dispatch-offer-timeout", "20s"),
+        ("--dispatch-deadline", "90s"),
+        ("--dispatch-max-pickup-distance", "2.5km"),
+        ("--fare-base", "5000"),
+        ("--fare-base-distance", "1700"),
+        ("--fare-unit-distance", "140"),
+        ("--fare-unit-price", "110"),
+        ("--taxi-speed-kmh", "31.5"),
+        ("--pay-timeout", "4s"),
+        ("--pay-retries", "3"),
+        ("--pay-breaker-failures", "6"),
+        ("--pay-breaker-open-for", "45s"),
+        ("--card-network-latency", "250ms"),
+        ("--card-network-down", ""),
+        ("--payment-pending-after", "6s"),
+        ("--payment-backlog-limit", "500"),
+        ("--notify-webhook", "http://hooks.example/tanda"),
+        ("--operator-password", "a long operator password"),
+        ("--token-ttl", "2h"),
+        ("--oidc-issuer", "https://id.example/realms/seoul"),
+        ("--oidc-jwks-url", "https://id.example/realms/seoul/certs"),
+        ("--oidc-audience", "tanda"),
+        ("--oidc-ca-file", "/etc/tanda/ca.pem"),
+        ("--oidc-roles-claim", "realm_access.roles"),
+    ];
+
+    /// The settings that stay with the process the user started.
+    const NOT_PASSED_ON: &[&str] = &["--http-addr", "--demo", "--demo-pace"];
+
+    fn argv(pairs: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+        let mut argv = vec!["tanda".to_owned()];
+        for (flag, value) in pairs {
+            argv.push(flag);
+            if !value.is_empty() {
+                argv.push(value);
+            }
         }
-        assert!(RunConfig::defaults().cors_allow_origins.is_empty());
+        argv
+    }
+
+    /// A child's command line standing for `env`: each variable as the flag clap reads from it.
+    fn as_flags(env: &[(String, String)]) -> Vec<(String, String)> {
+        let command = RunConfig::augment_args(clap::Command::new("tanda"));
+        env.iter()
+            .filter_map(|(name, value)| {
+                let arg = command
+                    .get_arguments()
+                    .find(|a| a.get_env().is_some_and(|e| e == name.as_str()))
+                    .unwrap_or_else(|| panic!("{name} is no setting's variable"));
+                let flag = format!("--{}", arg.get_long().expect("every setting has a flag"));
+                match (arg.get_action(), value.as_str()) {
+                    (clap::ArgAction::SetTrue, "true") => Some((flag, String::new())),
+                    (clap::ArgAction::SetTrue, "false") => None,
+                    (clap::ArgAction::SetTrue, _) => panic!("{name}={value} is not a flag's"),
+                    _ => Some((flag, value.clone())),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_child_process_is_configured_as_its_parent() {
+        let command = RunConfig::augment_args(clap::Command::new("tanda"));
+        for arg in command.get_arguments().filter(|a| a.get_env().is_some()) {
+            let flag = format!("--{}", arg.get_long().unwrap());
+            assert!(
+                EVERY_KNOB.iter().any(|(f, _)| *f == flag)
+                    || NOT_PASSED_ON.contains(&flag.as_str()),
+                "{flag} is missing from this test's list"
+            );
+        }
+        let given = argv(
+            EVERY_KNOB
+                .iter()
+                .map(|(f, v)| ((*f).to_owned(), (*v).to_owned())),
+        );
+        let parent = Cli::parse_from(&given).run;
+        let env = parent.to_env();
+        let names: std::collections::BTreeSet<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.len(), EVERY_KNOB.len(), "each knob once: {env:?}");
+        let child = Cli::parse_from(argv(as_flags(&env))).run;
+        assert_eq!(format!("{child:?}"), format!("{parent:?}"));
+        assert_eq!(
+            child.services.identity.operator_password.as_deref(),
+            Some("a long operator password"),
+            "Debug hides the password; compared here"
+        );
+        // And the defaults, whose variables a child is given as well.
+        let defaults = RunConfig::defaults();
+        let child = Cli::parse_from(argv(as_flags(&defaults.to_env()))).run;
+        assert_eq!(format!("{child:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn a_serve_process_is_given_the_servers_and_the_secret() {
+        let given = [
+            "tanda",
+            "serve",
+            "pay",
+            "--postgres-url",
+            "postgres://db.example:5433",
+            "--postgres-create-databases",
+            "false",
+            "--postgres-pool",
+            "5",
+            "--nats-url",
+            "nats://nats.example:4222",
+            "--nats-replicas",
+            "3",
+            "--namespace",
+            "seoul",
+            "--base-port",
+            "9000",
+            "--service-secret",
+            "a-service-secret-of-length",
+            "--upstream",
+            "dispatch=http://dispatch:8080",
+        ];
+        let Some(Command::Serve { distributed, .. }) = Cli::parse_from(given).command else {
+            panic!("serve parses");
+        };
+        let env = distributed.to_env();
+        let command = Distributed::augment_args(clap::Command::new("serve"));
+        let mut argv = vec!["serve".to_owned()];
+        for (name, value) in &env {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == name.as_str()));
+            argv.push(format!("--{}={value}", arg.unwrap().get_long().unwrap()));
+        }
+        let child = Distributed::from_arg_matches(&command.get_matches_from(argv)).unwrap();
+        assert!(
+            !env.iter().any(|(n, _)| n == "TANDA_UPSTREAMS"),
+            "each process its own"
+        );
+        assert_eq!(env.len(), 8, "{env:?}");
+        assert_eq!(child.database("pay"), "seoul_pay");
+        assert_eq!(child.base_port, 9000);
+        assert_eq!(child.nats_replicas, 3);
+        assert!(!child.postgres_create_databases);
+        assert_eq!(
+            child.service_secret.as_ref().map(ServiceSecret::expose),
+            Some("a-service-secret-of-length")
+        );
+    }
+
+    #[test]
+    fn every_variable_stands_for_one_setting() {
+        fn check(command: &clap::Command) {
+            let mut seen = std::collections::BTreeSet::new();
+            for name in command.get_arguments().filter_map(clap::Arg::get_env) {
+                let name = name.to_string_lossy();
+                assert!(name.starts_with("TANDA_"), "{name}");
+                assert!(seen.insert(name.clone()), "{name} is read by two settings");
+            }
+            command.get_subcommands().for_each(check);
+        }
+        let mut command = <Cli as clap::CommandFactory>::command();
+        command.build();
+        check(&command);
     }
 }

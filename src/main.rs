@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 
 use clap::Parser;
-use tanda::config::{Command, LogFormat, Secret, Service};
+use tanda::config::{Command, LogFormat, Service};
 use tanda::{App, Cli, bench, cluster, demo, serve};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -67,7 +67,7 @@ fn demo_password(cli: &mut Cli) -> anyhow::Result<Option<String>> {
     if !cli.run.demo {
         return Ok(None);
     }
-    if let Some(Secret(password)) = &cli.run.operator_password {
+    if let Some(password) = &cli.run.services.identity.operator_password {
         return Ok(Some(password.clone()));
     }
     if matches!(cli.command, Some(Command::Serve { .. })) {
@@ -80,7 +80,7 @@ fn demo_password(cli: &mut Cli) -> anyhow::Result<Option<String>> {
     println!(
         "Demo: sign in as `operator` with the password {password} (set TANDA_OPERATOR_PASSWORD to choose it)"
     );
-    cli.run.operator_password = Some(Secret(password.clone()));
+    cli.run.services.identity.operator_password = Some(password.clone());
     Ok(Some(password))
 }
 

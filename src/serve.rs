@@ -67,11 +67,7 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
             breakers: Vec::new(),
             relayed: false,
         };
-        let edge = tanda_gateway::Edge {
-            verifier: run.verifier(identity_keys(&dist)?)?,
-            write_limit: run.write_limit(),
-            cors_allow_origins: run.cors_allow_origins.clone(),
-        };
+        let edge = run.edge.edge(run.verifier(identity_keys(&dist)?)?);
         tanda_gateway::proxy(
             upstreams,
             ops_router(ops),
@@ -149,7 +145,7 @@ async fn serve_service(
         parts.router.merge(internal),
         ops_router(ops),
         verifier,
-        &run.cors_allow_origins,
+        &run.edge.cors_allow_origins,
     ))
 }
 

@@ -171,7 +171,7 @@ async fn after_postgresql_ends_the_relays_session_one_instance_relays() {
 async fn a_taxi_service_killed_under_load_loses_nothing_and_charges_once() {
     // The breaker in front of pay may open while pay is down; let it close soon after.
     let mut app = TestApp::spawn_with(Topology::Distributed, |c| {
-        c.pay_breaker_open_for = Duration::from_secs(1);
+        c.services.dispatch.payment.breaker_open_for = Duration::from_secs(1);
     })
     .await;
     let api = app.api.clone();

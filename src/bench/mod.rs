@@ -42,7 +42,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
     /// Stop after this long...
-    #[arg(long, default_value = "10s", value_parser = super::config::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = tanda_core::settings::duration)]
     pub duration: Duration,
     /// ...or after this many operations, whichever comes first.
     #[arg(long, default_value_t = 1_000_000)]
@@ -90,7 +90,7 @@ pub async fn run(args: BenchArgs, mut run: RunConfig) -> anyhow::Result<()> {
         bail!("--concurrency must be at least 1");
     }
     // The Tandas the bench starts get this operator password; one at --url needs its own.
-    if run.operator_password.is_none() {
+    if run.services.identity.operator_password.is_none() {
         if args.url.is_some() {
             bail!(
                 "--url needs the operator's password (--operator-password or TANDA_OPERATOR_PASSWORD)"
@@ -100,7 +100,7 @@ pub async fn run(args: BenchArgs, mut run: RunConfig) -> anyhow::Result<()> {
             .take(20)
             .map(char::from)
             .collect();
-        run.operator_password = Some(crate::config::Secret(password));
+        run.services.identity.operator_password = Some(password);
     }
     let mut table = Table::new(&args, &run);
     let scenarios = match args.scenario {
@@ -142,10 +142,9 @@ impl Target {
     async fn start(args: &BenchArgs, run: &RunConfig) -> anyhow::Result<Target> {
         load::sign_out();
         // The bench's own processes have no load balancer to wait for when it stops them.
-        let run = &RunConfig {
-            drain_delay: Duration::ZERO,
-            ..run.clone()
-        };
+        let mut run = run.clone();
+        run.http.drain_delay = Duration::ZERO;
+        let run = &run;
         let target = Self::started(args, run).await?;
         load::sign_in(target.addr(), operator_password(run)).await?;
         Ok(target)
@@ -168,7 +167,7 @@ impl Target {
             let mut config = run.clone();
             config.http_addr = None;
             // The load generator is many clients from one address.
-            config.write_rate_limit = 0;
+            config.edge.write_rate_limit = 0;
             let logs = tempfile::tempdir()?;
             config.data_dir = logs.path().to_path_buf();
             let program = std::env::current_exe()?;
@@ -242,7 +241,7 @@ impl Target {
 /// The knobs a started all-in-one gets from the bench's own command line.
 /// The operator password `run` was given (`run` sets one when none was).
 fn operator_password(run: &RunConfig) -> &str {
-    let Some(crate::config::Secret(password)) = &run.operator_password else {
+    let Some(password) = &run.services.identity.operator_password else {
         unreachable!("bench::run sets the operator password")
     };
     password

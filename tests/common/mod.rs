@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tanda::cluster::Cluster;
-use tanda::config::{Distributed, Secret};
+use tanda::config::Distributed;
 use tanda::{App, RunConfig};
 
 pub const CITY_HALL: (f64, f64) = (37.5663, 126.9779);
@@ -26,19 +26,19 @@ pub fn test_config(data_dir: &Path) -> RunConfig {
     let mut c = RunConfig::defaults();
     c.http_addr = Some("127.0.0.1:0".parse().unwrap());
     c.data_dir = data_dir.to_path_buf();
-    c.dispatch_offer_timeout = Duration::from_secs(30);
-    c.dispatch_deadline = Duration::from_secs(60);
+    c.services.dispatch.offer_timeout = Duration::from_secs(30);
+    c.services.dispatch.search.deadline = Duration::from_secs(60);
     // No load balancer to wait for: a test stops its processes at once.
-    c.drain_delay = Duration::ZERO;
-    c.no_taxi_retry_after = Duration::from_secs(7);
+    c.http.drain_delay = Duration::ZERO;
+    c.services.book.no_taxi_retry_after = Duration::from_secs(7);
     // Dispatch's patience with pay: long enough that a loaded test machine's slowness is not taken
     // for pay's outage (answered 503 "end it again"), which the scenarios asking for one cause
     // themselves (the card network down, pay killed).
-    c.pay_timeout = Duration::from_secs(10);
-    c.operator_password = Some(Secret(OPERATOR_PASSWORD.to_owned()));
+    c.services.dispatch.payment.timeout = Duration::from_secs(10);
+    c.services.identity.operator_password = Some(OPERATOR_PASSWORD.to_owned());
     // The scenarios send, from one address, what many customers and drivers would send from
     // many: no per-caller write limit (the gateway's own tests cover it).
-    c.write_rate_limit = 0;
+    c.edge.write_rate_limit = 0;
     c
 }
 

@@ -176,8 +176,10 @@ pub async fn fifty_concurrent_reservations_for_ten_seats_sell_exactly_ten(t: Top
 pub async fn reservations_are_taken_while_payment_is_down_and_complete_when_it_returns(
     t: Topology,
 ) {
-    let app =
-        TestApp::spawn_with(t, |c| c.payment_pending_after = Duration::from_millis(300)).await;
+    let app = TestApp::spawn_with(t, |c| {
+        c.services.reservation.payment_pending_after = Duration::from_millis(300);
+    })
+    .await;
     let api = &app.api;
     api.flight("KE1205", 5).await;
     for u in ["p1", "p2", "p3"] {
@@ -492,8 +494,8 @@ pub async fn a_departed_flight_is_neither_scheduled_nor_sold_nor_refunded(t: Top
 /// payment catches up. A refused request holds no seat.
 pub async fn reservations_pause_while_payment_is_overloaded(t: Topology) {
     let app = TestApp::spawn_with(t, |c| {
-        c.payment_backlog_limit = 2;
-        c.payment_pending_after = Duration::from_secs(2);
+        c.services.reservation.payment_backlog_limit = 2;
+        c.services.reservation.payment_pending_after = Duration::from_secs(2);
     })
     .await;
     let api = &app.api;

@@ -314,11 +314,11 @@ pub async fn the_breaker_opens_while_the_card_network_is_down_and_the_trip_compl
     t: Topology,
 ) {
     let app = TestApp::spawn_with(t, |c| {
-        c.pay_retries = 0;
-        c.pay_breaker_failures = 2;
+        c.services.dispatch.payment.retries = 0;
+        c.services.dispatch.payment.breaker_failures = 2;
         // Long enough that the calls below find it open however slow the machine; the recovery
         // below waits for it to half-open rather than for a fixed time.
-        c.pay_breaker_open_for = Duration::from_secs(3);
+        c.services.dispatch.payment.breaker_open_for = Duration::from_secs(3);
     })
     .await;
     let api = &app.api;
@@ -567,8 +567,8 @@ pub async fn nobody_accepts_so_the_system_cancels_within_the_deadline_and_tells_
     // The deadline leaves the first offer time to be made and run out on a loaded machine
     // (the second driver is offered the ride only after that).
     let app = TestApp::spawn_with(t, |c| {
-        c.dispatch_offer_timeout = Duration::from_millis(300);
-        c.dispatch_deadline = SEARCH_DEADLINE;
+        c.services.dispatch.offer_timeout = Duration::from_millis(300);
+        c.services.dispatch.search.deadline = SEARCH_DEADLINE;
     })
     .await;
     let api = &app.api;
@@ -922,8 +922,8 @@ pub async fn the_story_reads_in_order_after_a_notify_outage(t: Topology) {
 /// the radius is offered the next one.
 pub async fn a_driver_outside_the_pickup_radius_is_never_offered(t: Topology) {
     let app = TestApp::spawn_with(t, |c| {
-        c.dispatch_deadline = Duration::from_millis(1500);
-        c.dispatch_max_pickup_distance = 5_000.0;
+        c.services.dispatch.search.deadline = Duration::from_millis(1500);
+        c.services.dispatch.search.max_pickup_m = 5_000.0;
     })
     .await;
     let api = &app.api;
@@ -1110,7 +1110,10 @@ pub async fn a_declined_card_is_settled_in_cash_and_the_driver_is_free(t: Topolo
 pub async fn with_dispatch_paused_the_customer_is_answered_by_the_deadline_and_nothing_is_offered_after(
     t: Topology,
 ) {
-    let app = TestApp::spawn_with(t, |c| c.dispatch_deadline = Duration::from_secs(2)).await;
+    let app = TestApp::spawn_with(t, |c| {
+        c.services.dispatch.search.deadline = Duration::from_secs(2);
+    })
+    .await;
     let api = &app.api;
     api.register_driver("pz", NEAR).await;
     api.online("pz").await;
@@ -1162,7 +1165,10 @@ pub async fn with_dispatch_paused_the_customer_is_answered_by_the_deadline_and_n
 /// it (its consumer is paused) when its timer answers the customer. Book's answer stands;
 /// dispatch cancels the dispatch as expired and frees the driver.
 pub async fn a_dispatch_that_lands_after_the_system_cancel_is_compensated(t: Topology) {
-    let app = TestApp::spawn_with(t, |c| c.dispatch_deadline = Duration::from_secs(4)).await;
+    let app = TestApp::spawn_with(t, |c| {
+        c.services.dispatch.search.deadline = Duration::from_secs(4);
+    })
+    .await;
     let api = &app.api;
     api.register_driver("late", NEAR).await;
     api.online("late").await;

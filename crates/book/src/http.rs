@@ -37,8 +37,8 @@ pub fn router(db: Db, config: &Config) -> Router {
         db,
         // Retry-After counts whole seconds; never tell a client to retry at once.
         no_taxi_retry_after_secs: config.no_taxi_retry_after.as_secs_f64().ceil().max(1.0) as u64,
-        answer_within_ms: i64::try_from(config.dispatch_deadline.as_millis()).unwrap_or(i64::MAX),
-        max_pickup_m: config.max_pickup_m,
+        answer_within_ms: i64::try_from(config.search.deadline.as_millis()).unwrap_or(i64::MAX),
+        max_pickup_m: config.search.max_pickup_m,
     };
     routes().with_state(app).into()
 }

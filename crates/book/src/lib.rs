@@ -13,6 +13,7 @@ mod store;
 
 use std::time::Duration;
 
+use tanda_catalog::taxi::search::Search;
 use tanda_core::consumer::Consumer;
 use tanda_core::db::{Db, DbError, IsConflict, Migration};
 use tanda_core::service::ServiceParts;
@@ -36,25 +37,24 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
 pub use http::openapi;
 
 /// The book service's settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Serialize)]
+#[group(skip)] // each service calls its settings `Config`
 pub struct Config {
-    /// The `Retry-After` of a `503 no_taxi_available`: when a customer should try again.
+    /// `Retry-After` sent with `503 no_taxi_available` while no driver is available.
+    #[arg(global = true, long, env = "TANDA_NO_TAXI_RETRY_AFTER", default_value = "10s", value_parser = tanda_core::settings::duration)]
+    #[serde(serialize_with = "tanda_core::settings::write_duration")]
     pub no_taxi_retry_after: Duration,
-    /// How long after it is accepted a booking is answered at the latest (`--dispatch-deadline`,
-    /// the same dispatch searches for).
-    pub dispatch_deadline: Duration,
-    /// Only a driver available within this many metres of the pickup keeps `POST /books` from
-    /// answering `503 no_taxi_available` (`--dispatch-max-pickup-distance`, dispatch's radius).
-    pub max_pickup_m: f64,
+    /// Dispatch's search: a booking is answered by its deadline at the latest, and only a driver
+    /// available within its radius of the pickup keeps `POST /books` from answering
+    /// `503 no_taxi_available`. Set with dispatch's flags, and given to book as well.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub search: Search,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            no_taxi_retry_after: Duration::from_secs(10),
-            dispatch_deadline: Duration::from_secs(60),
-            max_pickup_m: 5_000.0,
-        }
+        tanda_core::settings::defaults()
     }
 }
 

@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use tanda_book::{Config, SPEC, build};
+use tanda_catalog::taxi::search::Search;
 use tanda_catalog::taxi::{
     CancelRejected, DispatchCancelled, DispatchFailed, DriverStatusChanged, EXPIRED,
     TaxiDispatched, TripEnded, TripStarted,
@@ -39,8 +40,10 @@ const DEADLINE_MS: i64 = 60_000;
 async fn service() -> Service {
     let config = Config {
         no_taxi_retry_after: Duration::from_secs(7),
-        dispatch_deadline: Duration::from_millis(DEADLINE_MS as u64),
-        max_pickup_m: 5_000.0,
+        search: Search {
+            deadline: Duration::from_millis(DEADLINE_MS as u64),
+            max_pickup_m: 5_000.0,
+        },
     };
     let harness = Harness::new(&SPEC, async |db| build(db, config).await.unwrap()).await;
     assert_eq!(harness.consumers.len(), 1);

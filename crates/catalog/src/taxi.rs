@@ -398,3 +398,31 @@ mod tests {
         assert_eq!(at(-0.001, -0.001), (-1, -1));
     }
 }
+
+/// The search both book and dispatch keep to: book answers each booking by its deadline and
+/// refuses one with no driver within the radius; dispatch searches that long, that far.
+pub mod search {
+    use std::time::Duration;
+
+    use tanda_core::settings;
+
+    /// Dispatch's search, as the operator sets it (`--dispatch-deadline`,
+    /// `--dispatch-max-pickup-distance`).
+    #[derive(Debug, Clone, PartialEq, clap::Args, serde::Serialize)]
+    pub struct Search {
+        /// How long a booking may wait for a driver before it is cancelled by the system.
+        #[arg(global = true, long = "dispatch-deadline", env = "TANDA_DISPATCH_DEADLINE", default_value = "60s", value_parser = settings::duration)]
+        #[serde(serialize_with = "settings::write_duration")]
+        pub deadline: Duration,
+
+        /// Only drivers within this distance of the pickup are offered a ride, e.g. `5km` or `800m`.
+        #[arg(global = true, long = "dispatch-max-pickup-distance", value_name = "DISTANCE", env = "TANDA_DISPATCH_MAX_PICKUP_DISTANCE", default_value = "5km", value_parser = settings::metres)]
+        pub max_pickup_m: f64,
+    }
+
+    impl Default for Search {
+        fn default() -> Self {
+            settings::defaults()
+        }
+    }
+}

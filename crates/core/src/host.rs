@@ -30,6 +30,7 @@ use crate::http::Path;
 use crate::lifecycle::{Lifecycle, termination_signal};
 use crate::problem::Problem;
 use crate::service::ServiceParts;
+use crate::settings;
 use crate::sql::query_scalar;
 
 mod connection;
@@ -429,11 +430,58 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self {
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: default_max_connections(),
-            drain_delay: DRAIN_DELAY,
+        HttpSettings::default().config()
+    }
+}
+
+/// How connections are treated, as the operator sets it (`--http-*`, `--drain-delay`).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args, serde::Serialize)]
+pub struct HttpSettings {
+    /// How long a client has to send a request's head — from connecting, or from the first byte
+    /// of its next request on a kept-alive connection — and then, again, its body. A connection
+    /// that takes longer is closed (a body that stops arriving is answered `408`).
+    #[arg(global = true, long = "http-header-timeout", env = "TANDA_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = settings::timeout)]
+    #[serde(serialize_with = "settings::write_duration")]
+    pub header_timeout: Duration,
+
+    /// How long a kept-alive connection may wait for its next request before it is closed. A
+    /// response in progress (a notification stream) is never cut. Tanda's own clients (the
+    /// gateway, dispatch calling pay) drop their idle connections after 30s: keep this above.
+    #[arg(global = true, long = "http-idle-timeout", env = "TANDA_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = settings::timeout)]
+    #[serde(serialize_with = "settings::write_duration")]
+    pub idle_timeout: Duration,
+
+    /// After SIGTERM (or Ctrl-C), how long to go on serving with `/readyz` answering 503, so that
+    /// load balancers stop sending requests before the listener closes: under Kubernetes, longer
+    /// than its endpoints take to follow (a few of kube-proxy's and an ingress's updates), and
+    /// shorter than `terminationGracePeriodSeconds` minus the time in-flight work needs. A second
+    /// signal stops at once. 0: stop at once.
+    #[arg(global = true, long = "drain-delay", env = "TANDA_DRAIN_DELAY", default_value = "5s", value_parser = settings::duration)]
+    #[serde(serialize_with = "settings::write_duration")]
+    pub drain_delay: Duration,
+
+    /// Connections served at once; each one beyond is answered `503 too_many_connections`
+    /// (`Retry-After: 1`) and closed. Default: half the process's open-file limit, at most 4096.
+    #[arg(global = true, long = "http-max-connections", env = "TANDA_HTTP_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        settings::defaults()
+    }
+}
+
+impl HttpSettings {
+    /// What [`serve`] is given.
+    pub fn config(&self) -> HttpConfig {
+        HttpConfig {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            drain_delay: self.drain_delay,
+            max_connections: self
+                .max_connections
+                .map_or_else(default_max_connections, |n| n as usize),
         }
     }
 }
@@ -447,9 +495,6 @@ pub fn default_max_connections() -> usize {
     let files = None;
     files.map_or(4096, |n| (n / 2).clamp(1, 4096) as usize)
 }
-
-/// The default [`HttpConfig::drain_delay`]: a few of kube-proxy's and an ingress's updates.
-pub const DRAIN_DELAY: Duration = Duration::from_secs(5);
 
 /// Connections beyond the cap being answered at once; any more are closed without an answer.
 const REFUSALS_AT_ONCE: usize = 64;

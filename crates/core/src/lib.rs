@@ -29,6 +29,7 @@ pub mod rate;
 pub mod recorder;
 pub mod retry;
 pub mod service;
+pub mod settings;
 pub mod sql;
 pub mod subscription;
 pub mod timers;

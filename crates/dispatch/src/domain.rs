@@ -19,22 +19,45 @@ use tanda_core::id::ClientId;
 
 /// Seoul-style meter: `base` covers the first `base_distance_m`, then `unit_price` for every full
 /// `unit_distance_m` (all in won and metres).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args, serde::Serialize)]
 pub struct Fare {
+    /// Fare: base fare in won, covering the first --fare-base-distance metres.
+    #[arg(
+        global = true,
+        long = "fare-base",
+        env = "TANDA_FARE_BASE",
+        default_value_t = 4800
+    )]
     pub base: i64,
+    /// Fare: metres covered by the base fare.
+    #[arg(
+        global = true,
+        long = "fare-base-distance",
+        env = "TANDA_FARE_BASE_DISTANCE",
+        default_value_t = 1600
+    )]
     pub base_distance_m: i64,
+    /// Fare: metres per meter step after the base distance.
+    #[arg(
+        global = true,
+        long = "fare-unit-distance",
+        env = "TANDA_FARE_UNIT_DISTANCE",
+        default_value_t = 131
+    )]
     pub unit_distance_m: i64,
+    /// Fare: won per meter step.
+    #[arg(
+        global = true,
+        long = "fare-unit-price",
+        env = "TANDA_FARE_UNIT_PRICE",
+        default_value_t = 100
+    )]
     pub unit_price: i64,
 }
 
 impl Default for Fare {
     fn default() -> Self {
-        Self {
-            base: 4800,
-            base_distance_m: 1600,
-            unit_distance_m: 131,
-            unit_price: 100,
-        }
+        tanda_core::settings::defaults()
     }
 }
 

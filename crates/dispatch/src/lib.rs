@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
+pub use tanda_catalog::taxi::search::Search;
 use tanda_core::consumer::Consumer;
 use tanda_core::db::Migration;
 use tanda_core::service::ServiceParts;
+use tanda_core::settings;
 use tanda_core::{Db, DbError};
 
 mod announce;
@@ -123,55 +125,71 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
     openapi,
 };
 
-#[derive(Debug, Clone, PartialEq)]
+/// Dispatch's settings.
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Serialize)]
+#[group(skip)] // each service calls its settings `Config`
 pub struct Config {
     /// How long a driver has to accept an offer before it goes to the next driver.
+    #[arg(global = true, long = "dispatch-offer-timeout", env = "TANDA_DISPATCH_OFFER_TIMEOUT", default_value = "15s", value_parser = settings::duration)]
+    #[serde(serialize_with = "settings::write_duration")]
     pub offer_timeout: Duration,
-    /// How long a booking may search for a driver before it fails, for bookings that do not say
-    /// when their answer is due (book's own `answerBy` rules otherwise).
-    pub deadline: Duration,
+    /// How long and how far a booking searches for a driver: the deadline is for bookings that
+    /// do not say when their answer is due (book's own `answerBy` rules otherwise).
+    #[command(flatten)]
+    pub search: Search,
+    #[command(flatten)]
     pub fare: Fare,
-    /// Average speed for the arrival time promised to the customer.
+    /// Average taxi speed used for arrival estimates, in km/h.
+    #[arg(
+        global = true,
+        long = "taxi-speed-kmh",
+        env = "TANDA_TAXI_SPEED_KMH",
+        default_value_t = 25.0
+    )]
     pub speed_kmh: f64,
+    #[command(flatten)]
     pub payment: PaymentPolicy,
-    /// Only drivers within this many metres of the pickup are offered the ride.
-    pub max_pickup_m: f64,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            offer_timeout: Duration::from_secs(15),
-            deadline: Duration::from_secs(60),
-            fare: Fare::default(),
-            speed_kmh: 25.0,
-            payment: PaymentPolicy::default(),
-            max_pickup_m: 5_000.0,
-        }
+        settings::defaults()
     }
 }
 
 /// How the pay call at the end of a trip protects itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args, serde::Serialize)]
 pub struct PaymentPolicy {
-    /// Per attempt.
+    /// Timeout of one call from dispatch to pay.
+    #[arg(global = true, long = "pay-timeout", env = "TANDA_PAY_TIMEOUT", default_value = "3s", value_parser = settings::duration)]
+    #[serde(serialize_with = "settings::write_duration")]
     pub timeout: Duration,
-    /// Extra attempts after an unavailable or timed-out one, with backoff 100 ms, 200 ms, ...
+    /// Extra attempts of a pay call that timed out or found pay unavailable, with backoff
+    /// 100 ms, 200 ms, ...
+    #[arg(
+        global = true,
+        long = "pay-retries",
+        env = "TANDA_PAY_RETRIES",
+        default_value_t = 2
+    )]
     pub retries: u32,
-    /// Consecutive failures that open the circuit breaker.
+    /// Consecutive pay failures that open the circuit breaker.
+    #[arg(
+        global = true,
+        long = "pay-breaker-failures",
+        env = "TANDA_PAY_BREAKER_FAILURES",
+        default_value_t = 5
+    )]
     pub breaker_failures: u32,
-    /// How long an open breaker fails fast before letting a trial call through.
+    /// How long the open breaker fails fast before letting a trial call through.
+    #[arg(global = true, long = "pay-breaker-open-for", env = "TANDA_PAY_BREAKER_OPEN_FOR", default_value = "30s", value_parser = settings::duration)]
+    #[serde(serialize_with = "settings::write_duration")]
     pub breaker_open_for: Duration,
 }
 
 impl Default for PaymentPolicy {
     fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(3),
-            retries: 2,
-            breaker_failures: 5,
-            breaker_open_for: Duration::from_secs(30),
-        }
+        settings::defaults()
     }
 }
 
@@ -208,14 +226,14 @@ pub async fn build(
     let available = { store::available_drivers(&mut db.reader().into()).await? };
     let rules = domain::Rules {
         offer_timeout: config.offer_timeout,
-        deadline: config.deadline,
+        deadline: config.search.deadline,
         fare: config.fare,
         speed_kmh: config.speed_kmh,
     };
     let store = Arc::new(store::Store::new(
         rules,
         Arc::new(AvailableDrivers::new(available)),
-        config.max_pickup_m,
+        config.search.max_pickup_m,
     ));
     let payments = payment::Payments::new(pay, config.payment);
     let breakers = vec![("pay", payments.breaker())];

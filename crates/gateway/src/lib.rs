@@ -26,10 +26,12 @@ use tanda_core::rate::{RateLimit, RateLimiter, limit_writes};
 mod admin;
 mod error;
 mod proxy;
+mod settings;
 
 pub use proxy::Upstreams;
 /// A service's base URL, e.g. `http://127.0.0.1:8081` (parses with `str::parse`).
 pub use reqwest::Url;
+pub use settings::EdgeSettings;
 
 /// Request bodies larger than this are refused with 413: no valid request comes close.
 const MAX_BODY_BYTES: usize = 64 * 1024;

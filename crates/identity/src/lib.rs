@@ -53,14 +53,26 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
 pub const OPERATOR: &str = "operator";
 
 /// Identity's settings.
-#[derive(Clone)]
+#[derive(Clone, clap::Args, serde::Serialize)]
+#[group(skip)] // each service calls its settings `Config`
 pub struct Config {
-    /// The operator's password; when absent, a random one is made at first start and logged once.
+    /// The operator account's password. Without it, a random one is made at first start and
+    /// printed once to the log. Setting it and restarting resets the operator's password.
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_OPERATOR_PASSWORD",
+        hide_env_values = true
+    )]
     pub operator_password: Option<String>,
-    /// How long an access token is valid.
+    /// How long an access token (and a web page session) stays valid.
+    #[arg(global = true, long, env = "TANDA_TOKEN_TTL", default_value = "1h", value_parser = tanda_core::settings::duration)]
+    #[serde(serialize_with = "tanda_core::settings::write_duration")]
     pub token_ttl: Duration,
     /// How long after a rotation the new signing key is first used: longer than a verifier
     /// waits between fetches of the JWKS, so that every verifier knows it by then.
+    #[arg(skip = 2 * tanda_core::jwt::MIN_REFETCH)]
+    #[serde(skip)]
     pub rotation_delay: Duration,
 }
 
@@ -79,11 +91,7 @@ impl std::fmt::Debug for Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            operator_password: None,
-            token_ttl: Duration::from_secs(3600),
-            rotation_delay: 2 * tanda_core::jwt::MIN_REFETCH,
-        }
+        tanda_core::settings::defaults()
     }
 }
 

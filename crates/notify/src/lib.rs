@@ -73,9 +73,12 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
 /// The service's public operations, documented (the same routes `build` serves).
 pub use http::openapi;
 
-#[derive(Debug, Clone, Default)]
+/// Notify's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args, serde::Serialize)]
+#[group(skip)] // each service calls its settings `Config`
 pub struct Config {
-    /// An absolute `http://` URL every notification is POSTed to; `None`: no webhook.
+    /// POST every notification as JSON to this http:// URL (at least once, in order).
+    #[arg(global = true, long = "notify-webhook", env = "TANDA_NOTIFY_WEBHOOK")]
     pub webhook: Option<String>,
 }
 

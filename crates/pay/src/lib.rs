@@ -6,12 +6,13 @@
 //! Dispatch calls it synchronously ([`PayApi`] in-process, `POST /pays` over HTTP — an internal
 //! route, which the gateway never serves); it reacts to no events and sets no timers. Code map: `domain` (the charge order and the payment), `store` (SQL),
 //! `api` (the charge flow), `http` (routes), `charge_log` (where the simulated card network
-//! keeps its charges: a table of its own in pay's database).
+//! keeps its charges: a table of its own in pay's database), `settings` (how the network starts).
 
 mod api;
 mod charge_log;
 mod domain;
 mod http;
+mod settings;
 mod store;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use domain::AmountMismatch;
 /// The service's public operations, documented (the same routes `build` serves publicly;
 /// `POST /pays`, internal, is not among them).
 pub use http::openapi;
+pub use settings::Config;
 
 pub const NAME: &str = tanda_catalog::taxi::pay::SERVICE;
 

@@ -7,7 +7,6 @@ use anyhow::Context;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use reqwest::Url;
-use tanda_cardnet::NetworkMode;
 use tanda_catalog::taxi::pay::{Pay, PayRequest};
 use tanda_core::Db;
 use tanda_core::credential::ServiceSecret;
@@ -60,20 +59,49 @@ impl Registered {
     }
 }
 
-/// What building a service takes besides its database: each service's settings, the process's
+/// What building a service takes besides its database: the services' settings, the process's
 /// lifecycle, and how a service reaches those it calls.
 pub struct Env {
     pub lifecycle: Lifecycle,
-    pub book: tanda_book::Config,
-    pub dispatch: tanda_dispatch::Config,
-    /// The simulated card network pay charges (see `tanda-cardnet`).
-    pub card_network: NetworkMode,
-    pub reservation: tanda_reservation::Config,
-    pub notify: tanda_notify::Config,
-    pub identity: tanda_identity::Config,
+    pub settings: Settings,
     pub calls: Calls,
     /// What services built in this process hand to each other, filled as they are built.
     pub built: Built,
+}
+
+/// Every service's own settings, each declared once in its crate (`tanda_core::settings`); the
+/// binary's command line flattens this. A service with knobs adds its field here.
+#[derive(Debug, Clone, clap::Args, serde::Serialize)]
+pub struct Settings {
+    #[command(flatten)]
+    pub book: tanda_book::Config,
+    #[command(flatten)]
+    pub dispatch: tanda_dispatch::Config,
+    #[command(flatten)]
+    pub pay: tanda_pay::Config,
+    #[command(flatten)]
+    pub reservation: tanda_reservation::Config,
+    #[command(flatten)]
+    pub notify: tanda_notify::Config,
+    #[command(flatten)]
+    pub identity: tanda_identity::Config,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        tanda_core::settings::defaults()
+    }
+}
+
+impl Settings {
+    /// Book's settings, with dispatch's search: book answers each booking by dispatch's deadline
+    /// and refuses one with no driver within dispatch's pickup radius.
+    pub fn book(&self) -> tanda_book::Config {
+        tanda_book::Config {
+            search: self.dispatch.search.clone(),
+            ..self.book.clone()
+        }
+    }
 }
 
 /// How a service reaches the internal routes of another it calls (`ServiceSpec::calls`).
@@ -124,18 +152,18 @@ pub(crate) async fn dispatch(db: Db, env: &Env) -> anyhow::Result<ServiceParts> 
         Some((url, secret)) => Arc::new(tanda_dispatch::HttpPay::new(url, secret)),
         None => Arc::new(InProcessPay(env.built.pay.clone())),
     };
-    Ok(tanda_dispatch::build(db, env.dispatch.clone(), pay).await?)
+    Ok(tanda_dispatch::build(db, env.settings.dispatch.clone(), pay).await?)
 }
 
 pub(crate) async fn pay(db: Db, env: &Env) -> anyhow::Result<ServiceParts> {
-    let network = tanda_pay::card_network(&db, env.card_network);
+    let network = tanda_pay::card_network(&db, env.settings.pay.network_mode());
     let (parts, api) = tanda_pay::build(db, network).await?;
     let _ = env.built.pay.set(api);
     Ok(parts)
 }
 
 pub(crate) async fn identity(db: Db, env: &Env) -> anyhow::Result<ServiceParts> {
-    let (parts, keys) = tanda_identity::build(db, env.identity.clone()).await?;
+    let (parts, keys) = tanda_identity::build(db, env.settings.identity.clone()).await?;
     let _ = env.built.keys.set(keys);
     Ok(parts)
 }

@@ -13,13 +13,13 @@ use tanda_core::consumer::Source;
 use tanda_core::nats::NatsSource;
 use tanda_core::service::{ServiceParts, ServiceSpec};
 
-pub use build::{Built, Calls, Env, Registered};
+pub use build::{Built, Calls, Env, Registered, Settings};
 
 /// Every service, gateway aside, in the order of their ports (`tanda serve --help`).
 pub static SERVICES: [Registered; 10] = [
     registered!(tanda_book, |db, env| tanda_book::build(
         db,
-        env.book.clone()
+        env.settings.book()
     )
     .await?),
     registered!(tanda_dispatch, |db, env| build::dispatch(db, env).await?),
@@ -27,7 +27,7 @@ pub static SERVICES: [Registered; 10] = [
     registered!(tanda_ride_history, |db, _env| tanda_ride_history::build(db)
         .await?),
     registered!(tanda_reservation, |db, env| {
-        tanda_reservation::build(db, env.reservation.clone()).await?
+        tanda_reservation::build(db, env.settings.reservation.clone()).await?
     }),
     registered!(tanda_payment, |db, _env| tanda_payment::build(db).await?),
     registered!(tanda_ticket, |db, _env| tanda_ticket::build(db).await?),
@@ -35,7 +35,7 @@ pub static SERVICES: [Registered; 10] = [
         tanda_reservation_view::build(db).await?
     }),
     registered!(tanda_notify, |db, env| {
-        tanda_notify::build(db, env.notify.clone(), &env.lifecycle).await?
+        tanda_notify::build(db, env.settings.notify.clone(), &env.lifecycle).await?
     }),
     registered!(tanda_identity, |db, env| build::identity(db, env).await?),
 ];

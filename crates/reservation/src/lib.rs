@@ -38,21 +38,28 @@ pub const SPEC: tanda_core::service::ServiceSpec = tanda_core::service::ServiceS
 pub use http::openapi;
 
 /// The reservation service's settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args, serde::Serialize)]
+#[group(skip)] // each service calls its settings `Config`
 pub struct Config {
-    /// How long a reservation waits for payment's answer before it shows `PENDING`.
+    /// How long a reservation waits for its payment result before it shows `PENDING`
+    /// ("payment delayed"); it completes by itself when payment answers.
+    #[arg(global = true, long, env = "TANDA_PAYMENT_PENDING_AFTER", default_value = "5s", value_parser = tanda_core::settings::duration)]
+    #[serde(serialize_with = "tanda_core::settings::write_duration")]
     pub payment_pending_after: Duration,
-    /// With this many reservations waiting for payment's answer, new ones are refused for a
-    /// moment (`503 payment_overloaded`); 0: never.
+    /// With this many reservations waiting for payment's answer, `POST /reservations` answers
+    /// `503 payment_overloaded` (with `Retry-After`) until payment catches up; 0: never.
+    #[arg(
+        global = true,
+        long,
+        env = "TANDA_PAYMENT_BACKLOG_LIMIT",
+        default_value_t = 1000
+    )]
     pub payment_backlog_limit: u64,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            payment_pending_after: Duration::from_secs(5),
-            payment_backlog_limit: 1000,
-        }
+        tanda_core::settings::defaults()
     }
 }
 

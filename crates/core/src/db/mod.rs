@@ -95,6 +95,15 @@ impl FromStr for Durability {
     }
 }
 
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Normal => "normal",
+            Self::Full => "full",
+        })
+    }
+}
+
 /// One service's database: where units of work write, where reads go, and the signals that wake
 /// the consumers of its outbox and its timer loop after a commit.
 #[derive(Clone)]
