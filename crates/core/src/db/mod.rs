@@ -31,7 +31,7 @@ mod uow;
 
 pub use error::{DbError, EngineError};
 pub use migrate::Migration;
-use sqlite::{Checkpointer, Queued, SqliteWriter};
+use sqlite::{SqliteEngine, SqliteWriter};
 pub use sqlite::{SqliteReaders, private_dir};
 pub use uow::{StoredResponse, Timer, Uow};
 
@@ -113,15 +113,7 @@ pub struct Db {
 
 struct DbInner {
     name: String,
-    dialect: Dialect,
-    durability: Durability,
-    /// SQLite only: the one connection that writes, held by a unit of work from `begin` until
-    /// it has committed or released its savepoint (see [`SqliteWriter`]).
-    writer: Option<Arc<tokio::sync::Mutex<SqliteWriter>>>,
-    /// SQLite only: units of work waiting for the writer.
-    queued: AtomicUsize,
-    /// PostgreSQL only: the pool units of work take their connection from.
-    pool: Option<PgPool>,
+    engine: Engine,
     reader: Reader,
     clock: Arc<dyn Clock>,
     outbox_signal: watch::Sender<u64>,
@@ -132,11 +124,16 @@ struct DbInner {
     /// `tanda_transactions_total{db}`: the transactions those units committed in (fewer than the
     /// units under load, when units share one).
     transactions: metrics::Counter,
-    /// SQLite only: wakes the [`Checkpointer`] after a commit.
-    checkpoint: Option<Checkpointer>,
     /// The event types the service declares it publishes, once the process has said
     /// ([`Db::declare_produces`]); a unit of work publishing another is a bug.
     produces: std::sync::OnceLock<&'static [&'static str]>,
+}
+
+/// The engine a database runs on, with what only that engine has.
+enum Engine {
+    Sqlite(SqliteEngine),
+    /// The pool units of work take their connection from.
+    Postgres(PgPool),
 }
 
 /// Where queries outside a unit of work run (`db.reader()`): GETs, projections' reads.
@@ -157,33 +154,13 @@ impl Reader {
 }
 
 impl Db {
-    fn build(
-        name: &str,
-        dialect: Dialect,
-        durability: Durability,
-        writer: Option<(rusqlite::Connection, Checkpointer)>,
-        pool: Option<PgPool>,
-        reader: Reader,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    fn build(name: &str, engine: Engine, reader: Reader, clock: Arc<dyn Clock>) -> Self {
         // The recorder must exist before the commit counter is registered with it.
         crate::recorder::handle();
-        let (writer, checkpoint) = writer.unzip();
         Self {
             inner: Arc::new(DbInner {
                 name: name.to_owned(),
-                dialect,
-                durability,
-                checkpoint,
-                writer: writer.map(|conn| {
-                    Arc::new(tokio::sync::Mutex::new(SqliteWriter {
-                        conn,
-                        group: None,
-                        savepoint: false,
-                    }))
-                }),
-                queued: AtomicUsize::new(0),
-                pool,
+                engine,
                 reader,
                 clock,
                 outbox_signal: watch::channel(0).0,
@@ -208,7 +185,10 @@ impl Db {
     }
 
     pub fn dialect(&self) -> Dialect {
-        self.inner.dialect
+        match self.inner.engine {
+            Engine::Sqlite(_) => Dialect::Sqlite,
+            Engine::Postgres(_) => Dialect::Postgres,
+        }
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -226,17 +206,9 @@ impl Db {
 
     /// Starts a unit of work on the writer.
     pub async fn begin(&self) -> Result<Uow, DbError> {
-        let tx = match (&self.inner.writer, &self.inner.pool) {
-            (Some(writer), _) => {
-                let mut writer = {
-                    let _queued = Queued::enter(&self.inner.queued);
-                    writer.clone().lock_owned().await
-                };
-                writer.start_unit()?;
-                TxState::Sqlite(writer)
-            }
-            (None, Some(pool)) => TxState::Postgres(pool.begin().await?),
-            (None, None) => unreachable!("a database has a writer or a pool"),
+        let tx = match &self.inner.engine {
+            Engine::Sqlite(sqlite) => TxState::Sqlite(sqlite.start_unit().await?),
+            Engine::Postgres(pool) => TxState::Postgres(pool.begin().await?),
         };
         Ok(Uow {
             tx: Tx(tx),
@@ -277,7 +249,7 @@ impl Db {
     /// lock on a dedicated connection, so it is released when the holder exits or dies; SQLite
     /// has one process, which always leads.
     pub async fn try_lead(&self, job: &str) -> Result<Option<Leadership>, DbError> {
-        let Some(pool) = &self.inner.pool else {
+        let Engine::Postgres(pool) = &self.inner.engine else {
             return Ok(Some(Leadership { conn: None }));
         };
         let mut conn = pool.acquire().await?;

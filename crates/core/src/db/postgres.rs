@@ -56,10 +56,7 @@ impl Db {
             .await?;
         Ok(Self::build(
             name,
-            Dialect::Postgres,
-            Durability::Full,
-            None,
-            Some(pool.clone()),
+            Engine::Postgres(pool.clone()),
             Reader(ReaderKind::Postgres(pool)),
             clock,
         ))

@@ -215,12 +215,19 @@ impl Db {
             idle: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         };
+        let engine = SqliteEngine {
+            writer: Arc::new(tokio::sync::Mutex::new(SqliteWriter {
+                conn: writer,
+                group: None,
+                savepoint: false,
+            })),
+            queued: AtomicUsize::new(0),
+            durability,
+            checkpoint,
+        };
         Ok(Self::build(
             name,
-            Dialect::Sqlite,
-            durability,
-            Some((writer, checkpoint)),
-            None,
+            Engine::Sqlite(engine),
             Reader(ReaderKind::Sqlite(readers)),
             clock,
         ))
@@ -310,9 +317,36 @@ pub(super) fn sqlite_open(path: &Path, synchronous: &str) -> Result<rusqlite::Co
     Ok(conn)
 }
 
+/// What only a SQLite database has.
+pub(super) struct SqliteEngine {
+    /// The one connection that writes, held by a unit of work from `begin` until it has
+    /// committed or released its savepoint (see [`SqliteWriter`]).
+    pub(super) writer: Arc<tokio::sync::Mutex<SqliteWriter>>,
+    /// Units of work waiting for the writer.
+    pub(super) queued: AtomicUsize,
+    pub(super) durability: Durability,
+    /// Woken after a commit.
+    pub(super) checkpoint: Checkpointer,
+}
+
+impl SqliteEngine {
+    /// Waits for the writer (counted as queued meanwhile) and starts a unit on it.
+    pub(super) async fn start_unit(&self) -> Result<OwnedMutexGuard<SqliteWriter>, DbError> {
+        let mut writer = {
+            let _queued = Queued::enter(&self.queued);
+            self.writer.clone().lock_owned().await
+        };
+        writer.start_unit()?;
+        Ok(writer)
+    }
+}
+
 impl Db {
-    pub(super) fn sqlite_writer(&self) -> &Arc<tokio::sync::Mutex<SqliteWriter>> {
-        self.inner.writer.as_ref().expect("a SQLite database")
+    pub(super) fn sqlite(&self) -> &SqliteEngine {
+        match &self.inner.engine {
+            Engine::Sqlite(sqlite) => sqlite,
+            Engine::Postgres(_) => panic!("only a unit of work on SQLite holds the writer"),
+        }
     }
 
     /// Commits the open SQLite transaction for every unit in it, runs their after-commit hooks in
@@ -325,7 +359,8 @@ impl Db {
             return Ok(());
         };
         let commit = |conn: &mut rusqlite::Connection| conn.execute_batch("COMMIT");
-        let done = match self.inner.durability {
+        let sqlite = self.sqlite();
+        let done = match sqlite.durability {
             // NORMAL: the commit appends to the WAL without waiting for the disk.
             Durability::Normal => commit(&mut writer.conn),
             // FULL waits for the disk: let the runtime move other tasks off this thread.
@@ -342,9 +377,7 @@ impl Db {
         }
         self.inner.commits.increment(group.finished);
         self.inner.transactions.increment(1);
-        if let Some(checkpoint) = &self.inner.checkpoint {
-            checkpoint.after_commit();
-        }
+        sqlite.checkpoint.after_commit();
         // Before the next unit can begin, so that in-memory state follows the commits in order.
         for f in group.hooks {
             f();

@@ -260,7 +260,7 @@ impl Uow {
         group.hooks.extend(after_commit);
         group.wrote_outbox |= wrote_outbox;
         group.wrote_timers |= wrote_timers;
-        if db.inner.queued.load(Ordering::Relaxed) == 0 || group.finished >= GROUP_MAX {
+        if db.sqlite().queued.load(Ordering::Relaxed) == 0 || group.finished >= GROUP_MAX {
             return db.commit_group(writer);
         }
         // Others wait for the writer: leave the transaction open for them. The last of them, or
@@ -269,7 +269,7 @@ impl Uow {
         if !std::mem::replace(&mut group.committer, true) {
             let db = db.clone();
             tokio::spawn(async move {
-                let writer = db.sqlite_writer().clone().lock_owned().await;
+                let writer = db.sqlite().writer.clone().lock_owned().await;
                 // Whatever transaction is open now (this one may have been committed already);
                 // its units hear of a failure through `done`.
                 let _ = db.commit_group(writer);
