@@ -86,32 +86,7 @@ impl Cluster {
         dist: &Distributed,
         replicas: usize,
     ) -> anyhow::Result<Cluster> {
-        if run.http_addr.is_some() {
-            bail!("the cluster's gateway listens on --base-port; --http-addr is per process");
-        }
-        let logs = run.data_dir.join("logs");
-        tanda_core::db::private_dir(&run.data_dir)
-            .and_then(|()| std::fs::create_dir_all(&logs))
-            .with_context(|| format!("creating {}", logs.display()))?;
-        let mut env = run.to_env();
-        env.extend(dist.to_env());
-        // Only the processes that need it are given the service secret (see `spawn`).
-        env.retain(|(k, _)| k != SERVICE_SECRET_ENV);
-        let service_secret = dist
-            .service_secret
-            .clone()
-            .unwrap_or_else(ServiceSecret::random);
-        let mut cluster = Cluster {
-            program: program.to_path_buf(),
-            gateway: SocketAddr::from(([127, 0, 0, 1], 0)),
-            addrs: BTreeMap::new(),
-            children: BTreeMap::new(),
-            extra: Vec::new(),
-            extra_starting: Vec::new(),
-            env,
-            service_secret,
-            logs,
-        };
+        let mut cluster = Self::prepare(program, run, dist)?;
         let at = |service: Service| {
             let port = match dist.base_port {
                 0 => 0,
@@ -130,65 +105,114 @@ impl Cluster {
             if wave.is_empty() {
                 bail!("services that call each other in a circle cannot start one after the other");
             }
-            cluster.env.retain(|(k, _)| k != "TANDA_UPSTREAMS");
-            let upstreams: Vec<String> = cluster
-                .addrs
-                .iter()
-                .filter(|(name, _)| **name != Service::Gateway.name())
-                .map(|(name, addr)| format!("{name}=http://{addr}"))
-                .collect();
-            if !upstreams.is_empty() {
-                cluster
-                    .env
-                    .push(("TANDA_UPSTREAMS".into(), upstreams.join(",")));
-            }
-            let mut started = Vec::new();
-            for service in &wave {
-                started.push((
-                    *service,
-                    cluster.spawn(*service, at(*service), service.name())?,
-                ));
-                let more = if *service == Service::Gateway {
-                    0
-                } else {
-                    replicas.saturating_sub(1)
-                };
-                for n in 0..more {
-                    let label = format!("{}-{}", service.name(), n + 2);
-                    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-                    let process = cluster.spawn(*service, any_port, &label)?;
-                    cluster.extra_starting.push((label, process));
-                }
-            }
-            for (service, mut process) in started {
-                let Some(addr) = process.listening().await else {
-                    bail!(
-                        "{} did not start listening; see {}",
-                        service.name(),
-                        cluster.log(service.name()).display()
-                    );
-                };
-                cluster.addrs.insert(service.name(), addr);
-                cluster.children.insert(service.name(), process.child);
-            }
+            cluster.start_wave(&wave, replicas, at).await?;
             waiting = rest;
         }
         cluster.gateway = cluster.addrs[Service::Gateway.name()];
         for service in Service::all() {
             cluster.wait_ready(*service).await?;
         }
-        for (label, mut process) in std::mem::take(&mut cluster.extra_starting) {
+        cluster.wait_extra_ready().await?;
+        Ok(cluster)
+    }
+
+    /// A cluster with nothing started yet: its logs directory made, the environment every
+    /// process is given, the service secret.
+    fn prepare(program: &Path, run: &RunConfig, dist: &Distributed) -> anyhow::Result<Cluster> {
+        if run.http_addr.is_some() {
+            bail!("the cluster's gateway listens on --base-port; --http-addr is per process");
+        }
+        let logs = run.data_dir.join("logs");
+        tanda_core::db::private_dir(&run.data_dir)
+            .and_then(|()| std::fs::create_dir_all(&logs))
+            .with_context(|| format!("creating {}", logs.display()))?;
+        let mut env = run.to_env();
+        env.extend(dist.to_env());
+        // Only the processes that need it are given the service secret (see `spawn`).
+        env.retain(|(k, _)| k != SERVICE_SECRET_ENV);
+        let service_secret = dist
+            .service_secret
+            .clone()
+            .unwrap_or_else(ServiceSecret::random);
+        Ok(Cluster {
+            program: program.to_path_buf(),
+            gateway: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addrs: BTreeMap::new(),
+            children: BTreeMap::new(),
+            extra: Vec::new(),
+            extra_starting: Vec::new(),
+            env,
+            service_secret,
+            logs,
+        })
+    }
+
+    /// Starts `wave`'s services (each told where every service already listening is), the first
+    /// instance of each at `at`, and waits until those listen; the other replicas start on free
+    /// ports and are waited for at the end.
+    async fn start_wave(
+        &mut self,
+        wave: &[Service],
+        replicas: usize,
+        at: impl Fn(Service) -> SocketAddr,
+    ) -> anyhow::Result<()> {
+        self.env.retain(|(k, _)| k != "TANDA_UPSTREAMS");
+        let upstreams: Vec<String> = self
+            .addrs
+            .iter()
+            .filter(|(name, _)| **name != Service::Gateway.name())
+            .map(|(name, addr)| format!("{name}=http://{addr}"))
+            .collect();
+        if !upstreams.is_empty() {
+            self.env
+                .push(("TANDA_UPSTREAMS".into(), upstreams.join(",")));
+        }
+        let mut started = Vec::new();
+        for service in wave {
+            started.push((
+                *service,
+                self.spawn(*service, at(*service), service.name())?,
+            ));
+            let more = if *service == Service::Gateway {
+                0
+            } else {
+                replicas.saturating_sub(1)
+            };
+            for n in 0..more {
+                let label = format!("{}-{}", service.name(), n + 2);
+                let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+                let process = self.spawn(*service, any_port, &label)?;
+                self.extra_starting.push((label, process));
+            }
+        }
+        for (service, mut process) in started {
+            let Some(addr) = process.listening().await else {
+                bail!(
+                    "{} did not start listening; see {}",
+                    service.name(),
+                    self.log(service.name()).display()
+                );
+            };
+            self.addrs.insert(service.name(), addr);
+            self.children.insert(service.name(), process.child);
+        }
+        Ok(())
+    }
+
+    /// Waits until every replica beyond the first of each service is ready.
+    async fn wait_extra_ready(&mut self) -> anyhow::Result<()> {
+        for (label, mut process) in std::mem::take(&mut self.extra_starting) {
             let ready = match process.listening().await {
-                Some(addr) => wait_ready(&label, addr, &mut process.child, &cluster.logs).await,
+                Some(addr) => wait_ready(&label, addr, &mut process.child, &self.logs).await,
                 None => Err(anyhow::anyhow!(
                     "{label} did not start listening; see {}",
-                    cluster.log(&label).display()
+                    self.log(&label).display()
                 )),
             };
-            cluster.extra.push(process.child);
+            self.extra.push(process.child);
             ready?;
         }
-        Ok(cluster)
+        Ok(())
     }
 
     /// Starts one more instance of `service` on a free port, with the same configuration (so the

@@ -354,78 +354,17 @@ impl Consumers {
         cancel: &CancellationToken,
     ) -> bool {
         let envelope: Result<Envelope, _> = serde_json::from_str(raw);
-        let mut attempt = 0;
-        let mut races = 0;
-        let mut last_error;
-        // While the infrastructure is down: how long to wait before each next try, and since when.
-        let mut waits = retry::backoff();
-        let mut waiting_since: Option<tokio::time::Instant> = None;
-        loop {
-            let outcome = match &envelope {
-                Ok(event) => {
-                    let span = info_span!("event", id = %event.id, r#type = %event.kind, correlation_id = %event.correlation_id);
-                    handle_once(c, cursor, event).instrument(span).await
-                }
-                Err(e) => Err(format!("not an event envelope: {e}").into()),
-            };
-            match outcome {
-                Ok(()) => {
-                    metrics::counter!("tanda_events_handled_total", "consumer" => c.name)
-                        .increment(1);
-                    if let Some(since) = waiting_since {
-                        info!(consumer = c.name, waited = ?since.elapsed(), "the infrastructure is back; delivering again");
-                    }
-                    return true;
-                }
-                Err(e) if lost_race(e.as_ref()) && races < MAX_RACES => {
-                    // Not the event's fault: run it again on the new state.
-                    races += 1;
-                    tokio::time::sleep(Duration::from_millis(u64::from(races.min(20)))).await;
-                    continue;
-                }
-                Err(e) if retry::is_transient(e.as_ref()) => {
-                    // Not the event's fault either: wait for as long as the outage lasts, and
-                    // the whole consumer waits with it (it delivers one event at a time).
-                    metrics::counter!("tanda_consumer_transient_failures_total", "consumer" => c.name)
-                        .increment(1);
-                    if waiting_since.is_none() {
-                        waiting_since = Some(tokio::time::Instant::now());
-                        warn!(consumer = c.name, error = %e, "the infrastructure is unavailable; waiting for it");
-                    }
-                    let pause = waits.next().unwrap_or(retry::CAP);
-                    if sleep_or_cancel(pause, cancel).await {
-                        return false;
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    attempt += 1;
-                    last_error = e.to_string();
-                    warn!(consumer = c.name, attempt, error = %last_error, "handler failed");
-                }
-            }
-            if attempt >= MAX_ATTEMPTS {
-                break;
-            }
-            if sleep_or_cancel(Duration::from_millis(50 << attempt), cancel).await {
-                return false;
-            }
-        }
-        // Park it and move on, so one poison event never blocks the stream.
-        loop {
-            match park(c, cursor, raw, envelope.as_ref().ok(), &last_error, attempt).await {
-                Ok(()) => {
-                    error!(consumer = c.name, error = %last_error, "event parked as a dead letter");
-                    metrics::counter!("tanda_dead_letters_parked_total", "consumer" => c.name)
-                        .increment(1);
-                    return true;
-                }
-                Err(e) => {
-                    warn!(error = %e, "cannot park the event; retrying");
-                    if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), cancel).await {
-                        return false;
-                    }
-                }
+        match handle_until_settled(c, cursor, &envelope, cancel).await {
+            Settled::Handled => true,
+            Settled::Interrupted => false,
+            Settled::Poison { error, attempts } => {
+                let poison = Poison {
+                    raw,
+                    envelope: envelope.as_ref().ok(),
+                    error: &error,
+                    attempts,
+                };
+                park_until_kept(c, cursor, poison, cancel).await
             }
         }
     }
@@ -708,11 +647,9 @@ async fn handle_once(
 async fn park(
     c: &Consumer,
     cursor: Option<(&str, i64)>,
-    raw: &str,
-    event: Option<&Envelope>,
-    error: &str,
-    attempts: u32,
+    poison: &Poison<'_>,
 ) -> Result<(), DbError> {
+    let event = poison.envelope;
     let mut uow = c.db.begin().await?;
     query(
         "INSERT INTO dead_letters (id, consumer, event_id, type, envelope, error, attempts, parked_at)
@@ -722,9 +659,9 @@ async fn park(
     .bind(c.name)
     .bind(event.map_or("", |e| e.id.as_str()))
     .bind(event.map_or("", |e| e.kind.as_str()))
-    .bind(raw)
-    .bind(error)
-    .bind(attempts as i32)
+    .bind(poison.raw)
+    .bind(poison.error)
+    .bind(poison.attempts as i32)
     .bind(uow.now())
     .execute(uow.conn())
     .await?;
@@ -755,5 +692,112 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => false,
         _ = cancel.cancelled() => true,
+    }
+}
+
+/// How trying an event ended.
+enum Settled {
+    Handled,
+    /// Shutdown came first.
+    Interrupted,
+    /// The handler refused it `attempts` times, the last with `error`.
+    Poison {
+        error: String,
+        attempts: u32,
+    },
+}
+
+/// Runs `c`'s handler on the event until it succeeds, shutdown interrupts, or it has failed
+/// [`MAX_ATTEMPTS`] times on its own. A lost race runs it again at once on the new state; a
+/// transient failure (the database, the broker) waits for as long as the outage lasts, and the
+/// whole consumer waits with it: neither counts as an attempt.
+async fn handle_until_settled(
+    c: &Consumer,
+    cursor: Option<(&str, i64)>,
+    envelope: &Result<Envelope, serde_json::Error>,
+    cancel: &CancellationToken,
+) -> Settled {
+    let mut attempts = 0;
+    let mut races = 0;
+    let mut waits = retry::backoff();
+    let mut waiting_since: Option<tokio::time::Instant> = None;
+    loop {
+        let outcome = match envelope {
+            Ok(event) => {
+                let span = info_span!("event", id = %event.id, r#type = %event.kind, correlation_id = %event.correlation_id);
+                handle_once(c, cursor, event).instrument(span).await
+            }
+            Err(e) => Err(format!("not an event envelope: {e}").into()),
+        };
+        let pause = match outcome {
+            Ok(()) => {
+                metrics::counter!("tanda_events_handled_total", "consumer" => c.name).increment(1);
+                if let Some(since) = waiting_since {
+                    info!(consumer = c.name, waited = ?since.elapsed(), "the infrastructure is back; delivering again");
+                }
+                return Settled::Handled;
+            }
+            Err(e) if lost_race(e.as_ref()) && races < MAX_RACES => {
+                races += 1;
+                tokio::time::sleep(Duration::from_millis(u64::from(races.min(20)))).await;
+                continue;
+            }
+            Err(e) if retry::is_transient(e.as_ref()) => {
+                metrics::counter!("tanda_consumer_transient_failures_total", "consumer" => c.name)
+                    .increment(1);
+                if waiting_since.is_none() {
+                    waiting_since = Some(tokio::time::Instant::now());
+                    warn!(consumer = c.name, error = %e, "the infrastructure is unavailable; waiting for it");
+                }
+                waits.next().unwrap_or(retry::CAP)
+            }
+            Err(e) => {
+                attempts += 1;
+                let error = e.to_string();
+                warn!(consumer = c.name, attempt = attempts, error = %error, "handler failed");
+                if attempts >= MAX_ATTEMPTS {
+                    return Settled::Poison { error, attempts };
+                }
+                Duration::from_millis(50 << attempts)
+            }
+        };
+        if sleep_or_cancel(pause, cancel).await {
+            return Settled::Interrupted;
+        }
+    }
+}
+
+/// An event its handler refused for good.
+struct Poison<'a> {
+    raw: &'a str,
+    envelope: Option<&'a Envelope>,
+    error: &'a str,
+    attempts: u32,
+}
+
+/// Parks the poison event as a dead letter, retrying while its database is unavailable, so one
+/// poison event never blocks the stream. False if shutdown came first.
+async fn park_until_kept(
+    c: &Consumer,
+    cursor: Option<(&str, i64)>,
+    poison: Poison<'_>,
+    cancel: &CancellationToken,
+) -> bool {
+    let mut waits = retry::backoff();
+    loop {
+        match park(c, cursor, &poison).await {
+            Ok(()) => {
+                error!(consumer = c.name, error = %poison.error, "event parked as a dead letter");
+                metrics::counter!("tanda_dead_letters_parked_total", "consumer" => c.name)
+                    .increment(1);
+                return true;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot park the event; retrying");
+                if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), cancel).await {
+                    return false;
+                }
+            }
+        }
     }
 }

@@ -509,24 +509,7 @@ pub async fn serve(
     lifecycle: Lifecycle,
     config: HttpConfig,
 ) -> std::io::Result<()> {
-    let on_signal = lifecycle.clone();
-    let token = lifecycle.token();
-    let drain_delay = config.drain_delay;
-    let mut shutdown = pin!(async move {
-        let signalled = tokio::select! {
-            _ = termination_signal() => true,
-            _ = token.cancelled() => false,
-        };
-        on_signal.begin_shutdown();
-        if signalled {
-            info!(drain_delay = ?drain_delay, "shutdown requested; draining");
-            tokio::select! {
-                _ = tokio::time::sleep(drain_delay) => {}
-                _ = termination_signal() => info!("asked again; stopping now"),
-                _ = token.cancelled() => {}
-            }
-        }
-    });
+    let mut shutdown = pin!(shutdown_begun(lifecycle.clone(), config.drain_delay));
     let connections = TaskTracker::new();
     let closing = CancellationToken::new();
     let slots = Arc::new(Semaphore::new(config.max_connections));
@@ -548,27 +531,24 @@ pub async fn serve(
                 }
             }
         };
-        match slots.clone().try_acquire_owned() {
-            Ok(slot) => {
-                let (router, closing) = (router.clone(), closing.clone());
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics::counter!("tanda_http_connections_refused_total").increment(1);
+            if let Ok(refusing) = refusals.clone().try_acquire_owned() {
                 connections.spawn(async move {
-                    let open = metrics::gauge!("tanda_http_connections");
-                    open.increment(1.0);
-                    connection::run(stream, peer, router, config, closing).await;
-                    open.decrement(1.0);
-                    drop(slot);
+                    connection::refuse(stream).await;
+                    drop(refusing);
                 });
             }
-            Err(_) => {
-                metrics::counter!("tanda_http_connections_refused_total").increment(1);
-                if let Ok(refusing) = refusals.clone().try_acquire_owned() {
-                    connections.spawn(async move {
-                        connection::refuse(stream).await;
-                        drop(refusing);
-                    });
-                }
-            }
-        }
+            continue;
+        };
+        let (router, closing) = (router.clone(), closing.clone());
+        connections.spawn(async move {
+            let open = metrics::gauge!("tanda_http_connections");
+            open.increment(1.0);
+            connection::run(stream, peer, router, config, closing).await;
+            open.decrement(1.0);
+            drop(slot);
+        });
     }
     drop(listener);
     closing.cancel();
@@ -576,6 +556,26 @@ pub async fn serve(
     connections.wait().await;
     lifecycle.stop_background().await;
     Ok(())
+}
+
+/// Completes when the listener should close: at once on `lifecycle`'s shutdown; after a signal
+/// (SIGTERM, Ctrl-C), once the drain delay has passed or a second signal came, readiness having
+/// turned false at the first.
+async fn shutdown_begun(lifecycle: Lifecycle, drain_delay: Duration) {
+    let token = lifecycle.token();
+    let signalled = tokio::select! {
+        _ = termination_signal() => true,
+        _ = token.cancelled() => false,
+    };
+    lifecycle.begin_shutdown();
+    if signalled {
+        info!(drain_delay = ?drain_delay, "shutdown requested; draining");
+        tokio::select! {
+            _ = tokio::time::sleep(drain_delay) => {}
+            _ = termination_signal() => info!("asked again; stopping now"),
+            _ = token.cancelled() => {}
+        }
+    }
 }
 
 fn is_connection_error(e: &std::io::Error) -> bool {

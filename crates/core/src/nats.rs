@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::consumer::Consumers;
-use crate::db::{Db, DbError, stable_hash};
+use crate::db::{Db, DbError, Leadership, stable_hash};
 use crate::event::Envelope;
 use crate::lifecycle::Lifecycle;
 use crate::retry;
@@ -133,43 +133,77 @@ pub fn start_relay(db: Db, bus: NatsBus, lifecycle: &Lifecycle) {
 }
 
 async fn relay(db: Db, bus: NatsBus, cancel: CancellationToken) {
-    let service = db.name().to_owned();
-    let mut changes = db.outbox_changes();
-    let mut waits = retry::backoff();
-    'lead: loop {
-        if let Err(e) = bus.ensure_stream(&service).await {
-            warn!(error = %e, "cannot reach the stream; retrying");
-            if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
+    let relay = Relay {
+        service: db.name().to_owned(),
+        db,
+        bus,
+        cancel,
+    };
+    while let Some(mut leadership) = relay.take_lead().await {
+        match relay.while_leading(&mut leadership).await {
+            Led::Lost => {}
+            Led::ShuttingDown => {
+                relay.flush().await;
                 return;
             }
-            continue;
         }
-        let mut leadership = match db.try_lead("outbox-relay").await {
-            Ok(Some(l)) => l,
-            Ok(None) => {
-                // Another instance relays; take over if it goes away.
-                if sleep_or_cancel(LEAD_POLL, &cancel).await {
-                    return;
+    }
+}
+
+/// One service's outbox relay.
+struct Relay {
+    db: Db,
+    bus: NatsBus,
+    service: String,
+    cancel: CancellationToken,
+}
+
+/// How a spell of leading the relay ended.
+enum Led {
+    /// The database ended the lock's session: ask for the lead again.
+    Lost,
+    ShuttingDown,
+}
+
+impl Relay {
+    /// Waits until this instance leads the relay, with the service's stream in place; `None` if
+    /// shutdown came first. Another instance leading is waited out: it may go away.
+    async fn take_lead(&self) -> Option<Leadership> {
+        let mut waits = retry::backoff();
+        loop {
+            let pause = match self.bus.ensure_stream(&self.service).await {
+                Err(e) => {
+                    warn!(error = %e, "cannot reach the stream; retrying");
+                    waits.next().unwrap_or(retry::CAP)
                 }
-                continue;
+                Ok(_) => match self.db.try_lead("outbox-relay").await {
+                    Ok(Some(leadership)) => return Some(leadership),
+                    Ok(None) => LEAD_POLL,
+                    Err(e) => {
+                        warn!(error = %e, "cannot take the relay lead; retrying");
+                        waits.next().unwrap_or(retry::CAP)
+                    }
+                },
+            };
+            if sleep_or_cancel(pause, &self.cancel).await {
+                return None;
             }
-            Err(e) => {
-                warn!(error = %e, "cannot take the relay lead; retrying");
-                if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
-                    return;
-                }
-                continue;
-            }
-        };
+        }
+    }
+
+    /// Publishes the outbox as it fills, batch by batch, while `leadership` holds.
+    async fn while_leading(&self, leadership: &mut Leadership) -> Led {
+        let mut changes = self.db.outbox_changes();
+        let mut waits = retry::backoff();
         loop {
             changes.borrow_and_update();
             // Fenced: an instance whose lock went with its session stops here, within a batch,
             // and asks for the lead again like any other.
             if !leadership.held().await {
                 warn!("lost the relay lead (the database ended its session)");
-                continue 'lead;
+                return Led::Lost;
             }
-            match publish_pending(&db, &bus, &service).await {
+            match publish_pending(&self.db, &self.bus, &self.service).await {
                 Ok(n) if n as i64 == RELAY_BATCH => {
                     waits = retry::backoff();
                     continue;
@@ -177,8 +211,8 @@ async fn relay(db: Db, bus: NatsBus, cancel: CancellationToken) {
                 Ok(_) => waits = retry::backoff(),
                 Err(e) => {
                     warn!(error = %e, "relay failed; the outbox keeps the events until it succeeds");
-                    if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &cancel).await {
-                        break;
+                    if sleep_or_cancel(waits.next().unwrap_or(retry::CAP), &self.cancel).await {
+                        return Led::ShuttingDown;
                     }
                     continue;
                 }
@@ -186,21 +220,24 @@ async fn relay(db: Db, bus: NatsBus, cancel: CancellationToken) {
             tokio::select! {
                 _ = changes.changed() => {}
                 _ = tokio::time::sleep(RELAY_POLL) => {}
-                _ = cancel.cancelled() => break,
+                _ = self.cancel.cancelled() => return Led::ShuttingDown,
             }
         }
-        // Shutting down: flush what is left, briefly, then let go of the lead.
-        match tokio::time::timeout(Duration::from_secs(5), publish_pending(&db, &bus, &service))
-            .await
-        {
+    }
+
+    /// Shutting down, still leading: publishes what is left, briefly.
+    async fn flush(&self) {
+        let flushed = tokio::time::timeout(
+            Duration::from_secs(5),
+            publish_pending(&self.db, &self.bus, &self.service),
+        );
+        match flushed.await {
             Ok(Ok(n)) if n > 0 => info!(events = n, "outbox flushed"),
             Ok(Err(e)) => {
                 warn!(error = %e, "could not flush the outbox; it is relayed after restart");
             }
             _ => {}
         }
-        drop(leadership);
-        return;
     }
 }
 

@@ -534,95 +534,128 @@ pub async fn dispatches_for_driver(
 
 async fn dispatch_from_row(conn: &mut Conn<'_>, row: &Row) -> Result<Dispatch, Error> {
     let id: String = row.try_get("id")?;
-    let corrupt = || Error::Corrupt(format!("dispatch {id}"));
-    let client_id = |s: Option<String>| {
-        s.map(|s| ClientId::parse(&s).map_err(|_| corrupt()))
-            .transpose()
-    };
-    let place = |prefix: &str| -> Result<Option<Place>, Error> {
-        let name: Option<String> = row.try_get(format!("{prefix}_name").as_str())?;
-        let lat: Option<f64> = row.try_get(format!("{prefix}_lat").as_str())?;
-        let lng: Option<f64> = row.try_get(format!("{prefix}_lng").as_str())?;
-        let (Some(name), Some(lat), Some(lng)) = (name, lat, lng) else {
-            return Ok(None);
-        };
-        let at = LatLng::parse(lat, lng).map_err(|_| corrupt())?;
-        Ok(Some(Place { name, at }))
-    };
-    let booking = match (
-        row.try_get("card_token")?,
-        place("pickup")?,
-        place("dropoff")?,
-    ) {
-        (Some(card_token), Some(pickup), Some(dropoff)) => Some(Booking {
-            card_token,
-            pickup,
-            dropoff,
-        }),
-        _ => None,
-    };
-    let offer = match (
-        client_id(row.try_get("offer_driver_id")?)?,
-        row.try_get::<Option<i64>, _>("offer_expires_at")?,
-    ) {
-        (Some(driver_id), Some(expires_at)) => Some(Offer {
-            driver_id,
-            expires_at,
-        }),
-        _ => None,
-    };
-    // Trips paid before the method was kept were all paid by card.
-    let method = match row.try_get::<Option<String>, _>("pay_method")? {
-        Some(m) => Settlement::parse(&m).ok_or_else(corrupt)?,
-        None => Settlement::Card,
-    };
-    let trip = match (
-        row.try_get("distance_meters")?,
-        row.try_get("fare")?,
-        row.try_get("pay_id")?,
-    ) {
-        (Some(distance_meters), Some(fare), Some(pay_id)) => Some(PaidTrip {
-            distance_meters,
-            fare,
-            pay_id,
-            method,
-        }),
-        _ => None,
-    };
-    let declined = match (
-        row.try_get::<Option<String>, _>("declined_card_token")?,
-        row.try_get::<Option<i64>, _>("declined_at")?,
-    ) {
-        (Some(card_token), Some(at)) => Some(Decline { card_token, at }),
-        _ => None,
-    };
+    let columns = Columns { row, id: &id };
     let refused: Vec<String> =
         query_scalar("SELECT driver_id FROM dispatch_refusals WHERE dispatch_id = $1")
             .bind(&id)
             .fetch_all(&mut *conn)
             .await?;
     let refused = refused
-        .into_iter()
-        .map(|s| ClientId::parse(&s).map_err(|_| corrupt()))
+        .iter()
+        .map(|s| ClientId::parse(s).map_err(|_| columns.corrupt()))
         .collect::<Result<_, _>>()?;
+    let status = row.try_get::<String, _>("status")?;
     Ok(Dispatch {
         book_id: row.try_get("book_id")?,
         customer_id: row.try_get("customer_id")?,
-        booking,
-        status: DispatchStatus::parse(&row.try_get::<String, _>("status")?).ok_or_else(corrupt)?,
-        driver_id: client_id(row.try_get("driver_id")?)?,
-        offer,
+        booking: columns.booking()?,
+        status: DispatchStatus::parse(&status).ok_or_else(|| columns.corrupt())?,
+        driver_id: columns.client_id(row.try_get::<Option<String>, _>("driver_id")?.as_deref())?,
+        offer: columns.offer()?,
         refused,
         eta_seconds: row.try_get("eta_seconds")?,
         trip_path_m: row.try_get("trip_path_m")?,
-        trip,
-        declined,
+        trip: columns.trip()?,
+        declined: columns.declined()?,
         deadline_at: row.try_get("deadline_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         version: row.try_get("version")?,
         id,
     })
+}
+
+/// A dispatch's row, read column group by column group: a group is there whole or not at all.
+struct Columns<'r> {
+    row: &'r Row,
+    id: &'r str,
+}
+
+impl Columns<'_> {
+    fn corrupt(&self) -> Error {
+        Error::Corrupt(format!("dispatch {}", self.id))
+    }
+
+    fn client_id(&self, s: Option<&str>) -> Result<Option<ClientId>, Error> {
+        s.map(|s| ClientId::parse(s).map_err(|_| self.corrupt()))
+            .transpose()
+    }
+
+    fn place(&self, prefix: &str) -> Result<Option<Place>, Error> {
+        let name: Option<String> = self.row.try_get(format!("{prefix}_name").as_str())?;
+        let lat: Option<f64> = self.row.try_get(format!("{prefix}_lat").as_str())?;
+        let lng: Option<f64> = self.row.try_get(format!("{prefix}_lng").as_str())?;
+        let (Some(name), Some(lat), Some(lng)) = (name, lat, lng) else {
+            return Ok(None);
+        };
+        let at = LatLng::parse(lat, lng).map_err(|_| self.corrupt())?;
+        Ok(Some(Place { name, at }))
+    }
+
+    fn booking(&self) -> Result<Option<Booking>, Error> {
+        let parts = (
+            self.row.try_get("card_token")?,
+            self.place("pickup")?,
+            self.place("dropoff")?,
+        );
+        Ok(match parts {
+            (Some(card_token), Some(pickup), Some(dropoff)) => Some(Booking {
+                card_token,
+                pickup,
+                dropoff,
+            }),
+            _ => None,
+        })
+    }
+
+    fn offer(&self) -> Result<Option<Offer>, Error> {
+        let driver = self.row.try_get::<Option<String>, _>("offer_driver_id")?;
+        let parts = (
+            self.client_id(driver.as_deref())?,
+            self.row.try_get::<Option<i64>, _>("offer_expires_at")?,
+        );
+        Ok(match parts {
+            (Some(driver_id), Some(expires_at)) => Some(Offer {
+                driver_id,
+                expires_at,
+            }),
+            _ => None,
+        })
+    }
+
+    fn trip(&self) -> Result<Option<PaidTrip>, Error> {
+        // Trips paid before the method was kept were all paid by card.
+        let method = match self.row.try_get::<Option<String>, _>("pay_method")? {
+            Some(m) => Settlement::parse(&m).ok_or_else(|| self.corrupt())?,
+            None => Settlement::Card,
+        };
+        let parts = (
+            self.row.try_get("distance_meters")?,
+            self.row.try_get("fare")?,
+            self.row.try_get("pay_id")?,
+        );
+        Ok(match parts {
+            (Some(distance_meters), Some(fare), Some(pay_id)) => Some(PaidTrip {
+                distance_meters,
+                fare,
+                pay_id,
+                method,
+            }),
+            _ => None,
+        })
+    }
+
+    fn declined(&self) -> Result<Option<Decline>, Error> {
+        let parts = (
+            self.row
+                .try_get::<Option<String>, _>("declined_card_token")?,
+            self.row.try_get::<Option<i64>, _>("declined_at")?,
+        );
+        Ok(match parts {
+            (Some(card_token), Some(at)) => Some(Decline { card_token, at }),
+            _ => None,
+        })
+    }
 }
 
 async fn insert_dispatch(conn: &mut Conn<'_>, d: &Dispatch) -> Result<(), Error> {
