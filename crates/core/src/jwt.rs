@@ -32,7 +32,7 @@ pub const MIN_REFETCH: Duration = Duration::from_secs(5);
 /// How long fetched keys are used before the JWKS is read again (so retired keys leave).
 const MAX_AGE: Duration = Duration::from_secs(600);
 /// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECS: u64 = 30;
+pub const LEEWAY_SECS: u64 = 30;
 
 /// The claims of Tanda's tokens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,8 +114,16 @@ impl HttpJwks {
         if !answer.status().is_success() {
             return Err(format!("it answered {}", answer.status()));
         }
-        let body = answer.bytes().await.map_err(|e| e.to_string())?;
-        Ok(body.to_vec())
+        // Read up to the bound, whatever the answer says its length is.
+        let mut answer = answer;
+        let mut body = Vec::new();
+        while let Some(chunk) = answer.chunk().await.map_err(|e| e.to_string())? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(format!("the JWKS is larger than {MAX_JWKS_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// One `GET` over TLS (rustls on ring, HTTP/1.1): all an issuer's JWKS needs.

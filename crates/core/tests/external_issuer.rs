@@ -12,23 +12,41 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tanda_core::auth::{External, FixedJwks, HttpJwks, Role, TokenError, Verifier};
+use tanda_core::jwt::{JwksSource, LEEWAY_SECS, MIN_REFETCH};
 
 const ISSUER: &str = "https://id.example.test/realms/seoul";
 
 struct Idp {
     key: SigningKey,
     jwks_url: reqwest::Url,
+    /// What each fetch of the JWKS asked for: its `Host` header.
+    fetches: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-/// An issuer whose JWKS this test serves over HTTP.
+/// An issuer whose JWKS this test serves over HTTP: its signing key's, among retired keys as a
+/// real issuer keeps them for a while (with them the set is a few kilobytes, as Keycloak's is).
 async fn idp() -> Idp {
     let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
-    let x = URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
-    let jwks =
-        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "idp-1", "use": "sig"}]});
+    let jwk = |kid: &str, key: &SigningKey| {
+        let x = URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
+        json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig"})
+    };
+    let retired = (0..24).map(|n| {
+        let old = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+        jwk(&format!("idp-retired-{n}"), &old)
+    });
+    let keys: Vec<Value> = retired.chain([jwk("idp-1", &key)]).collect();
+    let jwks = json!({ "keys": keys });
+    assert!(jwks.to_string().len() > 2_000, "a set of a few kilobytes");
+    let fetches = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = fetches.clone();
     let app = Router::new().route(
         "/certs",
-        get(move || {
+        get(move |headers: axum::http::HeaderMap| {
+            let host = headers.get("host").and_then(|h| h.to_str().ok());
+            seen.lock()
+                .unwrap()
+                .push(host.unwrap_or_default().to_owned());
             let jwks = jwks.clone();
             async move { axum::Json(jwks) }
         }),
@@ -39,6 +57,7 @@ async fn idp() -> Idp {
     Idp {
         key,
         jwks_url: format!("http://{addr}/certs").parse().unwrap(),
+        fetches,
     }
 }
 
@@ -98,8 +117,12 @@ impl Idp {
     }
 
     fn token(&self, claims: Value) -> String {
+        self.token_with_kid("idp-1", claims)
+    }
+
+    fn token_with_kid(&self, kid: &str, claims: Value) -> String {
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some("idp-1".to_owned());
+        header.kid = Some(kid.to_owned());
         let der = self.key.to_pkcs8_der().unwrap();
         jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap()
     }
@@ -164,6 +187,9 @@ async fn an_issuers_keys_are_fetched_over_https_from_a_trusted_root_only() {
         .await
         .unwrap();
     assert_eq!(caller.roles, vec![Role::Driver]);
+    // Asked by the host and port of the URL, as a server behind a name-based proxy needs.
+    let authority = format!("localhost:{}", idp.jwks_url.port().unwrap());
+    assert_eq!(*idp.fetches.lock().unwrap(), [authority]);
     // The same server, its certificate not trusted: no keys, so no token of its verifies.
     let untrusting = idp.verifier();
     match untrusting.verify(&idp.token(claims("tanda"))).await {
@@ -171,4 +197,54 @@ async fn an_issuers_keys_are_fetched_over_https_from_a_trusted_root_only() {
         other => panic!("an untrusted JWKS was used: {other:?}"),
     }
     assert!(tanda_core::jwt::pem_roots(b"not a certificate").is_err());
+}
+
+#[tokio::test]
+async fn made_up_key_ids_do_not_turn_into_a_flood_of_fetches() {
+    let idp = idp().await;
+    let verifier = idp.verifier();
+    verifier.verify(&idp.token(claims("tanda"))).await.unwrap();
+    for n in 0..5 {
+        let forged = idp.token_with_kid(&format!("made-up-{n}"), claims("tanda"));
+        assert!(matches!(
+            verifier.verify(&forged).await,
+            Err(TokenError::UnknownKey(_))
+        ));
+    }
+    let fetches = idp.fetches.lock().unwrap().clone();
+    assert_eq!(fetches.len(), 1, "at most one fetch per {MIN_REFETCH:?}");
+}
+
+#[tokio::test]
+async fn a_token_remembered_as_verified_is_refused_once_it_expires() {
+    let idp = idp().await;
+    let verifier = idp.verifier();
+    let now = jsonwebtoken::get_current_timestamp();
+    let mut brief = claims("tanda");
+    // Valid, with the leeway allowed for clocks apart, for two more seconds.
+    brief["exp"] = json!(now + 2 - LEEWAY_SECS);
+    let token = idp.token(brief);
+    verifier.verify(&token).await.unwrap();
+    tanda_testkit::eventually("the expired token is refused", async || {
+        matches!(verifier.verify(&token).await, Err(TokenError::Invalid(_)))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_jwks_past_its_bound_is_refused() {
+    let huge = json!({"keys": [], "padding": "x".repeat(300 * 1024)});
+    let app = Router::new().route(
+        "/certs",
+        get(move || {
+            let huge = huge.clone();
+            async move { axum::Json(huge) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url: reqwest::Url = format!("http://{addr}/certs").parse().unwrap();
+    let refused = HttpJwks::new(url).jwks().await.unwrap_err();
+    assert!(refused.contains("larger than"), "{refused}");
 }
