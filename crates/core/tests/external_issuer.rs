@@ -248,3 +248,76 @@ async fn a_jwks_past_its_bound_is_refused() {
     let refused = HttpJwks::new(url).jwks().await.unwrap_err();
     assert!(refused.contains("larger than"), "{refused}");
 }
+
+/// The edge middleware in front of a route that needs a caller, answering with its subject.
+fn guarded(verifier: Verifier) -> Router {
+    use tanda_core::auth::{Caller, authenticate};
+    Router::new()
+        .route(
+            "/me",
+            get(|caller: Caller| async move { caller.subject.as_str().to_owned() }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(verifier),
+            authenticate,
+        ))
+}
+
+/// The status, the `WWW-Authenticate` challenge and the body of `GET /me` with `authorization`.
+async fn call(router: &Router, authorization: Option<&str>) -> (u16, String, String) {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::get("/me");
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap();
+    (
+        status,
+        challenge,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_edge_tells_a_missing_credential_from_a_bad_token() {
+    let idp = idp().await;
+    let router = guarded(idp.verifier());
+    let token = idp.token(claims("tanda"));
+    let (status, _, body) = call(&router, Some(&format!("Bearer {token}"))).await;
+    assert_eq!((status, body.as_str()), (200, "kim"));
+    // No credentials: a plain challenge (RFC 6750 §3: no error code when none was presented).
+    let (status, challenge, body) = call(&router, None).await;
+    assert_eq!(
+        (status, challenge.as_str()),
+        (401, r#"Bearer realm="tanda""#)
+    );
+    assert!(body.contains("\"unauthenticated\""), "{body}");
+    // A token that does not verify: refused here, whatever the route, as an invalid token.
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    for bad in [forged.as_str(), "a.b.c"] {
+        let (status, challenge, body) = call(&router, Some(&format!("Bearer {bad}"))).await;
+        assert_eq!(status, 401);
+        assert_eq!(challenge, r#"Bearer realm="tanda", error="invalid_token""#);
+        assert!(body.contains("\"invalid_token\""), "{body}");
+    }
+    // A bearer that is no JWT (the service credential) is not a user's: the route finds no
+    // caller, and says so as for no credentials at all.
+    let (status, challenge, _) = call(&router, Some("Bearer a-service-secret-of-length")).await;
+    assert_eq!(
+        (status, challenge.as_str()),
+        (401, r#"Bearer realm="tanda""#)
+    );
+}
