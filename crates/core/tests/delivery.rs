@@ -335,6 +335,71 @@ async fn a_paused_consumer_catches_up_on_resume() {
     lifecycle.stop_background().await;
 }
 
+/// Notes each event, marking one it is handed while its consumer is paused; pauses its own
+/// consumer on the event `pause`, from inside the handler: mid-backlog, with the rest of the
+/// fetched batch in hand.
+#[derive(Default)]
+struct PausesItself(std::sync::OnceLock<Consumers>);
+
+#[async_trait]
+impl Handler for PausesItself {
+    async fn handle(&self, uow: &mut Uow, event: &Envelope) -> Result<(), HandlerError> {
+        let consumers = self.0.get().expect("started");
+        let noted: Noted = event.decode()?;
+        let text = match consumers.is_paused("recorder").unwrap() {
+            true => format!("{} while paused", noted.text),
+            false => noted.text.clone(),
+        };
+        query("INSERT INTO notes (text) VALUES ($1)")
+            .bind(&text)
+            .execute(uow.conn())
+            .await?;
+        if noted.text == "pause" {
+            consumers.pause("recorder").unwrap();
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_paused_mid_backlog_stops_after_the_event_in_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = open(dir.path(), "producer").await;
+    let consumer = open(dir.path(), "consumer").await;
+    let backlog = ["a", "b", "pause", "c", "d", "e", "f", "g"];
+    publish(&producer, &backlog).await;
+    let handler = Arc::new(PausesItself::default());
+    let lifecycle = Lifecycle::new();
+    let consumers = Consumers::new(vec![Consumer {
+        name: "recorder",
+        db: consumer.clone(),
+        types: PRODUCES,
+        handler: handler.clone(),
+    }]);
+    assert!(handler.0.set(consumers.clone()).is_ok());
+    let sources = [Source {
+        db: producer.clone(),
+        produces: PRODUCES,
+    }];
+    consumers.start(&sources, &lifecycle);
+    eventually("the pause", async || {
+        notes(&consumer).await.contains(&"pause".to_owned())
+    })
+    .await;
+    assert!(consumers.is_paused("recorder").unwrap());
+    consumers.resume("recorder").unwrap();
+    eventually("the rest", async || {
+        notes(&consumer).await.len() == backlog.len()
+    })
+    .await;
+    assert_eq!(
+        notes(&consumer).await,
+        backlog,
+        "none handed over while paused"
+    );
+    lifecycle.stop_background().await;
+}
+
 /// Counts firings; each holds its unit open a while, so that a second loop polling the same table
 /// finds the timer still there while the first is firing it.
 struct CountingTimers(AtomicUsize);
