@@ -20,7 +20,9 @@ pub const INBOX_KEEP: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 pub const IDEMPOTENCY_KEEP: Duration = Duration::from_secs(24 * 60 * 60);
 const EVERY: Duration = Duration::from_secs(10 * 60);
 
-/// Starts the periodic clean-up of every database of this process.
+/// Starts the periodic clean-up of every database of this process: a sweep at once, then every
+/// ten minutes, so that an instance restarted more often than that (a redeploy, a scale-down)
+/// still sweeps.
 pub fn start(
     databases: Vec<Db>,
     sources: Vec<Source>,
@@ -39,12 +41,12 @@ async fn run(
     cancel: CancellationToken,
 ) {
     loop {
+        if let Err(e) = sweep(&databases, &sources, &consumers).await {
+            warn!(error = %e, "housekeeping failed; trying again later");
+        }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
             _ = cancel.cancelled() => return,
-        }
-        if let Err(e) = sweep(&databases, &sources, &consumers).await {
-            warn!(error = %e, "housekeeping failed; trying again later");
         }
     }
 }

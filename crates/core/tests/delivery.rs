@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tanda_core::consumer::{Consumer, Consumers, Handler, HandlerError, Source};
 use tanda_core::db::{Durability, Migration, Timer};
 use tanda_core::lifecycle::Lifecycle;
-use tanda_core::sql::{query, query_scalar};
+use tanda_core::sql::{AssertSqlSafe, query, query_scalar};
 use tanda_core::timers::{self, TimerHandler};
 use tanda_core::{Db, Envelope, Event, SystemClock, Uow};
 use tanda_testkit::eventually;
@@ -332,6 +332,66 @@ async fn a_paused_consumer_catches_up_on_resume() {
     assert_eq!(consumers.lag("recorder").await.unwrap(), 2);
     consumers.resume("recorder").unwrap();
     eventually("catch-up", async || notes(&consumer).await.len() == 2).await;
+    lifecycle.stop_background().await;
+}
+
+#[tokio::test]
+async fn housekeeping_sweeps_at_start_and_keeps_relayed_events_and_idempotency_records_a_while() {
+    use tanda_core::clock::ManualClock;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_800_000_000_000);
+    let db = open_on(dir.path(), "service", &clock).await;
+    let count = async |table: &str| -> i64 {
+        query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(db.reader())
+            .await
+            .unwrap()
+    };
+    // What a service in distributed mode leaves: events the relay published, and the answer
+    // to a POST with an Idempotency-Key.
+    publish(&db, &["relayed"]).await;
+    let mut uow = db.begin().await.unwrap();
+    let now = uow.now();
+    query("UPDATE outbox SET published_at = $1")
+        .bind(now)
+        .execute(uow.conn())
+        .await
+        .unwrap();
+    query(
+        "INSERT INTO idempotency (scope, key, request_hash, status, body, created_at)
+         VALUES ('books', 'k1', 'h', 201, '{}', $1)",
+    )
+    .bind(now)
+    .execute(uow.conn())
+    .await
+    .unwrap();
+    uow.commit().await.unwrap();
+    let sweep = async || {
+        let consumers = Consumers::new(Vec::new());
+        tanda_core::housekeeping::sweep(std::slice::from_ref(&db), &[], &consumers)
+            .await
+            .unwrap();
+    };
+    let minute = Duration::from_secs(60);
+    clock.advance(59 * minute);
+    sweep().await;
+    assert_eq!(count("outbox").await, 1, "a relayed event is kept an hour");
+    clock.advance(2 * minute);
+    sweep().await;
+    assert_eq!(count("outbox").await, 0);
+    clock.advance(24 * 60 * minute - 61 * minute - minute);
+    sweep().await;
+    assert_eq!(count("idempotency").await, 1, "an answer is kept a day");
+    // The day runs out; the loop's first sweep comes as it starts, not ten minutes later.
+    clock.advance(2 * minute);
+    let lifecycle = Lifecycle::new();
+    tanda_core::housekeeping::start(
+        vec![db.clone()],
+        Vec::new(),
+        Consumers::new(Vec::new()),
+        &lifecycle,
+    );
+    eventually("the first sweep", async || count("idempotency").await == 0).await;
     lifecycle.stop_background().await;
 }
 
