@@ -290,26 +290,89 @@ pub struct Dispatch {
     pub customer_id: String,
     /// `None` only for a booking whose cancel arrived before the booking itself.
     pub booking: Option<Booking>,
-    pub status: DispatchStatus,
-    /// The driver who accepted.
-    pub driver_id: Option<ClientId>,
-    pub offer: Option<Offer>,
+    /// Where it is, with what it has there.
+    pub stage: Stage,
     /// Drivers who declined or let an offer of this dispatch expire: never offered it again.
     pub refused: BTreeSet<ClientId>,
-    pub eta_seconds: Option<i64>,
-    /// Metres along the locations the driver reported during the trip: from the pickup through
-    /// each location reported while `IN_TRIP`, in straight lines. `None` until the first such
-    /// report. What the server knows of the road actually driven (see [`DistanceBand`]).
-    pub trip_path_m: Option<f64>,
-    pub trip: Option<PaidTrip>,
-    /// The card charge last declined while `IN_TRIP`.
-    pub declined: Option<Decline>,
     /// When the search gives up: when the booking's answer is due.
     pub deadline_at: Timestamp,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Optimistic concurrency; only the store reads it.
     pub version: i64,
+}
+
+/// Where a dispatch is, carrying what it has there and nothing it cannot have: a search holds
+/// at most an offer and no driver; a trip has its driver; only an ended one has been paid.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stage {
+    /// Looking for a driver; `offer` while one is considering it.
+    Searching { offer: Option<Offer> },
+    /// A driver accepted and is on the way to the pickup.
+    Dispatched(Ride),
+    /// The customer is on board.
+    InTrip(Ride),
+    /// Paid, by card or in cash.
+    Ended { ride: Ride, trip: PaidTrip },
+    /// Called off (by the customer, or its answer came due); `ride` when a driver had accepted.
+    Cancelled { ride: Option<Ride> },
+    /// Nobody accepted by the deadline.
+    Failed,
+}
+
+/// A dispatch's ride, from the moment its driver accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ride {
+    pub driver_id: ClientId,
+    /// The arrival time promised when the driver accepted.
+    pub eta_seconds: i64,
+    /// Metres along the locations the driver reported during the trip: from the pickup through
+    /// each location reported while `IN_TRIP`, in straight lines. `None` until the first such
+    /// report. What the server knows of the road actually driven (see [`DistanceBand`]).
+    pub trip_path_m: Option<f64>,
+    /// The card charge last declined while `IN_TRIP`.
+    pub declined: Option<Decline>,
+}
+
+impl Ride {
+    fn accepted(driver_id: ClientId, eta_seconds: i64) -> Self {
+        Self {
+            driver_id,
+            eta_seconds,
+            trip_path_m: None,
+            declined: None,
+        }
+    }
+}
+
+impl Stage {
+    pub fn status(&self) -> DispatchStatus {
+        match self {
+            Stage::Searching { .. } => DispatchStatus::Searching,
+            Stage::Dispatched(_) => DispatchStatus::Dispatched,
+            Stage::InTrip(_) => DispatchStatus::InTrip,
+            Stage::Ended { .. } => DispatchStatus::Ended,
+            Stage::Cancelled { .. } => DispatchStatus::Cancelled,
+            Stage::Failed => DispatchStatus::Failed,
+        }
+    }
+
+    /// The ride, once a driver accepted (kept when it is cancelled).
+    pub fn ride(&self) -> Option<&Ride> {
+        match self {
+            Stage::Dispatched(ride) | Stage::InTrip(ride) | Stage::Ended { ride, .. } => Some(ride),
+            Stage::Cancelled { ride } => ride.as_ref(),
+            Stage::Searching { .. } | Stage::Failed => None,
+        }
+    }
+
+    /// The offer a driver is considering, while searching.
+    pub fn offer(&self) -> Option<&Offer> {
+        match self {
+            Stage::Searching { offer } => offer.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 impl Dispatch {
@@ -320,14 +383,8 @@ impl Dispatch {
             book_id,
             customer_id,
             booking: None,
-            status: DispatchStatus::Searching,
-            driver_id: None,
-            offer: None,
+            stage: Stage::Searching { offer: None },
             refused: BTreeSet::new(),
-            eta_seconds: None,
-            trip_path_m: None,
-            trip: None,
-            declined: None,
             deadline_at: now,
             created_at: now,
             updated_at: now,
@@ -335,18 +392,54 @@ impl Dispatch {
         }
     }
 
+    pub fn status(&self) -> DispatchStatus {
+        self.stage.status()
+    }
+
+    pub fn offer(&self) -> Option<&Offer> {
+        self.stage.offer()
+    }
+
+    /// The driver who accepted.
+    pub fn driver_id(&self) -> Option<&ClientId> {
+        self.stage.ride().map(|r| &r.driver_id)
+    }
+
+    pub fn eta_seconds(&self) -> Option<i64> {
+        self.stage.ride().map(|r| r.eta_seconds)
+    }
+
+    pub fn trip_path_m(&self) -> Option<f64> {
+        self.stage.ride().and_then(|r| r.trip_path_m)
+    }
+
+    pub fn declined(&self) -> Option<&Decline> {
+        self.stage.ride().and_then(|r| r.declined.as_ref())
+    }
+
+    /// How the trip was paid, once it ended.
+    pub fn trip(&self) -> Option<&PaidTrip> {
+        match &self.stage {
+            Stage::Ended { trip, .. } => Some(trip),
+            _ => None,
+        }
+    }
+
     /// Searching, nobody holds its offer, and there is still time to find someone.
     pub fn wants_driver(&self, now: Timestamp) -> bool {
-        self.status == DispatchStatus::Searching
-            && self.offer.is_none()
+        matches!(self.stage, Stage::Searching { offer: None })
             && self.booking.is_some()
             && now < self.deadline_at
     }
 
     fn offered_to(&self, driver_id: &ClientId) -> bool {
-        self.offer
-            .as_ref()
-            .is_some_and(|o| o.driver_id == *driver_id)
+        self.offer().is_some_and(|o| o.driver_id == *driver_id)
+    }
+
+    /// Moves to the stage `next` makes of the present one.
+    fn advance(&mut self, next: impl FnOnce(Stage) -> Stage) {
+        let present = std::mem::replace(&mut self.stage, Stage::Failed);
+        self.stage = next(present);
     }
 }
 
@@ -724,8 +817,8 @@ pub fn decide(
             _ => Ok(vec![]),
         },
         Command::Deadline { dispatch_id } => match fleet.dispatches.get(&dispatch_id) {
-            Some(d) if d.status == DispatchStatus::Searching => Ok(vec![Event::Failed {
-                driver_id: d.offer.as_ref().map(|o| o.driver_id.clone()),
+            Some(d) if d.status() == DispatchStatus::Searching => Ok(vec![Event::Failed {
+                driver_id: d.offer().map(|o| o.driver_id.clone()),
                 dispatch_id,
             }]),
             _ => Ok(vec![]),
@@ -888,7 +981,7 @@ fn accept(
     now: Timestamp,
 ) -> Result<Vec<Event>, Rejection> {
     let dispatch = open_dispatch(fleet, &dispatch_id)?;
-    let (Some(offer), Some(booking)) = (&dispatch.offer, &dispatch.booking) else {
+    let (Some(offer), Some(booking)) = (dispatch.offer(), &dispatch.booking) else {
         return Err(Rejection::NotOffered(dispatch_id, driver_id));
     };
     if offer.driver_id != driver_id {
@@ -907,14 +1000,14 @@ fn accept(
 
 fn start(fleet: &Fleet, dispatch_id: String, driver_id: ClientId) -> Result<Vec<Event>, Rejection> {
     let dispatch = open_dispatch(fleet, &dispatch_id)?;
-    if dispatch.status == DispatchStatus::Searching {
-        return Err(Rejection::NotDispatched(dispatch_id, dispatch.status));
+    if dispatch.status() == DispatchStatus::Searching {
+        return Err(Rejection::NotDispatched(dispatch_id, dispatch.status()));
     }
-    if dispatch.driver_id.as_ref() != Some(&driver_id) {
+    if dispatch.driver_id() != Some(&driver_id) {
         return Err(Rejection::NotAssigned(dispatch_id, driver_id));
     }
-    if dispatch.status != DispatchStatus::Dispatched {
-        return Err(Rejection::NotDispatched(dispatch_id, dispatch.status));
+    if dispatch.status() != DispatchStatus::Dispatched {
+        return Err(Rejection::NotDispatched(dispatch_id, dispatch.status()));
     }
     Ok(vec![Event::TripStarted {
         dispatch_id,
@@ -934,11 +1027,11 @@ fn cancel_booking(
 ) -> Vec<Event> {
     let Some(dispatch) = fleet.dispatch_for_book(&book_id) else {
         let mut unseen = Dispatch::new(unseen_id, book_id, customer_id, now);
-        unseen.status = DispatchStatus::Cancelled;
+        unseen.stage = Stage::Cancelled { ride: None };
         return vec![Event::CancelledUnseen(unseen)];
     };
     let dispatch_id = dispatch.id.clone();
-    match dispatch.status {
+    match dispatch.status() {
         DispatchStatus::Searching | DispatchStatus::Dispatched => {
             vec![cancel(dispatch, CancelReason::Customer)]
         }
@@ -954,17 +1047,16 @@ fn cancel_booking(
 fn worth_telling(dispatch: &Dispatch, card_token: &str, now: Timestamp) -> bool {
     let current = dispatch.booking.as_ref().map(|b| b.card_token.as_str());
     let told = dispatch
-        .declined
-        .as_ref()
+        .declined()
         .is_some_and(|d| d.card_token == card_token && now - d.at < DECLINE_QUIET_MS);
     current == Some(card_token) && !told
 }
 
 /// Cancels a searching or dispatched `dispatch`, freeing whoever holds its offer or drives it.
 fn cancel(dispatch: &Dispatch, reason: CancelReason) -> Event {
-    let driver_id = match dispatch.status {
-        DispatchStatus::Searching => dispatch.offer.as_ref().map(|o| o.driver_id.clone()),
-        _ => dispatch.driver_id.clone(),
+    let driver_id = match &dispatch.stage {
+        Stage::Searching { offer } => offer.as_ref().map(|o| o.driver_id.clone()),
+        stage => stage.ride().map(|r| r.driver_id.clone()),
     };
     Event::Cancelled {
         dispatch_id: dispatch.id.clone(),
@@ -980,7 +1072,7 @@ fn expire(fleet: &Fleet, book_id: &str) -> Vec<Event> {
     match fleet.dispatch_for_book(book_id) {
         Some(d)
             if matches!(
-                d.status,
+                d.status(),
                 DispatchStatus::Searching | DispatchStatus::Dispatched
             ) =>
         {
@@ -996,7 +1088,7 @@ fn replace_card(fleet: &Fleet, book_id: &str, card_token: String) -> Vec<Event> 
         return vec![];
     };
     let open = matches!(
-        d.status,
+        d.status(),
         DispatchStatus::Searching | DispatchStatus::Dispatched | DispatchStatus::InTrip
     );
     match &d.booking {
@@ -1015,11 +1107,10 @@ fn trip_path_to(fleet: &Fleet, driver: &Driver, to: LatLng) -> Option<Event> {
         return None;
     }
     let dispatch = fleet.dispatches.get(driver.dispatch_id.as_deref()?)?;
-    if dispatch.status != DispatchStatus::InTrip || dispatch.driver_id.as_ref() != Some(&driver.id)
-    {
+    if dispatch.status() != DispatchStatus::InTrip || dispatch.driver_id() != Some(&driver.id) {
         return None;
     }
-    let (from, so_far) = match dispatch.trip_path_m {
+    let (from, so_far) = match dispatch.trip_path_m() {
         Some(path_m) => (driver.location, path_m),
         None => (dispatch.booking.as_ref()?.pickup.at, 0.0),
     };
@@ -1032,10 +1123,10 @@ fn trip_path_to(fleet: &Fleet, driver: &Driver, to: LatLng) -> Option<Event> {
 /// The dispatch, unless it was cancelled or failed.
 fn open_dispatch<'f>(fleet: &'f Fleet, dispatch_id: &str) -> Result<&'f Dispatch, Rejection> {
     let dispatch = fleet.dispatch(dispatch_id)?;
-    match dispatch.status {
+    match dispatch.status() {
         DispatchStatus::Cancelled | DispatchStatus::Failed => Err(Rejection::DispatchClosed(
             dispatch_id.to_owned(),
-            dispatch.status,
+            dispatch.status(),
         )),
         _ => Ok(dispatch),
     }
@@ -1048,13 +1139,13 @@ fn check_can_end<'f>(
 ) -> Result<&'f Dispatch, Rejection> {
     let dispatch = open_dispatch(fleet, dispatch_id)?;
     let id = || dispatch_id.to_owned();
-    if dispatch.status == DispatchStatus::Searching {
-        return Err(Rejection::NotInTrip(id(), dispatch.status));
+    if dispatch.status() == DispatchStatus::Searching {
+        return Err(Rejection::NotInTrip(id(), dispatch.status()));
     }
-    if dispatch.driver_id.as_ref() != Some(driver_id) {
+    if dispatch.driver_id() != Some(driver_id) {
         return Err(Rejection::NotAssigned(id(), driver_id.clone()));
     }
-    match dispatch.status {
+    match dispatch.status() {
         DispatchStatus::InTrip => Ok(dispatch),
         DispatchStatus::Ended => Err(Rejection::AlreadyEnded(id())),
         status => Err(Rejection::NotInTrip(id(), status)),
@@ -1086,18 +1177,18 @@ pub fn charge(
     let Some(booking) = &dispatch.booking else {
         return Err(Rejection::NotInTrip(
             dispatch_id.to_owned(),
-            dispatch.status,
+            dispatch.status(),
         ));
     };
     let straight_m = booking.pickup.at.distance_m(booking.dropoff.at);
     let distance_meters = match reported_distance_m {
         Some(reported) => {
-            let band = DistanceBand::around(straight_m, dispatch.trip_path_m);
+            let band = DistanceBand::around(straight_m, dispatch.trip_path_m());
             if !band.contains(reported) {
                 return Err(Rejection::ImplausibleDistance {
                     reported,
                     straight_m: straight_m.round() as i64,
-                    path_m: dispatch.trip_path_m.map(|p| p.round() as i64),
+                    path_m: dispatch.trip_path_m().map(|p| p.round() as i64),
                     band,
                 });
             }
@@ -1207,45 +1298,54 @@ fn apply_to_dispatches(dispatches: &mut BTreeMap<String, Dispatch>, event: &Even
             expires_at,
             ..
         } => {
-            d.offer = Some(Offer {
-                driver_id: driver_id.clone(),
-                expires_at: *expires_at,
-            });
+            if let Stage::Searching { offer } = &mut d.stage {
+                *offer = Some(Offer {
+                    driver_id: driver_id.clone(),
+                    expires_at: *expires_at,
+                });
+            }
         }
         Event::OfferDeclined { driver_id, .. } | Event::OfferExpired { driver_id, .. } => {
-            d.offer = None;
+            if let Stage::Searching { offer } = &mut d.stage {
+                *offer = None;
+            }
             d.refused.insert(driver_id.clone());
         }
         Event::Dispatched {
             driver_id,
             eta_seconds,
             ..
-        } => {
-            d.status = DispatchStatus::Dispatched;
-            d.offer = None;
-            d.driver_id = Some(driver_id.clone());
-            d.eta_seconds = Some(*eta_seconds);
+        } => d.stage = Stage::Dispatched(Ride::accepted(driver_id.clone(), *eta_seconds)),
+        Event::TripStarted { .. } => d.advance(|stage| match stage {
+            Stage::Dispatched(ride) => Stage::InTrip(ride),
+            other => other,
+        }),
+        Event::TripPathExtended { path_m, .. } => {
+            if let Stage::InTrip(ride) = &mut d.stage {
+                ride.trip_path_m = Some(*path_m);
+            }
         }
-        Event::TripStarted { .. } => d.status = DispatchStatus::InTrip,
-        Event::TripPathExtended { path_m, .. } => d.trip_path_m = Some(*path_m),
-        Event::TripEnded { trip, .. } => {
-            d.status = DispatchStatus::Ended;
-            d.trip = Some(trip.clone());
-        }
-        Event::Cancelled { .. } => {
-            d.status = DispatchStatus::Cancelled;
-            d.offer = None;
-        }
-        Event::Failed { .. } => {
-            d.status = DispatchStatus::Failed;
-            d.offer = None;
-        }
+        Event::TripEnded { trip, .. } => d.advance(|stage| match stage {
+            Stage::InTrip(ride) => Stage::Ended {
+                ride,
+                trip: trip.clone(),
+            },
+            other => other,
+        }),
+        Event::Cancelled { .. } => d.advance(|stage| Stage::Cancelled {
+            ride: stage.ride().cloned(),
+        }),
+        Event::Failed { .. } => d.stage = Stage::Failed,
         Event::CardReplaced { card_token, .. } => {
             if let Some(b) = d.booking.as_mut() {
                 b.card_token = card_token.clone();
             }
         }
-        Event::PaymentDeclined { decline, .. } => d.declined = Some(decline.clone()),
+        Event::PaymentDeclined { decline, .. } => {
+            if let Stage::InTrip(ride) = &mut d.stage {
+                ride.declined = Some(decline.clone());
+            }
+        }
         _ => {}
     }
 }

@@ -179,11 +179,8 @@ fn readable_driver(caller: &Caller, raw: &str) -> Result<ClientId, Problem> {
 fn may_see(caller: &Caller, dispatch: &Dispatch) -> bool {
     let is_driver = |id: &ClientId| caller.may_read(Role::Driver, id.as_str());
     caller.may_read(Role::Customer, &dispatch.customer_id)
-        || dispatch.driver_id.as_ref().is_some_and(is_driver)
-        || dispatch
-            .offer
-            .as_ref()
-            .is_some_and(|o| is_driver(&o.driver_id))
+        || dispatch.driver_id().is_some_and(is_driver)
+        || dispatch.offer().is_some_and(|o| is_driver(&o.driver_id))
 }
 
 fn driver_status(raw: &str) -> Result<DriverStatus, Problem> {
@@ -358,21 +355,21 @@ impl From<&domain::Place> for PlaceView {
 
 impl From<&Dispatch> for DispatchView {
     fn from(d: &Dispatch) -> Self {
-        let trip = d.trip.as_ref();
+        let trip = d.trip();
         Self {
             dispatch_id: d.id.clone(),
             book_id: d.book_id.clone(),
             customer_id: d.customer_id.clone(),
-            driver_id: d.driver_id.as_ref().map(ClientId::to_string),
-            status: d.status.as_str(),
-            eta_seconds: d.eta_seconds,
+            driver_id: d.driver_id().map(ClientId::to_string),
+            status: d.status().as_str(),
+            eta_seconds: d.eta_seconds(),
             fare: trip.map(|t| t.fare),
             pay_id: trip.map(|t| t.pay_id.clone()),
             payment_method: trip.map(|t| t.method.as_str()),
             distance_meters: trip.map(|t| t.distance_meters),
             pickup: d.booking.as_ref().map(|b| PlaceView::from(&b.pickup)),
             dropoff: d.booking.as_ref().map(|b| PlaceView::from(&b.dropoff)),
-            offer: d.offer.as_ref().map(|o| OfferHolder {
+            offer: d.offer().map(|o| OfferHolder {
                 driver_id: o.driver_id.to_string(),
                 expires_at: rfc3339(o.expires_at),
             }),
@@ -422,10 +419,10 @@ fn dispatch_in(fleet: &Fleet, id: &str) -> Result<Json<DispatchView>, Problem> {
 /// The driver whose position a dispatch shows: its taxi, on the way to the pickup or on the trip.
 fn taxi_of(d: &Dispatch) -> Option<&ClientId> {
     matches!(
-        d.status,
+        d.status(),
         domain::DispatchStatus::Dispatched | domain::DispatchStatus::InTrip
     )
-    .then_some(d.driver_id.as_ref())
+    .then_some(d.driver_id())
     .flatten()
 }
 
@@ -617,7 +614,7 @@ async fn offers(
     };
     let now = app.db.now();
     let offer = dispatch.and_then(|d| {
-        let (offer, booking) = (d.offer.as_ref()?, d.booking.as_ref()?);
+        let (offer, booking) = (d.offer()?, d.booking.as_ref()?);
         (offer.driver_id == id && now < offer.expires_at).then(|| OfferView {
             dispatch_id: d.id.clone(),
             book_id: d.book_id.clone(),

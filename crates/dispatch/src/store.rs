@@ -15,7 +15,8 @@ use tanda_core::{Db, DbError, Envelope, Timestamp, Uow};
 use crate::announce::{announce, driver_status_changed};
 use crate::domain::{
     Booking, Command, Decline, Dispatch, DispatchRef, DispatchStatus, Driver, DriverStatus, Fleet,
-    Offer, PaidTrip, Place, Rejection, Rules, Settlement, ToMatch, apply, decide, to_match,
+    Offer, PaidTrip, Place, Rejection, Ride, Rules, Settlement, Stage, ToMatch, apply, decide,
+    to_match,
 };
 use crate::error::Error;
 use crate::nearby::AvailableDrivers;
@@ -308,7 +309,7 @@ async fn load_neighbours(conn: &mut Conn<'_>, fleet: &mut Fleet) -> Result<(), E
     let driver_ids: Vec<ClientId> = fleet
         .dispatches
         .values()
-        .flat_map(|d| [d.offer.as_ref().map(|o| &o.driver_id), d.driver_id.as_ref()])
+        .flat_map(|d| [d.offer().map(|o| &o.driver_id), d.driver_id()])
         .flatten()
         .filter(|id| !fleet.drivers.contains_key(*id))
         .cloned()
@@ -545,18 +546,13 @@ async fn dispatch_from_row(conn: &mut Conn<'_>, row: &Row) -> Result<Dispatch, E
         .map(|s| ClientId::parse(s).map_err(|_| columns.corrupt()))
         .collect::<Result<_, _>>()?;
     let status = row.try_get::<String, _>("status")?;
+    let status = DispatchStatus::parse(&status).ok_or_else(|| columns.corrupt())?;
     Ok(Dispatch {
         book_id: row.try_get("book_id")?,
         customer_id: row.try_get("customer_id")?,
         booking: columns.booking()?,
-        status: DispatchStatus::parse(&status).ok_or_else(|| columns.corrupt())?,
-        driver_id: columns.client_id(row.try_get::<Option<String>, _>("driver_id")?.as_deref())?,
-        offer: columns.offer()?,
+        stage: columns.stage(status)?,
         refused,
-        eta_seconds: row.try_get("eta_seconds")?,
-        trip_path_m: row.try_get("trip_path_m")?,
-        trip: columns.trip()?,
-        declined: columns.declined()?,
         deadline_at: row.try_get("deadline_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -590,6 +586,44 @@ impl Columns<'_> {
         };
         let at = LatLng::parse(lat, lng).map_err(|_| self.corrupt())?;
         Ok(Some(Place { name, at }))
+    }
+
+    /// The stage `status` names, with what the row holds for it; a stage without what it must
+    /// have (a trip without its driver, an ended one unpaid) is a corrupt row.
+    fn stage(&self, status: DispatchStatus) -> Result<Stage, Error> {
+        let ride = self.ride()?;
+        let needed = |ride: Option<Ride>| ride.ok_or_else(|| self.corrupt());
+        Ok(match status {
+            DispatchStatus::Searching => Stage::Searching {
+                offer: self.offer()?,
+            },
+            DispatchStatus::Dispatched => Stage::Dispatched(needed(ride)?),
+            DispatchStatus::InTrip => Stage::InTrip(needed(ride)?),
+            DispatchStatus::Ended => Stage::Ended {
+                ride: needed(ride)?,
+                trip: self.trip()?.ok_or_else(|| self.corrupt())?,
+            },
+            DispatchStatus::Cancelled => Stage::Cancelled { ride },
+            DispatchStatus::Failed => Stage::Failed,
+        })
+    }
+
+    /// The ride, when a driver accepted: their id and the promised arrival.
+    fn ride(&self) -> Result<Option<Ride>, Error> {
+        let driver = self.row.try_get::<Option<String>, _>("driver_id")?;
+        let parts = (
+            self.client_id(driver.as_deref())?,
+            self.row.try_get::<Option<i64>, _>("eta_seconds")?,
+        );
+        let (Some(driver_id), Some(eta_seconds)) = parts else {
+            return Ok(None);
+        };
+        Ok(Some(Ride {
+            driver_id,
+            eta_seconds,
+            trip_path_m: self.row.try_get("trip_path_m")?,
+            declined: self.declined()?,
+        }))
     }
 
     fn booking(&self) -> Result<Option<Booking>, Error> {
@@ -680,7 +714,7 @@ async fn insert_dispatch(conn: &mut Conn<'_>, d: &Dispatch) -> Result<(), Error>
     .bind(dropoff.map(|p| p.name.as_str()))
     .bind(dropoff.map(|p| p.at.lat))
     .bind(dropoff.map(|p| p.at.lng))
-    .bind(d.status.as_str())
+    .bind(d.status().as_str())
     .bind(d.deadline_at)
     .bind(d.created_at)
     .bind(d.updated_at)
@@ -694,9 +728,9 @@ async fn insert_dispatch(conn: &mut Conn<'_>, d: &Dispatch) -> Result<(), Error>
 }
 
 async fn update_dispatch(conn: &mut Conn<'_>, d: &mut Dispatch) -> Result<(), Error> {
-    let trip = d.trip.as_ref();
-    let offer = d.offer.as_ref();
-    let declined = d.declined.as_ref();
+    let trip = d.trip();
+    let offer = d.offer();
+    let declined = d.declined();
     let done = query(
         "UPDATE dispatches SET status = $1, driver_id = $2, offer_driver_id = $3,
                                offer_expires_at = $4, eta_seconds = $5, trip_path_m = $6,
@@ -705,12 +739,12 @@ async fn update_dispatch(conn: &mut Conn<'_>, d: &mut Dispatch) -> Result<(), Er
                                declined_at = $14, version = version + 1
          WHERE id = $15 AND version = $16",
     )
-    .bind(d.status.as_str())
-    .bind(d.driver_id.as_ref().map(ClientId::as_str))
+    .bind(d.status().as_str())
+    .bind(d.driver_id().map(ClientId::as_str))
     .bind(offer.map(|o| o.driver_id.as_str()))
     .bind(offer.map(|o| o.expires_at))
-    .bind(d.eta_seconds)
-    .bind(d.trip_path_m)
+    .bind(d.eta_seconds())
+    .bind(d.trip_path_m())
     .bind(trip.map(|t| t.distance_meters))
     .bind(trip.map(|t| t.fare))
     .bind(trip.map(|t| t.pay_id.as_str()))

@@ -258,7 +258,7 @@ fn going_offline_with_an_offer_declines_it() {
     assert!(matches!(events[0], Event::OfferDeclined { .. }));
     assert_eq!(w.driver("a").status, DriverStatus::Offline);
     assert_eq!(w.driver("a").dispatch_id, None);
-    assert_eq!(w.dispatch().offer, None);
+    assert_eq!(w.dispatch().offer(), None);
     assert!(w.dispatch().refused.contains(&id("a")));
 }
 
@@ -283,7 +283,7 @@ fn a_driver_on_a_ride_cannot_go_offline() {
 fn a_booking_opens_one_searching_dispatch() {
     let mut w = World::new();
     w.book();
-    assert_eq!(w.dispatch().status, DispatchStatus::Searching);
+    assert_eq!(w.dispatch().status(), DispatchStatus::Searching);
     assert_eq!(w.dispatch().deadline_at, T0 + 60_000);
     assert!(w.dispatch().wants_driver(w.now));
     w.book();
@@ -343,7 +343,10 @@ fn an_offer_never_outlives_the_search() {
     w.book();
     w.now = T0 + 50_000;
     w.offer("a");
-    assert_eq!(w.dispatch().offer.as_ref().unwrap().expires_at, T0 + 60_000);
+    assert_eq!(
+        w.dispatch().offer().as_ref().unwrap().expires_at,
+        T0 + 60_000
+    );
     w.ok(Command::Decline {
         dispatch_id: "x1".into(),
         driver_id: id("a"),
@@ -376,9 +379,9 @@ fn accepting_dispatches_the_taxi_with_an_eta() {
             eta_seconds: 143,
         }]
     );
-    assert_eq!(w.dispatch().status, DispatchStatus::Dispatched);
-    assert_eq!(w.dispatch().driver_id, Some(id("a")));
-    assert_eq!(w.dispatch().offer, None);
+    assert_eq!(w.dispatch().status(), DispatchStatus::Dispatched);
+    assert_eq!(w.dispatch().driver_id(), Some(&id("a")));
+    assert_eq!(w.dispatch().offer(), None);
     assert_eq!(w.driver("a").status, DriverStatus::Dispatched);
     assert_eq!(
         w.accept("a").unwrap_err(),
@@ -459,7 +462,7 @@ fn the_deadline_fails_a_search_and_frees_the_offered_driver() {
             driver_id: Some(id("a")),
         }]
     );
-    assert_eq!(w.dispatch().status, DispatchStatus::Failed);
+    assert_eq!(w.dispatch().status(), DispatchStatus::Failed);
     assert_eq!(w.driver("a").status, DriverStatus::Available);
     assert_eq!(
         w.accept("a").unwrap_err(),
@@ -492,7 +495,7 @@ fn only_the_assigned_driver_starts_a_dispatched_trip() {
         Rejection::NotAssigned("x1".into(), id("b"))
     );
     w.start("a").unwrap();
-    assert_eq!(w.dispatch().status, DispatchStatus::InTrip);
+    assert_eq!(w.dispatch().status(), DispatchStatus::InTrip);
     assert_eq!(w.driver("a").status, DriverStatus::InTrip);
     assert_eq!(
         w.start("a").unwrap_err(),
@@ -548,8 +551,8 @@ fn a_trip_is_charged_by_distance_and_ends_once() {
     );
 
     w.end("a").unwrap();
-    assert_eq!(w.dispatch().status, DispatchStatus::Ended);
-    assert_eq!(w.dispatch().trip.as_ref().unwrap().fare, 5400);
+    assert_eq!(w.dispatch().status(), DispatchStatus::Ended);
+    assert_eq!(w.dispatch().trip().as_ref().unwrap().fare, 5400);
     assert_eq!(w.driver("a").status, DriverStatus::Available);
     assert_eq!(w.driver("a").dispatch_id, None);
     assert_eq!(
@@ -574,9 +577,9 @@ fn the_trip_remembers_the_path_its_driver_reports() {
     };
     // Before boarding the driver's moves are not the trip's.
     move_to(&mut w, north(-300.0));
-    assert_eq!(w.dispatch().trip_path_m, None);
+    assert_eq!(w.dispatch().trip_path_m(), None);
     w.start("a").unwrap();
-    assert_eq!(w.dispatch().trip_path_m, None, "nothing reported yet");
+    assert_eq!(w.dispatch().trip_path_m(), None, "nothing reported yet");
 
     // From the pickup (not from where the driver was), then from each report to the next.
     let events = move_to(&mut w, north(1000.0));
@@ -584,7 +587,7 @@ fn the_trip_remembers_the_path_its_driver_reports() {
         matches!(&events[..], [Event::DriverMoved { .. }, Event::TripPathExtended { dispatch_id, .. }] if dispatch_id == "x1"),
         "{events:?}"
     );
-    let path = |w: &World| w.dispatch().trip_path_m.unwrap();
+    let path = |w: &World| w.dispatch().trip_path_m().unwrap();
     assert!((path(&w) - 1000.0).abs() < 0.01, "{}", path(&w));
     move_to(&mut w, north(400.0));
     move_to(&mut w, north(2500.0));
@@ -731,7 +734,7 @@ fn cancelling_a_search_withdraws_the_offer() {
             reason: CancelReason::Customer,
         }]
     );
-    assert_eq!(w.dispatch().status, DispatchStatus::Cancelled);
+    assert_eq!(w.dispatch().status(), DispatchStatus::Cancelled);
     assert_eq!(w.driver("a").status, DriverStatus::Available);
     assert_eq!(w.cancel(), [], "cancelling twice changes nothing");
     assert_eq!(
@@ -744,7 +747,7 @@ fn cancelling_a_search_withdraws_the_offer() {
 fn cancelling_a_dispatched_ride_frees_the_driver_and_wins_over_a_later_start() {
     let mut w = World::dispatched();
     w.cancel();
-    assert_eq!(w.dispatch().status, DispatchStatus::Cancelled);
+    assert_eq!(w.dispatch().status(), DispatchStatus::Cancelled);
     assert_eq!(w.driver("a").status, DriverStatus::Available);
     assert_eq!(
         w.start("a").unwrap_err(),
@@ -771,11 +774,11 @@ fn a_cancel_before_its_booking_is_remembered() {
     let mut w = World::new();
     let events = w.cancel();
     assert!(
-        matches!(&events[..], [Event::CancelledUnseen(d)] if d.status == DispatchStatus::Cancelled)
+        matches!(&events[..], [Event::CancelledUnseen(d)] if d.status() == DispatchStatus::Cancelled)
     );
     w.book();
     let only = w.fleet.dispatch_for_book("b1").unwrap();
-    assert_eq!(only.status, DispatchStatus::Cancelled);
+    assert_eq!(only.status(), DispatchStatus::Cancelled);
     assert_eq!(w.fleet.dispatches.len(), 1, "the late booking is ignored");
 }
 
@@ -814,7 +817,7 @@ fn a_booking_heard_of_after_its_answer_is_due_fails_at_once_and_is_offered_to_no
             }
         ]
     ));
-    assert_eq!(w.dispatch().status, DispatchStatus::Failed);
+    assert_eq!(w.dispatch().status(), DispatchStatus::Failed);
     assert!(!w.dispatch().wants_driver(w.now));
     assert_eq!(w.driver("a").status, DriverStatus::Available);
     assert_eq!(
@@ -841,7 +844,7 @@ fn an_expired_booking_calls_off_the_search_and_withdraws_the_offer() {
             reason: CancelReason::Expired,
         }]
     );
-    assert_eq!(w.dispatch().status, DispatchStatus::Cancelled);
+    assert_eq!(w.dispatch().status(), DispatchStatus::Cancelled);
     assert_eq!(w.driver("a").status, DriverStatus::Available);
     assert_eq!(w.expire(), [], "told twice, closed once");
 }
@@ -876,7 +879,7 @@ fn an_expired_booking_never_cancels_a_trip_under_way_or_a_closed_dispatch() {
     assert_eq!(w.fleet, before);
     w.end("a").unwrap();
     assert_eq!(w.expire(), []);
-    assert_eq!(w.dispatch().status, DispatchStatus::Ended);
+    assert_eq!(w.dispatch().status(), DispatchStatus::Ended);
 
     let mut w = World::new();
     assert_eq!(w.expire(), [], "no dispatch for it: nothing to close");
@@ -885,7 +888,7 @@ fn an_expired_booking_never_cancels_a_trip_under_way_or_a_closed_dispatch() {
         dispatch_id: "x1".into(),
     });
     assert_eq!(w.expire(), []);
-    assert_eq!(w.dispatch().status, DispatchStatus::Failed);
+    assert_eq!(w.dispatch().status(), DispatchStatus::Failed);
 }
 
 // ---- a declined card ------------------------------------------------------------------------
@@ -904,7 +907,7 @@ fn a_replaced_card_is_charged_from_then_on() {
         }]
     );
     assert_eq!(charged(&w).card_token, "tok-new");
-    assert_eq!(w.dispatch().status, DispatchStatus::InTrip);
+    assert_eq!(w.dispatch().status(), DispatchStatus::InTrip);
     assert_eq!(
         w.replace_card("tok-new"),
         [],
@@ -934,7 +937,7 @@ fn a_declined_card_is_told_once_per_card_and_the_trip_goes_on() {
             if *driver_id == id("a") && decline.card_token == "tok" && decline.at == T0),
         "{told:?}"
     );
-    assert_eq!(w.dispatch().status, DispatchStatus::InTrip);
+    assert_eq!(w.dispatch().status(), DispatchStatus::InTrip);
     assert_eq!(w.driver("a").status, DriverStatus::InTrip);
     // The driver retries at once: the customer was just told.
     w.now += 1_000;
@@ -969,8 +972,8 @@ fn a_trip_paid_in_cash_ends_like_one_paid_by_card() {
         driver_id: id("a"),
         trip: trip.clone(),
     });
-    assert_eq!(w.dispatch().status, DispatchStatus::Ended);
-    assert_eq!(w.dispatch().trip, Some(trip));
+    assert_eq!(w.dispatch().status(), DispatchStatus::Ended);
+    assert_eq!(w.dispatch().trip(), Some(&trip));
     assert_eq!(w.driver("a").status, DriverStatus::Available);
     w.ok(Command::GoOffline { driver_id: id("a") });
     assert_eq!(w.driver("a").status, DriverStatus::Offline);
@@ -1089,10 +1092,10 @@ mod fleets {
             chosen.map(driver_id).unwrap_or_else(|| {
                 self.dispatch_of(b)
                     .and_then(|d| {
-                        d.offer
+                        d.offer()
                             .as_ref()
                             .map(|o| o.driver_id.clone())
-                            .or_else(|| d.driver_id.clone())
+                            .or_else(|| d.driver_id().cloned())
                     })
                     .unwrap_or_else(|| driver_id(0))
             })
@@ -1216,7 +1219,7 @@ mod fleets {
                 }),
                 Op::Expire(b) => {
                     // The offer timer fires at the offer's expiry (a stale one names someone else).
-                    if let Some(o) = self.dispatch_of(b).and_then(|d| d.offer.clone()) {
+                    if let Some(o) = self.dispatch_of(b).and_then(|d| d.offer().cloned()) {
                         self.now = self.now.max(o.expires_at);
                     }
                     self.run(Command::ExpireOffer {
@@ -1273,7 +1276,7 @@ mod fleets {
                     let (dispatch_id, driver_id) = (self.dispatch_id(b), self.who(b, d));
                     match charge(&self.fleet, &rules(), &dispatch_id, &driver_id, None) {
                         Ok(c) => {
-                            let status = self.dispatch_of(b).map(|d| d.status);
+                            let status = self.dispatch_of(b).map(Dispatch::status);
                             let events = self.run(Command::RecordDecline {
                                 dispatch_id,
                                 driver_id,
@@ -1281,7 +1284,7 @@ mod fleets {
                                 fare: c.amount,
                                 reason: "declined".into(),
                             });
-                            assert_eq!(self.dispatch_of(b).map(|d| d.status), status);
+                            assert_eq!(self.dispatch_of(b).map(Dispatch::status), status);
                             events
                         }
                         Err(r) => Err(r),
@@ -1291,7 +1294,7 @@ mod fleets {
                     let events = self.run(Command::Expire {
                         book_id: format!("book-{b}"),
                     });
-                    let after = self.dispatch_of(b).map(|d| d.status);
+                    let after = self.dispatch_of(b).map(Dispatch::status);
                     assert!(
                         !matches!(
                             after,
@@ -1308,9 +1311,11 @@ mod fleets {
                         book_id: format!("book-{b}"),
                         card_token: card_token.clone(),
                     });
-                    if let Some(d) = self.dispatch_of(b).filter(|d| d.trip.is_none()) {
-                        let open =
-                            !matches!(d.status, DispatchStatus::Cancelled | DispatchStatus::Failed);
+                    if let Some(d) = self.dispatch_of(b).filter(|d| d.trip().is_none()) {
+                        let open = !matches!(
+                            d.status(),
+                            DispatchStatus::Cancelled | DispatchStatus::Failed
+                        );
                         let card = d.booking.as_ref().map(|b| b.card_token.as_str());
                         if open && card.is_some() {
                             assert_eq!(card, Some(card_token.as_str()), "charged from now on");
@@ -1320,14 +1325,14 @@ mod fleets {
                 }
                 Op::Cancel(b) => {
                     self.next += 1;
-                    let status = self.dispatch_of(b).map(|d| d.status);
+                    let status = self.dispatch_of(b).map(Dispatch::status);
                     let events = self.run(Command::Cancel {
                         book_id: format!("book-{b}"),
                         customer_id: format!("customer-{b}"),
                         unseen_id: format!("unseen-{}", self.next),
                     });
                     let events = events.expect("a cancel is never refused, only answered");
-                    let after = self.dispatch_of(b).map(|d| d.status);
+                    let after = self.dispatch_of(b).map(Dispatch::status);
                     match status {
                         None | Some(DispatchStatus::Searching | DispatchStatus::Dispatched) => {
                             assert_eq!(after, Some(DispatchStatus::Cancelled));
@@ -1356,8 +1361,8 @@ mod fleets {
                 Err(_) => assert_eq!(self.fleet, before, "a rejected command changes nothing"),
             }
             for (id, old) in &before.dispatches {
-                let (was, is) = (old.trip_path_m, self.fleet.dispatches[id].trip_path_m);
-                if old.status == DispatchStatus::InTrip {
+                let (was, is) = (old.trip_path_m(), self.fleet.dispatches[id].trip_path_m());
+                if old.status() == DispatchStatus::InTrip {
                     assert!(
                         is >= was,
                         "{id}: a trip's path only grows: {was:?} → {is:?}"
@@ -1371,7 +1376,7 @@ mod fleets {
             }
             for (id, old) in &before.dispatches {
                 let terminal = matches!(
-                    old.status,
+                    old.status(),
                     DispatchStatus::Ended | DispatchStatus::Cancelled | DispatchStatus::Failed
                 );
                 if terminal {
@@ -1398,7 +1403,7 @@ mod fleets {
                     }
                     Event::PaymentDeclined { dispatch_id, .. } => {
                         let d = &self.fleet.dispatches[dispatch_id];
-                        assert_eq!(d.status, DispatchStatus::InTrip, "told only of a trip");
+                        assert_eq!(d.status(), DispatchStatus::InTrip, "told only of a trip");
                     }
                     _ => {}
                 }
@@ -1410,11 +1415,15 @@ mod fleets {
             for (id, d) in &fleet.dispatches {
                 let ended = self.ended.get(id).copied().unwrap_or(0);
                 assert!(ended <= 1, "{id} charged {ended} times");
-                assert_eq!(ended == 1, d.status == DispatchStatus::Ended, "{id}");
-                assert_eq!(d.trip.is_some(), d.status == DispatchStatus::Ended, "{id}");
-                if d.trip_path_m.is_some() {
+                assert_eq!(ended == 1, d.status() == DispatchStatus::Ended, "{id}");
+                assert_eq!(
+                    d.trip().is_some(),
+                    d.status() == DispatchStatus::Ended,
+                    "{id}"
+                );
+                if d.trip_path_m().is_some() {
                     assert!(
-                        matches!(d.status, DispatchStatus::InTrip | DispatchStatus::Ended),
+                        matches!(d.status(), DispatchStatus::InTrip | DispatchStatus::Ended),
                         "{id} has a path but no trip"
                     );
                 }
@@ -1425,23 +1434,23 @@ mod fleets {
                 );
                 if self.cancel_rejected.contains(id) {
                     assert!(matches!(
-                        d.status,
+                        d.status(),
                         DispatchStatus::InTrip | DispatchStatus::Ended
                     ));
                 }
                 if self.cancelled.contains(id) {
-                    assert_eq!(d.status, DispatchStatus::Cancelled);
+                    assert_eq!(d.status(), DispatchStatus::Cancelled);
                 }
                 // A dispatch's driver points back at it.
-                if let Some(o) = &d.offer {
-                    assert_eq!(d.status, DispatchStatus::Searching, "{id}");
+                if let Some(o) = &d.offer() {
+                    assert_eq!(d.status(), DispatchStatus::Searching, "{id}");
                     let driver = &fleet.drivers[&o.driver_id];
                     assert_eq!(driver.status, DriverStatus::Offered, "{id}");
                     assert_eq!(driver.dispatch_id.as_ref(), Some(id));
                 }
-                if let DispatchStatus::Dispatched | DispatchStatus::InTrip = d.status {
-                    let driver = &fleet.drivers[d.driver_id.as_ref().expect("assigned")];
-                    assert_eq!(driver.status.as_str(), d.status.as_str(), "{id}");
+                if let DispatchStatus::Dispatched | DispatchStatus::InTrip = d.status() {
+                    let driver = &fleet.drivers[d.driver_id().as_ref().expect("assigned")];
+                    assert_eq!(driver.status.as_str(), d.status().as_str(), "{id}");
                     assert_eq!(driver.dispatch_id.as_ref(), Some(id));
                 }
                 // Nobody waits while a driver who would take it is free.
@@ -1459,9 +1468,9 @@ mod fleets {
                 let on = fleet.dispatches.values().filter(|d| {
                     d.offered_to(id)
                         || (matches!(
-                            d.status,
+                            d.status(),
                             DispatchStatus::Dispatched | DispatchStatus::InTrip
-                        ) && d.driver_id.as_ref() == Some(id))
+                        ) && d.driver_id() == Some(id))
                 });
                 let on: Vec<_> = on.map(|d| d.id.clone()).collect();
                 assert!(on.len() <= 1, "{id} is on {on:?}");
