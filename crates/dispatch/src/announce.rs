@@ -44,7 +44,7 @@ fn timer_changes(event: &Event) -> Vec<TimerChange<'_>> {
     match event {
         Event::DispatchOpened(d) => {
             let deadline = DispatchTimer::Deadline {
-                dispatch_id: d.id.clone(),
+                dispatch_id: d.id.clone().into(),
             };
             vec![Set(deadline, d.deadline_at)]
         }
@@ -54,21 +54,21 @@ fn timer_changes(event: &Event) -> Vec<TimerChange<'_>> {
             expires_at,
         } => {
             let offer = DispatchTimer::Offer {
-                dispatch_id: dispatch_id.clone(),
+                dispatch_id: dispatch_id.clone().into(),
                 driver_id: driver_id.clone(),
             };
             vec![Set(offer, *expires_at)]
         }
         Event::OfferDeclined { dispatch_id, .. } | Event::OfferExpired { dispatch_id, .. } => {
-            vec![Cancel(OFFER_TIMER, dispatch_id)]
+            vec![Cancel(OFFER_TIMER, dispatch_id.as_str())]
         }
         // The search is over: nothing is offered, nothing runs out.
         Event::Dispatched { dispatch_id, .. }
         | Event::Cancelled { dispatch_id, .. }
         | Event::Failed { dispatch_id, .. } => {
             vec![
-                Cancel(OFFER_TIMER, dispatch_id),
-                Cancel(DEADLINE_TIMER, dispatch_id),
+                Cancel(OFFER_TIMER, dispatch_id.as_str()),
+                Cancel(DEADLINE_TIMER, dispatch_id.as_str()),
             ]
         }
         _ => Vec::new(),
@@ -98,14 +98,14 @@ impl Said<'_> {
                 driver_id,
                 expires_at,
             } => {
-                let d = self.dispatch(dispatch_id);
+                let d = self.dispatch(dispatch_id.as_str());
                 self.on(d, &offered(d, driver_id, *expires_at))
             }
             Event::OfferExpired {
                 dispatch_id,
                 driver_id,
             } => {
-                let d = self.dispatch(dispatch_id);
+                let d = self.dispatch(dispatch_id.as_str());
                 self.on(d, &offer_expired(d, driver_id))
             }
             Event::Dispatched {
@@ -113,7 +113,7 @@ impl Said<'_> {
                 driver_id,
                 eta_seconds,
             } => {
-                let d = self.dispatch(dispatch_id);
+                let d = self.dispatch(dispatch_id.as_str());
                 let taxi = self.driver(driver_id);
                 self.on(d, &dispatched(d, taxi, *eta_seconds))
             }
@@ -121,7 +121,7 @@ impl Said<'_> {
                 dispatch_id,
                 driver_id,
             } => {
-                let d = self.dispatch(dispatch_id);
+                let d = self.dispatch(dispatch_id.as_str());
                 self.on(d, &trip_started(d, driver_id))
             }
             Event::TripEnded {
@@ -129,7 +129,7 @@ impl Said<'_> {
                 driver_id,
                 trip,
             } => {
-                let d = self.dispatch(dispatch_id);
+                let d = self.dispatch(dispatch_id.as_str());
                 self.on(d, &trip_ended(d, driver_id, trip))
             }
             Event::PaymentDeclined {
@@ -139,7 +139,7 @@ impl Said<'_> {
                 reason,
                 ..
             } => {
-                let d = self.dispatch(dispatch_id);
+                let d = self.dispatch(dispatch_id.as_str());
                 self.on(d, &payment_declined(d, driver_id, *fare, reason))
             }
             Event::Cancelled {
@@ -147,19 +147,19 @@ impl Said<'_> {
                 driver_id,
                 reason,
             } => {
-                let d = self.dispatch(dispatch_id);
+                let d = self.dispatch(dispatch_id.as_str());
                 self.on(d, &cancelled(d, driver_id.as_ref(), *reason))
             }
             Event::CancelledUnseen(d) => self.on(d, &cancelled(d, None, CancelReason::Customer)),
             Event::CancelRejected { dispatch_id } => {
-                let d = self.dispatch(dispatch_id);
+                let d = self.dispatch(dispatch_id.as_str());
                 self.on(d, &cancel_rejected(d))
             }
             Event::Failed {
                 dispatch_id,
                 driver_id,
             } => {
-                let d = self.dispatch(dispatch_id);
+                let d = self.dispatch(dispatch_id.as_str());
                 self.on(d, &failed(d, driver_id.as_ref()))
             }
         };
@@ -167,7 +167,7 @@ impl Said<'_> {
     }
 
     fn on<E: tanda_core::Event>(&self, d: &Dispatch, event: &E) -> Envelope {
-        Envelope::new(event, &d.book_id, self.cause, self.now)
+        Envelope::new(event, d.book_id.as_str(), self.cause, self.now)
     }
 
     // `decide` only names what the command loaded.
@@ -192,8 +192,8 @@ fn offered(d: &Dispatch, driver_id: &ClientId, expires_at: Timestamp) -> taxi::R
         .as_ref()
         .expect("only booked dispatches are offered");
     taxi::RideOffered {
-        dispatch_id: d.id.clone(),
-        book_id: d.book_id.clone(),
+        dispatch_id: d.id.clone().into(),
+        book_id: d.book_id.clone().into(),
         customer_id: d.customer_id.clone(),
         driver_id: driver_id.to_string(),
         pickup: catalog_place(&booking.pickup),
@@ -204,16 +204,16 @@ fn offered(d: &Dispatch, driver_id: &ClientId, expires_at: Timestamp) -> taxi::R
 
 fn offer_expired(d: &Dispatch, driver_id: &ClientId) -> taxi::OfferExpired {
     taxi::OfferExpired {
-        dispatch_id: d.id.clone(),
-        book_id: d.book_id.clone(),
+        dispatch_id: d.id.clone().into(),
+        book_id: d.book_id.clone().into(),
         driver_id: driver_id.to_string(),
     }
 }
 
 fn dispatched(d: &Dispatch, taxi: &Driver, eta_seconds: i64) -> taxi::TaxiDispatched {
     taxi::TaxiDispatched {
-        dispatch_id: d.id.clone(),
-        book_id: d.book_id.clone(),
+        dispatch_id: d.id.clone().into(),
+        book_id: d.book_id.clone().into(),
         customer_id: d.customer_id.clone(),
         driver_id: taxi.id.to_string(),
         driver_name: taxi.name.clone(),
@@ -225,8 +225,8 @@ fn dispatched(d: &Dispatch, taxi: &Driver, eta_seconds: i64) -> taxi::TaxiDispat
 
 fn trip_started(d: &Dispatch, driver_id: &ClientId) -> taxi::TripStarted {
     taxi::TripStarted {
-        dispatch_id: d.id.clone(),
-        book_id: d.book_id.clone(),
+        dispatch_id: d.id.clone().into(),
+        book_id: d.book_id.clone().into(),
         customer_id: d.customer_id.clone(),
         driver_id: driver_id.to_string(),
     }
@@ -234,8 +234,8 @@ fn trip_started(d: &Dispatch, driver_id: &ClientId) -> taxi::TripStarted {
 
 fn trip_ended(d: &Dispatch, driver_id: &ClientId, trip: &PaidTrip) -> taxi::TripEnded {
     taxi::TripEnded {
-        dispatch_id: d.id.clone(),
-        book_id: d.book_id.clone(),
+        dispatch_id: d.id.clone().into(),
+        book_id: d.book_id.clone().into(),
         customer_id: d.customer_id.clone(),
         driver_id: driver_id.to_string(),
         distance_meters: trip.distance_meters,
@@ -252,8 +252,8 @@ fn payment_declined(
     reason: &str,
 ) -> taxi::PaymentDeclined {
     taxi::PaymentDeclined {
-        dispatch_id: d.id.clone(),
-        book_id: d.book_id.clone(),
+        dispatch_id: d.id.clone().into(),
+        book_id: d.book_id.clone().into(),
         customer_id: d.customer_id.clone(),
         driver_id: driver_id.to_string(),
         fare,
@@ -271,8 +271,8 @@ fn cancelled(
         CancelReason::Expired => taxi::EXPIRED,
     };
     taxi::DispatchCancelled {
-        dispatch_id: d.id.clone(),
-        book_id: d.book_id.clone(),
+        dispatch_id: d.id.clone().into(),
+        book_id: d.book_id.clone().into(),
         customer_id: d.customer_id.clone(),
         driver_id: driver_id.map(ClientId::to_string),
         reason: Some(reason.to_owned()),
@@ -281,8 +281,8 @@ fn cancelled(
 
 fn cancel_rejected(d: &Dispatch) -> taxi::CancelRejected {
     taxi::CancelRejected {
-        dispatch_id: d.id.clone(),
-        book_id: d.book_id.clone(),
+        dispatch_id: d.id.clone().into(),
+        book_id: d.book_id.clone().into(),
         customer_id: d.customer_id.clone(),
         reason: "trip already started".to_owned(),
     }
@@ -295,8 +295,8 @@ fn failed(d: &Dispatch, driver_id: Option<&ClientId>) -> taxi::DispatchFailed {
         "no driver accepted before the deadline"
     };
     taxi::DispatchFailed {
-        dispatch_id: d.id.clone(),
-        book_id: d.book_id.clone(),
+        dispatch_id: d.id.clone().into(),
+        book_id: d.book_id.clone().into(),
         customer_id: d.customer_id.clone(),
         reason: reason.to_owned(),
         driver_id: driver_id.map(ClientId::to_string),

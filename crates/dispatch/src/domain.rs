@@ -17,6 +17,62 @@ use tanda_core::Timestamp;
 use tanda_core::geo::LatLng;
 use tanda_core::id::ClientId;
 
+/// Names one dispatch. Dispatch makes them; a client only ever hands one back.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct DispatchId(String);
+
+/// Names a booking: book's id, as book's events carry it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct BookId(String);
+
+macro_rules! string_id {
+    ($ty:ident) => {
+        impl $ty {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl From<String> for $ty {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+        impl From<&str> for $ty {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+        impl From<$ty> for String {
+            fn from(id: $ty) -> String {
+                id.0
+            }
+        }
+        impl std::borrow::Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+    };
+}
+string_id!(DispatchId);
+string_id!(BookId);
+
 /// Seoul-style meter: `base` covers the first `base_distance_m`, then `unit_price` for every full
 /// `unit_distance_m` (all in won and metres).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args, serde::Serialize)]
@@ -201,7 +257,7 @@ pub struct Driver {
     pub status: DriverStatus,
     /// The dispatch this driver is offered or assigned (set exactly when `OFFERED`, `DISPATCHED`
     /// or `IN_TRIP`).
-    pub dispatch_id: Option<String>,
+    pub dispatch_id: Option<DispatchId>,
     /// Optimistic concurrency; only the store reads it.
     pub version: i64,
 }
@@ -285,8 +341,8 @@ pub enum CancelReason {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dispatch {
-    pub id: String,
-    pub book_id: String,
+    pub id: DispatchId,
+    pub book_id: BookId,
     pub customer_id: String,
     /// `None` only for a booking whose cancel arrived before the booking itself.
     pub booking: Option<Booking>,
@@ -377,9 +433,9 @@ impl Stage {
 
 impl Dispatch {
     /// A dispatch of `book_id` as first stored at `now`: searching, for no booking yet, due now.
-    fn new(id: String, book_id: String, customer_id: String, now: Timestamp) -> Self {
+    fn new(id: String, book_id: BookId, customer_id: String, now: Timestamp) -> Self {
         Self {
-            id,
+            id: id.into(),
             book_id,
             customer_id,
             booking: None,
@@ -448,12 +504,14 @@ impl Dispatch {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fleet {
     pub drivers: BTreeMap<ClientId, Driver>,
-    pub dispatches: BTreeMap<String, Dispatch>,
+    pub dispatches: BTreeMap<DispatchId, Dispatch>,
 }
 
 impl Fleet {
     pub fn dispatch_for_book(&self, book_id: &str) -> Option<&Dispatch> {
-        self.dispatches.values().find(|d| d.book_id == book_id)
+        self.dispatches
+            .values()
+            .find(|d| d.book_id.as_str() == book_id)
     }
 
     fn driver(&self, id: &ClientId) -> Result<&Driver, Rejection> {
@@ -479,8 +537,8 @@ pub struct NewDriver {
 }
 
 pub struct NewDispatch {
-    pub id: String,
-    pub book_id: String,
+    pub id: DispatchId,
+    pub book_id: BookId,
     pub customer_id: String,
     pub booking: Booking,
     /// When book answers the customer; `None` for a booking of before book set it (dispatch then
@@ -504,55 +562,55 @@ pub enum Command {
     Open(NewDispatch),
     /// Matching picked this driver for this dispatch.
     Offer {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
     },
     Accept {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
     },
     Decline {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
     },
     /// The offer timer of the offer to `driver_id` fired.
     ExpireOffer {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
     },
     /// The dispatch deadline timer fired.
     Deadline {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
     },
     Start {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
     },
     /// The trip was paid (see [`meter`]); record it.
     End {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
         trip: PaidTrip,
     },
     /// The customer cancelled. `unseen_id` names the dispatch recorded if the booking itself
     /// has not arrived yet.
     Cancel {
-        book_id: String,
+        book_id: BookId,
         customer_id: String,
         unseen_id: String,
     },
     /// Book answered the customer "no taxi" (`BookExpired`): nothing may stay open for it.
     Expire {
-        book_id: String,
+        book_id: BookId,
     },
     /// The customer replaced the booking's card.
     ReplaceCard {
-        book_id: String,
+        book_id: BookId,
         card_token: String,
     },
     /// Charging `card_token` the trip's `fare` was declined for `reason`.
     RecordDecline {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
         card_token: String,
         fare: i64,
@@ -576,11 +634,11 @@ impl Command {
             MoveDriver { driver_id, .. } | GoOnline { driver_id } | GoOffline { driver_id } => {
                 (None, Some(driver_id))
             }
-            Open(d) => (Some(DispatchRef::Book(&d.book_id)), None),
+            Open(d) => (Some(DispatchRef::Book(d.book_id.as_str())), None),
             Cancel { book_id, .. } | Expire { book_id } | ReplaceCard { book_id, .. } => {
-                (Some(DispatchRef::Book(book_id)), None)
+                (Some(DispatchRef::Book(book_id.as_str())), None)
             }
-            Deadline { dispatch_id } => (Some(DispatchRef::Id(dispatch_id)), None),
+            Deadline { dispatch_id } => (Some(DispatchRef::Id(dispatch_id.as_str())), None),
             Offer {
                 dispatch_id,
                 driver_id,
@@ -610,7 +668,7 @@ impl Command {
                 dispatch_id,
                 driver_id,
                 ..
-            } => (Some(DispatchRef::Id(dispatch_id)), Some(driver_id)),
+            } => (Some(DispatchRef::Id(dispatch_id.as_str())), Some(driver_id)),
         }
     }
 }
@@ -631,51 +689,51 @@ pub enum Event {
     },
     DispatchOpened(Dispatch),
     Offered {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
         expires_at: Timestamp,
     },
     OfferDeclined {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
     },
     OfferExpired {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
     },
     Dispatched {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
         eta_seconds: i64,
     },
     TripStarted {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
     },
     /// The driver reported a location during the trip: its path is now `path_m` metres long.
     TripPathExtended {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         path_m: f64,
     },
     TripEnded {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
         trip: PaidTrip,
     },
     /// Cancelled (`reason`); `driver_id` is the driver set free, if any.
     Cancelled {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: Option<ClientId>,
         reason: CancelReason,
     },
     /// The booking's card was replaced: the trip is charged to this token from now on.
     CardReplaced {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         card_token: String,
     },
     /// Charging the trip was declined; the customer is told.
     PaymentDeclined {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: ClientId,
         fare: i64,
         reason: String,
@@ -684,11 +742,11 @@ pub enum Event {
     /// A cancel arrived before its booking: the booking is recorded as cancelled.
     CancelledUnseen(Dispatch),
     CancelRejected {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
     },
     /// Nobody accepted before the deadline; `driver_id` is the driver whose offer lapsed with it.
     Failed {
-        dispatch_id: String,
+        dispatch_id: DispatchId,
         driver_id: Option<ClientId>,
     },
 }
@@ -798,8 +856,8 @@ pub fn decide(
             dispatch_id,
             driver_id,
         } => {
-            if !open_dispatch(fleet, &dispatch_id)?.offered_to(&driver_id) {
-                return Err(Rejection::NotOffered(dispatch_id, driver_id));
+            if !open_dispatch(fleet, dispatch_id.as_str())?.offered_to(&driver_id) {
+                return Err(Rejection::NotOffered(dispatch_id.into(), driver_id));
             }
             Ok(vec![Event::OfferDeclined {
                 dispatch_id,
@@ -832,7 +890,7 @@ pub fn decide(
             driver_id,
             trip,
         } => {
-            check_can_end(fleet, &dispatch_id, &driver_id)?;
+            check_can_end(fleet, dispatch_id.as_str(), &driver_id)?;
             Ok(vec![Event::TripEnded {
                 dispatch_id,
                 driver_id,
@@ -844,11 +902,11 @@ pub fn decide(
             customer_id,
             unseen_id,
         } => Ok(cancel_booking(fleet, book_id, customer_id, unseen_id, now)),
-        Command::Expire { book_id } => Ok(expire(fleet, &book_id)),
+        Command::Expire { book_id } => Ok(expire(fleet, book_id.as_str())),
         Command::ReplaceCard {
             book_id,
             card_token,
-        } => Ok(replace_card(fleet, &book_id, card_token)),
+        } => Ok(replace_card(fleet, book_id.as_str(), card_token)),
         Command::RecordDecline {
             dispatch_id,
             driver_id,
@@ -856,7 +914,7 @@ pub fn decide(
             fare,
             reason,
         } => {
-            let Ok(dispatch) = check_can_end(fleet, &dispatch_id, &driver_id) else {
+            let Ok(dispatch) = check_can_end(fleet, dispatch_id.as_str(), &driver_id) else {
                 return Ok(vec![]);
             };
             if !worth_telling(dispatch, &card_token, now) {
@@ -927,11 +985,11 @@ fn go_offline(fleet: &Fleet, driver_id: ClientId) -> Result<Vec<Event>, Rejectio
 /// A booking heard of opens its dispatch, searching until the booking's answer is due (once per
 /// booking: a redelivered one opens nothing).
 fn open(fleet: &Fleet, rules: &Rules, new: NewDispatch, now: Timestamp) -> Vec<Event> {
-    if fleet.dispatch_for_book(&new.book_id).is_some() {
+    if fleet.dispatch_for_book(new.book_id.as_str()).is_some() {
         return vec![];
     }
     let deadline_at = new.answer_by.unwrap_or_else(|| after(now, rules.deadline));
-    let mut dispatch = Dispatch::new(new.id.clone(), new.book_id, new.customer_id, now);
+    let mut dispatch = Dispatch::new(new.id.clone().into(), new.book_id, new.customer_id, now);
     dispatch.booking = Some(new.booking);
     dispatch.deadline_at = deadline_at;
     let opened = Event::DispatchOpened(dispatch);
@@ -950,19 +1008,19 @@ fn open(fleet: &Fleet, rules: &Rules, new: NewDispatch, now: Timestamp) -> Vec<E
 fn offer(
     fleet: &Fleet,
     rules: &Rules,
-    dispatch_id: String,
+    dispatch_id: DispatchId,
     driver_id: ClientId,
     now: Timestamp,
 ) -> Result<Vec<Event>, Rejection> {
-    let dispatch = fleet.dispatch(&dispatch_id)?;
+    let dispatch = fleet.dispatch(dispatch_id.as_str())?;
     if !dispatch.wants_driver(now) {
-        return Err(Rejection::NotSearching(dispatch_id));
+        return Err(Rejection::NotSearching(dispatch_id.into()));
     }
     if fleet.driver(&driver_id)?.status != DriverStatus::Available {
         return Err(Rejection::DriverUnavailable(driver_id));
     }
     if dispatch.refused.contains(&driver_id) {
-        return Err(Rejection::AlreadyRefused(dispatch_id, driver_id));
+        return Err(Rejection::AlreadyRefused(dispatch_id.into(), driver_id));
     }
     // An offer never outlives the search it belongs to.
     let expires_at = after(now, rules.offer_timeout).min(dispatch.deadline_at);
@@ -976,19 +1034,19 @@ fn offer(
 fn accept(
     fleet: &Fleet,
     rules: &Rules,
-    dispatch_id: String,
+    dispatch_id: DispatchId,
     driver_id: ClientId,
     now: Timestamp,
 ) -> Result<Vec<Event>, Rejection> {
-    let dispatch = open_dispatch(fleet, &dispatch_id)?;
+    let dispatch = open_dispatch(fleet, dispatch_id.as_str())?;
     let (Some(offer), Some(booking)) = (dispatch.offer(), &dispatch.booking) else {
-        return Err(Rejection::NotOffered(dispatch_id, driver_id));
+        return Err(Rejection::NotOffered(dispatch_id.into(), driver_id));
     };
     if offer.driver_id != driver_id {
-        return Err(Rejection::NotOffered(dispatch_id, driver_id));
+        return Err(Rejection::NotOffered(dispatch_id.into(), driver_id));
     }
     if now >= offer.expires_at {
-        return Err(Rejection::OfferExpired(dispatch_id, driver_id));
+        return Err(Rejection::OfferExpired(dispatch_id.into(), driver_id));
     }
     let eta_seconds = rules.eta_seconds(fleet.driver(&driver_id)?.location, booking.pickup.at);
     Ok(vec![Event::Dispatched {
@@ -998,16 +1056,26 @@ fn accept(
     }])
 }
 
-fn start(fleet: &Fleet, dispatch_id: String, driver_id: ClientId) -> Result<Vec<Event>, Rejection> {
-    let dispatch = open_dispatch(fleet, &dispatch_id)?;
+fn start(
+    fleet: &Fleet,
+    dispatch_id: DispatchId,
+    driver_id: ClientId,
+) -> Result<Vec<Event>, Rejection> {
+    let dispatch = open_dispatch(fleet, dispatch_id.as_str())?;
     if dispatch.status() == DispatchStatus::Searching {
-        return Err(Rejection::NotDispatched(dispatch_id, dispatch.status()));
+        return Err(Rejection::NotDispatched(
+            dispatch_id.into(),
+            dispatch.status(),
+        ));
     }
     if dispatch.driver_id() != Some(&driver_id) {
-        return Err(Rejection::NotAssigned(dispatch_id, driver_id));
+        return Err(Rejection::NotAssigned(dispatch_id.into(), driver_id));
     }
     if dispatch.status() != DispatchStatus::Dispatched {
-        return Err(Rejection::NotDispatched(dispatch_id, dispatch.status()));
+        return Err(Rejection::NotDispatched(
+            dispatch_id.into(),
+            dispatch.status(),
+        ));
     }
     Ok(vec![Event::TripStarted {
         dispatch_id,
@@ -1020,12 +1088,12 @@ fn start(fleet: &Fleet, dispatch_id: String, driver_id: ClientId) -> Result<Vec<
 /// it comes, opens nothing.
 fn cancel_booking(
     fleet: &Fleet,
-    book_id: String,
+    book_id: BookId,
     customer_id: String,
     unseen_id: String,
     now: Timestamp,
 ) -> Vec<Event> {
-    let Some(dispatch) = fleet.dispatch_for_book(&book_id) else {
+    let Some(dispatch) = fleet.dispatch_for_book(book_id.as_str()) else {
         let mut unseen = Dispatch::new(unseen_id, book_id, customer_id, now);
         unseen.stage = Stage::Cancelled { ride: None };
         return vec![Event::CancelledUnseen(unseen)];
@@ -1106,7 +1174,9 @@ fn trip_path_to(fleet: &Fleet, driver: &Driver, to: LatLng) -> Option<Event> {
     if driver.status != DriverStatus::InTrip {
         return None;
     }
-    let dispatch = fleet.dispatches.get(driver.dispatch_id.as_deref()?)?;
+    let dispatch = fleet
+        .dispatches
+        .get(driver.dispatch_id.as_ref()?.as_str())?;
     if dispatch.status() != DispatchStatus::InTrip || dispatch.driver_id() != Some(&driver.id) {
         return None;
     }
@@ -1159,7 +1229,7 @@ fn check_can_end<'f>(
 /// come out the same on every attempt to end it (pay refuses a second amount for a paid trip).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge {
-    pub book_id: String,
+    pub book_id: BookId,
     pub customer_id: String,
     pub distance_meters: i64,
     pub amount: i64,
@@ -1266,7 +1336,7 @@ fn apply_to_drivers(drivers: &mut BTreeMap<ClientId, Driver>, event: &Event) {
 }
 
 /// What an event does to the dispatch it names.
-fn apply_to_dispatches(dispatches: &mut BTreeMap<String, Dispatch>, event: &Event) {
+fn apply_to_dispatches(dispatches: &mut BTreeMap<DispatchId, Dispatch>, event: &Event) {
     let id = match event {
         Event::DispatchOpened(dispatch) | Event::CancelledUnseen(dispatch) => {
             dispatches.insert(dispatch.id.clone(), dispatch.clone());
@@ -1355,7 +1425,7 @@ fn apply_to_dispatches(dispatches: &mut BTreeMap<String, Dispatch>, event: &Even
 /// just became available (offer them the oldest waiting dispatch they have not refused).
 #[derive(Debug, Default, PartialEq)]
 pub struct ToMatch {
-    pub dispatches: Vec<String>,
+    pub dispatches: Vec<DispatchId>,
     pub drivers: Vec<ClientId>,
 }
 

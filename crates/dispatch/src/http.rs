@@ -273,7 +273,7 @@ impl From<&Driver> for DriverView {
             phone: d.phone.clone(),
             location: d.location,
             status: d.status.as_str(),
-            dispatch_id: d.dispatch_id.clone(),
+            dispatch_id: d.dispatch_id.clone().map(String::from),
         }
     }
 }
@@ -357,8 +357,8 @@ impl From<&Dispatch> for DispatchView {
     fn from(d: &Dispatch) -> Self {
         let trip = d.trip();
         Self {
-            dispatch_id: d.id.clone(),
-            book_id: d.book_id.clone(),
+            dispatch_id: d.id.clone().into(),
+            book_id: d.book_id.clone().into(),
             customer_id: d.customer_id.clone(),
             driver_id: d.driver_id().map(ClientId::to_string),
             status: d.status().as_str(),
@@ -608,7 +608,7 @@ async fn offers(
         .ok_or_else(|| Problem::not_found("driver", id.as_str()))?;
     let dispatch = match (&driver.status, &driver.dispatch_id) {
         (DriverStatus::Offered, Some(dispatch_id)) => {
-            store::dispatch_by_id(&mut conn, dispatch_id).await?
+            store::dispatch_by_id(&mut conn, dispatch_id.as_str()).await?
         }
         _ => None,
     };
@@ -616,8 +616,8 @@ async fn offers(
     let offer = dispatch.and_then(|d| {
         let (offer, booking) = (d.offer()?, d.booking.as_ref()?);
         (offer.driver_id == id && now < offer.expires_at).then(|| OfferView {
-            dispatch_id: d.id.clone(),
-            book_id: d.book_id.clone(),
+            dispatch_id: d.id.clone().into(),
+            book_id: d.book_id.clone().into(),
             pickup: PlaceView::from(&booking.pickup),
             dropoff: PlaceView::from(&booking.dropoff),
             expires_at: rfc3339(offer.expires_at),
@@ -705,7 +705,7 @@ async fn accept(
     let driver_id = acting_driver(&caller, body.driver_id.as_deref())?;
     let fleet = app
         .run(|| Command::Accept {
-            dispatch_id: dispatch_id.clone(),
+            dispatch_id: dispatch_id.clone().into(),
             driver_id: driver_id.clone(),
         })
         .await?;
@@ -729,7 +729,7 @@ async fn decline(
     let driver_id = acting_driver(&caller, body.driver_id.as_deref())?;
     let fleet = app
         .run(|| Command::Decline {
-            dispatch_id: dispatch_id.clone(),
+            dispatch_id: dispatch_id.clone().into(),
             driver_id: driver_id.clone(),
         })
         .await?;
@@ -753,7 +753,7 @@ async fn start(
     let driver_id = acting_driver(&caller, body.driver_id.as_deref())?;
     let fleet = app
         .run(|| Command::Start {
-            dispatch_id: dispatch_id.clone(),
+            dispatch_id: dispatch_id.clone().into(),
             driver_id: driver_id.clone(),
         })
         .await?;

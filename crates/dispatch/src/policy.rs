@@ -49,14 +49,14 @@ impl Policy for Bookings {
         let command = match event {
             Takes::BookRequested(booked) => open(booked, envelope)?,
             Takes::BookExpired(expired) => Command::Expire {
-                book_id: expired.book_id,
+                book_id: expired.book_id.into(),
             },
             Takes::BookCardReplaced(replaced) => Command::ReplaceCard {
-                book_id: replaced.book_id,
+                book_id: replaced.book_id.into(),
                 card_token: replaced.card_token,
             },
             Takes::BookCancelRequested(cancel) => Command::Cancel {
-                book_id: cancel.book_id,
+                book_id: cancel.book_id.into(),
                 customer_id: cancel.customer_id,
                 unseen_id: new_id(),
             },
@@ -84,13 +84,13 @@ fn open(booked: BookRequested, event: &Envelope) -> Result<Command, Error> {
         None => None,
     };
     Ok(Command::Open(NewDispatch {
-        id: new_id(),
+        id: new_id().into(),
         booking: Booking {
             card_token: booked.card_token,
             pickup: place(&booked.pickup)?,
             dropoff: place(&booked.dropoff)?,
         },
-        book_id: booked.book_id,
+        book_id: booked.book_id.into(),
         customer_id: booked.customer_id,
         answer_by,
     }))
@@ -111,10 +111,12 @@ impl OnTimer for Timers {
                 dispatch_id,
                 driver_id,
             } => Command::ExpireOffer {
-                dispatch_id,
+                dispatch_id: dispatch_id.into(),
                 driver_id,
             },
-            DispatchTimer::Deadline { dispatch_id } => Command::Deadline { dispatch_id },
+            DispatchTimer::Deadline { dispatch_id } => Command::Deadline {
+                dispatch_id: dispatch_id.into(),
+            },
         };
         self.store.execute(uow, command, None).await?;
         Ok(())

@@ -14,9 +14,9 @@ use tanda_core::{Db, DbError, Envelope, Timestamp, Uow};
 
 use crate::announce::{announce, driver_status_changed};
 use crate::domain::{
-    Booking, Command, Decline, Dispatch, DispatchRef, DispatchStatus, Driver, DriverStatus, Fleet,
-    Offer, PaidTrip, Place, Rejection, Ride, Rules, Settlement, Stage, ToMatch, apply, decide,
-    to_match,
+    Booking, Command, Decline, Dispatch, DispatchId, DispatchRef, DispatchStatus, Driver,
+    DriverStatus, Fleet, Offer, PaidTrip, Place, Rejection, Ride, Rules, Settlement, Stage,
+    ToMatch, apply, decide, to_match,
 };
 use crate::error::Error;
 use crate::nearby::AvailableDrivers;
@@ -101,7 +101,7 @@ impl Store {
         let mut work = self.step(uow, &mut fleet, command, now, cause).await?;
         loop {
             let more = if let Some(id) = work.dispatches.pop() {
-                self.offer_nearest_driver(uow, &mut fleet, &id, now, cause)
+                self.offer_nearest_driver(uow, &mut fleet, id.as_str(), now, cause)
                     .await?
             } else if let Some(id) = work.drivers.pop() {
                 self.offer_waiting_dispatch(uow, &mut fleet, &id, now, cause)
@@ -180,7 +180,7 @@ impl Store {
                     fleet.drivers.insert(driver_id.clone(), driver);
                 }
                 let offer = Command::Offer {
-                    dispatch_id: dispatch_id.to_owned(),
+                    dispatch_id: dispatch_id.to_owned().into(),
                     driver_id,
                 };
                 match self.step(uow, fleet, offer, now, cause).await {
@@ -223,13 +223,15 @@ impl Store {
         let Some(dispatch_id) = waiting else {
             return Ok(ToMatch::default());
         };
-        if !fleet.dispatches.contains_key(&dispatch_id)
+        if !fleet.dispatches.contains_key(dispatch_id.as_str())
             && let Some(dispatch) = dispatch_by_id(&mut uow.conn().into(), &dispatch_id).await?
         {
-            fleet.dispatches.insert(dispatch_id.clone(), dispatch);
+            fleet
+                .dispatches
+                .insert(dispatch_id.clone().into(), dispatch);
         }
         let offer = Command::Offer {
-            dispatch_id,
+            dispatch_id: dispatch_id.into(),
             driver_id: driver_id.clone(),
         };
         match self.step(uow, fleet, offer, now, cause).await {
@@ -269,7 +271,7 @@ impl Store {
                     "INSERT INTO dispatch_refusals (dispatch_id, driver_id) VALUES ($1, $2)
                      ON CONFLICT (dispatch_id, driver_id) DO NOTHING",
                 )
-                .bind(&dispatch.id)
+                .bind(dispatch.id.as_str())
                 .bind(driver_id.as_str())
                 .execute(uow.conn())
                 .await?;
@@ -288,7 +290,7 @@ impl Store {
                 .dispatch_id
                 .as_ref()
                 .or(old.and_then(|o| o.dispatch_id.as_ref()))
-                .and_then(|id| dispatches.get(id));
+                .and_then(|id| dispatches.get(id.as_str()));
             if let Some(changed) = driver_status_changed(old, driver, ride, now, cause) {
                 uow.publish(&changed).await?;
             }
@@ -314,11 +316,11 @@ async fn load_neighbours(conn: &mut Conn<'_>, fleet: &mut Fleet) -> Result<(), E
         .filter(|id| !fleet.drivers.contains_key(*id))
         .cloned()
         .collect();
-    let dispatch_ids: Vec<String> = fleet
+    let dispatch_ids: Vec<DispatchId> = fleet
         .drivers
         .values()
         .filter_map(|d| d.dispatch_id.clone())
-        .filter(|id| !fleet.dispatches.contains_key(id))
+        .filter(|id| !fleet.dispatches.contains_key(id.as_str()))
         .collect();
     for id in driver_ids {
         if let Some(driver) = driver_by_id(conn, &id).await? {
@@ -326,7 +328,7 @@ async fn load_neighbours(conn: &mut Conn<'_>, fleet: &mut Fleet) -> Result<(), E
         }
     }
     for id in dispatch_ids {
-        if let Some(dispatch) = dispatch_by_id(conn, &id).await? {
+        if let Some(dispatch) = dispatch_by_id(conn, id.as_str()).await? {
             fleet.dispatches.insert(id, dispatch);
         }
     }
@@ -413,7 +415,9 @@ fn driver_from_row(row: &Row) -> Result<Driver, Error> {
         phone: row.try_get("phone")?,
         location: LatLng::parse(row.try_get("lat")?, row.try_get("lng")?).map_err(|_| corrupt())?,
         status: DriverStatus::parse(&row.try_get::<String, _>("status")?).ok_or_else(corrupt)?,
-        dispatch_id: row.try_get("dispatch_id")?,
+        dispatch_id: row
+            .try_get::<Option<String>, _>("dispatch_id")?
+            .map(DispatchId::from),
         version: row.try_get("version")?,
     })
 }
@@ -432,7 +436,7 @@ async fn insert_driver(conn: &mut Conn<'_>, d: &Driver, now: Timestamp) -> Resul
     .bind(d.location.lat)
     .bind(d.location.lng)
     .bind(d.status.as_str())
-    .bind(&d.dispatch_id)
+    .bind(d.dispatch_id.as_ref().map(DispatchId::as_str))
     .bind(now)
     .bind(now)
     .bind(d.version)
@@ -453,7 +457,7 @@ async fn update_driver(conn: &mut Conn<'_>, d: &mut Driver, now: Timestamp) -> R
     .bind(d.location.lat)
     .bind(d.location.lng)
     .bind(d.status.as_str())
-    .bind(&d.dispatch_id)
+    .bind(d.dispatch_id.as_ref().map(DispatchId::as_str))
     .bind(now)
     .bind(d.id.as_str())
     .bind(d.version)
@@ -548,7 +552,7 @@ async fn dispatch_from_row(conn: &mut Conn<'_>, row: &Row) -> Result<Dispatch, E
     let status = row.try_get::<String, _>("status")?;
     let status = DispatchStatus::parse(&status).ok_or_else(|| columns.corrupt())?;
     Ok(Dispatch {
-        book_id: row.try_get("book_id")?,
+        book_id: row.try_get::<String, _>("book_id")?.into(),
         customer_id: row.try_get("customer_id")?,
         booking: columns.booking()?,
         stage: columns.stage(status)?,
@@ -557,7 +561,7 @@ async fn dispatch_from_row(conn: &mut Conn<'_>, row: &Row) -> Result<Dispatch, E
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         version: row.try_get("version")?,
-        id,
+        id: id.into(),
     })
 }
 
@@ -704,8 +708,8 @@ async fn insert_dispatch(conn: &mut Conn<'_>, d: &Dispatch) -> Result<(), Error>
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          ON CONFLICT DO NOTHING",
     )
-    .bind(&d.id)
-    .bind(&d.book_id)
+    .bind(d.id.as_str())
+    .bind(d.book_id.as_str())
     .bind(&d.customer_id)
     .bind(booking.map(|b| b.card_token.as_str()))
     .bind(pickup.map(|p| p.name.as_str()))
@@ -753,7 +757,7 @@ async fn update_dispatch(conn: &mut Conn<'_>, d: &mut Dispatch) -> Result<(), Er
     .bind(trip.map(|t| t.method.as_str()))
     .bind(declined.map(|x| x.card_token.as_str()))
     .bind(declined.map(|x| x.at))
-    .bind(&d.id)
+    .bind(d.id.as_str())
     .bind(d.version)
     .execute(conn)
     .await?;

@@ -60,7 +60,7 @@ pub(crate) async fn end_trip(
     };
     store
         .run(db, || Command::End {
-            dispatch_id: dispatch_id.clone(),
+            dispatch_id: dispatch_id.clone().into(),
             driver_id: driver_id.clone(),
             trip: trip.clone(),
         })
@@ -74,7 +74,7 @@ fn pay_request(dispatch_id: &str, charge: &Charge, settled: Settlement) -> PayRe
         Settlement::Cash => String::new(),
     };
     PayRequest {
-        book_id: charge.book_id.clone(),
+        book_id: charge.book_id.clone().into(),
         customer_id: charge.customer_id.clone(),
         dispatch_id: dispatch_id.to_owned(),
         amount: charge.amount,
@@ -95,7 +95,7 @@ async fn tell_declined(
 ) {
     let told = store
         .run(db, || Command::RecordDecline {
-            dispatch_id: dispatch_id.to_owned(),
+            dispatch_id: dispatch_id.to_owned().into(),
             driver_id: driver_id.clone(),
             card_token: charge.card_token.clone(),
             fare: charge.amount,

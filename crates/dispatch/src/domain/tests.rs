@@ -305,7 +305,10 @@ fn offers_go_only_to_available_drivers_who_have_not_refused() {
         }]
     );
     assert_eq!(w.driver("a").status, DriverStatus::Offered);
-    assert_eq!(w.driver("a").dispatch_id.as_deref(), Some("x1"));
+    assert_eq!(
+        w.driver("a").dispatch_id.as_ref().map(DispatchId::as_str),
+        Some("x1")
+    );
     let offer_to = |d: &str| Command::Offer {
         dispatch_id: "x1".into(),
         driver_id: id(d),
@@ -522,7 +525,7 @@ fn a_trip_is_charged_by_distance_and_ends_once() {
     assert_eq!(straight.distance_meters, 2500);
     assert_eq!(straight.amount, 4800 + 100 * 6);
     assert_eq!(straight.card_token, "tok");
-    assert_eq!(straight.book_id, "b1");
+    assert_eq!(straight.book_id.as_str(), "b1");
     assert_eq!(charge_for(&w, "a", Some(5000)).unwrap().amount, 7300);
     // 2.5 km in a straight line: 750 m to 5,500 m is plausible, nothing else.
     let dropoff = w.dispatch().booking.as_ref().unwrap().dropoff.at;
@@ -1071,10 +1074,10 @@ mod fleets {
         fleet: Fleet,
         now: Timestamp,
         next: u32,
-        ended: BTreeMap<String, u32>,
-        cancelled: BTreeSet<String>,
-        started: BTreeSet<String>,
-        cancel_rejected: BTreeSet<String>,
+        ended: BTreeMap<DispatchId, u32>,
+        cancelled: BTreeSet<DispatchId>,
+        started: BTreeSet<DispatchId>,
+        cancel_rejected: BTreeSet<DispatchId>,
     }
 
     impl Sim {
@@ -1082,9 +1085,9 @@ mod fleets {
             self.fleet.dispatch_for_book(&format!("book-{b}"))
         }
 
-        fn dispatch_id(&self, b: usize) -> String {
+        fn dispatch_id(&self, b: usize) -> DispatchId {
             self.dispatch_of(b)
-                .map_or_else(|| format!("none-{b}"), |d| d.id.clone())
+                .map_or_else(|| format!("none-{b}").into(), |d| d.id.clone())
         }
 
         /// The driver a well-behaved client names: the one holding the offer, else the assigned.
@@ -1110,7 +1113,7 @@ mod fleets {
             let mut work = to_match(&before, &self.fleet, self.now);
             loop {
                 let offer = if let Some(dispatch_id) = work.dispatches.pop() {
-                    self.nearest_driver(&dispatch_id)
+                    self.nearest_driver(dispatch_id.as_str())
                         .map(|driver_id| (dispatch_id, driver_id))
                 } else if let Some(driver_id) = work.drivers.pop() {
                     self.oldest_waiting(&driver_id)
@@ -1161,7 +1164,7 @@ mod fleets {
                 .map(|v| v.id.clone())
         }
 
-        fn oldest_waiting(&self, driver_id: &ClientId) -> Option<String> {
+        fn oldest_waiting(&self, driver_id: &ClientId) -> Option<DispatchId> {
             if self.fleet.drivers[driver_id].status != DriverStatus::Available {
                 return None;
             }
@@ -1196,8 +1199,8 @@ mod fleets {
                 Op::Book(b, p, q, answered) => {
                     self.next += 1;
                     self.run(Command::Open(NewDispatch {
-                        id: format!("dispatch-{}", self.next),
-                        book_id: format!("book-{b}"),
+                        id: format!("dispatch-{}", self.next).into(),
+                        book_id: format!("book-{b}").into(),
                         customer_id: format!("customer-{b}"),
                         booking: Booking {
                             card_token: "tok".into(),
@@ -1241,7 +1244,13 @@ mod fleets {
                 }),
                 Op::EndPaid(b, d, metres) => {
                     let (dispatch_id, driver_id) = (self.dispatch_id(b), self.who(b, d));
-                    match charge(&self.fleet, &rules(), &dispatch_id, &driver_id, metres) {
+                    match charge(
+                        &self.fleet,
+                        &rules(),
+                        dispatch_id.as_str(),
+                        &driver_id,
+                        metres,
+                    ) {
                         Ok(c) => self.run(Command::End {
                             dispatch_id,
                             driver_id,
@@ -1257,7 +1266,13 @@ mod fleets {
                 }
                 Op::EndInCash(b, d) => {
                     let (dispatch_id, driver_id) = (self.dispatch_id(b), self.who(b, d));
-                    match charge(&self.fleet, &rules(), &dispatch_id, &driver_id, None) {
+                    match charge(
+                        &self.fleet,
+                        &rules(),
+                        dispatch_id.as_str(),
+                        &driver_id,
+                        None,
+                    ) {
                         Ok(c) => self.run(Command::End {
                             dispatch_id,
                             driver_id,
@@ -1274,7 +1289,13 @@ mod fleets {
                 // The card is declined: priced, never ended; the customer is told.
                 Op::EndDeclined(b, d) => {
                     let (dispatch_id, driver_id) = (self.dispatch_id(b), self.who(b, d));
-                    match charge(&self.fleet, &rules(), &dispatch_id, &driver_id, None) {
+                    match charge(
+                        &self.fleet,
+                        &rules(),
+                        dispatch_id.as_str(),
+                        &driver_id,
+                        None,
+                    ) {
                         Ok(c) => {
                             let status = self.dispatch_of(b).map(Dispatch::status);
                             let events = self.run(Command::RecordDecline {
@@ -1292,7 +1313,7 @@ mod fleets {
                 }
                 Op::BookExpired(b) => {
                     let events = self.run(Command::Expire {
-                        book_id: format!("book-{b}"),
+                        book_id: format!("book-{b}").into(),
                     });
                     let after = self.dispatch_of(b).map(Dispatch::status);
                     assert!(
@@ -1308,7 +1329,7 @@ mod fleets {
                     self.next += 1;
                     let card_token = format!("tok-{}", self.next);
                     let events = self.run(Command::ReplaceCard {
-                        book_id: format!("book-{b}"),
+                        book_id: format!("book-{b}").into(),
                         card_token: card_token.clone(),
                     });
                     if let Some(d) = self.dispatch_of(b).filter(|d| d.trip().is_none()) {
@@ -1327,7 +1348,7 @@ mod fleets {
                     self.next += 1;
                     let status = self.dispatch_of(b).map(Dispatch::status);
                     let events = self.run(Command::Cancel {
-                        book_id: format!("book-{b}"),
+                        book_id: format!("book-{b}").into(),
                         customer_id: format!("customer-{b}"),
                         unseen_id: format!("unseen-{}", self.next),
                     });
