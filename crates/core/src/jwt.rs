@@ -480,6 +480,66 @@ mod tests {
     }
 
     #[test]
+    fn public_keys_are_used_with_the_algorithm_they_name_or_their_type_implies() {
+        // Public keys made for this test (`openssl genrsa 2048`, `openssl ecparam -genkey`).
+        let n = concat!(
+            "ipHst-0skHkXdYZgicn5O6zCp-kxyU61orRvLPoAFd2UVe9_wceaWO2XNOsenBbrYrlxLLd-lADlLVGxcF",
+            "XGyztW7ahjz4YPBnfVZrUygyXB8SVkmqNyqOmVn6Kqft_aEoC6TxXzDDT1C9O3YS7frLml-de55B8VBtKLym3YWH",
+            "DMedXLxKpeACavtHAZqz3y4y22YiWrJGp5uvR_r8zAGeacp77_2arRw6rCzW0DDb1QHABH3Hpxaz0up1SPklCnJO",
+            "LcJMnS3AHwOfClrog-lYoXJnffRCzEEhF9p9mryDMp6rQcUG3XKhcw07u8xERYxZKQEOhnTe1FajQIBm_kDQ",
+        );
+        let e = "AQAB";
+        let (x, y) = (
+            "aHBa7KdCF1gwXbslXUuZ1l-_ymrE0BV3kyoAppng3mo",
+            "WUhci4TAe17YAGO7DkyRBpWoP3giMeUedKQ2Wa54Els",
+        );
+        let (x384, y384) = (
+            "NCssBj2OGAsYXi807jIHYwJFzj4C1Wst9LK2hTtL6uWS1hf8ZszWoMq0YJfLyRU7",
+            "miAnyObtJuLHmLAA9S-9iOXx3QMvDKjqIQOw7RzytInzzpHUUJEERkCmCNjqXALU",
+        );
+        let mut keys = vec![
+            json!({"kid": "okp", "kty": "OKP", "crv": "Ed25519", "x": x}),
+            json!({"kid": "p256", "kty": "EC", "crv": "P-256", "x": x, "y": y}),
+            json!({"kid": "p384", "kty": "EC", "crv": "P-384", "x": x384, "y": y384}),
+            json!({"kid": "rsa", "kty": "RSA", "n": n, "e": e}),
+        ];
+        let named = [
+            ("RS256", Algorithm::RS256),
+            ("RS384", Algorithm::RS384),
+            ("RS512", Algorithm::RS512),
+            ("PS256", Algorithm::PS256),
+            ("PS384", Algorithm::PS384),
+            ("PS512", Algorithm::PS512),
+        ];
+        for (alg, _) in named {
+            keys.push(json!({"kid": alg, "alg": alg, "kty": "RSA", "n": n, "e": e}));
+        }
+        keys.push(
+            json!({"kid": "ES256", "alg": "ES256", "kty": "EC", "crv": "P-256", "x": x, "y": y}),
+        );
+        keys.push(
+            json!({"kid": "ES384", "alg": "ES384", "kty": "EC", "crv": "P-384", "x": x384, "y": y384}),
+        );
+        keys.push(json!({"kid": "EdDSA", "alg": "EdDSA", "kty": "OKP", "crv": "Ed25519", "x": x}));
+        let set: JwkSet = serde_json::from_value(json!({ "keys": keys })).unwrap();
+        let usable = usable(&set);
+        let alg_of = |kid: &str| usable.get(kid).map(|(_, alg)| *alg);
+        let implied = [
+            ("okp", Algorithm::EdDSA),
+            ("p256", Algorithm::ES256),
+            ("p384", Algorithm::ES384),
+            ("rsa", Algorithm::RS256),
+            ("ES256", Algorithm::ES256),
+            ("ES384", Algorithm::ES384),
+            ("EdDSA", Algorithm::EdDSA),
+        ];
+        for (kid, alg) in named.into_iter().chain(implied) {
+            assert_eq!(alg_of(kid), Some(alg), "{kid}");
+        }
+        assert_eq!(usable.len(), 13);
+    }
+
+    #[test]
     fn hmac_keys_are_never_usable() {
         let set: JwkSet = serde_json::from_value(json!({"keys": [
             {"kty": "oct", "k": "c2VjcmV0", "kid": "h", "alg": "HS256"}
