@@ -321,3 +321,59 @@ async fn the_edge_tells_a_missing_credential_from_a_bad_token() {
         (401, r#"Bearer realm="tanda""#)
     );
 }
+
+/// An issuer's JWKS that can be taken down, refetched as often as asked.
+struct Unreliable {
+    set: jsonwebtoken::jwk::JwkSet,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl JwksSource for Unreliable {
+    async fn jwks(&self) -> Result<jsonwebtoken::jwk::JwkSet, String> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("the issuer is down".to_owned());
+        }
+        Ok(self.set.clone())
+    }
+
+    fn min_refetch(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+#[tokio::test]
+async fn while_the_issuers_keys_cannot_be_fetched_the_keys_in_hand_still_verify() {
+    let idp = idp().await;
+    let set = reqwest::get(idp.jwks_url.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let source = Arc::new(Unreliable {
+        set,
+        down: false.into(),
+    });
+    let verifier = Verifier::new(
+        Arc::new(FixedJwks::default()),
+        Some(External {
+            issuer: ISSUER.to_owned(),
+            audience: "tanda".to_owned(),
+            roles_claim: "realm_access.roles".to_owned(),
+            jwks: source.clone(),
+        }),
+    );
+    verifier.verify(&idp.token(claims("tanda"))).await.unwrap();
+    source.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    // An unknown key makes the verifier fetch again; the fetch fails, and the keys it has stay.
+    let unknown = idp.token_with_kid("rotated-in", claims("tanda"));
+    assert!(matches!(
+        verifier.verify(&unknown).await,
+        Err(TokenError::UnknownKey(_))
+    ));
+    let mut another = claims("tanda");
+    another["sub"] = json!("lee");
+    let caller = verifier.verify(&idp.token(another)).await.unwrap();
+    assert_eq!(caller.subject.as_str(), "lee");
+}
