@@ -197,13 +197,20 @@ mod tests {
     fn many_callers_never_grow_the_map_past_its_capacity() {
         let limiter = RateLimiter::with_capacity(LIMIT, 1000);
         let t0 = Instant::now();
-        for i in 0..50_000 {
-            // All active at once: nothing is idle to forget first.
-            limiter.check(&format!("caller-{i}"), t0).unwrap();
+        // Each a microsecond after the last, all within one interval (100 ms): every one of
+        // them is still active, none idle to forget first.
+        let at = |i: u64| t0 + Duration::from_micros(i);
+        for i in 0..1000 {
+            limiter.check(&format!("caller-{i}"), at(i)).unwrap();
+        }
+        assert_eq!(limiter.callers(), 1000);
+        // Full: room is made an eighth at once (so rarely), the earliest callers going first.
+        limiter.check("caller-1000", at(1000)).unwrap();
+        assert_eq!(limiter.callers(), 1000 - 1000 / 8 + 1);
+        for i in 1001..50_000 {
+            limiter.check(&format!("caller-{i}"), at(i)).unwrap();
             assert!(limiter.callers() <= 1000);
         }
-        // Room is made an eighth at a time: the map stays between seven eighths and full.
-        assert!(limiter.callers() > 1000 - 1000 / 8, "{}", limiter.callers());
     }
 
     #[test]
