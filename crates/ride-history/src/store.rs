@@ -4,8 +4,8 @@
 
 use tanda_catalog::Place;
 use tanda_core::clock::rfc3339;
-use tanda_core::sql::{Row, query};
-use tanda_core::{Db, DbError, Uow};
+use tanda_core::sql::{Query, Row, query};
+use tanda_core::{Db, DbError, Timestamp, Uow};
 
 use crate::domain::{Change, Fact, RideHistory, RideStats, Taxi};
 
@@ -23,79 +23,83 @@ pub async fn apply(uow: &mut Uow, change: &Change) -> Result<(), DbError> {
     .execute(uow.conn())
     .await?;
     for fact in &change.facts {
-        let update = match fact {
-            Fact::Requested {
-                customer_id,
-                customer_name,
-                pickup,
-                dropoff,
-            } => query(
-                "UPDATE ride_histories SET customer_id = $2, customer_name = $3,
-                     pickup_name = $4, pickup_lat = $5, pickup_lng = $6,
-                     dropoff_name = $7, dropoff_lat = $8, dropoff_lng = $9, requested_at = $10
-                 WHERE book_id = $1",
-            )
-            .bind(book_id)
-            .bind(customer_id)
-            .bind(customer_name)
-            .bind(&pickup.name)
-            .bind(pickup.lat)
-            .bind(pickup.lng)
-            .bind(&dropoff.name)
-            .bind(dropoff.lat)
-            .bind(dropoff.lng)
-            .bind(change.at),
-            Fact::BookStatus(status) => query(
-                "UPDATE ride_histories SET book_status = $2, book_status_at = $3
-                 WHERE book_id = $1 AND (book_status_at IS NULL OR book_status_at <= $3)",
-            )
-            .bind(book_id)
-            .bind(status)
-            .bind(change.at),
-            Fact::DispatchStatus {
-                dispatch_id,
-                status,
-            } => query(
-                "UPDATE ride_histories SET dispatch_id = $2, dispatch_status = $3,
-                     dispatch_status_at = $4
-                 WHERE book_id = $1 AND (dispatch_status_at IS NULL OR dispatch_status_at <= $4)",
-            )
-            .bind(book_id)
-            .bind(dispatch_id)
-            .bind(*status)
-            .bind(change.at),
-            Fact::Taxi(taxi) => query(
-                "UPDATE ride_histories SET driver_id = $2, driver_name = $3, car_number = $4,
-                     driver_phone = $5, eta_seconds = $6
-                 WHERE book_id = $1",
-            )
-            .bind(book_id)
-            .bind(&taxi.driver_id)
-            .bind(&taxi.driver_name)
-            .bind(&taxi.car_number)
-            .bind(&taxi.phone)
-            .bind(taxi.eta_seconds),
-            Fact::Distance(meters) => {
-                query("UPDATE ride_histories SET distance_meters = $2 WHERE book_id = $1")
-                    .bind(book_id)
-                    .bind(*meters)
-            }
-            Fact::Paid {
-                pay_id,
-                fare,
-                method,
-            } => query(
-                "UPDATE ride_histories SET pay_id = $2, fare = $3, payment_method = $4
-                 WHERE book_id = $1",
-            )
-            .bind(book_id)
-            .bind(pay_id)
-            .bind(*fare)
-            .bind(method),
-        };
-        update.execute(uow.conn()).await?;
+        update(book_id, change.at, fact).execute(uow.conn()).await?;
     }
     Ok(())
+}
+
+/// The `UPDATE` that records `fact`, learnt at `at`, of the ride `book_id`: only its own columns.
+fn update<'q>(book_id: &'q str, at: Timestamp, fact: &'q Fact) -> Query<'q> {
+    match fact {
+        Fact::Requested {
+            customer_id,
+            customer_name,
+            pickup,
+            dropoff,
+        } => query(
+            "UPDATE ride_histories SET customer_id = $2, customer_name = $3,
+                 pickup_name = $4, pickup_lat = $5, pickup_lng = $6,
+                 dropoff_name = $7, dropoff_lat = $8, dropoff_lng = $9, requested_at = $10
+             WHERE book_id = $1",
+        )
+        .bind(book_id)
+        .bind(customer_id)
+        .bind(customer_name)
+        .bind(&pickup.name)
+        .bind(pickup.lat)
+        .bind(pickup.lng)
+        .bind(&dropoff.name)
+        .bind(dropoff.lat)
+        .bind(dropoff.lng)
+        .bind(at),
+        Fact::BookStatus(status) => query(
+            "UPDATE ride_histories SET book_status = $2, book_status_at = $3
+             WHERE book_id = $1 AND (book_status_at IS NULL OR book_status_at <= $3)",
+        )
+        .bind(book_id)
+        .bind(status)
+        .bind(at),
+        Fact::DispatchStatus {
+            dispatch_id,
+            status,
+        } => query(
+            "UPDATE ride_histories SET dispatch_id = $2, dispatch_status = $3,
+                 dispatch_status_at = $4
+             WHERE book_id = $1 AND (dispatch_status_at IS NULL OR dispatch_status_at <= $4)",
+        )
+        .bind(book_id)
+        .bind(dispatch_id)
+        .bind(*status)
+        .bind(at),
+        Fact::Taxi(taxi) => query(
+            "UPDATE ride_histories SET driver_id = $2, driver_name = $3, car_number = $4,
+                 driver_phone = $5, eta_seconds = $6
+             WHERE book_id = $1",
+        )
+        .bind(book_id)
+        .bind(&taxi.driver_id)
+        .bind(&taxi.driver_name)
+        .bind(&taxi.car_number)
+        .bind(&taxi.phone)
+        .bind(taxi.eta_seconds),
+        Fact::Distance(meters) => {
+            query("UPDATE ride_histories SET distance_meters = $2 WHERE book_id = $1")
+                .bind(book_id)
+                .bind(*meters)
+        }
+        Fact::Paid {
+            pay_id,
+            fare,
+            method,
+        } => query(
+            "UPDATE ride_histories SET pay_id = $2, fare = $3, payment_method = $4
+             WHERE book_id = $1",
+        )
+        .bind(book_id)
+        .bind(pay_id)
+        .bind(*fare)
+        .bind(method),
+    }
 }
 
 /// A ride is shown once its `BookRequested` arrived: before that it has no customer.
