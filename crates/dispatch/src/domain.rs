@@ -855,15 +855,7 @@ pub fn decide(
         Command::Decline {
             dispatch_id,
             driver_id,
-        } => {
-            if !open_dispatch(fleet, dispatch_id.as_str())?.offered_to(&driver_id) {
-                return Err(Rejection::NotOffered(dispatch_id.into(), driver_id));
-            }
-            Ok(vec![Event::OfferDeclined {
-                dispatch_id,
-                driver_id,
-            }])
-        }
+        } => decline(fleet, dispatch_id, driver_id),
         Command::ExpireOffer {
             dispatch_id,
             driver_id,
@@ -889,14 +881,7 @@ pub fn decide(
             dispatch_id,
             driver_id,
             trip,
-        } => {
-            check_can_end(fleet, dispatch_id.as_str(), &driver_id)?;
-            Ok(vec![Event::TripEnded {
-                dispatch_id,
-                driver_id,
-                trip,
-            }])
-        }
+        } => end(fleet, dispatch_id, driver_id, trip),
         Command::Cancel {
             book_id,
             customer_id,
@@ -913,27 +898,70 @@ pub fn decide(
             card_token,
             fare,
             reason,
-        } => {
-            let Ok(dispatch) = check_can_end(fleet, dispatch_id.as_str(), &driver_id) else {
-                return Ok(vec![]);
-            };
-            if !worth_telling(dispatch, &card_token, now) {
-                return Ok(vec![]);
-            }
-            let decline = Decline {
-                card_token,
-                at: now,
-            };
-            let declined = Event::PaymentDeclined {
-                dispatch_id,
-                driver_id,
-                fare,
-                reason,
-                decline,
-            };
-            Ok(vec![declined])
-        }
+        } => Ok(record_decline(
+            fleet,
+            (dispatch_id, driver_id),
+            (card_token, fare, reason),
+            now,
+        )),
     }
+}
+
+/// The driver turns the offer down.
+fn decline(
+    fleet: &Fleet,
+    dispatch_id: DispatchId,
+    driver_id: ClientId,
+) -> Result<Vec<Event>, Rejection> {
+    if !open_dispatch(fleet, dispatch_id.as_str())?.offered_to(&driver_id) {
+        return Err(Rejection::NotOffered(dispatch_id.into(), driver_id));
+    }
+    Ok(vec![Event::OfferDeclined {
+        dispatch_id,
+        driver_id,
+    }])
+}
+
+/// The trip ends, paid as `trip` says.
+fn end(
+    fleet: &Fleet,
+    dispatch_id: DispatchId,
+    driver_id: ClientId,
+    trip: PaidTrip,
+) -> Result<Vec<Event>, Rejection> {
+    check_can_end(fleet, dispatch_id.as_str(), &driver_id)?;
+    Ok(vec![Event::TripEnded {
+        dispatch_id,
+        driver_id,
+        trip,
+    }])
+}
+
+/// Charging the card (its token, the fare, the reason) was declined: the customer is told,
+/// unless the trip cannot end now, the card is no longer the trip's, or they were just told.
+fn record_decline(
+    fleet: &Fleet,
+    (dispatch_id, driver_id): (DispatchId, ClientId),
+    (card_token, fare, reason): (String, i64, String),
+    now: Timestamp,
+) -> Vec<Event> {
+    let Ok(dispatch) = check_can_end(fleet, dispatch_id.as_str(), &driver_id) else {
+        return vec![];
+    };
+    if !worth_telling(dispatch, &card_token, now) {
+        return vec![];
+    }
+    let decline = Decline {
+        card_token,
+        at: now,
+    };
+    vec![Event::PaymentDeclined {
+        dispatch_id,
+        driver_id,
+        fare,
+        reason,
+        decline,
+    }]
 }
 
 fn register(fleet: &Fleet, new: NewDriver) -> Result<Vec<Event>, Rejection> {
