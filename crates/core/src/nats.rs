@@ -30,7 +30,9 @@ pub const PARTITIONS: u64 = 8;
 /// after a crash).
 const ACK_WAIT: Duration = Duration::from_secs(10);
 /// How long the broker remembers message ids for dedup.
-const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How long a stream keeps an event: a consumer may be away this long and catch up.
+pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 const RELAY_BATCH: i64 = 256;
 /// Another instance may write the outbox: look at least this often.
 const RELAY_POLL: Duration = Duration::from_millis(100);
@@ -68,9 +70,8 @@ pub struct NatsSource {
 }
 
 impl NatsBus {
-    /// Connects (retrying in the background if the server is not up yet).
-    /// Connects to the NATS server at `url`; the streams this bus creates are named after
-    /// `namespace` and kept on `replicas` servers.
+    /// Connects to the NATS server at `url` (retrying in the background if it is not up yet);
+    /// the streams this bus creates are named after `namespace` and kept on `replicas` servers.
     pub async fn connect(url: &str, namespace: &str, replicas: u32) -> Result<Self, BusError> {
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
@@ -109,7 +110,7 @@ impl NatsBus {
                 subjects: vec![format!("{}.{service}.>", self.namespace)],
                 storage: stream::StorageType::File,
                 duplicate_window: DUPLICATE_WINDOW,
-                max_age: Duration::from_secs(7 * 24 * 60 * 60),
+                max_age: RETENTION,
                 num_replicas: self.replicas,
                 ..Default::default()
             })

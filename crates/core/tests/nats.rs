@@ -359,3 +359,84 @@ async fn on_postgres_a_concurrent_reuse_of_an_idempotency_key_is_a_retryable_con
     drop(retry);
     discard(db).await;
 }
+
+/// Readiness reads the connection: not connected while the server cannot be reached (the bus
+/// keeps trying in the background), connected once it is.
+#[tokio::test]
+async fn the_bus_says_whether_it_is_connected() {
+    let nowhere = NatsBus::connect("nats://127.0.0.1:1", "test", 1)
+        .await
+        .expect("a bus that keeps trying");
+    assert!(!nowhere.is_connected());
+    let bus = NatsBus::connect(NATS, "test", 1)
+        .await
+        .expect("NATS is running (see .ci/run)");
+    tanda_testkit::eventually("the bus is connected", async || bus.is_connected()).await;
+}
+
+/// What the relay's guarantees rest on, read back from the broker: a service's stream keeps its
+/// events on disk (a stream in memory loses them when the broker restarts) for the retention
+/// time, on as many servers as asked, and remembers message ids for the dedup window.
+#[tokio::test]
+async fn a_services_stream_keeps_its_events_on_disk_and_remembers_their_ids() {
+    let bus = NatsBus::connect(NATS, "test", 1)
+        .await
+        .expect("NATS is running (see .ci/run)");
+    let service = format!("s{}", uuid::Uuid::new_v4().simple());
+    let mut stream = bus.ensure_stream(&service).await.unwrap();
+    let config = stream.info().await.unwrap().config.clone();
+    let client = async_nats::connect(NATS).await.unwrap();
+    async_nats::jetstream::new(client)
+        .delete_stream(&config.name)
+        .await
+        .unwrap();
+    assert_eq!(
+        config.storage,
+        async_nats::jetstream::stream::StorageType::File
+    );
+    assert_eq!(config.max_age, nats::RETENTION);
+    assert_eq!(config.duplicate_window, nats::DUPLICATE_WINDOW);
+    assert_eq!(config.num_replicas, 1);
+}
+
+/// Each partition's consumer is durable and takes its own partition's subjects and no other: one
+/// aggregate's events reach one consumer, in order, however many instances share the partitions.
+#[tokio::test]
+async fn each_partitions_consumer_takes_only_that_partition() {
+    let bus = NatsBus::connect(NATS, "test", 1)
+        .await
+        .expect("NATS is running (see .ci/run)");
+    let (producer, source) = fresh("p").await;
+    let (consumer, _) = fresh("c").await;
+    bus.ensure_stream(source).await.unwrap();
+    let a = instance(&consumer, &bus, source, "a");
+    let client = async_nats::connect(NATS).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream_name = format!("TEST_{}", source.replace('-', "_")).to_ascii_uppercase();
+    let stream = js.get_stream(&stream_name).await.unwrap();
+    let mut filters = Vec::new();
+    for partition in 0..nats::PARTITIONS {
+        let durable = format!("recorder-{source}-p{partition}");
+        let info = tanda_testkit::poll(
+            "the partition's consumer",
+            tanda_testkit::WITHIN,
+            async || {
+                stream
+                    .consumer_info(&durable)
+                    .await
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .await;
+        // Durable: the broker keeps where it is however long every instance is away.
+        assert_eq!(info.config.durable_name.as_deref(), Some(durable.as_str()));
+        filters.push(info.config.filter_subject.clone());
+    }
+    let expected: Vec<String> = (0..nats::PARTITIONS)
+        .map(|p| format!("test.{source}.{p}.>"))
+        .collect();
+    assert_eq!(filters, expected);
+    a.stop_background().await;
+    discard(producer).await;
+    discard(consumer).await;
+}
