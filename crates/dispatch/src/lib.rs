@@ -4,7 +4,7 @@
 //! card, replaced after a decline if need be, or taken in cash by the driver).
 //!
 //! Where things are: `domain` is the state machine (pure), `store` the SQL and the one way state
-//! changes (including matching), `nearby` the in-memory index of available drivers, `payment` the
+//! changes (including matching), `nearby` the search for the nearest available drivers, `payment` the
 //! resilient pay call, `http` the routes, `policy` the reactions to bookings and to timers.
 
 use std::sync::Arc;
@@ -36,7 +36,7 @@ pub use http::openapi;
 pub use http_pay::HttpPay;
 /// Not part of the service's interface: reachable only for `benches/nearest.rs`.
 #[doc(hidden)]
-pub use nearby::AvailableDrivers;
+pub use nearby::nearest_available;
 
 pub const NAME: &str = "dispatch";
 
@@ -109,6 +109,13 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: "ALTER TABLE dispatches ADD COLUMN pay_method VARCHAR(8);
         ALTER TABLE dispatches ADD COLUMN declined_card_token TEXT;
         ALTER TABLE dispatches ADD COLUMN declined_at BIGINT",
+    },
+    // Matching reads the available drivers around a pickup from here, on every instance
+    // (`nearby.rs`); the literal is `DriverStatus::Available`'s, as the search writes it.
+    Migration {
+        version: 5,
+        name: "available drivers by place",
+        sql: "CREATE INDEX drivers_available_at ON drivers (lat, lng) WHERE status = 'AVAILABLE'",
     },
 ];
 
@@ -216,25 +223,19 @@ pub enum PayCallError {
     AmountMismatch(String),
 }
 
-/// Builds the service on a migrated database (`db.migrate(MIGRATIONS)` first), loading the index
-/// of available drivers from it.
+/// Builds the service on a migrated database (`db.migrate(MIGRATIONS)` first).
 pub async fn build(
     db: Db,
     config: Config,
     pay: Arc<dyn PayTransport>,
 ) -> Result<ServiceParts, DbError> {
-    let available = { store::available_drivers(&mut db.reader().into()).await? };
     let rules = domain::Rules {
         offer_timeout: config.offer_timeout,
         deadline: config.search.deadline,
         fare: config.fare,
         speed_kmh: config.speed_kmh,
     };
-    let store = Arc::new(store::Store::new(
-        rules,
-        Arc::new(AvailableDrivers::new(available)),
-        config.search.max_pickup_m,
-    ));
+    let store = Arc::new(store::Store::new(rules, config.search.max_pickup_m));
     let payments = payment::Payments::new(pay, config.payment);
     let breakers = vec![("pay", payments.breaker())];
     let router = http::router(http::App {

@@ -1,169 +1,197 @@
-//! The available drivers by position, in memory, so that finding the nearest one to a pickup takes
-//! microseconds even with a hundred thousand drivers.
+//! Finding the nearest available drivers to a pickup: a query of the drivers table, inside the
+//! unit of work that makes the offer.
 //!
-//! Points are [`LatLng::unit_vector`]s in an R-tree: straight-line distance between points on the
-//! unit sphere grows with great-circle distance, so the nearest point in 3-D is the nearest driver
-//! on Earth. The database stays the truth: the index changes after this instance's commits, and
-//! whoever offers a ride re-checks the candidate inside its unit of work. Other instances of
-//! dispatch commit too, unseen: a search that finds nobody catches up from the database first.
+//! Why the database and not an index in memory: several instances of dispatch register, move and
+//! match drivers at once, and each commit is visible to the next query of every instance. An index
+//! in each instance's memory sees only that instance's commits, so an instance offered the ride to
+//! the nearest driver *it* knew of, not the nearest one (BENCHMARKS.md "Coherent matching" has the
+//! measurements behind the choice). The partial index `drivers_available_at` on `(lat, lng)`
+//! holds only available drivers.
+//!
+//! The search asks for the drivers inside a box around the pickup that contains the circle of
+//! the current radius, keeps those inside the circle, nearest first, and widens the radius
+//! fourfold until someone is found or the pickup radius is reached. Everyone within the circle is
+//! inside the box, so the answer is exact; most searches in a city end at the first radius.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
-use rstar::RTree;
-use rstar::primitives::GeomWithData;
-use tanda_core::geo::LatLng;
+use tanda_core::geo::{EARTH_RADIUS_M, LatLng};
 use tanda_core::id::ClientId;
+use tanda_core::sql::{Conn, query};
 
-type Entry = GeomWithData<[f64; 3], ClientId>;
+use crate::domain::DriverStatus;
+use crate::error::Error;
 
-#[derive(Default)]
-pub struct AvailableDrivers {
-    inner: Mutex<Inner>,
-}
+/// The first radius searched, in metres.
+const FIRST_RADIUS_M: f64 = 250.0;
 
-#[derive(Default)]
-struct Inner {
-    tree: RTree<Entry>,
-    /// Where each indexed driver is, to find its entry again.
-    points: HashMap<ClientId, [f64; 3]>,
-}
-
-impl AvailableDrivers {
-    pub fn new(drivers: impl IntoIterator<Item = (ClientId, LatLng)>) -> Self {
-        let points: HashMap<_, _> = drivers
+/// Up to `limit` available drivers within `within_m` metres of `to`, nearest first (ties by id),
+/// leaving out those `skip`s. Fewer than `limit` when fewer are that near, or when the nearest
+/// ones found are fewer than `limit` within a smaller radius: ask again, skipping these, for more.
+pub async fn nearest_available(
+    conn: &mut Conn<'_>,
+    to: LatLng,
+    within_m: f64,
+    limit: usize,
+    skip: impl Fn(&ClientId) -> bool,
+) -> Result<Vec<ClientId>, Error> {
+    let mut radius = FIRST_RADIUS_M.min(within_m);
+    loop {
+        let mut found: Vec<(f64, ClientId)> = in_box(conn, &Area::around(to, radius))
+            .await?
             .into_iter()
-            .map(|(id, at)| (id, at.unit_vector()))
+            .filter(|(id, _)| !skip(id))
+            .map(|(id, at)| (at.distance_m(to), id))
+            .filter(|(d, _)| *d <= radius)
             .collect();
-        let entries = points
-            .iter()
-            .map(|(id, p)| Entry::new(*p, id.clone()))
-            .collect();
-        Self {
-            inner: Mutex::new(Inner {
-                tree: RTree::bulk_load(entries),
-                points,
-            }),
+        if !found.is_empty() || radius >= within_m {
+            found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            return Ok(found.into_iter().take(limit).map(|(_, id)| id).collect());
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // The index is only ever changed by whole insert/remove calls: still valid after a panic.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Records a driver as available at `at`, or (`None`) as not available.
-    pub fn set(&self, id: ClientId, at: Option<LatLng>) {
-        let mut inner = self.lock();
-        if let Some(old) = inner.points.remove(&id) {
-            inner.tree.remove(&Entry::new(old, id.clone()));
-        }
-        if let Some(at) = at {
-            let point = at.unit_vector();
-            inner.tree.insert(Entry::new(point, id.clone()));
-            inner.points.insert(id, point);
-        }
-    }
-
-    /// Up to `limit` available drivers within `within_m` metres of `to`, nearest first, leaving
-    /// out those `skip`s.
-    pub fn nearest(
-        &self,
-        to: LatLng,
-        within_m: f64,
-        limit: usize,
-        skip: impl Fn(&ClientId) -> bool,
-    ) -> Vec<ClientId> {
-        let max_chord_2 = chord_2(within_m);
-        self.lock()
-            .tree
-            .nearest_neighbor_iter_with_distance_2(&to.unit_vector())
-            .take_while(|(_, d2)| *d2 <= max_chord_2)
-            .map(|(e, _)| &e.data)
-            .filter(|id| !skip(id))
-            .take(limit)
-            .cloned()
-            .collect()
+        radius = (radius * 4.0).min(within_m);
     }
 }
 
-/// The squared straight-line distance, on the unit sphere, between two points `metres` apart on
-/// Earth's surface: what the tree measures, for a great-circle radius.
-fn chord_2(metres: f64) -> f64 {
-    let angle = (metres / tanda_core::geo::EARTH_RADIUS_M).min(std::f64::consts::PI);
-    let chord = 2.0 * (angle / 2.0).sin();
-    chord * chord
+/// The available drivers inside `area`, and where they are: a query for each of its longitude
+/// ranges (one but across the antimeridian), as an `OR` of the two made SQLite's search slower.
+async fn in_box(conn: &mut Conn<'_>, area: &Area) -> Result<Vec<(ClientId, LatLng)>, Error> {
+    let mut found = Vec::new();
+    for (west, east) in area.lng.iter().filter(|(west, east)| west <= east) {
+        let rows = query(AVAILABLE_IN_BOX.as_str())
+            .bind(area.lat.0)
+            .bind(area.lat.1)
+            .bind(*west)
+            .bind(*east)
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let corrupt = || Error::Corrupt(format!("driver {id}"));
+            let at =
+                LatLng::parse(row.try_get("lat")?, row.try_get("lng")?).map_err(|_| corrupt())?;
+            found.push((ClientId::parse(&id).map_err(|_| corrupt())?, at));
+        }
+    }
+    Ok(found)
+}
+
+/// The status is written into the statement, not bound: only then may the planner use the
+/// partial index, whose predicate names the same literal.
+static AVAILABLE_IN_BOX: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT id, lat, lng FROM drivers
+         WHERE status = '{}' AND lat BETWEEN $1 AND $2 AND lng BETWEEN $3 AND $4",
+        DriverStatus::Available.as_str()
+    )
+});
+
+/// A box of latitudes and longitudes around a circle on the Earth: one latitude range, and two
+/// longitude ranges because a box may cross the antimeridian (the second is empty otherwise).
+#[derive(Debug, PartialEq)]
+struct Area {
+    lat: (f64, f64),
+    lng: [(f64, f64); 2],
+}
+
+/// Widens a box by this much in degrees (about 1 cm), so that rounding never leaves out a point
+/// on the circle.
+const MARGIN_DEG: f64 = 1e-7;
+const EMPTY: (f64, f64) = (1.0, 0.0);
+const ALL_LNG: (f64, f64) = (-180.0, 180.0);
+
+impl Area {
+    /// The box holding every point within `radius_m` of `centre`.
+    fn around(centre: LatLng, radius_m: f64) -> Self {
+        let angle = radius_m / EARTH_RADIUS_M;
+        let dlat = angle.to_degrees() + MARGIN_DEG;
+        let lat = (
+            (centre.lat - dlat).max(-90.0),
+            (centre.lat + dlat).min(90.0),
+        );
+        // The circle's widest longitude is asin(sin(angle) / cos(lat)) away; over a pole, or when
+        // that exceeds a right angle, every longitude is in it.
+        let widest = angle.sin() / centre.lat.to_radians().cos();
+        if lat.0 <= -90.0 || lat.1 >= 90.0 || angle >= std::f64::consts::FRAC_PI_2 || widest >= 1.0
+        {
+            return Self {
+                lat,
+                lng: [ALL_LNG, EMPTY],
+            };
+        }
+        let dlng = widest.asin().to_degrees() + MARGIN_DEG;
+        let (west, east) = (centre.lng - dlng, centre.lng + dlng);
+        let lng = if west < -180.0 {
+            [(-180.0, east), (west + 360.0, 180.0)]
+        } else if east > 180.0 {
+            [(west, 180.0), (-180.0, east - 360.0)]
+        } else {
+            [(west, east), EMPTY]
+        };
+        Self { lat, lng }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
-    fn id(s: &str) -> ClientId {
-        ClientId::parse(s).unwrap()
-    }
     fn at(lat: f64, lng: f64) -> LatLng {
         LatLng::parse(lat, lng).unwrap()
     }
 
-    #[test]
-    fn nearest_first_skipping_and_following_changes() {
-        let city_hall = at(37.5663, 126.9779);
-        let drivers = AvailableDrivers::new([
-            (id("far"), at(37.4979, 127.0276)),
-            (id("near"), at(37.5665, 126.9780)),
-        ]);
-        drivers.set(id("mid"), Some(at(37.5700, 126.9850)));
-        assert_eq!(
-            drivers.nearest(city_hall, f64::INFINITY, 10, |_| false),
-            [id("near"), id("mid"), id("far")]
-        );
-        assert_eq!(
-            drivers.nearest(city_hall, f64::INFINITY, 1, |d| *d == id("near")),
-            [id("mid")]
-        );
+    impl Area {
+        /// What the query's `WHERE` asks of a driver's position.
+        fn contains(&self, at: LatLng) -> bool {
+            let within = |(lo, hi): (f64, f64), x: f64| lo <= x && x <= hi;
+            within(self.lat, at.lat) && self.lng.iter().any(|r| within(*r, at.lng))
+        }
+    }
 
-        drivers.set(id("near"), None);
-        drivers.set(id("far"), Some(at(37.5664, 126.9779)));
-        assert_eq!(
-            drivers.nearest(city_hall, f64::INFINITY, 10, |_| false),
-            [id("far"), id("mid")]
+    #[test]
+    fn a_box_in_the_city_is_one_range_of_each() {
+        let area = Area::around(at(37.5663, 126.9779), 1_000.0);
+        assert_eq!(area.lng[1], EMPTY);
+        // 1 km is 0.008993° of latitude, and at 37.57° N 0.011346° of longitude.
+        assert!((area.lat.1 - 37.5663 - 0.008993).abs() < 1e-6, "{area:?}");
+        assert!(
+            (area.lng[0].1 - 126.9779 - 0.011346).abs() < 1e-6,
+            "{area:?}"
         );
     }
 
     #[test]
-    fn only_drivers_within_the_radius() {
-        let city_hall = at(37.5663, 126.9779);
-        let drivers = AvailableDrivers::new([
-            (id("mid"), at(37.5700, 126.9850)),   // ~750 m
-            (id("busan"), at(35.1151, 129.0415)), // ~325 km
-        ]);
-        assert_eq!(
-            drivers.nearest(city_hall, 5_000.0, 10, |_| false),
-            [id("mid")]
-        );
-        assert!(drivers.nearest(city_hall, 500.0, 10, |_| false).is_empty());
-        let busan = at(35.1151, 129.0415).distance_m(city_hall);
-        assert_eq!(
-            drivers.nearest(city_hall, busan + 1.0, 10, |_| false).len(),
-            2
-        );
-        assert_eq!(
-            drivers.nearest(city_hall, busan - 1.0, 10, |_| false).len(),
-            1
-        );
+    fn a_box_across_the_antimeridian_or_over_a_pole() {
+        let fiji = Area::around(at(-17.0, 179.9), 50_000.0);
+        assert!(fiji.contains(at(-17.0, -179.9)) && fiji.contains(at(-17.0, 179.5)));
+        assert!(!fiji.contains(at(-17.0, 178.0)) && !fiji.contains(at(-17.0, -178.0)));
+        let west = Area::around(at(-17.0, -179.9), 50_000.0);
+        assert!(west.contains(at(-17.0, 179.9)) && !west.contains(at(-17.0, 178.0)));
+        let pole = Area::around(at(89.9, 0.0), 50_000.0);
+        assert_eq!(pole.lng, [ALL_LNG, EMPTY]);
+        assert!(pole.contains(at(89.9, 180.0)));
     }
 
-    #[test]
-    fn nearest_across_the_antimeridian() {
-        let fiji = at(-17.0, 179.9);
-        let drivers = AvailableDrivers::new([
-            (id("east"), at(-17.0, -179.9)),
-            (id("west"), at(-17.0, 179.0)),
-        ]);
-        assert_eq!(
-            drivers.nearest(fiji, f64::INFINITY, 1, |_| false),
-            [id("east")]
-        );
+    proptest! {
+        /// Every point within the radius is inside the box: the search can miss nobody.
+        #[test]
+        fn the_box_holds_the_whole_circle(
+            lat in -89.99f64..89.99, lng in -180.0f64..180.0,
+            radius in 1.0f64..3_000_000.0, bearing in 0.0f64..360.0, part in 0.0f64..=1.0,
+        ) {
+            let centre = at(lat, lng);
+            let point = destination(centre, bearing, radius * part);
+            prop_assume!(point.distance_m(centre) <= radius);
+            prop_assert!(Area::around(centre, radius).contains(point), "{point:?}");
+        }
+    }
+
+    /// The point `metres` away from `from` on the initial `bearing` (degrees from north).
+    fn destination(from: LatLng, bearing: f64, metres: f64) -> LatLng {
+        let (d, b) = (metres / EARTH_RADIUS_M, bearing.to_radians());
+        let (p1, l1) = (from.lat.to_radians(), from.lng.to_radians());
+        let p2 = (p1.sin() * d.cos() + p1.cos() * d.sin() * b.cos()).asin();
+        let l2 = l1 + (b.sin() * d.sin() * p1.cos()).atan2(d.cos() - p1.sin() * p2.sin());
+        let lng = (l2.to_degrees() + 540.0).rem_euclid(360.0) - 180.0;
+        at(p2.to_degrees().clamp(-90.0, 90.0), lng)
     }
 }

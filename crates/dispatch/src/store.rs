@@ -5,7 +5,6 @@
 //! of work, so it commits (or not) as one.
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::Arc;
 
 use tanda_core::geo::LatLng;
 use tanda_core::id::ClientId;
@@ -19,7 +18,7 @@ use crate::domain::{
     ToMatch, apply, decide, to_match,
 };
 use crate::error::Error;
-use crate::nearby::AvailableDrivers;
+use crate::nearby::nearest_available;
 
 /// Timer kinds, as stored.
 pub const OFFER_TIMER: &str = "dispatch.offer";
@@ -34,21 +33,19 @@ tanda_core::timers! {
         Deadline(DEADLINE_TIMER) { dispatch_id: String },
     }
 }
-/// Candidates taken from the index at a time; more only when all of them turned out stale.
+/// Candidates taken at a time; more only when all of them turned out to be taken meanwhile.
 const CANDIDATES: usize = 8;
 
 pub struct Store {
     rules: Rules,
-    available: Arc<AvailableDrivers>,
     /// Only drivers this close to the pickup are offered its ride.
     max_pickup_m: f64,
 }
 
 impl Store {
-    pub fn new(rules: Rules, available: Arc<AvailableDrivers>, max_pickup_m: f64) -> Self {
+    pub fn new(rules: Rules, max_pickup_m: f64) -> Self {
         Self {
             rules,
-            available,
             max_pickup_m,
         }
     }
@@ -153,24 +150,17 @@ impl Store {
         };
         let refused = dispatch.refused.clone();
         let mut tried = HashSet::new();
-        let mut caught_up = false;
         loop {
-            let candidates = self
-                .available
-                .nearest(pickup, self.max_pickup_m, CANDIDATES, |d| {
-                    refused.contains(d) || tried.contains(d)
-                });
+            let candidates = nearest_available(
+                &mut uow.conn().into(),
+                pickup,
+                self.max_pickup_m,
+                CANDIDATES,
+                |d| refused.contains(d) || tried.contains(d),
+            )
+            .await?;
             if candidates.is_empty() {
-                if caught_up {
-                    return Ok(ToMatch::default());
-                }
-                // The index hears only of this instance's commits: drivers another instance made
-                // available are missing. Catch up from the database before waiting for one.
-                caught_up = true;
-                for (id, at) in available_drivers(&mut uow.conn().into()).await? {
-                    self.available.set(id, Some(at));
-                }
-                continue;
+                return Ok(ToMatch::default());
             }
             for driver_id in candidates {
                 tried.insert(driver_id.clone());
@@ -184,7 +174,7 @@ impl Store {
                     driver_id,
                 };
                 match self.step(uow, fleet, offer, now, cause).await {
-                    // The index lags the database: skip drivers who are no longer available.
+                    // Taken by a unit of work that committed after the search read: the next.
                     Err(Error::Rejected(
                         Rejection::DriverUnavailable(_) | Rejection::UnknownDriver(_),
                     )) => continue,
@@ -240,8 +230,8 @@ impl Store {
         }
     }
 
-    /// Writes every driver and dispatch that differs from `before` (version-checked), publishes
-    /// driver status changes, and keeps the index of available drivers in step after commit.
+    /// Writes every driver and dispatch that differs from `before` (version-checked), and
+    /// publishes driver status changes.
     async fn save(
         &self,
         uow: &mut Uow,
@@ -293,13 +283,6 @@ impl Store {
                 .and_then(|id| dispatches.get(id.as_str()));
             if let Some(changed) = driver_status_changed(old, driver, ride, now, cause) {
                 uow.publish(&changed).await?;
-            }
-            let was = old.and_then(|o| (o.status == DriverStatus::Available).then_some(o.location));
-            let is = (driver.status == DriverStatus::Available).then_some(driver.location);
-            if was != is {
-                let available = self.available.clone();
-                let id = driver.id.clone();
-                uow.after_commit(move || available.set(id, is));
             }
         }
         Ok(())
@@ -384,25 +367,6 @@ pub async fn drivers(
     // Sorted here rather than in SQL: PostgreSQL orders text by its collation, SQLite by bytes.
     drivers.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     Ok(drivers)
-}
-
-/// Every available driver and where they are: the index's starting point.
-pub async fn available_drivers(conn: &mut Conn<'_>) -> Result<Vec<(ClientId, LatLng)>, DbError> {
-    let rows = query(concat!(
-        "SELECT ",
-        driver_columns!(),
-        " FROM drivers WHERE status = $1"
-    ))
-    .bind(DriverStatus::Available.as_str())
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|row| match driver_from_row(row) {
-            Ok(d) => Ok((d.id, d.location)),
-            Err(Error::Db(e)) => Err(e),
-            Err(e) => Err(DbError::Decode(e.to_string())),
-        })
-        .collect()
 }
 
 fn driver_from_row(row: &Row) -> Result<Driver, Error> {

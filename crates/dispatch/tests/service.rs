@@ -640,7 +640,7 @@ async fn searches_wait_for_drivers_and_fail_at_the_deadline() {
 }
 
 #[tokio::test]
-async fn the_index_of_available_drivers_survives_a_restart() {
+async fn the_nearest_driver_is_found_after_a_restart() {
     let mut s = Service::start(PaymentPolicy::default()).await;
     s.driver_online("a", 300.0).await;
     s.driver_online("b", 100.0).await;
@@ -666,6 +666,66 @@ async fn an_instance_finds_the_drivers_another_instance_brought_online() {
     s.parts = second; // the booking reaches the second instance
     s.book("b1").await;
     assert_eq!(s.dispatch_of("b1").await["offer"]["driverId"], "b");
+}
+
+/// Two instances on one database: whatever one of them changed — a driver coming online, a
+/// driver moving closer — the other's next offer goes to the nearest driver.
+#[tokio::test]
+async fn the_nearest_driver_is_offered_whichever_instance_saw_them_arrive() {
+    let mut s = Service::start(PaymentPolicy::default()).await;
+    let mut other = build(
+        s.db.clone(),
+        config(PaymentPolicy::default()),
+        s.pay.clone(),
+    )
+    .await
+    .unwrap();
+    s.driver_online("far", 4_000.0).await;
+    s.driver_online("farther", 4_500.0).await;
+    std::mem::swap(&mut s.parts, &mut other);
+    s.driver_online("near", 100.0).await; // through the other instance
+    move_driver(&s, "farther", north(50.0)).await;
+    std::mem::swap(&mut s.parts, &mut other);
+
+    s.book("b1").await;
+    assert_eq!(s.dispatch_of("b1").await["offer"]["driverId"], "farther");
+    s.book("b2").await;
+    assert_eq!(s.dispatch_of("b2").await["offer"]["driverId"], "near");
+    s.book("b3").await;
+    assert_eq!(s.dispatch_of("b3").await["offer"]["driverId"], "far");
+}
+
+/// The search looks across the antimeridian: 2 km east of a pickup at 179.99° E is at 179.99° W.
+#[tokio::test]
+async fn the_nearest_driver_across_the_antimeridian() {
+    let s = Service::start(PaymentPolicy::default()).await;
+    for (id, lng) in [("west", 179.96), ("east", -179.99)] {
+        let body = json!({
+            "driverId": id, "name": "Driver", "carNumber": "서울12가3456",
+            "phone": "010-1234-5678", "location": {"lat": -17.0, "lng": lng},
+        });
+        let created = s.call(Method::POST, "/drivers", Some(body)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let online = s
+            .call(Method::POST, &format!("/drivers/{id}/online"), None)
+            .await;
+        assert_eq!(online.status, StatusCode::OK);
+    }
+    let fiji = LatLng::parse(-17.0, 179.99).unwrap();
+    let event = BookRequested {
+        book_id: "b1".into(),
+        customer_id: "cust-1".into(),
+        customer_name: "Kim".into(),
+        phone: "010-9999-0000".into(),
+        card_token: "tok_4242".into(),
+        card_last4: "4242".into(),
+        pickup: place("Suva", fiji),
+        dropoff: place("Nadi", LatLng::parse(-17.75, 177.44).unwrap()),
+        answer_by: None,
+    };
+    s.deliver(&Envelope::new(&event, "b1", None, s.clock.now()))
+        .await;
+    assert_eq!(s.dispatch_of("b1").await["offer"]["driverId"], "east");
 }
 
 #[tokio::test]

@@ -1,0 +1,95 @@
+//! Several instances of a service behave as one: what an operator who runs two of each sees,
+//! in the distributed topology (PostgreSQL + NATS JetStream, one process per instance).
+
+mod common;
+
+use common::*;
+use tanda::config::Service;
+
+/// About 75 m from City Hall, where every booking's pickup is.
+const NEAR: (f64, f64) = (37.5668, 126.9785);
+/// About 4.5 km north of it: inside the 5 km pickup radius.
+const FAR: (f64, f64) = (37.6068, 126.9779);
+
+/// The two instances of dispatch share the bookings (one durable consumer): whichever of them
+/// hears of a booking, and whichever registered, brought online or moved the drivers, the offer
+/// goes to the nearest one. Each booking is cancelled once offered, which frees the driver.
+#[tokio::test]
+async fn the_nearest_driver_gets_every_offer_whichever_instance_knows_them() {
+    let mut app = TestApp::spawn(Topology::Distributed).await;
+    let api = app.api.clone();
+    let token = api.bearer_token().await;
+    let dispatch = Service::Of(&tanda_dispatch::SPEC);
+    let cluster = app.cluster();
+    let first = cluster.addrs[dispatch.name()];
+    let second = cluster
+        .add_instance(dispatch)
+        .await
+        .expect("a second dispatch");
+    let at = |addr| Api::new(format!("http://{addr}")).as_token(&token);
+    let (one, two) = (at(first), at(second));
+    one.register_driver("far-d", FAR).await;
+    one.online("far-d").await;
+    two.register_driver("near-d", NEAR).await;
+    two.online("near-d").await;
+
+    let mut offered = Vec::new();
+    for n in 0..6 {
+        let book_id = api.book(&format!("cust-{n}"), GOOD_CARD).await["bookId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/dispatches?bookId={book_id}");
+        let list = api
+            .eventually(&path, "an offer", |l| l[0]["offer"]["driverId"].is_string())
+            .await;
+        offered.push(list[0]["offer"]["driverId"].as_str().unwrap().to_owned());
+        api.post_empty(&format!("/books/{book_id}/cancel"))
+            .await
+            .expect(202);
+        api.book_status(&book_id, "CANCELLED_BY_CUSTOMER").await;
+        for driver in ["near-d", "far-d"] {
+            api.driver_status(driver, "AVAILABLE").await;
+        }
+    }
+    assert_eq!(offered, vec!["near-d"; 6], "who was offered each ride");
+    app.shutdown().await;
+}
+
+/// One driver, four bookings at once, two instances of dispatch matching them: the driver is
+/// offered one ride, whichever instances tried, and the other bookings wait for a driver.
+#[tokio::test]
+async fn a_driver_is_offered_one_ride_at_a_time_whatever_instance_offers() {
+    let mut app = TestApp::spawn(Topology::Distributed).await;
+    let dispatch = Service::Of(&tanda_dispatch::SPEC);
+    app.cluster()
+        .add_instance(dispatch)
+        .await
+        .expect("a second dispatch");
+    let api = &app.api;
+    api.register_driver("only-d", NEAR).await;
+    api.online("only-d").await;
+    let books = futures::future::join_all(
+        (0..4).map(|n| async move { api.book(&format!("cust-{n}"), GOOD_CARD).await }),
+    )
+    .await;
+    let mut offers = 0;
+    for book in &books {
+        let path = format!("/dispatches?bookId={}", book["bookId"].as_str().unwrap());
+        let list = api
+            .eventually(&path, "a dispatch", |l| l[0]["status"].is_string())
+            .await;
+        offers += usize::from(list[0]["offer"]["driverId"] == "only-d");
+    }
+    assert_eq!(offers, 1, "rides offered to the one driver");
+    assert_eq!(
+        api.get("/drivers/only-d/offers")
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    app.shutdown().await;
+}
