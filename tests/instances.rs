@@ -93,3 +93,56 @@ async fn a_driver_is_offered_one_ride_at_a_time_whatever_instance_offers() {
     );
     app.shutdown().await;
 }
+
+/// A consumer paused through the gateway is paused on every instance of its service, and
+/// resumed on every one: the switch is kept in the service's database, not in the process the
+/// request happened to reach.
+#[tokio::test]
+async fn a_pause_reaches_every_instance() {
+    let mut app = TestApp::spawn(Topology::Distributed).await;
+    let api = app.api.clone();
+    let token = api.bearer_token().await;
+    let history = Service::Of(&tanda_ride_history::SPEC);
+    let second = app
+        .cluster()
+        .add_instance(history)
+        .await
+        .expect("a second ride-history");
+    let second = Api::new(format!("http://{second}")).as_token(&token);
+    let paused_on = async |instance: &Api, paused: bool| {
+        instance
+            .eventually("/admin/consumers", "the switch", |list| {
+                list.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["name"] == "ride-history" && c["paused"] == paused)
+            })
+            .await;
+    };
+    api.post_empty("/admin/consumers/ride-history/pause")
+        .await
+        .expect(200);
+    paused_on(&second, true).await;
+
+    // Dispatch reads the same stream: once it has the booking, a running ride-history would
+    // have had it too.
+    api.register_driver("pause-d", NEAR).await;
+    api.online("pause-d").await;
+    let book_id = api.book("pause-c", GOOD_CARD).await["bookId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.offer_for("pause-d").await;
+    let path = format!("/rideHistories/{book_id}");
+    assert_eq!(api.get(&path).await.status, 404, "recorded while paused");
+
+    api.post_empty("/admin/consumers/ride-history/resume")
+        .await
+        .expect(200);
+    paused_on(&second, false).await;
+    api.eventually(&path, "the ride, once resumed", |ride| {
+        ride["bookId"] == book_id.as_str()
+    })
+    .await;
+    app.shutdown().await;
+}

@@ -22,7 +22,7 @@ const ENV: &[(&str, &str)] = &[
 ];
 const SEOUL: (f64, f64) = (37.5665, 126.9780);
 const DECLINED_CARD: &str = "4000000000000002";
-/// The consumers a fault may pause (each is resumed by a later step, or by a restart).
+/// The consumers a fault may pause (each is resumed by a later step, or when the faults stop).
 const CONSUMERS: &[&str] = &[
     "book",
     "dispatch",
@@ -269,8 +269,9 @@ impl World {
         *self.deposited.entry(user).or_default() += amount;
     }
 
-    /// kill -9, and the same binary started again on the same data: paused consumers and the
-    /// card network's mode are the process's, so they are back to normal.
+    /// kill -9, and the same binary started again on the same data: paused consumers stay
+    /// paused (the switches are kept in the databases); the card network's mode is the
+    /// process's, so it is back to normal.
     pub async fn restart(&mut self) {
         self.tell("kill -9, restart".into());
         self.tanda.take().unwrap().kill9();
@@ -364,7 +365,6 @@ impl World {
         let tanda = Proc::start(self.dir.path(), ENV);
         self.api = tanda.api.clone();
         self.tanda = Some(tanda);
-        self.paused.clear();
         check::meanwhile(self).await;
     }
 

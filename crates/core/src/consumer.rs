@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,6 +25,10 @@ use crate::id::new_id;
 use crate::lifecycle::Lifecycle;
 use crate::retry;
 use crate::sql::{AssertSqlSafe, Row, query, query_scalar};
+
+mod pauses;
+
+pub use pauses::POLL as PAUSE_POLL;
 
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -92,6 +96,7 @@ pub struct Source {
 
 pub(crate) struct Entry {
     pub(crate) consumer: Consumer,
+    /// The pause switch as this process applies it: on until the stored switches are first read.
     pub(crate) paused: watch::Sender<bool>,
     /// One figure per stream the consumer reads (a source, or one partition of it).
     lags: std::sync::Mutex<Vec<Arc<AtomicI64>>>,
@@ -118,6 +123,10 @@ pub struct Consumers {
     /// The outboxes the consumers tail in this process (all-in-one); empty when a broker
     /// delivers instead.
     sources: Arc<std::sync::OnceLock<Vec<Source>>>,
+    /// Whether the stored pause switches are being followed already.
+    following: Arc<AtomicBool>,
+    /// Held while a pause switch is stored and applied, or read and applied.
+    switching: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,14 +166,26 @@ impl Consumers {
             .into_iter()
             .map(|consumer| Entry {
                 consumer,
-                paused: watch::channel(false).0,
+                paused: watch::channel(true).0,
                 lags: std::sync::Mutex::new(Vec::new()),
             })
             .collect();
         Self {
             entries: Arc::new(entries),
             sources: Arc::default(),
+            following: Arc::default(),
+            switching: Arc::default(),
         }
+    }
+
+    /// Follows the stored pause switches (`pauses.rs`), once per process whichever way the
+    /// consumers are started: they wait until the switches have been read.
+    pub(crate) fn follow_pauses(&self, lifecycle: &Lifecycle) {
+        if self.following.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (this, cancel) = (self.clone(), lifecycle.token());
+        lifecycle.spawn(pauses::follow(this, cancel).instrument(info_span!("pauses")));
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -175,6 +196,7 @@ impl Consumers {
     /// least one type the consumer wants.
     pub fn start(&self, sources: &[Source], lifecycle: &Lifecycle) {
         let _ = self.sources.set(sources.to_vec());
+        self.follow_pauses(lifecycle);
         for index in 0..self.entries.len() {
             let consumer = &self.entries[index].consumer;
             for source in sources
@@ -214,19 +236,6 @@ impl Consumers {
             .iter()
             .find(|e| e.consumer.name == name)
             .ok_or_else(|| AdminError::UnknownConsumer(name.to_owned()))
-    }
-
-    /// Stops delivering to `name` after the event in hand (an operator's maintenance switch).
-    pub fn pause(&self, name: &str) -> Result<(), AdminError> {
-        self.entry(name)?.paused.send_replace(true);
-        Ok(())
-    }
-    pub fn resume(&self, name: &str) -> Result<(), AdminError> {
-        self.entry(name)?.paused.send_replace(false);
-        Ok(())
-    }
-    pub fn is_paused(&self, name: &str) -> Result<bool, AdminError> {
-        Ok(*self.entry(name)?.paused.borrow())
     }
 
     /// How many events `name` has yet to handle, over all the streams it reads. Where it tails

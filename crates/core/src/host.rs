@@ -318,7 +318,8 @@ async fn list_consumers(
     Ok(Json(list))
 }
 
-/// Stops a consumer taking events; they wait in its source until it resumes.
+/// Stops a consumer taking events, on every instance of the service (the switch is kept in its
+/// database, and holds across restarts); they wait in its source until it resumes.
 #[utoipa::path(post, path = "/admin/consumers/{name}/pause",
     params(("name" = String, Path, description = "The consumer")),
     responses((status = OK, description = "Paused", body = Object)))]
@@ -328,11 +329,11 @@ async fn pause(
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     caller.require_operator()?;
-    ops.consumers.pause(&name)?;
+    ops.consumers.pause(&name).await?;
     Ok(Json(json!({"name": name, "paused": true})))
 }
 
-/// Lets a paused consumer take events again.
+/// Lets a paused consumer take events again, on every instance.
 #[utoipa::path(post, path = "/admin/consumers/{name}/resume",
     params(("name" = String, Path, description = "The consumer")),
     responses((status = OK, description = "Resumed", body = Object)))]
@@ -342,7 +343,7 @@ async fn resume(
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     caller.require_operator()?;
-    ops.consumers.resume(&name)?;
+    ops.consumers.resume(&name).await?;
     Ok(Json(json!({"name": name, "paused": false})))
 }
 

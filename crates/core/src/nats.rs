@@ -294,6 +294,7 @@ pub fn start_consumers(
     sources: &[NatsSource],
     lifecycle: &Lifecycle,
 ) {
+    consumers.follow_pauses(lifecycle);
     for (index, entry) in consumers.entries().iter().enumerate() {
         let c = &entry.consumer;
         for source in sources

@@ -325,14 +325,75 @@ async fn a_paused_consumer_catches_up_on_resume() {
         produces: PRODUCES,
     }];
     consumers.start(&sources, &lifecycle);
-    consumers.pause("recorder").unwrap();
+    consumers.pause("recorder").await.unwrap();
     publish(&producer, &["x", "y"]).await;
     eventually("the witness", async || notes(&witness).await.len() == 2).await;
     assert!(notes(&consumer).await.is_empty());
     assert_eq!(consumers.lag("recorder").await.unwrap(), 2);
-    consumers.resume("recorder").unwrap();
+    consumers.resume("recorder").await.unwrap();
     eventually("catch-up", async || notes(&consumer).await.len() == 2).await;
     lifecycle.stop_background().await;
+}
+
+/// An instance of the consumers (a process): `recorder` on `consumer`, then `witness` on
+/// `witness`, both tailing `producer`.
+fn recorder_and_witness(producer: &Db, consumer: &Db, witness: &Db) -> (Consumers, Lifecycle) {
+    let lifecycle = Lifecycle::new();
+    let consumers = Consumers::new(vec![
+        Consumer {
+            name: "recorder",
+            db: consumer.clone(),
+            types: PRODUCES,
+            handler: recorder(),
+        },
+        Consumer {
+            name: "witness",
+            db: witness.clone(),
+            types: PRODUCES,
+            handler: recorder(),
+        },
+    ]);
+    let sources = [Source {
+        db: producer.clone(),
+        produces: PRODUCES,
+    }];
+    consumers.start(&sources, &lifecycle);
+    (consumers, lifecycle)
+}
+
+/// The pause switch is kept in the consumer's database: another instance follows it, and an
+/// instance started while it is on takes nothing until it is resumed, from any instance.
+#[tokio::test]
+async fn a_pause_reaches_every_instance_and_outlives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = open(dir.path(), "producer").await;
+    let consumer = open(dir.path(), "consumer").await;
+    let witness = open(dir.path(), "witness").await;
+    let (one, one_running) = recorder_and_witness(&producer, &consumer, &witness);
+    let (two, two_running) = recorder_and_witness(&producer, &consumer, &witness);
+    eventually("both instances running", async || {
+        !one.is_paused("recorder").unwrap() && !two.is_paused("recorder").unwrap()
+    })
+    .await;
+    one.pause("recorder").await.unwrap();
+    eventually("the other instance paused", async || {
+        two.is_paused("recorder").unwrap()
+    })
+    .await;
+    one_running.stop_background().await;
+    two_running.stop_background().await;
+
+    // Started again while paused: the switches are read before anything is taken. The witness
+    // is read after the recorder, so once it has both events the recorder's switch was applied
+    // and the recorder had every chance to take them too.
+    let (again, running) = recorder_and_witness(&producer, &consumer, &witness);
+    publish(&producer, &["x", "y"]).await;
+    eventually("the witness", async || notes(&witness).await.len() == 2).await;
+    assert!(again.is_paused("recorder").unwrap());
+    assert!(notes(&consumer).await.is_empty());
+    again.resume("recorder").await.unwrap();
+    eventually("catch-up", async || notes(&consumer).await.len() == 2).await;
+    running.stop_background().await;
 }
 
 #[tokio::test]
@@ -415,7 +476,8 @@ impl Handler for PausesItself {
             .execute(uow.conn())
             .await?;
         if noted.text == "pause" {
-            consumers.pause("recorder").unwrap();
+            // Not stored: this unit of work holds the database's one writer.
+            consumers.pause_here("recorder").unwrap();
         }
         Ok(())
     }
@@ -447,7 +509,7 @@ async fn a_consumer_paused_mid_backlog_stops_after_the_event_in_hand() {
     })
     .await;
     assert!(consumers.is_paused("recorder").unwrap());
-    consumers.resume("recorder").unwrap();
+    consumers.resume("recorder").await.unwrap();
     eventually("the rest", async || {
         notes(&consumer).await.len() == backlog.len()
     })
@@ -685,12 +747,12 @@ async fn a_batchable_consumer_applies_a_backlog_in_a_few_units_in_order_and_once
     let consumer = open(dir.path(), "batch-consumer").await;
     let handler = batching_recorder();
     let (consumers, lifecycle) = start(&producer, &consumer, handler.clone());
-    consumers.pause("recorder").unwrap();
+    consumers.pause("recorder").await.unwrap();
     let texts: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     publish(&producer, &refs).await;
     let before = commits("batch-consumer");
-    consumers.resume("recorder").unwrap();
+    consumers.resume("recorder").await.unwrap();
     eventually("the backlog", async || notes(&consumer).await.len() == 100).await;
     assert_eq!(notes(&consumer).await, texts, "in order, each once");
     let spent = commits("batch-consumer") - before;

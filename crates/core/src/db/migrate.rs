@@ -158,6 +158,9 @@ macro_rules! core_tables {
 /// The row `Db::writable` overwrites.
 pub(super) const READINESS_PROBE: &str = "CREATE TABLE IF NOT EXISTS readiness_probe (id INTEGER PRIMARY KEY, checked_at BIGINT NOT NULL)";
 
+/// The operator's pause switches (`consumer/pauses.rs`): a row while a consumer is paused.
+const PAUSED_CONSUMERS: &str = "CREATE TABLE IF NOT EXISTS paused_consumers (consumer VARCHAR(100) PRIMARY KEY, paused_at BIGINT NOT NULL)";
+
 /// The core's own migrations count down from 0; a service's count up from 1.
 pub(super) const CORE_SQLITE: &[Migration] = &[
     Migration {
@@ -175,6 +178,11 @@ pub(super) const CORE_SQLITE: &[Migration] = &[
         version: -2,
         name: "core: readiness probe",
         sql: READINESS_PROBE,
+    },
+    Migration {
+        version: -3,
+        name: "core: paused consumers",
+        sql: PAUSED_CONSUMERS,
     },
 ];
 
@@ -195,6 +203,11 @@ pub(super) const CORE_POSTGRES: &[Migration] = &[
         version: -2,
         name: "core: readiness probe",
         sql: READINESS_PROBE,
+    },
+    Migration {
+        version: -3,
+        name: "core: paused consumers",
+        sql: PAUSED_CONSUMERS,
     },
 ];
 
