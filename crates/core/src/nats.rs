@@ -28,7 +28,7 @@ use crate::sql::{AssertSqlSafe, query};
 pub const PARTITIONS: u64 = 8;
 /// How long the broker waits for an acknowledgement before redelivering (e.g. to another instance
 /// after a crash).
-const ACK_WAIT: Duration = Duration::from_secs(10);
+pub const ACK_WAIT: Duration = Duration::from_secs(10);
 /// How long the broker remembers message ids for dedup.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// How long a stream keeps an event: a consumer may be away this long and catch up.

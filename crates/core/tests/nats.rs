@@ -395,6 +395,11 @@ async fn a_services_stream_keeps_its_events_on_disk_and_remembers_their_ids() {
         async_nats::jetstream::stream::StorageType::File
     );
     assert_eq!(config.max_age, nats::RETENTION);
+    assert_eq!(
+        nats::RETENTION,
+        Duration::from_secs(7 * 24 * 60 * 60),
+        "a week"
+    );
     assert_eq!(config.duplicate_window, nats::DUPLICATE_WINDOW);
     assert_eq!(config.num_replicas, 1);
 }
@@ -428,8 +433,16 @@ async fn each_partitions_consumer_takes_only_that_partition() {
             },
         )
         .await;
-        // Durable: the broker keeps where it is however long every instance is away.
+        // Durable: the broker keeps where it is however long every instance is away. Each
+        // message acknowledged on its own, one at a time, and handed to another instance when
+        // one is not acknowledged within the ack wait (its instance died).
         assert_eq!(info.config.durable_name.as_deref(), Some(durable.as_str()));
+        assert_eq!(
+            info.config.ack_policy,
+            async_nats::jetstream::consumer::AckPolicy::Explicit
+        );
+        assert_eq!(info.config.max_ack_pending, 1);
+        assert_eq!(info.config.ack_wait, nats::ACK_WAIT);
         filters.push(info.config.filter_subject.clone());
     }
     let expected: Vec<String> = (0..nats::PARTITIONS)
