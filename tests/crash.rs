@@ -345,6 +345,15 @@ async fn killed_after_the_charge_before_pay_stored_it_the_retry_charges_once() {
             .expect(200)["status"],
         "IN_TRIP"
     );
+    // The network's mode outlives the restart (pay keeps it): its answer made quick again.
+    let slow = api.get("/admin/card-network").await.expect(200);
+    assert_eq!(slow["answerDelayMs"], 10_000);
+    api.put(
+        "/admin/card-network",
+        json!({"latencyMs": 0, "down": false, "answerDelayMs": 0}),
+    )
+    .await
+    .expect(200);
     api.post(
         &format!("/dispatches/{dispatch_id}/end"),
         json!({"driverId": "k4"}),

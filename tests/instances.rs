@@ -146,3 +146,24 @@ async fn a_pause_reaches_every_instance() {
     .await;
     app.shutdown().await;
 }
+
+/// The simulated card network's mode set through the gateway is the mode of every instance of
+/// pay: it is kept in pay's database.
+#[tokio::test]
+async fn the_card_networks_mode_holds_on_every_instance_of_pay() {
+    let mut app = TestApp::spawn(Topology::Distributed).await;
+    let api = app.api.clone();
+    let token = api.bearer_token().await;
+    let second = app
+        .cluster()
+        .add_instance(Service::Of(&tanda_pay::SPEC))
+        .await
+        .expect("a second pay");
+    let second = Api::new(format!("http://{second}")).as_token(&token);
+    let down = serde_json::json!({"latencyMs": 0, "down": true, "answerDelayMs": 0});
+    api.put("/admin/card-network", down.clone())
+        .await
+        .expect(200);
+    assert_eq!(second.get("/admin/card-network").await.expect(200), down);
+    app.shutdown().await;
+}

@@ -270,8 +270,7 @@ impl World {
     }
 
     /// kill -9, and the same binary started again on the same data: paused consumers stay
-    /// paused (the switches are kept in the databases); the card network's mode is the
-    /// process's, so it is back to normal.
+    /// paused and the card network keeps its mode (both are kept in the databases).
     pub async fn restart(&mut self) {
         self.tell("kill -9, restart".into());
         self.tanda.take().unwrap().kill9();

@@ -9,7 +9,9 @@
 //!
 //! Like a real network it tokenises the card number (Tanda keeps only the token and the last four
 //! digits), honours an idempotency key per charge, and can be slowed down or taken down at run time
-//! so that the payment circuit breaker can be exercised. Like a real processor it keeps a durable
+//! so that the payment circuit breaker can be exercised; the mode an operator sets is kept with
+//! its records, so every caller of one network (each instance of pay) and every restart sees the
+//! last one set. Like a real processor it keeps a durable
 //! record of every charge it made ([`ChargeLog`]), written before it answers: a charge survives
 //! the caller crashing before it stored the answer, and a retry under the same key gets that
 //! charge back. Its answer can be made slow *after* the charge (`answerDelayMs`), so that such a
@@ -170,6 +172,10 @@ pub trait ChargeLog: Send + Sync + 'static {
     async fn find(&self, key: &str) -> Result<Option<Charge>, LogUnavailable>;
     /// How many charges are kept, one per key.
     async fn count(&self) -> Result<usize, LogUnavailable>;
+    /// The mode set last ([`CardNetwork::set_mode`]), if one was.
+    async fn mode(&self) -> Result<Option<NetworkMode>, LogUnavailable>;
+    /// Keeps `mode` as the one set last.
+    async fn keep_mode(&self, mode: NetworkMode) -> Result<(), LogUnavailable>;
 }
 
 /// The charge log could not be read or written.
@@ -179,7 +185,7 @@ pub struct LogUnavailable(pub String);
 
 /// A log in memory, for unit tests of the network's callers: lost with the process.
 #[derive(Debug, Default)]
-pub struct MemoryLog(Mutex<HashMap<String, Charge>>);
+pub struct MemoryLog(Mutex<HashMap<String, Charge>>, Mutex<Option<NetworkMode>>);
 
 #[async_trait]
 impl ChargeLog for MemoryLog {
@@ -195,12 +201,22 @@ impl ChargeLog for MemoryLog {
     async fn count(&self) -> Result<usize, LogUnavailable> {
         Ok(self.0.lock().expect("never poisoned").len())
     }
+
+    async fn mode(&self) -> Result<Option<NetworkMode>, LogUnavailable> {
+        Ok(*self.1.lock().expect("never poisoned"))
+    }
+
+    async fn keep_mode(&self, mode: NetworkMode) -> Result<(), LogUnavailable> {
+        *self.1.lock().expect("never poisoned") = Some(mode);
+        Ok(())
+    }
 }
 
 /// The simulated network. Charges are idempotent per key, as with real processors, so a retried
 /// call never charges twice.
 pub struct CardNetwork {
-    mode: Mutex<NetworkMode>,
+    /// The mode until one is set.
+    start: NetworkMode,
     log: Arc<dyn ChargeLog>,
 }
 
@@ -211,19 +227,20 @@ impl Default for CardNetwork {
 }
 
 impl CardNetwork {
-    pub fn new(mode: NetworkMode, log: Arc<dyn ChargeLog>) -> Self {
-        Self {
-            mode: Mutex::new(mode),
-            log,
-        }
+    /// A network behaving as `start` says until a mode is set, keeping its records in `log`
+    /// (where a mode set earlier, by any of its callers, may be kept already).
+    pub fn new(start: NetworkMode, log: Arc<dyn ChargeLog>) -> Self {
+        Self { start, log }
     }
 
-    pub fn mode(&self) -> NetworkMode {
-        *self.mode.lock().expect("never poisoned")
+    /// The mode set last, else the one it started with.
+    pub async fn mode(&self) -> Result<NetworkMode, LogUnavailable> {
+        Ok(self.log.mode().await?.unwrap_or(self.start))
     }
 
-    pub fn set_mode(&self, mode: NetworkMode) {
-        *self.mode.lock().expect("never poisoned") = mode;
+    /// From now on, for every caller of this network.
+    pub async fn set_mode(&self, mode: NetworkMode) -> Result<(), LogUnavailable> {
+        self.log.keep_mode(mode).await
     }
 
     /// Charges `amount` won to `token`; the same `idempotency_key` returns the first charge.
@@ -233,7 +250,7 @@ impl CardNetwork {
         amount: i64,
         idempotency_key: &str,
     ) -> Result<Charge, ChargeError> {
-        let mode = self.mode();
+        let mode = self.mode().await.map_err(|_| ChargeError::Unavailable)?;
         if mode.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(mode.latency_ms)).await;
         }
@@ -266,7 +283,7 @@ impl CardNetwork {
     /// asked about an idempotency key whose answer never arrived. Reachable only when charging
     /// is (the same latency; unavailable while the network is down).
     pub async fn charge_made(&self, idempotency_key: &str) -> Result<Option<Charge>, ChargeError> {
-        let mode = self.mode();
+        let mode = self.mode().await.map_err(|_| ChargeError::Unavailable)?;
         if mode.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(mode.latency_ms)).await;
         }
@@ -331,7 +348,9 @@ mod tests {
         net.set_mode(NetworkMode {
             down: true,
             ..NetworkMode::default()
-        });
+        })
+        .await
+        .unwrap();
         assert_eq!(
             net.charge(&ok.token, 5000, "d4").await,
             Err(ChargeError::Unavailable)

@@ -3,7 +3,9 @@
 //! (`card_network_charges`), because that database is what every topology has, durable and
 //! shared by every instance of pay. The network writes there in a unit of its own, committed
 //! before it answers and never part of pay's: so a charge outlives pay crashing before it stores
-//! the answer, and the retry under the same key (the dispatch id) gets that charge back.
+//! the answer, and the retry under the same key (the dispatch id) gets that charge back. The mode
+//! an operator set last is kept there too (`card_network_mode`, one row), and read at each charge:
+//! every instance of pay, and every restart, behaves as it says.
 
 use std::sync::Arc;
 
@@ -83,5 +85,38 @@ impl ChargeLog for TableLog {
             .await
             .map_err(|e| LogUnavailable(e.to_string()))?;
         Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    async fn mode(&self) -> Result<Option<NetworkMode>, LogUnavailable> {
+        let unavailable = |e: &dyn std::fmt::Display| LogUnavailable(e.to_string());
+        let kept: Option<String> = query_scalar("SELECT mode FROM card_network_mode WHERE id = 1")
+            .fetch_optional(self.0.reader())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        kept.map(|json| serde_json::from_str(&json).map_err(|e| unavailable(&e)))
+            .transpose()
+    }
+
+    async fn keep_mode(&self, mode: NetworkMode) -> Result<(), LogUnavailable> {
+        let json = serde_json::to_string(&mode).map_err(|e| LogUnavailable(e.to_string()))?;
+        self.keep_mode_json(&json)
+            .await
+            .map_err(|e| LogUnavailable(e.to_string()))
+    }
+}
+
+impl TableLog {
+    async fn keep_mode_json(&self, json: &str) -> Result<(), DbError> {
+        let mut uow = self.0.begin().await?;
+        let now = uow.now();
+        query(
+            "INSERT INTO card_network_mode (id, mode, set_at) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET mode = excluded.mode, set_at = excluded.set_at",
+        )
+        .bind(json)
+        .bind(now)
+        .execute(uow.conn())
+        .await?;
+        uow.commit().await
     }
 }

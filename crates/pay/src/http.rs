@@ -131,10 +131,16 @@ async fn get_network_mode(
     State(api): State<PayApi>,
 ) -> Result<Json<NetworkMode>, Problem> {
     caller.require_operator()?;
-    Ok(Json(api.network.mode().into()))
+    Ok(Json(api.network.mode().await.map_err(unreachable)?.into()))
 }
 
-/// Sets the simulated card network's latency and whether it is down.
+/// The network's records cannot be read or written (pay's database is down): try again.
+fn unreachable(e: tanda_cardnet::LogUnavailable) -> Problem {
+    Problem::unavailable("card_network_unavailable", e.to_string(), 1)
+}
+
+/// Sets the simulated card network's latency and whether it is down, for every instance of pay
+/// and until set again (a restart keeps it).
 ///
 /// How tests and operators exercise dispatch's circuit breaker.
 #[utoipa::path(put, path = "/admin/card-network",
@@ -152,8 +158,11 @@ async fn set_network_mode(
             format!("latencyMs and answerDelayMs must be at most {MAX_LATENCY_MS}"),
         ));
     }
-    api.network.set_mode(mode.into());
-    Ok(Json(api.network.mode().into()))
+    api.network
+        .set_mode(mode.into())
+        .await
+        .map_err(unreachable)?;
+    Ok(Json(api.network.mode().await.map_err(unreachable)?.into()))
 }
 
 // The card network's `NetworkMode` as the document describes it (that crate derives no schema).

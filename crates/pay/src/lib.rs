@@ -81,6 +81,16 @@ pub const MIGRATIONS: &[Migration] = &[
               dispatch_id VARCHAR(100) PRIMARY KEY,
               attempted_at BIGINT NOT NULL)",
     },
+    // The card network's mode an operator set last (`PUT /admin/card-network`), as JSON: every
+    // instance of pay reads it at each charge, and a restart keeps it.
+    Migration {
+        version: 6,
+        name: "card network mode",
+        sql: "CREATE TABLE card_network_mode (
+              id INTEGER PRIMARY KEY,
+              mode TEXT NOT NULL,
+              set_at BIGINT NOT NULL)",
+    },
 ];
 
 /// The service as the binary's registry lists it.

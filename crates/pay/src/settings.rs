@@ -1,5 +1,6 @@
-//! Pay's settings: how the simulated card network starts (it can be changed at run time with
-//! `PUT /admin/card-network`).
+//! Pay's settings: how the simulated card network starts, until a mode is set at run time with
+//! `PUT /admin/card-network` (kept in pay's database: from then on that one holds, restarts
+//! included).
 
 use std::time::Duration;
 
@@ -9,12 +10,12 @@ use tanda_core::settings;
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args, serde::Serialize)]
 #[group(skip)] // each service calls its settings `Config`
 pub struct Config {
-    /// Added latency of the simulated card network (it can also be changed at run time with
-    /// `PUT /admin/card-network`).
+    /// Added latency of the simulated card network, until a mode is set at run time with
+    /// `PUT /admin/card-network` (kept from then on, restarts included).
     #[arg(global = true, long, env = "TANDA_CARD_NETWORK_LATENCY", default_value = "0ms", value_parser = settings::duration)]
     #[serde(serialize_with = "settings::write_duration")]
     pub card_network_latency: Duration,
-    /// Start with the simulated card network down.
+    /// Start with the simulated card network down (until a mode is set at run time).
     #[arg(global = true, long, env = "TANDA_CARD_NETWORK_DOWN")]
     pub card_network_down: bool,
 }

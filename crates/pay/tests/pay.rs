@@ -268,10 +268,13 @@ async fn a_network_charge_of_another_amount_is_not_taken_for_the_fare() {
 async fn concurrent_payments_of_one_trip_charge_once() {
     let s = service().await;
     // A little latency so both calls are in flight at the card network together.
-    s.network.set_mode(NetworkMode {
-        latency_ms: 20,
-        ..NetworkMode::default()
-    });
+    s.network
+        .set_mode(NetworkMode {
+            latency_ms: 20,
+            ..NetworkMode::default()
+        })
+        .await
+        .unwrap();
     let body = pay_body("b2", "d2", 4800, &card("4242424242424242"));
     let (a, b) = tokio::join!(
         call(&s.internal, "POST", "/pays", Some(body.clone()), None),
@@ -405,10 +408,13 @@ async fn a_trip_settled_in_cash_is_paid_once_with_no_card() {
 #[tokio::test]
 async fn cash_after_a_card_charge_whose_answer_was_lost_is_the_card_payment() {
     let s = service().await;
-    s.network.set_mode(NetworkMode {
-        answer_delay_ms: 5_000,
-        ..NetworkMode::default()
-    });
+    s.network
+        .set_mode(NetworkMode {
+            answer_delay_ms: 5_000,
+            ..NetworkMode::default()
+        })
+        .await
+        .unwrap();
     let by_card = pay_body("b1", "d1", 7300, &card("4242424242424242"));
     let gave_up = tokio::time::timeout(
         std::time::Duration::from_millis(200),
@@ -422,10 +428,13 @@ async fn cash_after_a_card_charge_whose_answer_was_lost_is_the_card_payment() {
         "but the card was charged"
     );
 
-    s.network.set_mode(NetworkMode {
-        down: true,
-        ..NetworkMode::default()
-    });
+    s.network
+        .set_mode(NetworkMode {
+            down: true,
+            ..NetworkMode::default()
+        })
+        .await
+        .unwrap();
     let cash = cash_body("b1", "d1", 7300);
     let (status, _, _) = call(&s.internal, "POST", "/pays", Some(cash.clone()), None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -440,7 +449,7 @@ async fn cash_after_a_card_charge_whose_answer_was_lost_is_the_card_payment() {
     assert_eq!(status, StatusCode::CREATED, "{never_tried}");
     assert_eq!(never_tried["method"], "CASH");
 
-    s.network.set_mode(NetworkMode::default());
+    s.network.set_mode(NetworkMode::default()).await.unwrap();
     let (status, _, paid) = call(&s.internal, "POST", "/pays", Some(cash), None).await;
     assert_eq!(status, StatusCode::CREATED, "{paid}");
     assert_eq!(
@@ -521,7 +530,7 @@ async fn the_operator_sets_and_reads_the_network_mode() {
     let (_, _, mode) = call(&s.router, "GET", "/admin/card-network", None, None).await;
     assert_eq!(mode, wanted);
     assert_eq!(
-        s.network.mode(),
+        s.network.mode().await.unwrap(),
         NetworkMode {
             latency_ms: 250,
             down: true,
@@ -688,7 +697,7 @@ fn random_sessions_charge_each_trip_at_most_once() {
             match step {
                 Step::Network { down: d } => {
                     down = d;
-                    network.set_mode(NetworkMode { down, ..NetworkMode::default() });
+                    runtime.block_on(network.set_mode(NetworkMode { down, ..NetworkMode::default() })).unwrap();
                 }
                 Step::Pay { trip, good_card, amount } => {
                     let request = PayRequest {
@@ -791,5 +800,45 @@ async fn customers_read_only_their_own_payments() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(!s.network.mode().down, "the network was not taken down");
+    assert!(
+        !s.network.mode().await.unwrap().down,
+        "the network was not taken down"
+    );
+}
+
+/// The mode an operator sets is kept with the network's records: another instance of pay on the
+/// same database charges by it, and so does one started afterwards, whatever it started with.
+#[tokio::test]
+async fn the_card_networks_mode_holds_for_every_instance_and_after_a_restart() {
+    let s = service().await;
+    let other = card_network(&s.db, NetworkMode::default());
+    let down = json!({"latencyMs": 0, "down": true, "answerDelayMs": 0});
+    let (status, _, body) = call(
+        &s.router,
+        "PUT",
+        "/admin/card-network",
+        Some(down.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = card("4242424242424242");
+    assert_eq!(
+        other.charge(&token, 1, "d1").await,
+        Err(tanda_cardnet::ChargeError::Unavailable)
+    );
+    let restarted = card_network(
+        &s.db,
+        NetworkMode {
+            latency_ms: 5,
+            ..NetworkMode::default()
+        },
+    );
+    let (parts, _) = build(s.db.clone(), restarted.clone()).await.unwrap();
+    let (status, _, body) = call(&parts.router, "GET", "/admin/card-network", None, None).await;
+    assert_eq!((status, body), (StatusCode::OK, down));
+
+    restarted.set_mode(NetworkMode::default()).await.unwrap();
+    assert!(other.charge(&token, 1, "d1").await.is_ok());
+    assert_eq!(s.network.charge_count().await.unwrap(), 1);
 }
