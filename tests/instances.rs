@@ -6,6 +6,38 @@ mod common;
 use common::*;
 use tanda::config::Service;
 
+/// The distributed topology with two instances of `service`.
+struct Two {
+    app: TestApp,
+    /// Through the gateway, as the operator.
+    api: Api,
+    /// Each instance at its own address, as the operator.
+    first: Api,
+    second: Api,
+}
+
+impl Two {
+    async fn of(service: Service) -> Self {
+        let mut app = TestApp::spawn(Topology::Distributed).await;
+        let api = app.api.clone();
+        let token = api.bearer_token().await;
+        let cluster = app.cluster();
+        let first = cluster.addrs[service.name()];
+        let second = cluster
+            .add_instance(service)
+            .await
+            .expect("a second instance starts");
+        let at = |addr| Api::new(format!("http://{addr}")).as_token(&token);
+        let (first, second) = (at(first), at(second));
+        Self {
+            app,
+            api,
+            first,
+            second,
+        }
+    }
+}
+
 /// About 75 m from City Hall, where every booking's pickup is.
 const NEAR: (f64, f64) = (37.5668, 126.9785);
 /// About 4.5 km north of it: inside the 5 km pickup radius.
@@ -16,22 +48,16 @@ const FAR: (f64, f64) = (37.6068, 126.9779);
 /// goes to the nearest one. Each booking is cancelled once offered, which frees the driver.
 #[tokio::test]
 async fn the_nearest_driver_gets_every_offer_whichever_instance_knows_them() {
-    let mut app = TestApp::spawn(Topology::Distributed).await;
-    let api = app.api.clone();
-    let token = api.bearer_token().await;
-    let dispatch = Service::Of(&tanda_dispatch::SPEC);
-    let cluster = app.cluster();
-    let first = cluster.addrs[dispatch.name()];
-    let second = cluster
-        .add_instance(dispatch)
-        .await
-        .expect("a second dispatch");
-    let at = |addr| Api::new(format!("http://{addr}")).as_token(&token);
-    let (one, two) = (at(first), at(second));
-    one.register_driver("far-d", FAR).await;
-    one.online("far-d").await;
-    two.register_driver("near-d", NEAR).await;
-    two.online("near-d").await;
+    let Two {
+        app,
+        api,
+        first,
+        second,
+    } = Two::of(Service::Of(&tanda_dispatch::SPEC)).await;
+    first.register_driver("far-d", FAR).await;
+    first.online("far-d").await;
+    second.register_driver("near-d", NEAR).await;
+    second.online("near-d").await;
 
     let mut offered = Vec::new();
     for n in 0..6 {
@@ -60,13 +86,8 @@ async fn the_nearest_driver_gets_every_offer_whichever_instance_knows_them() {
 /// offered one ride, whichever instances tried, and the other bookings wait for a driver.
 #[tokio::test]
 async fn a_driver_is_offered_one_ride_at_a_time_whatever_instance_offers() {
-    let mut app = TestApp::spawn(Topology::Distributed).await;
-    let dispatch = Service::Of(&tanda_dispatch::SPEC);
-    app.cluster()
-        .add_instance(dispatch)
-        .await
-        .expect("a second dispatch");
-    let api = &app.api;
+    let Two { app, api, .. } = Two::of(Service::Of(&tanda_dispatch::SPEC)).await;
+    let api = &api;
     api.register_driver("only-d", NEAR).await;
     api.online("only-d").await;
     let books = futures::future::join_all(
@@ -99,16 +120,9 @@ async fn a_driver_is_offered_one_ride_at_a_time_whatever_instance_offers() {
 /// request happened to reach.
 #[tokio::test]
 async fn a_pause_reaches_every_instance() {
-    let mut app = TestApp::spawn(Topology::Distributed).await;
-    let api = app.api.clone();
-    let token = api.bearer_token().await;
-    let history = Service::Of(&tanda_ride_history::SPEC);
-    let second = app
-        .cluster()
-        .add_instance(history)
-        .await
-        .expect("a second ride-history");
-    let second = Api::new(format!("http://{second}")).as_token(&token);
+    let Two {
+        app, api, second, ..
+    } = Two::of(Service::Of(&tanda_ride_history::SPEC)).await;
     let paused_on = async |instance: &Api, paused: bool| {
         instance
             .eventually("/admin/consumers", "the switch", |list| {
@@ -151,15 +165,9 @@ async fn a_pause_reaches_every_instance() {
 /// pay: it is kept in pay's database.
 #[tokio::test]
 async fn the_card_networks_mode_holds_on_every_instance_of_pay() {
-    let mut app = TestApp::spawn(Topology::Distributed).await;
-    let api = app.api.clone();
-    let token = api.bearer_token().await;
-    let second = app
-        .cluster()
-        .add_instance(Service::Of(&tanda_pay::SPEC))
-        .await
-        .expect("a second pay");
-    let second = Api::new(format!("http://{second}")).as_token(&token);
+    let Two {
+        app, api, second, ..
+    } = Two::of(Service::Of(&tanda_pay::SPEC)).await;
     let down = serde_json::json!({"latencyMs": 0, "down": true, "answerDelayMs": 0});
     api.put("/admin/card-network", down.clone())
         .await

@@ -303,28 +303,7 @@ async fn a_paused_consumer_catches_up_on_resume() {
     let producer = open(dir.path(), "producer").await;
     let consumer = open(dir.path(), "consumer").await;
     let witness = open(dir.path(), "witness").await;
-    let lifecycle = Lifecycle::new();
-    let consumers = Consumers::new(vec![
-        Consumer {
-            name: "recorder",
-            db: consumer.clone(),
-            types: PRODUCES,
-            handler: recorder(),
-        },
-        // Tails the same outbox and is woken by the same commits: once it has both events, the
-        // paused consumer has had every chance to take them too.
-        Consumer {
-            name: "witness",
-            db: witness.clone(),
-            types: PRODUCES,
-            handler: recorder(),
-        },
-    ]);
-    let sources = [Source {
-        db: producer.clone(),
-        produces: PRODUCES,
-    }];
-    consumers.start(&sources, &lifecycle);
+    let (consumers, lifecycle) = recorder_and_witness(&producer, &consumer, &witness);
     consumers.pause("recorder").await.unwrap();
     publish(&producer, &["x", "y"]).await;
     eventually("the witness", async || notes(&witness).await.len() == 2).await;
@@ -336,7 +315,8 @@ async fn a_paused_consumer_catches_up_on_resume() {
 }
 
 /// An instance of the consumers (a process): `recorder` on `consumer`, then `witness` on
-/// `witness`, both tailing `producer`.
+/// `witness`, both tailing `producer`. The witness is woken by the same commits: once it has an
+/// event, a recorder that was not paused has had every chance to take it too.
 fn recorder_and_witness(producer: &Db, consumer: &Db, witness: &Db) -> (Consumers, Lifecycle) {
     let lifecycle = Lifecycle::new();
     let consumers = Consumers::new(vec![

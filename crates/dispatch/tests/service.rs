@@ -131,13 +131,18 @@ impl Service {
 
     /// The same database served by a freshly built service, as after a restart.
     async fn restart(&mut self) {
-        self.parts = build(
+        self.parts = self.another_instance().await;
+    }
+
+    /// Another instance of the service on the same database.
+    async fn another_instance(&self) -> ServiceParts {
+        build(
             self.db.clone(),
             config(PaymentPolicy::default()),
             self.pay.clone(),
         )
         .await
-        .unwrap();
+        .unwrap()
     }
 
     /// The routes as the operator, who may do everything, calls them.
@@ -654,13 +659,7 @@ async fn the_nearest_driver_is_found_after_a_restart() {
 async fn an_instance_finds_the_drivers_another_instance_brought_online() {
     let mut s = Service::start(PaymentPolicy::default()).await;
     // A second instance on the same database, started while nobody was online.
-    let second = build(
-        s.db.clone(),
-        config(PaymentPolicy::default()),
-        s.pay.clone(),
-    )
-    .await
-    .unwrap();
+    let second = s.another_instance().await;
     s.driver_online("a", 300.0).await;
     s.driver_online("b", 100.0).await;
     s.parts = second; // the booking reaches the second instance
@@ -673,13 +672,7 @@ async fn an_instance_finds_the_drivers_another_instance_brought_online() {
 #[tokio::test]
 async fn the_nearest_driver_is_offered_whichever_instance_saw_them_arrive() {
     let mut s = Service::start(PaymentPolicy::default()).await;
-    let mut other = build(
-        s.db.clone(),
-        config(PaymentPolicy::default()),
-        s.pay.clone(),
-    )
-    .await
-    .unwrap();
+    let mut other = s.another_instance().await;
     s.driver_online("far", 4_000.0).await;
     s.driver_online("farther", 4_500.0).await;
     std::mem::swap(&mut s.parts, &mut other);
