@@ -321,6 +321,47 @@ mod tests {
         assert!(TestTimer::read(&missing).is_err());
     }
 
+    /// Records what it is handed.
+    #[derive(Default)]
+    struct Fired(std::sync::Mutex<Vec<TestTimer>>);
+
+    #[async_trait]
+    impl OnTimer for Arc<Fired> {
+        type Timer = TestTimer;
+        async fn fire(&self, _uow: &mut Uow, timer: TestTimer) -> Result<(), HandlerError> {
+            self.0.lock().unwrap().push(timer);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_typed_handler_hands_over_the_timer_read_and_drops_an_unknown_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(
+            dir.path(),
+            "timers",
+            crate::db::Durability::Normal,
+            Arc::new(crate::SystemClock),
+        )
+        .await
+        .unwrap();
+        let fired = Arc::new(Fired::default());
+        let handler = typed(fired.clone());
+        let mut uow = db.begin().await.unwrap();
+        let deadline = stored(DEADLINE, "d2", serde_json::json!({}));
+        handler.fire(&mut uow, &deadline).await.unwrap();
+        let other = stored("test.other", "d3", serde_json::json!({}));
+        handler.fire(&mut uow, &other).await.unwrap();
+        let bad = stored(OFFER, "d1", serde_json::json!({}));
+        assert!(handler.fire(&mut uow, &bad).await.is_err());
+        assert_eq!(
+            *fired.0.lock().unwrap(),
+            [TestTimer::Deadline {
+                dispatch_id: "d2".into()
+            }]
+        );
+    }
+
     #[test]
     fn field_names_read_as_camel_case() {
         assert_eq!(camel_case("driver_id"), "driverId");

@@ -558,6 +558,56 @@ async fn timers_survive_a_restart_and_fire_once() {
     assert_eq!(left, 1, "the later timer is still pending");
 }
 
+/// Fails its first firing, then notes each one.
+struct FailsFirst(AtomicUsize);
+
+#[async_trait]
+impl TimerHandler for FailsFirst {
+    async fn fire(&self, uow: &mut Uow, timer: &Timer) -> Result<(), HandlerError> {
+        if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err("not yet".into());
+        }
+        query("INSERT INTO notes (text) VALUES ($1)")
+            .bind(&timer.key)
+            .execute(uow.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+/// A timer whose handler fails is tried again a second later (on the database's clock), not at
+/// once and not never.
+#[tokio::test]
+async fn a_timer_whose_handler_fails_is_tried_again_a_second_later() {
+    use tanda_core::clock::ManualClock;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_800_000_000_000);
+    let db = open_on(dir.path(), "svc", &clock).await;
+    let now = tanda_core::clock::Clock::now(&clock);
+    let mut uow = db.begin().await.unwrap();
+    uow.schedule("deadline", "d1", now, serde_json::json!({}))
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let handler = Arc::new(FailsFirst(AtomicUsize::new(0)));
+    let lifecycle = Lifecycle::new();
+    timers::start(db.clone(), handler.clone(), &lifecycle);
+    let fire_at = async || -> Option<i64> {
+        query_scalar("SELECT fire_at FROM timers WHERE key = 'd1'")
+            .fetch_optional(db.reader())
+            .await
+            .unwrap()
+    };
+    eventually("the failed firing put off", async || {
+        fire_at().await == Some(now + 1000)
+    })
+    .await;
+    clock.advance(Duration::from_secs(1));
+    eventually("the second firing", async || notes(&db).await == ["d1"]).await;
+    lifecycle.stop_background().await;
+    assert_eq!(handler.0.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn housekeeping_prunes_only_what_every_consumer_has_passed() {
     use tanda_core::clock::ManualClock;
