@@ -27,7 +27,9 @@ pub struct Cluster {
     /// Instances beyond the first of a service ([`Cluster::add_instance`]).
     extra: Vec<Child>,
     /// Replicas started with the first instances, until they are ready.
-    extra_starting: Vec<(String, Process)>,
+    extra_starting: Vec<Replica>,
+    /// Where each replica beyond the first listens: the gateway balances over them too.
+    replicas: Vec<(&'static str, SocketAddr)>,
     env: Vec<(String, String)>,
     /// The secret pay and dispatch share: the one given, or one made for this cluster.
     service_secret: ServiceSecret,
@@ -141,6 +143,7 @@ impl Cluster {
             children: BTreeMap::new(),
             extra: Vec::new(),
             extra_starting: Vec::new(),
+            replicas: Vec::new(),
             env,
             service_secret,
             logs,
@@ -156,11 +159,16 @@ impl Cluster {
         replicas: usize,
         at: impl Fn(Service) -> SocketAddr,
     ) -> anyhow::Result<()> {
+        if wave.contains(&Service::Gateway) {
+            self.replicas_listening().await?;
+        }
         self.env.retain(|(k, _)| k != "TANDA_UPSTREAMS");
         let upstreams: Vec<String> = self
             .addrs
             .iter()
             .filter(|(name, _)| **name != Service::Gateway.name())
+            .map(|(name, addr)| (*name, *addr))
+            .chain(self.replicas.iter().copied())
             .map(|(name, addr)| format!("{name}=http://{addr}"))
             .collect();
         if !upstreams.is_empty() {
@@ -182,7 +190,12 @@ impl Cluster {
                 let label = format!("{}-{}", service.name(), n + 2);
                 let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
                 let process = self.spawn(*service, any_port, &label)?;
-                self.extra_starting.push((label, process));
+                self.extra_starting.push(Replica {
+                    service: *service,
+                    label,
+                    process,
+                    addr: None,
+                });
             }
         }
         for (service, mut process) in started {
@@ -199,17 +212,33 @@ impl Cluster {
         Ok(())
     }
 
+    /// Waits until every replica started so far listens, and notes where.
+    async fn replicas_listening(&mut self) -> anyhow::Result<()> {
+        for replica in &mut self.extra_starting {
+            if replica.addr.is_some() {
+                continue;
+            }
+            let Some(addr) = replica.process.listening().await else {
+                bail!(
+                    "{} did not start listening; see {}",
+                    replica.label,
+                    self.logs.join(format!("{}.log", replica.label)).display()
+                );
+            };
+            replica.addr = Some(addr);
+            self.replicas.push((replica.service.name(), addr));
+        }
+        Ok(())
+    }
+
     /// Waits until every replica beyond the first of each service is ready.
     async fn wait_extra_ready(&mut self) -> anyhow::Result<()> {
-        for (label, mut process) in std::mem::take(&mut self.extra_starting) {
-            let ready = match process.listening().await {
-                Some(addr) => wait_ready(&label, addr, &mut process.child, &self.logs).await,
-                None => Err(anyhow::anyhow!(
-                    "{label} did not start listening; see {}",
-                    self.log(&label).display()
-                )),
-            };
-            self.extra.push(process.child);
+        self.replicas_listening().await?;
+        for mut replica in std::mem::take(&mut self.extra_starting) {
+            let addr = replica.addr.expect("listening");
+            let ready =
+                wait_ready(&replica.label, addr, &mut replica.process.child, &self.logs).await;
+            self.extra.push(replica.process.child);
             ready?;
         }
         Ok(())
@@ -431,4 +460,13 @@ pub async fn purge(dist: &Distributed) {
                 .await;
         }
     }
+}
+
+/// A replica beyond the first, started with the first instances.
+struct Replica {
+    service: Service,
+    label: String,
+    process: Process,
+    /// Where it listens, once it said.
+    addr: Option<SocketAddr>,
 }

@@ -187,7 +187,8 @@ pub struct Distributed {
     #[arg(long, env = "TANDA_BASE_PORT", default_value_t = 8080)]
     pub base_port: u16,
     /// Where another service is, when not at 127.0.0.1:<base-port + offset>; repeatable,
-    /// e.g. `--upstream pay=http://pay:8080` (env: comma-separated).
+    /// e.g. `--upstream pay=http://pay:8080` (env: comma-separated). A service given more than
+    /// once has several instances: the gateway spreads requests over those that are ready.
     #[arg(long = "upstream", env = "TANDA_UPSTREAMS", value_delimiter = ',', value_parser = parse_upstream)]
     #[serde(skip)] // each process is told where the others are
     pub upstreams: Vec<(Service, String)>,
@@ -220,16 +221,25 @@ impl Distributed {
     /// starts every process on this machine) `127.0.0.1:<base-port + offset>`. `serve` refuses to
     /// start without an `--upstream` for each service it calls.
     pub fn url(&self, service: Service) -> String {
-        self.upstreams
+        self.urls(service).swap_remove(0)
+    }
+
+    /// The base URL of each instance of `service`: every `--upstream` for it, in order, else the
+    /// one [`Distributed::url`] falls back to.
+    pub fn urls(&self, service: Service) -> Vec<String> {
+        let given: Vec<String> = self
+            .upstreams
             .iter()
-            .find(|(s, _)| *s == service)
+            .filter(|(s, _)| *s == service)
             .map(|(_, url)| url.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| {
-                format!(
-                    "http://127.0.0.1:{}",
-                    self.base_port + service.port_offset()
-                )
-            })
+            .collect();
+        if !given.is_empty() {
+            return given;
+        }
+        vec![format!(
+            "http://127.0.0.1:{}",
+            self.base_port + service.port_offset()
+        )]
     }
 }
 

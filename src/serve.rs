@@ -55,9 +55,12 @@ pub async fn start(service: Service, run: RunConfig, dist: Distributed) -> anyho
     } else {
         let mut upstreams = Vec::new();
         for spec in registry::specs() {
-            upstreams.push((spec, url_of(Service::Of(spec), &dist)?));
+            for url in urls_of(Service::Of(spec), &dist)? {
+                upstreams.push((spec, url));
+            }
         }
         let upstreams = Upstreams::new(upstreams);
+        upstreams.watch(&lifecycle);
         let ops = Ops {
             lifecycle: lifecycle.clone(),
             databases: Vec::new(),
@@ -196,8 +199,8 @@ fn without_password(url: &str) -> String {
     }
 }
 
-/// The gateway's readiness: each service it routes to answers its `/readyz` (behind a
-/// Kubernetes Service, some ready instance of it does).
+/// The gateway's readiness: each service it routes to has an instance whose `/readyz` answers
+/// (behind a Kubernetes Service, one URL: some ready instance of it does).
 fn upstream_probes(dist: &Distributed) -> anyhow::Result<Vec<(&'static str, Probe)>> {
     let client = reqwest::Client::builder()
         .timeout(UPSTREAM_PROBE_TIMEOUT)
@@ -205,13 +208,21 @@ fn upstream_probes(dist: &Distributed) -> anyhow::Result<Vec<(&'static str, Prob
         .context("an HTTP client for readiness")?;
     let mut probes: Vec<(&'static str, Probe)> = Vec::new();
     for service in Service::all().iter().filter(|s| **s != Service::Gateway) {
-        let url = url_of(*service, dist)?.join("/readyz")?;
+        let urls = urls_of(*service, dist)?
+            .iter()
+            .map(|url| url.join("/readyz"))
+            .collect::<Result<Vec<_>, _>>()?;
         let client = client.clone();
         probes.push((
             service.name(),
             Arc::new(move || {
-                let request = client.get(url.clone()).send();
-                Box::pin(async move { request.await.is_ok_and(|r| r.status().is_success()) })
+                let asks: Vec<_> = urls.iter().map(|u| client.get(u.clone()).send()).collect();
+                Box::pin(async move {
+                    futures::future::join_all(asks)
+                        .await
+                        .into_iter()
+                        .any(|a| a.is_ok_and(|r| r.status().is_success()))
+                })
             }),
         ));
     }
@@ -232,4 +243,12 @@ fn identity_keys(dist: &Distributed) -> anyhow::Result<Arc<dyn JwksSource>> {
 /// The base URL of `service` (`Distributed::url`).
 fn url_of(service: Service, dist: &Distributed) -> anyhow::Result<Url> {
     Url::parse(&dist.url(service)).with_context(|| format!("the URL of {}", service.name()))
+}
+
+/// The base URL of each instance of `service` (`Distributed::urls`).
+fn urls_of(service: Service, dist: &Distributed) -> anyhow::Result<Vec<Url>> {
+    dist.urls(service)
+        .iter()
+        .map(|url| Url::parse(url).with_context(|| format!("a URL of {}", service.name())))
+        .collect()
 }

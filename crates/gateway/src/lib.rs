@@ -24,6 +24,7 @@ use tanda_core::http::not_found_fallback;
 use tanda_core::rate::{RateLimit, RateLimiter, limit_writes};
 
 mod admin;
+mod balance;
 mod error;
 mod proxy;
 mod settings;

@@ -1,6 +1,7 @@
 //! Forwarding: which service owns which paths, sending a request on to it, and relaying its answer
 //! as it streams (notification streams included) without holding it in memory.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,8 +13,10 @@ use axum::response::Response;
 use axum::routing::{any, get};
 use reqwest::Url;
 
+use tanda_core::lifecycle::Lifecycle;
 use tanda_core::service::{Forward, ServiceSpec};
 
+use crate::balance::Instances;
 use crate::error::Error;
 
 /// How long a service may take to accept a connection. Requests themselves have no time limit:
@@ -35,22 +38,49 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 
 /// Where each service listens, as base URLs such as `http://127.0.0.1:8081`, beside what it owns.
 /// A path in a base is kept as a prefix: with `http://10.0.0.5/book`, `/books/1` goes to
-/// `http://10.0.0.5/book/books/1`. Several services may share one base.
+/// `http://10.0.0.5/book/books/1`. Several services may share one base; a service listed more
+/// than once has several instances, among which requests are balanced (`balance.rs`).
 #[derive(Debug, Clone)]
-pub struct Upstreams(Vec<(&'static ServiceSpec, Url)>);
+pub struct Upstreams(Vec<(&'static ServiceSpec, Arc<Instances>)>);
 
 impl Upstreams {
-    /// Each service with its base URL, in the order the registry lists them.
+    /// Each service with the base URL of each of its instances, in the order the registry lists
+    /// them (a service's instances in the order given).
     pub fn new(services: Vec<(&'static ServiceSpec, Url)>) -> Self {
-        Self(services)
+        let mut grouped: Vec<(&'static ServiceSpec, Vec<Url>)> = Vec::new();
+        for (spec, base) in services {
+            match grouped.iter_mut().find(|(s, _)| s.name == spec.name) {
+                Some((_, bases)) if !bases.contains(&base) => bases.push(base),
+                Some(_) => {}
+                None => grouped.push((spec, vec![base])),
+            }
+        }
+        Self(
+            grouped
+                .into_iter()
+                .map(|(spec, bases)| (spec, Arc::new(Instances::new(spec.name, bases))))
+                .collect(),
+        )
     }
 
-    /// One upstream per distinct base, so that a process serving several services is asked once.
+    /// Follows the readiness of every service with more than one instance until shutdown.
+    pub fn watch(&self, lifecycle: &Lifecycle) {
+        let client = client();
+        for (_, instances) in &self.0 {
+            instances.watch(&client, lifecycle);
+        }
+    }
+
+    /// One upstream per distinct set of instances, so that a process serving several services
+    /// is asked once.
     pub(crate) fn distinct(&self, client: &reqwest::Client) -> Vec<Upstream> {
         let mut distinct: Vec<Upstream> = Vec::new();
-        for (spec, base) in &self.0 {
-            if distinct.iter().all(|u| u.base != *base) {
-                distinct.push(Upstream::new(spec.name, base, client));
+        for (_, instances) in &self.0 {
+            if distinct
+                .iter()
+                .all(|u| !u.instances.bases().eq(instances.bases()))
+            {
+                distinct.push(Upstream::new(instances, client));
             }
         }
         distinct
@@ -74,8 +104,8 @@ pub(crate) fn client() -> reqwest::Client {
 /// forward is the gateway's `405 method_not_allowed`, and never reaches the service.
 pub(crate) fn routes(upstreams: &Upstreams, client: &reqwest::Client) -> Router {
     let mut router = Router::new();
-    for (spec, base) in &upstreams.0 {
-        let upstream = Upstream::new(spec.name, base, client);
+    for (spec, instances) in &upstreams.0 {
+        let upstream = Upstream::new(instances, client);
         for owned in spec.paths {
             let forward = match owned.forward {
                 Forward::All => any(forward),
@@ -103,25 +133,28 @@ async fn forward(
     Ok(relay(answer))
 }
 
-/// One service behind the gateway.
+/// One service behind the gateway, with its instances.
 #[derive(Clone)]
 pub(crate) struct Upstream {
     pub name: &'static str,
-    base: Url,
+    instances: Arc<Instances>,
     client: reqwest::Client,
 }
 
 impl Upstream {
-    fn new(name: &'static str, base: &Url, client: &reqwest::Client) -> Self {
+    fn new(instances: &Arc<Instances>, client: &reqwest::Client) -> Self {
         Self {
-            name,
-            base: base.clone(),
+            name: instances.service,
+            instances: instances.clone(),
             client: client.clone(),
         }
     }
 
-    /// Sends a client's request (its path and query below this service's base) and waits for
-    /// the answer's head; the body is read as the caller consumes it.
+    /// Sends a client's request (its path and query below this service's base) to one instance
+    /// and waits for the answer's head; the body is read as the caller consumes it. A request
+    /// that reached no instance (refused, or no connection made) goes on to the next one; one
+    /// that may have reached it goes on only when repeating it is harmless: a read, or a write
+    /// with an `Idempotency-Key` (the service answers a repeat with the first answer).
     pub async fn send(
         &self,
         method: Method,
@@ -129,29 +162,57 @@ impl Upstream {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<reqwest::Response, Error> {
-        let mut url = self.base.clone();
-        url.set_path(&format!(
-            "{}{}",
-            self.base.path().trim_end_matches('/'),
-            uri.path()
-        ));
-        url.set_query(uri.query());
         let mut headers = end_to_end(headers);
         // The client sets both for the new connection and body.
         headers.remove(header::HOST);
         headers.remove(header::CONTENT_LENGTH);
-        self.client
-            .request(method, url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| Error::Unreachable {
-                service: self.name,
-                source,
-            })
+        let repeatable = method.is_safe() || headers.contains_key(IDEMPOTENCY_KEY);
+        let mut failed = None;
+        for i in self.instances.order() {
+            let sent = self
+                .client
+                .request(method.clone(), self.url(i, uri))
+                .headers(headers.clone())
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(answer) => return Ok(answer),
+                Err(e) => {
+                    let unreached = e.is_connect();
+                    if unreached {
+                        self.instances.set_aside(i);
+                    }
+                    let again = unreached || repeatable;
+                    failed = Some(e);
+                    if !again {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(Error::Unreachable {
+            service: self.name,
+            source: failed.expect("a service has at least one instance"),
+        })
+    }
+
+    /// Where `uri` is on instance `i`.
+    fn url(&self, i: usize, uri: &Uri) -> Url {
+        let base = self.instances.base(i);
+        let mut url = base.clone();
+        url.set_path(&format!(
+            "{}{}",
+            base.path().trim_end_matches('/'),
+            uri.path()
+        ));
+        url.set_query(uri.query());
+        url
     }
 }
+
+/// The header that makes a write safe to send again.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// A service's answer as the gateway's: same status, end-to-end headers and body, streamed.
 /// Dropping the response (the client went away) drops the upstream connection with it.

@@ -45,7 +45,10 @@ async fn gateway(service: impl Fn(&'static str) -> Router) -> Client {
 }
 
 async fn gateway_to(urls: Vec<Url>) -> Client {
-    let upstreams = Upstreams::new(specs().zip(urls).collect());
+    gateway_over(Upstreams::new(specs().zip(urls).collect())).await
+}
+
+async fn gateway_over(upstreams: Upstreams) -> Client {
     let (verifier, token) = operator();
     let edge = Edge {
         verifier,
@@ -671,4 +674,130 @@ async fn a_body_over_the_limit_is_refused_at_the_gateway() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+// ---- several instances of a service ----------------------------------------------------------
+
+/// Book at each of `books` (several instances), every other service at one echo of its own.
+async fn upstreams_with_books(books: Vec<Url>) -> Upstreams {
+    let mut upstreams = Vec::new();
+    for spec in specs() {
+        if spec.name == "book" {
+            upstreams.extend(books.iter().map(|url| (spec, url.clone())));
+        } else {
+            upstreams.push((spec, serve(echo(spec.name)).await));
+        }
+    }
+    Upstreams::new(upstreams)
+}
+
+/// Who answered each of `n` requests made one after another.
+async fn answered_by(n: usize, send: impl AsyncFn() -> reqwest::Response) -> Vec<String> {
+    let mut who = Vec::new();
+    for _ in 0..n {
+        let answer = send().await;
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        who.push(body["service"].as_str().unwrap_or("none").to_owned());
+    }
+    who
+}
+
+#[tokio::test]
+async fn requests_take_a_services_instances_in_turn() {
+    let books = vec![serve(echo("book-1")).await, serve(echo("book-2")).await];
+    let gateway = gateway_over(upstreams_with_books(books).await).await;
+    let who = answered_by(4, async || gateway.get("/books/b1").await).await;
+    assert_eq!(who, ["book-1", "book-2", "book-1", "book-2"]);
+}
+
+/// An instance that refuses connections fails no request, a write without a key included: it
+/// never reached the instance, so it goes on to the next.
+#[tokio::test]
+async fn an_instance_that_refuses_connections_fails_no_request() {
+    let books = vec![closed_port().await, serve(echo("book-2")).await];
+    let gateway = gateway_over(upstreams_with_books(books).await).await;
+    let who = answered_by(4, async || gateway.post("/books").await).await;
+    assert_eq!(who, ["book-2"; 4]);
+}
+
+/// Accepts connections and closes each at once, having read nothing: a request sent there may
+/// have reached it, as far as the gateway can tell.
+async fn hangs_up() -> Url {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    url.parse().unwrap()
+}
+
+/// A request that may have reached an instance that failed is sent to another only when that
+/// is harmless: a read, or a write with an `Idempotency-Key`. A write without one is a `503`.
+#[tokio::test]
+async fn only_a_repeatable_request_goes_on_after_an_instance_hung_up() {
+    let books = vec![hangs_up().await, serve(echo("book-2")).await];
+    let gateway = gateway_over(upstreams_with_books(books).await).await;
+    let reads = answered_by(4, async || gateway.get("/books/b1").await).await;
+    assert_eq!(reads, ["book-2"; 4]);
+    let keyed = answered_by(4, async || {
+        gateway
+            .request(reqwest::Method::POST, "/books")
+            .header("idempotency-key", "k1")
+            .send()
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(keyed, ["book-2"; 4]);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(gateway.post("/books").await.status().as_u16());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 503, 503], "each write sent once");
+}
+
+/// An instance whose `/readyz` says it is not ready is set aside at the next probe, and taken
+/// back once it says it is.
+#[tokio::test]
+async fn an_instance_not_ready_is_set_aside_until_it_is() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ready = Arc::new(AtomicBool::new(true));
+    let switchable = {
+        let ready = ready.clone();
+        echo("book-1").route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::Relaxed);
+                async move {
+                    if ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                }
+            }),
+        )
+    };
+    let steady = echo("book-2").route("/readyz", get(|| async { StatusCode::OK }));
+    let upstreams = upstreams_with_books(vec![serve(switchable).await, serve(steady).await]).await;
+    let lifecycle = tanda_core::lifecycle::Lifecycle::new();
+    upstreams.watch(&lifecycle);
+    let gateway = gateway_over(upstreams).await;
+
+    ready.store(false, Ordering::Relaxed);
+    tanda_testkit::eventually("book-1 set aside", async || {
+        answered_by(4, async || gateway.get("/books/b1").await).await == ["book-2"; 4]
+    })
+    .await;
+    ready.store(true, Ordering::Relaxed);
+    tanda_testkit::eventually("book-1 taken back", async || {
+        answered_by(2, async || gateway.get("/books/b1").await)
+            .await
+            .contains(&"book-1".to_owned())
+    })
+    .await;
+    lifecycle.stop_background().await;
 }
