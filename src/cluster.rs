@@ -308,6 +308,15 @@ impl Cluster {
         wait_ready(name, self.addrs[name], child, &self.logs).await
     }
 
+    /// Where the replicas of `service` started with the cluster listen (beyond the first).
+    pub fn replicas_of(&self, service: Service) -> Vec<SocketAddr> {
+        self.replicas
+            .iter()
+            .filter(|(name, _)| *name == service.name())
+            .map(|(_, addr)| *addr)
+            .collect()
+    }
+
     /// The pid of the (first) instance of each service, the gateway's among them.
     pub fn pids(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
         self.children
