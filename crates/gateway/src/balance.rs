@@ -90,18 +90,19 @@ impl Instances {
     /// Asks every instance's `/readyz` once: sets aside those not ready, takes back the others.
     pub async fn probe(&self, client: &reqwest::Client) {
         let asks = self.members.iter().map(|m| async move {
-            let url = m.base.join("readyz").ok()?;
-            let answer = client.get(url).timeout(PROBE_TIMEOUT).send().await;
-            Some(answer.is_ok_and(|a| a.status().is_success()))
+            let answer = client
+                .get(readyz(&m.base))
+                .timeout(PROBE_TIMEOUT)
+                .send()
+                .await;
+            answer.is_ok_and(|a| a.status().is_success())
         });
-        for (i, ready) in futures::future::join_all(asks)
-            .await
-            .into_iter()
-            .enumerate()
-        {
-            match ready {
-                Some(true) => self.take_back(i),
-                _ => self.set_aside(i),
+        let answers = futures::future::join_all(asks).await;
+        for (i, ready) in answers.into_iter().enumerate() {
+            if ready {
+                self.take_back(i);
+            } else {
+                self.set_aside(i);
             }
         }
     }
@@ -125,6 +126,14 @@ impl Instances {
     }
 }
 
+/// An instance's `/readyz`, below the path its base may have (as every path sent to it is).
+fn readyz(base: &Url) -> Url {
+    let mut url = base.clone();
+    url.set_path(&format!("{}/readyz", base.path().trim_end_matches('/')));
+    url.set_query(None);
+    url
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +141,14 @@ mod tests {
     fn three() -> Instances {
         let url = |p| format!("http://127.0.0.1:{p}").parse().unwrap();
         Instances::new("book", vec![url(1), url(2), url(3)])
+    }
+
+    #[test]
+    fn readiness_is_asked_below_the_bases_path() {
+        let at = |base: &str| readyz(&base.parse().unwrap()).to_string();
+        assert_eq!(at("http://10.0.0.5:8080"), "http://10.0.0.5:8080/readyz");
+        assert_eq!(at("http://10.0.0.5/book"), "http://10.0.0.5/book/readyz");
+        assert_eq!(at("http://10.0.0.5/book/"), "http://10.0.0.5/book/readyz");
     }
 
     #[test]
