@@ -161,8 +161,8 @@ pub struct NetworkMode {
     pub answer_delay_ms: u64,
 }
 
-/// Where the network keeps the charges it made: one per idempotency key, durable once
-/// [`ChargeLog::record`] returns.
+/// Where the network keeps its records: the charges it made, one per idempotency key, durable
+/// once [`ChargeLog::record`] returns; and the mode set last, for every caller of the network.
 #[async_trait]
 pub trait ChargeLog: Send + Sync + 'static {
     /// Keeps `charge` under `key` unless a charge is kept under it already, and returns the one

@@ -28,8 +28,6 @@ use crate::sql::{AssertSqlSafe, Row, query, query_scalar};
 
 mod pauses;
 
-pub use pauses::POLL as PAUSE_POLL;
-
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A reaction to other services' events, applied inside the consumer's unit of work.

@@ -125,17 +125,24 @@ fn may_read(caller: &Caller, payment: &Payment) -> bool {
 
 /// The simulated card network's current behaviour.
 #[utoipa::path(get, path = "/admin/card-network",
-    responses((status = OK, description = "The network's behaviour", body = NetworkMode)))]
+    responses((status = OK, description = "The network's behaviour", body = NetworkMode),
+        (status = SERVICE_UNAVAILABLE, description = "`card_network_unavailable`: pay's database cannot be read; retry")))]
 async fn get_network_mode(
     caller: Caller,
     State(api): State<PayApi>,
 ) -> Result<Json<NetworkMode>, Problem> {
     caller.require_operator()?;
-    Ok(Json(api.network.mode().await.map_err(unreachable)?.into()))
+    Ok(Json(
+        api.network
+            .mode()
+            .await
+            .map_err(records_unavailable)?
+            .into(),
+    ))
 }
 
 /// The network's records cannot be read or written (pay's database is down): try again.
-fn unreachable(e: tanda_cardnet::LogUnavailable) -> Problem {
+fn records_unavailable(e: tanda_cardnet::LogUnavailable) -> Problem {
     Problem::unavailable("card_network_unavailable", e.to_string(), 1)
 }
 
@@ -145,7 +152,8 @@ fn unreachable(e: tanda_cardnet::LogUnavailable) -> Problem {
 /// How tests and operators exercise dispatch's circuit breaker.
 #[utoipa::path(put, path = "/admin/card-network",
     request_body(content = NetworkMode, example = json!({"latencyMs": 2000, "down": false})),
-    responses((status = OK, description = "The network's behaviour now", body = NetworkMode)))]
+    responses((status = OK, description = "The network's behaviour now", body = NetworkMode),
+        (status = SERVICE_UNAVAILABLE, description = "`card_network_unavailable`: the mode cannot be kept (pay's database); nothing changed, retry")))]
 async fn set_network_mode(
     caller: Caller,
     State(api): State<PayApi>,
@@ -161,8 +169,14 @@ async fn set_network_mode(
     api.network
         .set_mode(mode.into())
         .await
-        .map_err(unreachable)?;
-    Ok(Json(api.network.mode().await.map_err(unreachable)?.into()))
+        .map_err(records_unavailable)?;
+    Ok(Json(
+        api.network
+            .mode()
+            .await
+            .map_err(records_unavailable)?
+            .into(),
+    ))
 }
 
 // The card network's `NetworkMode` as the document describes it (that crate derives no schema).

@@ -14,7 +14,6 @@ use tracing::warn;
 
 use super::{AdminError, Consumers};
 use crate::db::{Db, DbError};
-use crate::retry;
 use crate::sql::{query, query_scalar};
 
 /// How often each instance reads the stored switches: another instance's pause or resume takes
@@ -55,21 +54,19 @@ pub(super) async fn follow(consumers: Consumers, cancel: CancellationToken) {
         }
     }
     let mut seen: HashMap<&'static str, bool> = HashMap::new();
-    let mut waits = retry::backoff();
     loop {
-        let mut pause = POLL;
         for db in &dbs {
             let _turn = consumers.switching.lock().await;
             match stored(db).await {
                 Ok(paused) => apply(&consumers, db, &paused, &mut seen),
+                // Read again at the next look: until then, what was applied holds.
                 Err(e) => {
                     warn!(error = %e, database = db.name(), "cannot read the pause switches; retrying");
-                    pause = waits.next().unwrap_or(retry::CAP).min(POLL);
                 }
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
+            _ = tokio::time::sleep(POLL) => {}
             _ = cancel.cancelled() => return,
         }
     }
